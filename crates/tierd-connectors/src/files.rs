@@ -1,0 +1,755 @@
+//! Account files in (CSV or JSONL), tier files out.
+//!
+//! Input: one account per row or line, an `id`, optional `name`, `domain` and
+//! `locked_tier`, and facts named `namespace.fact` (lists `;`-separated in CSV,
+//! arrays in JSONL; dates ISO-8601). Values are parsed into the types the model
+//! reads ([`FactSchema`]); a row that does not parse, lacks an id or repeats one
+//! is rejected with its line number and reason, and kept whole in a rejects file,
+//! so nothing is lost. Output: `id,score,tier,coverage,model_version,explanation`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tierd_core::fact::{FactType, FactValue};
+use tierd_core::model::{FactRow, FactSchema, FactSlot};
+use tierd_core::tier::Tier;
+
+/// The format of an account or tier file, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl FileFormat {
+    /// `.csv` or `.jsonl`/`.ndjson`.
+    pub fn from_path(path: &Path) -> Result<FileFormat, FileError> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("csv") => Ok(FileFormat::Csv),
+            Some("jsonl" | "ndjson") => Ok(FileFormat::Jsonl),
+            _ => Err(FileError::Format {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// A problem that stops reading or writing a whole file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be opened, read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The extension names no known format.
+    #[error("{}: unknown format (use a .csv or .jsonl file)", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header cannot be used.
+    #[error("{}: {message}", path.display())]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FileError + '_ {
+    move |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> FileError + '_ {
+    move |e| FileError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e.to_string()),
+    }
+}
+
+/// One account read from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    /// Line where the record starts (1-based, the header is line 1 in CSV).
+    pub line: u64,
+    /// The account id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Web domain.
+    pub domain: Option<String>,
+    /// A tier set by a person, kept as it is.
+    pub lock: Option<Tier>,
+    /// Facts laid out by the schema the reader was opened with.
+    pub facts: FactRow,
+}
+
+/// The original text of a rejected record, to be written to the rejects file as it was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawRecord {
+    /// CSV fields.
+    Csv(Vec<String>),
+    /// A JSONL line.
+    Jsonl(String),
+}
+
+/// A record that could not be used, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Line where the record starts.
+    pub line: u64,
+    /// Its id, when it had one.
+    pub id: Option<String>,
+    /// Why, naming the field: `firmographic.employee_count: '12k' is not a number`.
+    pub reason: String,
+    /// The record as it was.
+    pub raw: RawRecord,
+}
+
+/// What reading one record gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadItem {
+    /// A usable account.
+    Account(AccountRecord),
+    /// A bad record.
+    Rejected(Rejected),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Id,
+    Name,
+    Domain,
+    Lock,
+    Fact(FactSlot, FactType),
+    Ignored,
+}
+
+/// Columns with these names are tierd's own (rejects files add them) and are read silently.
+const REJECT_COLUMNS: [&str; 2] = ["reject_line", "reject_reason"];
+
+enum Source {
+    Csv {
+        reader: csv::Reader<Box<dyn io::Read + Send>>,
+        columns: Vec<Column>,
+        record: csv::ByteRecord,
+    },
+    Jsonl {
+        lines: io::Lines<BufReader<Box<dyn io::Read + Send>>>,
+        line: u64,
+    },
+}
+
+/// Streams accounts from a CSV or JSONL file.
+pub struct AccountReader {
+    path: PathBuf,
+    check: RowCheck,
+    source: Source,
+    header: Vec<String>,
+    ignored: Vec<String>,
+}
+
+impl AccountReader {
+    /// Opens `path`, reading the facts `schema` names.
+    pub fn open(path: &Path, schema: &FactSchema) -> Result<AccountReader, FileError> {
+        let format = FileFormat::from_path(path)?;
+        let file = File::open(path).map_err(io_err(path))?;
+        let input: Box<dyn io::Read + Send> = Box::new(file);
+        Self::from_reader(path, input, format, schema)
+    }
+
+    /// Reads from any source; `path` is only used to name it in errors.
+    pub fn from_reader(
+        path: &Path,
+        input: Box<dyn io::Read + Send>,
+        format: FileFormat,
+        schema: &FactSchema,
+    ) -> Result<AccountReader, FileError> {
+        let mut header = Vec::new();
+        let mut ignored = Vec::new();
+        let source = match format {
+            FileFormat::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .flexible(true)
+                    .buffer_capacity(1 << 16)
+                    .from_reader(input);
+                let head = reader.headers().map_err(csv_err(path))?.clone();
+                let mut columns = Vec::with_capacity(head.len());
+                for name in head.iter() {
+                    let name = name.trim().trim_start_matches('\u{feff}');
+                    header.push(name.to_string());
+                    let col = match name {
+                        "id" => Column::Id,
+                        "name" => Column::Name,
+                        "domain" => Column::Domain,
+                        "locked_tier" => Column::Lock,
+                        n => match schema.slot(n) {
+                            Some(slot) => Column::Fact(slot, schema.fact_type(slot)),
+                            None => {
+                                if !REJECT_COLUMNS.contains(&n) {
+                                    ignored.push(n.to_string());
+                                }
+                                Column::Ignored
+                            }
+                        },
+                    };
+                    columns.push(col);
+                }
+                if !columns.iter().any(|c| matches!(c, Column::Id)) {
+                    return Err(FileError::Header {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "line 1: no `id` column in the header (found: {})",
+                            header.join(", ")
+                        ),
+                    });
+                }
+                Source::Csv {
+                    reader,
+                    columns,
+                    record: csv::ByteRecord::new(),
+                }
+            }
+            FileFormat::Jsonl => Source::Jsonl {
+                lines: BufReader::with_capacity(1 << 16, input).lines(),
+                line: 0,
+            },
+        };
+        Ok(AccountReader {
+            path: path.to_path_buf(),
+            check: RowCheck {
+                schema: schema.clone(),
+                seen: HashMap::new(),
+            },
+            source,
+            header,
+            ignored,
+        })
+    }
+
+    /// Columns that are neither tierd's nor read by the model (CSV only; known after opening).
+    pub fn ignored_columns(&self) -> &[String] {
+        &self.ignored
+    }
+
+    /// The CSV header as read (empty for JSONL).
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    fn next_csv(&mut self) -> Option<Result<ReadItem, FileError>> {
+        let AccountReader {
+            path, check, source, ..
+        } = self;
+        let Source::Csv {
+            reader,
+            columns,
+            record,
+        } = source
+        else {
+            return None;
+        };
+        match reader.read_byte_record(record) {
+            Ok(false) => return None,
+            Ok(true) => {}
+            Err(e) => {
+                // A record the CSV parser cannot split (e.g. an unterminated quote): reject what we
+                // know and go on; I/O errors end the file.
+                return match e.kind() {
+                    csv::ErrorKind::Io(_) => Some(Err(csv_err(path)(e))),
+                    _ => {
+                        let line = e.position().map_or(0, |p| p.line());
+                        Some(Ok(ReadItem::Rejected(Rejected {
+                            line,
+                            id: None,
+                            reason: format!("not valid CSV: {e}"),
+                            raw: RawRecord::Csv(Vec::new()),
+                        })))
+                    }
+                };
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let fields: Vec<&[u8]> = record.iter().collect();
+        let raw = || {
+            RawRecord::Csv(
+                fields
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+            )
+        };
+        let reject = |id: Option<String>, reason: String| {
+            Some(Ok(ReadItem::Rejected(Rejected {
+                line,
+                id,
+                reason,
+                raw: raw(),
+            })))
+        };
+        if fields.len() != columns.len() {
+            return reject(
+                None,
+                format!("expected {} fields, found {}", columns.len(), fields.len()),
+            );
+        }
+        let mut facts = check.schema.empty_row();
+        let (mut id, mut name, mut domain, mut lock) = (None, None, None, None);
+        let mut problems: Vec<String> = Vec::new();
+        for (col, bytes) in columns.iter().zip(&fields) {
+            if matches!(col, Column::Ignored) {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                problems.push(format!("{}: not valid UTF-8", check.column_name(col)));
+                continue;
+            };
+            let text = text.trim();
+            match *col {
+                Column::Id => id = (!text.is_empty()).then(|| text.to_string()),
+                Column::Name => name = (!text.is_empty()).then(|| text.to_string()),
+                Column::Domain => domain = (!text.is_empty()).then(|| text.to_string()),
+                Column::Lock if text.is_empty() => {}
+                Column::Lock => match text.parse::<Tier>() {
+                    Ok(t) => lock = Some(t),
+                    Err(e) => problems.push(format!("locked_tier: {e}")),
+                },
+                Column::Fact(slot, ty) => match ty.parse(text) {
+                    Ok(v) => facts.set(slot, v),
+                    Err(e) => problems.push(format!("{}: {e}", check.schema.name(slot))),
+                },
+                Column::Ignored => {}
+            }
+        }
+        check.finish(line, id, name, domain, lock, facts, problems, raw)
+    }
+
+    fn next_jsonl(&mut self) -> Option<Result<ReadItem, FileError>> {
+        let Source::Jsonl { lines, line } = &mut self.source else {
+            return None;
+        };
+        let text = loop {
+            *line += 1;
+            match lines.next()? {
+                Ok(t) if t.trim().is_empty() => continue,
+                Ok(t) => break t,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    let l = *line;
+                    return Some(Ok(ReadItem::Rejected(Rejected {
+                        line: l,
+                        id: None,
+                        reason: "not valid UTF-8".into(),
+                        raw: RawRecord::Jsonl(String::new()),
+                    })));
+                }
+                Err(e) => return Some(Err(io_err(&self.path)(e))),
+            }
+        };
+        let line = *line;
+        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&text) {
+            Ok(o) => o,
+            Err(e) => {
+                return Some(Ok(ReadItem::Rejected(Rejected {
+                    line,
+                    id: None,
+                    reason: format!("not a JSON object: {e}"),
+                    raw: RawRecord::Jsonl(text),
+                })))
+            }
+        };
+        let mut facts = self.check.schema.empty_row();
+        let (mut id, mut name, mut domain, mut lock) = (None, None, None, None);
+        let mut problems = Vec::new();
+        let mut put = |key: &str, value: &serde_json::Value, problems: &mut Vec<String>| match key {
+            "id" => match value {
+                serde_json::Value::String(s) if !s.trim().is_empty() => id = Some(s.trim().to_string()),
+                serde_json::Value::Number(n) => id = Some(n.to_string()),
+                serde_json::Value::Null => {}
+                other => problems.push(format!("id: {other} is not a string")),
+            },
+            "name" => name = value.as_str().map(str::to_string),
+            "domain" => domain = value.as_str().map(str::to_string),
+            "locked_tier" => match value {
+                serde_json::Value::Null => {}
+                v => match v.as_str().unwrap_or_default().parse::<Tier>() {
+                    Ok(t) => lock = Some(t),
+                    Err(e) => problems.push(format!("locked_tier: {e}")),
+                },
+            },
+            key => {
+                if let Some(slot) = self.check.schema.slot(key) {
+                    match json_value(self.check.schema.fact_type(slot), value) {
+                        Ok(v) => facts.set(slot, v),
+                        Err(e) => problems.push(format!("{key}: {e}")),
+                    }
+                }
+            }
+        };
+        for (key, value) in &object {
+            match value {
+                // `{"firmographic": {"employee_count": 1200}}` is `firmographic.employee_count`.
+                serde_json::Value::Object(inner) if !key.contains('.') => {
+                    for (k, v) in inner {
+                        put(&format!("{key}.{k}"), v, &mut problems);
+                    }
+                }
+                v => put(key, v, &mut problems),
+            }
+        }
+        self.check
+            .finish(line, id, name, domain, lock, facts, problems, || {
+                RawRecord::Jsonl(text)
+            })
+    }
+}
+
+/// Checks a parsed record and remembers ids, so repeats are rejected.
+struct RowCheck {
+    schema: FactSchema,
+    seen: HashMap<Box<str>, u64>,
+}
+
+impl RowCheck {
+    /// Rejects a repeated id; remembers a new one.
+    fn check_duplicate(&mut self, id: &str, line: u64) -> Option<String> {
+        if let Some(first) = self.seen.get(id) {
+            return Some(format!("duplicate id '{id}' (first seen on line {first})"));
+        }
+        self.seen.insert(id.into(), line);
+        None
+    }
+
+    fn column_name(&self, col: &Column) -> String {
+        match col {
+            Column::Id => "id".into(),
+            Column::Name => "name".into(),
+            Column::Domain => "domain".into(),
+            Column::Lock => "locked_tier".into(),
+            Column::Fact(slot, _) => self.schema.name(*slot).to_string(),
+            Column::Ignored => String::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        line: u64,
+        id: Option<String>,
+        name: Option<String>,
+        domain: Option<String>,
+        lock: Option<Tier>,
+        facts: FactRow,
+        mut problems: Vec<String>,
+        raw: impl FnOnce() -> RawRecord,
+    ) -> Option<Result<ReadItem, FileError>> {
+        match &id {
+            None => problems.insert(0, "missing id".to_string()),
+            Some(id) if problems.is_empty() => {
+                if let Some(dup) = self.check_duplicate(id, line) {
+                    problems.push(dup);
+                }
+            }
+            Some(_) => {}
+        }
+        let item = match id {
+            Some(id) if problems.is_empty() => ReadItem::Account(AccountRecord {
+                line,
+                id,
+                name,
+                domain,
+                lock,
+                facts,
+            }),
+            id => ReadItem::Rejected(Rejected {
+                line,
+                id,
+                reason: problems.join("; "),
+                raw: raw(),
+            }),
+        };
+        Some(Ok(item))
+    }
+}
+
+/// A JSON value as a fact of type `ty`; strings go through the same parser as CSV cells.
+fn json_value(ty: FactType, value: &serde_json::Value) -> Result<Option<FactValue>, String> {
+    use serde_json::Value as J;
+    let mismatch = || format!("{value} is not a {ty}");
+    match (ty, value) {
+        (_, J::Null) => Ok(None),
+        (_, J::String(s)) => ty.parse(s).map_err(|e| e.to_string()),
+        (FactType::Number, J::Number(n)) => n
+            .as_f64()
+            .map(|x| Some(FactValue::Number(x)))
+            .ok_or_else(mismatch),
+        (FactType::Bool, J::Bool(b)) => Ok(Some(FactValue::Bool(*b))),
+        (FactType::StringList | FactType::DateList, J::Array(items)) => {
+            let parts = items
+                .iter()
+                .map(|i| match i {
+                    J::String(s) => Ok(s.as_str()),
+                    _ => Err(mismatch()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            ty.parse(&parts.join(";")).map_err(|e| e.to_string())
+        }
+        _ => Err(mismatch()),
+    }
+}
+
+impl Iterator for AccountReader {
+    type Item = Result<ReadItem, FileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.source {
+            Source::Csv { .. } => self.next_csv(),
+            Source::Jsonl { .. } => self.next_jsonl(),
+        }
+    }
+}
+
+/// Writes rejected records as they came, plus `reject_line` and `reject_reason`.
+/// A CSV rejects file has the input's header, so it can be fixed and fed back in.
+pub struct RejectWriter {
+    path: PathBuf,
+    inner: RejectSink,
+    count: u64,
+}
+
+enum RejectSink {
+    Csv(Box<csv::Writer<BufWriter<File>>>),
+    Jsonl(BufWriter<File>),
+}
+
+impl RejectWriter {
+    /// Creates `path` in the format of its extension; `header` is the input's CSV header.
+    pub fn create(path: &Path, header: &[String]) -> Result<RejectWriter, FileError> {
+        let file = BufWriter::new(File::create(path).map_err(io_err(path))?);
+        let inner = match FileFormat::from_path(path)? {
+            FileFormat::Csv => {
+                let mut w = csv::Writer::from_writer(file);
+                let mut head: Vec<&str> = header.iter().map(String::as_str).collect();
+                head.extend(REJECT_COLUMNS);
+                w.write_record(&head).map_err(csv_err(path))?;
+                RejectSink::Csv(Box::new(w))
+            }
+            FileFormat::Jsonl => RejectSink::Jsonl(file),
+        };
+        Ok(RejectWriter {
+            path: path.to_path_buf(),
+            inner,
+            count: 0,
+        })
+    }
+
+    /// Appends one rejected record.
+    pub fn write(&mut self, r: &Rejected) -> Result<(), FileError> {
+        self.count += 1;
+        let line = r.line.to_string();
+        match (&mut self.inner, &r.raw) {
+            (RejectSink::Csv(w), RawRecord::Csv(fields)) => {
+                let mut rec: Vec<&str> = fields.iter().map(String::as_str).collect();
+                rec.extend([line.as_str(), r.reason.as_str()]);
+                w.write_record(&rec).map_err(csv_err(&self.path))
+            }
+            (RejectSink::Csv(w), RawRecord::Jsonl(text)) => w
+                .write_record([text.as_str(), line.as_str(), r.reason.as_str()])
+                .map_err(csv_err(&self.path)),
+            (RejectSink::Jsonl(w), raw) => {
+                let record = match raw {
+                    RawRecord::Jsonl(text) => {
+                        serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.clone()))
+                    }
+                    RawRecord::Csv(fields) => serde_json::Value::from(fields.clone()),
+                };
+                let out =
+                    serde_json::json!({ "reject_line": r.line, "reject_reason": r.reason, "record": record });
+                writeln!(w, "{out}").map_err(io_err(&self.path))
+            }
+        }
+    }
+
+    /// How many records were written.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Flushes to disk.
+    pub fn finish(self) -> Result<(), FileError> {
+        match self.inner {
+            RejectSink::Csv(mut w) => w.flush().map_err(io_err(&self.path)),
+            RejectSink::Jsonl(mut w) => w.flush().map_err(io_err(&self.path)),
+        }
+    }
+}
+
+/// One output row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TierRecord<'a> {
+    /// Account id.
+    pub id: &'a str,
+    /// Score, 0..=5.
+    pub score: f32,
+    /// Tier.
+    pub tier: Tier,
+    /// Coverage, 0..=1.
+    pub coverage: f32,
+    /// `name@version` of the model.
+    pub model_version: &'a str,
+    /// Compact reasons.
+    pub explanation: &'a str,
+}
+
+/// The output columns, in order.
+pub const TIER_COLUMNS: [&str; 6] = ["id", "score", "tier", "coverage", "model_version", "explanation"];
+
+/// Writes tier files.
+pub struct TierWriter {
+    path: PathBuf,
+    sink: TierSink,
+}
+
+enum TierSink {
+    Csv(Box<csv::Writer<BufWriter<File>>>),
+    Jsonl(BufWriter<File>),
+}
+
+impl TierWriter {
+    /// Creates `path` in the format of its extension.
+    pub fn create(path: &Path) -> Result<TierWriter, FileError> {
+        let format = FileFormat::from_path(path)?;
+        let out = BufWriter::with_capacity(1 << 16, File::create(path).map_err(io_err(path))?);
+        let sink = match format {
+            FileFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(TIER_COLUMNS).map_err(csv_err(path))?;
+                TierSink::Csv(Box::new(w))
+            }
+            FileFormat::Jsonl => TierSink::Jsonl(out),
+        };
+        Ok(TierWriter {
+            path: path.to_path_buf(),
+            sink,
+        })
+    }
+
+    /// Appends one row.
+    pub fn write(&mut self, r: &TierRecord<'_>) -> Result<(), FileError> {
+        match &mut self.sink {
+            TierSink::Csv(w) => {
+                let score = format!("{:.3}", r.score);
+                let coverage = format!("{:.2}", r.coverage);
+                w.write_record([
+                    r.id,
+                    &score,
+                    r.tier.as_str(),
+                    &coverage,
+                    r.model_version,
+                    r.explanation,
+                ])
+                .map_err(csv_err(&self.path))
+            }
+            TierSink::Jsonl(out) => {
+                let rounded = TierRecord {
+                    score: (r.score * 1000.0).round() / 1000.0,
+                    coverage: (r.coverage * 100.0).round() / 100.0,
+                    ..r.clone()
+                };
+                serde_json::to_writer(&mut *out, &rounded).map_err(|e| io_err(&self.path)(e.into()))?;
+                out.write_all(b"\n").map_err(io_err(&self.path))
+            }
+        }
+    }
+
+    /// Flushes to disk.
+    pub fn finish(self) -> Result<(), FileError> {
+        match self.sink {
+            TierSink::Csv(mut w) => w.flush().map_err(io_err(&self.path)),
+            TierSink::Jsonl(mut w) => w.flush().map_err(io_err(&self.path)),
+        }
+    }
+}
+
+/// Tiers by account id, and the skipped rows of the file they came from (line, reason).
+pub type PreviousTiers = (HashMap<String, Tier>, Vec<(u64, String)>);
+
+/// Reads the tiers of a previous output (`id` and `tier` columns of a tier file).
+/// Returns the tiers and the problems found (line and reason) for rows that were skipped.
+pub fn read_tiers(path: &Path) -> Result<PreviousTiers, FileError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut tiers = HashMap::new();
+    let mut problems = Vec::new();
+    match FileFormat::from_path(path)? {
+        FileFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(BufReader::new(file));
+            let head = reader.headers().map_err(csv_err(path))?.clone();
+            let find = |name: &str| head.iter().position(|h| h.trim() == name);
+            let (Some(id_col), Some(tier_col)) = (find("id"), find("tier")) else {
+                return Err(FileError::Header {
+                    path: path.to_path_buf(),
+                    message: "line 1: a tiers file needs `id` and `tier` columns".into(),
+                });
+            };
+            for rec in reader.records() {
+                let rec = match rec {
+                    Ok(r) => r,
+                    Err(e) => {
+                        problems.push((e.position().map_or(0, |p| p.line()), e.to_string()));
+                        continue;
+                    }
+                };
+                let line = rec.position().map_or(0, |p| p.line());
+                match (rec.get(id_col), rec.get(tier_col).map(str::parse::<Tier>)) {
+                    (Some(id), Some(Ok(t))) if !id.is_empty() => {
+                        tiers.insert(id.to_string(), t);
+                    }
+                    (_, Some(Err(e))) => problems.push((line, e.to_string())),
+                    _ => problems.push((line, "missing id or tier".into())),
+                }
+            }
+        }
+        FileFormat::Jsonl => {
+            for (i, text) in BufReader::new(file).lines().enumerate() {
+                let text = text.map_err(io_err(path))?;
+                let line = i as u64 + 1;
+                if text.trim().is_empty() {
+                    continue;
+                }
+                #[derive(serde::Deserialize)]
+                struct Row {
+                    id: String,
+                    tier: String,
+                }
+                match serde_json::from_str::<Row>(&text) {
+                    Ok(row) => match row.tier.parse::<Tier>() {
+                        Ok(t) => {
+                            tiers.insert(row.id, t);
+                        }
+                        Err(e) => problems.push((line, e.to_string())),
+                    },
+                    Err(e) => problems.push((line, e.to_string())),
+                }
+            }
+        }
+    }
+    Ok((tiers, problems))
+}

@@ -1,0 +1,272 @@
+//! Explanations: why an account scored what it did, per criterion and in a seller's words.
+//!
+//! Each criterion's *contribution* (share × points) sums to the score; its *impact*
+//! (share × (points − neutral)) says how far it pulled the score up or down and
+//! ranks the reasons. Reason texts are built from the criterion's label and the
+//! value that earned the points: `uses Snowflake (+0.6)`, `no demo request in 90 days (-0.3)`.
+
+use std::fmt::{self, Write as _};
+
+use crate::date::Date;
+use crate::fact::FactValue;
+use crate::model::{Criterion, FactRow, FactSource, Model, Rule};
+use crate::score::ScoreCard;
+
+/// One reason, with its signed impact on the score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reason {
+    /// Words a seller reads.
+    pub text: String,
+    /// Points above (+) or below (-) neutral this reason moved the score.
+    pub impact: f32,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:+.1})", self.text, self.impact)
+    }
+}
+
+/// One criterion's line in an explanation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CriterionLine {
+    /// Criterion name.
+    pub criterion: String,
+    /// Its component.
+    pub component: String,
+    /// The fact it read.
+    pub fact: String,
+    /// The fact's value, as text (`None`: unknown).
+    pub value: Option<String>,
+    /// Points earned (`None`: skipped for missing data).
+    pub points: Option<f32>,
+    /// Share of the total weight.
+    pub share: f32,
+    /// share × points: sums to the score.
+    pub contribution: f32,
+    /// share × (points − neutral).
+    pub impact: f32,
+    /// The reason in words.
+    pub reason: String,
+}
+
+/// A component's line in an explanation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ComponentLine {
+    /// Component name.
+    pub component: String,
+    /// Sub-score, `None` when nothing in it could be scored.
+    pub score: Option<f32>,
+    /// Its configured weight.
+    pub weight: f32,
+}
+
+/// The full breakdown of one score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Explanation {
+    /// `name@version` of the model.
+    pub model: String,
+    /// The score.
+    pub score: f32,
+    /// Its coverage.
+    pub coverage: f32,
+    /// Potential annual value estimate.
+    pub potential_value: Option<f64>,
+    /// Sub-scores.
+    pub components: Vec<ComponentLine>,
+    /// Every criterion.
+    pub criteria: Vec<CriterionLine>,
+    /// The strongest reasons up, best first.
+    pub positive: Vec<Reason>,
+    /// The strongest reasons down, worst first.
+    pub negative: Vec<Reason>,
+}
+
+/// Reasons whose impact rounds to nothing are left out of summaries.
+const MIN_IMPACT: f32 = 0.05;
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+impl Criterion {
+    /// The reason for this criterion's points, in words.
+    pub fn reason(&self, value: Option<&FactValue>, as_of: Date) -> String {
+        let label = &self.label;
+        let Some(value) = value else {
+            return match (&self.rule, self.missing) {
+                (Rule::RecencyFade { lifespan_days, .. }, _) => {
+                    format!("no {label} in {lifespan_days} days")
+                }
+                (_, crate::model::MissingPolicy::Zero) => format!("no {label}"),
+                _ => format!("{label} unknown"),
+            };
+        };
+        match (&self.rule, value) {
+            (Rule::AnyOf { values, .. }, FactValue::StringList(list)) => {
+                let hits: Vec<&str> = values
+                    .iter()
+                    .filter(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+                    .map(String::as_str)
+                    .collect();
+                if hits.is_empty() {
+                    format!("no {label}")
+                } else {
+                    format!("uses {}", hits.join(", "))
+                }
+            }
+            (Rule::AllOf { values, .. }, FactValue::StringList(list)) => {
+                let missing: Vec<&str> = values
+                    .iter()
+                    .filter(|v| !list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+                    .map(String::as_str)
+                    .collect();
+                if missing.is_empty() {
+                    format!("{label}: has {}", values.join(" + "))
+                } else {
+                    format!("{label}: lacks {}", missing.join(", "))
+                }
+            }
+            (Rule::DaysUntil(_), FactValue::Date(d)) => {
+                let days = as_of.days_until(*d);
+                if days >= 0 {
+                    format!("{label} in {days} days")
+                } else {
+                    format!("{label} passed {} days ago", -days)
+                }
+            }
+            (Rule::RecencyBands(_), FactValue::DateList(dates))
+            | (Rule::RecencyFade { .. }, FactValue::DateList(dates)) => match dates.first() {
+                None => format!("no {label}"),
+                Some(latest) => {
+                    let age = latest.days_until(as_of).max(0);
+                    match (&self.rule, dates.len()) {
+                        (Rule::RecencyFade { lifespan_days, .. }, _) if age as f32 >= *lifespan_days => {
+                            format!("no {label} in {lifespan_days} days")
+                        }
+                        (_, 1) => format!("{label} {age} days ago"),
+                        (_, n) => format!("{}, latest {age} days ago", plural(n, label)),
+                    }
+                }
+            },
+            (Rule::Bool { .. }, FactValue::Bool(b)) => format!("{label}: {}", if *b { "yes" } else { "no" }),
+            (Rule::Bands(_), FactValue::Number(x)) => format!("{label} {}", number(*x)),
+            (_, v) => format!("{label}: {v}"),
+        }
+    }
+
+    fn value<'a>(&self, row: &'a FactRow, potential: Option<&'a FactValue>) -> Option<&'a FactValue> {
+        match self.source {
+            FactSource::Slot(slot) => row.get(slot),
+            FactSource::PotentialValue => potential,
+        }
+    }
+}
+
+impl Model {
+    /// The full breakdown of `card`, which must be this model's score of `row` on `as_of`.
+    pub fn explain(&self, row: &FactRow, card: &ScoreCard, as_of: Date) -> Explanation {
+        let potential = card.potential_value.map(FactValue::Number);
+        let criteria: Vec<CriterionLine> = self
+            .criteria
+            .iter()
+            .zip(&card.criteria)
+            .map(|(c, o)| {
+                let value = c.value(row, potential.as_ref());
+                CriterionLine {
+                    criterion: c.name.clone(),
+                    component: self.components[c.component].name.clone(),
+                    fact: c.fact.to_string(),
+                    value: value.map(ToString::to_string),
+                    points: o.points,
+                    share: o.share,
+                    contribution: o.contribution(),
+                    impact: o.impact(self.neutral_points),
+                    reason: c.reason(value, as_of),
+                }
+            })
+            .collect();
+        let mut ranked: Vec<&CriterionLine> =
+            criteria.iter().filter(|l| l.impact.abs() >= MIN_IMPACT).collect();
+        ranked.sort_by(|a, b| {
+            b.impact
+                .total_cmp(&a.impact)
+                .then_with(|| a.criterion.cmp(&b.criterion))
+        });
+        let reason = |l: &&CriterionLine| Reason {
+            text: l.reason.clone(),
+            impact: l.impact,
+        };
+        let positive = ranked.iter().filter(|l| l.impact > 0.0).map(reason).collect();
+        let negative = ranked
+            .iter()
+            .rev()
+            .filter(|l| l.impact < 0.0)
+            .map(reason)
+            .collect();
+        Explanation {
+            model: self.id(),
+            score: card.score,
+            coverage: card.coverage,
+            potential_value: card.potential_value,
+            components: self
+                .components
+                .iter()
+                .zip(&card.components)
+                .map(|(c, s)| ComponentLine {
+                    component: c.name.clone(),
+                    score: *s,
+                    weight: c.weight,
+                })
+                .collect(),
+            criteria,
+            positive,
+            negative,
+        }
+    }
+
+    /// The compact one-line explanation written beside each score: the top `up` reasons up and
+    /// `down` reasons down, e.g. `uses Snowflake (+0.6); no demo request in 90 days (-0.3)`.
+    /// Appends to `out` so a writer can reuse one buffer for every account.
+    pub fn compact_reasons(
+        &self,
+        row: &FactRow,
+        card: &ScoreCard,
+        as_of: Date,
+        up: usize,
+        down: usize,
+        out: &mut String,
+    ) {
+        let potential = card.potential_value.map(FactValue::Number);
+        let mut ranked: Vec<(f32, usize)> = card
+            .criteria
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.impact(self.neutral_points), i))
+            .filter(|(impact, _)| impact.abs() >= MIN_IMPACT)
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let pos = ranked.iter().filter(|r| r.0 > 0.0).take(up);
+        let neg = ranked.iter().rev().filter(|r| r.0 < 0.0).take(down);
+        for (n, &(impact, i)) in pos.chain(neg).enumerate() {
+            if n > 0 {
+                out.push_str("; ");
+            }
+            let c = &self.criteria[i];
+            let text = c.reason(c.value(row, potential.as_ref()), as_of);
+            let _ = write!(out, "{text} ({impact:+.1})");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Facts: typed values under a `namespace.name`, with where and when they came from.
+//!
+//! Values are parsed once, at the edge, into the type the scoring model expects
+//! ([`FactType::parse`]); scoring then trusts them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::date::Date;
+
+/// A fact's name: `namespace.fact`, lower-case ASCII letters, digits and `_`
+/// (e.g. `firmographic.employee_count`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct FactName(String);
+
+/// Why a string is not a valid fact name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a fact name: expected 'namespace.fact' in lower-case letters, digits and '_'")]
+pub struct FactNameError(pub String);
+
+impl FactName {
+    /// Validates `name`.
+    pub fn new(name: &str) -> Result<Self, FactNameError> {
+        let valid_part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        };
+        match name.split_once('.') {
+            Some((ns, fact)) if valid_part(ns) && valid_part(fact) => Ok(FactName(name.to_string())),
+            _ => Err(FactNameError(name.to_string())),
+        }
+    }
+
+    /// The full name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the dot.
+    pub fn namespace(&self) -> &str {
+        self.0.split_once('.').map_or("", |(ns, _)| ns)
+    }
+
+    /// The part after the dot, spaced for people: `employee_count` -> `employee count`.
+    pub fn label(&self) -> String {
+        self.0
+            .split_once('.')
+            .map_or(self.0.as_str(), |(_, f)| f)
+            .replace('_', " ")
+    }
+}
+
+impl fmt::Display for FactName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FactName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        FactName::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The type of a fact's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactType {
+    /// A real number (counts, amounts).
+    Number,
+    /// Free or categorical text.
+    String,
+    /// `true` / `false`.
+    Bool,
+    /// An ISO-8601 calendar date.
+    Date,
+    /// A set of strings (e.g. technologies).
+    StringList,
+    /// Dates of events (e.g. demo requests), most recent first after parsing.
+    DateList,
+}
+
+impl fmt::Display for FactType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FactType::Number => "number",
+            FactType::String => "string",
+            FactType::Bool => "bool",
+            FactType::Date => "date",
+            FactType::StringList => "string list",
+            FactType::DateList => "date list",
+        })
+    }
+}
+
+/// Separator of list items in flat formats (CSV cells, CRM text fields).
+pub const LIST_SEPARATOR: char = ';';
+
+/// Why a raw value does not fit a fact's type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{value}' is not a {expected}")]
+pub struct FactValueError {
+    /// The raw text.
+    pub value: String,
+    /// The type that was expected.
+    pub expected: FactType,
+}
+
+impl FactType {
+    /// Parses the text form of a value (a CSV cell). Empty text means "no value" and gives `Ok(None)`.
+    /// Lists are `;`-separated; blank items are dropped.
+    pub fn parse(self, raw: &str) -> Result<Option<FactValue>, FactValueError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let err = || FactValueError {
+            value: raw.to_string(),
+            expected: self,
+        };
+        let value = match self {
+            FactType::Number => {
+                let n: f64 = raw.replace('_', "").parse().map_err(|_| err())?;
+                if !n.is_finite() {
+                    return Err(err());
+                }
+                FactValue::Number(n)
+            }
+            FactType::String => FactValue::String(raw.to_string()),
+            FactType::Bool => FactValue::Bool(match raw.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" | "y" => true,
+                "false" | "no" | "0" | "n" => false,
+                _ => return Err(err()),
+            }),
+            FactType::Date => FactValue::Date(raw.parse().map_err(|_| err())?),
+            FactType::StringList => FactValue::StringList(
+                raw.split(LIST_SEPARATOR)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            FactType::DateList => {
+                let mut dates = raw
+                    .split(LIST_SEPARATOR)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<Date>().map_err(|_| err()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                dates.sort_unstable_by(|a, b| b.cmp(a));
+                FactValue::DateList(dates)
+            }
+        };
+        Ok(Some(value))
+    }
+}
+
+/// A fact's value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum FactValue {
+    /// A number.
+    Number(f64),
+    /// Text.
+    String(String),
+    /// A flag.
+    Bool(bool),
+    /// A date.
+    Date(Date),
+    /// A set of strings.
+    StringList(Vec<String>),
+    /// Event dates, most recent first.
+    DateList(Vec<Date>),
+}
+
+impl FactValue {
+    /// The value's type.
+    pub fn fact_type(&self) -> FactType {
+        match self {
+            FactValue::Number(_) => FactType::Number,
+            FactValue::String(_) => FactType::String,
+            FactValue::Bool(_) => FactType::Bool,
+            FactValue::Date(_) => FactType::Date,
+            FactValue::StringList(_) => FactType::StringList,
+            FactValue::DateList(_) => FactType::DateList,
+        }
+    }
+}
+
+impl fmt::Display for FactValue {
+    /// The flat text form, the inverse of [`FactType::parse`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    write!(f, "{LIST_SEPARATOR}")?;
+                }
+                write!(f, "{item}")?;
+            }
+            Ok(())
+        }
+        match self {
+            FactValue::Number(n) => write!(f, "{n}"),
+            FactValue::String(s) => f.write_str(s),
+            FactValue::Bool(b) => write!(f, "{b}"),
+            FactValue::Date(d) => write!(f, "{d}"),
+            FactValue::StringList(items) => list(f, items),
+            FactValue::DateList(items) => list(f, items),
+        }
+    }
+}
+
+/// One known fact about an account.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fact {
+    /// The value.
+    pub value: FactValue,
+    /// Who produced it: a plugin name, `crm`, or `file`.
+    pub source: String,
+    /// When it was observed, when known.
+    pub observed_at: Option<Date>,
+}
+
+/// Everything known about one account, by fact name.
+pub type Facts = BTreeMap<FactName, Fact>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fact_names_need_a_namespace_and_lower_case() {
+        assert!(FactName::new("firmographic.employee_count").is_ok());
+        for bad in [
+            "employee_count",
+            "Firmographic.size",
+            "a.",
+            ".b",
+            "a.b-c",
+            "a.b.c",
+        ] {
+            assert!(FactName::new(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn parses_each_type_and_names_the_bad_value() {
+        assert_eq!(
+            FactType::Number.parse(" 1_200 "),
+            Ok(Some(FactValue::Number(1200.0)))
+        );
+        assert_eq!(FactType::Number.parse(""), Ok(None));
+        assert_eq!(
+            FactType::Number.parse("12k").map_err(|e| e.to_string()),
+            Err("'12k' is not a number".to_string())
+        );
+        assert_eq!(FactType::Number.parse("NaN").ok(), None);
+        assert_eq!(FactType::Bool.parse("Yes"), Ok(Some(FactValue::Bool(true))));
+        assert!(FactType::Bool.parse("maybe").is_err());
+        assert_eq!(
+            FactType::StringList.parse("Snowflake; Segment;;"),
+            Ok(Some(FactValue::StringList(vec![
+                "Snowflake".into(),
+                "Segment".into()
+            ])))
+        );
+        let dates = FactType::DateList.parse("2026-01-01;2026-03-01");
+        assert_eq!(
+            dates.map(|v| v.map(|v| v.to_string())),
+            Ok(Some("2026-03-01;2026-01-01".to_string()))
+        );
+        assert!(FactType::Date.parse("31/03/2026").is_err());
+    }
+}

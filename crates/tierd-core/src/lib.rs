@@ -1,0 +1,25 @@
+//! tierd-core: the domain of account tiering, and the decisions made on it.
+//!
+//! Owns the types every other crate speaks ([`fact::FactValue`], [`model::FactRow`],
+//! [`tier::Tier`]...), the scoring [`model::Model`] with its explanations, the
+//! [`tier::TierPolicy`] and diffs between tierings.
+//!
+//! Invariants: this crate is pure. It does no I/O (no files, no network, no clock:
+//! the scoring date is always passed in), has no async, and depends on no other
+//! tierd crate. Everything here is deterministic for its inputs, which is what
+//! makes scores reproducible and explainable.
+
+pub mod config_error;
+pub mod date;
+pub mod diff;
+pub mod explain;
+pub mod fact;
+pub mod model;
+pub mod score;
+pub mod tier;
+
+pub use config_error::{ConfigError, ConfigErrors};
+pub use date::Date;
+pub use model::{FactRow, FactSchema, Model};
+pub use score::ScoreCard;
+pub use tier::{Tier, TierPolicy};

@@ -1,0 +1,233 @@
+//! Scoring: one account's facts in, a score in `0..=5` with coverage and per-criterion points out.
+//!
+//! Score = Σ weight·points / Σ weight, first within each component, then across
+//! components by component weight. A criterion whose fact is unknown and whose
+//! policy is `skip` drops out with its weight; a component with no scored criterion
+//! drops out likewise. This is the hot loop of every run, so it allocates only
+//! the score card (reusable with [`Model::score_into`]) and compares strings
+//! ASCII-case-insensitively in place.
+
+use crate::date::Date;
+use crate::fact::FactValue;
+use crate::model::{Band, Criterion, FactRow, FactSource, MissingPolicy, Model, Rule, MAX_POINTS};
+
+/// What one criterion gave an account.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CriterionOutcome {
+    /// Points earned, `None` when the fact was unknown and the criterion skipped.
+    pub points: Option<f32>,
+    /// Whether the fact was known (a `zero`-policy criterion scores 0 without it).
+    pub known: bool,
+    /// This criterion's share of the total score's weight (0 when skipped).
+    pub share: f32,
+}
+
+impl CriterionOutcome {
+    /// Points times share: what the criterion added to the score. Contributions sum to the score.
+    pub fn contribution(&self) -> f32 {
+        self.points.unwrap_or(0.0) * self.share
+    }
+
+    /// How far the criterion pulled the score above (+) or below (-) the model's neutral points.
+    pub fn impact(&self, neutral: f32) -> f32 {
+        self.points.map_or(0.0, |p| (p - neutral) * self.share)
+    }
+}
+
+/// An account's score with everything needed to explain it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoreCard {
+    /// The score, within `0..=5`.
+    pub score: f32,
+    /// Share of the model's weight backed by data (or by an informative absence, for `zero` criteria), `0..=1`.
+    pub coverage: f32,
+    /// Estimated potential annual value, when any source had data.
+    pub potential_value: Option<f64>,
+    /// Sub-score of each component (`None`: no criterion of it could be scored).
+    pub components: Vec<Option<f32>>,
+    /// One outcome per criterion, in model order.
+    pub criteria: Vec<CriterionOutcome>,
+}
+
+fn in_bands(bands: &[Band], x: f64) -> Option<f32> {
+    bands.iter().find(|b| x >= b.min && x < b.max).map(|b| b.points)
+}
+
+fn list_contains(list: &[String], item: &str) -> bool {
+    list.iter().any(|v| v.eq_ignore_ascii_case(item))
+}
+
+/// Age in days of an event on `date`, as of `as_of`; events dated in the future count as today.
+fn age_days(date: Date, as_of: Date) -> f64 {
+    f64::from(date.days_until(as_of).max(0))
+}
+
+impl Criterion {
+    /// Points for a known value; `None` when the value's type does not fit the rule
+    /// (cannot happen for rows built through the model's schema).
+    pub fn points_for(&self, value: &FactValue, as_of: Date) -> Option<f32> {
+        let otherwise = self.otherwise;
+        let points = match (&self.rule, value) {
+            (Rule::Bands(bands), FactValue::Number(x)) => in_bands(bands, *x).unwrap_or(otherwise),
+            (Rule::Map(entries), FactValue::String(s)) => entries
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(s))
+                .map_or(otherwise, |(_, p)| *p),
+            (
+                Rule::AnyOf {
+                    values,
+                    points,
+                    per_match,
+                },
+                FactValue::StringList(list),
+            ) => {
+                let matches = values.iter().filter(|v| list_contains(list, v)).count();
+                match (matches, per_match) {
+                    (0, _) => otherwise,
+                    (n, Some(each)) => (n as f32 * each).min(*points),
+                    (_, None) => *points,
+                }
+            }
+            (Rule::AllOf { values, points }, FactValue::StringList(list)) => {
+                if values.iter().all(|v| list_contains(list, v)) {
+                    *points
+                } else {
+                    otherwise
+                }
+            }
+            (Rule::DaysUntil(bands), FactValue::Date(d)) => {
+                in_bands(bands, f64::from(as_of.days_until(*d))).unwrap_or(otherwise)
+            }
+            (Rule::RecencyBands(bands), FactValue::DateList(dates)) => match dates.first() {
+                Some(latest) => in_bands(bands, age_days(*latest, as_of)).unwrap_or(otherwise),
+                None => otherwise,
+            },
+            (
+                Rule::RecencyFade {
+                    per_event,
+                    lifespan_days,
+                },
+                FactValue::DateList(dates),
+            ) => {
+                let lifespan = f64::from(*lifespan_days);
+                let sum: f64 = dates
+                    .iter()
+                    .map(|d| (1.0 - age_days(*d, as_of) / lifespan).max(0.0))
+                    .sum();
+                (sum as f32 * per_event).min(MAX_POINTS)
+            }
+            (
+                Rule::Bool {
+                    when_true,
+                    when_false,
+                },
+                FactValue::Bool(b),
+            ) => {
+                if *b {
+                    *when_true
+                } else {
+                    *when_false
+                }
+            }
+            _ => return None,
+        };
+        Some(points)
+    }
+}
+
+impl Model {
+    /// Scores one account. `row` must come from this model's schema (or an extension of it).
+    pub fn score(&self, row: &FactRow, as_of: Date) -> ScoreCard {
+        let mut card = ScoreCard::default();
+        self.score_into(row, as_of, &mut card);
+        card
+    }
+
+    /// The potential annual value: the first source with data wins.
+    pub fn potential_value(&self, row: &FactRow) -> Option<f64> {
+        self.potential_value.iter().find_map(|s| match row.get(s.slot) {
+            Some(FactValue::Number(x)) if s.bands.is_empty() => Some(x * s.ratio),
+            Some(FactValue::Number(x)) => in_bands(&s.bands, *x).map(f64::from),
+            _ => None,
+        })
+    }
+
+    /// Scores one account into `card`, reusing its buffers.
+    pub fn score_into(&self, row: &FactRow, as_of: Date, card: &mut ScoreCard) {
+        card.potential_value = self.potential_value(row);
+        let potential = card.potential_value.map(FactValue::Number);
+        card.criteria.clear();
+        card.components.clear();
+        card.components.resize(self.components.len(), None);
+
+        // Per component: Σw·p, Σw scored, Σw total, Σw covered.
+        const N: usize = 8;
+        let mut small = [[0f32; 4]; N];
+        let mut large;
+        let sums: &mut [[f32; 4]] = if self.components.len() <= N {
+            &mut small[..self.components.len()]
+        } else {
+            large = vec![[0f32; 4]; self.components.len()];
+            &mut large
+        };
+        for c in &self.criteria {
+            let value = match c.source {
+                FactSource::Slot(slot) => row.get(slot),
+                FactSource::PotentialValue => potential.as_ref(),
+            };
+            let points = value.and_then(|v| c.points_for(v, as_of));
+            let known = points.is_some();
+            let points = match (points, c.missing) {
+                (Some(p), _) => Some(p),
+                (None, MissingPolicy::Zero) => Some(0.0),
+                (None, MissingPolicy::Skip) => None,
+            };
+            let s = &mut sums[c.component];
+            s[2] += c.weight;
+            if let Some(p) = points {
+                s[0] += c.weight * p;
+                s[1] += c.weight;
+                s[3] += c.weight;
+            }
+            card.criteria.push(CriterionOutcome {
+                points,
+                known,
+                share: 0.0,
+            });
+        }
+
+        let (mut total, mut scored_weight, mut all_weight, mut covered) = (0f32, 0f32, 0f32, 0f32);
+        for (i, comp) in self.components.iter().enumerate() {
+            let [wp, w, w_all, w_cov] = sums[i];
+            all_weight += comp.weight;
+            if w_all > 0.0 {
+                covered += comp.weight * w_cov / w_all;
+            }
+            if w > 0.0 {
+                let sub = wp / w;
+                card.components[i] = Some(sub);
+                total += comp.weight * sub;
+                scored_weight += comp.weight;
+            }
+        }
+        card.score = if scored_weight > 0.0 {
+            (total / scored_weight).clamp(0.0, MAX_POINTS)
+        } else {
+            0.0
+        };
+        card.coverage = if all_weight > 0.0 {
+            (covered / all_weight).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        if scored_weight > 0.0 {
+            for (c, outcome) in self.criteria.iter().zip(card.criteria.iter_mut()) {
+                let comp_weight = sums[c.component][1];
+                if outcome.points.is_some() && comp_weight > 0.0 {
+                    outcome.share =
+                        self.components[c.component].weight / scored_weight * c.weight / comp_weight;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! tierd: the binary. Parses the command line and wires the library crates together;
+//! the decisions live in tierd-core, file formats in tierd-connectors, synthetic data in tierd-gen.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use tierd_core::tier::RunKind;
+use tierd_core::Date;
+
+mod explain;
+mod score_file;
+mod settings;
+
+use settings::{LoadError, Settings};
+
+/// B2B account tiering: score accounts over firmographic, technographic, contract and
+/// engagement facts, and sort them into a Tier 1 / 2 / 3 pyramid.
+#[derive(Parser)]
+#[command(name = "tierd", version, propagate_version = true)]
+struct Cli {
+    /// Configuration file [default: $TIERD_CONFIG, ./config/tierd.toml, or the built-in defaults].
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score and tier a file of accounts (offline).
+    Score {
+        /// Accounts: .csv or .jsonl, one account per row (`id`, `name`, `domain`, facts as `namespace.fact`).
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write tiers: .csv or .jsonl (`id,score,tier,coverage,model_version,explanation`).
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        /// Tiers of an earlier run: prints movements, and applies hysteresis unless --full.
+        #[arg(long, value_name = "FILE")]
+        previous: Option<PathBuf>,
+        /// Where rejected records go [default: INPUT_STEM.rejects.EXT beside the output].
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// Treat this as a full reassessment: tiers move freely, no hysteresis.
+        #[arg(long)]
+        full: bool,
+        /// Score as of this date (YYYY-MM-DD) [default: today, UTC].
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<Date>,
+    },
+    /// Show why one account scored what it did.
+    Explain {
+        /// Accounts file holding the account.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// The account's id.
+        id: String,
+        /// Score as of this date (YYYY-MM-DD) [default: today, UTC].
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<Date>,
+        /// Print the breakdown as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Write synthetic accounts (deterministic for a seed and date).
+    Gen {
+        /// How many accounts.
+        #[arg(long, value_name = "N")]
+        accounts: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// .csv or .jsonl.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        /// Dates are generated around this day [default: today, UTC].
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<Date>,
+    },
+    /// Generate a sample, tier it, then re-tier it a month later: shows the pyramid and movements.
+    Demo {
+        /// How many accounts.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+        /// Keep the files here [default: a temporary directory].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Report every problem in the configuration and model, with its key path.
+    Validate,
+}
+
+fn today() -> Date {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Date::from_unix_seconds(secs)
+}
+
+fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
+    let path = settings::locate(config);
+    Settings::load(path.as_deref()).map_err(|e| match e {
+        LoadError::Io(e) => e,
+        LoadError::Invalid(origin, errors) => {
+            anyhow::anyhow!("{origin} is not valid ({} problems):\n{errors}", errors.0.len())
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Score {
+            input,
+            output,
+            previous,
+            rejects,
+            full,
+            as_of,
+        } => {
+            let settings = load(config)?;
+            let as_of = as_of.unwrap_or_else(today);
+            let prev = match &previous {
+                Some(p) => {
+                    let (tiers, problems) = tierd_connectors::files::read_tiers(p)?;
+                    for (line, why) in problems.iter().take(10) {
+                        eprintln!("{}:{line}: skipped: {why}", p.display());
+                    }
+                    Some(tiers)
+                }
+                None => None,
+            };
+            let kind = if full || prev.is_none() {
+                RunKind::Full
+            } else {
+                RunKind::Incremental
+            };
+            let job = score_file::ScoreJob {
+                input: &input,
+                output: &output,
+                rejects: rejects.unwrap_or_else(|| score_file::default_rejects_path(&input, &output)),
+                previous: prev,
+                as_of,
+                kind,
+            };
+            let summary = score_file::score_file(&settings, job)?;
+            score_file::print_rejects(&mut io::stderr().lock(), &summary, &input)?;
+            let mut out = io::stdout().lock();
+            score_file::print_summary(
+                &mut out,
+                &summary,
+                &settings.model.id(),
+                as_of,
+                previous.as_deref(),
+            )?;
+            writeln!(out, "Wrote {}", output.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain {
+            input,
+            id,
+            as_of,
+            json,
+        } => {
+            let settings = load(config)?;
+            explain::explain(&settings, &input, &id, as_of.unwrap_or_else(today), json)
+        }
+        Command::Config {
+            action: ConfigAction::Validate,
+        } => {
+            let path = settings::locate(config);
+            match Settings::load(path.as_deref()) {
+                Ok(s) => {
+                    println!(
+                        "{}: valid. Model {} with {} criteria in {} components, reading {} facts; tiers at {} / {} / {}.",
+                        s.origin,
+                        s.model.id(),
+                        s.model.criteria.len(),
+                        s.model.components.len(),
+                        s.schema.len(),
+                        s.policy.thresholds[0],
+                        s.policy.thresholds[1],
+                        s.policy.thresholds[2]
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(LoadError::Io(e)) => Err(e),
+                Err(LoadError::Invalid(origin, errors)) => {
+                    eprintln!("{origin}: {} problems", errors.0.len());
+                    for e in &errors.0 {
+                        eprintln!("  {e}");
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Gen {
+            accounts,
+            seed,
+            output,
+            as_of,
+        } => {
+            gen(&output, accounts, seed, as_of.unwrap_or_else(today))?;
+            eprintln!("Wrote {accounts} accounts to {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { accounts, dir } => demo(config, accounts, dir),
+    }
+}
+
+fn gen(output: &Path, accounts: u64, seed: u64, as_of: Date) -> anyhow::Result<()> {
+    use tierd_connectors::files::FileFormat;
+    let opts = tierd_gen::GenOptions { seed, as_of };
+    let file =
+        std::fs::File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
+    match FileFormat::from_path(output)? {
+        FileFormat::Csv => tierd_gen::write_csv(file, accounts, opts),
+        FileFormat::Jsonl => tierd_gen::write_jsonl(file, accounts, opts),
+    }
+    .with_context(|| format!("cannot write {}", output.display()))
+}
+
+/// The offline demo: generate, tier, move the clock a month and re-tier incrementally.
+fn demo(config: Option<&Path>, accounts: u64, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let settings = load(config)?;
+    let temp;
+    let keep = dir.is_some();
+    let dir = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            d
+        }
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    if accounts == 0 {
+        bail!("--accounts must be at least 1");
+    }
+    let as_of = today();
+    let input = dir.join("accounts.csv");
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "Generating {accounts} synthetic accounts (seed 42) in {}",
+        dir.display()
+    )?;
+    gen(&input, accounts, 42, as_of)?;
+
+    let first = dir.join("tiers.csv");
+    let job = score_file::ScoreJob {
+        input: &input,
+        output: &first,
+        rejects: dir.join("accounts.rejects.csv"),
+        previous: None,
+        as_of,
+        kind: RunKind::Full,
+    };
+    let summary = score_file::score_file(&settings, job)?;
+    writeln!(out, "\n== Full reassessment as of {as_of}")?;
+    score_file::print_summary(&mut out, &summary, &settings.model.id(), as_of, None)?;
+    explain::print_top(&mut out, &first, 5)?;
+
+    let later = as_of.add_days(30);
+    let second = dir.join("tiers-30-days-later.csv");
+    let (previous, _) = tierd_connectors::files::read_tiers(&first)?;
+    let job = score_file::ScoreJob {
+        input: &input,
+        output: &second,
+        rejects: dir.join("accounts.rejects.csv"),
+        previous: Some(previous),
+        as_of: later,
+        kind: RunKind::Incremental,
+    };
+    let summary = score_file::score_file(&settings, job)?;
+    writeln!(
+        out,
+        "\n== Incremental run 30 days later ({later}): engagement fades, renewals come closer"
+    )?;
+    score_file::print_summary(&mut out, &summary, &settings.model.id(), later, Some(&first))?;
+    explain::print_movers(&mut out, &first, &second, 5)?;
+    if keep {
+        writeln!(
+            out,
+            "\nExplain one account: tierd explain --input {} acc-00000001",
+            input.display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nRun with --dir DIR to keep the files and explain any account with `tierd explain`."
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

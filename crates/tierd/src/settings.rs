@@ -1,0 +1,201 @@
+//! Loading `tierd.toml`: the file, then `TIERD__SECTION__KEY` environment overrides, checked
+//! into the scoring model and tiering policy.
+//!
+//! Where the configuration comes from, in order: `--config PATH`, the `TIERD_CONFIG`
+//! variable, `./config/tierd.toml` when it exists, else the defaults built into the binary
+//! (the same files as `config/` in the repository), so `tierd` works from any directory.
+//! Every problem is reported with its key path; unknown keys are errors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use tierd_core::tier::RawTierPolicy;
+use tierd_core::{ConfigErrors, FactSchema, Model, TierPolicy};
+
+/// The annotated default configuration, built in.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/tierd.toml");
+/// The default scoring model, built in.
+pub const DEFAULT_MODEL: &str = include_str!("../../../config/model.toml");
+
+/// Prefix of environment overrides: `TIERD__TIERING__TIER_1=4.4`.
+const ENV_PREFIX: &str = "TIERD";
+const SECTIONS: &[&str] = &["model", "tiering", "output"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    /// The model file, relative to the configuration file.
+    path: PathBuf,
+}
+
+/// `[output]`: how scores are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    /// Reasons up shown in the compact explanation.
+    #[serde(default = "default_reasons_up")]
+    pub reasons_up: usize,
+    /// Reasons down shown in the compact explanation.
+    #[serde(default = "default_reasons_down")]
+    pub reasons_down: usize,
+}
+
+fn default_reasons_up() -> usize {
+    3
+}
+fn default_reasons_down() -> usize {
+    2
+}
+
+impl Default for OutputSettings {
+    fn default() -> Self {
+        OutputSettings {
+            reasons_up: default_reasons_up(),
+            reasons_down: default_reasons_down(),
+        }
+    }
+}
+
+/// A checked configuration, ready to score.
+pub struct Settings {
+    /// Where it came from, for messages.
+    pub origin: String,
+    /// The scoring model.
+    pub model: Model,
+    /// The tiering policy.
+    pub policy: TierPolicy,
+    /// The facts rows must carry: the model's, then the policy's.
+    pub schema: FactSchema,
+    /// Output options.
+    pub output: OutputSettings,
+}
+
+/// Which configuration file to use (`None`: the built-in defaults).
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("TIERD_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let local = Path::new("config/tierd.toml");
+    local.exists().then(|| local.to_path_buf())
+}
+
+/// Why a configuration could not be loaded: either it could not be read at all,
+/// or it was read and has problems (all of them listed).
+pub enum LoadError {
+    /// A file could not be read.
+    Io(anyhow::Error),
+    /// The problems found, each with its key path.
+    Invalid(String, ConfigErrors),
+}
+
+impl Settings {
+    /// Loads and checks the configuration at `path` (or the built-in defaults).
+    pub fn load(path: Option<&Path>) -> Result<Settings, LoadError> {
+        let (origin, text, base_dir) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read configuration {}", p.display()))
+                    .map_err(LoadError::Io)?;
+                let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (p.display().to_string(), text, Some(dir))
+            }
+            None => ("built-in defaults".to_string(), DEFAULT_CONFIG.to_string(), None),
+        };
+        let invalid = |errors: ConfigErrors| LoadError::Invalid(origin.clone(), errors);
+        let mut errors = ConfigErrors::default();
+        let cfg = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build();
+        let cfg = match cfg {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push("config", e.to_string());
+                return Err(invalid(errors));
+            }
+        };
+        let root: config::Map<String, config::Value> = cfg.clone().try_deserialize().unwrap_or_default();
+        for key in root.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                errors.push(
+                    key.clone(),
+                    format!("unknown section (expected one of: {})", SECTIONS.join(", ")),
+                );
+            }
+        }
+        // Each section is read on its own so one bad section does not hide the others' problems.
+        let section = |errors: &mut ConfigErrors, name: &str| -> Option<config::Value> {
+            match cfg.get::<config::Value>(name) {
+                Ok(v) => Some(v),
+                Err(config::ConfigError::NotFound(_)) => None,
+                Err(e) => {
+                    errors.push(name, e.to_string());
+                    None
+                }
+            }
+        };
+        let model_section = section(&mut errors, "model").and_then(|v| {
+            v.try_deserialize::<ModelSection>()
+                .map_err(|e| errors.push("model", e.to_string()))
+                .ok()
+        });
+        let raw_policy = section(&mut errors, "tiering")
+            .map(|v| {
+                v.try_deserialize::<RawTierPolicy>()
+                    .map_err(|e| errors.push("tiering", e.to_string()))
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let output = section(&mut errors, "output")
+            .map(|v| {
+                v.try_deserialize::<OutputSettings>()
+                    .map_err(|e| errors.push("output", e.to_string()))
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+
+        let model_text = match (&model_section, &base_dir) {
+            (Some(m), Some(dir)) => {
+                let model_path = dir.join(&m.path);
+                match std::fs::read_to_string(&model_path) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        errors.push("model.path", format!("cannot read {}: {e}", model_path.display()));
+                        None
+                    }
+                }
+            }
+            // The built-in configuration points at the built-in model.
+            (Some(_), None) => Some(DEFAULT_MODEL.to_string()),
+            (None, _) => {
+                errors.push("model", "missing: add [model] path = \"model.toml\"");
+                None
+            }
+        };
+        let model = model_text.and_then(|t| Model::from_toml(&t, "model").map_err(|e| errors.extend(e)).ok());
+        let Some(model) = model else {
+            return Err(invalid(errors));
+        };
+        let mut schema = model.schema().clone();
+        let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
+        match policy {
+            Ok(policy) if errors.is_empty() => Ok(Settings {
+                origin,
+                model,
+                policy,
+                schema,
+                output,
+            }),
+            _ => Err(invalid(errors)),
+        }
+    }
+}
