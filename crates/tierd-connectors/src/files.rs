@@ -305,8 +305,17 @@ impl AccountReader {
             })))
         };
         if fields.len() != columns.len() {
+            // Name the account when its id is among the fields there are.
+            let id = columns
+                .iter()
+                .position(|c| matches!(c, Column::Id))
+                .and_then(|i| fields.get(i))
+                .and_then(|f| std::str::from_utf8(f).ok())
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
             return reject(
-                None,
+                id,
                 format!("expected {} fields, found {}", columns.len(), fields.len()),
             );
         }
@@ -544,7 +553,8 @@ impl RejectWriter {
         let file = BufWriter::new(File::create(path).map_err(io_err(path))?);
         let inner = match FileFormat::from_path(path)? {
             FileFormat::Csv => {
-                let mut w = csv::Writer::from_writer(file);
+                // Rejected rows may have any number of fields.
+                let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
                 let mut head: Vec<&str> = header.iter().map(String::as_str).collect();
                 head.extend(REJECT_COLUMNS);
                 w.write_record(&head).map_err(csv_err(path))?;

@@ -9,7 +9,7 @@
 //! explanations; that is what keeps 1M accounts well under 300 MB.
 
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -79,10 +79,16 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     };
 
     // Parsing runs on its own thread; the bounded channel keeps at most a few batches in flight.
+    // Used batches go back to the parser to be freed there: freeing memory on the thread that
+    // allocated it avoids contention in the allocator, which otherwise costs more than scoring.
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<ReadItem>, FileError>>(4);
+    let (used_tx, used_rx) = mpsc::sync_channel::<Vec<ReadItem>>(8);
     let parser = std::thread::spawn(move || {
         let mut batch = Vec::with_capacity(BATCH);
         for item in reader {
+            while let Ok(used) = used_rx.try_recv() {
+                drop(used);
+            }
             match item {
                 Ok(i) => batch.push(i),
                 Err(e) => {
@@ -103,8 +109,9 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
 
     let model = &settings.model;
     let model_id = model.id();
+    // The spill holds one explanation per line, in input order.
     let spill_file = tempfile::tempfile().context("cannot create a temporary spill file")?;
-    let mut spill = csv::Writer::from_writer(BufWriter::with_capacity(1 << 16, spill_file));
+    let mut spill = BufWriter::with_capacity(1 << 16, spill_file);
     let mut rejects: Option<RejectWriter> = None;
     let mut candidates: Vec<TierCandidate> = Vec::new();
     let mut card = ScoreCard::default();
@@ -113,23 +120,23 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     let (up, down) = (settings.output.reasons_up, settings.output.reasons_down);
 
     for batch in rx {
-        for item in batch? {
+        let batch = batch?;
+        for item in &batch {
             match item {
                 ReadItem::Account(acc) => {
                     model.score_into(&acc.facts, job.as_of, &mut card);
                     reasons.clear();
                     model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
+                    if reasons.contains('\n') {
+                        reasons = reasons.replace('\n', " ");
+                    }
+                    reasons.push('\n');
                     spill
-                        .write_record([
-                            acc.id.as_str(),
-                            &card.score.to_string(),
-                            &card.coverage.to_string(),
-                            &reasons,
-                        ])
+                        .write_all(reasons.as_bytes())
                         .context("cannot write the spill file")?;
                     let previous = job.previous.as_mut().and_then(|p| p.remove(&acc.id));
                     candidates.push(TierCandidate {
-                        id: acc.id.into_boxed_str(),
+                        id: acc.id.as_str().into(),
                         score: card.score,
                         potential_value: card.potential_value.unwrap_or(0.0),
                         coverage: card.coverage,
@@ -143,15 +150,17 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
                         Some(w) => w,
                         None => rejects.insert(RejectWriter::create(&job.rejects, &header)?),
                     };
-                    writer.write(&r)?;
+                    writer.write(r)?;
                     summary.rejected += 1;
                     if summary.first_rejects.len() < KEEP_REJECTS {
-                        summary.first_rejects.push(r);
+                        summary.first_rejects.push(r.clone());
                     }
                 }
             }
         }
+        let _ = used_tx.try_send(batch);
     }
+    drop(used_tx);
     if parser.join().is_err() {
         bail!("the reader of {} stopped unexpectedly", job.input.display());
     }
@@ -183,36 +192,31 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         m.gone = prev.len();
     }
     summary.movements = movements;
-    drop(candidates);
 
-    // Pass 2: the spill, in input order, with tiers.
+    // Pass 2: candidates and the spilled explanations, in input order, with tiers.
     let mut spill_file = spill
         .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?
-        .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
-    spill_file.flush()?;
     spill_file.seek(SeekFrom::Start(0))?;
-    let mut spilled = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(BufReader::with_capacity(1 << 16, spill_file));
+    let mut spilled = BufReader::with_capacity(1 << 16, spill_file);
     let mut out = TierWriter::create(job.output)?;
-    let mut record = csv::StringRecord::new();
-    for tier in &tiers {
-        if !spilled
-            .read_record(&mut record)
+    let mut line = String::new();
+    for (c, a) in candidates.iter().zip(&assignments) {
+        line.clear();
+        if spilled
+            .read_line(&mut line)
             .context("cannot read the spill file")?
+            == 0
         {
             bail!("the spill file ended early");
         }
-        let number = |i: usize| record.get(i).and_then(|s| s.parse::<f32>().ok()).unwrap_or(0.0);
         out.write(&TierRecord {
-            id: record.get(0).unwrap_or_default(),
-            score: number(1),
-            tier: *tier,
-            coverage: number(2),
+            id: &c.id,
+            score: c.score,
+            tier: a.tier,
+            coverage: c.coverage,
             model_version: &model_id,
-            explanation: record.get(3).unwrap_or_default(),
+            explanation: line.trim_end_matches('\n'),
         })?;
     }
     out.finish()?;

@@ -182,13 +182,11 @@ impl Settings {
             }
         };
         let model = model_text.and_then(|t| Model::from_toml(&t, "model").map_err(|e| errors.extend(e)).ok());
-        let Some(model) = model else {
-            return Err(invalid(errors));
-        };
-        let mut schema = model.schema().clone();
+        // The policy is checked even when the model is not, so every problem shows at once.
+        let mut schema = model.as_ref().map(|m| m.schema().clone()).unwrap_or_default();
         let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
-        match policy {
-            Ok(policy) if errors.is_empty() => Ok(Settings {
+        match (model, policy) {
+            (Some(model), Ok(policy)) if errors.is_empty() => Ok(Settings {
                 origin,
                 model,
                 policy,

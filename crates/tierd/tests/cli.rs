@@ -1,0 +1,343 @@
+//! The command line as a user drives it: `score`, `explain`, `config validate`, `gen`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const AS_OF: &str = "2026-11-24";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Runs tierd with the repository's configuration and no TIERD__ overrides from the caller.
+fn tierd(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierd"));
+    cmd.args(args).env_remove("TIERD_CONFIG").current_dir(repo());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TIERD__") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("tierd runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn score(dir: &Path, input: &Path, output: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let out = dir.join(output);
+    let mut args = vec![
+        "score",
+        "--input",
+        input.to_str().expect("utf-8 path"),
+        "--output",
+        out.to_str().expect("utf-8 path"),
+        "--as-of",
+        AS_OF,
+    ];
+    args.extend_from_slice(extra);
+    (tierd(&args, &[]), out)
+}
+
+#[test]
+fn score_matches_the_golden_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Without pyramid caps: percentage caps round down to no seats in a file this small.
+    let config = fixture("uncapped.toml");
+    let (out, tiers) = score(
+        dir.path(),
+        &fixture("accounts.csv"),
+        "tiers.csv",
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = std::fs::read_to_string(&tiers).expect("output written");
+    let golden = fixture("golden-tiers.csv");
+    if std::env::var_os("TIERD_BLESS").is_some() {
+        std::fs::write(&golden, &got).expect("bless golden");
+    }
+    let want = std::fs::read_to_string(&golden).expect("golden file (run with TIERD_BLESS=1 to create)");
+    assert_eq!(got, want, "output differs from {}", golden.display());
+}
+
+#[test]
+fn bad_rows_are_reported_by_line_and_kept_in_the_rejects_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rejects = dir.path().join("bad.csv");
+    let (out, tiers) = score(
+        dir.path(),
+        &fixture("accounts.csv"),
+        "tiers.csv",
+        &["--rejects", rejects.to_str().expect("utf-8")],
+    );
+    assert!(
+        out.status.success(),
+        "bad rows are not fatal: {}",
+        text(&out.stderr)
+    );
+    let err = text(&out.stderr);
+    for expected in [
+        "accounts.csv:8 (id acc-7): firmographic.employee_count: 'lots' is not a number",
+        "accounts.csv:9 (id acc-8): contracts.renewal_date: '31/12/2026' is not a date",
+        "accounts.csv:10: missing id",
+        "accounts.csv:11 (id acc-2): duplicate id 'acc-2' (first seen on line 3)",
+        "accounts.csv:12 (id acc-9): expected 19 fields, found 3",
+        "5 records rejected",
+    ] {
+        assert!(err.contains(expected), "stderr lacks {expected:?}:\n{err}");
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&rejects)
+        .expect("rejects file");
+    let header = reader.headers().expect("header").clone();
+    assert_eq!(header.get(0), Some("id"));
+    assert_eq!(&header[header.len() - 2], "reject_line");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(&rows[0][4], "lots", "the record is kept as it was");
+    assert_eq!(&rows[0][header.len() - 2], "8");
+    let good = csv::Reader::from_path(&tiers).expect("tiers").records().count();
+    assert_eq!(good, 7, "the good rows go on");
+    let summary = text(&out.stdout);
+    assert!(summary.contains("Scored 7 accounts"), "{summary}");
+    assert!(
+        summary.contains("Columns no criterion reads (ignored): contracts.current_vendor, notes"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn locked_accounts_keep_their_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, tiers) = score(dir.path(), &fixture("accounts.csv"), "tiers.csv", &[]);
+    assert!(out.status.success());
+    let tier_of = |id: &str| {
+        csv::Reader::from_path(&tiers)
+            .expect("tiers")
+            .records()
+            .map(|r| r.expect("row"))
+            .find(|r| &r[0] == id)
+            .map(|r| r[2].to_string())
+    };
+    assert_eq!(tier_of("acc-6").as_deref(), Some("tier_1"));
+    assert!(text(&out.stdout).contains("1 locked by hand"));
+}
+
+#[test]
+fn previous_tiers_give_movements_and_jsonl_works_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, tiers) = score(dir.path(), &fixture("accounts.csv"), "tiers.jsonl", &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let line = std::fs::read_to_string(&tiers).expect("jsonl output");
+    let first_row = line.lines().next().expect("a row");
+    assert!(
+        first_row.starts_with("{\"id\":\"acc-1\",\"score\":"),
+        "{first_row}"
+    );
+    // The same accounts a year later, scored against the first run.
+    let out = tierd(
+        &[
+            "score",
+            "--input",
+            fixture("accounts.csv").to_str().expect("utf-8"),
+            "--output",
+            dir.path().join("later.csv").to_str().expect("utf-8"),
+            "--previous",
+            tiers.to_str().expect("utf-8"),
+            "--as-of",
+            "2027-11-24",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("Movements against"), "{summary}");
+    assert!(summary.contains("0 new, 0 no longer present"), "{summary}");
+    assert!(summary.contains("down"), "{summary}");
+}
+
+#[test]
+fn explain_prints_the_breakdown_with_reasons() {
+    let out = tierd(
+        &[
+            "explain",
+            "--input",
+            fixture("accounts.csv").to_str().expect("utf-8"),
+            "--as-of",
+            AS_OF,
+            "acc-1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for expected in [
+        "acc-1  Northwind Data (northwind.example)",
+        "criterion",
+        "target_technology",
+        "Reasons up:",
+        "uses Snowflake",
+        "current contract renews in 52 days",
+    ] {
+        assert!(s.contains(expected), "missing {expected:?} in:\n{s}");
+    }
+    let missing = tierd(
+        &[
+            "explain",
+            "--input",
+            fixture("accounts.csv").to_str().expect("utf-8"),
+            "nope",
+        ],
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no account with id 'nope'"));
+}
+
+#[test]
+fn config_validate_lists_every_problem_with_its_key_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("tierd.toml"),
+        "[model]\npath = \"model.toml\"\n[tiering]\ntier_1 = 7\ntier_1_cap = { count = 1, percent = 2 }\n[colours]\nred = 1\n",
+    )
+    .expect("write config");
+    std::fs::write(
+        dir.path().join("model.toml"),
+        r#"name = "m"
+version = "1"
+[components.fit]
+weight = 1
+[[criteria]]
+name = "a"
+component = "fit"
+weight = 1
+fact = "x.size"
+[criteria.rule]
+bands = [{ min = 0, max = 2000, points = 1 }, { min = 1000, points = 3 }]
+[[criteria]]
+name = "b"
+component = "fti"
+weight = 1
+fact = "x.industry"
+[criteria.rule]
+map = { A = 1 }
+"#,
+    )
+    .expect("write model");
+    let cfg = dir.path().join("tierd.toml");
+    let out = tierd(
+        &["config", "validate", "--config", cfg.to_str().expect("utf-8")],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    for expected in [
+        "colours: unknown section",
+        "model.criteria[0].rule.bands: ranges overlap at 1000",
+        "model.criteria[1].component: 'fti' is not a declared component",
+        "tiering.tier_1: must be within 0..=5, found 7",
+        "tiering.tier_1_cap: give exactly one of `count` or `percent`",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn the_default_config_validates_and_env_overrides_apply() {
+    let ok = tierd(&["config", "validate"], &[]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("tiers at 4.5 / 3.75 / 3"));
+    let overridden = tierd(&["config", "validate"], &[("TIERD__TIERING__TIER_1", "4.8")]);
+    assert!(
+        text(&overridden.stdout).contains("tiers at 4.8 / 3.75 / 3"),
+        "{}",
+        text(&overridden.stdout)
+    );
+    let unknown = tierd(&["config", "validate"], &[("TIERD__TIERING__TEIR_1", "4")]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("unknown field `teir_1`"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
+
+#[test]
+fn a_missing_input_file_is_fatal_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _) = score(dir.path(), &dir.path().join("nope.csv"), "t.csv", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nope.csv"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn gen_is_deterministic_and_its_output_scores_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gen = |name: &str| {
+        let path = dir.path().join(name);
+        let out = tierd(
+            &[
+                "gen",
+                "--accounts",
+                "2000",
+                "--seed",
+                "7",
+                "--as-of",
+                AS_OF,
+                "--output",
+                path.to_str().expect("utf-8"),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        std::fs::read(&path).expect("generated")
+    };
+    assert_eq!(gen("a.csv"), gen("b.csv"));
+    let (out, tiers) = score(dir.path(), &dir.path().join("a.csv"), "tiers.csv", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Scored 2,000 accounts"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stderr).contains("rejected"), "{}", text(&out.stderr));
+    assert_eq!(
+        csv::Reader::from_path(&tiers).expect("tiers").records().count(),
+        2000
+    );
+    // JSONL generation carries the same accounts.
+    let jsonl = dir.path().join("a.jsonl");
+    let out = tierd(
+        &[
+            "gen",
+            "--accounts",
+            "50",
+            "--seed",
+            "7",
+            "--as-of",
+            AS_OF,
+            "--output",
+            jsonl.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    let (out, _) = score(dir.path(), &jsonl, "j.csv", &[]);
+    assert!(
+        text(&out.stdout).contains("Scored 50 accounts"),
+        "{}",
+        text(&out.stdout)
+    );
+}
