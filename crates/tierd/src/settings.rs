@@ -133,35 +133,9 @@ impl Settings {
             }
         }
         // Each section is read on its own so one bad section does not hide the others' problems.
-        let section = |errors: &mut ConfigErrors, name: &str| -> Option<config::Value> {
-            match cfg.get::<config::Value>(name) {
-                Ok(v) => Some(v),
-                Err(config::ConfigError::NotFound(_)) => None,
-                Err(e) => {
-                    errors.push(name, e.to_string());
-                    None
-                }
-            }
-        };
-        let model_section = section(&mut errors, "model").and_then(|v| {
-            v.try_deserialize::<ModelSection>()
-                .map_err(|e| errors.push("model", e.to_string()))
-                .ok()
-        });
-        let raw_policy = section(&mut errors, "tiering")
-            .map(|v| {
-                v.try_deserialize::<RawTierPolicy>()
-                    .map_err(|e| errors.push("tiering", e.to_string()))
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
-        let output = section(&mut errors, "output")
-            .map(|v| {
-                v.try_deserialize::<OutputSettings>()
-                    .map_err(|e| errors.push("output", e.to_string()))
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
+        let model_section: Option<ModelSection> = section(&cfg, &mut errors, "model");
+        let raw_policy: RawTierPolicy = section(&cfg, &mut errors, "tiering").unwrap_or_default();
+        let output: OutputSettings = section(&cfg, &mut errors, "output").unwrap_or_default();
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -194,6 +168,22 @@ impl Settings {
                 output,
             }),
             _ => Err(invalid(errors)),
+        }
+    }
+}
+
+/// Reads one section; a problem is recorded under the section's name and gives `None`.
+fn section<T: serde::de::DeserializeOwned>(
+    cfg: &config::Config,
+    errors: &mut ConfigErrors,
+    name: &str,
+) -> Option<T> {
+    match cfg.get::<T>(name) {
+        Ok(v) => Some(v),
+        Err(config::ConfigError::NotFound(_)) => None,
+        Err(e) => {
+            errors.push(name, e.to_string());
+            None
         }
     }
 }
