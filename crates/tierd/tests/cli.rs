@@ -188,7 +188,7 @@ fn explain_prints_the_breakdown_with_reasons() {
         "target_technology",
         "Reasons up:",
         "uses Snowflake",
-        "current contract renews in 52 days",
+        "contract renewal in 52 days",
     ] {
         assert!(s.contains(expected), "missing {expected:?} in:\n{s}");
     }
