@@ -198,24 +198,13 @@ impl Model {
                 }
             })
             .collect();
-        let mut ranked: Vec<&CriterionLine> =
-            criteria.iter().filter(|l| l.impact.abs() >= MIN_IMPACT).collect();
-        ranked.sort_by(|a, b| {
-            b.impact
-                .total_cmp(&a.impact)
-                .then_with(|| a.criterion.cmp(&b.criterion))
-        });
-        let reason = |l: &&CriterionLine| Reason {
-            text: l.reason.clone(),
-            impact: l.impact,
+        let ranked = self.rank_reasons(card);
+        let reason = |&(impact, i): &(f32, usize)| Reason {
+            text: criteria[i].reason.clone(),
+            impact,
         };
-        let positive = ranked.iter().filter(|l| l.impact > 0.0).map(reason).collect();
-        let negative = ranked
-            .iter()
-            .rev()
-            .filter(|l| l.impact < 0.0)
-            .map(reason)
-            .collect();
+        let positive = ranked.iter().filter(|r| r.0 > 0.0).map(reason).collect();
+        let negative = ranked.iter().rev().filter(|r| r.0 < 0.0).map(reason).collect();
         Explanation {
             model: self.id(),
             score: card.score,
@@ -237,6 +226,20 @@ impl Model {
         }
     }
 
+    /// (impact, criterion index) of every criterion that moved the score noticeably, strongest
+    /// up first and strongest down last; ties in criterion order. One ranking for every view.
+    fn rank_reasons(&self, card: &ScoreCard) -> Vec<(f32, usize)> {
+        let mut ranked: Vec<(f32, usize)> = card
+            .criteria
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.impact(self.neutral_points), i))
+            .filter(|(impact, _)| impact.abs() >= MIN_IMPACT)
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked
+    }
+
     /// The compact one-line explanation written beside each score: the top `up` reasons up and
     /// `down` reasons down, e.g. `uses Snowflake (+0.6); no demo request in 90 days (-0.3)`.
     /// Appends to `out` so a writer can reuse one buffer for every account.
@@ -250,14 +253,7 @@ impl Model {
         out: &mut String,
     ) {
         let potential = card.potential_value.map(FactValue::Number);
-        let mut ranked: Vec<(f32, usize)> = card
-            .criteria
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.impact(self.neutral_points), i))
-            .filter(|(impact, _)| impact.abs() >= MIN_IMPACT)
-            .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let ranked = self.rank_reasons(card);
         let pos = ranked.iter().filter(|r| r.0 > 0.0).take(up);
         let neg = ranked.iter().rev().filter(|r| r.0 < 0.0).take(down);
         for (n, &(impact, i)) in pos.chain(neg).enumerate() {
