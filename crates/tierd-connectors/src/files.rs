@@ -287,7 +287,8 @@ impl AccountReader {
             }
         }
         let line = record.position().map_or(0, |p| p.line());
-        let fields: Vec<&[u8]> = record.iter().collect();
+        // The record is read in place: no per-row vector of fields.
+        let fields: &csv::ByteRecord = record;
         let raw = || {
             RawRecord::Csv(
                 fields
@@ -322,7 +323,7 @@ impl AccountReader {
         let mut facts = check.schema.empty_row();
         let (mut id, mut name, mut domain, mut lock) = (None, None, None, None);
         let mut problems: Vec<String> = Vec::new();
-        for (col, bytes) in columns.iter().zip(&fields) {
+        for (col, bytes) in columns.iter().zip(fields.iter()) {
             if matches!(col, Column::Ignored) {
                 continue;
             }

@@ -85,85 +85,93 @@ pub struct Explanation {
 /// Reasons whose impact rounds to nothing are left out of summaries.
 const MIN_IMPACT: f32 = 0.05;
 
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-fn number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x:.2}")
+fn join<'a>(out: &mut String, items: impl Iterator<Item = &'a String>, sep: &str) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(item);
     }
 }
 
 impl Criterion {
     /// The reason for this criterion's points, in words.
     pub fn reason(&self, value: Option<&FactValue>, as_of: Date) -> String {
+        let mut out = String::new();
+        self.write_reason(value, as_of, &mut out);
+        out
+    }
+
+    /// Appends the reason to `out` (the compact explanation writes every account's reasons
+    /// into one reused buffer, so this allocates nothing).
+    pub fn write_reason(&self, value: Option<&FactValue>, as_of: Date, out: &mut String) {
+        // Writing into a String cannot fail.
+        let _ = self.write_reason_fmt(value, as_of, out);
+    }
+
+    fn write_reason_fmt(&self, value: Option<&FactValue>, as_of: Date, out: &mut String) -> fmt::Result {
         let label = &self.label;
         let Some(value) = value else {
             return match (&self.rule, self.missing) {
                 (Rule::RecencyFade { lifespan_days, .. }, _) => {
-                    format!("no {label} in {lifespan_days} days")
+                    write!(out, "no {label} in {lifespan_days} days")
                 }
-                (_, crate::model::MissingPolicy::Zero) => format!("no {label}"),
-                _ => format!("{label} unknown"),
+                (_, crate::model::MissingPolicy::Zero) => write!(out, "no {label}"),
+                _ => write!(out, "{label} unknown"),
             };
         };
+        let has = |list: &[String], v: &str| list.iter().any(|x| x.eq_ignore_ascii_case(v));
         match (&self.rule, value) {
             (Rule::AnyOf { values, .. }, FactValue::StringList(list)) => {
-                let hits: Vec<&str> = values
-                    .iter()
-                    .filter(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
-                    .map(String::as_str)
-                    .collect();
-                if hits.is_empty() {
-                    format!("no {label}")
-                } else {
-                    format!("uses {}", hits.join(", "))
+                let mut hits = values.iter().filter(|v| has(list, v)).peekable();
+                if hits.peek().is_none() {
+                    return write!(out, "no {label}");
                 }
+                out.push_str("uses ");
+                join(out, hits, ", ");
+                Ok(())
             }
             (Rule::AllOf { values, .. }, FactValue::StringList(list)) => {
-                let missing: Vec<&str> = values
-                    .iter()
-                    .filter(|v| !list.iter().any(|x| x.eq_ignore_ascii_case(v)))
-                    .map(String::as_str)
-                    .collect();
-                if missing.is_empty() {
-                    format!("{label}: has {}", values.join(" + "))
+                let mut missing = values.iter().filter(|v| !has(list, v)).peekable();
+                if missing.peek().is_none() {
+                    write!(out, "{label}: has ")?;
+                    join(out, values.iter(), " + ");
                 } else {
-                    format!("{label}: lacks {}", missing.join(", "))
+                    write!(out, "{label}: lacks ")?;
+                    join(out, missing, ", ");
                 }
+                Ok(())
             }
             (Rule::DaysUntil(_), FactValue::Date(d)) => {
                 let days = as_of.days_until(*d);
                 if days >= 0 {
-                    format!("{label} in {days} days")
+                    write!(out, "{label} in {days} days")
                 } else {
-                    format!("{label} passed {} days ago", -days)
+                    write!(out, "{label} passed {} days ago", -days)
                 }
             }
             (Rule::RecencyBands(_), FactValue::DateList(dates))
             | (Rule::RecencyFade { .. }, FactValue::DateList(dates)) => match dates.first() {
-                None => format!("no {label}"),
+                None => write!(out, "no {label}"),
                 Some(latest) => {
                     let age = latest.days_until(as_of).max(0);
                     match (&self.rule, dates.len()) {
                         (Rule::RecencyFade { lifespan_days, .. }, _) if age as f32 >= *lifespan_days => {
-                            format!("no {label} in {lifespan_days} days")
+                            write!(out, "no {label} in {lifespan_days} days")
                         }
-                        (_, 1) => format!("{label} {age} days ago"),
-                        (_, n) => format!("{}, latest {age} days ago", plural(n, label)),
+                        (_, 1) => write!(out, "{label} {age} days ago"),
+                        (_, n) => write!(out, "{n} {label}s, latest {age} days ago"),
                     }
                 }
             },
-            (Rule::Bool { .. }, FactValue::Bool(b)) => format!("{label}: {}", if *b { "yes" } else { "no" }),
-            (Rule::Bands(_), FactValue::Number(x)) => format!("{label} {}", number(*x)),
-            (_, v) => format!("{label}: {v}"),
+            (Rule::Bool { .. }, FactValue::Bool(b)) => {
+                write!(out, "{label}: {}", if *b { "yes" } else { "no" })
+            }
+            (Rule::Bands(_), FactValue::Number(x)) if x.fract() == 0.0 && x.abs() < 1e15 => {
+                write!(out, "{label} {}", *x as i64)
+            }
+            (Rule::Bands(_), FactValue::Number(x)) => write!(out, "{label} {x:.2}"),
+            (_, v) => write!(out, "{label}: {v}"),
         }
     }
 
@@ -261,8 +269,8 @@ impl Model {
                 out.push_str("; ");
             }
             let c = &self.criteria[i];
-            let text = c.reason(c.value(row, potential.as_ref()), as_of);
-            let _ = write!(out, "{text} ({impact:+.1})");
+            c.write_reason(c.value(row, potential.as_ref()), as_of, out);
+            let _ = write!(out, " ({impact:+.1})");
         }
     }
 }

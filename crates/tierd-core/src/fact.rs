@@ -52,6 +52,13 @@ impl FactName {
     }
 }
 
+/// Lets maps keyed by fact name be searched with a plain `&str`, without building a `FactName`.
+impl std::borrow::Borrow<str> for FactName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for FactName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -123,7 +130,13 @@ impl FactType {
         };
         let value = match self {
             FactType::Number => {
-                let n: f64 = raw.replace('_', "").parse().map_err(|_| err())?;
+                // Digit separators (`1_200`) are allowed; copy only when there are some.
+                let n: f64 = if raw.contains('_') {
+                    raw.replace('_', "").parse()
+                } else {
+                    raw.parse()
+                }
+                .map_err(|_| err())?;
                 if !n.is_finite() {
                     return Err(err());
                 }

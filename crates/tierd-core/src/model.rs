@@ -176,7 +176,7 @@ impl FactSchema {
 
     /// The slot of a fact, if the schema reads it.
     pub fn slot(&self, name: &str) -> Option<FactSlot> {
-        FactName::new(name).ok().and_then(|n| self.index.get(&n).copied())
+        self.index.get(name).copied()
     }
 
     /// Number of facts.
