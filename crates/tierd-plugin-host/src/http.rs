@@ -1,0 +1,355 @@
+//! The HTTP capability: plugins reach the network only through the host's client, which
+//! enforces a per-plugin host allowlist, timeouts and a rate limit, and counts what happened.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tierd_plugin_api::{HttpRequest, HttpResponse};
+use tokio::task::JoinSet;
+
+use crate::error::HostError;
+use crate::PluginConfig;
+
+/// Requests of one batch in flight at once; the rest queue.
+const PARALLEL_REQUESTS: usize = 32;
+/// Largest response body handed to a plugin.
+const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// Counters of one plugin's HTTP use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpCounters {
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests that got no response (timeout, connection failure) or a 5xx.
+    pub errors: u64,
+    /// Requests refused by the allowlist.
+    pub refused: u64,
+    /// Sum of the latencies of sent requests, in microseconds.
+    pub latency_micros: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    refused: AtomicU64,
+    latency_micros: AtomicU64,
+}
+
+/// A token bucket of `per_minute` tokens, refilled continuously: bursts up to a minute's quota,
+/// matching the 60-second windows vendors count in.
+struct RateLimiter {
+    per_minute: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(per_minute: u32) -> Self {
+        let per_minute = f64::from(per_minute.max(1));
+        RateLimiter {
+            per_minute,
+            state: Mutex::new((per_minute, Instant::now())),
+        }
+    }
+
+    /// Takes a token, waiting at most `patience`; false when the wait would be longer.
+    async fn acquire(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        loop {
+            let wait = {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let refill = now.duration_since(state.1).as_secs_f64() * self.per_minute / 60.0;
+                state.0 = (state.0 + refill).min(self.per_minute);
+                state.1 = now;
+                if state.0 >= 1.0 {
+                    state.0 -= 1.0;
+                    return true;
+                }
+                Duration::from_secs_f64((1.0 - state.0) * 60.0 / self.per_minute)
+            };
+            if Instant::now() + wait > deadline {
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Sends chosen hosts to fixed addresses (`"*"`: every other host), for tests and the demo.
+struct Routes {
+    exact: HashMap<String, SocketAddr>,
+    fallback: Option<SocketAddr>,
+}
+
+impl reqwest::dns::Resolve for Routes {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        if let Some(addr) = self.exact.get(&host).or(self.fallback.as_ref()).copied() {
+            return Box::pin(async move { Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs) });
+        }
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+struct Policy {
+    allowed: Vec<String>,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+/// One plugin's HTTP capability.
+pub(crate) struct HttpCapability {
+    plugin: String,
+    client: reqwest::Client,
+    configured_hosts: Vec<String>,
+    configured_rate: Option<u32>,
+    timeout: Duration,
+    policy: RwLock<Arc<Policy>>,
+    stats: Stats,
+}
+
+impl HttpCapability {
+    pub(crate) fn new(plugin: &str, cfg: &PluginConfig) -> Result<Self, HostError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("tierd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_millis(cfg.http_timeout_ms))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if !cfg.resolve.is_empty() {
+            let mut routes = Routes {
+                exact: HashMap::new(),
+                fallback: None,
+            };
+            for (host, addr) in &cfg.resolve {
+                let addr: SocketAddr = addr.parse().map_err(|_| HostError::Config {
+                    plugin: plugin.to_owned(),
+                    message: format!("resolve: {host} = {addr:?} is not an IP:port address"),
+                })?;
+                if host == "*" {
+                    routes.fallback = Some(addr);
+                } else {
+                    routes.exact.insert(host.to_ascii_lowercase(), addr);
+                }
+            }
+            builder = builder.dns_resolver(Arc::new(routes));
+        }
+        let client = builder.build().map_err(|e| HostError::Config {
+            plugin: plugin.to_owned(),
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
+        let capability = HttpCapability {
+            plugin: plugin.to_owned(),
+            client,
+            configured_hosts: cfg.allow_hosts.clone(),
+            configured_rate: cfg.rate_limit_per_minute,
+            timeout: Duration::from_millis(cfg.http_timeout_ms),
+            policy: RwLock::new(Arc::new(Policy {
+                allowed: Vec::new(),
+                limiter: None,
+            })),
+            stats: Stats::default(),
+        };
+        capability.declare(&[], None);
+        Ok(capability)
+    }
+
+    /// Applies what the plugin declared: its hosts join the configured ones; the configured rate
+    /// limit wins over the declared one.
+    pub(crate) fn declare(&self, hosts: &[String], rate_limit_per_minute: Option<u32>) {
+        let mut allowed: Vec<String> = self.configured_hosts.iter().chain(hosts).cloned().collect();
+        allowed.sort();
+        allowed.dedup();
+        let limiter = self
+            .configured_rate
+            .or(rate_limit_per_minute)
+            .map(|r| Arc::new(RateLimiter::new(r)));
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Policy { allowed, limiter });
+    }
+
+    pub(crate) fn allowed_hosts(&self) -> Vec<String> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .allowed
+            .clone()
+    }
+
+    pub(crate) fn counters(&self) -> HttpCounters {
+        HttpCounters {
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            errors: self.stats.errors.load(Ordering::Relaxed),
+            refused: self.stats.refused.load(Ordering::Relaxed),
+            latency_micros: self.stats.latency_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `requests` concurrently; answers in request order. `batch_domains` are the domains of
+    /// the accounts in the current batch, which `{account.domain}` permits.
+    pub(crate) async fn run(
+        self: &Arc<Self>,
+        requests: Vec<HttpRequest>,
+        batch_domains: Arc<Vec<String>>,
+    ) -> Vec<HttpResponse> {
+        let count = requests.len();
+        let gate = Arc::new(tokio::sync::Semaphore::new(PARALLEL_REQUESTS));
+        let mut tasks = JoinSet::new();
+        for (index, request) in requests.into_iter().enumerate() {
+            let (this, domains, gate) = (self.clone(), batch_domains.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                (index, this.one(request, &domains).await)
+            });
+        }
+        let mut answers = vec![HttpResponse::failed("request was not run"); count];
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((index, answer)) = done {
+                answers[index] = answer;
+            }
+        }
+        answers
+    }
+
+    async fn one(&self, request: HttpRequest, batch_domains: &[String]) -> HttpResponse {
+        let url = match reqwest::Url::parse(&request.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            _ => return HttpResponse::failed(format!("refused: {:?} is not an http(s) URL", request.url)),
+        };
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if !host_allowed(&host, &policy.allowed, batch_domains) {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(plugin = %self.plugin, %host, "HTTP request refused: host not allowed");
+            return HttpResponse::failed(format!(
+                "refused: host {host} is not allowed for plugin {} (allowed: {}); add it to allow_hosts",
+                self.plugin,
+                policy.allowed.join(", ")
+            ));
+        }
+        let timeout = request
+            .timeout_ms
+            .map(Duration::from_millis)
+            .map_or(self.timeout, |t| t.min(self.timeout));
+        if let Some(limiter) = &policy.limiter {
+            if !limiter.acquire(timeout).await {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return HttpResponse::failed(format!(
+                    "refused: plugin {}'s rate limit ({}/minute) leaves no slot within the timeout",
+                    self.plugin, limiter.per_minute
+                ));
+            }
+        }
+        let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
+            return HttpResponse::failed(format!("refused: {:?} is not an HTTP method", request.method));
+        };
+        let mut builder = self.client.request(method, url).timeout(timeout);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let outcome = send(builder).await;
+        let micros = started.elapsed().as_micros() as u64;
+        self.stats.latency_micros.fetch_add(micros, Ordering::Relaxed);
+        match outcome {
+            Ok(response) => {
+                if response.status >= 500 {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(plugin = %self.plugin, %host, status = response.status, micros, "HTTP");
+                response
+            }
+            Err(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                let why = if e.is_timeout() {
+                    format!("request to {host} timed out after {} ms", timeout.as_millis())
+                } else {
+                    // without_url: a URL may carry a key in its query string.
+                    format!("request to {host} failed: {}", e.without_url())
+                };
+                tracing::debug!(plugin = %self.plugin, %host, error = %why, "HTTP");
+                HttpResponse::failed(why)
+            }
+        }
+    }
+}
+
+async fn send(builder: reqwest::RequestBuilder) -> Result<HttpResponse, reqwest::Error> {
+    let mut response = builder.send().await?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(HttpResponse::failed(format!(
+                "response body over {MAX_BODY_BYTES} bytes (status {status})"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        error: None,
+    })
+}
+
+/// Whether `host` matches one of `patterns`: exact names, `*`, `*.suffix`, or `{account.domain}`
+/// (a batch domain or one of its subdomains).
+fn host_allowed(host: &str, patterns: &[String], batch_domains: &[String]) -> bool {
+    let within = |domain: &str| {
+        host == domain
+            || (host.len() > domain.len()
+                && host.ends_with(domain)
+                && host[..host.len() - domain.len()].ends_with('.'))
+    };
+    patterns.iter().any(|p| match p.as_str() {
+        "*" => true,
+        "{account.domain}" => batch_domains.iter().any(|d| within(d)),
+        p if p.starts_with("*.") => within(&p[2..].to_ascii_lowercase()) && host != &p[2..],
+        p => p.eq_ignore_ascii_case(host),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_patterns() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let domains = p(&["acme.com"]);
+        assert!(host_allowed("api.x.com", &p(&["api.x.com"]), &[]));
+        assert!(!host_allowed("evil.com", &p(&["api.x.com"]), &[]));
+        assert!(host_allowed("www.acme.com", &p(&["{account.domain}"]), &domains));
+        assert!(host_allowed("acme.com", &p(&["{account.domain}"]), &domains));
+        assert!(!host_allowed("notacme.com", &p(&["{account.domain}"]), &domains));
+        assert!(host_allowed("a.b.example.com", &p(&["*.example.com"]), &[]));
+        assert!(!host_allowed("example.com", &p(&["*.example.com"]), &[]));
+        assert!(host_allowed("anything.test", &p(&["*"]), &[]));
+    }
+
+    #[tokio::test]
+    async fn rate_limiter_refuses_past_its_patience() {
+        let limiter = RateLimiter::new(1);
+        assert!(limiter.acquire(Duration::ZERO).await);
+        assert!(!limiter.acquire(Duration::from_millis(10)).await);
+    }
+}

@@ -1,0 +1,426 @@
+//! The host against real plugin libraries: the examples, and deliberately bad plugins. Every bad
+//! plugin must leave the host running with an error that names what went wrong.
+//!
+//! The plugin cdylibs are dev-dependencies of this crate, so `cargo test -p tierd-plugin-host`
+//! builds them into `target/<profile>/deps/` first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use tierd_plugin_host::{AccountInput, HostOptions, Mode, Outcome, PluginConfig, PluginSet};
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_tierd-plugin-child"))
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf()
+}
+
+fn cdylib(crate_name: &str) -> PathBuf {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let file = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", crate_name.replace('-', "_"));
+    let dir = target_dir();
+    [dir.join("deps").join(&file), dir.join(&file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p {crate_name}`"))
+}
+
+fn options() -> HostOptions {
+    HostOptions {
+        child_command: vec![
+            env!("CARGO_BIN_EXE_tierd-plugin-child").into(),
+            "plugin-host".into(),
+        ],
+    }
+}
+
+fn account(id: &str, name: &str) -> AccountInput {
+    serde_json::from_value(json!({"key": "", "id": id, "name": name, "domain": format!("{id}.test")}))
+        .unwrap()
+}
+
+fn one(name: &str, cfg: PluginConfig) -> BTreeMap<String, PluginConfig> {
+    BTreeMap::from([(name.to_owned(), cfg)])
+}
+
+async fn load(name: &str, cfg: PluginConfig) -> PluginSet {
+    PluginSet::load(&one(name, cfg), &options())
+        .await
+        .expect("plugin starts")
+}
+
+async fn load_error(cfg: PluginConfig) -> String {
+    PluginSet::load(&one("bad", cfg), &options())
+        .await
+        .expect_err("plugin must be refused")
+        .to_string()
+}
+
+fn misbehaving(mode: Mode) -> PluginConfig {
+    PluginConfig {
+        batch_size: Some(1),
+        concurrency: 1,
+        ..PluginConfig::library(cdylib("tierd-test-misbehaving"), mode)
+    }
+}
+
+fn facts(outcome: &Outcome) -> &serde_json::Map<String, Value> {
+    match outcome {
+        Outcome::Fresh { facts, .. } | Outcome::Cached { facts, .. } => facts,
+        other => panic!("expected facts, got {other:?}"),
+    }
+}
+
+fn stale_reason(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Stale { reason } => reason,
+        other => panic!("expected stale, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hello_runs_in_each_library_mode_and_is_cached() {
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let set = load("hello", PluginConfig::library(cdylib("tierd-plugin-hello"), mode)).await;
+        let info = &set.plugins()[0];
+        assert_eq!((info.abi.as_str(), info.mode, info.facts.len()), ("1.0", mode, 2));
+
+        let out = set
+            .enrich(
+                "2026-11-24",
+                vec![account("acme", "Acme"), account("globex", "Globex")],
+            )
+            .await;
+        assert_eq!(out[0].key, "acme.test");
+        let acme = &out[0].results[0];
+        assert!(
+            matches!(acme.outcome, Outcome::Fresh { .. }),
+            "{mode:?}: {acme:?}"
+        );
+        assert_eq!(facts(&acme.outcome)["hello.greeting"], "Hello, Acme!");
+        assert_eq!(facts(&out[1].results[0].outcome)["hello.name_length"], 6);
+
+        let again = set.enrich("2026-11-24", vec![account("acme", "Acme")]).await;
+        assert!(
+            matches!(again[0].results[0].outcome, Outcome::Cached { .. }),
+            "{mode:?}"
+        );
+        set.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_python_exec_example_speaks_the_protocol() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/examples/exec-python/plugin.py");
+    let set = load("domain-facts", PluginConfig::exec(script)).await;
+    assert_eq!(set.plugins()[0].abi, "exec protocol 1");
+    let mut nameless = account("x", "X");
+    nameless.domain = None;
+    let out = set
+        .enrich("2026-11-24", vec![account("acme", "Acme"), nameless])
+        .await;
+    let got = facts(&out[0].results[0].outcome);
+    assert_eq!(
+        (got["domain.length"].clone(), got["domain.tld"].clone()),
+        (json!(9), json!("test"))
+    );
+    assert_eq!(out[1].results[0].outcome, Outcome::NoMatch);
+    set.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_library_of_another_abi_major_is_refused_in_every_mode() {
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let error = load_error(PluginConfig::library(cdylib("tierd-test-abi-mismatch"), mode)).await;
+        assert!(error.contains("was built for plugin ABI 999.0"), "{error}");
+        assert!(error.contains("this host speaks ABI 1.0"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_library_without_the_entry_symbol_is_refused() {
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let error = load_error(PluginConfig::library(cdylib("tierd-test-no-entry"), mode)).await;
+        assert!(
+            error.contains("does not export the symbol `tierd_plugin_entry`"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_library_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("libjunk.so");
+    std::fs::write(&junk, b"this is not an ELF file").unwrap();
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let error = load_error(PluginConfig::library(&junk, mode)).await;
+        assert!(error.contains("cannot load plugin library"), "{error}");
+        assert!(error.contains("libjunk.so"), "{error}");
+    }
+    let missing = load_error(PluginConfig::library(
+        dir.path().join("absent.so"),
+        Mode::InProcess,
+    ))
+    .await;
+    assert!(missing.contains("absent.so"), "{missing}");
+}
+
+#[tokio::test]
+async fn a_plugin_refusing_its_config_is_reported() {
+    let mut cfg = misbehaving(Mode::Isolated);
+    cfg.config.insert("fail_init".into(), json!(true));
+    let error = load_error(cfg).await;
+    assert!(error.contains("refusing to start: fail_init is set"), "{error}");
+}
+
+#[tokio::test]
+async fn a_panic_in_process_fails_only_its_batch() {
+    let set = load("m", misbehaving(Mode::InProcess)).await;
+    let out = set
+        .enrich("2026-11-24", vec![account("a", "fine"), account("b", "panic")])
+        .await;
+    assert!(matches!(out[0].results[0].outcome, Outcome::Fresh { .. }));
+    let reason = stale_reason(&out[1].results[0].outcome);
+    assert_eq!(
+        reason,
+        "plugin m: plugin panicked in enrich: deliberate panic in enrich"
+    );
+    let after = set.enrich("2026-11-24", vec![account("c", "fine")]).await;
+    assert!(matches!(after[0].results[0].outcome, Outcome::Fresh { .. }));
+}
+
+#[tokio::test]
+async fn a_segfault_kills_only_the_child_which_restarts() {
+    let set = load("m", misbehaving(Mode::Isolated)).await;
+    let out = set
+        .enrich(
+            "2026-11-24",
+            vec![
+                account("a", "fine"),
+                account("b", "segfault"),
+                account("c", "fine"),
+            ],
+        )
+        .await;
+    let reason = stale_reason(&out[1].results[0].outcome);
+    assert!(
+        reason.starts_with("plugin m: the plugin process exited or crashed"),
+        "{reason}"
+    );
+    assert!(matches!(out[0].results[0].outcome, Outcome::Fresh { .. }));
+    assert!(matches!(out[2].results[0].outcome, Outcome::Fresh { .. }));
+    let after = set.enrich("2026-11-24", vec![account("d", "fine")]).await;
+    assert!(matches!(after[0].results[0].outcome, Outcome::Fresh { .. }));
+    set.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hang_is_killed_at_the_timeout() {
+    let mut cfg = misbehaving(Mode::Isolated);
+    cfg.timeout_ms = 300;
+    let set = load("m", cfg).await;
+    let out = set.enrich("2026-11-24", vec![account("a", "hang")]).await;
+    let reason = stale_reason(&out[0].results[0].outcome);
+    assert_eq!(
+        reason,
+        "plugin m: no answer within 300 ms (timeout_ms); the plugin process was killed"
+    );
+    let after = set.enrich("2026-11-24", vec![account("b", "fine")]).await;
+    assert!(matches!(after[0].results[0].outcome, Outcome::Fresh { .. }));
+    set.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_output_fails_the_batch() {
+    let mut cfg = misbehaving(Mode::Isolated);
+    cfg.max_message_bytes = 1 << 20;
+    let set = load("m", cfg).await;
+    let out = set
+        .enrich(
+            "2026-11-24",
+            vec![account("a", "oversized"), account("b", "fine")],
+        )
+        .await;
+    let reason = stale_reason(&out[0].results[0].outcome);
+    assert!(
+        reason.contains("over the 1048576-byte limit (max_message_bytes)"),
+        "{reason}"
+    );
+    assert!(matches!(out[1].results[0].outcome, Outcome::Fresh { .. }));
+    set.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_output_fails_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("garbage.py");
+    std::fs::write(
+        &script,
+        r#"#!/usr/bin/env python3
+import json, struct, sys
+def send(m):
+    b = json.dumps(m).encode(); sys.stdout.buffer.write(struct.pack(">I", len(b)) + b); sys.stdout.buffer.flush()
+while True:
+    h = sys.stdin.buffer.read(4)
+    if len(h) < 4: break
+    m = json.loads(sys.stdin.buffer.read(struct.unpack(">I", h)[0]))
+    if m["kind"] == "init": send({"kind": "ok"})
+    elif m["kind"] == "describe": send({"kind": "ok", "body": {"name": "g", "version": "1"}})
+    else: sys.stdout.buffer.write(b"\x00\x00\x00\x0chello world!"); sys.stdout.buffer.flush()
+"#,
+    )
+    .unwrap();
+    let set = load(
+        "g",
+        PluginConfig::exec("python3").with_args([script.display().to_string()]),
+    )
+    .await;
+    let out = set.enrich("2026-11-24", vec![account("a", "A")]).await;
+    let reason = stale_reason(&out[0].results[0].outcome);
+    assert!(
+        reason.contains("the plugin sent garbage instead of a protocol message"),
+        "{reason}"
+    );
+    assert!(reason.contains("hello world!"), "{reason}");
+    set.shutdown().await;
+}
+
+#[tokio::test]
+async fn undeclared_and_mistyped_facts_are_dropped_and_reported() {
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let set = load("m", misbehaving(mode)).await;
+        let out = set
+            .enrich(
+                "2026-11-24",
+                vec![account("a", "bad_facts"), account("b", "undeclared_signal")],
+            )
+            .await;
+        let result = &out[0].results[0];
+        assert!(facts(&result.outcome).contains_key("test.state"));
+        assert!(!facts(&result.outcome).contains_key("test.seen"));
+        let mut shown: Vec<String> = result.rejected.iter().map(ToString::to_string).collect();
+        shown.sort();
+        assert_eq!(
+            shown,
+            [
+                "plugin m, account a: dropped test.seen: declared as number, got \"many\"",
+                "plugin m, account a: dropped test.undeclared: not declared in describe()",
+            ]
+        );
+        let signal = &out[1].results[0].rejected[0];
+        assert_eq!(
+            signal.to_string(),
+            "plugin m, account b: dropped signal:surprise: signal kind not declared in describe()"
+        );
+        set.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn state_comes_back_and_batches_follow_the_batch_size() {
+    let mut cfg = misbehaving(Mode::InProcess);
+    cfg.batch_size = Some(2);
+    let set = load("m", cfg).await;
+    let accounts: Vec<_> = (0..5).map(|i| account(&format!("a{i}"), "fine")).collect();
+    let out = set.enrich("2026-11-24", accounts.clone()).await;
+    let batches = out
+        .iter()
+        .map(|a| facts(&a.results[0].outcome)["test.seen"].as_u64().unwrap())
+        .max();
+    assert_eq!(batches, Some(3), "5 accounts in batches of 2");
+    assert!(out
+        .iter()
+        .all(|a| facts(&a.results[0].outcome)["test.state"] == 1));
+
+    let refresh = tierd_plugin_host::EnrichOptions { refresh: true };
+    let again = set.enrich_with("2026-11-24", accounts, &refresh).await;
+    assert!(
+        again
+            .iter()
+            .all(|a| facts(&a.results[0].outcome)["test.state"] == 2),
+        "{again:?}"
+    );
+}
+
+/// A one-route HTTP server: answers every request `200 ok`.
+async fn serve_ok() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = stream.write_all(reply).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http_goes_through_the_allowlist_and_the_routes() {
+    let addr = serve_ok().await;
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let mut cfg = misbehaving(mode);
+        cfg.resolve.insert("*".into(), addr.to_string());
+        cfg.config.insert("api_key".into(), json!("sk-test-secret"));
+        let set = load("m", cfg).await;
+        assert_eq!(set.plugins()[0].allowed_hosts, ["allowed.test"]);
+        let mut ok = account("a", "http");
+        ok.facts
+            .insert("test.url".into(), json!("http://allowed.test/company"));
+        let mut refused = account("b", "http");
+        refused
+            .facts
+            .insert("test.url".into(), json!("http://evil.test/steal"));
+        let out = set.enrich("2026-11-24", vec![ok, refused]).await;
+        assert_eq!(facts(&out[0].results[0].outcome)["test.status"], 200, "{mode:?}");
+        let denied = facts(&out[1].results[0].outcome);
+        assert_eq!(denied["test.status"], 0);
+        let error = denied["test.error"].as_str().unwrap();
+        assert!(
+            error.starts_with("refused: host evil.test is not allowed for plugin m"),
+            "{error}"
+        );
+        let counters = set.http_counters("m").unwrap();
+        assert_eq!((counters.requests, counters.refused, counters.errors), (1, 1, 0));
+        set.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn one_bad_plugin_does_not_stop_the_others() {
+    let configs = BTreeMap::from([
+        (
+            "bad".to_owned(),
+            PluginConfig::library(cdylib("tierd-test-abi-mismatch"), Mode::Isolated),
+        ),
+        (
+            "hello".to_owned(),
+            PluginConfig::library(cdylib("tierd-plugin-hello"), Mode::Isolated),
+        ),
+    ]);
+    let (set, errors) = PluginSet::start(&configs, &options()).await;
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].to_string().starts_with("plugin bad: start failed"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(set.plugins().len(), 1);
+    let out = set.enrich("2026-11-24", vec![account("a", "A")]).await;
+    assert!(matches!(out[0].results[0].outcome, Outcome::Fresh { .. }));
+    set.shutdown().await;
+}
