@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use tierd_core::decimal::push_fixed;
 use tierd_core::fact::{FactType, FactValue};
 use tierd_core::model::{FactRow, FactSchema, FactSlot};
 use tierd_core::tier::Tier;
@@ -121,6 +122,32 @@ pub struct Rejected {
     pub reason: String,
     /// The record as it was.
     pub raw: RawRecord,
+}
+
+/// What [`AccountReader::read_into`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The record it was given now holds an account.
+    Account,
+    /// A bad record (the record it was given holds nothing useful).
+    Rejected(Rejected),
+    /// The end of the file.
+    End,
+}
+
+impl AccountRecord {
+    /// An empty record with room for the facts of `schema`, to be filled by
+    /// [`AccountReader::read_into`] again and again.
+    pub fn empty(schema: &FactSchema) -> AccountRecord {
+        AccountRecord {
+            line: 0,
+            id: String::new(),
+            name: None,
+            domain: None,
+            lock: None,
+            facts: schema.empty_row(),
+        }
+    }
 }
 
 /// What reading one record gave.
@@ -236,7 +263,7 @@ impl AccountReader {
             path: path.to_path_buf(),
             check: RowCheck {
                 schema: schema.clone(),
-                seen: HashMap::new(),
+                seen: SeenIds::default(),
             },
             source,
             header,
@@ -254,7 +281,21 @@ impl AccountReader {
         &self.header
     }
 
-    fn next_csv(&mut self) -> Option<Result<ReadItem, FileError>> {
+    /// Reads the next record into `rec`, reusing its strings and lists: streaming readers
+    /// keep a pool of records and allocate almost nothing per row.
+    pub fn read_into(&mut self, rec: &mut AccountRecord) -> Result<Next, FileError> {
+        match self.source {
+            Source::Csv { .. } => self.csv_into(rec),
+            Source::Jsonl { .. } => self.jsonl_into(rec),
+        }
+    }
+
+    /// A record sized for this reader's schema.
+    pub fn empty_record(&self) -> AccountRecord {
+        AccountRecord::empty(&self.check.schema)
+    }
+
+    fn csv_into(&mut self, rec: &mut AccountRecord) -> Result<Next, FileError> {
         let AccountReader {
             path, check, source, ..
         } = self;
@@ -264,24 +305,24 @@ impl AccountReader {
             record,
         } = source
         else {
-            return None;
+            return Ok(Next::End);
         };
         match reader.read_byte_record(record) {
-            Ok(false) => return None,
+            Ok(false) => return Ok(Next::End),
             Ok(true) => {}
             Err(e) => {
                 // A record the CSV parser cannot split (e.g. an unterminated quote): reject what we
                 // know and go on; I/O errors end the file.
                 return match e.kind() {
-                    csv::ErrorKind::Io(_) => Some(Err(csv_err(path)(e))),
+                    csv::ErrorKind::Io(_) => Err(csv_err(path)(e)),
                     _ => {
                         let line = e.position().map_or(0, |p| p.line());
-                        Some(Ok(ReadItem::Rejected(Rejected {
+                        Ok(Next::Rejected(Rejected {
                             line,
                             id: None,
                             reason: format!("not valid CSV: {e}"),
                             raw: RawRecord::Csv(Vec::new()),
-                        })))
+                        }))
                     }
                 };
             }
@@ -297,14 +338,6 @@ impl AccountReader {
                     .collect(),
             )
         };
-        let reject = |id: Option<String>, reason: String| {
-            Some(Ok(ReadItem::Rejected(Rejected {
-                line,
-                id,
-                reason,
-                raw: raw(),
-            })))
-        };
         if fields.len() != columns.len() {
             // Name the account when its id is among the fields there are.
             let id = columns
@@ -315,13 +348,16 @@ impl AccountReader {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
-            return reject(
+            return Ok(Next::Rejected(Rejected {
+                line,
                 id,
-                format!("expected {} fields, found {}", columns.len(), fields.len()),
-            );
+                reason: format!("expected {} fields, found {}", columns.len(), fields.len()),
+                raw: raw(),
+            }));
         }
-        let mut facts = check.schema.empty_row();
-        let (mut id, mut name, mut domain, mut lock) = (None, None, None, None);
+        rec.line = line;
+        rec.lock = None;
+        let mut has_id = false;
         let mut problems: Vec<String> = Vec::new();
         for (col, bytes) in columns.iter().zip(fields.iter()) {
             if matches!(col, Column::Ignored) {
@@ -333,59 +369,69 @@ impl AccountReader {
             };
             let text = text.trim();
             match *col {
-                Column::Id => id = (!text.is_empty()).then(|| text.to_string()),
-                Column::Name => name = (!text.is_empty()).then(|| text.to_string()),
-                Column::Domain => domain = (!text.is_empty()).then(|| text.to_string()),
+                Column::Id => {
+                    rec.id.clear();
+                    rec.id.push_str(text);
+                    has_id = !text.is_empty();
+                }
+                Column::Name => assign(&mut rec.name, text),
+                Column::Domain => assign(&mut rec.domain, text),
                 Column::Lock if text.is_empty() => {}
                 Column::Lock => match text.parse::<Tier>() {
-                    Ok(t) => lock = Some(t),
+                    Ok(t) => rec.lock = Some(t),
                     Err(e) => problems.push(format!("locked_tier: {e}")),
                 },
-                Column::Fact(slot, ty) => match ty.parse(text) {
-                    Ok(v) => facts.set(slot, v),
-                    Err(e) => problems.push(format!("{}: {e}", check.schema.name(slot))),
-                },
+                Column::Fact(slot, ty) => {
+                    if let Err(e) = ty.parse_into(text, &mut rec.facts.0[slot]) {
+                        problems.push(format!("{}: {e}", check.schema.name(slot)));
+                    }
+                }
                 Column::Ignored => {}
             }
         }
-        check.finish(line, id, name, domain, lock, facts, problems, raw)
+        Ok(check.finish(rec, has_id, problems, raw))
     }
 
-    fn next_jsonl(&mut self) -> Option<Result<ReadItem, FileError>> {
+    fn jsonl_into(&mut self, rec: &mut AccountRecord) -> Result<Next, FileError> {
         let Source::Jsonl { lines, line } = &mut self.source else {
-            return None;
+            return Ok(Next::End);
         };
         let text = loop {
             *line += 1;
-            match lines.next()? {
+            let Some(next) = lines.next() else {
+                return Ok(Next::End);
+            };
+            match next {
                 Ok(t) if t.trim().is_empty() => continue,
                 Ok(t) => break t,
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     let l = *line;
-                    return Some(Ok(ReadItem::Rejected(Rejected {
+                    return Ok(Next::Rejected(Rejected {
                         line: l,
                         id: None,
                         reason: "not valid UTF-8".into(),
                         raw: RawRecord::Jsonl(String::new()),
-                    })));
+                    }));
                 }
-                Err(e) => return Some(Err(io_err(&self.path)(e))),
+                Err(e) => return Err(io_err(&self.path)(e)),
             }
         };
         let line = *line;
         let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&text) {
             Ok(o) => o,
             Err(e) => {
-                return Some(Ok(ReadItem::Rejected(Rejected {
+                return Ok(Next::Rejected(Rejected {
                     line,
                     id: None,
                     reason: format!("not a JSON object: {e}"),
                     raw: RawRecord::Jsonl(text),
-                })))
+                }))
             }
         };
-        let mut facts = self.check.schema.empty_row();
+        // A line names only the facts it has: start from an empty row.
+        rec.facts.0.iter_mut().for_each(|v| *v = None);
         let (mut id, mut name, mut domain, mut lock) = (None, None, None, None);
+        let facts = &mut rec.facts;
         let mut problems = Vec::new();
         let mut put = |key: &str, value: &serde_json::Value, problems: &mut Vec<String>| match key {
             "id" => match value {
@@ -423,29 +469,40 @@ impl AccountReader {
                 v => put(key, v, &mut problems),
             }
         }
-        self.check
-            .finish(line, id, name, domain, lock, facts, problems, || {
-                RawRecord::Jsonl(text)
-            })
+        rec.line = line;
+        rec.name = name;
+        rec.domain = domain;
+        rec.lock = lock;
+        rec.id.clear();
+        let has_id = id.is_some();
+        if let Some(id) = id {
+            rec.id = id;
+        }
+        Ok(self
+            .check
+            .finish(rec, has_id, problems, || RawRecord::Jsonl(text)))
+    }
+}
+
+/// Sets an optional text, reusing its allocation; empty text is no value.
+fn assign(slot: &mut Option<String>, text: &str) {
+    match slot {
+        _ if text.is_empty() => *slot = None,
+        Some(s) => {
+            s.clear();
+            s.push_str(text);
+        }
+        None => *slot = Some(text.to_string()),
     }
 }
 
 /// Checks a parsed record and remembers ids, so repeats are rejected.
 struct RowCheck {
     schema: FactSchema,
-    seen: HashMap<Box<str>, u64>,
+    seen: SeenIds,
 }
 
 impl RowCheck {
-    /// Rejects a repeated id; remembers a new one.
-    fn check_duplicate(&mut self, id: &str, line: u64) -> Option<String> {
-        if let Some(first) = self.seen.get(id) {
-            return Some(format!("duplicate id '{id}' (first seen on line {first})"));
-        }
-        self.seen.insert(id.into(), line);
-        None
-    }
-
     fn column_name(&self, col: &Column) -> String {
         match col {
             Column::Id => "id".into(),
@@ -457,44 +514,105 @@ impl RowCheck {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
-        line: u64,
-        id: Option<String>,
-        name: Option<String>,
-        domain: Option<String>,
-        lock: Option<Tier>,
-        facts: FactRow,
+        rec: &AccountRecord,
+        has_id: bool,
         mut problems: Vec<String>,
         raw: impl FnOnce() -> RawRecord,
-    ) -> Option<Result<ReadItem, FileError>> {
-        match &id {
-            None => problems.insert(0, "missing id".to_string()),
-            Some(id) if problems.is_empty() => {
-                if let Some(dup) = self.check_duplicate(id, line) {
-                    problems.push(dup);
+    ) -> Next {
+        if !has_id {
+            problems.insert(0, "missing id".to_string());
+        } else if problems.is_empty() {
+            if let Some(first) = self.seen.insert(&rec.id, rec.line) {
+                problems.push(format!("duplicate id '{}' (first seen on line {first})", rec.id));
+            }
+        }
+        if problems.is_empty() {
+            return Next::Account;
+        }
+        Next::Rejected(Rejected {
+            line: rec.line,
+            id: has_id.then(|| rec.id.clone()),
+            reason: problems.join("; "),
+            raw: raw(),
+        })
+    }
+}
+
+/// The ids seen so far, with the line each was first seen on.
+///
+/// A file of millions of accounts checks every id, so the set keeps all ids in one text
+/// buffer keyed by a 64-bit hash, instead of one heap string per id behind SipHash (which
+/// cost more than parsing the row). Distinct ids whose hashes collide go to a plain map.
+#[derive(Default)]
+struct SeenIds {
+    text: String,
+    /// (start in `text`, length, first line) per id.
+    entries: Vec<(usize, u32, u64)>,
+    by_hash: HashMap<u64, u32, std::hash::BuildHasherDefault<PassThrough>>,
+    collided: HashMap<Box<str>, u64>,
+}
+
+impl SeenIds {
+    /// Remembers `id` at `line`; when it was seen before, returns the line it was first seen on.
+    fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
+        let hash = id_hash(id.as_bytes());
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let (start, len, first) = self.entries[*e.get() as usize];
+                if &self.text[start..start + len as usize] == id {
+                    return Some(first);
+                }
+                match self.collided.get(id) {
+                    Some(first) => Some(*first),
+                    None => {
+                        self.collided.insert(id.into(), line);
+                        None
+                    }
                 }
             }
-            Some(_) => {}
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.entries.len() as u32);
+                self.entries.push((self.text.len(), id.len() as u32, line));
+                self.text.push_str(id);
+                None
+            }
         }
-        let item = match id {
-            Some(id) if problems.is_empty() => ReadItem::Account(AccountRecord {
-                line,
-                id,
-                name,
-                domain,
-                lock,
-                facts,
-            }),
-            id => ReadItem::Rejected(Rejected {
-                line,
-                id,
-                reason: problems.join("; "),
-                raw: raw(),
-            }),
-        };
-        Some(Ok(item))
+    }
+}
+
+/// FxHash-style rounds over 8-byte words, then a 64-bit finaliser so every bit is mixed.
+fn id_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h
+}
+
+/// The hasher of `SeenIds::by_hash`, whose keys are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = id_hash(bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -528,9 +646,12 @@ impl Iterator for AccountReader {
     type Item = Result<ReadItem, FileError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.source {
-            Source::Csv { .. } => self.next_csv(),
-            Source::Jsonl { .. } => self.next_jsonl(),
+        let mut rec = self.empty_record();
+        match self.read_into(&mut rec) {
+            Ok(Next::Account) => Some(Ok(ReadItem::Account(rec))),
+            Ok(Next::Rejected(r)) => Some(Ok(ReadItem::Rejected(r))),
+            Ok(Next::End) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 }
@@ -635,6 +756,9 @@ pub const TIER_COLUMNS: [&str; 6] = ["id", "score", "tier", "coverage", "model_v
 pub struct TierWriter {
     path: PathBuf,
     sink: TierSink,
+    /// Reused for the number cells of every row.
+    score: String,
+    coverage: String,
 }
 
 enum TierSink {
@@ -658,6 +782,8 @@ impl TierWriter {
         Ok(TierWriter {
             path: path.to_path_buf(),
             sink,
+            score: String::new(),
+            coverage: String::new(),
         })
     }
 
@@ -665,13 +791,15 @@ impl TierWriter {
     pub fn write(&mut self, r: &TierRecord<'_>) -> Result<(), FileError> {
         match &mut self.sink {
             TierSink::Csv(w) => {
-                let score = format!("{:.3}", r.score);
-                let coverage = format!("{:.2}", r.coverage);
+                self.score.clear();
+                push_fixed(&mut self.score, r.score, 3, false);
+                self.coverage.clear();
+                push_fixed(&mut self.coverage, r.coverage, 2, false);
                 w.write_record([
                     r.id,
-                    &score,
+                    &self.score,
                     r.tier.as_str(),
-                    &coverage,
+                    &self.coverage,
                     r.model_version,
                     r.explanation,
                 ])
@@ -763,4 +891,116 @@ pub fn read_tiers(path: &Path) -> Result<PreviousTiers, FileError> {
         }
     }
     Ok((tiers, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tierd_core::Model;
+
+    const MODEL: &str = r#"
+name = "t"
+version = "1"
+[components.fit]
+weight = 1.0
+[[criteria]]
+name = "size"
+component = "fit"
+weight = 1.0
+fact = "firmographic.employee_count"
+rule = { bands = [{ min = 0, max = 100, points = 1 }, { min = 100, points = 5 }] }
+[[criteria]]
+name = "stack"
+component = "fit"
+weight = 1.0
+fact = "technographic.technologies"
+rule = { any_of = ["Snowflake"], points = 5 }
+[[criteria]]
+name = "industry"
+component = "fit"
+weight = 1.0
+fact = "firmographic.industry"
+rule = { map = { software = 5 } }
+"#;
+
+    fn reader(text: &str, format: FileFormat) -> AccountReader {
+        let model = Model::from_toml(MODEL, "model").expect("model");
+        let input: Box<dyn io::Read + Send> = Box::new(io::Cursor::new(text.to_string().into_bytes()));
+        AccountReader::from_reader(Path::new("accounts.csv"), input, format, model.schema()).expect("reader")
+    }
+
+    const CSV: &str =
+        "id,name,firmographic.employee_count,technographic.technologies,firmographic.industry\n\
+        a,Acme,120,Snowflake;dbt;Segment,Software\n\
+        b,,12k,,Retail\n\
+        c,Corp,,Looker,\n\
+        a,Again,5,,\n\
+        d,Dee,7,Snowflake,Media\n";
+
+    #[test]
+    fn reading_into_one_reused_record_gives_what_fresh_records_give() {
+        let fresh: Vec<ReadItem> = reader(CSV, FileFormat::Csv).map(|r| r.expect("read")).collect();
+        let mut reused = Vec::new();
+        let mut r = reader(CSV, FileFormat::Csv);
+        let mut rec = r.empty_record();
+        loop {
+            match r.read_into(&mut rec).expect("read") {
+                Next::Account => reused.push(ReadItem::Account(rec.clone())),
+                Next::Rejected(x) => reused.push(ReadItem::Rejected(x)),
+                Next::End => break,
+            }
+        }
+        assert_eq!(fresh, reused);
+        let ids: Vec<String> = fresh
+            .iter()
+            .map(|i| match i {
+                ReadItem::Account(a) => format!("ok {}", a.id),
+                ReadItem::Rejected(r) => format!("line {}: {}", r.line, r.reason),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "ok a",
+                "line 3: firmographic.employee_count: '12k' is not a number",
+                "ok c",
+                "line 5: duplicate id 'a' (first seen on line 2)",
+                "ok d",
+            ]
+        );
+        // The shorter list of `d` replaced the longer one of `a` in the reused record.
+        let ReadItem::Account(d) = &reused[4] else {
+            panic!("d is an account")
+        };
+        let model = Model::from_toml(MODEL, "model").expect("model");
+        let slot = model.schema().slot("technographic.technologies").expect("slot");
+        assert_eq!(
+            d.facts.get(slot),
+            Some(&FactValue::StringList(vec!["Snowflake".into()]))
+        );
+    }
+
+    #[test]
+    fn jsonl_lines_do_not_inherit_facts_from_the_line_before() {
+        let text = "{\"id\":\"a\",\"firmographic.industry\":\"Software\"}\n{\"id\":\"b\"}\n";
+        let mut r = reader(text, FileFormat::Jsonl);
+        let mut rec = r.empty_record();
+        assert_eq!(r.read_into(&mut rec).expect("read"), Next::Account);
+        assert_eq!(r.read_into(&mut rec).expect("read"), Next::Account);
+        assert_eq!(rec.id, "b");
+        assert!(rec.facts.0.iter().all(Option::is_none));
+        assert_eq!(r.read_into(&mut rec).expect("read"), Next::End);
+    }
+
+    #[test]
+    fn seen_ids_tell_distinct_ids_apart_even_when_their_hashes_collide() {
+        let mut seen = SeenIds::default();
+        assert_eq!(seen.insert("a", 2), None);
+        assert_eq!(seen.insert("a", 9), Some(2));
+        // Pretend "b" hashes like "a": it must still count as new, then as a repeat of itself.
+        seen.by_hash.insert(id_hash(b"b"), 0);
+        assert_eq!(seen.insert("b", 3), None);
+        assert_eq!(seen.insert("b", 4), Some(3));
+        assert_eq!(seen.insert("a", 5), Some(2));
+    }
 }

@@ -8,6 +8,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::date::Date;
+use crate::decimal::push_fixed;
 use crate::fact::FactValue;
 use crate::model::{Criterion, FactRow, FactSource, Model, Rule};
 use crate::score::ScoreCard;
@@ -237,15 +238,24 @@ impl Model {
     /// (impact, criterion index) of every criterion that moved the score noticeably, strongest
     /// up first and strongest down last; ties in criterion order. One ranking for every view.
     fn rank_reasons(&self, card: &ScoreCard) -> Vec<(f32, usize)> {
-        let mut ranked: Vec<(f32, usize)> = card
-            .criteria
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.impact(self.neutral_points), i))
-            .filter(|(impact, _)| impact.abs() >= MIN_IMPACT)
-            .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut ranked = vec![(0f32, 0usize); card.criteria.len()];
+        let n = self.rank_reasons_into(card, &mut ranked);
+        ranked.truncate(n);
         ranked
+    }
+
+    /// [`Model::rank_reasons`] into `buf` (as long as the card's criteria); returns how many.
+    fn rank_reasons_into(&self, card: &ScoreCard, buf: &mut [(f32, usize)]) -> usize {
+        let mut n = 0;
+        for (i, o) in card.criteria.iter().enumerate() {
+            let impact = o.impact(self.neutral_points);
+            if impact.abs() >= MIN_IMPACT {
+                buf[n] = (impact, i);
+                n += 1;
+            }
+        }
+        buf[..n].sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        n
     }
 
     /// The compact one-line explanation written beside each score: the top `up` reasons up and
@@ -261,7 +271,17 @@ impl Model {
         out: &mut String,
     ) {
         let potential = card.potential_value.map(FactValue::Number);
-        let ranked = self.rank_reasons(card);
+        // Models have a few dozen criteria at most: rank on the stack, not the heap.
+        let mut stack = [(0f32, 0usize); 64];
+        let mut heap = Vec::new();
+        let buf: &mut [(f32, usize)] = if card.criteria.len() <= stack.len() {
+            &mut stack[..card.criteria.len()]
+        } else {
+            heap.resize(card.criteria.len(), (0f32, 0usize));
+            &mut heap
+        };
+        let n = self.rank_reasons_into(card, buf);
+        let ranked = &buf[..n];
         let pos = ranked.iter().filter(|r| r.0 > 0.0).take(up);
         let neg = ranked.iter().rev().filter(|r| r.0 < 0.0).take(down);
         for (n, &(impact, i)) in pos.chain(neg).enumerate() {
@@ -270,7 +290,9 @@ impl Model {
             }
             let c = &self.criteria[i];
             c.write_reason(c.value(row, potential.as_ref()), as_of, out);
-            let _ = write!(out, " ({impact:+.1})");
+            out.push_str(" (");
+            push_fixed(out, impact, 1, true);
+            out.push(')');
         }
     }
 }

@@ -120,54 +120,106 @@ impl FactType {
     /// Parses the text form of a value (a CSV cell). Empty text means "no value" and gives `Ok(None)`.
     /// Lists are `;`-separated; blank items are dropped.
     pub fn parse(self, raw: &str) -> Result<Option<FactValue>, FactValueError> {
+        let mut value = None;
+        self.parse_into(raw, &mut value)?;
+        Ok(value)
+    }
+
+    /// [`FactType::parse`] into `slot`, reusing the strings and lists already there: readers
+    /// that stream millions of rows through one buffer of rows allocate almost nothing.
+    /// On error `slot` is left empty.
+    pub fn parse_into(self, raw: &str, slot: &mut Option<FactValue>) -> Result<(), FactValueError> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Ok(None);
+            *slot = None;
+            return Ok(());
         }
-        let err = || FactValueError {
-            value: raw.to_string(),
-            expected: self,
+        let err = |slot: &mut Option<FactValue>| {
+            *slot = None;
+            FactValueError {
+                value: raw.to_string(),
+                expected: self,
+            }
         };
-        let value = match self {
+        match self {
             FactType::Number => {
                 // Digit separators (`1_200`) are allowed; copy only when there are some.
-                let n: f64 = if raw.contains('_') {
+                let parsed: Result<f64, _> = if raw.contains('_') {
                     raw.replace('_', "").parse()
                 } else {
                     raw.parse()
+                };
+                match parsed {
+                    Ok(n) if n.is_finite() => *slot = Some(FactValue::Number(n)),
+                    _ => return Err(err(slot)),
                 }
-                .map_err(|_| err())?;
-                if !n.is_finite() {
-                    return Err(err());
-                }
-                FactValue::Number(n)
             }
-            FactType::String => FactValue::String(raw.to_string()),
-            FactType::Bool => FactValue::Bool(match raw.to_ascii_lowercase().as_str() {
-                "true" | "yes" | "1" | "y" => true,
-                "false" | "no" | "0" | "n" => false,
-                _ => return Err(err()),
-            }),
-            FactType::Date => FactValue::Date(raw.parse().map_err(|_| err())?),
-            FactType::StringList => FactValue::StringList(
-                raw.split(LIST_SEPARATOR)
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            ),
+            FactType::String => match slot {
+                Some(FactValue::String(s)) => {
+                    s.clear();
+                    s.push_str(raw);
+                }
+                _ => *slot = Some(FactValue::String(raw.to_string())),
+            },
+            FactType::Bool => {
+                let b = if ["true", "yes", "1", "y"]
+                    .iter()
+                    .any(|t| raw.eq_ignore_ascii_case(t))
+                {
+                    true
+                } else if ["false", "no", "0", "n"]
+                    .iter()
+                    .any(|t| raw.eq_ignore_ascii_case(t))
+                {
+                    false
+                } else {
+                    return Err(err(slot));
+                };
+                *slot = Some(FactValue::Bool(b));
+            }
+            FactType::Date => match raw.parse() {
+                Ok(d) => *slot = Some(FactValue::Date(d)),
+                Err(_) => return Err(err(slot)),
+            },
+            FactType::StringList => {
+                if !matches!(slot, Some(FactValue::StringList(_))) {
+                    *slot = Some(FactValue::StringList(Vec::new()));
+                }
+                let Some(FactValue::StringList(list)) = slot else {
+                    unreachable!("just set to a string list")
+                };
+                let items = raw.split(LIST_SEPARATOR).map(str::trim).filter(|s| !s.is_empty());
+                let mut n = 0;
+                for item in items {
+                    match list.get_mut(n) {
+                        Some(s) => {
+                            s.clear();
+                            s.push_str(item);
+                        }
+                        None => list.push(item.to_string()),
+                    }
+                    n += 1;
+                }
+                list.truncate(n);
+            }
             FactType::DateList => {
-                let mut dates = raw
-                    .split(LIST_SEPARATOR)
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.parse::<Date>().map_err(|_| err()))
-                    .collect::<Result<Vec<_>, _>>()?;
+                if !matches!(slot, Some(FactValue::DateList(_))) {
+                    *slot = Some(FactValue::DateList(Vec::new()));
+                }
+                let Some(FactValue::DateList(dates)) = slot else {
+                    unreachable!("just set to a date list")
+                };
+                dates.clear();
+                for item in raw.split(LIST_SEPARATOR).map(str::trim).filter(|s| !s.is_empty()) {
+                    match item.parse::<Date>() {
+                        Ok(d) => dates.push(d),
+                        Err(_) => return Err(err(slot)),
+                    }
+                }
                 dates.sort_unstable_by(|a, b| b.cmp(a));
-                FactValue::DateList(dates)
             }
-        };
-        Ok(Some(value))
+        }
+        Ok(())
     }
 }
 
@@ -243,6 +295,35 @@ pub type Facts = BTreeMap<FactName, Fact>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_into_reuses_the_slot_and_matches_parse() {
+        let cases = [
+            (
+                FactType::StringList,
+                vec!["Snowflake; dbt ;Segment", "Looker", "", "a;b;c;d"],
+            ),
+            (
+                FactType::DateList,
+                vec!["2026-01-02;2026-03-01", "2025-12-31", ""],
+            ),
+            (FactType::String, vec!["Software", "", "Retail"]),
+            (FactType::Number, vec!["1_200", "7", ""]),
+            (FactType::Bool, vec!["Yes", "n", ""]),
+        ];
+        for (ty, texts) in cases {
+            let mut slot = None;
+            for text in texts {
+                ty.parse_into(text, &mut slot).expect("valid");
+                assert_eq!(slot, ty.parse(text).expect("valid"), "{ty} from {text:?}");
+            }
+        }
+        let mut slot = Some(FactValue::DateList(vec![]));
+        assert!(FactType::DateList
+            .parse_into("2026-01-02;soon", &mut slot)
+            .is_err());
+        assert_eq!(slot, None, "a value that does not parse leaves nothing behind");
+    }
 
     #[test]
     fn fact_names_need_a_namespace_and_lower_case() {

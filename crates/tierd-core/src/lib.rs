@@ -11,6 +11,7 @@
 
 pub mod config_error;
 pub mod date;
+pub mod decimal;
 pub mod diff;
 pub mod explain;
 pub mod fact;

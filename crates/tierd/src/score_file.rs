@@ -15,7 +15,7 @@ use std::sync::mpsc;
 
 use anyhow::{bail, Context as _};
 use tierd_connectors::files::{
-    AccountReader, FileError, ReadItem, RejectWriter, Rejected, TierRecord, TierWriter,
+    AccountReader, AccountRecord, FileError, Next, RejectWriter, Rejected, TierRecord, TierWriter,
 };
 use tierd_core::diff::Movements;
 use tierd_core::tier::{pyramid, Decision, RunKind, TierCandidate};
@@ -67,6 +67,15 @@ pub struct ScoreSummary {
 }
 
 const BATCH: usize = 1024;
+
+/// Up to [`BATCH`] accounts read in a row (the first `filled` of `accounts`; the rest are
+/// records kept for reuse) and the records rejected among them.
+#[derive(Default)]
+struct Batch {
+    accounts: Vec<AccountRecord>,
+    filled: usize,
+    rejected: Vec<Rejected>,
+}
 const KEEP_REJECTS: usize = 20;
 
 /// Runs one scoring job.
@@ -79,32 +88,38 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     };
 
     // Parsing runs on its own thread; the bounded channel keeps at most a few batches in flight.
-    // Used batches go back to the parser to be freed there: freeing memory on the thread that
-    // allocated it avoids contention in the allocator, which otherwise costs more than scoring.
-    let (tx, rx) = mpsc::sync_channel::<Result<Vec<ReadItem>, FileError>>(4);
-    let (used_tx, used_rx) = mpsc::sync_channel::<Vec<ReadItem>>(8);
+    // Used batches go back to the parser, which reads the next rows into the same records:
+    // after the first few batches, parsing allocates almost nothing.
+    let (tx, rx) = mpsc::sync_channel::<Result<Batch, FileError>>(4);
+    let (used_tx, used_rx) = mpsc::sync_channel::<Batch>(8);
     let parser = std::thread::spawn(move || {
-        let mut batch = Vec::with_capacity(BATCH);
-        for item in reader {
-            while let Ok(used) = used_rx.try_recv() {
-                drop(used);
-            }
-            match item {
-                Ok(i) => batch.push(i),
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
+        let mut reader = reader;
+        loop {
+            let mut batch = used_rx.try_recv().unwrap_or_default();
+            batch.filled = 0;
+            batch.rejected.clear();
+            let mut end = false;
+            while batch.filled < BATCH {
+                if batch.filled == batch.accounts.len() {
+                    batch.accounts.push(reader.empty_record());
+                }
+                match reader.read_into(&mut batch.accounts[batch.filled]) {
+                    Ok(Next::Account) => batch.filled += 1,
+                    Ok(Next::Rejected(r)) => batch.rejected.push(r),
+                    Ok(Next::End) => {
+                        end = true;
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
                 }
             }
-            if batch.len() == BATCH
-                && tx
-                    .send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
-                    .is_err()
-            {
+            if tx.send(Ok(batch)).is_err() || end {
                 return;
             }
         }
-        let _ = tx.send(Ok(batch));
     });
 
     let model = &settings.model;
@@ -121,41 +136,37 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
 
     for batch in rx {
         let batch = batch?;
-        for item in &batch {
-            match item {
-                ReadItem::Account(acc) => {
-                    model.score_into(&acc.facts, job.as_of, &mut card);
-                    reasons.clear();
-                    model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
-                    if reasons.contains('\n') {
-                        reasons = reasons.replace('\n', " ");
-                    }
-                    reasons.push('\n');
-                    spill
-                        .write_all(reasons.as_bytes())
-                        .context("cannot write the spill file")?;
-                    let previous = job.previous.as_mut().and_then(|p| p.remove(&acc.id));
-                    candidates.push(TierCandidate {
-                        id: acc.id.as_str().into(),
-                        score: card.score,
-                        potential_value: card.potential_value.unwrap_or(0.0),
-                        coverage: card.coverage,
-                        previous,
-                        lock: acc.lock,
-                        engaged: settings.policy.override_for(&acc.facts, job.as_of),
-                    });
-                }
-                ReadItem::Rejected(r) => {
-                    let writer = match &mut rejects {
-                        Some(w) => w,
-                        None => rejects.insert(RejectWriter::create(&job.rejects, &header)?),
-                    };
-                    writer.write(r)?;
-                    summary.rejected += 1;
-                    if summary.first_rejects.len() < KEEP_REJECTS {
-                        summary.first_rejects.push(r.clone());
-                    }
-                }
+        for acc in &batch.accounts[..batch.filled] {
+            model.score_into(&acc.facts, job.as_of, &mut card);
+            reasons.clear();
+            model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
+            if reasons.contains('\n') {
+                reasons = reasons.replace('\n', " ");
+            }
+            reasons.push('\n');
+            spill
+                .write_all(reasons.as_bytes())
+                .context("cannot write the spill file")?;
+            let previous = job.previous.as_mut().and_then(|p| p.remove(&acc.id));
+            candidates.push(TierCandidate {
+                id: acc.id.as_str().into(),
+                score: card.score,
+                potential_value: card.potential_value.unwrap_or(0.0),
+                coverage: card.coverage,
+                previous,
+                lock: acc.lock,
+                engaged: settings.policy.override_for(&acc.facts, job.as_of),
+            });
+        }
+        for r in &batch.rejected {
+            let writer = match &mut rejects {
+                Some(w) => w,
+                None => rejects.insert(RejectWriter::create(&job.rejects, &header)?),
+            };
+            writer.write(r)?;
+            summary.rejected += 1;
+            if summary.first_rejects.len() < KEEP_REJECTS {
+                summary.first_rejects.push(r.clone());
             }
         }
         let _ = used_tx.try_send(batch);
