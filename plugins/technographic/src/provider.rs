@@ -1,0 +1,588 @@
+//! The plugin: config, one HTTP batch per enrich call, detection, history and signals.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tierd_plugin_api::prelude::*;
+
+use crate::history::History;
+use crate::page::Page;
+use crate::rules::RuleSet;
+
+/// `[plugins.technographic.config]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub(crate) struct Config {
+    /// `https` normally; `http` for emulators.
+    pub(crate) scheme: String,
+    /// Paths fetched besides the home page; a careers page reveals the back-office stack.
+    pub(crate) paths: Vec<String>,
+    /// A `technologies.json` to use instead of the shipped rules.
+    pub(crate) rules_path: Option<String>,
+    /// The `categories.json` for `rules_path` (the shipped categories otherwise).
+    pub(crate) categories_path: Option<String>,
+    /// Consecutive successful fetches a technology must be missing from to count as removed.
+    pub(crate) removal_after: u32,
+    /// Detections below this confidence (0..=100) are ignored.
+    pub(crate) min_confidence: u8,
+    /// Per-request timeout.
+    pub(crate) timeout_ms: u64,
+    /// Whether an account's first fetch emits `technology_adopted` for everything it finds
+    /// (off: the first fetch is the baseline, or every account would "adopt" its whole stack).
+    pub(crate) signal_first_fetch: bool,
+    /// Refuse to start when a rule pattern compiles in neither regex engine (default: warn).
+    pub(crate) strict_rules: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scheme: "https".into(),
+            paths: vec!["/careers".into()],
+            rules_path: None,
+            categories_path: None,
+            removal_after: 2,
+            min_confidence: 50,
+            timeout_ms: 10_000,
+            signal_first_fetch: false,
+            strict_rules: false,
+        }
+    }
+}
+
+const KNOWN_KEYS: [&str; 9] = [
+    "scheme",
+    "paths",
+    "rules_path",
+    "categories_path",
+    "removal_after",
+    "min_confidence",
+    "timeout_ms",
+    "signal_first_fetch",
+    "strict_rules",
+];
+
+/// The technographic provider.
+pub struct Technographic {
+    config: Config,
+    rules: RuleSet,
+    host: Host,
+}
+
+impl Technographic {
+    /// Builds the provider from its config (see [`Config`]).
+    pub(crate) fn new(config: Value, host: Host) -> Result<Technographic, PluginError> {
+        if let Value::Object(map) = &config {
+            let unknown: Vec<&str> = map
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !KNOWN_KEYS.contains(k))
+                .collect();
+            if !unknown.is_empty() {
+                host.log(
+                    Level::Warn,
+                    format!("ignoring unknown config keys {unknown:?}; known keys: {KNOWN_KEYS:?}"),
+                );
+            }
+        }
+        let config: Config = serde_json::from_value(config)
+            .map_err(|e| PluginError::new(format!("technographic config: {e}")))?;
+        if !matches!(config.scheme.as_str(), "http" | "https") {
+            return Err(PluginError::new(format!(
+                "technographic config: scheme must be \"https\" or \"http\", not {:?}",
+                config.scheme
+            )));
+        }
+        if config.min_confidence > 100 {
+            return Err(PluginError::new(
+                "technographic config: min_confidence must be 0..=100",
+            ));
+        }
+        let (rules, source) = match &config.rules_path {
+            None => (RuleSet::builtin(), "the shipped rules".to_owned()),
+            Some(path) => {
+                let read = |p: &str| {
+                    std::fs::read_to_string(p).map_err(|e| {
+                        PluginError::new(format!("technographic: cannot read rule file {p}: {e}"))
+                    })
+                };
+                let technologies = read(path)?;
+                let categories = match &config.categories_path {
+                    Some(p) => read(p)?,
+                    None => crate::rules::DEFAULT_CATEGORIES.to_owned(),
+                };
+                (RuleSet::parse(&technologies, &categories), path.clone())
+            }
+        };
+        let rules = rules.map_err(|e| PluginError::new(format!("technographic: rule file {source}: {e}")))?;
+        let report = rules.report();
+        if !report.failed.is_empty() {
+            let message = format!(
+                "{} fingerprint patterns in {source} compile in neither regex engine and are not used: {}",
+                report.failed.len(),
+                report.failed.join("; ")
+            );
+            if config.strict_rules {
+                return Err(PluginError::new(message));
+            }
+            host.log(Level::Warn, message);
+        }
+        host.log(
+            Level::Info,
+            format!(
+                "loaded {} technologies ({} patterns) from {source}; {} patterns use the fallback engine{}",
+                report.technologies,
+                report.patterns,
+                report.fallback.len(),
+                if report.fallback.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", report.fallback.join(", "))
+                }
+            ),
+        );
+        if !report.browser_only.is_empty() {
+            host.log(
+                Level::Info,
+                format!(
+                    "{} technologies have only browser-side (js/dom) patterns and cannot be detected from HTML",
+                    report.browser_only.len()
+                ),
+            );
+        }
+        if !report.unknown_references.is_empty() {
+            host.log(
+                Level::Warn,
+                format!(
+                    "rules name unknown technologies: {}",
+                    report.unknown_references.join(", ")
+                ),
+            );
+        }
+        Ok(Technographic { config, rules, host })
+    }
+
+    pub(crate) fn description(&self) -> Description {
+        Description {
+            name: "technographic".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            facts: vec![
+                FactSpec::new("technographic.technologies", FactType::StringList),
+                FactSpec::new("technographic.categories", FactType::StringList),
+            ],
+            signals: vec!["technology_adopted".into(), "technology_removed".into()],
+            hosts: vec!["{account.domain}".into()],
+            batch_size: Some(50),
+            rate_limit_per_minute: None,
+            config: vec![
+                field("scheme", "https (default) or http"),
+                field(
+                    "paths",
+                    "paths fetched besides the home page (default [\"/careers\"])",
+                ),
+                field(
+                    "rules_path",
+                    "a Wappalyzer-format technologies.json replacing the shipped rules",
+                ),
+                field("categories_path", "the categories.json for rules_path"),
+                field(
+                    "removal_after",
+                    "successful fetches without a technology before it counts as removed (2)",
+                ),
+                field(
+                    "min_confidence",
+                    "ignore detections below this confidence, 0..100 (50)",
+                ),
+                field("timeout_ms", "per-request timeout (10000)"),
+                field(
+                    "signal_first_fetch",
+                    "emit technology_adopted on an account's first fetch (false)",
+                ),
+                field(
+                    "strict_rules",
+                    "refuse to start when a rule pattern cannot be compiled (false)",
+                ),
+            ],
+        }
+    }
+
+    pub(crate) fn run(&mut self, request: EnrichRequest) -> Result<EnrichResponse, PluginError> {
+        let per_site = 1 + self.config.paths.len();
+        let mut targets = Vec::new();
+        let mut results: Vec<Option<AccountResult>> = Vec::with_capacity(request.accounts.len());
+        let mut requests = Vec::new();
+        for (i, account) in request.accounts.iter().enumerate() {
+            let Some(domain) = account.domain.as_deref() else {
+                results.push(Some(AccountResult::no_match(&account.key)));
+                continue;
+            };
+            let Some(host) = host_of(domain) else {
+                let why = format!("domain {domain:?} is not a host name");
+                results.push(Some(AccountResult::failed(&account.key, why)));
+                continue;
+            };
+            results.push(None);
+            for path in std::iter::once("/").chain(self.config.paths.iter().map(String::as_str)) {
+                let mut r = HttpRequest::get(format!("{}://{host}{path}", self.config.scheme));
+                r.timeout_ms = Some(self.config.timeout_ms);
+                requests.push(r);
+            }
+            targets.push(i);
+        }
+        let urls: Vec<String> = requests.iter().map(|r| r.url.clone()).collect();
+        let responses = if requests.is_empty() {
+            Vec::new()
+        } else {
+            self.host.http(requests)?
+        };
+        for (n, &i) in targets.iter().enumerate() {
+            let account = &request.accounts[i];
+            let answers = &responses[n * per_site..(n + 1) * per_site];
+            let urls = &urls[n * per_site..(n + 1) * per_site];
+            results[i] = Some(self.observe(account, &request.as_of, urls, answers));
+        }
+        Ok(EnrichResponse {
+            results: results.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Turns one site's answers into the account's result.
+    fn observe(
+        &self,
+        account: &AccountInput,
+        as_of: &str,
+        urls: &[String],
+        answers: &[HttpResponse],
+    ) -> AccountResult {
+        let home = &answers[0];
+        if !(200..300).contains(&home.status) {
+            let why = match &home.error {
+                Some(e) => e.clone(),
+                None => format!("HTTP status {}", home.status),
+            };
+            // The previous facts stay (stale) and the history is untouched: a failed fetch removes nothing.
+            return AccountResult::failed(&account.key, format!("fetching {} failed: {why}", urls[0]));
+        }
+        let pages: Vec<Page> = urls
+            .iter()
+            .zip(answers)
+            .filter(|(_, a)| (200..300).contains(&a.status))
+            .map(|(url, a)| {
+                let headers = a.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                Page::new(url, headers, a.body.clone())
+            })
+            .collect();
+        let detected: Vec<String> = self
+            .rules
+            .detect(&pages)
+            .into_iter()
+            .filter(|d| d.confidence >= self.config.min_confidence.max(1))
+            .map(|d| d.name)
+            .collect();
+
+        let previous = History::from_state(&account.state);
+        let first_fetch = previous.is_none();
+        let mut history = previous.unwrap_or_default();
+        let change = history.observe(&detected, as_of, self.config.removal_after);
+
+        let mut result = AccountResult::new(&account.key);
+        let in_use = history.in_use();
+        let categories: BTreeSet<&str> = in_use
+            .iter()
+            .flat_map(|t| self.rules.categories_of(t))
+            .map(String::as_str)
+            .collect();
+        result
+            .facts
+            .insert("technographic.technologies".into(), json!(in_use));
+        result
+            .facts
+            .insert("technographic.categories".into(), json!(categories));
+        if !first_fetch || self.config.signal_first_fetch {
+            result.signals.extend(
+                change
+                    .adopted
+                    .into_iter()
+                    .map(|t| signal("technology_adopted", t, as_of)),
+            );
+        }
+        result.signals.extend(
+            change
+                .removed
+                .into_iter()
+                .map(|t| signal("technology_removed", t, as_of)),
+        );
+        result.state = history.to_state();
+        result
+    }
+}
+
+fn field(name: &str, description: &str) -> ConfigField {
+    ConfigField {
+        name: name.into(),
+        secret: false,
+        required: false,
+        description: description.into(),
+    }
+}
+
+fn signal(kind: &str, subject: String, date: &str) -> Signal {
+    Signal {
+        kind: kind.into(),
+        subject: Some(subject),
+        date: date.into(),
+        detail: Default::default(),
+    }
+}
+
+/// The host name in a CRM domain field (`Acme.com`, `https://www.acme.com/about`), or `None`.
+fn host_of(domain: &str) -> Option<String> {
+    let d = domain.trim();
+    let d = d
+        .strip_prefix("https://")
+        .or_else(|| d.strip_prefix("http://"))
+        .unwrap_or(d);
+    let host = d
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host.contains('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    valid.then_some(host)
+}
+
+impl Provider for Technographic {
+    fn init(config: Value, host: Host) -> Result<Self, PluginError> {
+        Technographic::new(config, host)
+    }
+
+    fn describe(&self) -> Description {
+        self.description()
+    }
+
+    fn enrich(&mut self, request: EnrichRequest) -> Result<EnrichResponse, PluginError> {
+        self.run(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A site: its home page headers and body, and its careers page body.
+    type Sites = Arc<Mutex<BTreeMap<String, (u16, Vec<(String, String)>, String, String)>>>;
+
+    fn host_for(sites: Sites) -> Host {
+        Host::with_http(move |requests| {
+            let sites = sites.lock().unwrap();
+            requests
+                .iter()
+                .map(|r| {
+                    let rest = r.url.split_once("://").map_or("", |x| x.1);
+                    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                    match sites.get(host) {
+                        None => HttpResponse::failed("connection refused"),
+                        Some((status, headers, home, careers)) => HttpResponse {
+                            status: if path.is_empty() { *status } else { 200 },
+                            headers: headers.iter().cloned().collect(),
+                            body: if path.is_empty() {
+                                home.clone()
+                            } else {
+                                careers.clone()
+                            },
+                            error: None,
+                        },
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn account(domain: &str, state: Value) -> AccountInput {
+        AccountInput {
+            key: domain.into(),
+            id: format!("crm:{domain}"),
+            name: String::new(),
+            domain: Some(domain.into()),
+            facts: Default::default(),
+            related: Default::default(),
+            state,
+        }
+    }
+
+    fn enrich(p: &mut Technographic, as_of: &str, accounts: Vec<AccountInput>) -> Vec<AccountResult> {
+        p.run(EnrichRequest {
+            as_of: as_of.into(),
+            accounts,
+        })
+        .unwrap()
+        .results
+    }
+
+    fn techs(r: &AccountResult) -> Vec<String> {
+        serde_json::from_value(r.facts["technographic.technologies"].clone()).unwrap()
+    }
+
+    const SEGMENT: &str =
+        r#"<script src="https://cdn.segment.com/analytics.js/v1/k/analytics.min.js"></script>"#;
+    const STRIPE: &str = r#"<script src="https://js.stripe.com/v3/"></script>"#;
+    const CAREERS: &str = r#"<script type="application/ld+json">{"@type":"JobPosting","skills":"SQL, Snowflake, dbt"}</script>"#;
+
+    #[test]
+    fn detection_history_and_signals_across_fetches() {
+        let sites: Sites = Arc::default();
+        let set = |status: u16, home: &str| {
+            sites.lock().unwrap().insert(
+                "acme.test".into(),
+                (
+                    status,
+                    vec![("server".into(), "cloudflare".into())],
+                    home.into(),
+                    CAREERS.into(),
+                ),
+            );
+        };
+        let mut p = Technographic::new(json!({"scheme": "http"}), host_for(sites.clone())).unwrap();
+
+        set(200, &format!("{SEGMENT}{STRIPE}"));
+        let r = &enrich(&mut p, "2026-01-01", vec![account("acme.test", Value::Null)])[0];
+        assert_eq!(techs(r), ["Cloudflare", "Segment", "Snowflake", "Stripe", "dbt"]);
+        assert!(
+            r.signals.is_empty(),
+            "the first fetch is the baseline: {:?}",
+            r.signals
+        );
+        let cats = r.facts["technographic.categories"].as_array().unwrap();
+        assert!(
+            cats.contains(&json!("Data warehouse")) && cats.contains(&json!("CDN")),
+            "{cats:?}"
+        );
+
+        // Stripe added, Segment gone once: adopted now, removal not yet.
+        set(200, STRIPE);
+        let state = r.state.clone();
+        let r = &enrich(&mut p, "2026-02-01", vec![account("acme.test", state)])[0];
+        assert_eq!(r.signals.len(), 0, "{:?}", r.signals);
+        assert!(
+            techs(r).contains(&"Segment".to_owned()),
+            "one miss keeps it in use"
+        );
+
+        // A failed fetch changes nothing: per-account error, no state, no signals.
+        set(503, "");
+        let r2 = &enrich(&mut p, "2026-02-15", vec![account("acme.test", r.state.clone())])[0];
+        assert!(
+            r2.error.as_deref().unwrap().contains("HTTP status 503"),
+            "{:?}",
+            r2.error
+        );
+        assert!(r2.facts.is_empty() && r2.signals.is_empty() && r2.state.is_null());
+
+        // Second successful miss: removed. A new technology: adopted.
+        set(
+            200,
+            &format!("{STRIPE}<script src=\"https://js.hs-scripts.com/123.js\"></script>"),
+        );
+        let r = &enrich(&mut p, "2026-03-01", vec![account("acme.test", r.state.clone())])[0];
+        let signals: Vec<(&str, &str)> = r
+            .signals
+            .iter()
+            .map(|s| (s.kind.as_str(), s.subject.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            signals,
+            [
+                ("technology_adopted", "HubSpot"),
+                ("technology_removed", "Segment")
+            ]
+        );
+        assert!(r.signals.iter().all(|s| s.date == "2026-03-01"));
+        assert!(!techs(r).contains(&"Segment".to_owned()));
+    }
+
+    #[test]
+    fn unreachable_sites_fail_only_their_account_and_domainless_accounts_are_no_match() {
+        let sites: Sites = Arc::default();
+        sites
+            .lock()
+            .unwrap()
+            .insert("up.test".into(), (200, vec![], STRIPE.into(), String::new()));
+        let mut p = Technographic::new(json!({"scheme": "http", "paths": []}), host_for(sites)).unwrap();
+        let mut nodomain = account("x", Value::Null);
+        nodomain.domain = None;
+        let mut bad = account("y", Value::Null);
+        bad.domain = Some("not a domain".into());
+        let results = enrich(
+            &mut p,
+            "2026-01-01",
+            vec![
+                account("down.test", Value::Null),
+                nodomain,
+                bad,
+                account("up.test", Value::Null),
+            ],
+        );
+        assert_eq!(results.len(), 4);
+        assert_eq!(
+            results[0].error.as_deref(),
+            Some("fetching http://down.test/ failed: connection refused")
+        );
+        assert!(results[1].no_match);
+        assert!(results[2].error.as_deref().unwrap().contains("not a host name"));
+        assert_eq!(techs(&results[3]), ["Stripe"]);
+    }
+
+    #[test]
+    fn bad_config_and_unreadable_rule_files_fail_init_clearly() {
+        let err = |c: Value| {
+            Technographic::new(c, Host::detached())
+                .err()
+                .unwrap()
+                .message()
+                .to_owned()
+        };
+        assert!(err(json!({"scheme": "ftp"})).contains("scheme must be"));
+        assert!(err(json!({"removal_after": "two"})).contains("technographic config"));
+        assert!(err(json!({"rules_path": "/nonexistent/rules.json"}))
+            .contains("cannot read rule file /nonexistent/rules.json"));
+    }
+
+    #[test]
+    fn strict_rules_refuse_patterns_no_engine_compiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("technologies.json");
+        std::fs::write(&path, r#"{"Broken": {"cats": [1], "html": "(unclosed"}}"#).unwrap();
+        let path = path.to_str().unwrap();
+        let e = Technographic::new(
+            json!({"rules_path": path, "strict_rules": true}),
+            Host::detached(),
+        );
+        assert!(
+            e.err().unwrap().message().contains("1 fingerprint patterns"),
+            "strict mode refuses"
+        );
+        assert!(
+            Technographic::new(json!({"rules_path": path}), Host::detached()).is_ok(),
+            "default warns"
+        );
+    }
+
+    #[test]
+    fn host_names_are_taken_from_crm_domain_fields() {
+        assert_eq!(host_of("Acme.COM").as_deref(), Some("acme.com"));
+        assert_eq!(
+            host_of("https://www.acme.com/about?x").as_deref(),
+            Some("www.acme.com")
+        );
+        assert_eq!(host_of("acme"), None);
+        assert_eq!(host_of("a b.com"), None);
+    }
+}

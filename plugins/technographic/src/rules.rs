@@ -1,0 +1,582 @@
+//! Fingerprint rules in the Wappalyzer `technologies.json` format, compiled for fast matching.
+//!
+//! Owns parsing (technologies, categories, pattern suffixes) and compilation. Patterns are
+//! JavaScript regexes matched case-insensitively; each is compiled with `regex` (bytes, ASCII
+//! case folding, which keeps the automata small), and only when `regex` refuses it (lookaround,
+//! backreferences) with `fancy-regex`. A pattern neither engine accepts is kept in
+//! [`LoadReport::failed`] so the caller reports it: nothing is dropped silently.
+//!
+//! Patterns of one kind that scan large texts (`html`, `scriptSrc`, `scripts`, `url`) are
+//! grouped into one `RegexSet`, so a page is scanned once per kind, not once per pattern.
+//! Knows nothing about HTTP or the plugin ABI.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// Index of a technology in [`RuleSet::technologies`].
+pub(crate) type TechId = usize;
+
+/// A compiled rule set.
+pub struct RuleSet {
+    pub(crate) technologies: Vec<Technology>,
+    pub(crate) html: PatternGroup,
+    pub(crate) script_src: PatternGroup,
+    pub(crate) scripts: PatternGroup,
+    pub(crate) url: PatternGroup,
+    /// Lower-case header name -> patterns on its value.
+    pub(crate) headers: HashMap<String, Vec<Pattern>>,
+    /// Lower-case cookie name -> patterns on its value.
+    pub(crate) cookies: HashMap<String, Vec<Pattern>>,
+    /// Lower-case meta name (or property) -> patterns on its content.
+    pub(crate) meta: HashMap<String, Vec<Pattern>>,
+    report: LoadReport,
+}
+
+impl fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("technologies", &self.technologies.len())
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+/// One technology and its relations.
+#[derive(Debug)]
+pub(crate) struct Technology {
+    pub(crate) name: String,
+    pub(crate) categories: Vec<String>,
+    /// Technologies this one implies, with the confidence of the implication.
+    pub(crate) implies: Vec<(TechId, u8)>,
+    /// Detected only when all of these are detected too.
+    pub(crate) requires: Vec<TechId>,
+    /// When this one is detected, these are not.
+    pub(crate) excludes: Vec<TechId>,
+}
+
+/// One compiled pattern with its suffixes.
+#[derive(Debug)]
+pub(crate) struct Pattern {
+    pub(crate) tech: TechId,
+    pub(crate) matcher: Matcher,
+    /// `\;version:` template, e.g. `\1` or `\1?\1:legacy`.
+    pub(crate) version: Option<String>,
+    /// `\;confidence:` (default 100).
+    pub(crate) confidence: u8,
+}
+
+#[derive(Debug)]
+pub(crate) enum Matcher {
+    /// An empty pattern: the header, cookie or meta tag merely has to exist.
+    Present,
+    Fast(regex::bytes::Regex),
+    /// Lookaround or backreferences: slow to scan with, so a page reaches it only where its
+    /// prefilter (the pattern with its lookarounds removed, which matches a superset) matched.
+    Fancy {
+        regex: fancy_regex::Regex,
+        prefilter: Option<regex::bytes::Regex>,
+    },
+}
+
+/// The patterns of one kind, with a set over the `regex`-compiled ones and the prefilters.
+#[derive(Debug)]
+pub(crate) struct PatternGroup {
+    pub(crate) patterns: Vec<Pattern>,
+    /// Set member `i` is (or prefilters, for fancy ones) pattern `members[i]`.
+    pub(crate) set: regex::bytes::RegexSet,
+    pub(crate) members: Vec<usize>,
+    /// Fancy patterns without a prefilter, tried on every text.
+    pub(crate) unfiltered: Vec<usize>,
+}
+
+/// What loading a rule set found worth telling the user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Technologies loaded.
+    pub technologies: usize,
+    /// Patterns compiled (both engines).
+    pub patterns: usize,
+    /// `technology (kind)` of patterns only `fancy-regex` could compile.
+    pub fallback: Vec<String>,
+    /// Patterns neither engine compiles: `technology (kind): pattern: error`. Not used.
+    pub failed: Vec<String>,
+    /// Technologies detectable only in a browser (`js`, `dom` patterns only): never detected here.
+    pub browser_only: Vec<String>,
+    /// `implies`/`requires`/`excludes` naming unknown technologies: `technology -> name`. Ignored.
+    pub unknown_references: Vec<String>,
+}
+
+/// A rule file that cannot be used at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError(pub String);
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// The rule set shipped with tierd (`config/fingerprints/`), written for this project.
+pub const DEFAULT_TECHNOLOGIES: &str = include_str!("../../../config/fingerprints/technologies.json");
+/// The categories of the shipped rule set.
+pub const DEFAULT_CATEGORIES: &str = include_str!("../../../config/fingerprints/categories.json");
+
+/// Pattern kinds the detector understands, as they are spelt in the rule file.
+const SCANNED_KINDS: [&str; 4] = ["html", "scriptSrc", "scripts", "url"];
+const KEYED_KINDS: [&str; 3] = ["headers", "cookies", "meta"];
+const BROWSER_KINDS: [&str; 2] = ["js", "dom"];
+
+impl RuleSet {
+    /// The shipped rule set.
+    pub fn builtin() -> Result<RuleSet, RuleError> {
+        RuleSet::parse(DEFAULT_TECHNOLOGIES, DEFAULT_CATEGORIES)
+    }
+
+    /// Parses and compiles `technologies` (an object keyed by technology name, or an object
+    /// with a `technologies` member as in the old `apps.json`) with `categories` (id -> name,
+    /// or id -> `{"name": ...}`; may be empty when `technologies` carries its own).
+    pub fn parse(technologies: &str, categories: &str) -> Result<RuleSet, RuleError> {
+        let root: Value = serde_json::from_str(technologies)
+            .map_err(|e| RuleError(format!("technologies file is not valid JSON: {e}")))?;
+        let Value::Object(mut root) = root else {
+            return Err(RuleError(
+                "technologies file must hold a JSON object keyed by technology name".into(),
+            ));
+        };
+        let mut category_table = Map::new();
+        if let Some(Value::Object(techs)) = root.remove("technologies") {
+            if let Some(Value::Object(cats)) = root.remove("categories") {
+                category_table = cats;
+            }
+            root = techs;
+        }
+        if !categories.trim().is_empty() {
+            match serde_json::from_str(categories) {
+                Ok(Value::Object(cats)) => category_table.extend(cats),
+                Ok(_) => {
+                    return Err(RuleError(
+                        "categories file must hold a JSON object keyed by id".into(),
+                    ))
+                }
+                Err(e) => return Err(RuleError(format!("categories file is not valid JSON: {e}"))),
+            }
+        }
+        let category_name = |id: &Value| -> Option<String> {
+            let key = match id {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                _ => return None,
+            };
+            match category_table.get(&key)? {
+                Value::String(name) => Some(name.clone()),
+                Value::Object(o) => o.get("name")?.as_str().map(str::to_owned),
+                _ => None,
+            }
+        };
+
+        let ids: HashMap<&str, TechId> = root.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let mut report = LoadReport {
+            technologies: root.len(),
+            ..LoadReport::default()
+        };
+        let mut technologies = Vec::with_capacity(root.len());
+        let mut scanned: [Vec<Pattern>; 4] = Default::default();
+        let mut keyed: [HashMap<String, Vec<Pattern>>; 3] = Default::default();
+
+        for (tech, (name, body)) in root.iter().enumerate() {
+            let Value::Object(body) = body else {
+                return Err(RuleError(format!("technology {name:?}: expected an object")));
+            };
+            let mut detectable = false;
+            let mut browser = false;
+            for (slot, kind) in SCANNED_KINDS.iter().enumerate() {
+                if let Some(v) = body.get(*kind) {
+                    for raw in strings(v) {
+                        let where_ = format!("{name} ({kind})");
+                        if let Some(p) = compile(tech, raw, &where_, &mut report) {
+                            scanned[slot].push(p);
+                            detectable = true;
+                        }
+                    }
+                }
+            }
+            for (slot, kind) in KEYED_KINDS.iter().enumerate() {
+                if let Some(Value::Object(map)) = body.get(*kind) {
+                    for (key, v) in map {
+                        for raw in strings(v) {
+                            let where_ = format!("{name} ({kind} {key})");
+                            if let Some(p) = compile(tech, raw, &where_, &mut report) {
+                                keyed[slot].entry(key.to_ascii_lowercase()).or_default().push(p);
+                                detectable = true;
+                            }
+                        }
+                    }
+                }
+            }
+            for kind in BROWSER_KINDS {
+                browser |= body.get(kind).is_some();
+            }
+            // Implied-only technologies (no patterns) are fine; browser-only ones are worth a word.
+            if !detectable && browser {
+                report.browser_only.push(name.clone());
+            }
+
+            let mut refs = |kind: &str| -> Vec<(TechId, u8)> {
+                let mut out = Vec::new();
+                for raw in body.get(kind).map(strings).unwrap_or_default() {
+                    let (target, suffix) = split_suffixes(raw);
+                    match ids.get(target.trim()) {
+                        Some(&id) => out.push((id, suffix.confidence)),
+                        None => report.unknown_references.push(format!("{name} {kind} {target}")),
+                    }
+                }
+                out
+            };
+            let implies = refs("implies");
+            let requires = refs("requires").into_iter().map(|(id, _)| id).collect();
+            let excludes = refs("excludes").into_iter().map(|(id, _)| id).collect();
+            let categories = body
+                .get("cats")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(category_name);
+            technologies.push(Technology {
+                name: name.clone(),
+                categories: categories.collect(),
+                implies,
+                requires,
+                excludes,
+            });
+        }
+
+        let [html, script_src, scripts, url] = scanned.map(PatternGroup::new);
+        let [headers, cookies, meta] = keyed;
+        Ok(RuleSet {
+            technologies,
+            html: html?,
+            script_src: script_src?,
+            scripts: scripts?,
+            url: url?,
+            headers,
+            cookies,
+            meta,
+            report,
+        })
+    }
+
+    /// What loading found: counts, fallbacks, failures.
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Names of all technologies, in file order.
+    pub fn technology_names(&self) -> impl Iterator<Item = &str> {
+        self.technologies.iter().map(|t| t.name.as_str())
+    }
+
+    /// The categories of technology `name` (empty when unknown).
+    pub fn categories_of(&self, name: &str) -> &[String] {
+        self.technologies
+            .iter()
+            .find(|t| t.name == name)
+            .map_or(&[], |t| &t.categories)
+    }
+}
+
+impl PatternGroup {
+    fn new(patterns: Vec<Pattern>) -> Result<PatternGroup, RuleError> {
+        let mut members = Vec::new();
+        let mut unfiltered = Vec::new();
+        let mut sources = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let source = match &p.matcher {
+                Matcher::Fast(re) => re.as_str(),
+                Matcher::Fancy {
+                    prefilter: Some(pre), ..
+                } => pre.as_str(),
+                Matcher::Fancy { prefilter: None, .. } => {
+                    unfiltered.push(i);
+                    continue;
+                }
+                // An empty scanned pattern matches every text; keep it in the set as such.
+                Matcher::Present => "",
+            };
+            members.push(i);
+            sources.push(source.to_owned());
+        }
+        // Each source already compiled alone, with the same flags, so the set compiles unless
+        // it outgrows the size limit, which is raised for big community rule files.
+        let set = regex::bytes::RegexSetBuilder::new(&sources)
+            .case_insensitive(true)
+            .unicode(false)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .or_else(|_| {
+                regex::bytes::RegexSetBuilder::new(&sources)
+                    .case_insensitive(true)
+                    .size_limit(256 << 20)
+                    .dfa_size_limit(64 << 20)
+                    .build()
+            })
+            .map_err(|e| {
+                RuleError(format!(
+                    "cannot combine {} patterns into one set: {e}",
+                    sources.len()
+                ))
+            })?;
+        Ok(PatternGroup {
+            patterns,
+            set,
+            members,
+            unfiltered,
+        })
+    }
+}
+
+/// A string or an array of strings (other shapes give nothing).
+fn strings(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Suffixes after a pattern: `\;version:...` and `\;confidence:N`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Suffixes {
+    pub(crate) version: Option<String>,
+    pub(crate) confidence: u8,
+}
+
+/// Splits `pattern\;version:\1\;confidence:50` into the pattern and its suffixes.
+pub(crate) fn split_suffixes(raw: &str) -> (&str, Suffixes) {
+    let mut parts = raw.split("\\;");
+    let pattern = parts.next().unwrap_or_default();
+    let mut suffixes = Suffixes {
+        version: None,
+        confidence: 100,
+    };
+    for part in parts {
+        if let Some(v) = part.strip_prefix("version:") {
+            suffixes.version = (!v.is_empty()).then(|| v.to_owned());
+        } else if let Some(c) = part.strip_prefix("confidence:") {
+            // An unreadable confidence counts as full, as in Wappalyzer.
+            suffixes.confidence = c.trim().parse::<u32>().map_or(100, |c| c.min(100) as u8);
+        }
+    }
+    (pattern, suffixes)
+}
+
+/// Compiles one raw pattern, recording fallbacks and failures in `report`.
+fn compile(tech: TechId, raw: &str, where_: &str, report: &mut LoadReport) -> Option<Pattern> {
+    let (source, suffixes) = split_suffixes(raw);
+    let matcher = if source.is_empty() {
+        Matcher::Present
+    } else {
+        match compile_fast(source) {
+            Ok(re) => Matcher::Fast(re),
+            Err(fast_err) => match fancy_regex::RegexBuilder::new(&format!("(?i){source}")).build() {
+                Ok(regex) => {
+                    report.fallback.push(where_.to_owned());
+                    let prefilter = without_lookaround(source).and_then(|s| compile_fast(&s).ok());
+                    Matcher::Fancy { regex, prefilter }
+                }
+                Err(_) => {
+                    let first_line = fast_err.to_string();
+                    let reason = first_line.lines().last().unwrap_or("invalid pattern").trim();
+                    report.failed.push(format!("{where_}: {source:?}: {reason}"));
+                    return None;
+                }
+            },
+        }
+    };
+    report.patterns += 1;
+    Some(Pattern {
+        tech,
+        matcher,
+        version: suffixes.version,
+        confidence: suffixes.confidence,
+    })
+}
+
+/// `regex` with ASCII case folding (small automata); Unicode only when the pattern needs it.
+fn compile_fast(source: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(source)
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .or_else(|_| {
+            regex::bytes::RegexBuilder::new(source)
+                .case_insensitive(true)
+                .build()
+        })
+}
+
+/// `source` with its lookaround groups removed, or `None` when it has none. Removing a
+/// zero-width assertion only widens what a pattern matches, so the result is a sound prefilter.
+fn without_lookaround(source: &str) -> Option<String> {
+    const OPENERS: [&str; 4] = ["(?=", "(?!", "(?<=", "(?<!"];
+    let mut out = String::with_capacity(source.len());
+    let mut removed = false;
+    let mut rest = source;
+    let mut in_class = false;
+    while let Some(c) = rest.chars().next() {
+        if c == '\\' {
+            let len = rest[1..].chars().next().map_or(1, |n| 1 + n.len_utf8());
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if !in_class {
+            if let Some(opener) = OPENERS.iter().find(|o| rest.starts_with(**o)) {
+                rest = &rest[skip_group(rest, opener.len())?..];
+                removed = true;
+                continue;
+            }
+        }
+        match c {
+            '[' => in_class = true,
+            ']' => in_class = false,
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    removed.then_some(out)
+}
+
+/// The byte length of the group opening at the start of `s` (its opener `open` bytes long),
+/// through its closing parenthesis; `None` when unbalanced.
+fn skip_group(s: &str, open: usize) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let (mut depth, mut i, mut in_class) = (1, open, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookarounds_are_stripped_into_a_prefilter() {
+        assert_eq!(
+            without_lookaround(r"a\.net/(?!wiki)(?:x|y)").as_deref(),
+            Some(r"a\.net/(?:x|y)")
+        );
+        assert_eq!(without_lookaround(r"(?<=[(])b(?=c(d))e").as_deref(), Some("be"));
+        assert_eq!(
+            without_lookaround(r"x(?!abc"),
+            None,
+            "unbalanced group: no prefilter"
+        );
+        assert_eq!(
+            without_lookaround(r"x\(?!a)"),
+            None,
+            "an escaped parenthesis opens no group"
+        );
+        assert_eq!(
+            without_lookaround(r"[(?!x)]y"),
+            None,
+            "inside a class it is no group"
+        );
+        assert_eq!(without_lookaround(r"(a)\1"), None);
+    }
+
+    #[test]
+    fn suffixes_split_version_and_confidence() {
+        let (p, s) = split_suffixes(r"jquery-([\d.]+)\.js\;version:\1\;confidence:50");
+        assert_eq!(p, r"jquery-([\d.]+)\.js");
+        assert_eq!(
+            s,
+            Suffixes {
+                version: Some(r"\1".into()),
+                confidence: 50
+            }
+        );
+        let (p, s) = split_suffixes("plain");
+        assert_eq!((p, s.version, s.confidence), ("plain", None, 100));
+        assert_eq!(split_suffixes(r"x\;confidence:250").1.confidence, 100);
+    }
+
+    #[test]
+    fn builtin_rules_load_without_failures() {
+        let rules = RuleSet::builtin().unwrap();
+        let report = rules.report();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert!(
+            report.unknown_references.is_empty(),
+            "{:?}",
+            report.unknown_references
+        );
+        assert!(report.technologies >= 80, "{}", report.technologies);
+        // The shipped set uses lookaround once on purpose, so the fallback path stays exercised.
+        assert!(!report.fallback.is_empty());
+        for tech in rules.technologies.iter() {
+            assert!(!tech.categories.is_empty(), "{} has no known category", tech.name);
+        }
+    }
+
+    #[test]
+    fn lookaround_falls_back_and_broken_patterns_are_reported() {
+        let rules = RuleSet::parse(
+            r#"{"A": {"cats": [1], "html": "foo(?!bar)"}, "B": {"cats": [1], "html": ["ok", "(unclosed"]},
+                "C": {"cats": [1], "js": {"window.c": ""}}, "D": {"implies": "Nope"}}"#,
+            r#"{"1": {"name": "Analytics"}}"#,
+        )
+        .unwrap();
+        let r = rules.report();
+        assert_eq!(r.fallback, vec!["A (html)".to_owned()]);
+        assert_eq!(r.failed.len(), 1);
+        assert!(
+            r.failed[0].starts_with("B (html): \"(unclosed\""),
+            "{:?}",
+            r.failed
+        );
+        assert_eq!(r.browser_only, vec!["C".to_owned()]);
+        assert_eq!(r.unknown_references, vec!["D implies Nope".to_owned()]);
+        assert_eq!(r.patterns, 2);
+    }
+
+    #[test]
+    fn apps_json_layout_with_embedded_categories_loads() {
+        let rules = RuleSet::parse(
+            r#"{"categories": {"7": "CDN"}, "technologies": {"Edge": {"cats": [7], "headers": {"X-Edge": ""}}}}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(rules.categories_of("Edge"), ["CDN".to_owned()]);
+        assert!(rules.headers.contains_key("x-edge"));
+    }
+
+    #[test]
+    fn invalid_files_are_refused_with_the_reason() {
+        assert!(RuleSet::parse("[1]", "")
+            .unwrap_err()
+            .0
+            .contains("keyed by technology name"));
+        assert!(RuleSet::parse("{", "").unwrap_err().0.contains("not valid JSON"));
+    }
+}
