@@ -11,6 +11,7 @@ use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
 mod explain;
+mod plugins_cmd;
 mod score_file;
 mod settings;
 
@@ -93,6 +94,18 @@ enum Command {
         /// Keep the files here [default: a temporary directory].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// List the configured enrichment plugins, or check one.
+    Plugins {
+        #[command(subcommand)]
+        action: plugins_cmd::PluginsAction,
+    },
+    /// The child process of an isolated plugin (started by tierd itself).
+    #[command(hide = true)]
+    PluginHost {
+        /// The plugin library to load.
+        #[arg(long, value_name = "PATH")]
+        library: PathBuf,
     },
 }
 
@@ -228,6 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { accounts, dir } => demo(config, accounts, dir),
+        Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
+        Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }
 }
 

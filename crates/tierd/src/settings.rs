@@ -20,7 +20,7 @@ pub const DEFAULT_MODEL: &str = include_str!("../../../config/model.toml");
 
 /// Prefix of environment overrides: `TIERD__TIERING__TIER_1=4.4`.
 const ENV_PREFIX: &str = "TIERD";
-const SECTIONS: &[&str] = &["model", "tiering", "output"];
+const SECTIONS: &[&str] = &["model", "tiering", "output", "plugins"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +69,8 @@ pub struct Settings {
     pub schema: FactSchema,
     /// Output options.
     pub output: OutputSettings,
+    /// `[plugins.<name>]`: enrichment plugins, paths made relative to the config file.
+    pub plugins: std::collections::BTreeMap<String, tierd_plugin_host::PluginConfig>,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -136,6 +138,7 @@ impl Settings {
         let model_section: Option<ModelSection> = section(&cfg, &mut errors, "model");
         let raw_policy: RawTierPolicy = section(&cfg, &mut errors, "tiering").unwrap_or_default();
         let output: OutputSettings = section(&cfg, &mut errors, "output").unwrap_or_default();
+        let plugins = plugins_section(&cfg, &mut errors, base_dir.as_deref());
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -166,10 +169,35 @@ impl Settings {
                 policy,
                 schema,
                 output,
+                plugins,
             }),
             _ => Err(invalid(errors)),
         }
     }
+}
+
+/// Reads `[plugins.*]`, one table at a time so each plugin reports its own problems.
+fn plugins_section(
+    cfg: &config::Config,
+    errors: &mut ConfigErrors,
+    base_dir: Option<&Path>,
+) -> std::collections::BTreeMap<String, tierd_plugin_host::PluginConfig> {
+    let names: config::Map<String, config::Value> = section(cfg, errors, "plugins").unwrap_or_default();
+    let mut plugins = std::collections::BTreeMap::new();
+    for name in names.keys() {
+        let key = format!("plugins.{name}");
+        let Some(mut plugin) = section::<tierd_plugin_host::PluginConfig>(cfg, errors, &key) else {
+            continue;
+        };
+        if let Some(dir) = base_dir {
+            plugin.resolve_paths(dir);
+        }
+        for (field, problem) in plugin.problems() {
+            errors.push(format!("{key}.{field}"), problem);
+        }
+        plugins.insert(name.clone(), plugin);
+    }
+    plugins
 }
 
 /// Reads one section; a problem is recorded under the section's name and gives `None`.

@@ -1,0 +1,219 @@
+//! `tierd plugins list|check` and the hidden `tierd plugin-host` child of isolated mode.
+//! The work lives in tierd-plugin-host; this module only starts plugins and prints what it saw.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+use tierd_plugin_host::{AccountInput, HostOptions, Mode, Outcome, PluginConfig, PluginInfo, PluginSet};
+
+use crate::settings::Settings;
+
+/// `tierd plugins ...`
+#[derive(Subcommand)]
+pub enum PluginsAction {
+    /// Start the configured plugins and show name, version, ABI, mode, facts and allowed hosts.
+    List,
+    /// Load one plugin, check its ABI, run describe and a sample enrich on one account.
+    Check {
+        /// A plugin library (.so/.dylib/.dll) or, with --mode exec, an executable.
+        path: PathBuf,
+        /// How to run it [default: isolated for libraries, exec for anything else].
+        #[arg(long, value_enum)]
+        mode: Option<CheckMode>,
+        /// The plugin's config as JSON, e.g. '{"greeting": "Hi"}' (`--config` is tierd's own file).
+        #[arg(long, value_name = "JSON")]
+        plugin_config: Option<String>,
+    },
+}
+
+/// Modes for `plugins check`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CheckMode {
+    /// Load into this process.
+    InProcess,
+    /// Load in a child `tierd plugin-host`.
+    Isolated,
+    /// Run as an exec plugin.
+    Exec,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs a `plugins` action.
+pub fn run(
+    action: PluginsAction,
+    settings: impl FnOnce() -> anyhow::Result<Settings>,
+) -> anyhow::Result<ExitCode> {
+    match action {
+        PluginsAction::List => list(&settings()?.plugins),
+        PluginsAction::Check {
+            path,
+            mode,
+            plugin_config,
+        } => check(&path, mode, plugin_config.as_deref()),
+    }
+}
+
+fn list(configs: &BTreeMap<String, PluginConfig>) -> anyhow::Result<ExitCode> {
+    if configs.is_empty() {
+        println!("No plugins configured: add a [plugins.<name>] table (see docs/plugins.md).");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = runtime()?;
+    let (set, errors) = rt.block_on(PluginSet::start(configs, &HostOptions::default()));
+    let mut out = std::io::stdout().lock();
+    for info in set.plugins() {
+        print_info(&mut out, &info)?;
+    }
+    rt.block_on(set.shutdown());
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_info(out: &mut impl std::io::Write, info: &PluginInfo) -> std::io::Result<()> {
+    let facts: Vec<String> = info
+        .facts
+        .iter()
+        .map(|f| format!("{} ({})", f.name, f.fact_type))
+        .collect();
+    let hosts = if info.allowed_hosts.is_empty() {
+        "none".to_owned()
+    } else {
+        info.allowed_hosts.join(", ")
+    };
+    writeln!(out, "{} {}", info.name, info.version)?;
+    writeln!(out, "  ABI:    {}", info.abi)?;
+    writeln!(
+        out,
+        "  mode:   {}, batches of {}",
+        info.mode.as_str(),
+        info.batch_size
+    )?;
+    writeln!(out, "  facts:  {}", facts.join(", "))?;
+    if !info.signals.is_empty() {
+        writeln!(out, "  signals: {}", info.signals.join(", "))?;
+    }
+    writeln!(out, "  hosts:  {hosts}")
+}
+
+/// The account `plugins check` enriches: a plausible company with a domain, a CRM fact and a contract.
+fn sample_account() -> AccountInput {
+    let sample = serde_json::json!({
+        "key": "", "id": "check:1", "name": "Acme Corporation", "domain": "acme.example",
+        "facts": {"crm.industry": "Software", "crm.num_employees": 1200},
+        "related": {"contracts": [{"vendor": "Talend", "start_date": "2025-01-01", "term_months": 24,
+            "end_date": "2026-12-31", "status": "Activated", "annual_value": 40000}]}
+    });
+    serde_json::from_value(sample).expect("the sample account matches AccountInput")
+}
+
+fn check(path: &Path, mode: Option<CheckMode>, config: Option<&str>) -> anyhow::Result<ExitCode> {
+    let is_library = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("so" | "dylib" | "dll")
+    );
+    let mode = match mode {
+        Some(CheckMode::InProcess) => Mode::InProcess,
+        Some(CheckMode::Isolated) => Mode::Isolated,
+        Some(CheckMode::Exec) => Mode::Exec,
+        None if is_library => Mode::Isolated,
+        None => Mode::Exec,
+    };
+    let mut cfg = match mode {
+        Mode::Exec => PluginConfig::exec(path),
+        mode => PluginConfig::library(path, mode),
+    };
+    if let Some(json) = config {
+        let value: serde_json::Value = serde_json::from_str(json)
+            .context("--plugin-config must be a JSON object, e.g. '{\"key\": \"value\"}'")?;
+        let serde_json::Value::Object(map) = value else {
+            anyhow::bail!("--plugin-config must be a JSON object, e.g. '{{\"key\": \"value\"}}'");
+        };
+        cfg.config = map;
+    }
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(|s| s.trim_start_matches("lib").to_owned())
+        .unwrap_or_else(|| "plugin".to_owned());
+    let configs = BTreeMap::from([(name, cfg)]);
+    let rt = runtime()?;
+    let set = match rt.block_on(PluginSet::load(&configs, &HostOptions::default())) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "loaded {} ({})", path.display(), mode.as_str())?;
+    for info in set.plugins() {
+        print_info(&mut out, &info)?;
+    }
+    let today = crate::today().to_string();
+    let enriched = rt.block_on(set.enrich(&today, vec![sample_account()]));
+    rt.block_on(set.shutdown());
+    let mut ok = true;
+    for result in enriched.iter().flat_map(|a| &a.results) {
+        match &result.outcome {
+            Outcome::Fresh { facts, signals } | Outcome::Cached { facts, signals } => {
+                writeln!(
+                    out,
+                    "sample enrich of acme.example: {} facts, {} signals",
+                    facts.len(),
+                    signals.len()
+                )?;
+                for (fact, value) in facts {
+                    writeln!(out, "  {fact} = {value}")?;
+                }
+                for s in signals {
+                    writeln!(
+                        out,
+                        "  signal {} {} on {}",
+                        s.kind,
+                        s.subject.as_deref().unwrap_or(""),
+                        s.date
+                    )?;
+                }
+            }
+            Outcome::NoMatch => writeln!(out, "sample enrich of acme.example: no match (not an error)")?,
+            Outcome::Stale { reason } => {
+                ok = false;
+                writeln!(out, "sample enrich FAILED: {reason}")?;
+            }
+        }
+        for r in &result.rejected {
+            ok = false;
+            writeln!(out, "  rejected: {r}")?;
+        }
+    }
+    writeln!(out, "{}", if ok { "OK" } else { "FAILED" })?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `tierd plugin-host --library PATH`: the isolated-mode child. Speaks the protocol on stdio.
+pub fn plugin_host(library: &Path) -> ExitCode {
+    match tierd_plugin_host::child::serve_stdio(library) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tierd plugin-host: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
