@@ -8,3 +8,29 @@
 //! Must not depend on the other tierd crates except `tierd-gen` (its synthetic accounts
 //! are the emulators' world): connectors and plugins reach an emulator over HTTP only,
 //! exactly as they reach the real service.
+//!
+//! Each emulator is one module with a `*Config` (built with `new(accounts, seed)` and
+//! adjusted field by field) and a running handle (`start`, `base_url`, `faults`,
+//! `writes`, `shutdown`). Shared by all: [`Faults`] (latency, 5xx, 429 storms,
+//! malformed records, dropped connections, also settable over `POST /__admin/faults`),
+//! [`WriteLog`] (every record write applied, by id) and `GET /__admin/stats`.
+//! The worlds live in memory and every read is O(page): records are kept in id order
+//! and cursors are positions, so benchmarks measure the client, not the emulator.
+
+// Handlers bail out early with the vendor's error `Response` in `Err`; it is a cold path and
+// boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+mod clock;
+mod server;
+
+pub mod faults;
+pub mod hubspot;
+pub mod salesforce;
+pub mod writes;
+
+pub use faults::Faults;
+pub use hubspot::{HubSpotConfig, HubSpotEmulator};
+pub use salesforce::{SalesforceConfig, SalesforceEmulator};
+pub use server::EmulatorStats;
+pub use writes::WriteLog;

@@ -1,0 +1,703 @@
+//! Salesforce's data: Account, Contract and Opportunity tables seeded from `tierd-gen`,
+//! with typed fields so SOQL compares dates as dates and numbers as numbers.
+//!
+//! Row `k` of a table has an 18-character Id: the object's key prefix (`001`, `800`,
+//! `006`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
+//! case, which is also ASCII order, so Ids sort like rows), and the suffix `AAA`.
+
+use std::collections::HashMap;
+
+use tierd_gen::{GenOptions, Generator, SyntheticAccount};
+
+use crate::clock::{self, DAY_MS};
+use crate::faults::splitmix;
+
+/// Generator industry -> Salesforce's standard Industry picklist value.
+pub(crate) const INDUSTRY_VALUES: [(&str, &str); 13] = [
+    ("Software", "Technology"),
+    ("Financial Services", "Finance"),
+    ("Healthcare", "Healthcare"),
+    ("Manufacturing", "Manufacturing"),
+    ("Retail", "Retail"),
+    ("Professional Services", "Consulting"),
+    ("Telecommunications", "Telecommunications"),
+    ("Media", "Media"),
+    ("Education", "Education"),
+    ("Government", "Government"),
+    ("Energy", "Energy"),
+    ("Non-profit", "Not For Profit"),
+    ("Logistics", "Transportation"),
+];
+
+const STAGES: [&str; 7] = [
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+];
+
+const ACCOUNT_TYPES: [&str; 4] = ["Prospect", "Customer - Direct", "Customer - Channel", "Other"];
+
+/// A field's type, as `describe` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldType {
+    Id,
+    String,
+    Textarea,
+    Url,
+    Picklist,
+    MultiPicklist,
+    Reference,
+    Int,
+    Double,
+    Currency,
+    Date,
+    DateTime,
+    Boolean,
+}
+
+impl FieldType {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FieldType::Id => "id",
+            FieldType::String => "string",
+            FieldType::Textarea => "textarea",
+            FieldType::Url => "url",
+            FieldType::Picklist => "picklist",
+            FieldType::MultiPicklist => "multipicklist",
+            FieldType::Reference => "reference",
+            FieldType::Int => "int",
+            FieldType::Double => "double",
+            FieldType::Currency => "currency",
+            FieldType::Date => "date",
+            FieldType::DateTime => "datetime",
+            FieldType::Boolean => "boolean",
+        }
+    }
+
+    pub(crate) fn is_text(self) -> bool {
+        matches!(
+            self,
+            FieldType::Id
+                | FieldType::String
+                | FieldType::Textarea
+                | FieldType::Url
+                | FieldType::Picklist
+                | FieldType::MultiPicklist
+                | FieldType::Reference
+        )
+    }
+
+    pub(crate) fn is_number(self) -> bool {
+        matches!(self, FieldType::Int | FieldType::Double | FieldType::Currency)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct FieldDef {
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) ty: FieldType,
+    pub(crate) updateable: bool,
+    pub(crate) picklist: &'static [&'static str],
+    pub(crate) restricted: bool,
+}
+
+impl FieldDef {
+    pub(crate) fn custom(&self) -> bool {
+        self.name.ends_with("__c")
+    }
+
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let picklist: Vec<_> = self
+            .picklist
+            .iter()
+            .map(|v| serde_json::json!({"active": true, "defaultValue": false, "label": v, "validFor": null, "value": v}))
+            .collect();
+        let length = if self.ty.is_text() { 255 } else { 0 };
+        serde_json::json!({
+            "name": self.name, "label": self.label, "type": self.ty.name(), "length": length,
+            "custom": self.custom(), "updateable": self.updateable, "createable": self.updateable,
+            "nillable": self.ty != FieldType::Id && self.ty != FieldType::Boolean, "filterable": true,
+            "sortable": self.ty != FieldType::Textarea, "picklistValues": picklist,
+            "restrictedPicklist": self.restricted,
+        })
+    }
+}
+
+const fn f(name: &'static str, label: &'static str, ty: FieldType, updateable: bool) -> FieldDef {
+    FieldDef {
+        name,
+        label,
+        ty,
+        updateable,
+        picklist: &[],
+        restricted: false,
+    }
+}
+
+const fn pick(
+    name: &'static str,
+    label: &'static str,
+    values: &'static [&'static str],
+    restricted: bool,
+) -> FieldDef {
+    FieldDef {
+        name,
+        label,
+        ty: FieldType::Picklist,
+        updateable: true,
+        picklist: values,
+        restricted,
+    }
+}
+
+use FieldType as T;
+
+const INDUSTRY_PICKLIST: [&str; 13] = [
+    "Technology",
+    "Finance",
+    "Healthcare",
+    "Manufacturing",
+    "Retail",
+    "Consulting",
+    "Telecommunications",
+    "Media",
+    "Education",
+    "Government",
+    "Energy",
+    "Not For Profit",
+    "Transportation",
+];
+
+/// The Account fields, in storage order (see the `A_*` constants).
+fn account_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Account ID", T::Id, false),
+        f("Name", "Account Name", T::String, true),
+        f("Website", "Website", T::Url, true),
+        pick("Industry", "Industry", &INDUSTRY_PICKLIST, false),
+        f("NumberOfEmployees", "Employees", T::Int, true),
+        f("AnnualRevenue", "Annual Revenue", T::Currency, true),
+        f("BillingCountry", "Billing Country", T::String, true),
+        pick("Type", "Account Type", &ACCOUNT_TYPES, false),
+        f("OwnerId", "Owner ID", T::Reference, true),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+        f("Region__c", "Region", T::String, true),
+        f("Org_Type__c", "Org Type", T::String, true),
+        f("Technologies__c", "Technologies", T::MultiPicklist, true),
+        f("Site_Visits_30d__c", "Site Visits (30d)", T::Double, true),
+        f("Demo_Request_Dates__c", "Demo Request Dates", T::Textarea, true),
+        f("Webinar_Dates__c", "Webinar Dates", T::Textarea, true),
+        f(
+            "Content_Download_Dates__c",
+            "Content Download Dates",
+            T::Textarea,
+            true,
+        ),
+        f("Expected_ACV__c", "Expected ACV", T::Currency, true),
+        pick(
+            "Tier__c",
+            "Tier",
+            &["tier_1", "tier_2", "tier_3", "untiered"],
+            true,
+        ),
+        f("Tier_Score__c", "Tier Score", T::Double, true),
+        f("Tier_Scored_At__c", "Tier Scored At", T::DateTime, true),
+        f("Tier_Model__c", "Tier Model", T::String, true),
+        f("Tier_Reason__c", "Tier Reason", T::Textarea, true),
+        f("Tier_Locked__c", "Tier Locked", T::Boolean, true),
+    ]
+}
+
+fn contract_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Contract ID", T::Id, false),
+        f("AccountId", "Account ID", T::Reference, true),
+        f("StartDate", "Contract Start Date", T::Date, true),
+        f("ContractTerm", "Contract Term (months)", T::Int, true),
+        f("EndDate", "Contract End Date", T::Date, false),
+        pick(
+            "Status",
+            "Status",
+            &["Draft", "In Approval Process", "Activated"],
+            true,
+        ),
+        f("Vendor__c", "Vendor", T::String, true),
+        f("Description", "Description", T::Textarea, true),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+    ]
+}
+
+fn opportunity_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Opportunity ID", T::Id, false),
+        f("AccountId", "Account ID", T::Reference, true),
+        f("Name", "Name", T::String, true),
+        f("Amount", "Amount", T::Currency, true),
+        f("CloseDate", "Close Date", T::Date, true),
+        pick("StageName", "Stage", &STAGES, false),
+        f("IsWon", "Won", T::Boolean, false),
+        f("IsClosed", "Closed", T::Boolean, false),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+    ]
+}
+
+/// A stored field value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum V {
+    Null,
+    Str(Box<str>),
+    Num(f64),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i64),
+    /// Epoch milliseconds.
+    DateTime(i64),
+}
+
+impl V {
+    fn text(s: impl Into<Box<str>>) -> V {
+        V::Str(s.into())
+    }
+
+    /// Appends the JSON form: numbers as numbers, dates `YYYY-MM-DD`, datetimes `...+0000`.
+    pub(crate) fn render(&self, ty: FieldType, out: &mut Vec<u8>) {
+        match self {
+            V::Null => out.extend_from_slice(b"null"),
+            V::Str(s) => crate::server::push_json_str(out, s),
+            V::Num(n) if ty == FieldType::Int => out.extend_from_slice((*n as i64).to_string().as_bytes()),
+            V::Num(n) => out.extend_from_slice(
+                serde_json::Number::from_f64(*n)
+                    .map_or("null".into(), |n| {
+                        let s = n.to_string();
+                        if s.contains('.') || s.contains('e') {
+                            s
+                        } else {
+                            format!("{s}.0")
+                        }
+                    })
+                    .as_bytes(),
+            ),
+            V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            V::Date(d) => crate::server::push_json_str(out, &clock::date_string(*d)),
+            V::DateTime(ms) => crate::server::push_json_str(out, &clock::sf_datetime(*ms)),
+        }
+    }
+
+    /// The value as text (for the Rust API).
+    pub(crate) fn to_text(&self, ty: FieldType) -> Option<String> {
+        match self {
+            V::Null => None,
+            V::Str(s) => Some(s.to_string()),
+            V::Num(n) if ty == FieldType::Int => Some((*n as i64).to_string()),
+            V::Num(n) => Some(n.to_string()),
+            V::Bool(b) => Some(b.to_string()),
+            V::Date(d) => Some(clock::date_string(*d)),
+            V::DateTime(ms) => Some(clock::sf_datetime(*ms)),
+        }
+    }
+}
+
+/// The three objects the emulator holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Object {
+    Account,
+    Contract,
+    Opportunity,
+}
+
+impl Object {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Object::Account => "Account",
+            Object::Contract => "Contract",
+            Object::Opportunity => "Opportunity",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Object> {
+        [Object::Account, Object::Contract, Object::Opportunity]
+            .into_iter()
+            .find(|o| o.name().eq_ignore_ascii_case(name))
+    }
+
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            Object::Account => "001",
+            Object::Contract => "800",
+            Object::Opportunity => "006",
+        }
+    }
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The 18-character Id of row `k`.
+pub(crate) fn record_id(prefix: &str, k: u64) -> String {
+    let mut digits = [b'0'; 12];
+    let mut n = k;
+    for d in digits.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    format!("{prefix}{}AAA", String::from_utf8_lossy(&digits))
+}
+
+/// The row of an Id, when it has this table's shape (15- or 18-character Ids both work).
+pub(crate) fn row_of(prefix: &str, id: &str) -> Option<u64> {
+    if !(id.len() == 15 || id.len() == 18) || !id.starts_with(prefix) {
+        return None;
+    }
+    let mut k: u64 = 0;
+    for b in id[3..15].bytes() {
+        let d = BASE62.iter().position(|&c| c == b)? as u64;
+        k = k.checked_mul(62)?.checked_add(d)?;
+    }
+    (id.len() == 15 || &id[15..] == "AAA").then_some(k)
+}
+
+/// Whether `id` is shaped like a Salesforce Id at all.
+pub(crate) fn well_formed_id(id: &str) -> bool {
+    (id.len() == 15 || id.len() == 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) object: Object,
+    pub(crate) fields: Vec<FieldDef>,
+    by_name: HashMap<String, usize>,
+    pub(crate) rows: Vec<Vec<V>>,
+}
+
+impl Table {
+    fn new(object: Object, all: Vec<FieldDef>, omit: &[String]) -> Table {
+        let fields: Vec<FieldDef> = all
+            .into_iter()
+            .filter(|f| !omit.iter().any(|o| o == f.name))
+            .collect();
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        Table {
+            object,
+            fields,
+            by_name,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Field index by name, case-insensitively as SOQL does.
+    pub(crate) fn field(&self, name: &str) -> Option<usize> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// Builds a row from (field name, value) pairs; fields left out by `omit_fields` are dropped.
+    fn push(&mut self, values: Vec<(&str, V)>) {
+        let mut row = vec![V::Null; self.fields.len()];
+        for (name, v) in values {
+            if let Some(i) = self.field(name) {
+                row[i] = v;
+            }
+        }
+        self.rows.push(row);
+    }
+
+    pub(crate) fn row(&self, id: &str) -> Option<usize> {
+        let k = row_of(self.object.prefix(), id)? as usize;
+        (k < self.rows.len()).then_some(k)
+    }
+
+    /// Appends one record with the given fields, as the REST API serves it.
+    /// `spoil` (from fault injection) replaces one numeric or date field with garbage.
+    pub(crate) fn render(
+        &self,
+        k: usize,
+        fields: &[usize],
+        version: &str,
+        spoil: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
+        let row = &self.rows[k];
+        let id = match &row[0] {
+            V::Str(s) => s.as_ref(),
+            _ => "",
+        };
+        let spoilable: Vec<usize> = fields
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let d = &self.fields[i];
+                d.ty.is_number() || d.ty == FieldType::Date || (d.ty == FieldType::DateTime && d.custom())
+            })
+            .collect();
+        let spoiled = spoil
+            .filter(|_| !spoilable.is_empty())
+            .map(|p| (spoilable[(p % spoilable.len() as u64) as usize], p));
+        out.extend_from_slice(b"{\"attributes\":{\"type\":\"");
+        out.extend_from_slice(self.object.name().as_bytes());
+        out.extend_from_slice(
+            format!(
+                "\",\"url\":\"/services/data/{version}/sobjects/{}/{id}\"}}",
+                self.object.name()
+            )
+            .as_bytes(),
+        );
+        for &i in fields {
+            out.push(b',');
+            crate::server::push_json_str(out, self.fields[i].name);
+            out.push(b':');
+            match spoiled {
+                Some((bad, p)) if bad == i => {
+                    let garbage = if self.fields[i].ty.is_number() {
+                        ["\"12,5OO\"", "\"n/a\""]
+                    } else {
+                        ["\"2026-13-45\"", "\"31/31/2026\""]
+                    };
+                    out.extend_from_slice(garbage[(p % 2) as usize].as_bytes());
+                }
+                _ => row[i].render(self.fields[i].ty, out),
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// Row `k`'s Id.
+    pub(crate) fn id(&self, k: usize) -> Option<&str> {
+        match self.rows.get(k)?.first()? {
+            V::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Sets a row's stamps after a write.
+    pub(crate) fn touch(&mut self, k: usize, stamp: i64) {
+        for name in ["LastModifiedDate", "SystemModstamp"] {
+            if let Some(i) = self.field(name) {
+                self.rows[k][i] = V::DateTime(stamp);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) accounts: Table,
+    pub(crate) contracts: Table,
+    pub(crate) opportunities: Table,
+    pub(crate) seeded_until_ms: i64,
+}
+
+fn joined(items: &[impl std::fmt::Display]) -> V {
+    if items.is_empty() {
+        return V::Null;
+    }
+    V::text(
+        items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";"),
+    )
+}
+
+fn opt_num(n: Option<u64>) -> V {
+    n.map_or(V::Null, |n| V::Num(n as f64))
+}
+
+fn opt_text(s: Option<&str>) -> V {
+    s.map_or(V::Null, V::text)
+}
+
+/// The calendar date `months` months before `days` (day clamped to the month's length).
+fn months_before(days: i64, months: u32) -> i64 {
+    let (y, m, d) = clock::civil(days);
+    let total = y * 12 + i64::from(m) - 1 - i64::from(months);
+    let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
+    (1..=d)
+        .rev()
+        .find_map(|day| clock::days_from_civil(ny, nm, day))
+        .unwrap_or(days)
+}
+
+impl World {
+    pub(crate) fn seed(opts: GenOptions, accounts: u64, omit: &[String]) -> World {
+        let as_of_days = i64::from(opts.as_of.days());
+        let as_of_ms = as_of_days * DAY_MS;
+        let mut w = World {
+            accounts: Table::new(Object::Account, account_fields(), omit),
+            contracts: Table::new(Object::Contract, contract_fields(), &[]),
+            opportunities: Table::new(Object::Opportunity, opportunity_fields(), &[]),
+            seeded_until_ms: as_of_ms - DAY_MS,
+        };
+        for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
+            w.seed_account(opts.seed, k as u64, &a, as_of_ms);
+        }
+        w
+    }
+
+    fn seed_account(&mut self, seed: u64, k: u64, a: &SyntheticAccount, as_of_ms: i64) {
+        let h = splitmix(seed ^ k.wrapping_mul(0x5F5E_1000_0000_0001));
+        let created = as_of_ms - (365 + (h % 1500) as i64) * DAY_MS - (h >> 40) as i64 % DAY_MS;
+        let modified = as_of_ms - 1 - ((h >> 20) % (30 * DAY_MS as u64)) as i64;
+        self.seeded_until_ms = self.seeded_until_ms.max(modified);
+        let id = record_id(Object::Account.prefix(), k);
+        let industry = a
+            .industry
+            .and_then(|i| INDUSTRY_VALUES.iter().find(|(g, _)| *g == i))
+            .map(|(_, s)| *s);
+        let account_type = if a.current_vendor.is_some() {
+            ACCOUNT_TYPES[0]
+        } else {
+            ACCOUNT_TYPES[(h % 4) as usize]
+        };
+        self.accounts.push(vec![
+            ("Id", V::text(id.as_str())),
+            ("Name", V::text(a.name.as_str())),
+            ("Website", V::text(format!("https://www.{}", a.domain))),
+            ("Industry", opt_text(industry)),
+            ("NumberOfEmployees", opt_num(a.employee_count)),
+            ("AnnualRevenue", opt_num(a.annual_revenue)),
+            ("BillingCountry", opt_text(a.country)),
+            ("Type", V::text(account_type)),
+            ("OwnerId", V::text(record_id("005", (h >> 8) % 25))),
+            ("CreatedDate", V::DateTime(created)),
+            ("LastModifiedDate", V::DateTime(modified)),
+            ("SystemModstamp", V::DateTime(modified)),
+            ("Region__c", opt_text(a.region)),
+            ("Org_Type__c", opt_text(a.org_type)),
+            ("Technologies__c", joined(&a.technologies)),
+            ("Site_Visits_30d__c", V::Num(a.site_visits_30d as f64)),
+            ("Demo_Request_Dates__c", joined(&a.demo_requests)),
+            ("Webinar_Dates__c", joined(&a.webinars)),
+            ("Content_Download_Dates__c", joined(&a.content_downloads)),
+            ("Expected_ACV__c", opt_num(a.expected_acv)),
+        ]);
+        if let (Some(vendor), Some(renewal)) = (a.current_vendor, a.renewal_date) {
+            let end = i64::from(renewal.days());
+            let term = [12u32, 24, 36][((h >> 4) % 3) as usize];
+            let start = months_before(end + 1, term);
+            let cid = record_id(Object::Contract.prefix(), self.contracts.rows.len() as u64);
+            self.contracts.push(vec![
+                ("Id", V::text(cid)),
+                ("AccountId", V::text(id.as_str())),
+                ("StartDate", V::Date(start)),
+                ("ContractTerm", V::Num(f64::from(term))),
+                ("EndDate", V::Date(end)),
+                ("Status", V::text("Activated")),
+                ("Vendor__c", V::text(vendor)),
+                ("Description", V::text(format!("{vendor} subscription"))),
+                ("CreatedDate", V::DateTime(start * DAY_MS)),
+                ("LastModifiedDate", V::DateTime(start * DAY_MS)),
+                ("SystemModstamp", V::DateTime(start * DAY_MS)),
+            ]);
+        }
+        for j in 0..(h >> 12) % 4 {
+            let d = splitmix(h ^ (j + 1));
+            let opened = created + ((d % 300) as i64 + 1) * DAY_MS;
+            let stage = STAGES[((d >> 16) % STAGES.len() as u64) as usize];
+            let oid = record_id(Object::Opportunity.prefix(), self.opportunities.rows.len() as u64);
+            self.opportunities.push(vec![
+                ("Id", V::text(oid)),
+                ("AccountId", V::text(id.as_str())),
+                ("Name", V::text(format!("{} - opportunity {}", a.name, j + 1))),
+                (
+                    "Amount",
+                    V::Num(((a.expected_acv.unwrap_or(20_000) / 1000) * (50 + (d >> 8) % 100) * 10) as f64),
+                ),
+                ("CloseDate", V::Date((opened / DAY_MS) + ((d >> 24) % 180) as i64)),
+                ("StageName", V::text(stage)),
+                ("IsWon", V::Bool(stage == "Closed Won")),
+                ("IsClosed", V::Bool(stage.starts_with("Closed"))),
+                ("CreatedDate", V::DateTime(opened)),
+                ("LastModifiedDate", V::DateTime(opened)),
+                ("SystemModstamp", V::DateTime(opened)),
+            ]);
+        }
+    }
+
+    pub(crate) fn table(&self, o: Object) -> &Table {
+        match o {
+            Object::Account => &self.accounts,
+            Object::Contract => &self.contracts,
+            Object::Opportunity => &self.opportunities,
+        }
+    }
+
+    pub(crate) fn table_mut(&mut self, o: Object) -> &mut Table {
+        match o {
+            Object::Account => &mut self.accounts,
+            Object::Contract => &mut self.contracts,
+            Object::Opportunity => &mut self.opportunities,
+        }
+    }
+
+    /// Which table an Id belongs to, by its key prefix.
+    pub(crate) fn object_of(id: &str) -> Option<Object> {
+        [Object::Account, Object::Contract, Object::Opportunity]
+            .into_iter()
+            .find(|o| id.starts_with(o.prefix()))
+    }
+}
+
+/// Converts a client's value (JSON) to a field's type; `Err` names what was wrong.
+pub(crate) fn convert(def: &FieldDef, v: &serde_json::Value) -> Result<V, String> {
+    use serde_json::Value as J;
+    let bad = || format!("{}: value not of required type: {v}", def.label);
+    Ok(match (def.ty, v) {
+        (_, J::Null) => V::Null,
+        (t, J::String(s)) if t.is_text() => {
+            if def.restricted && !def.picklist.contains(&s.as_str()) {
+                return Err(format!(
+                    "{}: bad value for restricted picklist field: {s}",
+                    def.label
+                ));
+            }
+            V::text(s.as_str())
+        }
+        (t, J::Number(n)) if t.is_number() => V::Num(n.as_f64().ok_or_else(bad)?),
+        (t, J::String(s)) if t.is_number() => V::Num(s.trim().parse().map_err(|_| bad())?),
+        (FieldType::Boolean, J::Bool(b)) => V::Bool(*b),
+        (FieldType::Boolean, J::String(s)) if s == "true" || s == "false" => V::Bool(s == "true"),
+        (FieldType::Date, J::String(s)) => V::Date(clock::parse_date(s).ok_or_else(bad)?),
+        (FieldType::DateTime, J::String(s)) => V::DateTime(clock::parse_datetime(s).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_18_chars_sortable_and_round_trip() {
+        let ids: Vec<String> = [0u64, 1, 61, 62, 99_999]
+            .iter()
+            .map(|&k| record_id("001", k))
+            .collect();
+        assert!(ids.iter().all(|id| id.len() == 18 && id.starts_with("001")));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(row_of("001", &ids[4]), Some(99_999));
+        assert_eq!(row_of("001", &ids[4][..15]), Some(99_999));
+        assert_eq!(row_of("006", &ids[4]), None);
+    }
+
+    #[test]
+    fn contract_start_is_term_months_before_the_day_after_the_end() {
+        let end = clock::parse_date("2027-02-28").unwrap();
+        assert_eq!(clock::date_string(months_before(end + 1, 12)), "2026-03-01");
+        let end = clock::parse_date("2027-03-30").unwrap();
+        assert_eq!(clock::date_string(months_before(end + 1, 1)), "2027-02-28");
+    }
+}
