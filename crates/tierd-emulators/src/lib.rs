@@ -24,9 +24,11 @@
 mod clock;
 mod server;
 
+pub mod enrichment;
 pub mod faults;
 pub mod hubspot;
 pub mod salesforce;
+pub mod websites;
 pub mod writes;
 
 pub use faults::Faults;
