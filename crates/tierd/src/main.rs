@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
+mod emulate;
 mod explain;
 mod plugins_cmd;
 mod score_file;
@@ -86,6 +87,8 @@ enum Command {
         #[arg(long, value_name = "DATE")]
         as_of: Option<Date>,
     },
+    /// Run a local HubSpot or Salesforce emulator seeded with synthetic accounts, until Ctrl-C.
+    Emulate(emulate::EmulateArgs),
     /// Generate a sample, tier it, then re-tier it a month later: shows the pyramid and movements.
     Demo {
         /// How many accounts.
@@ -241,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { accounts, dir } => demo(config, accounts, dir),
+        Command::Emulate(args) => emulate::run(args),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }
