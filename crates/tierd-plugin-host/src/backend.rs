@@ -10,8 +10,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tierd_plugin_api::{Description, HttpBatch, HttpResults};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tierd_plugin_api::{Description, EnrichResponse, HttpBatch, HttpResults};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
@@ -19,7 +20,9 @@ use tokio::sync::Semaphore;
 use crate::error::HostError;
 use crate::http::HttpCapability;
 use crate::library::{HostCallbacks, PluginLibrary};
-use crate::protocol::{read_frame, write_frame, FromPlugin, ToPlugin, PROTOCOL_VERSION};
+use crate::protocol::{
+    encode, encode_enrich, read_frame, write_frame, FromPlugin, ToPlugin, PROTOCOL_VERSION,
+};
 use crate::secret::Redactor;
 use crate::{Mode, PluginConfig};
 
@@ -124,12 +127,12 @@ impl Backend {
         }
     }
 
-    /// Sends one enrich request; `Err` fails the whole batch.
+    /// Sends one enrich request (`EnrichRequest` JSON); `Err` fails the whole batch.
     pub(crate) async fn enrich(
         &self,
-        request: Value,
+        request: Vec<u8>,
         batch_domains: Arc<Vec<String>>,
-    ) -> Result<Value, String> {
+    ) -> Result<EnrichResponse, String> {
         match self {
             Backend::InProcess(p) => p.enrich(request, batch_domains).await,
             Backend::Children(pool) => pool.enrich(request, batch_domains).await,
@@ -245,10 +248,13 @@ impl InProcess {
         }
     }
 
-    async fn enrich(&self, request: Value, batch_domains: Arc<Vec<String>>) -> Result<Value, String> {
+    async fn enrich(
+        &self,
+        request: Vec<u8>,
+        batch_domains: Arc<Vec<String>>,
+    ) -> Result<EnrichResponse, String> {
         let _call = self.calls.lock().await;
         *self.batch_domains.lock().unwrap_or_else(|p| p.into_inner()) = batch_domains;
-        let request = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
         let bytes = self
             .blocking("enrich", move |lib| lib.enrich(&request))
             .await
@@ -256,7 +262,8 @@ impl InProcess {
                 HostError::Call { message, .. } => message,
                 other => other.to_string(),
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("the plugin answered invalid JSON: {e}"))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the plugin's answer is not a valid enrich response: {e}"))
     }
 
     async fn shutdown(&self) {
@@ -349,17 +356,19 @@ impl ChildPool {
         let (init, description) = self
             .with_worker(async |worker: &mut Worker| {
                 let init = worker.ensure_started(&spec).await?;
-                let description = worker.call(&spec, ToPlugin::Describe, Arc::default()).await;
+                let description = worker
+                    .call(&spec, encode(&ToPlugin::Describe), Arc::default())
+                    .await;
                 Ok::<_, String>((init, description))
             })
             .await
             .map_err(failed)?;
-        let description = match description {
-            Ok(d) => d,
+        let description: Description = match description {
+            Ok(frame) => {
+                answer(&frame).map_err(|e| failed(format!("the plugin's description is not valid: {e}")))?
+            }
             Err(Failure::Plugin(m) | Failure::Broken(m)) => return Err(failed(format!("describe: {m}"))),
         };
-        let description: Description = serde_json::from_value(description)
-            .map_err(|e| failed(format!("the plugin's description is not valid: {e}")))?;
         let abi = match (init.get("abi_major"), init.get("abi_minor")) {
             (Some(major), Some(minor)) if !self.spec.exec => format!("{major}.{minor}"),
             _ => format!("exec protocol {PROTOCOL_VERSION}"),
@@ -367,15 +376,17 @@ impl ChildPool {
         Ok(Started { abi, description })
     }
 
-    async fn enrich(&self, request: Value, batch_domains: Arc<Vec<String>>) -> Result<Value, String> {
+    async fn enrich(
+        &self,
+        request: Vec<u8>,
+        batch_domains: Arc<Vec<String>>,
+    ) -> Result<EnrichResponse, String> {
         let spec = self.spec.clone();
         self.with_worker(async |worker: &mut Worker| {
             worker.ensure_started(&spec).await?;
-            match worker
-                .call(&spec, ToPlugin::Enrich { request }, batch_domains)
-                .await
-            {
-                Ok(v) => Ok(v),
+            match worker.call(&spec, encode_enrich(&request), batch_domains).await {
+                Ok(frame) => answer(&frame)
+                    .map_err(|e| format!("the plugin's answer is not a valid enrich response: {e}")),
                 Err(Failure::Plugin(m) | Failure::Broken(m)) => Err(m),
             }
         })
@@ -403,7 +414,7 @@ impl Worker {
     /// init answer.
     async fn ensure_started(&mut self, spec: &ChildSpec) -> Result<Value, String> {
         if self.process.is_some() {
-            return Ok(json!({}));
+            return Ok(Value::Null);
         }
         if let Some(at) = self.next_start {
             let wait = at.saturating_duration_since(Instant::now());
@@ -450,8 +461,8 @@ impl Worker {
             protocol: PROTOCOL_VERSION,
             config: spec.ctx.init_config.clone(),
         };
-        match self.call(spec, init, Arc::default()).await {
-            Ok(answer) => Ok(answer),
+        match self.call(spec, encode(&init), Arc::default()).await {
+            Ok(frame) => Ok(answer::<Value>(&frame).unwrap_or(Value::Null)),
             Err(Failure::Plugin(m)) => {
                 // A plugin that refuses its config will refuse it again: stop it and back off.
                 if let Some(p) = self.process.take() {
@@ -474,13 +485,13 @@ impl Worker {
     async fn call(
         &mut self,
         spec: &ChildSpec,
-        message: ToPlugin,
+        frame: Vec<u8>,
         batch_domains: Arc<Vec<String>>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Vec<u8>, Failure> {
         let Some(process) = self.process.as_mut() else {
             return Err(Failure::Broken("the plugin process is not running".to_owned()));
         };
-        let exchange = converse(spec, process, &message, batch_domains);
+        let exchange = converse(spec, process, &frame, batch_domains);
         let outcome = match tokio::time::timeout(spec.ctx.timeout, exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Failure::Broken(format!(
@@ -514,11 +525,11 @@ impl Worker {
 async fn converse(
     spec: &ChildSpec,
     process: &mut ChildProcess,
-    message: &ToPlugin,
+    frame: &[u8],
     batch_domains: Arc<Vec<String>>,
-) -> Result<Value, Failure> {
+) -> Result<Vec<u8>, Failure> {
     let broken = |m: String| Failure::Broken(m);
-    write_frame(&mut process.stdin, message)
+    write_all(&mut process.stdin, frame)
         .await
         .map_err(|e| broken(format!("cannot write to the plugin process: {e}")))?;
     loop {
@@ -531,6 +542,10 @@ async fn converse(
             }
             Err(e) => return Err(broken(e.to_string())),
         };
+        // The answer is returned undecoded so it is decoded once, straight into its type.
+        if serde_json::from_slice::<Head>(&body).is_ok_and(|h| h.kind == "ok") {
+            return Ok(body);
+        }
         let reply: FromPlugin = serde_json::from_slice(&body).map_err(|e| {
             let shown: String = String::from_utf8_lossy(&body[..body.len().min(60)]).into();
             broken(format!(
@@ -538,7 +553,7 @@ async fn converse(
             ))
         })?;
         match reply {
-            FromPlugin::Ok { body } => return Ok(body),
+            FromPlugin::Ok { .. } => return Ok(body),
             FromPlugin::Error { error } => return Err(Failure::Plugin(error)),
             FromPlugin::Log { level, message } => {
                 emit_log(&spec.ctx.plugin, &level, &spec.ctx.redactor.redact(&message))
@@ -551,6 +566,28 @@ async fn converse(
             }
         }
     }
+}
+
+/// Just the kind of a message, to route it without decoding its body.
+#[derive(serde::Deserialize)]
+struct Head {
+    kind: String,
+}
+
+/// The body of an `ok` message.
+#[derive(serde::Deserialize)]
+struct Answer<T> {
+    body: T,
+}
+
+fn answer<T: DeserializeOwned>(frame: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice::<Answer<T>>(frame).map(|a| a.body)
+}
+
+async fn write_all(w: &mut ChildStdin, frame: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    w.write_all(frame).await?;
+    w.flush().await
 }
 
 #[cfg(test)]

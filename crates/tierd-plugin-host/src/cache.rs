@@ -12,10 +12,10 @@ use tierd_plugin_api::Signal;
 /// serves an older version's facts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    /// The plugin's configured name.
-    pub plugin: String,
+    /// The plugin's configured name (shared: every key of a plugin holds the same).
+    pub plugin: std::sync::Arc<str>,
     /// The version its `describe` reported.
-    pub version: String,
+    pub version: std::sync::Arc<str>,
     /// The account key (domain, or id without one).
     pub account: String,
 }

@@ -118,6 +118,18 @@ pub(crate) fn encode(message: &impl Serialize) -> Vec<u8> {
     frame
 }
 
+/// An `enrich` message around an already encoded `EnrichRequest`, without re-parsing it.
+pub(crate) fn encode_enrich(request: &[u8]) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"kind":"enrich","request":"#;
+    let len = HEAD.len() + request.len() + 1;
+    let mut frame = Vec::with_capacity(4 + len);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    frame.extend_from_slice(HEAD);
+    frame.extend_from_slice(request);
+    frame.push(b'}');
+    frame
+}
+
 pub(crate) async fn read_frame(r: &mut (impl AsyncRead + Unpin), max: usize) -> Result<Vec<u8>, FrameError> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await.map_err(closed_or)?;
@@ -174,6 +186,14 @@ mod tests {
             read_frame_sync(&mut &frame[..6], 1024),
             Err(FrameError::Closed)
         ));
+    }
+
+    #[test]
+    fn enrich_frames_wrap_the_request_verbatim() {
+        let frame = encode_enrich(br#"{"as_of":"2026-11-24","accounts":[]}"#);
+        let body = read_frame_sync(&mut &frame[..], 1024).unwrap();
+        let m: ToPlugin = serde_json::from_slice(&body).unwrap();
+        assert!(matches!(m, ToPlugin::Enrich { request } if request["as_of"] == "2026-11-24"));
     }
 
     #[test]

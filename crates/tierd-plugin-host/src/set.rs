@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
-use tierd_plugin_api::{
-    AccountInput, AccountResult, EnrichRequest, EnrichResponse, FactSpec, FactType, Signal,
-};
+use tierd_plugin_api::{AccountInput, AccountResult, FactSpec, FactType, Signal};
 use tokio::task::JoinSet;
 
 use crate::backend::{Backend, CallContext, HostOptions};
@@ -122,7 +120,8 @@ pub struct EnrichOptions {
 
 struct RunningPlugin {
     info: PluginInfo,
-    version: String,
+    key_name: Arc<str>,
+    key_version: Arc<str>,
     backend: Backend,
     http: Arc<HttpCapability>,
     facts: HashMap<String, FactType>,
@@ -291,8 +290,9 @@ async fn start_one(
     };
     tracing::info!(plugin = %name, version = %d.version, mode = cfg.mode.as_str(), "plugin started");
     Ok(RunningPlugin {
+        key_name: Arc::from(name),
+        key_version: Arc::from(d.version.as_str()),
         info,
-        version: d.version,
         backend,
         http,
         facts: d.facts.iter().map(|f| (f.name.clone(), f.fact_type)).collect(),
@@ -322,7 +322,8 @@ async fn run_plugin(
         slot.push(i);
     }
     let mut outcomes: HashMap<String, (Outcome, Vec<RejectedFact>)> = HashMap::new();
-    let mut to_ask: Vec<AccountInput> = Vec::new();
+    // (index into accounts, state to pass back)
+    let mut to_ask: Vec<(usize, Value)> = Vec::new();
     for &i in &unique {
         let account = &accounts[i];
         let key = cache_key(plugin, &account.key);
@@ -339,9 +340,7 @@ async fn run_plugin(
                 outcomes.insert(account.key.clone(), (outcome, Vec::new()));
             }
             cached => {
-                let mut ask = account.clone();
-                ask.state = cached.map(|c| c.state).unwrap_or(Value::Null);
-                to_ask.push(ask);
+                to_ask.push((i, cached.map(|c| c.state).unwrap_or(Value::Null)));
             }
         }
     }
@@ -349,8 +348,8 @@ async fn run_plugin(
     let mut batches = JoinSet::new();
     for chunk in to_ask.chunks(plugin.info.batch_size) {
         let (plugin, cache, as_of) = (plugin.clone(), cache.clone(), as_of.to_owned());
-        let chunk = chunk.to_vec();
-        batches.spawn(async move { run_batch(&plugin, &cache, as_of, chunk).await });
+        let (accounts, chunk) = (accounts.clone(), chunk.to_vec());
+        batches.spawn(async move { run_batch(&plugin, &cache, &as_of, &accounts, chunk).await });
     }
     while let Some(done) = batches.join_next().await {
         match done {
@@ -361,8 +360,15 @@ async fn run_plugin(
 
     accounts
         .iter()
-        .map(|a| {
-            let (outcome, mut rejected) = outcomes.get(&a.key).cloned().unwrap_or_else(|| {
+        .enumerate()
+        .map(|(i, a)| {
+            // The last account sharing a key takes the outcome; earlier ones get a copy.
+            let last = by_key.get(a.key.as_str()).and_then(|v| v.last()) == Some(&i);
+            let found = match last {
+                true => outcomes.remove(&a.key),
+                false => outcomes.get(&a.key).cloned(),
+            };
+            let (outcome, mut rejected) = found.unwrap_or_else(|| {
                 let reason = "the batch holding this account did not finish".to_owned();
                 (Outcome::Stale { reason }, Vec::new())
             });
@@ -380,8 +386,8 @@ async fn run_plugin(
 
 fn cache_key(plugin: &RunningPlugin, account: &str) -> CacheKey {
     CacheKey {
-        plugin: plugin.info.name.clone(),
-        version: plugin.version.clone(),
+        plugin: plugin.key_name.clone(),
+        version: plugin.key_version.clone(),
         account: account.to_owned(),
     }
 }
@@ -390,22 +396,28 @@ fn cache_key(plugin: &RunningPlugin, account: &str) -> CacheKey {
 async fn run_batch(
     plugin: &RunningPlugin,
     cache: &Arc<dyn FactsCache>,
-    as_of: String,
-    accounts: Vec<AccountInput>,
+    as_of: &str,
+    all: &[AccountInput],
+    batch: Vec<(usize, Value)>,
 ) -> Vec<(String, (Outcome, Vec<RejectedFact>))> {
     let name = &plugin.info.name;
+    let accounts: Vec<&AccountInput> = batch.iter().map(|(i, _)| &all[*i]).collect();
     let domains: Arc<Vec<String>> = Arc::new(accounts.iter().filter_map(|a| a.domain.clone()).collect());
-    let ids: HashMap<String, String> = accounts.iter().map(|a| (a.key.clone(), a.id.clone())).collect();
+    let ids: HashMap<&str, &str> = accounts.iter().map(|a| (a.key.as_str(), a.id.as_str())).collect();
     let keys: Vec<String> = accounts.iter().map(|a| a.key.clone()).collect();
-    let request = EnrichRequest { as_of, accounts };
-    let answer = match serde_json::to_value(&request) {
+    // Serialised from borrows: the accounts' facts are not copied to build the request.
+    let request = RequestRef {
+        as_of,
+        accounts: accounts
+            .iter()
+            .zip(&batch)
+            .map(|(a, (_, state))| AccountRef::new(a, state))
+            .collect(),
+    };
+    let response = match serde_json::to_vec(&request) {
         Ok(request) => plugin.backend.enrich(request, domains).await,
         Err(e) => Err(format!("cannot encode the request: {e}")),
     };
-    let response = answer.and_then(|v| {
-        serde_json::from_value::<EnrichResponse>(v)
-            .map_err(|e| format!("the plugin's answer is not a valid enrich response: {e}"))
-    });
     let mut results = match response {
         Ok(r) => r
             .results
@@ -434,7 +446,7 @@ async fn run_batch(
     let expires_at = SystemTime::now() + plugin.ttl;
     keys.into_iter()
         .map(|key| {
-            let id = ids.get(&key).cloned().unwrap_or_default();
+            let id = ids.get(key.as_str()).copied().unwrap_or_default();
             let outcome = match results.remove(&key) {
                 None => (
                     Outcome::Stale {
@@ -442,11 +454,45 @@ async fn run_batch(
                     },
                     Vec::new(),
                 ),
-                Some(r) => settle(plugin, cache, &id, &key, r, expires_at),
+                Some(r) => settle(plugin, cache, id, &key, r, expires_at),
             };
             (key, outcome)
         })
         .collect()
+}
+
+/// An `EnrichRequest` borrowing the accounts.
+#[derive(serde::Serialize)]
+struct RequestRef<'a> {
+    as_of: &'a str,
+    accounts: Vec<AccountRef<'a>>,
+}
+
+/// An `AccountInput` borrowing the account, with the state from the cache.
+#[derive(serde::Serialize)]
+struct AccountRef<'a> {
+    key: &'a str,
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    facts: &'a Map<String, Value>,
+    related: &'a Map<String, Value>,
+    state: &'a Value,
+}
+
+impl<'a> AccountRef<'a> {
+    fn new(a: &'a AccountInput, state: &'a Value) -> Self {
+        AccountRef {
+            key: &a.key,
+            id: &a.id,
+            name: &a.name,
+            domain: a.domain.as_deref(),
+            facts: &a.facts,
+            related: &a.related,
+            state,
+        }
+    }
 }
 
 /// Checks one account's result against the declaration and caches it.

@@ -1,0 +1,101 @@
+//! Host overhead per account with a no-op plugin, in each mode, at batch 100.
+//!
+//! `cargo bench -p tierd-plugin-host --bench overhead`. The plugin answers an empty result per
+//! account, so what is measured is the host: building and encoding the request, the call (FFI, or
+//! pipes to a child), decoding and checking the answer, and the cache writes. The cache is
+//! bypassed (`refresh`) so every account goes to the plugin. One batch in flight (concurrency 1):
+//! the figure is the cost of one account on one stream, not a throughput across cores.
+//! `exec` runs the isolated child binary as an exec program: a no-op plugin speaking the protocol;
+//! the Python example is also timed, for the cost of a plugin written in Python.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use tierd_plugin_host::{AccountInput, EnrichOptions, HostOptions, Mode, PluginConfig, PluginSet};
+
+const ACCOUNTS: usize = 10_000;
+const ROUNDS: usize = 5;
+
+fn cdylib(crate_name: &str) -> PathBuf {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let file = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", crate_name.replace('-', "_"));
+    let dir = Path::new(env!("CARGO_BIN_EXE_tierd-plugin-child"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    [dir.join("deps").join(&file), dir.join(&file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{file} not built: run `cargo build --release -p {crate_name}`"))
+}
+
+fn accounts(name: &str) -> Vec<AccountInput> {
+    (0..ACCOUNTS)
+        .map(|i| {
+            serde_json::from_value(json!({"key": "", "id": format!("bench:{i}"), "name": name,
+                "domain": format!("company-{i}.example"), "facts": {"crm.industry": "Software"}}))
+            .unwrap()
+        })
+        .collect()
+}
+
+async fn measure(label: &str, cfg: PluginConfig, name: &str) {
+    let cfg = PluginConfig {
+        batch_size: Some(100),
+        concurrency: 1,
+        ..cfg
+    };
+    let options = HostOptions {
+        child_command: vec![
+            env!("CARGO_BIN_EXE_tierd-plugin-child").into(),
+            "plugin-host".into(),
+        ],
+    };
+    let set = PluginSet::load(&BTreeMap::from([("noop".to_owned(), cfg)]), &options)
+        .await
+        .expect("plugin starts");
+    let input = accounts(name);
+    let refresh = EnrichOptions { refresh: true };
+    set.enrich_with("2026-11-24", input.clone(), &refresh).await; // warm-up: start, page in
+    let mut best = f64::MAX;
+    for _ in 0..ROUNDS {
+        let batch = input.clone();
+        let started = Instant::now();
+        let out = set.enrich_with("2026-11-24", batch, &refresh).await;
+        let per_account = started.elapsed().as_secs_f64() * 1e6 / ACCOUNTS as f64;
+        assert!(out
+            .iter()
+            .all(|a| !matches!(a.results[0].outcome, tierd_plugin_host::Outcome::Stale { .. })));
+        best = best.min(per_account);
+    }
+    println!("{label:<28} {best:>8.2} us/account  (best of {ROUNDS} x {ACCOUNTS} accounts, batch 100)");
+    set.shutdown().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let noop = cdylib("tierd-test-misbehaving");
+    rt.block_on(async {
+        measure(
+            "in_process",
+            PluginConfig::library(&noop, Mode::InProcess),
+            "noop",
+        )
+        .await;
+        measure("isolated", PluginConfig::library(&noop, Mode::Isolated), "noop").await;
+        let exec = PluginConfig::exec(env!("CARGO_BIN_EXE_tierd-plugin-child")).with_args([
+            "plugin-host".to_owned(),
+            "--library".to_owned(),
+            noop.display().to_string(),
+        ]);
+        measure("exec (no-op, Rust)", exec, "noop").await;
+        let python =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/examples/exec-python/plugin.py");
+        measure("exec (Python example)", PluginConfig::exec(python), "noop").await;
+    });
+}
