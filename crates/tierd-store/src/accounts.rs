@@ -1,0 +1,590 @@
+//! Account state, tier history, pending pushes and checkpoints, and the batch commit that writes
+//! them together (the crash-safety contract in the crate doc).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tierd_core::Tier;
+
+use crate::error::{query_error, StoreError};
+use crate::row::{json_col, parse_col, placeholders, StoreRow, WritePool};
+use crate::runs::RunId;
+use crate::{with_pool, Store, Timestamp};
+
+/// One account as scored and tiered in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredAccount {
+    /// Its id in the CRM (`hubspot:123`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its domain, when known.
+    pub domain: Option<String>,
+    /// Its facts as JSON, each with its value, source and observed_at (`tierd_core::fact::Facts`
+    /// serialises to this shape).
+    pub facts: serde_json::Value,
+    /// A hash of the facts, to tell cheaply whether they changed since the last run.
+    pub facts_hash: String,
+    /// The score, `0..=5`.
+    pub score: f64,
+    /// Share of the model's weight backed by data, `0..=1`.
+    pub coverage: f64,
+    /// The tier it was given.
+    pub tier: Tier,
+    /// The score's explanation as JSON.
+    pub explanation: serde_json::Value,
+    /// Why the tier is what it is, in a seller's words; recorded in the history when it changed.
+    pub reason: String,
+    /// The model's `name@version`.
+    pub model_version: String,
+    /// The tier the CRM showed when the account was pulled.
+    pub crm_tier_seen: Option<Tier>,
+    /// Whether a person locked the tier in the CRM.
+    pub locked: bool,
+}
+
+/// A record the CRM accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushRecord {
+    /// The account.
+    pub account: String,
+    /// The tier written.
+    pub tier: Tier,
+    /// The score bucket written.
+    pub score_bucket: f64,
+    /// The reason text written.
+    pub reason: String,
+}
+
+/// A record the CRM rejected: kept in `pending_pushes` and retried on later runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedPush {
+    /// The account.
+    pub account: String,
+    /// The tier that was to be written.
+    pub tier: Tier,
+    /// The score bucket that was to be written.
+    pub score_bucket: f64,
+    /// The reason text that was to be written.
+    pub reason: String,
+    /// The CRM's reason for rejecting it.
+    pub error: String,
+    /// The CRM said the record can never be accepted as it is: stop retrying, keep listing it.
+    pub permanent: bool,
+    /// Wait at least this long before the next attempt (none: at the next run).
+    pub retry_after: Option<Duration>,
+}
+
+/// Everything one batch of a run changes, committed in one transaction by
+/// [`Store::commit_batch`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchCommit {
+    /// The run the batch belongs to.
+    pub run: RunId,
+    /// Accounts scored and tiered.
+    pub scored: Vec<ScoredAccount>,
+    /// Records the CRM accepted.
+    pub pushed: Vec<PushRecord>,
+    /// Records the CRM rejected.
+    pub rejected: Vec<RejectedPush>,
+    /// Accounts whose pending push is no longer wanted (their tier went back to what the CRM has).
+    pub cleared: Vec<String>,
+    /// The run's progress after this batch: `(stage, position)`.
+    pub checkpoint: Option<(String, String)>,
+}
+
+/// What was last written to the CRM for an account.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PushedState {
+    /// The tier.
+    pub tier: Tier,
+    /// The score bucket.
+    pub score_bucket: f64,
+    /// The reason text.
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An account's latest state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AccountState {
+    /// Its id in the CRM.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its domain.
+    pub domain: Option<String>,
+    /// Its facts, with sources and observation times.
+    pub facts: serde_json::Value,
+    /// The hash of the facts.
+    pub facts_hash: String,
+    /// The score.
+    pub score: f64,
+    /// The coverage.
+    pub coverage: f64,
+    /// The tier.
+    pub tier: Tier,
+    /// The score's explanation.
+    pub explanation: serde_json::Value,
+    /// The model's `name@version` that scored it.
+    pub model_version: String,
+    /// When it was scored.
+    pub scored_at: Timestamp,
+    /// What was last pushed, if anything.
+    pub pushed: Option<PushedState>,
+    /// The tier the CRM showed at the last pull.
+    pub crm_tier_seen: Option<Tier>,
+    /// Whether the tier is locked by a person.
+    pub locked: bool,
+    /// The run that last wrote it.
+    pub updated_run: Option<RunId>,
+}
+
+/// The few columns tiering needs of every account (see [`Store::account_summaries`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AccountSummary {
+    /// Its id.
+    pub id: String,
+    /// The score.
+    pub score: f64,
+    /// The coverage.
+    pub coverage: f64,
+    /// The tier.
+    pub tier: Tier,
+    /// The tier last pushed.
+    pub pushed_tier: Option<Tier>,
+    /// Whether the tier is locked.
+    pub locked: bool,
+}
+
+/// One change of an account's tier.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TierChange {
+    /// The run that made it.
+    pub run: RunId,
+    /// When.
+    pub at: Timestamp,
+    /// The tier before (`None`: first tiering).
+    pub from: Option<Tier>,
+    /// The tier after.
+    pub to: Tier,
+    /// The score then.
+    pub score: f64,
+    /// Why, in a seller's words.
+    pub reason: String,
+    /// The model's `name@version`.
+    pub model_version: String,
+}
+
+/// A record the CRM rejected, waiting for a retry (or listed as permanently invalid).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PendingPush {
+    /// The account.
+    pub account: String,
+    /// The tier to write.
+    pub tier: Tier,
+    /// The score bucket to write.
+    pub score_bucket: f64,
+    /// The reason text to write.
+    pub reason: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The CRM's reason for the last rejection.
+    pub last_error: String,
+    /// Never retried: the CRM called the record invalid.
+    pub permanent: bool,
+    /// Not retried before this.
+    pub next_attempt_at: Timestamp,
+    /// The run of the first rejection.
+    pub first_failed_run: RunId,
+    /// When it was first rejected.
+    pub first_failed_at: Timestamp,
+    /// When it was last rejected.
+    pub last_failed_at: Timestamp,
+}
+
+/// A run's progress in one stage.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Checkpoint {
+    /// Where the stage is (opaque: a page cursor, a batch number).
+    pub position: String,
+    /// When it was written.
+    pub at: Timestamp,
+}
+
+const UPSERT_ACCOUNT: &str =
+    "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier,
+        explanation, model_version, scored_at, crm_tier_seen, locked, updated_run)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
+        facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
+        tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
+        scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
+        updated_run = excluded.updated_run";
+
+/// Runs before the upsert, so it still sees the previous tier; inserts nothing when it is the same.
+const RECORD_TIER_CHANGE: &str =
+    "INSERT INTO tier_history (account, run, at, from_tier, to_tier, score, reason, model_version)
+    SELECT $1, $2, $3, (SELECT a.tier FROM accounts a WHERE a.id = $1), $4, $5, $6, $7
+    WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = $1 AND a.tier = $4)";
+
+const RECORD_PUSH: &str =
+    "UPDATE accounts SET pushed_tier = $2, pushed_score_bucket = $3, pushed_reason = $4, pushed_at = $5
+    WHERE id = $1";
+
+const CLEAR_PENDING: &str = "DELETE FROM pending_pushes WHERE account = $1";
+
+const RECORD_REJECTION: &str =
+    "INSERT INTO pending_pushes (account, tier, score_bucket, reason, attempts, last_error,
+        permanent, next_attempt_at, first_failed_run, first_failed_at, last_failed_at)
+    VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9)
+    ON CONFLICT (account) DO UPDATE SET tier = excluded.tier, score_bucket = excluded.score_bucket,
+        reason = excluded.reason, attempts = pending_pushes.attempts + 1, last_error = excluded.last_error,
+        permanent = excluded.permanent, next_attempt_at = excluded.next_attempt_at,
+        last_failed_at = excluded.last_failed_at";
+
+const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (run, stage) DO UPDATE SET position = excluded.position, at = excluded.at";
+
+const ACCOUNT_COLUMNS: &str = "id, name, domain, facts, facts_hash, score, coverage, tier, explanation, model_version,
+    scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run";
+
+/// Bind parameters per `IN (...)` chunk: far below both backends' limits.
+const IN_CHUNK: usize = 500;
+
+fn pushed_from_row(row: &impl StoreRow, key: &str) -> Result<Option<PushedState>, StoreError> {
+    let decode = query_error("read pushed state", "accounts");
+    let Some(tier) = row.opt_text("pushed_tier").map_err(decode)? else {
+        return Ok(None);
+    };
+    Ok(Some(PushedState {
+        tier: parse_col(&tier, "accounts", "pushed_tier", key)?,
+        score_bucket: row
+            .opt_real("pushed_score_bucket")
+            .map_err(decode)?
+            .unwrap_or(0.0),
+        reason: row.opt_text("pushed_reason").map_err(decode)?.unwrap_or_default(),
+        at: Timestamp(row.opt_int("pushed_at").map_err(decode)?.unwrap_or(0)),
+    }))
+}
+
+fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
+    let decode = query_error("read account state", "accounts");
+    let id = row.text("id").map_err(decode)?;
+    let crm_tier_seen = row.opt_text("crm_tier_seen").map_err(decode)?;
+    Ok(AccountState {
+        name: row.text("name").map_err(decode)?,
+        domain: row.opt_text("domain").map_err(decode)?,
+        facts: json_col(&row.text("facts").map_err(decode)?, "accounts", "facts", &id)?,
+        facts_hash: row.text("facts_hash").map_err(decode)?,
+        score: row.real("score").map_err(decode)?,
+        coverage: row.real("coverage").map_err(decode)?,
+        tier: parse_col(&row.text("tier").map_err(decode)?, "accounts", "tier", &id)?,
+        explanation: json_col(
+            &row.text("explanation").map_err(decode)?,
+            "accounts",
+            "explanation",
+            &id,
+        )?,
+        model_version: row.text("model_version").map_err(decode)?,
+        scored_at: Timestamp(row.int("scored_at").map_err(decode)?),
+        pushed: pushed_from_row(row, &id)?,
+        crm_tier_seen: crm_tier_seen
+            .map(|t| parse_col(&t, "accounts", "crm_tier_seen", &id))
+            .transpose()?,
+        locked: row.flag("locked").map_err(decode)?,
+        updated_run: row.opt_int("updated_run").map_err(decode)?.map(RunId),
+        id,
+    })
+}
+
+fn summary_from_row(row: &impl StoreRow) -> Result<AccountSummary, StoreError> {
+    let decode = query_error("read account scores", "accounts");
+    let id = row.text("id").map_err(decode)?;
+    let pushed_tier = row.opt_text("pushed_tier").map_err(decode)?;
+    Ok(AccountSummary {
+        score: row.real("score").map_err(decode)?,
+        coverage: row.real("coverage").map_err(decode)?,
+        tier: parse_col(&row.text("tier").map_err(decode)?, "accounts", "tier", &id)?,
+        pushed_tier: pushed_tier
+            .map(|t| parse_col(&t, "accounts", "pushed_tier", &id))
+            .transpose()?,
+        locked: row.flag("locked").map_err(decode)?,
+        id,
+    })
+}
+
+fn tier_change_from_row(row: &impl StoreRow, account: &str) -> Result<TierChange, StoreError> {
+    let decode = query_error("read tier history", "tier_history");
+    let from = row.opt_text("from_tier").map_err(decode)?;
+    Ok(TierChange {
+        run: RunId(row.int("run").map_err(decode)?),
+        at: Timestamp(row.int("at").map_err(decode)?),
+        from: from
+            .map(|t| parse_col(&t, "tier_history", "from_tier", account))
+            .transpose()?,
+        to: parse_col(
+            &row.text("to_tier").map_err(decode)?,
+            "tier_history",
+            "to_tier",
+            account,
+        )?,
+        score: row.real("score").map_err(decode)?,
+        reason: row.text("reason").map_err(decode)?,
+        model_version: row.text("model_version").map_err(decode)?,
+    })
+}
+
+fn pending_from_row(row: &impl StoreRow) -> Result<PendingPush, StoreError> {
+    let decode = query_error("read pending pushes", "pending_pushes");
+    let account = row.text("account").map_err(decode)?;
+    Ok(PendingPush {
+        tier: parse_col(
+            &row.text("tier").map_err(decode)?,
+            "pending_pushes",
+            "tier",
+            &account,
+        )?,
+        score_bucket: row.real("score_bucket").map_err(decode)?,
+        reason: row.text("reason").map_err(decode)?,
+        attempts: u32::try_from(row.int("attempts").map_err(decode)?).unwrap_or(u32::MAX),
+        last_error: row.text("last_error").map_err(decode)?,
+        permanent: row.flag("permanent").map_err(decode)?,
+        next_attempt_at: Timestamp(row.int("next_attempt_at").map_err(decode)?),
+        first_failed_run: RunId(row.int("first_failed_run").map_err(decode)?),
+        first_failed_at: Timestamp(row.int("first_failed_at").map_err(decode)?),
+        last_failed_at: Timestamp(row.int("last_failed_at").map_err(decode)?),
+        account,
+    })
+}
+
+impl Store {
+    /// Commits one batch in a single transaction: account state upserted, a tier-history row for
+    /// each account whose tier changed (or that is tiered for the first time), pushed state for
+    /// every accepted record (and its pending push cleared), a pending push for every rejected one
+    /// (attempts counted), the `cleared` pending pushes dropped, and the checkpoint. If any part
+    /// fails nothing is written. Accepted records must belong to accounts that have state, in the
+    /// store already or in `scored`.
+    ///
+    /// The batch is committed even when its run is no longer `running` (e.g. marked interrupted
+    /// by a new leader): the pushes it records did happen.
+    pub async fn commit_batch(&self, batch: &BatchCommit) -> Result<(), StoreError> {
+        let now = Timestamp::now().millis();
+        let run = batch.run.0;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query_error("begin a batch commit", "accounts"))?;
+            for a in &batch.scored {
+                sqlx::query(RECORD_TIER_CHANGE)
+                    .bind(&a.id)
+                    .bind(run)
+                    .bind(now)
+                    .bind(a.tier.as_str())
+                    .bind(a.score)
+                    .bind(&a.reason)
+                    .bind(&a.model_version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("record a tier change", "tier_history"))?;
+                sqlx::query(UPSERT_ACCOUNT)
+                    .bind(&a.id)
+                    .bind(&a.name)
+                    .bind(a.domain.as_deref())
+                    .bind(a.facts.to_string())
+                    .bind(&a.facts_hash)
+                    .bind(a.score)
+                    .bind(a.coverage)
+                    .bind(a.tier.as_str())
+                    .bind(a.explanation.to_string())
+                    .bind(&a.model_version)
+                    .bind(now)
+                    .bind(a.crm_tier_seen.map(Tier::as_str))
+                    .bind(a.locked)
+                    .bind(run)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("upsert account state", "accounts"))?;
+            }
+            for p in &batch.pushed {
+                let updated = sqlx::query(RECORD_PUSH)
+                    .bind(&p.account)
+                    .bind(p.tier.as_str())
+                    .bind(p.score_bucket)
+                    .bind(&p.reason)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("record a pushed tier", "accounts"))?
+                    .rows_affected();
+                if updated == 0 {
+                    return Err(StoreError::UnknownAccount { op: "record a pushed tier", account: p.account.clone() });
+                }
+                sqlx::query(CLEAR_PENDING)
+                    .bind(&p.account)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("clear a pending push", "pending_pushes"))?;
+            }
+            for r in &batch.rejected {
+                let next = Timestamp(now).plus(r.retry_after.unwrap_or_default()).millis();
+                sqlx::query(RECORD_REJECTION)
+                    .bind(&r.account)
+                    .bind(r.tier.as_str())
+                    .bind(r.score_bucket)
+                    .bind(&r.reason)
+                    .bind(&r.error)
+                    .bind(r.permanent)
+                    .bind(next)
+                    .bind(run)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("record a rejected push", "pending_pushes"))?;
+            }
+            for account in &batch.cleared {
+                sqlx::query(CLEAR_PENDING)
+                    .bind(account)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("clear a pending push", "pending_pushes"))?;
+            }
+            if let Some((stage, position)) = &batch.checkpoint {
+                sqlx::query(WRITE_CHECKPOINT)
+                    .bind(run)
+                    .bind(stage)
+                    .bind(position)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("write a checkpoint", "checkpoints"))?;
+            }
+            tx.commit().await.map_err(query_error("commit a batch", "accounts"))?;
+        });
+        Ok(())
+    }
+
+    /// An account's latest state.
+    pub async fn account(&self, id: &str) -> Result<Option<AccountState>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let account = with_pool!(self, pool => sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(query_error("read account state", "accounts"))?
+            .map(|r| account_from_row(&r))
+            .transpose()?);
+        Ok(account)
+    }
+
+    /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through
+    /// the whole population (for tiering) without holding it all.
+    pub async fn account_summaries(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AccountSummary>, StoreError> {
+        let sql = "SELECT id, score, coverage, tier, pushed_tier, locked FROM accounts
+                   WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2";
+        let page = with_pool!(self, pool => sqlx::query(sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("read account scores", "accounts"))?
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<Vec<_>, _>>()?);
+        Ok(page)
+    }
+
+    /// An account's latest `limit` tier changes, newest first.
+    pub async fn tier_history(&self, account: &str, limit: u32) -> Result<Vec<TierChange>, StoreError> {
+        let sql = "SELECT run, at, from_tier, to_tier, score, reason, model_version FROM tier_history
+                   WHERE account = $1 ORDER BY id DESC LIMIT $2";
+        let changes = with_pool!(self, pool => sqlx::query(sql)
+            .bind(account)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("read tier history", "tier_history"))?
+            .iter()
+            .map(|r| tier_change_from_row(r, account))
+            .collect::<Result<Vec<_>, _>>()?);
+        Ok(changes)
+    }
+
+    /// Accounts per tier: `[tier_1, tier_2, tier_3, untiered]`.
+    pub async fn tier_counts(&self) -> Result<[u64; 4], StoreError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT tier, COUNT(*) FROM accounts GROUP BY tier",
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(query_error("count accounts per tier", "accounts"))?;
+        let mut counts = [0u64; 4];
+        for (tier, n) in rows {
+            let tier: Tier = parse_col(&tier, "accounts", "tier", "(count)")?;
+            counts[Tier::ALL.iter().position(|t| *t == tier).unwrap_or(3)] = u64::try_from(n).unwrap_or(0);
+        }
+        Ok(counts)
+    }
+
+    /// What was last pushed for each of `ids` that has been pushed at all.
+    pub async fn last_pushed(&self, ids: &[String]) -> Result<HashMap<String, PushedState>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at FROM accounts
+                 WHERE pushed_tier IS NOT NULL AND id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            with_pool!(self, pool => {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                let rows = query.fetch_all(pool).await.map_err(query_error("read pushed state", "accounts"))?;
+                for row in &rows {
+                    let id = row.text("id").map_err(query_error("read pushed state", "accounts"))?;
+                    if let Some(pushed) = pushed_from_row(row, &id)? {
+                        out.insert(id, pushed);
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// A run's checkpoint in `stage`.
+    pub async fn checkpoint(&self, run: RunId, stage: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let row: Option<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT position, at FROM checkpoints WHERE run = $1 AND stage = $2",
+        )
+        .bind(run.0)
+        .bind(stage)
+        .fetch_optional(pool)
+        .await)
+        .map_err(query_error("read a checkpoint", "checkpoints"))?;
+        Ok(row.map(|(position, at)| Checkpoint {
+            position,
+            at: Timestamp(at),
+        }))
+    }
+
+    /// Records the CRM rejected, oldest first; the permanently invalid ones only when asked.
+    pub async fn pending_pushes(&self, include_permanent: bool) -> Result<Vec<PendingPush>, StoreError> {
+        let sql =
+            "SELECT account, tier, score_bucket, reason, attempts, last_error, permanent, next_attempt_at,
+                       first_failed_run, first_failed_at, last_failed_at
+                   FROM pending_pushes WHERE ($1 OR NOT permanent) ORDER BY first_failed_at, account";
+        let pending = with_pool!(self, pool => sqlx::query(sql)
+            .bind(include_permanent)
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("list pending pushes", "pending_pushes"))?
+            .iter()
+            .map(pending_from_row)
+            .collect::<Result<Vec<_>, _>>()?);
+        Ok(pending)
+    }
+}

@@ -1,0 +1,265 @@
+//! tierd-store: everything tierd remembers between runs, on SQLite (default, embedded) or
+//! PostgreSQL (several instances sharing one database).
+//!
+//! Owns the schema and its migrations, and the tables behind them: `runs`, `accounts` (latest
+//! facts, score, tier, explanation, what was last pushed, lock), `tier_history`, `facts_cache`,
+//! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected) and `work_items` (the
+//! PostgreSQL work queue). It must not depend on connectors or plugins: it stores their results as
+//! JSON and domain types from `tierd-core`, and knows nothing of how they were obtained.
+//!
+//! # One store, two backends
+//!
+//! [`Store`] wraps either pool. Almost every statement is the same SQL text on both (`$1`
+//! placeholders, epoch-millisecond `BIGINT` timestamps, JSON as `TEXT`, `ON CONFLICT ... DO
+//! UPDATE`, partial unique indexes), run by a macro against whichever pool is there, so the two
+//! backends cannot drift apart. Only the schema files and the multi-instance primitives differ.
+//!
+//! # The crash-safety contract
+//!
+//! The daemon pushes a batch of tier changes to the CRM, then hands the outcome to
+//! [`Store::commit_batch`] together with the batch's new account state. That call is **one
+//! transaction**: the scored accounts, their tier-history rows, the pushed tier, score bucket,
+//! reason and time of every accepted record, the pending-push rows of every rejected one, and the
+//! run's checkpoint either all land or none do. Therefore:
+//!
+//! - an account whose push was committed is never pushed again for the same tier, whatever
+//!   happens to the process afterwards, because the next diff is against `pushed_tier`;
+//! - a rejected record stays in `pending_pushes` until a later batch records it as pushed, clears
+//!   it, or marks it permanently invalid; nothing is lost across restarts;
+//! - a restart resumes after the last checkpoint, and never sees a checkpoint ahead of the state
+//!   it covers.
+//!
+//! The one window the store cannot close alone is a crash after the CRM accepted a push and before
+//! the commit: the daemon closes it by diffing against the tier the CRM reports on the next pull
+//! (`crm_tier_seen`), so a value already there is not written again.
+//!
+//! On SQLite the database runs in WAL mode with `synchronous = NORMAL`: a committed batch survives
+//! the process being killed (`kill -9`); only a power cut may lose the last commits, which the
+//! rule above then repairs.
+//!
+//! # Multi-instance
+//!
+//! On PostgreSQL, [`Store::try_lead`] takes a session advisory lock on a dedicated connection held
+//! by the returned [`LeaderGuard`] (the lock dies with the connection, so a crashed leader's
+//! standby takes over as soon as the server notices), and the work queue
+//! ([`Store::enqueue_work`], [`Store::claim_work`]) hands each batch to exactly one instance with
+//! `FOR UPDATE SKIP LOCKED`. On SQLite, which serves a single instance, leadership is always
+//! granted and the queue works the same way, serialised by SQLite's write lock.
+
+mod accounts;
+mod cache;
+mod cluster;
+mod error;
+mod migrate;
+mod row;
+mod runs;
+mod signals;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use accounts::{
+    AccountState, AccountSummary, BatchCommit, Checkpoint, PendingPush, PushRecord, PushedState,
+    RejectedPush, ScoredAccount, TierChange,
+};
+pub use cache::CachedFacts;
+pub use cluster::{LeaderGuard, WorkItem, WorkItemId, WorkProgress};
+pub use error::{redact_url, StoreError};
+pub use runs::{Run, RunId, RunKind, RunStatus};
+pub use signals::{NewSignal, StoredSignal};
+
+/// Runs the same code against whichever pool the store has. `$pool` is bound to a `&SqlitePool`
+/// in one arm and a `&PgPool` in the other, so the body must compile for both: that is what keeps
+/// the SQL of the two backends one text.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// The pool behind a [`Store`].
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the store: cheap to clone, safe to share between tasks.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch, UTC: how every time is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The wall clock now.
+    pub fn now() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Timestamp(ms)
+    }
+
+    /// The instant `ms` milliseconds after the epoch.
+    pub const fn from_millis(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// This instant moved `d` later (saturating).
+    pub fn plus(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(duration_millis(d)))
+    }
+
+    /// This instant moved `d` earlier (saturating).
+    pub fn minus(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_sub(duration_millis(d)))
+    }
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ms since epoch", self.0)
+    }
+}
+
+/// Connections per pool. SQLite serialises writers anyway; the extra connections serve reads
+/// (the admin API) while a batch commits.
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
+const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// How long a SQLite writer waits for another before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `url`: `sqlite://PATH` (the file and
+    /// its directory are created), `sqlite::memory:` (one connection, gone when the store is
+    /// dropped), or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+            return Store::connect_postgres(options).await;
+        }
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            let options = SqliteConnectOptions::new().in_memory(true).foreign_keys(true);
+            // Each in-memory connection is its own database: keep exactly one, forever.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: url.to_string(),
+                    source,
+                })?;
+            return Store::migrated(Backend::Sqlite(pool)).await;
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            return Store::connect_sqlite_file(Path::new(path)).await;
+        }
+        Err(StoreError::UnsupportedUrl { url: redact_url(url) })
+    }
+
+    /// Opens (creating if needed) and migrates the SQLite store in the file at `path`.
+    pub async fn connect_sqlite_file(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(SQLITE_MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: format!("sqlite://{}", path.display()),
+                source,
+            })?;
+        Store::migrated(Backend::Sqlite(pool)).await
+    }
+
+    /// Opens and migrates a PostgreSQL store with explicit options (e.g. a `search_path`).
+    pub async fn connect_postgres(options: PgConnectOptions) -> Result<Store, StoreError> {
+        let url = format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect { url, source })?;
+        Store::migrated(Backend::Postgres(pool)).await
+    }
+
+    async fn migrated(backend: Backend) -> Result<Store, StoreError> {
+        let store = Store { backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether several instances can share this store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Checks the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+            .map_err(error::query_error("ping the database", "-"))
+    }
+
+    /// Closes every connection, waiting for the ones in use to be returned.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}

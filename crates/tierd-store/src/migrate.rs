@@ -1,0 +1,110 @@
+//! The schema's migrations and the small runner that applies them.
+//!
+//! Migrations are SQL files embedded per backend (`migrations/{sqlite,postgres}/NNNN_name.sql`),
+//! numbered from 1 with no gaps; both backends always have the same list. `schema_migrations`
+//! records which ran. All pending migrations apply in one transaction (both backends have
+//! transactional DDL), so a failed upgrade leaves the schema as it was. On PostgreSQL a
+//! transaction-scoped advisory lock makes instances starting together migrate one after the
+//! other; on SQLite `BEGIN IMMEDIATE` does the same.
+
+use crate::error::StoreError;
+use crate::row::WritePool;
+use crate::{with_pool, Store, Timestamp};
+
+/// One migration: version, name, SQL.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+}];
+
+/// The schema version this build creates and understands.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Any fixed number: only tierd's migrations take this transaction-scoped lock.
+const MIGRATION_LOCK_KEY: i64 = 0x7469_6572_645f_6d67; // "tierd_mg"
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+impl Store {
+    /// Brings the schema to [`latest_version`]; does nothing when it is there already.
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        let is_postgres = self.is_shared();
+        let known = latest_version();
+        let applied: Vec<(i64, &'static str)> = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(|source| StoreError::Migrate {
+                version: known,
+                name: "begin",
+                source,
+            })?;
+            if is_postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migrate { version: known, name: "lock", source })?;
+            }
+            sqlx::query(CREATE_TABLE)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate { version: 0, name: "schema_migrations", source })?;
+            let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate { version: 0, name: "schema_migrations", source })?;
+            if current > known {
+                return Err(StoreError::NewerSchema { found: current, known });
+            }
+            let mut applied = Vec::new();
+            for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+                let sql = if is_postgres { m.postgres } else { m.sqlite };
+                let failed = |source| StoreError::Migrate { version: m.version, name: m.name, source };
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(failed)?;
+                sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(Timestamp::now().millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                applied.push((m.version, m.name));
+            }
+            tx.commit().await.map_err(|source| StoreError::Migrate { version: known, name: "commit", source })?;
+            applied
+        });
+        for (version, name) in applied {
+            tracing::info!(
+                backend = self.backend_name(),
+                version,
+                name,
+                "store schema migrated"
+            );
+        }
+        Ok(())
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        with_pool!(self, pool => sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(pool)
+            .await)
+        .map_err(crate::error::query_error(
+            "read the schema version",
+            "schema_migrations",
+        ))
+    }
+}

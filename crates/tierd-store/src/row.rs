@@ -1,0 +1,124 @@
+//! Reading columns and opening write transactions the same way on both backends.
+//!
+//! Row decoding is written once, against [`StoreRow`], instead of once per backend; the few
+//! column types the schema uses are all it offers. Values that fail to parse as the domain type
+//! they stand for become [`StoreError::Corrupt`] with the table, column and row key.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Postgres, Row, Sqlite, Transaction};
+
+use crate::error::StoreError;
+
+/// The typed column getters of a row, for both backends.
+pub(crate) trait StoreRow {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn real(&self, col: &str) -> Result<f64, sqlx::Error>;
+    fn opt_real(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
+    fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! impl_store_row {
+    ($row:ty) => {
+        impl StoreRow for $row {
+            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn real(&self, col: &str) -> Result<f64, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_real(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+        }
+    };
+}
+
+impl_store_row!(SqliteRow);
+impl_store_row!(PgRow);
+
+/// Opening a transaction that will write.
+pub(crate) trait WritePool {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl WritePool for SqlitePool {
+    type Db = Sqlite;
+    /// `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout), so a
+    /// transaction that reads before it writes cannot fail half-way with `SQLITE_BUSY_SNAPSHOT`.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl WritePool for PgPool {
+    type Db = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// Parses a stored text column into a domain type, naming the row when it does not parse.
+pub(crate) fn parse_col<T>(
+    raw: &str,
+    table: &'static str,
+    column: &'static str,
+    key: &str,
+) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    raw.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        table,
+        column,
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Parses a stored JSON column.
+pub(crate) fn json_col(
+    raw: &str,
+    table: &'static str,
+    column: &'static str,
+    key: &str,
+) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
+        table,
+        column,
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// `$first, $first+1, ...` for `n` values: the placeholder list of an `IN (...)`.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    let mut out = String::with_capacity(n * 4);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('$');
+        out.push_str(&(first + i).to_string());
+    }
+    out
+}

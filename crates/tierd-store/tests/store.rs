@@ -1,0 +1,733 @@
+//! The store's behaviours, each written once and run on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use tierd_core::{Date, Tier};
+use tierd_store::{
+    BatchCommit, CachedFacts, NewSignal, PushRecord, RejectedPush, RunId, RunKind, RunStatus, ScoredAccount,
+    StoreError, Timestamp,
+};
+
+use common::TestDb;
+
+fn scored(id: &str, score: f64, tier: Tier) -> ScoredAccount {
+    ScoredAccount {
+        id: id.to_string(),
+        name: format!("Account {id}"),
+        domain: Some(format!("{id}.example")),
+        facts: json!({
+            "firmographic.employee_count": {"value": 1200, "source": "firmographic", "observed_at": "2026-01-05"}
+        }),
+        facts_hash: format!("hash-{id}-{score}"),
+        score,
+        coverage: 0.8,
+        tier,
+        explanation: json!({"top": ["employee count 1200"]}),
+        reason: format!("score {score}"),
+        model_version: "default@3".to_string(),
+        crm_tier_seen: None,
+        locked: false,
+    }
+}
+
+fn pushed(id: &str, tier: Tier) -> PushRecord {
+    PushRecord {
+        account: id.to_string(),
+        tier,
+        score_bucket: 4.5,
+        reason: "fits the ideal profile".to_string(),
+    }
+}
+
+fn rejected(id: &str, tier: Tier, error: &str, permanent: bool) -> RejectedPush {
+    RejectedPush {
+        account: id.to_string(),
+        tier,
+        score_bucket: 3.5,
+        reason: "renewal due".to_string(),
+        error: error.to_string(),
+        permanent,
+        retry_after: None,
+    }
+}
+
+async fn started_run(db: &TestDb) -> RunId {
+    db.store
+        .begin_run(RunKind::Full, "default@3", "instance-a")
+        .await
+        .expect("start a run")
+}
+
+async fn migrations_are_idempotent(db: TestDb) {
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 1);
+    let run = started_run(&db).await;
+    for _ in 0..2 {
+        let again = db.reopen().await.expect("reopen an already migrated store");
+        assert_eq!(again.schema_version().await.expect("schema version"), 1);
+        assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
+    }
+
+    // A database migrated by a newer tierd is refused, not silently used.
+    db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
+        .await;
+    match db.reopen().await {
+        Err(StoreError::NewerSchema { found: 99, known: 1 }) => {}
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
+on_both_backends!(migrations_are_idempotent);
+
+async fn runs_never_overlap(db: TestDb) {
+    let first = started_run(&db).await;
+    let other_instance = db.reopen().await.expect("second store");
+    match other_instance
+        .begin_run(RunKind::Incremental, "default@3", "instance-b")
+        .await
+    {
+        Err(StoreError::RunInProgress { id, owner, .. }) => {
+            assert_eq!((id, owner.as_str()), (first, "instance-a"));
+        }
+        other => panic!("expected RunInProgress, got {other:?}"),
+    }
+
+    db.store
+        .finish_run(first, RunStatus::Succeeded, &json!({"accounts": 10}), None)
+        .await
+        .expect("finish the run");
+    match db
+        .store
+        .finish_run(first, RunStatus::Failed, &json!({}), Some("again"))
+        .await
+    {
+        Err(StoreError::RunNotRunning {
+            id,
+            status: RunStatus::Succeeded,
+        }) => assert_eq!(id, first),
+        other => panic!("expected RunNotRunning, got {other:?}"),
+    }
+    assert!(matches!(
+        db.store
+            .finish_run(RunId(9999), RunStatus::Failed, &json!({}), None)
+            .await,
+        Err(StoreError::UnknownRun { id: RunId(9999) })
+    ));
+
+    let second = other_instance
+        .begin_run(RunKind::Incremental, "default@3", "instance-b")
+        .await
+        .expect("start a run once the first finished");
+    assert!(second > first);
+    let finished = db.store.run(first).await.expect("read").expect("exists");
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(finished.stats, Some(json!({"accounts": 10})));
+    assert!(finished.finished_at.is_some());
+}
+on_both_backends!(runs_never_overlap);
+
+async fn stale_runs_are_interrupted(db: TestDb) {
+    let first = started_run(&db).await;
+    db.store
+        .set_watermark(first, "2026-01-05T00:00:00Z")
+        .await
+        .expect("watermark");
+    db.store
+        .finish_run(first, RunStatus::Succeeded, &json!({}), None)
+        .await
+        .expect("finish");
+    let crashed = started_run(&db).await;
+
+    // A restarted process: the run its predecessor left running is marked, another owner's is not.
+    let restarted = db.reopen().await.expect("reopen");
+    assert!(restarted
+        .interrupt_stale_runs(Some("instance-b"))
+        .await
+        .expect("interrupt")
+        .is_empty());
+    assert_eq!(
+        restarted
+            .interrupt_stale_runs(Some("instance-a"))
+            .await
+            .expect("interrupt"),
+        vec![crashed]
+    );
+    let run = restarted.run(crashed).await.expect("read").expect("exists");
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert!(run.error.is_some_and(|e| e.contains("stopped")));
+    assert!(restarted
+        .interrupt_stale_runs(None)
+        .await
+        .expect("interrupt")
+        .is_empty());
+
+    let next = restarted
+        .begin_run(RunKind::Incremental, "default@3", "instance-a")
+        .await
+        .expect("a new run can start");
+    let last_good = restarted
+        .last_run(None, Some(RunStatus::Succeeded))
+        .await
+        .expect("last run")
+        .expect("one succeeded");
+    assert_eq!(last_good.id, first);
+    assert_eq!(last_good.watermark.as_deref(), Some("2026-01-05T00:00:00Z"));
+    assert_eq!(
+        restarted
+            .last_run(Some(RunKind::Incremental), None)
+            .await
+            .expect("last")
+            .map(|r| r.id),
+        Some(next)
+    );
+    let ids: Vec<RunId> = restarted
+        .runs(10)
+        .await
+        .expect("runs")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![next, crashed, first]);
+}
+on_both_backends!(stale_runs_are_interrupted);
+
+async fn batch_commit_is_all_or_nothing(db: TestDb) {
+    let run = started_run(&db).await;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 4.6, Tier::Tier1)],
+            pushed: vec![pushed("a", Tier::Tier1)],
+            checkpoint: Some(("push".into(), "batch-1".into())),
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit the first batch");
+
+    // The last row breaks a constraint (score above 5): none of the batch may land.
+    let failing = BatchCommit {
+        run,
+        scored: vec![
+            scored("a", 2.0, Tier::Untiered),
+            scored("b", 3.1, Tier::Tier3),
+            scored("c", 7.0, Tier::Tier1),
+        ],
+        pushed: vec![pushed("b", Tier::Tier3)],
+        rejected: vec![rejected("a", Tier::Untiered, "INVALID_OPTION", false)],
+        cleared: vec![],
+        checkpoint: Some(("push".into(), "batch-2".into())),
+    };
+    let err = db
+        .store
+        .commit_batch(&failing)
+        .await
+        .expect_err("a score of 7 is refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::Query {
+                table: "accounts",
+                ..
+            }
+        ),
+        "the error names the table: {err}"
+    );
+    // So may a push recorded for an account that has no state.
+    let unknown = BatchCommit {
+        run,
+        scored: vec![scored("b", 3.1, Tier::Tier3)],
+        pushed: vec![pushed("nobody", Tier::Tier2)],
+        ..BatchCommit::default()
+    };
+    assert!(matches!(
+        db.store.commit_batch(&unknown).await,
+        Err(StoreError::UnknownAccount { ref account, .. }) if account == "nobody"
+    ));
+
+    let a = db.store.account("a").await.expect("read").expect("a exists");
+    assert_eq!((a.tier, a.score), (Tier::Tier1, 4.6));
+    assert_eq!(a.pushed.map(|p| p.tier), Some(Tier::Tier1));
+    assert!(db.store.account("b").await.expect("read").is_none());
+    assert!(db.store.account("c").await.expect("read").is_none());
+    assert!(db.store.pending_pushes(true).await.expect("pending").is_empty());
+    assert_eq!(db.store.tier_history("a", 10).await.expect("history").len(), 1);
+    assert_eq!(
+        db.store
+            .checkpoint(run, "push")
+            .await
+            .expect("checkpoint")
+            .map(|c| c.position),
+        Some("batch-1".to_string())
+    );
+}
+on_both_backends!(batch_commit_is_all_or_nothing);
+
+async fn pushed_state_survives_a_restart(db: TestDb) {
+    let run = started_run(&db).await;
+    let mut b = scored("b", 3.9, Tier::Tier2);
+    b.crm_tier_seen = Some(Tier::Tier3);
+    b.locked = true;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 4.7, Tier::Tier1), b],
+            pushed: vec![pushed("a", Tier::Tier1)],
+            checkpoint: Some(("push".into(), "7".into())),
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    db.store.close().await;
+
+    let restarted = db.reopen().await.expect("reopen after the process went away");
+    let last = restarted
+        .last_pushed(&["a".to_string(), "b".to_string(), "zz".to_string()])
+        .await
+        .expect("last pushed");
+    assert_eq!(last.len(), 1, "only a was pushed: {last:?}");
+    let a = &last["a"];
+    assert_eq!(
+        (a.tier, a.score_bucket, a.reason.as_str()),
+        (Tier::Tier1, 4.5, "fits the ideal profile")
+    );
+
+    let b = restarted.account("b").await.expect("read").expect("b exists");
+    assert!(b.pushed.is_none());
+    assert_eq!(
+        (b.crm_tier_seen, b.locked, b.updated_run),
+        (Some(Tier::Tier3), true, Some(run))
+    );
+    assert_eq!(b.facts["firmographic.employee_count"]["source"], "firmographic");
+    assert_eq!(b.explanation, json!({"top": ["employee count 1200"]}));
+    assert_eq!(
+        restarted
+            .checkpoint(run, "push")
+            .await
+            .expect("checkpoint")
+            .map(|c| c.position),
+        Some("7".to_string())
+    );
+    assert!(restarted
+        .checkpoint(run, "pull")
+        .await
+        .expect("checkpoint")
+        .is_none());
+
+    // Rescoring keeps what was pushed: the next diff is still against it.
+    restarted
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 4.8, Tier::Tier1)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("rescore");
+    let a = restarted.account("a").await.expect("read").expect("a exists");
+    assert_eq!((a.score, a.pushed.map(|p| p.tier)), (4.8, Some(Tier::Tier1)));
+
+    let summaries = restarted.account_summaries(None, 1).await.expect("page 1");
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(
+        (summaries[0].id.as_str(), summaries[0].pushed_tier),
+        ("a", Some(Tier::Tier1))
+    );
+    let rest = restarted.account_summaries(Some("a"), 10).await.expect("page 2");
+    assert_eq!(rest.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
+    assert!(rest[0].locked);
+}
+on_both_backends!(pushed_state_survives_a_restart);
+
+async fn rejected_pushes_are_kept_until_pushed_or_permanent(db: TestDb) {
+    let run = started_run(&db).await;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![
+                scored("a", 3.2, Tier::Tier3),
+                scored("b", 3.8, Tier::Tier2),
+                scored("c", 1.0, Tier::Untiered),
+            ],
+            rejected: vec![
+                rejected("a", Tier::Tier3, "RATE_LIMIT", false),
+                rejected("b", Tier::Tier2, "INVALID_OPTION: tier_2 is not an option", false),
+                rejected("c", Tier::Untiered, "OWNER_INACTIVE", false),
+            ],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit rejections");
+    db.store
+        .finish_run(run, RunStatus::Succeeded, &json!({}), None)
+        .await
+        .expect("finish");
+
+    // The next run: a is accepted, b rejected for good, c no longer wanted.
+    let restarted = db.reopen().await.expect("reopen");
+    let next = started_run(&db).await;
+    let pending = restarted.pending_pushes(false).await.expect("pending");
+    assert_eq!(
+        pending.iter().map(|p| p.account.as_str()).collect::<Vec<_>>(),
+        vec!["a", "b", "c"]
+    );
+    assert_eq!(pending[1].last_error, "INVALID_OPTION: tier_2 is not an option");
+    assert_eq!((pending[1].attempts, pending[1].first_failed_run), (1, run));
+    restarted
+        .commit_batch(&BatchCommit {
+            run: next,
+            pushed: vec![pushed("a", Tier::Tier3)],
+            rejected: vec![rejected(
+                "b",
+                Tier::Tier2,
+                "INVALID_OPTION: still not an option",
+                true,
+            )],
+            cleared: vec!["c".to_string()],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit retries");
+
+    assert!(restarted.pending_pushes(false).await.expect("pending").is_empty());
+    let all = restarted
+        .pending_pushes(true)
+        .await
+        .expect("pending with permanent");
+    assert_eq!(all.len(), 1);
+    let b = &all[0];
+    assert_eq!((b.account.as_str(), b.permanent, b.attempts), ("b", true, 2));
+    assert_eq!(b.last_error, "INVALID_OPTION: still not an option");
+    assert_eq!(b.first_failed_run, run, "the first failure is remembered");
+    assert_eq!(
+        restarted
+            .account("a")
+            .await
+            .expect("read")
+            .and_then(|a| a.pushed)
+            .map(|p| p.tier),
+        Some(Tier::Tier3)
+    );
+}
+on_both_backends!(rejected_pushes_are_kept_until_pushed_or_permanent);
+
+async fn cached_facts_expire(db: TestDb) {
+    let t0 = Timestamp::from_millis(1_760_000_000_000);
+    let hour = Duration::from_secs(3600);
+    let entries = vec![
+        (
+            "acme.example".to_string(),
+            CachedFacts::new(
+                json!({"employee_count": 1200}),
+                json!({"seen": ["Snowflake"]}),
+                t0,
+                hour,
+            ),
+        ),
+        (
+            "globex.example".to_string(),
+            CachedFacts::new(json!({"employee_count": 40}), json!(null), t0, 24 * hour),
+        ),
+    ];
+    db.store
+        .put_cached_facts("firmographic", "1.2.0", &entries)
+        .await
+        .expect("put");
+    let keys = vec![
+        "acme.example".to_string(),
+        "globex.example".to_string(),
+        "initech.example".to_string(),
+    ];
+
+    let fresh = db
+        .store
+        .cached_facts("firmographic", "1.2.0", &keys, Some(t0.plus(hour / 2)))
+        .await
+        .expect("get");
+    assert_eq!(fresh.len(), 2);
+    assert_eq!(fresh["acme.example"].facts, json!({"employee_count": 1200}));
+
+    let later = t0.plus(2 * hour);
+    let fresh = db
+        .store
+        .cached_facts("firmographic", "1.2.0", &keys, Some(later))
+        .await
+        .expect("get");
+    assert_eq!(fresh.keys().collect::<Vec<_>>(), vec!["globex.example"]);
+    let any = db
+        .store
+        .cached_facts("firmographic", "1.2.0", &keys, None)
+        .await
+        .expect("get");
+    assert_eq!(
+        any["acme.example"].state,
+        json!({"seen": ["Snowflake"]}),
+        "state outlives freshness"
+    );
+    assert!(!any["acme.example"].is_fresh(later));
+    assert!(db
+        .store
+        .cached_facts("firmographic", "1.3.0", &keys, None)
+        .await
+        .expect("get")
+        .is_empty());
+
+    // Replacing an entry renews it.
+    let renewed = vec![(
+        "acme.example".to_string(),
+        CachedFacts::new(json!({"employee_count": 1300}), json!({}), later, hour),
+    )];
+    db.store
+        .put_cached_facts("firmographic", "1.2.0", &renewed)
+        .await
+        .expect("put");
+    let fresh = db
+        .store
+        .cached_facts("firmographic", "1.2.0", &keys, Some(later))
+        .await
+        .expect("get");
+    assert_eq!(fresh["acme.example"].facts, json!({"employee_count": 1300}));
+
+    assert_eq!(
+        db.store
+            .purge_cached_facts(t0.plus(30 * hour))
+            .await
+            .expect("purge"),
+        2
+    );
+    assert!(db
+        .store
+        .cached_facts("firmographic", "1.2.0", &keys, None)
+        .await
+        .expect("get")
+        .is_empty());
+}
+on_both_backends!(cached_facts_expire);
+
+async fn signals_are_recorded_once(db: TestDb) {
+    let run = started_run(&db).await;
+    let day = |d| Date::from_ymd(2026, 1, d).expect("a date");
+    let signal = |kind: &str, subject: &str, d| NewSignal {
+        account: "a".to_string(),
+        kind: kind.to_string(),
+        subject: subject.to_string(),
+        date: day(d),
+        source: "technographic".to_string(),
+    };
+    let before = Timestamp::now();
+    let first = vec![
+        signal("technology_adopted", "Snowflake", 3),
+        signal("renewal_within", "", 5),
+    ];
+    assert_eq!(
+        db.store.insert_signals(Some(run), &first).await.expect("insert"),
+        2
+    );
+    let mut again = first.clone();
+    again.push(signal("technology_adopted", "Segment", 3));
+    assert_eq!(db.store.insert_signals(None, &again).await.expect("insert"), 1);
+
+    let stored = db.store.signals("a").await.expect("read");
+    let seen: Vec<(&str, &str, Date)> = stored
+        .iter()
+        .map(|s| (s.kind.as_str(), s.subject.as_str(), s.date))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("renewal_within", "", day(5)),
+            ("technology_adopted", "Segment", day(3)),
+            ("technology_adopted", "Snowflake", day(3)),
+        ]
+    );
+    assert_eq!(stored[2].run, Some(run), "the first sighting is kept");
+    assert_eq!(
+        db.store.accounts_with_signals_since(before).await.expect("since"),
+        vec!["a".to_string()]
+    );
+    assert!(db
+        .store
+        .accounts_with_signals_since(Timestamp::now().plus(Duration::from_secs(60)))
+        .await
+        .expect("since")
+        .is_empty());
+}
+on_both_backends!(signals_are_recorded_once);
+
+async fn tier_history_records_each_change(db: TestDb) {
+    let run = started_run(&db).await;
+    let commit = |account: ScoredAccount| BatchCommit {
+        run,
+        scored: vec![account],
+        ..BatchCommit::default()
+    };
+    db.store
+        .commit_batch(&commit(scored("a", 3.2, Tier::Tier3)))
+        .await
+        .expect("first");
+    db.store
+        .commit_batch(&commit(scored("a", 3.4, Tier::Tier3)))
+        .await
+        .expect("same tier");
+    db.store
+        .commit_batch(&commit(scored("a", 4.6, Tier::Tier1)))
+        .await
+        .expect("up");
+    db.store
+        .commit_batch(&commit(scored("b", 1.0, Tier::Untiered)))
+        .await
+        .expect("b");
+
+    let history = db.store.tier_history("a", 10).await.expect("history");
+    let moves: Vec<(Option<Tier>, Tier, f64)> = history.iter().map(|c| (c.from, c.to, c.score)).collect();
+    assert_eq!(
+        moves,
+        vec![(Some(Tier::Tier3), Tier::Tier1, 4.6), (None, Tier::Tier3, 3.2)]
+    );
+    assert_eq!(history[0].reason, "score 4.6");
+    assert_eq!(
+        (history[0].run, history[0].model_version.as_str()),
+        (run, "default@3")
+    );
+    assert_eq!(db.store.tier_history("a", 1).await.expect("history").len(), 1);
+    assert_eq!(db.store.tier_counts().await.expect("counts"), [1, 0, 0, 1]);
+}
+on_both_backends!(tier_history_records_each_change);
+
+async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
+    let run = started_run(&db).await;
+    let batches: Vec<serde_json::Value> = (0..120)
+        .map(|i| json!({"accounts": [format!("acct-{i}")]}))
+        .collect();
+    let ids = db.store.enqueue_work(run, &batches).await.expect("enqueue");
+    assert_eq!(ids.len(), 120);
+
+    // Four workers, two per store, as two instances would.
+    let other = db.reopen().await.expect("second instance");
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let store = if w % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        workers.push(tokio::spawn(async move {
+            let owner = format!("worker-{w}");
+            let mut got = Vec::new();
+            loop {
+                let items = store.claim_work(run, &owner, 3).await.expect("claim");
+                if items.is_empty() {
+                    return got;
+                }
+                for item in items {
+                    assert!(store
+                        .complete_work(item.id, &owner, true)
+                        .await
+                        .expect("complete"));
+                    got.push(item.batch_no);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.expect("worker finished"));
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 120, "every item claimed exactly once");
+    assert_eq!(distinct, (0..120).collect::<HashSet<i64>>());
+    let progress = db.store.work_progress(run).await.expect("progress");
+    assert_eq!((progress.done, progress.queued, progress.claimed), (120, 0, 0));
+    assert!(progress.is_finished());
+
+    // A claimer that died: its item goes back to the queue, and its late result does not count.
+    let more = db
+        .store
+        .enqueue_work(run, &[json!({"accounts": ["late"]})])
+        .await
+        .expect("enqueue");
+    let claimed = db.store.claim_work(run, "dead", 5).await.expect("claim");
+    assert_eq!(
+        (claimed.len(), claimed[0].id, claimed[0].batch_no),
+        (1, more[0], 120)
+    );
+    assert_eq!(claimed[0].payload, json!({"accounts": ["late"]}));
+    assert_eq!(
+        db.store
+            .requeue_stale_work(Duration::ZERO)
+            .await
+            .expect("requeue"),
+        1
+    );
+    let retaken = other.claim_work(run, "alive", 5).await.expect("claim");
+    assert_eq!((retaken[0].id, retaken[0].attempts), (more[0], 2));
+    assert!(!db
+        .store
+        .complete_work(more[0], "dead", true)
+        .await
+        .expect("complete"));
+    assert!(other
+        .complete_work(more[0], "alive", false)
+        .await
+        .expect("complete"));
+    assert_eq!(db.store.work_progress(run).await.expect("progress").failed, 1);
+}
+on_both_backends!(work_items_go_to_exactly_one_claimer);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_postgres_instance_leads_and_a_standby_takes_over() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let key = db.unique_key();
+    let standby = db.reopen().await.expect("standby instance");
+
+    let mut leader = db
+        .store
+        .try_lead(key)
+        .await
+        .expect("try")
+        .expect("first instance leads");
+    assert!(standby.try_lead(key).await.expect("try").is_none());
+    assert!(leader.still_leading().await);
+
+    // An orderly hand-over: leadership is free at once.
+    leader.release().await.expect("release");
+    let guard = standby
+        .try_lead(key)
+        .await
+        .expect("try")
+        .expect("standby leads after release");
+    assert!(db.store.try_lead(key).await.expect("try").is_none());
+
+    // The leader vanishes (its connection closes without a word): the server frees the lock when
+    // it notices, which we wait for with a deadline rather than a fixed sleep.
+    drop(guard);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let taken = loop {
+        if let Some(g) = db.store.try_lead(key).await.expect("try") {
+            break g;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leadership not freed 10 s after the leader dropped"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert!(standby.try_lead(key).await.expect("try").is_none());
+    taken.release().await.expect("release");
+}
+
+#[tokio::test]
+async fn a_sqlite_store_is_always_its_own_leader() {
+    let db = TestDb::sqlite().await;
+    let mut guard = db
+        .store
+        .try_lead(db.unique_key())
+        .await
+        .expect("try")
+        .expect("leads");
+    assert!(guard.still_leading().await);
+    assert!(!db.store.is_shared());
+    guard.release().await.expect("release");
+}
