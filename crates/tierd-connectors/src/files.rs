@@ -451,7 +451,7 @@ impl AccountReader {
             },
             key => {
                 if let Some(slot) = self.check.schema.slot(key) {
-                    match json_value(self.check.schema.fact_type(slot), value) {
+                    match json_fact(self.check.schema.fact_type(slot), value) {
                         Ok(v) => facts.set(slot, v),
                         Err(e) => problems.push(format!("{key}: {e}")),
                     }
@@ -617,7 +617,8 @@ impl std::hash::Hasher for PassThrough {
 }
 
 /// A JSON value as a fact of type `ty`; strings go through the same parser as CSV cells.
-fn json_value(ty: FactType, value: &serde_json::Value) -> Result<Option<FactValue>, String> {
+/// Used for JSONL accounts and for the facts enrichment plugins return.
+pub fn json_fact(ty: FactType, value: &serde_json::Value) -> Result<Option<FactValue>, String> {
     use serde_json::Value as J;
     let mismatch = || format!("{value} is not a {ty}");
     match (ty, value) {

@@ -11,6 +11,7 @@ use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
 mod emulate;
+mod enrich;
 mod explain;
 mod plugins_cmd;
 mod score_file;
@@ -52,6 +53,9 @@ enum Command {
         /// Score as of this date (YYYY-MM-DD) [default: today, UTC].
         #[arg(long, value_name = "DATE")]
         as_of: Option<Date>,
+        /// Run the configured enrichment plugins ([plugins.*]) over the accounts before scoring.
+        #[arg(long)]
+        enrich: bool,
     },
     /// Show why one account scored what it did.
     Explain {
@@ -156,9 +160,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rejects,
             full,
             as_of,
+            enrich,
         } => {
             let settings = load(config)?;
             let as_of = as_of.unwrap_or_else(today);
+            let enrich = match enrich {
+                true => Some(enrich::Enricher::start(&settings, as_of)?),
+                false => None,
+            };
             let prev = match &previous {
                 Some(p) => {
                     let (tiers, problems) = tierd_connectors::files::read_tiers(p)?;
@@ -181,10 +190,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 previous: prev,
                 as_of,
                 kind,
+                enrich,
             };
             let summary = score_file::score_file(&settings, job)?;
             score_file::print_rejects(&mut io::stderr().lock(), &summary, &input)?;
             let mut out = io::stdout().lock();
+            if let Some(e) = &summary.enrichment {
+                enrich::print_summary(&mut out, e)?;
+            }
             score_file::print_summary(
                 &mut out,
                 &summary,
@@ -298,6 +311,7 @@ fn demo(config: Option<&Path>, accounts: u64, dir: Option<PathBuf>) -> anyhow::R
         previous: None,
         as_of,
         kind: RunKind::Full,
+        enrich: None,
     };
     let summary = score_file::score_file(&settings, job)?;
     writeln!(out, "\n== Full reassessment as of {as_of}")?;
@@ -314,6 +328,7 @@ fn demo(config: Option<&Path>, accounts: u64, dir: Option<PathBuf>) -> anyhow::R
         previous: Some(previous),
         as_of: later,
         kind: RunKind::Incremental,
+        enrich: None,
     };
     let summary = score_file::score_file(&settings, job)?;
     writeln!(

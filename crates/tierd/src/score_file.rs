@@ -21,6 +21,7 @@ use tierd_core::diff::Movements;
 use tierd_core::tier::{pyramid, Decision, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 
+use crate::enrich::{EnrichSummary, Enricher};
 use crate::settings::Settings;
 
 /// What to score and where to write it.
@@ -37,6 +38,8 @@ pub struct ScoreJob<'a> {
     pub as_of: Date,
     /// Full or incremental.
     pub kind: RunKind,
+    /// Plugins to run over each batch before it is scored (`--enrich`).
+    pub enrich: Option<Enricher>,
 }
 
 /// What a run did, for the summary.
@@ -64,6 +67,8 @@ pub struct ScoreSummary {
     pub capped: usize,
     /// Locked by a person.
     pub locked: usize,
+    /// What enrichment did, when it ran.
+    pub enrichment: Option<EnrichSummary>,
 }
 
 const BATCH: usize = 1024;
@@ -135,7 +140,10 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     let (up, down) = (settings.output.reasons_up, settings.output.reasons_down);
 
     for batch in rx {
-        let batch = batch?;
+        let mut batch = batch?;
+        if let Some(enricher) = &mut job.enrich {
+            enricher.enrich(&settings.schema, &mut batch.accounts[..batch.filled]);
+        }
         for acc in &batch.accounts[..batch.filled] {
             model.score_into(&acc.facts, job.as_of, &mut card);
             reasons.clear();
@@ -172,6 +180,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         let _ = used_tx.try_send(batch);
     }
     drop(used_tx);
+    summary.enrichment = job.enrich.take().map(Enricher::finish);
     if parser.join().is_err() {
         bail!("the reader of {} stopped unexpectedly", job.input.display());
     }

@@ -341,3 +341,87 @@ fn gen_is_deterministic_and_its_output_scores_cleanly() {
         text(&out.stdout)
     );
 }
+
+/// The hello example plugin's library, built beside this test (it is a dev-dependency).
+fn hello_plugin() -> PathBuf {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let file = format!("{DLL_PREFIX}tierd_plugin_hello{DLL_SUFFIX}");
+    let dir = Path::new(env!("CARGO_BIN_EXE_tierd"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf();
+    [dir.join("deps").join(&file), dir.join(&file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p tierd-plugin-hello`"))
+}
+
+#[test]
+fn score_enrich_runs_the_plugins_before_scoring() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A model that reads only what the hello plugin adds: long names score high.
+    std::fs::write(
+        dir.path().join("model.toml"),
+        r#"name = "names"
+version = "1"
+[components.fit]
+weight = 1
+[[criteria]]
+name = "name_length"
+component = "fit"
+weight = 1
+fact = "hello.name_length"
+[criteria.rule]
+bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
+"#,
+    )
+    .expect("model");
+    let config = dir.path().join("tierd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\npath = \"model.toml\"\n\n[plugins.hello]\npath = {:?}\nmode = \"isolated\"\n",
+            hello_plugin().display().to_string()
+        ),
+    )
+    .expect("config");
+    let input = dir.path().join("accounts.csv");
+    std::fs::write(&input, "id,name\nshort,Acme\nlong,Globex Corporation\n").expect("accounts");
+    let (out, tiers) = score(
+        dir.path(),
+        &input,
+        "tiers.csv",
+        &["--enrich", "--config", config.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Enriched with hello: 2 fresh, 0 cached, 0 no match, 0 failed"),
+        "{stdout}"
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&tiers)
+        .expect("tiers")
+        .records()
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(
+        (&rows[0][0], &rows[0][1], &rows[0][2]),
+        ("short", "1.000", "untiered")
+    );
+    assert_eq!(
+        (&rows[1][0], &rows[1][1], &rows[1][2]),
+        ("long", "5.000", "tier_1")
+    );
+    assert!(rows[1][5].contains("name length 18"), "{}", &rows[1][5]);
+
+    // Without --enrich nothing knows the name length: no score, nobody tiered.
+    let (plain, tiers) = score(
+        dir.path(),
+        &input,
+        "plain.csv",
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let plain = std::fs::read_to_string(tiers).expect("tiers");
+    assert!(plain.contains("long,0.000,untiered"), "{plain}");
+}
