@@ -212,6 +212,16 @@ impl EnrichmentEmulator {
         self.api.limits().credits = credits;
     }
 
+    /// (display name, domain) of every company the API knows, in account order.
+    pub fn companies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.api.records.iter().map(|r| {
+            (
+                r["display_name"].as_str().unwrap_or_default(),
+                r["website"].as_str().unwrap_or_default(),
+            )
+        })
+    }
+
     /// The record the API holds for `domain`, as a 200 body would carry it (without `status`).
     pub fn record(&self, domain: &str) -> Option<&Value> {
         self.api.by_domain.get(domain).map(|&i| &self.api.records[i])
