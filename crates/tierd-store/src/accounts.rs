@@ -1,7 +1,7 @@
 //! Account state, tier history, pending pushes and checkpoints, and the batch commit that writes
 //! them together (the crash-safety contract in the crate doc).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tierd_core::Tier;
@@ -213,39 +213,101 @@ pub struct Checkpoint {
     pub at: Timestamp,
 }
 
-const UPSERT_ACCOUNT: &str =
-    "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier,
-        explanation, model_version, scored_at, crm_tier_seen, locked, updated_run)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-    ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
-        facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
-        tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
-        scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
-        updated_run = excluded.updated_run";
+// The batch statements are multi-row (`VALUES (...), (...)`, read back as `v.column1...`, the
+// column names both backends give a VALUES list) so a batch costs a few round trips, not a few
+// per account. `$1` is the commit time and `$2` the run in each of them.
 
-/// Runs before the upsert, so it still sees the previous tier; inserts nothing when it is the same.
-const RECORD_TIER_CHANGE: &str =
-    "INSERT INTO tier_history (account, run, at, from_tier, to_tier, score, reason, model_version)
-    SELECT $1, $2, $3, (SELECT a.tier FROM accounts a WHERE a.id = $1), $4, $5, $6, $7
-    WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = $1 AND a.tier = $4)";
+/// Columns bound per scored account in [`upsert_accounts_sql`] and [`record_tier_changes_sql`].
+const ACCOUNT_PARAMS: usize = 12;
+const HISTORY_PARAMS: usize = 5;
+const PUSH_PARAMS: usize = 4;
+const REJECTION_PARAMS: usize = 7;
 
-const RECORD_PUSH: &str =
-    "UPDATE accounts SET pushed_tier = $2, pushed_score_bucket = $3, pushed_reason = $4, pushed_at = $5
-    WHERE id = $1";
+/// Rows per statement: about 1,200 bind parameters, well below both backends' limits.
+const ROWS_PER_STATEMENT: usize = 100;
 
-const CLEAR_PENDING: &str = "DELETE FROM pending_pushes WHERE account = $1";
+fn upsert_accounts_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier, explanation,
+            model_version, crm_tier_seen, locked, scored_at, updated_run)
+        VALUES {}
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
+            facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
+            tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
+            scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
+            updated_run = excluded.updated_run",
+        tuples(3, rows, ACCOUNT_PARAMS, ", $1, $2")
+    )
+}
 
-const RECORD_REJECTION: &str =
-    "INSERT INTO pending_pushes (account, tier, score_bucket, reason, attempts, last_error,
-        permanent, next_attempt_at, first_failed_run, first_failed_at, last_failed_at)
-    VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9)
-    ON CONFLICT (account) DO UPDATE SET tier = excluded.tier, score_bucket = excluded.score_bucket,
-        reason = excluded.reason, attempts = pending_pushes.attempts + 1, last_error = excluded.last_error,
-        permanent = excluded.permanent, next_attempt_at = excluded.next_attempt_at,
-        last_failed_at = excluded.last_failed_at";
+/// Runs before the upsert, so it still sees the previous tier; skips accounts whose tier is the same.
+fn record_tier_changes_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO tier_history (account, run, at, from_tier, to_tier, score, reason, model_version)
+        SELECT v.column1, $2, $1, a.tier, v.column2, v.column3, v.column4, v.column5
+        FROM (VALUES {}) AS v
+        LEFT JOIN accounts a ON a.id = v.column1
+        WHERE a.tier IS NULL OR a.tier <> v.column2",
+        tuples(3, rows, HISTORY_PARAMS, "")
+    )
+}
 
-const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($1, $2, $3, $4)
+fn record_pushes_sql(rows: usize) -> String {
+    format!(
+        "UPDATE accounts SET pushed_tier = v.column2, pushed_score_bucket = v.column3,
+            pushed_reason = v.column4, pushed_at = $1
+        FROM (VALUES {}) AS v
+        WHERE accounts.id = v.column1",
+        tuples(2, rows, PUSH_PARAMS, "")
+    )
+}
+
+fn record_rejections_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO pending_pushes (account, tier, score_bucket, reason, last_error, permanent, next_attempt_at,
+            attempts, first_failed_run, first_failed_at, last_failed_at)
+        VALUES {}
+        ON CONFLICT (account) DO UPDATE SET tier = excluded.tier, score_bucket = excluded.score_bucket,
+            reason = excluded.reason, attempts = pending_pushes.attempts + 1, last_error = excluded.last_error,
+            permanent = excluded.permanent, next_attempt_at = excluded.next_attempt_at,
+            last_failed_at = excluded.last_failed_at",
+        tuples(3, rows, REJECTION_PARAMS, ", 1, $2, $1, $1")
+    )
+}
+
+fn clear_pending_sql(rows: usize) -> String {
+    format!(
+        "DELETE FROM pending_pushes WHERE account IN ({})",
+        placeholders(1, rows)
+    )
+}
+
+const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($2, $3, $4, $1)
     ON CONFLICT (run, stage) DO UPDATE SET position = excluded.position, at = excluded.at";
+
+/// `rows` tuples of `per_row` consecutive placeholders from `$first`, each followed by `tail`.
+fn tuples(first: usize, rows: usize, per_row: usize, tail: &str) -> String {
+    let mut out = String::with_capacity(rows * (per_row * 6 + tail.len() + 4));
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        out.push_str(&placeholders(first + r * per_row, per_row));
+        out.push_str(tail);
+        out.push(')');
+    }
+    out
+}
+
+/// The items with distinct keys, the last of each kept: a multi-row upsert may not touch a row
+/// twice, and the last word on an account is the one that counts.
+fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
+    out.reverse();
+    out
+}
 
 const ACCOUNT_COLUMNS: &str = "id, name, domain, facts, facts_hash, score, coverage, tier, explanation, model_version,
     scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run";
@@ -372,95 +434,126 @@ impl Store {
     pub async fn commit_batch(&self, batch: &BatchCommit) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let run = batch.run.0;
-        with_pool!(self, pool => {
+        let scored = last_per_key(&batch.scored, |a| &a.id);
+        let pushed = last_per_key(&batch.pushed, |p| &p.account);
+        let rejected = last_per_key(&batch.rejected, |r| &r.account);
+        // A pushed record settles its pending push; so does an explicit clear.
+        let mut cleared: Vec<&str> = pushed.iter().map(|p| p.account.as_str()).collect();
+        cleared.extend(batch.cleared.iter().map(String::as_str));
+        let unknown_push = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin a batch commit", "accounts"))?;
-            for a in &batch.scored {
-                sqlx::query(RECORD_TIER_CHANGE)
-                    .bind(&a.id)
-                    .bind(run)
-                    .bind(now)
-                    .bind(a.tier.as_str())
-                    .bind(a.score)
-                    .bind(&a.reason)
-                    .bind(&a.model_version)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("record a tier change", "tier_history"))?;
-                sqlx::query(UPSERT_ACCOUNT)
-                    .bind(&a.id)
-                    .bind(&a.name)
-                    .bind(a.domain.as_deref())
-                    .bind(a.facts.to_string())
-                    .bind(&a.facts_hash)
-                    .bind(a.score)
-                    .bind(a.coverage)
-                    .bind(a.tier.as_str())
-                    .bind(a.explanation.to_string())
-                    .bind(&a.model_version)
-                    .bind(now)
-                    .bind(a.crm_tier_seen.map(Tier::as_str))
-                    .bind(a.locked)
-                    .bind(run)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("upsert account state", "accounts"))?;
-            }
-            for p in &batch.pushed {
-                let updated = sqlx::query(RECORD_PUSH)
-                    .bind(&p.account)
-                    .bind(p.tier.as_str())
-                    .bind(p.score_bucket)
-                    .bind(&p.reason)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("record a pushed tier", "accounts"))?
-                    .rows_affected();
-                if updated == 0 {
-                    return Err(StoreError::UnknownAccount { op: "record a pushed tier", account: p.account.clone() });
+            for chunk in scored.chunks(ROWS_PER_STATEMENT) {
+                let sql = record_tier_changes_sql(chunk.len());
+                let mut history = sqlx::query(&sql).bind(now).bind(run);
+                for a in chunk {
+                    history = history
+                        .bind(&a.id)
+                        .bind(a.tier.as_str())
+                        .bind(a.score)
+                        .bind(&a.reason)
+                        .bind(&a.model_version);
                 }
-                sqlx::query(CLEAR_PENDING)
-                    .bind(&p.account)
+                history
                     .execute(&mut *tx)
                     .await
-                    .map_err(query_error("clear a pending push", "pending_pushes"))?;
+                    .map_err(query_error("record tier changes", "tier_history"))?;
+                let sql = upsert_accounts_sql(chunk.len());
+                let mut upsert = sqlx::query(&sql).bind(now).bind(run);
+                for a in chunk {
+                    upsert = upsert
+                        .bind(&a.id)
+                        .bind(&a.name)
+                        .bind(a.domain.as_deref())
+                        .bind(a.facts.to_string())
+                        .bind(&a.facts_hash)
+                        .bind(a.score)
+                        .bind(a.coverage)
+                        .bind(a.tier.as_str())
+                        .bind(a.explanation.to_string())
+                        .bind(&a.model_version)
+                        .bind(a.crm_tier_seen.map(Tier::as_str))
+                        .bind(a.locked);
+                }
+                upsert.execute(&mut *tx).await.map_err(query_error("upsert account state", "accounts"))?;
             }
-            for r in &batch.rejected {
-                let next = Timestamp(now).plus(r.retry_after.unwrap_or_default()).millis();
-                sqlx::query(RECORD_REJECTION)
-                    .bind(&r.account)
-                    .bind(r.tier.as_str())
-                    .bind(r.score_bucket)
-                    .bind(&r.reason)
-                    .bind(&r.error)
-                    .bind(r.permanent)
-                    .bind(next)
-                    .bind(run)
-                    .bind(now)
+            let mut unknown_push = None;
+            for chunk in pushed.chunks(ROWS_PER_STATEMENT) {
+                let sql = record_pushes_sql(chunk.len());
+                let mut update = sqlx::query(&sql).bind(now);
+                for p in chunk {
+                    update = update.bind(&p.account).bind(p.tier.as_str()).bind(p.score_bucket).bind(&p.reason);
+                }
+                let updated = update
                     .execute(&mut *tx)
                     .await
-                    .map_err(query_error("record a rejected push", "pending_pushes"))?;
+                    .map_err(query_error("record pushed tiers", "accounts"))?
+                    .rows_affected();
+                if updated < chunk.len() as u64 {
+                    // Rare, and fatal to the batch: find which account it was, for the message.
+                    let sql = format!("SELECT id FROM accounts WHERE id IN ({})", placeholders(1, chunk.len()));
+                    let mut known = sqlx::query_scalar::<_, String>(&sql);
+                    for p in chunk {
+                        known = known.bind(&p.account);
+                    }
+                    let known: HashSet<String> = known
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(query_error("record pushed tiers", "accounts"))?
+                        .into_iter()
+                        .collect();
+                    unknown_push = chunk.iter().find(|p| !known.contains(&p.account)).map(|p| p.account.clone());
+                    break;
+                }
             }
-            for account in &batch.cleared {
-                sqlx::query(CLEAR_PENDING)
-                    .bind(account)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("clear a pending push", "pending_pushes"))?;
+            if unknown_push.is_none() {
+                for chunk in cleared.chunks(ROWS_PER_STATEMENT) {
+                    let sql = clear_pending_sql(chunk.len());
+                    let mut delete = sqlx::query(&sql);
+                    for account in chunk {
+                        delete = delete.bind(*account);
+                    }
+                    delete.execute(&mut *tx).await.map_err(query_error("clear pending pushes", "pending_pushes"))?;
+                }
+                for chunk in rejected.chunks(ROWS_PER_STATEMENT) {
+                    let sql = record_rejections_sql(chunk.len());
+                    let mut upsert = sqlx::query(&sql).bind(now).bind(run);
+                    for r in chunk {
+                        upsert = upsert
+                            .bind(&r.account)
+                            .bind(r.tier.as_str())
+                            .bind(r.score_bucket)
+                            .bind(&r.reason)
+                            .bind(&r.error)
+                            .bind(r.permanent)
+                            .bind(Timestamp(now).plus(r.retry_after.unwrap_or_default()).millis());
+                    }
+                    upsert
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("record rejected pushes", "pending_pushes"))?;
+                }
+                if let Some((stage, position)) = &batch.checkpoint {
+                    sqlx::query(WRITE_CHECKPOINT)
+                        .bind(now)
+                        .bind(run)
+                        .bind(stage)
+                        .bind(position)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("write a checkpoint", "checkpoints"))?;
+                }
+                tx.commit().await.map_err(query_error("commit a batch", "accounts"))?;
             }
-            if let Some((stage, position)) = &batch.checkpoint {
-                sqlx::query(WRITE_CHECKPOINT)
-                    .bind(run)
-                    .bind(stage)
-                    .bind(position)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("write a checkpoint", "checkpoints"))?;
-            }
-            tx.commit().await.map_err(query_error("commit a batch", "accounts"))?;
+            // Otherwise the transaction is dropped here, which rolls it back.
+            unknown_push
         });
-        Ok(())
+        match unknown_push {
+            Some(account) => Err(StoreError::UnknownAccount {
+                op: "record a pushed tier",
+                account,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// An account's latest state.

@@ -59,10 +59,12 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::Connection;
 
 pub use accounts::{
     AccountState, AccountSummary, BatchCommit, Checkpoint, PendingPush, PushRecord, PushedState,
@@ -88,16 +90,26 @@ macro_rules! with_pool {
 pub(crate) use with_pool;
 
 /// The pool behind a [`Store`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
 /// A handle on the store: cheap to clone, safe to share between tasks.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
+}
+
+/// Only the backend's name: the pools' own `Debug` would print their connect options, password
+/// included.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
 }
 
 /// Milliseconds since the Unix epoch, UTC: how every time is stored.
@@ -205,14 +217,20 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
+        let url = format!("sqlite://{}", path.display());
+        // As for PostgreSQL: a plain connection reports why the file cannot be opened.
+        let probe = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        let _ = probe.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_MAX_CONNECTIONS)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Connect {
-                url: format!("sqlite://{}", path.display()),
-                source,
-            })?;
+            .map_err(|source| StoreError::Connect { url, source })?;
         Store::migrated(Backend::Sqlite(pool)).await
     }
 
@@ -225,6 +243,15 @@ impl Store {
             options.get_port(),
             options.get_database().unwrap_or("")
         );
+        // One plain connection first: the pool would retry until its timeout and then report only
+        // that it timed out, hiding the server's answer (refused, unknown database, bad password).
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_MAX_CONNECTIONS)
             .connect_with(options)

@@ -731,3 +731,27 @@ async fn a_sqlite_store_is_always_its_own_leader() {
     assert!(!db.store.is_shared());
     guard.release().await.expect("release");
 }
+
+#[tokio::test]
+async fn passwords_stay_out_of_errors_and_debug_output() {
+    // Nothing listens on port 1: the connection fails, and the error must not carry the password.
+    let err = tierd_store::Store::connect("postgres://tierd:hunter2@127.0.0.1:1/tierd")
+        .await
+        .expect_err("nothing listens on port 1");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("hunter2"), "password leaked: {shown}");
+    assert!(
+        shown.contains("tierd@127.0.0.1:1/tierd"),
+        "the error names the target: {shown}"
+    );
+    assert!(
+        shown.contains("refused"),
+        "the server's answer, not a pool timeout: {shown}"
+    );
+
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = db.reopen().await.expect("open");
+    assert_eq!(format!("{store:?}"), r#"Store { backend: "postgres" }"#);
+}
