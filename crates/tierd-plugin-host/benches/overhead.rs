@@ -7,6 +7,8 @@
 //! the figure is the cost of one account on one stream, not a throughput across cores.
 //! `exec` runs the isolated child binary as an exec program: a no-op plugin speaking the protocol;
 //! the Python example is also timed, for the cost of a plugin written in Python.
+//! Arguments (`cargo bench ... -- in_process`) keep only the modes whose label contains one of
+//! them, so a profiler can watch one mode.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,10 @@ fn accounts(name: &str) -> Vec<AccountInput> {
 }
 
 async fn measure(label: &str, cfg: PluginConfig, name: &str) {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str())) {
+        return;
+    }
     let cfg = PluginConfig {
         batch_size: Some(100),
         concurrency: 1,

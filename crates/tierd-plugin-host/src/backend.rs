@@ -10,9 +10,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
+use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
-use tierd_plugin_api::{Description, EnrichResponse, HttpBatch, HttpResults};
+use tierd_plugin_api::{Description, HttpBatch, HttpResults};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
@@ -132,7 +132,7 @@ impl Backend {
         &self,
         request: Vec<u8>,
         batch_domains: Arc<Vec<String>>,
-    ) -> Result<EnrichResponse, String> {
+    ) -> Result<EnrichAnswer, String> {
         match self {
             Backend::InProcess(p) => p.enrich(request, batch_domains).await,
             Backend::Children(pool) => pool.enrich(request, batch_domains).await,
@@ -144,6 +144,25 @@ impl Backend {
             Backend::InProcess(p) => p.shutdown().await,
             Backend::Children(pool) => pool.shutdown().await,
         }
+    }
+}
+
+/// A plugin's answer to an enrich request, not yet decoded: the caller decodes it once, into
+/// types that borrow from it (account keys are not copied out).
+pub(crate) enum EnrichAnswer {
+    /// The `EnrichResponse` JSON itself (the C ABI).
+    Bare(Vec<u8>),
+    /// An `ok` protocol message whose `body` is the `EnrichResponse` (the stdio protocol).
+    Framed(Vec<u8>),
+}
+
+impl EnrichAnswer {
+    pub(crate) fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, String> {
+        let decoded = match self {
+            EnrichAnswer::Bare(bytes) => serde_json::from_slice(bytes),
+            EnrichAnswer::Framed(frame) => serde_json::from_slice::<Answer<T>>(frame).map(|a| a.body),
+        };
+        decoded.map_err(|e| format!("the plugin's answer is not a valid enrich response: {e}"))
     }
 }
 
@@ -252,7 +271,7 @@ impl InProcess {
         &self,
         request: Vec<u8>,
         batch_domains: Arc<Vec<String>>,
-    ) -> Result<EnrichResponse, String> {
+    ) -> Result<EnrichAnswer, String> {
         let _call = self.calls.lock().await;
         *self.batch_domains.lock().unwrap_or_else(|p| p.into_inner()) = batch_domains;
         let bytes = self
@@ -262,8 +281,7 @@ impl InProcess {
                 HostError::Call { message, .. } => message,
                 other => other.to_string(),
             })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the plugin's answer is not a valid enrich response: {e}"))
+        Ok(EnrichAnswer::Bare(bytes))
     }
 
     async fn shutdown(&self) {
@@ -380,13 +398,12 @@ impl ChildPool {
         &self,
         request: Vec<u8>,
         batch_domains: Arc<Vec<String>>,
-    ) -> Result<EnrichResponse, String> {
+    ) -> Result<EnrichAnswer, String> {
         let spec = self.spec.clone();
         self.with_worker(async |worker: &mut Worker| {
             worker.ensure_started(&spec).await?;
             match worker.call(&spec, encode_enrich(&request), batch_domains).await {
-                Ok(frame) => answer(&frame)
-                    .map_err(|e| format!("the plugin's answer is not a valid enrich response: {e}")),
+                Ok(frame) => Ok(EnrichAnswer::Framed(frame)),
                 Err(Failure::Plugin(m) | Failure::Broken(m)) => Err(m),
             }
         })

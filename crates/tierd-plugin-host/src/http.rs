@@ -179,6 +179,16 @@ impl HttpCapability {
             .clone()
     }
 
+    /// Whether `{account.domain}` is allowed, i.e. whether calls need their batch's domains.
+    pub(crate) fn permits_batch_domains(&self) -> bool {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .allowed
+            .iter()
+            .any(|h| h == "{account.domain}")
+    }
+
     pub(crate) fn counters(&self) -> HttpCounters {
         HttpCounters {
             requests: self.stats.requests.load(Ordering::Relaxed),

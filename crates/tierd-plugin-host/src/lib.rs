@@ -31,7 +31,7 @@ mod secret;
 mod set;
 
 pub use backend::HostOptions;
-pub use cache::{CacheKey, CachedResult, FactsCache, MemoryCache};
+pub use cache::{CacheKey, CachedResult, FactsCache, Lookup, MemoryCache};
 pub use config::{Mode, PluginConfig};
 pub use error::HostError;
 pub use http::HttpCounters;

@@ -1,17 +1,18 @@
 //! The configured plugins as one unit: start them, enrich accounts through each (batched,
 //! concurrent, cached), check what they return, and stop them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
-use tierd_plugin_api::{AccountInput, AccountResult, FactSpec, FactType, Signal};
+use tierd_plugin_api::{AccountInput, FactSpec, FactType, Signal};
 use tokio::task::JoinSet;
 
 use crate::backend::{Backend, CallContext, HostOptions};
-use crate::cache::{CacheKey, CachedResult, FactsCache, MemoryCache};
+use crate::cache::{CachedResult, FactsCache, Lookup, MemoryCache};
 use crate::error::HostError;
 use crate::http::{HttpCapability, HttpCounters};
 use crate::{Mode, PluginConfig};
@@ -127,6 +128,8 @@ struct RunningPlugin {
     facts: HashMap<String, FactType>,
     signals: HashSet<String>,
     ttl: Duration,
+    /// Whether the allowlist holds `{account.domain}`, so calls need their batch's domains.
+    needs_batch_domains: bool,
 }
 
 /// The started plugins. Cheap to share behind an `Arc`; `enrich` may run from several tasks.
@@ -217,22 +220,26 @@ impl PluginSet {
                 a.key = account_key(a);
             }
         }
-        let mut out: Vec<AccountEnrichment> = accounts
-            .iter()
-            .map(|a| AccountEnrichment {
-                id: a.id.clone(),
-                key: a.key.clone(),
-                results: Vec::with_capacity(self.plugins.len()),
-            })
-            .collect();
         let accounts = Arc::new(accounts);
+        let mut per_plugin = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
-            let results = run_plugin(plugin, &self.cache, as_of, &accounts, options).await;
-            for (slot, result) in out.iter_mut().zip(results) {
-                slot.results.push(result);
-            }
+            per_plugin.push(
+                run_plugin(plugin, &self.cache, as_of, &accounts, options)
+                    .await
+                    .into_iter(),
+            );
         }
-        out
+        // Every batch task has finished, so the accounts are ours again: their ids and keys move
+        // into the answer instead of being copied.
+        let accounts = Arc::try_unwrap(accounts).unwrap_or_else(|shared| (*shared).clone());
+        accounts
+            .into_iter()
+            .map(|a| AccountEnrichment {
+                id: a.id,
+                key: a.key,
+                results: per_plugin.iter_mut().filter_map(Iterator::next).collect(),
+            })
+            .collect()
     }
 
     /// Stops every plugin (shutdown message, then kill after a grace period).
@@ -288,6 +295,7 @@ async fn start_one(
         allowed_hosts: http.allowed_hosts(),
         batch_size,
     };
+    let needs_batch_domains = http.permits_batch_domains();
     tracing::info!(plugin = %name, version = %d.version, mode = cfg.mode.as_str(), "plugin started");
     Ok(RunningPlugin {
         key_name: Arc::from(name),
@@ -298,7 +306,21 @@ async fn start_one(
         facts: d.facts.iter().map(|f| (f.name.clone(), f.fact_type)).collect(),
         signals: d.signals.into_iter().collect(),
         ttl: Duration::from_secs(cfg.cache_ttl_secs),
+        needs_batch_domains,
     })
+}
+
+/// What the host concluded for one account key: the outcome and what was dropped.
+type Settled = (Outcome, Vec<RejectedFact>);
+
+/// An account key to ask the plugin about.
+struct Asked {
+    /// Index into the accounts of the pass (the first account with this key).
+    account: usize,
+    /// Index of the key among the pass's distinct keys.
+    slot: usize,
+    /// The plugin's state for the account from last time.
+    state: Value,
 }
 
 /// One plugin over all accounts: answers from the cache where fresh, the rest in batches.
@@ -310,26 +332,30 @@ async fn run_plugin(
     options: &EnrichOptions,
 ) -> Vec<PluginResult> {
     let name = &plugin.info.name;
-    let now = SystemTime::now();
-    // Accounts sharing a key (same domain) are asked once.
-    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut unique: Vec<usize> = Vec::new();
-    for (i, a) in accounts.iter().enumerate() {
-        let slot = by_key.entry(a.key.as_str()).or_default();
-        if slot.is_empty() {
-            unique.push(i);
-        }
-        slot.push(i);
-    }
-    let mut outcomes: HashMap<String, (Outcome, Vec<RejectedFact>)> = HashMap::new();
-    // (index into accounts, state to pass back)
-    let mut to_ask: Vec<(usize, Value)> = Vec::new();
-    for &i in &unique {
-        let account = &accounts[i];
-        let key = cache_key(plugin, &account.key);
-        let cached = cache.get(&key);
-        match cached {
-            Some(c) if !options.refresh && c.expires_at > now => {
+    // Accounts sharing a key (same domain) are asked once: `slot_of[i]` is the index of account
+    // i's key among the distinct keys, `first[slot]` the first account with that key.
+    let mut slots: HashMap<&str, usize> = HashMap::with_capacity(accounts.len());
+    let mut first: Vec<usize> = Vec::with_capacity(accounts.len());
+    let slot_of: Vec<usize> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            *slots.entry(a.key.as_str()).or_insert_with(|| {
+                first.push(i);
+                first.len() - 1
+            })
+        })
+        .collect();
+    drop(slots);
+
+    let keys: Vec<&str> = first.iter().map(|&i| accounts[i].key.as_str()).collect();
+    let fresh_at = (!options.refresh).then(SystemTime::now);
+    let lookups = cache.lookup_batch(&plugin.key_name, &plugin.key_version, &keys, fresh_at);
+    let mut outcomes: Vec<Option<Settled>> = Vec::with_capacity(first.len());
+    let mut to_ask: Vec<Asked> = Vec::new();
+    for (slot, (&account, lookup)) in first.iter().zip(lookups).enumerate() {
+        match lookup {
+            Lookup::Fresh(c) => {
                 let outcome = match c.no_match {
                     true => Outcome::NoMatch,
                     false => Outcome::Cached {
@@ -337,43 +363,54 @@ async fn run_plugin(
                         signals: c.signals,
                     },
                 };
-                outcomes.insert(account.key.clone(), (outcome, Vec::new()));
+                outcomes.push(Some((outcome, Vec::new())));
             }
-            cached => {
-                to_ask.push((i, cached.map(|c| c.state).unwrap_or(Value::Null)));
+            Lookup::Ask { state } => {
+                outcomes.push(None);
+                to_ask.push(Asked { account, slot, state });
             }
         }
     }
 
     let mut batches = JoinSet::new();
-    for chunk in to_ask.chunks(plugin.info.batch_size) {
-        let (plugin, cache, as_of) = (plugin.clone(), cache.clone(), as_of.to_owned());
-        let (accounts, chunk) = (accounts.clone(), chunk.to_vec());
+    let mut to_ask = to_ask.into_iter().peekable();
+    while to_ask.peek().is_some() {
+        let chunk: Vec<Asked> = to_ask.by_ref().take(plugin.info.batch_size).collect();
+        let (plugin, cache, as_of, accounts) =
+            (plugin.clone(), cache.clone(), as_of.to_owned(), accounts.clone());
         batches.spawn(async move { run_batch(&plugin, &cache, &as_of, &accounts, chunk).await });
     }
     while let Some(done) = batches.join_next().await {
         match done {
-            Ok(results) => outcomes.extend(results),
+            Ok(results) => {
+                for (slot, settled) in results {
+                    outcomes[slot] = Some(settled);
+                }
+            }
             Err(e) => tracing::error!(plugin = %name, error = %e, "enrich batch task failed"),
         }
     }
 
+    // How many accounts still share each key: the last one takes the outcome, earlier ones a copy.
+    let mut sharing = vec![0u32; first.len()];
+    for &slot in &slot_of {
+        sharing[slot] += 1;
+    }
     accounts
         .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            // The last account sharing a key takes the outcome; earlier ones get a copy.
-            let last = by_key.get(a.key.as_str()).and_then(|v| v.last()) == Some(&i);
-            let found = match last {
-                true => outcomes.remove(&a.key),
-                false => outcomes.get(&a.key).cloned(),
+        .zip(slot_of)
+        .map(|(a, slot)| {
+            sharing[slot] -= 1;
+            let found = match sharing[slot] {
+                0 => outcomes[slot].take(),
+                _ => outcomes[slot].clone(),
             };
             let (outcome, mut rejected) = found.unwrap_or_else(|| {
                 let reason = "the batch holding this account did not finish".to_owned();
                 (Outcome::Stale { reason }, Vec::new())
             });
             for r in &mut rejected {
-                r.account_id = a.id.clone();
+                r.account_id.clone_from(&a.id);
             }
             PluginResult {
                 plugin: name.clone(),
@@ -384,88 +421,101 @@ async fn run_plugin(
         .collect()
 }
 
-fn cache_key(plugin: &RunningPlugin, account: &str) -> CacheKey {
-    CacheKey {
-        plugin: plugin.key_name.clone(),
-        version: plugin.key_version.clone(),
-        account: account.to_owned(),
-    }
-}
-
-/// One enrich call; a failed call fails every account of the batch as stale.
+/// One enrich call; a failed call fails every account of the batch as stale. Answers by slot.
 async fn run_batch(
     plugin: &RunningPlugin,
     cache: &Arc<dyn FactsCache>,
     as_of: &str,
     all: &[AccountInput],
-    batch: Vec<(usize, Value)>,
-) -> Vec<(String, (Outcome, Vec<RejectedFact>))> {
+    batch: Vec<Asked>,
+) -> Vec<(usize, Settled)> {
     let name = &plugin.info.name;
-    let accounts: Vec<&AccountInput> = batch.iter().map(|(i, _)| &all[*i]).collect();
-    let domains: Arc<Vec<String>> = Arc::new(accounts.iter().filter_map(|a| a.domain.clone()).collect());
-    let ids: HashMap<&str, &str> = accounts.iter().map(|a| (a.key.as_str(), a.id.as_str())).collect();
-    let keys: Vec<String> = accounts.iter().map(|a| a.key.clone()).collect();
-    // Serialised from borrows: the accounts' facts are not copied to build the request.
-    let request = RequestRef {
-        as_of,
-        accounts: accounts
-            .iter()
-            .zip(&batch)
-            .map(|(a, (_, state))| AccountRef::new(a, state))
-            .collect(),
+    let account = |b: &Asked| &all[b.account];
+    // Only `{account.domain}` in the allowlist reads them; most plugins never do.
+    let domains: Arc<Vec<String>> = match plugin.needs_batch_domains {
+        true => Arc::new(batch.iter().filter_map(|b| account(b).domain.clone()).collect()),
+        false => Arc::default(),
     };
-    let response = match serde_json::to_vec(&request) {
+    let response = match encode_request(as_of, all, &batch) {
         Ok(request) => plugin.backend.enrich(request, domains).await,
         Err(e) => Err(format!("cannot encode the request: {e}")),
     };
-    let mut results = match response {
-        Ok(r) => r
-            .results
-            .into_iter()
-            .map(|r| (r.key.clone(), r))
-            .collect::<HashMap<_, _>>(),
-        Err(reason) => {
-            tracing::warn!(plugin = %name, accounts = keys.len(), %reason, "enrich batch failed; facts kept as stale");
-            let reason = format!("plugin {name}: {reason}");
-            return keys
-                .into_iter()
-                .map(|k| {
-                    (
-                        k,
-                        (
-                            Outcome::Stale {
-                                reason: reason.clone(),
-                            },
-                            Vec::new(),
-                        ),
-                    )
-                })
-                .collect();
+    let failed = |reason: String| {
+        tracing::warn!(plugin = %name, accounts = batch.len(), %reason, "enrich batch failed; facts kept as stale");
+        let reason = format!("plugin {name}: {reason}");
+        batch
+            .iter()
+            .map(|b| {
+                let outcome = Outcome::Stale {
+                    reason: reason.clone(),
+                };
+                (b.slot, (outcome, Vec::new()))
+            })
+            .collect()
+    };
+    let answer = match response {
+        Ok(answer) => answer,
+        Err(reason) => return failed(reason),
+    };
+    let found = match answer.decode::<ResponseRef<'_>>() {
+        Ok(response) => {
+            let keys: Vec<&str> = batch.iter().map(|b| account(b).key.as_str()).collect();
+            match_results(response.results, &keys)
         }
+        Err(reason) => return failed(reason),
     };
     let expires_at = SystemTime::now() + plugin.ttl;
-    keys.into_iter()
-        .map(|key| {
-            let id = ids.get(key.as_str()).copied().unwrap_or_default();
-            let outcome = match results.remove(&key) {
+    let mut to_cache = Vec::with_capacity(batch.len());
+    let settled = batch
+        .iter()
+        .zip(found)
+        .map(|(b, result)| {
+            let a = account(b);
+            let settled = match result {
                 None => (
                     Outcome::Stale {
                         reason: format!("plugin {name} returned no result for this account"),
                     },
                     Vec::new(),
                 ),
-                Some(r) => settle(plugin, cache, id, &key, r, expires_at),
+                Some(r) => {
+                    let (settled, entry) = settle(plugin, &a.id, r, expires_at);
+                    to_cache.extend(entry.map(|e| (a.key.as_str(), e)));
+                    settled
+                }
             };
-            (key, outcome)
+            (b.slot, settled)
         })
-        .collect()
+        .collect();
+    cache.put_batch(&plugin.key_name, &plugin.key_version, to_cache);
+    settled
 }
 
-/// An `EnrichRequest` borrowing the accounts.
-#[derive(serde::Serialize)]
-struct RequestRef<'a> {
-    as_of: &'a str,
-    accounts: Vec<AccountRef<'a>>,
+/// The `EnrichRequest` JSON of a batch, written straight from the borrowed accounts (their facts
+/// and related records are not copied) into one buffer sized for the usual account.
+fn encode_request(as_of: &str, all: &[AccountInput], batch: &[Asked]) -> serde_json::Result<Vec<u8>> {
+    struct Accounts<'a>(&'a [AccountInput], &'a [Asked]);
+    impl serde::Serialize for Accounts<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(
+                self.1
+                    .iter()
+                    .map(|b| AccountRef::new(&self.0[b.account], &b.state)),
+            )
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct RequestRef<'a> {
+        as_of: &'a str,
+        accounts: Accounts<'a>,
+    }
+    let mut buffer = Vec::with_capacity(64 + 256 * batch.len());
+    let request = RequestRef {
+        as_of,
+        accounts: Accounts(all, batch),
+    };
+    serde_json::to_writer(&mut buffer, &request)?;
+    Ok(buffer)
 }
 
 /// An `AccountInput` borrowing the account, with the state from the cache.
@@ -495,23 +545,66 @@ impl<'a> AccountRef<'a> {
     }
 }
 
-/// Checks one account's result against the declaration and caches it.
+/// An `EnrichResponse` decoded in place: the same JSON as
+/// [`tierd_plugin_api::EnrichResponse`], with each key borrowed from the answer.
+#[derive(serde::Deserialize)]
+struct ResponseRef<'a> {
+    #[serde(borrow)]
+    results: Vec<ResultRef<'a>>,
+}
+
+/// An [`tierd_plugin_api::AccountResult`] whose key borrows from the answer (copied only if it has escapes). The
+/// rest is owned because it moves into the outcome and the cache.
+#[derive(serde::Deserialize)]
+struct ResultRef<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(default)]
+    facts: Map<String, Value>,
+    #[serde(default)]
+    signals: Vec<Signal>,
+    #[serde(default)]
+    state: Value,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    no_match: bool,
+}
+
+/// Puts each result at the position of its key in `keys` (distinct keys); a result for a key
+/// not asked is ignored, and of two results for one key the last wins. Plugins usually answer
+/// in request order, so a result is first tried at its own position; the map of positions is
+/// built only for an answer out of order.
+fn match_results<'r>(results: Vec<ResultRef<'r>>, keys: &[&str]) -> Vec<Option<ResultRef<'r>>> {
+    let mut found: Vec<Option<ResultRef<'r>>> = (0..keys.len()).map(|_| None).collect();
+    let mut positions: Option<HashMap<&str, usize>> = None;
+    for (at, result) in results.into_iter().enumerate() {
+        let position = match keys.get(at) {
+            Some(&key) if key == result.key => Some(at),
+            _ => positions
+                .get_or_insert_with(|| keys.iter().enumerate().map(|(i, &k)| (k, i)).collect())
+                .get(&*result.key)
+                .copied(),
+        };
+        if let Some(position) = position {
+            found[position] = Some(result);
+        }
+    }
+    found
+}
+
+/// Checks one account's result against the declaration; answers the outcome and, unless the
+/// account failed, the entry to cache.
 fn settle(
     plugin: &RunningPlugin,
-    cache: &Arc<dyn FactsCache>,
     id: &str,
-    key: &str,
-    result: AccountResult,
+    result: ResultRef<'_>,
     expires_at: SystemTime,
-) -> (Outcome, Vec<RejectedFact>) {
+) -> (Settled, Option<CachedResult>) {
     let name = &plugin.info.name;
     if let Some(error) = result.error {
-        return (
-            Outcome::Stale {
-                reason: format!("plugin {name}: {error}"),
-            },
-            Vec::new(),
-        );
+        let reason = format!("plugin {name}: {error}");
+        return ((Outcome::Stale { reason }, Vec::new()), None);
     }
     let mut rejected = Vec::new();
     let mut reject = |fact: String, reason: String| {
@@ -523,43 +616,49 @@ fn settle(
             reason,
         });
     };
-    let mut facts = Map::new();
-    for (fact, value) in result.facts {
-        match plugin.facts.get(&fact) {
-            None => reject(fact, "not declared in describe()".to_owned()),
-            Some(t) if !t.accepts(&value) => {
-                let shown: String = value.to_string().chars().take(40).collect();
-                reject(fact, format!("declared as {t}, got {shown}"))
-            }
-            Some(_) => {
-                facts.insert(fact, value);
-            }
+    // Checked in place: the common answer, all declared and well typed, is kept as decoded.
+    let mut facts = result.facts;
+    facts.retain(|fact, value| match plugin.facts.get(fact.as_str()) {
+        None => {
+            reject(fact.clone(), "not declared in describe()".to_owned());
+            false
         }
-    }
-    let mut signals = Vec::new();
-    for s in result.signals {
-        if plugin.signals.contains(&s.kind) {
-            signals.push(s);
-        } else {
+        Some(t) if !t.accepts(value) => {
+            let shown: String = value.to_string().chars().take(40).collect();
+            reject(fact.clone(), format!("declared as {t}, got {shown}"));
+            false
+        }
+        Some(_) => true,
+    });
+    let mut signals = result.signals;
+    signals.retain(|s| {
+        let declared = plugin.signals.contains(&s.kind);
+        if !declared {
             reject(
                 format!("signal:{}", s.kind),
                 "signal kind not declared in describe()".to_owned(),
             );
         }
-    }
-    cache.put(
-        cache_key(plugin, key),
-        CachedResult {
-            facts: facts.clone(),
-            signals: signals.clone(),
-            no_match: result.no_match,
-            state: result.state,
-            expires_at,
-        },
-    );
-    let outcome = match result.no_match {
-        true => Outcome::NoMatch,
-        false => Outcome::Fresh { facts, signals },
+        declared
+    });
+    let (outcome, facts, signals) = match result.no_match {
+        // Nothing to hand out: the checked facts move into the cache entry.
+        true => (Outcome::NoMatch, facts, signals),
+        false => (
+            Outcome::Fresh {
+                facts: facts.clone(),
+                signals: signals.clone(),
+            },
+            facts,
+            signals,
+        ),
     };
-    (outcome, rejected)
+    let entry = CachedResult {
+        facts,
+        signals,
+        no_match: result.no_match,
+        state: result.state,
+        expires_at,
+    };
+    ((outcome, rejected), Some(entry))
 }
