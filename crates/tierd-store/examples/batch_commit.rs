@@ -31,6 +31,7 @@ fn batch(run: tierd_store::RunId, b: usize, size: usize, pass: usize) -> BatchCo
                 facts_hash: format!("{:016x}", n * 2_654_435_761 + pass),
                 score,
                 coverage: 0.8,
+                potential_value: 120_000.0,
                 tier: Tier::ALL[n % 4],
                 explanation: json!({"top": ["employee count", "uses Snowflake"], "score": score}),
                 reason: "employee count 1200; uses Snowflake".to_string(),

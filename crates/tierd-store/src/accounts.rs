@@ -29,6 +29,8 @@ pub struct ScoredAccount {
     pub score: f64,
     /// Share of the model's weight backed by data, `0..=1`.
     pub coverage: f64,
+    /// Estimated potential annual value (0 when unknown): a tie-breaker of tiering's caps.
+    pub potential_value: f64,
     /// The tier it was given.
     pub tier: Tier,
     /// The score's explanation as JSON.
@@ -123,6 +125,8 @@ pub struct AccountState {
     pub score: f64,
     /// The coverage.
     pub coverage: f64,
+    /// The estimated potential annual value (0 when unknown).
+    pub potential_value: f64,
     /// The tier.
     pub tier: Tier,
     /// The score's explanation.
@@ -150,6 +154,8 @@ pub struct AccountSummary {
     pub score: f64,
     /// The coverage.
     pub coverage: f64,
+    /// The estimated potential annual value (0 when unknown).
+    pub potential_value: f64,
     /// The tier.
     pub tier: Tier,
     /// The tier last pushed.
@@ -218,7 +224,7 @@ pub struct Checkpoint {
 // per account. `$1` is the commit time and `$2` the run in each of them.
 
 /// Columns bound per scored account in [`upsert_accounts_sql`] and [`record_tier_changes_sql`].
-const ACCOUNT_PARAMS: usize = 12;
+const ACCOUNT_PARAMS: usize = 13;
 const HISTORY_PARAMS: usize = 5;
 const PUSH_PARAMS: usize = 4;
 const REJECTION_PARAMS: usize = 7;
@@ -228,12 +234,12 @@ const ROWS_PER_STATEMENT: usize = 100;
 
 fn upsert_accounts_sql(rows: usize) -> String {
     format!(
-        "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier, explanation,
+        "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
             model_version, crm_tier_seen, locked, scored_at, updated_run)
         VALUES {}
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
             facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
-            tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
+            potential_value = excluded.potential_value, tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
             scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
             updated_run = excluded.updated_run",
         tuples(3, rows, ACCOUNT_PARAMS, ", $1, $2")
@@ -309,7 +315,7 @@ fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, domain, facts, facts_hash, score, coverage, tier, explanation, model_version,
+const ACCOUNT_COLUMNS: &str = "id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation, model_version,
     scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run";
 
 /// Bind parameters per `IN (...)` chunk: far below both backends' limits.
@@ -342,6 +348,7 @@ fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
         facts_hash: row.text("facts_hash").map_err(decode)?,
         score: row.real("score").map_err(decode)?,
         coverage: row.real("coverage").map_err(decode)?,
+        potential_value: row.real("potential_value").map_err(decode)?,
         tier: parse_col(&row.text("tier").map_err(decode)?, "accounts", "tier", &id)?,
         explanation: json_col(
             &row.text("explanation").map_err(decode)?,
@@ -368,6 +375,7 @@ fn summary_from_row(row: &impl StoreRow) -> Result<AccountSummary, StoreError> {
     Ok(AccountSummary {
         score: row.real("score").map_err(decode)?,
         coverage: row.real("coverage").map_err(decode)?,
+        potential_value: row.real("potential_value").map_err(decode)?,
         tier: parse_col(&row.text("tier").map_err(decode)?, "accounts", "tier", &id)?,
         pushed_tier: pushed_tier
             .map(|t| parse_col(&t, "accounts", "pushed_tier", &id))
@@ -468,6 +476,7 @@ impl Store {
                         .bind(&a.facts_hash)
                         .bind(a.score)
                         .bind(a.coverage)
+                        .bind(a.potential_value)
                         .bind(a.tier.as_str())
                         .bind(a.explanation.to_string())
                         .bind(&a.model_version)
@@ -576,7 +585,7 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AccountSummary>, StoreError> {
-        let sql = "SELECT id, score, coverage, tier, pushed_tier, locked FROM accounts
+        let sql = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked FROM accounts
                    WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2";
         let page = with_pool!(self, pool => sqlx::query(sql)
             .bind(after)

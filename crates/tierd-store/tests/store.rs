@@ -25,6 +25,7 @@ fn scored(id: &str, score: f64, tier: Tier) -> ScoredAccount {
         facts_hash: format!("hash-{id}-{score}"),
         score,
         coverage: 0.8,
+        potential_value: 120_000.0,
         tier,
         explanation: json!({"top": ["employee count 1200"]}),
         reason: format!("score {score}"),
@@ -301,6 +302,7 @@ async fn pushed_state_survives_a_restart(db: TestDb) {
     );
     assert_eq!(b.facts["firmographic.employee_count"]["source"], "firmographic");
     assert_eq!(b.explanation, json!({"top": ["employee count 1200"]}));
+    assert_eq!((b.score, b.coverage, b.potential_value), (3.9, 0.8, 120_000.0));
     assert_eq!(
         restarted
             .checkpoint(run, "push")
@@ -336,6 +338,7 @@ async fn pushed_state_survives_a_restart(db: TestDb) {
     let rest = restarted.account_summaries(Some("a"), 10).await.expect("page 2");
     assert_eq!(rest.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
     assert!(rest[0].locked);
+    assert_eq!((rest[0].tier, rest[0].potential_value), (Tier::Tier2, 120_000.0));
 }
 on_both_backends!(pushed_state_survives_a_restart);
 
@@ -754,4 +757,29 @@ async fn passwords_stay_out_of_errors_and_debug_output() {
     };
     let store = db.reopen().await.expect("open");
     assert_eq!(format!("{store:?}"), r#"Store { backend: "postgres" }"#);
+}
+
+#[tokio::test]
+async fn an_in_memory_store_keeps_its_data_while_open() {
+    let store = tierd_store::Store::connect("sqlite::memory:")
+        .await
+        .expect("open in memory");
+    let run = store
+        .begin_run(RunKind::DryRun, "default@3", "test")
+        .await
+        .expect("start");
+    store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 4.6, Tier::Tier1)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    // The one connection is reused, so every later query sees the same database.
+    assert_eq!(store.tier_counts().await.expect("counts"), [1, 0, 0, 0]);
+    assert_eq!(
+        store.running_run().await.expect("running").map(|r| r.kind),
+        Some(RunKind::DryRun)
+    );
 }

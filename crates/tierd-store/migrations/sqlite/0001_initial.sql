@@ -26,6 +26,7 @@ CREATE TABLE accounts (
     facts_hash          TEXT NOT NULL,
     score               DOUBLE PRECISION NOT NULL CHECK (score >= 0 AND score <= 5),
     coverage            DOUBLE PRECISION NOT NULL CHECK (coverage >= 0 AND coverage <= 1),
+    potential_value     DOUBLE PRECISION NOT NULL DEFAULT 0,
     tier                TEXT NOT NULL CHECK (tier IN ('tier_1', 'tier_2', 'tier_3', 'untiered')),
     explanation         TEXT NOT NULL,
     model_version       TEXT NOT NULL,
