@@ -157,6 +157,9 @@ impl std::fmt::Display for Timestamp {
     }
 }
 
+/// Where the store lives unless configured: a SQLite file under the data directory.
+pub const DEFAULT_URL: &str = "sqlite://data/tierd.db";
+
 /// Connections per pool. SQLite serialises writers anyway; the extra connections serve reads
 /// (the admin API) while a batch commits.
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
