@@ -13,9 +13,11 @@ use tierd_core::Date;
 mod emulate;
 mod enrich;
 mod explain;
+mod metrics;
 mod plugins_cmd;
 mod score_file;
 mod settings;
+mod shutdown;
 
 use settings::{LoadError, Settings};
 
