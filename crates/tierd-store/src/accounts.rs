@@ -578,6 +578,30 @@ impl Store {
         Ok(account)
     }
 
+    /// The latest state of each of `ids` the store knows, by id: one round trip per few hundred
+    /// ids, for a batch of a run.
+    pub async fn accounts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            with_pool!(self, pool => {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                let rows = query.fetch_all(pool).await.map_err(query_error("read account states", "accounts"))?;
+                for row in &rows {
+                    let account = account_from_row(row)?;
+                    out.insert(account.id.clone(), account);
+                }
+            });
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through
     /// the whole population (for tiering) without holding it all.
     pub async fn account_summaries(

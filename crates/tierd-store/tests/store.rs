@@ -335,6 +335,20 @@ async fn pushed_state_survives_a_restart(db: TestDb) {
         (summaries[0].id.as_str(), summaries[0].pushed_tier),
         ("a", Some(Tier::Tier1))
     );
+    // A batch read returns the same states as one-by-one reads, and skips unknown ids.
+    let batch = restarted
+        .accounts(&["b".to_string(), "zz".to_string(), "a".to_string()])
+        .await
+        .expect("batch read");
+    assert_eq!(batch.len(), 2, "zz is unknown: {:?}", batch.keys());
+    assert_eq!(
+        Some(&batch["a"]),
+        restarted.account("a").await.expect("read").as_ref()
+    );
+    assert_eq!(
+        Some(&batch["b"]),
+        restarted.account("b").await.expect("read").as_ref()
+    );
     let rest = restarted.account_summaries(Some("a"), 10).await.expect("page 2");
     assert_eq!(rest.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
     assert!(rest[0].locked);
