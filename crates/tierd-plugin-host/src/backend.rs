@@ -5,8 +5,10 @@
 //! come back as text for the batch; batching, caching and fact checks live in `set`.
 
 use std::ffi::OsString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use serde_json::Value;
 use tierd_plugin_api::{Description, HttpBatch, HttpResults};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::error::HostError;
 use crate::http::HttpCapability;
@@ -190,19 +192,42 @@ impl HostCallbacks for InProcessCallbacks {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        // Plugin calls run on tokio's blocking pool, where blocking on the runtime is allowed.
+        // Plugin calls run on their own thread, outside the runtime, where blocking on it is allowed.
         let responses = self.runtime.block_on(self.ctx.http.run(batch.requests, domains));
         serde_json::to_vec(&HttpResults { responses }).map_err(|e| e.to_string())
     }
 }
 
+/// A call into the library, run on its call thread.
+type LibraryCall = Box<dyn FnOnce(&PluginLibrary) -> Result<Vec<u8>, String> + Send>;
+
+/// Where a queued call stands; the call thread and the waiting caller race to move it out of
+/// `RUNNING`, so exactly one of them decides whether the call counts as timed out.
+const RUNNING: u8 = 0;
+const FINISHED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+struct Job {
+    call: LibraryCall,
+    /// Told when the call starts: its timeout runs from there, not from when it was queued.
+    started: oneshot::Sender<()>,
+    answer: oneshot::Sender<Result<Vec<u8>, String>>,
+    state: Arc<AtomicU8>,
+}
+
+/// Calls into the library run one at a time on a thread of their own, fed by a queue: the next
+/// batch's call starts as soon as the previous one returns, without waiting for the async task
+/// that made the previous call to be woken (with `spawn_blocking` and a lock held across the
+/// call, two thread wake-ups sat between consecutive calls, costing more than the calls).
 pub(crate) struct InProcess {
     library: Arc<PluginLibrary>,
     ctx: Arc<CallContext>,
+    /// What the HTTP capability allows for `{account.domain}` during the current call.
     batch_domains: Arc<Mutex<Arc<Vec<String>>>>,
-    /// The SDK serialises calls anyway; holding this makes the batch domains set for the
-    /// HTTP capability belong to the call in progress.
-    calls: tokio::sync::Mutex<()>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// Shared by the call threads; locked only to take the next job, so a replacement thread
+    /// can take over the queue from one stuck in a call.
+    queue: Arc<Mutex<std::sync::mpsc::Receiver<Job>>>,
 }
 
 impl InProcess {
@@ -214,12 +239,15 @@ impl InProcess {
             batch_domains: batch_domains.clone(),
         });
         let library = Arc::new(PluginLibrary::open(&path, callbacks)?);
+        let (jobs, queue) = std::sync::mpsc::channel();
         let this = InProcess {
             library,
             ctx,
             batch_domains,
-            calls: tokio::sync::Mutex::new(()),
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
         };
+        this.spawn_call_thread().map_err(|e| this.failed("start", e))?;
         let config = serde_json::to_vec(&this.ctx.init_config).unwrap_or_default();
         this.blocking("init", move |lib| lib.init(&config)).await?;
         let description = this.blocking("describe", |lib| lib.describe()).await?;
@@ -235,6 +263,34 @@ impl InProcess {
         ))
     }
 
+    /// Starts a thread taking calls from the queue until the queue closes (the backend is
+    /// dropped) or a call it runs is abandoned at its timeout (a replacement is started then).
+    fn spawn_call_thread(&self) -> Result<(), String> {
+        let (library, queue) = (self.library.clone(), self.queue.clone());
+        let run = move || loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            let Ok(job) = next else { return };
+            if job.started.send(()).is_err() {
+                continue; // the caller went away while the call was queued
+            }
+            let answer = catch_unwind(AssertUnwindSafe(|| (job.call)(&library)))
+                .unwrap_or_else(|_| Err("the host panicked while calling the plugin".to_owned()));
+            let finished = job
+                .state
+                .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            let _ = job.answer.send(answer);
+            if !finished {
+                return; // abandoned: another thread serves the queue now
+            }
+        };
+        std::thread::Builder::new()
+            .name(format!("plugin {}", self.ctx.plugin))
+            .spawn(run)
+            .map(drop)
+            .map_err(|e| format!("cannot start a thread for the plugin's calls: {e}"))
+    }
+
     fn failed(&self, call: &'static str, message: String) -> HostError {
         HostError::Call {
             plugin: self.ctx.plugin.clone(),
@@ -243,27 +299,54 @@ impl InProcess {
         }
     }
 
-    /// Runs a plugin call on the blocking pool under the call timeout. A call that times out
-    /// cannot be stopped in-process; it is abandoned (and keeps its thread) - use `isolated`
-    /// for plugins that may hang.
+    /// Runs a plugin call on the call thread under the call timeout. A call that times out
+    /// cannot be stopped in-process; it is abandoned (and keeps its thread, which exits if the
+    /// call ever returns) and a new thread serves the next calls - use `isolated` for plugins
+    /// that may hang.
     async fn blocking(
         &self,
         call: &'static str,
         f: impl FnOnce(&PluginLibrary) -> Result<Vec<u8>, String> + Send + 'static,
     ) -> Result<Vec<u8>, HostError> {
-        let library = self.library.clone();
-        let task = tokio::task::spawn_blocking(move || f(&library));
-        match tokio::time::timeout(self.ctx.timeout, task).await {
-            Ok(Ok(Ok(bytes))) => Ok(bytes),
-            Ok(Ok(Err(message))) => Err(self.failed(call, message)),
-            Ok(Err(join)) => Err(self.failed(call, format!("the plugin call panicked: {join}"))),
-            Err(_) => Err(self.failed(
-                call,
-                format!(
-                    "no answer within {} ms (timeout_ms)",
-                    self.ctx.timeout.as_millis()
-                ),
-            )),
+        let (started, started_rx) = oneshot::channel();
+        let (answer, mut answer_rx) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let job = Job {
+            call: Box::new(f),
+            started,
+            answer,
+            state: state.clone(),
+        };
+        let gone = || self.failed(call, "the plugin's call thread stopped".to_owned());
+        self.jobs.send(job).map_err(|_| gone())?;
+        started_rx.await.map_err(|_| gone())?;
+        let answer = match tokio::time::timeout(self.ctx.timeout, &mut answer_rx).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                let abandoned = state
+                    .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                if !abandoned {
+                    // It returned right at the deadline: its answer is being sent.
+                    answer_rx.await
+                } else {
+                    if let Err(e) = self.spawn_call_thread() {
+                        tracing::error!(plugin = %self.ctx.plugin, error = %e, "plugin calls stopped");
+                    }
+                    return Err(self.failed(
+                        call,
+                        format!(
+                            "no answer within {} ms (timeout_ms)",
+                            self.ctx.timeout.as_millis()
+                        ),
+                    ));
+                }
+            }
+        };
+        match answer {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(message)) => Err(self.failed(call, message)),
+            Err(_) => Err(gone()),
         }
     }
 
@@ -272,10 +355,14 @@ impl InProcess {
         request: Vec<u8>,
         batch_domains: Arc<Vec<String>>,
     ) -> Result<EnrichAnswer, String> {
-        let _call = self.calls.lock().await;
-        *self.batch_domains.lock().unwrap_or_else(|p| p.into_inner()) = batch_domains;
+        // Set on the call thread, right before this call: calls run one at a time there, so the
+        // HTTP capability sees the domains of the batch in progress.
+        let domains = self.batch_domains.clone();
         let bytes = self
-            .blocking("enrich", move |lib| lib.enrich(&request))
+            .blocking("enrich", move |lib| {
+                *domains.lock().unwrap_or_else(|p| p.into_inner()) = batch_domains;
+                lib.enrich(&request)
+            })
             .await
             .map_err(|e| match e {
                 HostError::Call { message, .. } => message,
@@ -285,13 +372,12 @@ impl InProcess {
     }
 
     async fn shutdown(&self) {
-        let _call = self.calls.lock().await;
-        let library = self.library.clone();
-        let _ = tokio::time::timeout(
-            self.ctx.timeout,
-            tokio::task::spawn_blocking(move || library.shutdown()),
-        )
-        .await;
+        let _ = self
+            .blocking("shutdown", |lib| {
+                lib.shutdown();
+                Ok(Vec::new())
+            })
+            .await;
     }
 }
 

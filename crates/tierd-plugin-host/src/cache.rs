@@ -219,3 +219,80 @@ impl FactsCache for MemoryCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Only `get` and `put`: exercises the trait's default batch methods.
+    struct Plain(MemoryCache);
+
+    impl FactsCache for Plain {
+        fn get(&self, key: &CacheKey) -> Option<CachedResult> {
+            self.0.get(key)
+        }
+        fn put(&self, key: CacheKey, entry: CachedResult) {
+            self.0.put(key, entry)
+        }
+    }
+
+    fn entry(state: i64, expires_at: SystemTime) -> CachedResult {
+        CachedResult {
+            facts: Map::from_iter([("t.n".to_owned(), Value::from(state))]),
+            signals: Vec::new(),
+            no_match: false,
+            state: Value::from(state),
+            expires_at,
+        }
+    }
+
+    fn check(cache: &dyn FactsCache) {
+        let (plugin, version, other): (Arc<str>, Arc<str>, Arc<str>) = ("p".into(), "1".into(), "2".into());
+        let now = SystemTime::now();
+        let later = now + Duration::from_secs(60);
+        let earlier = now - Duration::from_secs(60);
+        cache.put_batch(
+            &plugin,
+            &version,
+            vec![("fresh", entry(1, later)), ("old", entry(2, earlier))],
+        );
+        cache.put_batch(&plugin, &version, vec![("fresh", entry(3, later))]);
+        let found = cache.lookup_batch(&plugin, &version, &["fresh", "old", "none"], Some(now));
+        assert_eq!(
+            found,
+            [
+                Lookup::Fresh(entry(3, later)),
+                Lookup::Ask {
+                    state: Value::from(2)
+                },
+                Lookup::Ask { state: Value::Null },
+            ]
+        );
+        // A refresh passes the state back even for a fresh entry.
+        let refresh = cache.lookup_batch(&plugin, &version, &["fresh"], None);
+        assert_eq!(
+            refresh,
+            [Lookup::Ask {
+                state: Value::from(3)
+            }]
+        );
+        // Another plugin version sees nothing.
+        let other = cache.lookup_batch(&plugin, &other, &["fresh"], Some(now));
+        assert_eq!(other, [Lookup::Ask { state: Value::Null }]);
+        let key = CacheKey {
+            plugin,
+            version,
+            account: "fresh".to_owned(),
+        };
+        assert_eq!(cache.get(&key), Some(entry(3, later)));
+    }
+
+    #[test]
+    fn batches_read_and_write_like_single_entries() {
+        let memory = MemoryCache::new();
+        check(&memory);
+        assert_eq!(memory.len(), 2);
+        check(&Plain(MemoryCache::new()));
+    }
+}

@@ -2,6 +2,7 @@
 //! concurrent, cached), check what they return, and stop them.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -313,6 +314,9 @@ async fn start_one(
 /// What the host concluded for one account key: the outcome and what was dropped.
 type Settled = (Outcome, Vec<RejectedFact>);
 
+/// The batches of a pass in flight, each answering `(slot, settled)` per key it asked.
+type Batches = JoinSet<Vec<(usize, Settled)>>;
+
 /// An account key to ask the plugin about.
 struct Asked {
     /// Index into the accounts of the pass (the first account with this key).
@@ -333,53 +337,19 @@ async fn run_plugin(
 ) -> Vec<PluginResult> {
     let name = &plugin.info.name;
     // Accounts sharing a key (same domain) are asked once: `slot_of[i]` is the index of account
-    // i's key among the distinct keys, `first[slot]` the first account with that key.
+    // i's key among the distinct keys (its slot).
+    let mut dispatch = Dispatch::new(plugin, cache, as_of, accounts, options);
     let mut slots: HashMap<&str, usize> = HashMap::with_capacity(accounts.len());
-    let mut first: Vec<usize> = Vec::with_capacity(accounts.len());
     let slot_of: Vec<usize> = accounts
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            *slots.entry(a.key.as_str()).or_insert_with(|| {
-                first.push(i);
-                first.len() - 1
-            })
+        .map(|(i, a)| match slots.entry(a.key.as_str()) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => *e.insert(dispatch.add_key(i)),
         })
         .collect();
     drop(slots);
-
-    let keys: Vec<&str> = first.iter().map(|&i| accounts[i].key.as_str()).collect();
-    let fresh_at = (!options.refresh).then(SystemTime::now);
-    let lookups = cache.lookup_batch(&plugin.key_name, &plugin.key_version, &keys, fresh_at);
-    let mut outcomes: Vec<Option<Settled>> = Vec::with_capacity(first.len());
-    let mut to_ask: Vec<Asked> = Vec::new();
-    for (slot, (&account, lookup)) in first.iter().zip(lookups).enumerate() {
-        match lookup {
-            Lookup::Fresh(c) => {
-                let outcome = match c.no_match {
-                    true => Outcome::NoMatch,
-                    false => Outcome::Cached {
-                        facts: c.facts,
-                        signals: c.signals,
-                    },
-                };
-                outcomes.push(Some((outcome, Vec::new())));
-            }
-            Lookup::Ask { state } => {
-                outcomes.push(None);
-                to_ask.push(Asked { account, slot, state });
-            }
-        }
-    }
-
-    let mut batches = JoinSet::new();
-    let mut to_ask = to_ask.into_iter().peekable();
-    while to_ask.peek().is_some() {
-        let chunk: Vec<Asked> = to_ask.by_ref().take(plugin.info.batch_size).collect();
-        let (plugin, cache, as_of, accounts) =
-            (plugin.clone(), cache.clone(), as_of.to_owned(), accounts.clone());
-        batches.spawn(async move { run_batch(&plugin, &cache, &as_of, &accounts, chunk).await });
-    }
+    let (mut outcomes, mut batches) = dispatch.finish();
     while let Some(done) = batches.join_next().await {
         match done {
             Ok(results) => {
@@ -392,7 +362,7 @@ async fn run_plugin(
     }
 
     // How many accounts still share each key: the last one takes the outcome, earlier ones a copy.
-    let mut sharing = vec![0u32; first.len()];
+    let mut sharing = vec![0u32; outcomes.len()];
     for &slot in &slot_of {
         sharing[slot] += 1;
     }
@@ -419,6 +389,108 @@ async fn run_plugin(
             }
         })
         .collect()
+}
+
+/// Sorts the distinct keys of a pass into cached answers and batches to ask, starting each
+/// batch as soon as it is full: the plugin works on the first batches while the rest of the
+/// accounts are still being looked up, instead of after.
+struct Dispatch<'p> {
+    plugin: &'p Arc<RunningPlugin>,
+    cache: &'p Arc<dyn FactsCache>,
+    as_of: Arc<str>,
+    accounts: &'p Arc<Vec<AccountInput>>,
+    fresh_at: Option<SystemTime>,
+    /// By slot: the cached answer, or (later) the batch's.
+    outcomes: Vec<Option<Settled>>,
+    /// `(account, slot)` of keys not looked up in the cache yet.
+    unchecked: Vec<(usize, usize)>,
+    /// Keys without a fresh entry, not in a batch yet.
+    to_ask: Vec<Asked>,
+    batches: Batches,
+}
+
+impl<'p> Dispatch<'p> {
+    fn new(
+        plugin: &'p Arc<RunningPlugin>,
+        cache: &'p Arc<dyn FactsCache>,
+        as_of: &str,
+        accounts: &'p Arc<Vec<AccountInput>>,
+        options: &EnrichOptions,
+    ) -> Self {
+        Dispatch {
+            plugin,
+            cache,
+            as_of: Arc::from(as_of),
+            accounts,
+            fresh_at: (!options.refresh).then(SystemTime::now),
+            outcomes: Vec::new(),
+            unchecked: Vec::with_capacity(plugin.info.batch_size),
+            to_ask: Vec::with_capacity(plugin.info.batch_size),
+            batches: JoinSet::new(),
+        }
+    }
+
+    /// Takes the first account with a new key; answers the key's slot.
+    fn add_key(&mut self, account: usize) -> usize {
+        let slot = self.outcomes.len();
+        self.outcomes.push(None);
+        self.unchecked.push((account, slot));
+        if self.unchecked.len() == self.plugin.info.batch_size {
+            self.look_up();
+        }
+        slot
+    }
+
+    fn look_up(&mut self) {
+        let keys: Vec<&str> = self
+            .unchecked
+            .iter()
+            .map(|&(account, _)| self.accounts[account].key.as_str())
+            .collect();
+        let plugin = self.plugin;
+        let lookups = self
+            .cache
+            .lookup_batch(&plugin.key_name, &plugin.key_version, &keys, self.fresh_at);
+        for (&(account, slot), lookup) in self.unchecked.iter().zip(lookups) {
+            match lookup {
+                Lookup::Fresh(c) => {
+                    let outcome = match c.no_match {
+                        true => Outcome::NoMatch,
+                        false => Outcome::Cached {
+                            facts: c.facts,
+                            signals: c.signals,
+                        },
+                    };
+                    self.outcomes[slot] = Some((outcome, Vec::new()));
+                }
+                Lookup::Ask { state } => self.to_ask.push(Asked { account, slot, state }),
+            }
+        }
+        self.unchecked.clear();
+        while self.to_ask.len() >= plugin.info.batch_size {
+            let batch = self.to_ask.drain(..plugin.info.batch_size).collect();
+            self.spawn(batch);
+        }
+    }
+
+    fn spawn(&mut self, batch: Vec<Asked>) {
+        let (plugin, cache) = (self.plugin.clone(), self.cache.clone());
+        let (as_of, accounts) = (self.as_of.clone(), self.accounts.clone());
+        self.batches
+            .spawn(async move { run_batch(&plugin, &cache, &as_of, &accounts, batch).await });
+    }
+
+    /// Looks up and starts what is left; answers the outcomes so far and the running batches.
+    fn finish(mut self) -> (Vec<Option<Settled>>, Batches) {
+        if !self.unchecked.is_empty() {
+            self.look_up();
+        }
+        if !self.to_ask.is_empty() {
+            let batch = std::mem::take(&mut self.to_ask);
+            self.spawn(batch);
+        }
+        (self.outcomes, self.batches)
+    }
 }
 
 /// One enrich call; a failed call fails every account of the batch as stale. Answers by slot.
@@ -661,4 +733,45 @@ fn settle(
         expires_at,
     };
     ((outcome, rejected), Some(entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(json: &str) -> ResponseRef<'_> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn keys_found(found: &[Option<ResultRef<'_>>]) -> Vec<Option<String>> {
+        found
+            .iter()
+            .map(|r| r.as_ref().map(|r| format!("{}:{}", r.key, r.state)))
+            .collect()
+    }
+
+    #[test]
+    fn results_are_matched_by_key_in_any_order() {
+        let answer = r#"{"results": [{"key": "b", "state": 1}, {"key": "zz", "state": 9},
+            {"key": "a", "state": 2}]}"#;
+        let found = match_results(results(answer).results, &["a", "b", "c"]);
+        assert_eq!(
+            keys_found(&found),
+            [Some("a:2".to_owned()), Some("b:1".to_owned()), None]
+        );
+    }
+
+    #[test]
+    fn of_two_results_for_one_key_the_last_wins() {
+        let answer = r#"{"results": [{"key": "a", "state": 1}, {"key": "a", "state": 2}]}"#;
+        let found = match_results(results(answer).results, &["a", "b"]);
+        assert_eq!(keys_found(&found), [Some("a:2".to_owned()), None]);
+    }
+
+    #[test]
+    fn a_key_with_escapes_is_decoded() {
+        let answer = r#"{"results": [{"key": "caf\u00e9.test"}]}"#;
+        let found = match_results(results(answer).results, &["café.test"]);
+        assert!(found[0].is_some());
+    }
 }

@@ -424,3 +424,24 @@ async fn one_bad_plugin_does_not_stop_the_others() {
     assert!(matches!(out[0].results[0].outcome, Outcome::Fresh { .. }));
     set.shutdown().await;
 }
+
+#[tokio::test]
+async fn accounts_sharing_a_domain_are_asked_once_and_answered_alike() {
+    // Isolated: the child's provider is this test's alone, so its batch count is exact.
+    let mut cfg = misbehaving(Mode::Isolated);
+    cfg.batch_size = Some(2);
+    let set = load("m", cfg).await;
+    let mut accounts: Vec<_> = ["a", "b", "c"].iter().map(|id| account(id, "fine")).collect();
+    accounts[2].domain = Some("A.test".to_owned()); // same key as the first, after lower-casing
+    let out = set.enrich("2026-11-24", accounts).await;
+    assert_eq!(
+        out.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(out[0].key, "a.test");
+    assert_eq!(out[2].key, "a.test");
+    assert_eq!(out[0].results[0].outcome, out[2].results[0].outcome);
+    // Two distinct keys in batches of two: one call.
+    assert_eq!(facts(&out[1].results[0].outcome)["test.seen"], 1);
+    set.shutdown().await;
+}
