@@ -818,6 +818,14 @@ impl TierWriter {
         }
     }
 
+    /// Flushes what was written so far, keeping the file open for more.
+    pub fn flush(&mut self) -> Result<(), FileError> {
+        match &mut self.sink {
+            TierSink::Csv(w) => w.flush().map_err(io_err(&self.path)),
+            TierSink::Jsonl(w) => w.flush().map_err(io_err(&self.path)),
+        }
+    }
+
     /// Flushes to disk.
     pub fn finish(self) -> Result<(), FileError> {
         match self.sink {

@@ -8,4 +8,12 @@
 //! Must not depend on the store or the plugin host: connectors move records,
 //! they do not decide or remember.
 
+pub mod connector;
+pub mod file_connector;
 pub mod files;
+pub mod http;
+pub mod hubspot;
+pub mod mapping;
+pub mod plan;
+pub mod registry;
+pub mod salesforce;

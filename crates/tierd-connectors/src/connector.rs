@@ -1,0 +1,393 @@
+//! The one shape every connector has: pull accounts since a watermark as a stream of
+//! pages, push tier updates with an outcome per record, make sure the CRM has tierd's
+//! fields, and say how far the last pull got.
+//!
+//! The trait is object-safe (boxed futures and streams) so the daemon holds a
+//! `Box<dyn Connector>` built by [`crate::registry`] from config, whatever the CRM.
+//! Nothing here knows any CRM's wire format.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::Stream;
+use tierd_core::fact::Facts;
+use tierd_core::tier::Tier;
+
+use crate::files::FileError;
+use crate::http::{HttpError, HttpStats};
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Pages of accounts, in the order the CRM gives them.
+pub type PageStream<'a> = Pin<Box<dyn Stream<Item = Result<AccountPage, ConnectorError>> + Send + 'a>>;
+
+/// A CRM (or file) that accounts come from and tiers go to.
+pub trait Connector: Send + Sync {
+    /// The registry name (`hubspot`, `salesforce`, `file`).
+    fn kind(&self) -> &'static str;
+
+    /// Accounts changed since `since` (all of them when `None`), page by page. Each page
+    /// carries the watermark reached so far; a malformed record is quarantined in its page
+    /// and the rest of the page goes on.
+    fn pull(&self, since: Option<Watermark>) -> PageStream<'_>;
+
+    /// Writes `updates`, one outcome per update, in the same order. Errors that stop
+    /// the whole push (bad credentials) are `Err`; a record the CRM refuses is an outcome.
+    fn push<'a>(
+        &'a self,
+        updates: &'a [TierUpdate],
+    ) -> BoxFuture<'a, Result<Vec<PushOutcome>, ConnectorError>>;
+
+    /// Creates tierd's fields where the connector can, and reports what exists and what is missing.
+    fn ensure_schema(&self) -> BoxFuture<'_, Result<SchemaReport, ConnectorError>>;
+
+    /// The highest modification time seen by the last completed pull: where the next
+    /// incremental pull starts.
+    fn watermark(&self) -> Option<Watermark>;
+
+    /// Deals (opportunities) of these accounts, for funnel reports. Account files have none.
+    fn deals_for<'a>(&'a self, account_ids: &'a [String])
+        -> BoxFuture<'a, Result<Vec<Deal>, ConnectorError>>;
+
+    /// HTTP counters (requests, retries, 429s, waits, API usage); zero for files.
+    fn http_stats(&self) -> HttpStats {
+        HttpStats::default()
+    }
+}
+
+/// A point in time as milliseconds since 1970-01-01 UTC: how far a pull got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Watermark(pub i64);
+
+impl Watermark {
+    /// Parses an RFC 3339 / ISO-8601 timestamp as CRMs send them: `2026-11-24T10:00:00Z`,
+    /// `2026-11-24T10:00:00.123+0000`, `...+01:00`, or a date alone; or epoch milliseconds.
+    pub fn parse(text: &str) -> Option<Watermark> {
+        let t = text.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().ok().map(Watermark);
+        }
+        let date: tierd_core::Date = t.get(..10)?.parse().ok()?;
+        let mut millis = i64::from(date.days()) * 86_400_000;
+        let rest = &t[10..];
+        if rest.is_empty() {
+            return Some(Watermark(millis));
+        }
+        let rest = rest.strip_prefix(['T', ' '])?;
+        let num = |s: &str| -> Option<i64> {
+            (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let (h, m, s) = (
+            num(rest.get(0..2)?)?,
+            num(rest.get(3..5)?)?,
+            num(rest.get(6..8)?)?,
+        );
+        if rest.get(2..3)? != ":" || rest.get(5..6)? != ":" || h > 23 || m > 59 || s > 60 {
+            return None;
+        }
+        millis += (h * 3600 + m * 60 + s) * 1000;
+        let mut rest = &rest[8..];
+        if let Some(frac) = rest.strip_prefix('.') {
+            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return None;
+            }
+            let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+            millis += ms.parse::<i64>().ok()?;
+            rest = &frac[digits..];
+        }
+        let offset_minutes = match rest {
+            "" | "Z" | "z" => 0,
+            _ => {
+                let sign = match rest.as_bytes()[0] {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return None,
+                };
+                let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
+                if digits.len() != 4 {
+                    return None;
+                }
+                sign * (num(&digits[..2])? * 60 + num(&digits[2..])?)
+            }
+        };
+        Some(Watermark(millis - offset_minutes * 60_000))
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// This watermark moved back by `ms` milliseconds (to overlap pulls across index lag).
+    pub fn minus_millis(self, ms: i64) -> Watermark {
+        Watermark(self.0.saturating_sub(ms))
+    }
+
+    /// Salesforce's SOQL datetime literal form: `2026-11-24T10:00:00.000Z`.
+    pub fn to_soql(self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Watermark {
+    /// RFC 3339 in UTC with milliseconds: `2026-11-24T10:00:00.000Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(86_400_000);
+        let ms = self.0.rem_euclid(86_400_000);
+        let date = tierd_core::Date::from_days(days as i32);
+        let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+        write!(f, "{date}T{h:02}:{m:02}:{s:02}.{frac:03}Z")
+    }
+}
+
+/// One account as a CRM holds it, its facts typed at the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmAccount {
+    /// `hubspot:123`, `salesforce:001...`, or a file's own id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Web domain.
+    pub domain: Option<String>,
+    /// Facts read through the connector's mapping (source: the connector's name).
+    pub facts: Facts,
+    /// The tier the CRM holds now (tierd's field), as text, whoever set it.
+    pub crm_tier: Option<String>,
+    /// Whether a person locked the tier.
+    pub locked: bool,
+    /// When the CRM last changed the record.
+    pub updated_at: Option<Watermark>,
+}
+
+/// A record that could not be read, kept out of the run and reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The record's id (`hubspot:123`, or `line 12` in a file without one).
+    pub id: String,
+    /// The CRM field (or file column) that did not parse, when it was one field.
+    pub field: Option<String>,
+    /// Why, in words: `'12k' is not a number`.
+    pub reason: String,
+}
+
+impl fmt::Display for Quarantined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: field '{field}': {}", self.id, self.reason),
+            None => write!(f, "{}: {}", self.id, self.reason),
+        }
+    }
+}
+
+/// One page of a pull.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountPage {
+    /// Usable accounts.
+    pub accounts: Vec<CrmAccount>,
+    /// Records that were not.
+    pub quarantined: Vec<Quarantined>,
+    /// The highest modification time seen so far in this pull.
+    pub watermark: Option<Watermark>,
+}
+
+/// What tierd wants one account to hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierUpdate {
+    /// The connector's account id (`hubspot:123`).
+    pub id: String,
+    /// The new tier.
+    pub tier: Tier,
+    /// Score, 0..=5.
+    pub score: f32,
+    /// Coverage, 0..=1 (written to files; CRMs do not store it).
+    pub coverage: f32,
+    /// The compact reasons.
+    pub reason: String,
+    /// `name@version` of the model.
+    pub model: String,
+    /// When it was scored.
+    pub scored_at: Watermark,
+}
+
+/// What happened to one account in a push.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushOutcome {
+    /// The CRM accepted the update.
+    Written,
+    /// Nothing differs from what tierd last pushed; not sent.
+    Unchanged,
+    /// A person locked the tier; not sent.
+    SkippedLocked,
+    /// A person changed the tier since tierd last pushed it; not sent.
+    SkippedOverridden {
+        /// The tier the CRM holds.
+        crm_tier: String,
+    },
+    /// The CRM refused the record.
+    Rejected {
+        /// The CRM's words.
+        reason: String,
+        /// True when retrying cannot help (a validation error); false to try again next run.
+        permanent: bool,
+    },
+    /// Not sent in this run (e.g. the daily API limit was reached); try again next run.
+    Deferred {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PushOutcome {
+    /// Whether the record should be offered again in a later run.
+    pub fn retry_later(&self) -> bool {
+        matches!(
+            self,
+            PushOutcome::Deferred { .. } | PushOutcome::Rejected { permanent: false, .. }
+        )
+    }
+}
+
+/// What `ensure_schema` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaReport {
+    /// Fields (or groups) created now.
+    pub created: Vec<String>,
+    /// Fields that were already there.
+    pub existing: Vec<String>,
+    /// Fields tierd needs that are missing and that it cannot create (Salesforce: an admin must).
+    pub missing: Vec<String>,
+}
+
+impl SchemaReport {
+    /// Whether pushing can go ahead.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// A deal (HubSpot) or opportunity (Salesforce) of an account, for funnels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deal {
+    /// The connector's account id it belongs to.
+    pub account_id: String,
+    /// The deal's own id in the CRM.
+    pub id: String,
+    /// Amount, when set.
+    pub amount: Option<f64>,
+    /// Stage (`closedwon`, `Prospecting`...).
+    pub stage: Option<String>,
+    /// Won, when the CRM says so (Salesforce `IsWon`; HubSpot: stage `closedwon`).
+    pub won: Option<bool>,
+    /// Closed (won or lost).
+    pub closed: Option<bool>,
+    /// Close date.
+    pub close_date: Option<tierd_core::Date>,
+    /// When it was created.
+    pub created: Option<Watermark>,
+}
+
+/// Why a connector could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The HTTP layer gave up or got something unreadable.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The CRM refused the credentials.
+    #[error("{connector}: {what}: authentication failed (HTTP {status}): {message}; check the token or client credentials")]
+    Auth {
+        /// Which connector.
+        connector: &'static str,
+        /// What was being done.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The CRM's words.
+        message: String,
+    },
+    /// The CRM answered with an error that stops the operation.
+    #[error("{connector}: {what}: HTTP {status}: {message}")]
+    Api {
+        /// Which connector.
+        connector: &'static str,
+        /// What was being done.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The CRM's words.
+        message: String,
+    },
+    /// The configuration cannot work.
+    #[error("connector config: {0}")]
+    Config(String),
+    /// tierd's fields are missing in the CRM and cannot be created by tierd.
+    #[error("{connector}: missing fields {}: create them in the CRM before pushing", fields.join(", "))]
+    SchemaMissing {
+        /// Which connector.
+        connector: &'static str,
+        /// The missing fields, by name.
+        fields: Vec<String>,
+    },
+    /// Reading or writing an account file failed.
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_parse_the_forms_crms_send() {
+        let base = Watermark::parse("2026-11-24T10:00:00Z").expect("parses");
+        assert_eq!(base.to_string(), "2026-11-24T10:00:00.000Z");
+        assert_eq!(Watermark::parse("2026-11-24T10:00:00.000+0000"), Some(base));
+        assert_eq!(Watermark::parse("2026-11-24T11:00:00+01:00"), Some(base));
+        assert_eq!(
+            Watermark::parse("2026-11-24T10:00:00.5Z"),
+            Some(Watermark(base.0 + 500))
+        );
+        assert_eq!(
+            Watermark::parse(&base.0.to_string()),
+            Some(base),
+            "epoch milliseconds"
+        );
+        assert_eq!(
+            Watermark::parse("2026-11-24"),
+            Some(Watermark(base.0 - 10 * 3_600_000))
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-24T10:00",
+            "2026-11-24T25:00:00Z",
+            "2026-11-24T10:00:00+1",
+        ] {
+            assert_eq!(Watermark::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_deferred_and_retryable_rejections_come_back() {
+        assert!(PushOutcome::Deferred {
+            reason: "limit".into()
+        }
+        .retry_later());
+        assert!(PushOutcome::Rejected {
+            reason: "locked row".into(),
+            permanent: false
+        }
+        .retry_later());
+        assert!(!PushOutcome::Rejected {
+            reason: "bad value".into(),
+            permanent: true
+        }
+        .retry_later());
+        assert!(!PushOutcome::Written.retry_later());
+    }
+}

@@ -1,0 +1,328 @@
+//! The account-file connector: a CSV or JSONL accounts file in, a tiers file out, behind
+//! the same [`Connector`] trait as the CRMs, so `tierd sync` works on files too.
+//!
+//! Reading and writing are [`crate::files`]'s (the formats of `tierd score`); this module
+//! only pages them. A file has no modification times per record, so an incremental pull
+//! reads the whole file when the file changed after the watermark, and nothing otherwise.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::UNIX_EPOCH;
+
+use tierd_core::fact::{Fact, FactName, FactType, Facts};
+use tierd_core::model::FactSchema;
+
+use crate::connector::{
+    AccountPage, BoxFuture, Connector, ConnectorError, CrmAccount, Deal, PageStream, PushOutcome,
+    Quarantined, SchemaReport, TierUpdate, Watermark,
+};
+use crate::files::{AccountReader, FileError, FileFormat, ReadItem, TierRecord, TierWriter, TIER_COLUMNS};
+use crate::mapping;
+
+/// Config of the `file` connector.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The accounts file (`.csv` or `.jsonl`).
+    pub path: PathBuf,
+    /// Where tiers are written (`.csv` or `.jsonl`), replaced by the first push of a run.
+    pub output: PathBuf,
+    /// Types of fact columns beyond the contract's defaults (`"crm.num_seats" = "number"`).
+    #[serde(default)]
+    pub facts: BTreeMap<FactName, FactType>,
+    /// Accounts per page.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+}
+
+fn default_page_size() -> usize {
+    1000
+}
+
+impl FileConfig {
+    /// Validates the config and opens nothing yet.
+    pub fn build(self) -> Result<FileConnector, ConnectorError> {
+        FileFormat::from_path(&self.path)?;
+        FileFormat::from_path(&self.output)?;
+        if self.page_size == 0 {
+            return Err(ConnectorError::Config("file.page_size must be at least 1".into()));
+        }
+        let mut schema = FactSchema::default();
+        // The contract's facts with their types, then the configured ones (which may retype).
+        let mut types: BTreeMap<FactName, FactType> = mapping::hubspot_defaults()
+            .into_iter()
+            .map(|m| (m.fact, m.kind))
+            .collect();
+        types.extend(self.facts.clone());
+        for (name, ty) in &types {
+            schema
+                .require(name, *ty)
+                .map_err(|e| ConnectorError::Config(format!("file.facts: {e}")))?;
+        }
+        Ok(FileConnector {
+            config: self,
+            schema,
+            writer: Mutex::new(None),
+            watermark: Mutex::new(None),
+        })
+    }
+}
+
+/// Reads accounts from a file and writes tiers to another.
+pub struct FileConnector {
+    config: FileConfig,
+    schema: FactSchema,
+    writer: Mutex<Option<TierWriter>>,
+    watermark: Mutex<Option<Watermark>>,
+}
+
+impl FileConnector {
+    fn modified(&self) -> Result<Watermark, ConnectorError> {
+        let io = |source| FileError::Io {
+            path: self.config.path.clone(),
+            source,
+        };
+        let modified = std::fs::metadata(&self.config.path)
+            .and_then(|m| m.modified())
+            .map_err(io)?;
+        let millis = modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Ok(Watermark(millis))
+    }
+
+    /// Reads up to `page_size` records; `None` at the end of the file.
+    fn read_page(
+        reader: &mut AccountReader,
+        schema: &FactSchema,
+        page_size: usize,
+        watermark: Watermark,
+    ) -> Result<Option<AccountPage>, ConnectorError> {
+        let mut page = AccountPage {
+            watermark: Some(watermark),
+            ..AccountPage::default()
+        };
+        let mut read = 0;
+        while read < page_size {
+            let Some(item) = reader.next() else { break };
+            read += 1;
+            match item? {
+                ReadItem::Account(a) => {
+                    let mut facts = Facts::new();
+                    for (slot, value) in a.facts.0.into_iter().enumerate() {
+                        if let Some(value) = value {
+                            let fact = Fact {
+                                value,
+                                source: "file".into(),
+                                observed_at: None,
+                            };
+                            facts.insert(schema.name(slot).clone(), fact);
+                        }
+                    }
+                    page.accounts.push(CrmAccount {
+                        id: a.id,
+                        name: a.name,
+                        domain: a.domain,
+                        facts,
+                        crm_tier: a.lock.map(|t| t.to_string()),
+                        locked: a.lock.is_some(),
+                        updated_at: None,
+                    });
+                }
+                ReadItem::Rejected(r) => page.quarantined.push(Quarantined {
+                    id: r.id.unwrap_or_else(|| format!("line {}", r.line)),
+                    field: None,
+                    reason: format!("line {}: {}", r.line, r.reason),
+                }),
+            }
+        }
+        Ok((read > 0).then_some(page))
+    }
+}
+
+impl Connector for FileConnector {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn pull(&self, since: Option<Watermark>) -> PageStream<'_> {
+        struct State<'a> {
+            this: &'a FileConnector,
+            reader: Option<AccountReader>,
+            watermark: Watermark,
+            done: bool,
+        }
+        let start = async move {
+            let watermark = self.modified()?;
+            if since.is_some_and(|s| watermark <= s) {
+                return Ok(None);
+            }
+            let schema = self.schema.clone();
+            let path = self.config.path.clone();
+            let reader = tokio::task::spawn_blocking(move || AccountReader::open(&path, &schema))
+                .await
+                .map_err(|e| ConnectorError::Config(format!("reading accounts: {e}")))??;
+            Ok::<_, ConnectorError>(Some((reader, watermark)))
+        };
+        let stream = futures_util::stream::once(start);
+        Box::pin(futures_util::StreamExt::flat_map(stream, move |opened| {
+            let state = match opened {
+                Ok(Some((reader, watermark))) => State {
+                    this: self,
+                    reader: Some(reader),
+                    watermark,
+                    done: false,
+                },
+                Ok(None) => State {
+                    this: self,
+                    reader: None,
+                    watermark: Watermark(0),
+                    done: true,
+                },
+                Err(e) => {
+                    return futures_util::StreamExt::boxed(futures_util::stream::iter([Err(e)]));
+                }
+            };
+            futures_util::StreamExt::boxed(futures_util::stream::unfold(state, |mut st| async move {
+                if st.done {
+                    return None;
+                }
+                let mut reader = st.reader.take()?;
+                let (schema, size, mark) = (st.this.schema.clone(), st.this.config.page_size, st.watermark);
+                let joined = tokio::task::spawn_blocking(move || {
+                    let page = FileConnector::read_page(&mut reader, &schema, size, mark);
+                    (reader, page)
+                })
+                .await;
+                match joined {
+                    Ok((reader, Ok(Some(page)))) => {
+                        st.reader = Some(reader);
+                        Some((Ok(page), st))
+                    }
+                    Ok((_, Ok(None))) => {
+                        *st.this.watermark.lock().unwrap_or_else(|p| p.into_inner()) = Some(st.watermark);
+                        None
+                    }
+                    Ok((_, Err(e))) => {
+                        st.done = true;
+                        Some((Err(e), st))
+                    }
+                    Err(e) => {
+                        st.done = true;
+                        Some((Err(ConnectorError::Config(format!("reading accounts: {e}"))), st))
+                    }
+                }
+            }))
+        }))
+    }
+
+    fn push<'a>(
+        &'a self,
+        updates: &'a [TierUpdate],
+    ) -> BoxFuture<'a, Result<Vec<PushOutcome>, ConnectorError>> {
+        Box::pin(async move {
+            let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.is_none() {
+                *guard = Some(TierWriter::create(&self.config.output)?);
+            }
+            let Some(writer) = guard.as_mut() else {
+                return Ok(Vec::new());
+            };
+            for u in updates {
+                writer.write(&TierRecord {
+                    id: &u.id,
+                    score: u.score,
+                    tier: u.tier,
+                    coverage: u.coverage,
+                    model_version: &u.model,
+                    explanation: &u.reason,
+                })?;
+            }
+            writer.flush()?;
+            Ok(vec![PushOutcome::Written; updates.len()])
+        })
+    }
+
+    fn ensure_schema(&self) -> BoxFuture<'_, Result<SchemaReport, ConnectorError>> {
+        Box::pin(async move {
+            // Opening checks the header (an `id` column) and that the file is readable.
+            AccountReader::open(&self.config.path, &self.schema)?;
+            Ok(SchemaReport {
+                existing: TIER_COLUMNS.iter().map(|c| c.to_string()).collect(),
+                ..SchemaReport::default()
+            })
+        })
+    }
+
+    fn watermark(&self) -> Option<Watermark> {
+        *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deals_for<'a>(
+        &'a self,
+        _account_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Deal>, ConnectorError>> {
+        // An accounts file carries no deals.
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tierd_core::tier::Tier;
+
+    #[tokio::test]
+    async fn pages_a_file_quarantines_bad_rows_and_writes_tiers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("accounts.csv");
+        std::fs::write(
+            &input,
+            "id,name,firmographic.employee_count,locked_tier\n\
+             a,Acme,100,\nb,Beta,lots,\nc,Corp,5,tier_2\n",
+        )
+        .expect("write");
+        let output = dir.path().join("tiers.jsonl");
+        let connector = FileConfig {
+            path: input,
+            output: output.clone(),
+            facts: BTreeMap::new(),
+            page_size: 2,
+        }
+        .build()
+        .expect("builds");
+        let pages: Vec<_> = connector.pull(None).collect().await;
+        let pages: Vec<AccountPage> = pages.into_iter().collect::<Result<_, _>>().expect("pages");
+        assert_eq!(pages.len(), 2);
+        let ids: Vec<&str> = pages
+            .iter()
+            .flat_map(|p| &p.accounts)
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(pages[0].quarantined[0].id, "b");
+        assert!(pages[0].quarantined[0].reason.contains("employee_count"));
+        assert!(pages[1].accounts[0].locked);
+        let mark = connector.watermark().expect("watermark after a full pull");
+        assert_eq!(connector.pull(Some(mark)).count().await, 0, "unchanged file");
+
+        let update = TierUpdate {
+            id: "a".into(),
+            tier: Tier::Tier2,
+            score: 3.9,
+            coverage: 0.8,
+            reason: "fit".into(),
+            model: "default@1".into(),
+            scored_at: Watermark(0),
+        };
+        let outcomes = connector.push(std::slice::from_ref(&update)).await.expect("push");
+        assert_eq!(outcomes, [PushOutcome::Written]);
+        let written = std::fs::read_to_string(&output).expect("read");
+        assert!(
+            written.contains(r#""id":"a""#) && written.contains("tier_2"),
+            "{written}"
+        );
+    }
+}
