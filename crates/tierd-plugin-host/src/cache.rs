@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 use tierd_plugin_api::Signal;
 
+use crate::keyhash::KeyHashState;
+
 /// Whose result an entry is. The plugin version is part of it, so a new plugin version never
 /// serves an older version's facts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -114,7 +116,7 @@ pub struct MemoryCache {
 struct Table {
     plugin: Arc<str>,
     version: Arc<str>,
-    entries: HashMap<String, CachedResult>,
+    entries: HashMap<String, CachedResult, KeyHashState>,
 }
 
 impl MemoryCache {
@@ -154,7 +156,7 @@ fn table_mut<'t>(tables: &'t mut Vec<Table>, plugin: &Arc<str>, version: &Arc<st
             tables.push(Table {
                 plugin: plugin.clone(),
                 version: version.clone(),
-                entries: HashMap::new(),
+                entries: HashMap::default(),
             });
             tables.len() - 1
         }

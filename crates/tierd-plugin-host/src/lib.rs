@@ -25,6 +25,7 @@ pub mod child;
 mod config;
 mod error;
 mod http;
+mod keyhash;
 mod library;
 pub mod protocol;
 mod secret;
