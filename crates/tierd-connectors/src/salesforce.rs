@@ -778,8 +778,13 @@ impl SalesforceConnector {
                  WHERE AccountId IN ({}) ORDER BY AccountId, CreatedDate",
                 list.join(",")
             );
+            let wanted: HashSet<&str> = chunk.iter().copied().collect();
             for o in self.query_all("read opportunities", &soql).await? {
                 let s = |k: &str| o.get(k).and_then(Json::as_str);
+                // SOQL compares text without case; Ids are case-sensitive, so check exactly.
+                if !s("AccountId").is_some_and(|a| wanted.contains(a)) {
+                    continue;
+                }
                 deals.push(Deal {
                     account_id: format!("{ID_PREFIX}{}", s("AccountId").unwrap_or_default()),
                     id: s("Id").unwrap_or_default().to_string(),
@@ -796,11 +801,15 @@ impl SalesforceConnector {
     }
 }
 
-/// `www.acme.com` from `https://www.acme.com/about`.
+/// The company's domain, `acme.com`, from a website such as `https://www.acme.com/about`.
 fn domain_of(website: &str) -> String {
     let w = website.trim();
     let w = w.split_once("://").map_or(w, |(_, rest)| rest);
-    w.split(['/', '?', '#']).next().unwrap_or(w).to_ascii_lowercase()
+    let host = w.split(['/', '?', '#']).next().unwrap_or(w).to_ascii_lowercase();
+    match host.strip_prefix("www.") {
+        Some(bare) if bare.contains('.') => bare.to_string(),
+        _ => host,
+    }
 }
 
 /// Why a push stopped before the end.
@@ -910,7 +919,7 @@ mod tests {
     #[test]
     fn soql_literals_are_quoted_and_domains_trimmed() {
         assert_eq!(quote("O'Brien"), r"'O\'Brien'");
-        assert_eq!(domain_of("https://www.Acme.com/about"), "www.acme.com");
+        assert_eq!(domain_of("https://www.Acme.com/about"), "acme.com");
         assert_eq!(domain_of("acme.io"), "acme.io");
     }
 

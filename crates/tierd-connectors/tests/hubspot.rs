@@ -1,0 +1,401 @@
+//! The HubSpot connector against the HubSpot emulator: paging, incremental pulls past the
+//! search cap, schema creation, partial failures, rate limits, malformed records, locks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tierd_connectors::connector::{AccountPage, Connector, CrmAccount, PushOutcome, TierUpdate, Watermark};
+use tierd_connectors::http::{RetryPolicy, Secret};
+use tierd_connectors::hubspot::{HubSpotConfig, HubSpotConnector};
+use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
+use tierd_core::Tier;
+use tierd_emulators::{HubSpotConfig as EmuConfig, HubSpotEmulator};
+use tierd_gen::{GenOptions, Generator};
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(100),
+        timeout: Duration::from_secs(10),
+        jitter_seed: 7,
+    }
+}
+
+fn connector(emu: &HubSpotEmulator, tune: impl FnOnce(&mut HubSpotConfig)) -> HubSpotConnector {
+    let mut cfg = HubSpotConfig {
+        base_url: emu.base_url(),
+        token: Secret::new("test-token"),
+        rate_limit: 0,
+        search_rate_per_sec: 0,
+        search_overlap_ms: 0,
+        retry: fast_retries(),
+        ..HubSpotConfig::default()
+    };
+    tune(&mut cfg);
+    cfg.build().expect("valid config")
+}
+
+async fn pull(c: &dyn Connector, since: Option<Watermark>) -> Vec<AccountPage> {
+    c.pull(since)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("pull succeeds")
+}
+
+fn accounts(pages: &[AccountPage]) -> Vec<&CrmAccount> {
+    pages.iter().flat_map(|p| &p.accounts).collect()
+}
+
+fn update(id: &str, tier: Tier, score: f32) -> TierUpdate {
+    TierUpdate {
+        id: id.to_string(),
+        tier,
+        score,
+        coverage: 0.9,
+        reason: format!("{tier} because of fit"),
+        model: "default@1".into(),
+        scored_at: Watermark(1_795_000_000_000),
+    }
+}
+
+fn company_id(k: u64) -> String {
+    (1_000_000_000 + k).to_string()
+}
+
+#[tokio::test]
+async fn full_pull_pages_every_company_once_with_the_generators_facts() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(250, 3))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    let pages = pull(&c, None).await;
+    assert_eq!(pages.len(), 3, "100 + 100 + 50");
+    let all = accounts(&pages);
+    let ids: BTreeSet<&str> = all.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!((all.len(), ids.len()), (250, 250));
+    assert!(c.watermark().is_some());
+
+    // Every fact the generator gave account k arrives typed and translated (industry names).
+    let as_of = "2026-11-24".parse().expect("date");
+    let generated = Generator::new(GenOptions { seed: 3, as_of }).take(250);
+    for (k, account) in generated.enumerate() {
+        let crm = all[k];
+        assert_eq!(crm.id, format!("hubspot:{}", company_id(k as u64)));
+        assert_eq!(crm.name.as_deref(), Some(account.name.as_str()));
+        for (fact, value) in account.facts() {
+            let got = crm.facts.get(fact).map(|f| &f.value);
+            assert_eq!(got, value.as_ref(), "{} {fact}", crm.id);
+        }
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn incremental_pull_returns_what_changed_since_the_watermark() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(300, 4))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    let full = pull(&c, None).await;
+    let mark = c.watermark().expect("watermark");
+    let changed = [company_id(5), company_id(120), company_id(299)];
+    for id in &changed {
+        emu.set_properties(id, &[("site_visits_30d", "42")]);
+    }
+    let pages = pull(&c, Some(mark)).await;
+    let got: BTreeSet<String> = accounts(&pages).iter().map(|a| a.id.clone()).collect();
+    // GTE on the watermark also returns the records modified exactly at it.
+    let mut expected: BTreeSet<String> = changed.iter().map(|id| format!("hubspot:{id}")).collect();
+    expected.extend(
+        accounts(&full)
+            .iter()
+            .filter(|a| a.updated_at == Some(mark))
+            .map(|a| a.id.clone()),
+    );
+    assert_eq!(got, expected);
+    let visits = accounts(&pages)
+        .iter()
+        .find(|a| a.id == format!("hubspot:{}", changed[0]))
+        .and_then(|a| a.facts.get("engagement.site_visits_30d"))
+        .map(|f| f.value.to_string());
+    assert_eq!(visits.as_deref(), Some("42"));
+    assert!(c.watermark() > Some(mark));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn incremental_pull_restarts_the_search_before_the_result_cap() {
+    let mut cfg = EmuConfig::new(1_300, 5);
+    cfg.search_result_cap = 500;
+    let emu = HubSpotEmulator::start(cfg).await.expect("emulator");
+    let c = connector(&emu, |cfg| cfg.search_result_cap = 500);
+    let since = Watermark::parse("2000-01-01").expect("date");
+    let pages = pull(&c, Some(since)).await;
+    let all = accounts(&pages);
+    let ids: BTreeSet<&str> = all.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(
+        (all.len(), ids.len()),
+        (1_300, 1_300),
+        "each company exactly once"
+    );
+    // Paging straight through would have hit the cap (the emulator answers 400 there).
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn schema_creation_is_idempotent() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(5, 1))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |cfg| cfg.write_native_icp = true);
+    let first = c.ensure_schema().await.expect("schema");
+    assert_eq!(
+        first.created,
+        [
+            "group tierd",
+            "tierd_tier",
+            "tierd_score",
+            "tierd_scored_at",
+            "tierd_model",
+            "tierd_reason",
+            "tierd_tier_locked"
+        ]
+    );
+    assert_eq!(first.existing, ["hs_ideal_customer_profile"]);
+    let second = c.ensure_schema().await.expect("schema again");
+    assert!(second.created.is_empty(), "{second:?}");
+    assert_eq!(second.existing.len(), 8);
+    assert!(second.is_complete());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn push_writes_every_account_exactly_once_and_reports_partial_failures() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(250, 6))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |cfg| cfg.write_native_icp = true);
+    c.ensure_schema().await.expect("schema");
+    let mut updates: Vec<TierUpdate> = (0..250)
+        .map(|k| {
+            update(
+                &format!("hubspot:{}", company_id(k)),
+                Tier::ALL[k as usize % 4],
+                2.5,
+            )
+        })
+        .collect();
+    updates.insert(17, update("hubspot:42", Tier::Tier1, 4.9));
+    updates.insert(18, update("salesforce:001", Tier::Tier1, 4.9));
+    let outcomes = c.push(&updates).await.expect("push");
+    assert_eq!(outcomes.len(), updates.len());
+    for (u, o) in updates.iter().zip(&outcomes) {
+        match u.id.as_str() {
+            "hubspot:42" => {
+                assert!(
+                    matches!(o, PushOutcome::Rejected { permanent: true, reason } if reason.contains("OBJECT_NOT_FOUND")),
+                    "{o:?}"
+                )
+            }
+            "salesforce:001" => assert!(matches!(o, PushOutcome::Rejected { permanent: true, .. })),
+            _ => assert_eq!(o, &PushOutcome::Written, "{}", u.id),
+        }
+    }
+    let log = emu.writes();
+    assert_eq!((log.total, log.max_per_record()), (250, 1));
+    assert_eq!(
+        emu.property(&company_id(0), "tierd_tier").as_deref(),
+        Some("tier_1")
+    );
+    assert_eq!(
+        emu.property(&company_id(0), "hs_ideal_customer_profile")
+            .as_deref(),
+        Some("tier_1")
+    );
+    assert_eq!(
+        emu.property(&company_id(3), "hs_ideal_customer_profile"),
+        None,
+        "untiered clears it"
+    );
+    assert_eq!(
+        emu.property(&company_id(1), "tierd_score").as_deref(),
+        Some("2.500")
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn locked_and_overridden_accounts_are_untouched_and_unchanged_ones_not_sent() {
+    let mut cfg = EmuConfig::new(20, 7);
+    cfg.tierd_properties = true;
+    let emu = HubSpotEmulator::start(cfg).await.expect("emulator");
+    let c = connector(&emu, |_| {});
+    let results: Vec<TierUpdate> = (0..20)
+        .map(|k| update(&format!("hubspot:{}", company_id(k)), Tier::Tier2, 3.9))
+        .collect();
+    let plan = plan_push(
+        results.clone(),
+        &HashMap::new(),
+        &HashMap::new(),
+        PlanOptions::default(),
+    );
+    assert!(plan.held.is_empty());
+    c.push(&plan.send).await.expect("first push");
+    let mut last: HashMap<String, LastPush> = plan.send.iter().map(|u| (u.id.clone(), u.into())).collect();
+
+    // People act: one locks an account, another sets a tier by hand.
+    emu.set_properties(&company_id(3), &[("tierd_tier_locked", "true")]);
+    emu.set_properties(&company_id(4), &[("tierd_tier", "tier_1")]);
+    let before = emu.writes();
+    let crm: HashMap<String, CrmTierState> = accounts(&pull(&c, None).await)
+        .into_iter()
+        .map(|a| {
+            let state = CrmTierState {
+                crm_tier: a.crm_tier.clone(),
+                locked: a.locked,
+            };
+            (a.id.clone(), state)
+        })
+        .collect();
+
+    // Same results: nothing to send. New tier for everyone: all but the two people's accounts.
+    let same = plan_push(results.clone(), &crm, &last, PlanOptions::default());
+    assert!(same.send.is_empty(), "{:?}", same.send);
+    let promoted: Vec<TierUpdate> = results
+        .iter()
+        .map(|u| TierUpdate {
+            tier: Tier::Tier1,
+            score: 4.6,
+            ..u.clone()
+        })
+        .collect();
+    let plan = plan_push(promoted, &crm, &last, PlanOptions::default());
+    assert_eq!(plan.send.len(), 18);
+    let held: HashMap<&str, &PushOutcome> = plan.held.iter().map(|(id, o)| (id.as_str(), o)).collect();
+    assert_eq!(
+        held[format!("hubspot:{}", company_id(3)).as_str()],
+        &PushOutcome::SkippedLocked
+    );
+    assert_eq!(
+        held[format!("hubspot:{}", company_id(4)).as_str()],
+        &PushOutcome::SkippedOverridden {
+            crm_tier: "tier_1".into()
+        }
+    );
+    let outcomes = c.push(&plan.send).await.expect("second push");
+    assert!(outcomes.iter().all(|o| *o == PushOutcome::Written));
+    last.extend(plan.send.iter().map(|u| (u.id.clone(), u.into())));
+    let after = emu.writes();
+    assert_eq!(after.total - before.total, 18);
+    assert_eq!(after.count(&company_id(3)), 1, "locked: only the first push");
+    assert_eq!(after.count(&company_id(4)), 1, "overridden: only the first push");
+    assert_eq!(
+        emu.property(&company_id(4), "tierd_tier").as_deref(),
+        Some("tier_1")
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_records_are_quarantined_with_their_id_and_field() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(400, 8))
+        .await
+        .expect("emulator");
+    emu.faults().set_malformed_rate(0.05);
+    let c = connector(&emu, |_| {});
+    let pages = pull(&c, None).await;
+    let quarantined: Vec<_> = pages.iter().flat_map(|p| &p.quarantined).collect();
+    assert_eq!(accounts(&pages).len() + quarantined.len(), 400);
+    assert!(!quarantined.is_empty(), "5% of 400 records spoiled");
+    let spoilable = [
+        "numberofemployees",
+        "annualrevenue",
+        "contract_renewal_date",
+        "site_visits_30d",
+        "expected_acv",
+    ];
+    for q in quarantined {
+        assert!(q.id.starts_with("hubspot:1"), "{q}");
+        assert!(spoilable.contains(&q.field.as_deref().unwrap_or_default()), "{q}");
+        assert!(q.reason.contains("is not a"), "{q}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_storms_without_retry_after_and_server_errors_are_ridden_out() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(300, 9))
+        .await
+        .expect("emulator");
+    emu.faults().set_rate_limit_storm(3);
+    let c = connector(&emu, |_| {});
+    let pages = pull(&c, None).await;
+    assert_eq!(accounts(&pages).len(), 300);
+    let stats = c.http_stats();
+    assert_eq!(stats.rate_limited, 3, "{stats:?}");
+    assert!(stats.retries >= 3 && stats.waited > Duration::ZERO, "{stats:?}");
+
+    emu.faults().reset();
+    emu.faults().set_error_rate(0.3);
+    emu.faults().set_drop_rate(0.1);
+    for _ in 0..4 {
+        let pages = pull(&c, None).await;
+        assert_eq!(accounts(&pages).len(), 300);
+    }
+    let after = c.http_stats();
+    assert!(after.server_errors + after.transport_errors > 0, "{after:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_rate_limiter_keeps_under_the_emulators_window() {
+    let mut cfg = EmuConfig::new(500, 10);
+    cfg.rate_limit = Some(20);
+    let emu = HubSpotEmulator::start(cfg).await.expect("emulator");
+    let c = connector(&emu, |cfg| cfg.rate_limit = 20);
+    let pages = pull(&c, None).await;
+    assert_eq!(accounts(&pages).len(), 500);
+    let stats = c.http_stats();
+    assert_eq!((stats.requests, stats.rate_limited), (5, 0), "{stats:?}");
+    assert!(
+        stats.waited >= Duration::from_secs(2),
+        "paced at 1.96 requests/s: {stats:?}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn deals_come_with_their_company() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(30, 11))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    let ids: Vec<String> = (0..30).map(|k| format!("hubspot:{}", company_id(k))).collect();
+    let deals = c.deals_for(&ids).await.expect("deals");
+    assert!(!deals.is_empty());
+    for d in &deals {
+        assert!(ids.contains(&d.account_id), "{d:?}");
+        assert!(d.stage.is_some() && d.created.is_some(), "{d:?}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_an_auth_error_that_does_not_show_the_token() {
+    let emu = HubSpotEmulator::start(EmuConfig::new(5, 12))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |cfg| cfg.token = Secret::new("pat-wrong-token"));
+    let err = c.pull(None).next().await.expect("one item").expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("authentication failed") && text.contains("401"),
+        "{text}"
+    );
+    assert!(!text.contains("pat-wrong-token"), "{text}");
+    emu.shutdown().await;
+}

@@ -1,0 +1,321 @@
+//! The Salesforce connector against the Salesforce emulator: OAuth and token expiry, SOQL
+//! paging and incremental pulls, Contract facts, the describe check, composite updates
+//! with per-record results, the daily API limit, and 429s with `Retry-After`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tierd_connectors::connector::{
+    AccountPage, Connector, ConnectorError, CrmAccount, PushOutcome, TierUpdate, Watermark,
+};
+use tierd_connectors::http::{RetryPolicy, Secret};
+use tierd_connectors::salesforce::{SalesforceConfig, SalesforceConnector};
+use tierd_core::Tier;
+use tierd_emulators::{SalesforceConfig as EmuConfig, SalesforceEmulator};
+use tierd_gen::{GenOptions, Generator};
+
+fn connector(emu: &SalesforceEmulator, tune: impl FnOnce(&mut SalesforceConfig)) -> SalesforceConnector {
+    let mut cfg = SalesforceConfig {
+        login_url: emu.base_url(),
+        client_id: "tierd-test".into(),
+        client_secret: Secret::new("test-secret"),
+        competitors: vec!["Hightouch".into(), "Census".into(), "RudderStack".into()],
+        api_reserve_share: 0.0,
+        retry: RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(100),
+            timeout: Duration::from_secs(10),
+            jitter_seed: 3,
+        },
+        ..SalesforceConfig::default()
+    };
+    tune(&mut cfg);
+    cfg.build().expect("valid config")
+}
+
+async fn pull(c: &dyn Connector, since: Option<Watermark>) -> Vec<AccountPage> {
+    c.pull(since)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("pull succeeds")
+}
+
+fn accounts(pages: &[AccountPage]) -> Vec<&CrmAccount> {
+    pages.iter().flat_map(|p| &p.accounts).collect()
+}
+
+fn update(id: &str, tier: Tier) -> TierUpdate {
+    TierUpdate {
+        id: id.to_string(),
+        tier,
+        score: 3.9,
+        coverage: 0.9,
+        reason: "uses Snowflake; renewal in 60 days".into(),
+        model: "default@1".into(),
+        scored_at: Watermark(1_795_000_000_000),
+    }
+}
+
+fn sf_id(a: &CrmAccount) -> &str {
+    a.id.strip_prefix("salesforce:").expect("salesforce id")
+}
+
+#[tokio::test]
+async fn full_pull_follows_next_records_url_and_reads_contract_facts() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(2_500, 21))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    let pages = pull(&c, None).await;
+    assert_eq!(pages.len(), 2, "2000 + 500");
+    let all = accounts(&pages);
+    let ids: BTreeSet<&str> = all.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!((all.len(), ids.len()), (2_500, 2_500));
+
+    // Pulled in SystemModstamp order, so match on domains (unique): every generated fact arrives.
+    let as_of = "2026-11-24".parse().expect("date");
+    let by_domain: std::collections::HashMap<&str, &CrmAccount> = all
+        .iter()
+        .map(|a| (a.domain.as_deref().unwrap_or_default(), *a))
+        .collect();
+    let mut with_contract = 0;
+    for account in Generator::new(GenOptions { seed: 21, as_of }).take(2_500) {
+        let crm = by_domain[account.domain.as_str()];
+        with_contract += usize::from(account.current_vendor.is_some());
+        for (fact, value) in account.facts() {
+            let got = crm.facts.get(fact).map(|f| &f.value);
+            assert_eq!(got, value.as_ref(), "{} {fact}", crm.id);
+        }
+    }
+    assert!(with_contract > 0);
+    let stats = c.http_stats();
+    assert!(stats.api_used > 0 && stats.api_max == 1_000_000, "{stats:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn incremental_pull_reads_only_accounts_changed_after_the_watermark() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(300, 22))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    let full = pull(&c, None).await;
+    let mark = c.watermark().expect("watermark");
+    let all = accounts(&full);
+    let changed: Vec<String> = [3usize, 150, 299]
+        .iter()
+        .map(|&i| sf_id(all[i]).to_string())
+        .collect();
+    for id in &changed {
+        emu.set_fields(id, &[("Site_Visits_30d__c", "17")]);
+    }
+    let got: BTreeSet<String> = accounts(&pull(&c, Some(mark)).await)
+        .iter()
+        .map(|a| sf_id(a).to_string())
+        .collect();
+    // Whole-second filtering may re-read records of the watermark's own second.
+    let same_second: BTreeSet<String> = all
+        .iter()
+        .filter(|a| {
+            a.updated_at
+                .is_some_and(|u| u.millis() / 1000 == mark.millis() / 1000)
+        })
+        .map(|a| sf_id(a).to_string())
+        .collect();
+    let expected: BTreeSet<String> = changed.iter().cloned().collect();
+    assert!(expected.is_subset(&got), "{got:?}");
+    assert!(
+        got.difference(&expected).all(|id| same_second.contains(id)),
+        "{got:?}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_once_and_the_call_retried() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(50, 23))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    assert_eq!(accounts(&pull(&c, None).await).len(), 50);
+    emu.expire_tokens();
+    assert_eq!(accounts(&pull(&c, None).await).len(), 50);
+    let ids: Vec<String> = accounts(&pull(&c, None).await)
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    emu.expire_tokens();
+    let outcomes = c.push(&[update(&ids[0], Tier::Tier1)]).await.expect("push");
+    assert_eq!(outcomes, [PushOutcome::Written]);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_an_auth_error_without_the_secret() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(5, 24))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |cfg| cfg.client_secret = Secret::new("not-the-secret"));
+    let err = c.pull(None).next().await.expect("item").expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("authentication failed") && text.contains("invalid_client"),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-secret"), "{text}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_tierd_fields_are_reported_by_name_before_any_push() {
+    let mut cfg = EmuConfig::new(10, 25);
+    cfg.omit_fields = vec!["Tier__c".into(), "Tier_Reason__c".into()];
+    let emu = SalesforceEmulator::start(cfg).await.expect("emulator");
+    let c = connector(&emu, |_| {});
+    let report = c.ensure_schema().await.expect("describe");
+    assert_eq!(report.missing, ["Tier__c", "Tier_Reason__c"]);
+    // Pulling still works: the query asks only for fields the org has.
+    let ids: Vec<String> = accounts(&pull(&c, None).await)
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    assert_eq!(ids.len(), 10);
+    match c.push(&[update(&ids[0], Tier::Tier2)]).await {
+        Err(ConnectorError::SchemaMissing { fields, .. }) => {
+            assert_eq!(fields, ["Tier__c", "Tier_Reason__c"])
+        }
+        other => panic!("expected SchemaMissing, got {other:?}"),
+    }
+    assert_eq!(emu.writes().total, 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn push_writes_each_account_once_and_retries_locked_rows() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(450, 26))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    assert!(c.ensure_schema().await.expect("describe").is_complete());
+    let all_pages = pull(&c, None).await;
+    let all = accounts(&all_pages);
+    emu.lock_rows_once(&[sf_id(all[5]), sf_id(all[300])]);
+    let mut updates: Vec<TierUpdate> = all.iter().map(|a| update(&a.id, Tier::Tier2)).collect();
+    updates.push(update("salesforce:001000000000000XYZ", Tier::Tier1));
+    let outcomes = c.push(&updates).await.expect("push");
+    let bad = outcomes.last().expect("outcome");
+    assert!(
+        matches!(bad, PushOutcome::Rejected { permanent: true, .. }),
+        "{bad:?}"
+    );
+    assert!(
+        outcomes[..450].iter().all(|o| *o == PushOutcome::Written),
+        "locked rows retried"
+    );
+    let log = emu.writes();
+    assert_eq!((log.total, log.max_per_record()), (450, 1));
+    assert_eq!(emu.field(sf_id(all[5]), "Tier__c").as_deref(), Some("tier_2"));
+    let locked = pull(&c, None).await;
+    assert!(accounts(&locked)
+        .iter()
+        .all(|a| a.crm_tier.as_deref() == Some("tier_2")));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_daily_limit_stops_the_push_and_defers_the_rest() {
+    let mut cfg = EmuConfig::new(600, 27);
+    cfg.daily_api_limit = 12;
+    let emu = SalesforceEmulator::start(cfg).await.expect("emulator");
+    let c = connector(&emu, |cfg| cfg.read_contracts = false);
+    let pages = pull(&c, None).await; // describe + 1 query
+    let updates: Vec<TierUpdate> = accounts(&pages)
+        .iter()
+        .map(|a| update(&a.id, Tier::Tier3))
+        .collect();
+    let used = c.http_stats().api_used;
+    assert_eq!(used, 2);
+    // Burn calls until two are left: the push gets two batches through, then meets the limit.
+    for _ in 0..8 {
+        c.ensure_schema().await.expect("describe");
+    }
+    let outcomes = c.push(&updates).await.expect("push");
+    let written = outcomes.iter().filter(|o| **o == PushOutcome::Written).count();
+    let deferred = outcomes
+        .iter()
+        .filter(|o| matches!(o, PushOutcome::Deferred { .. }))
+        .count();
+    assert_eq!((written, deferred), (400, 200));
+    assert!(outcomes
+        .iter()
+        .all(|o| o.retry_later() || *o == PushOutcome::Written));
+    assert_eq!(emu.writes().total, 400);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_api_reserve_stops_pushing_before_the_limit() {
+    let mut cfg = EmuConfig::new(600, 28);
+    cfg.daily_api_limit = 100;
+    let emu = SalesforceEmulator::start(cfg).await.expect("emulator");
+    let c = connector(&emu, |cfg| {
+        cfg.read_contracts = false;
+        cfg.api_reserve_share = 0.965;
+    });
+    let pages = pull(&c, None).await;
+    let updates: Vec<TierUpdate> = accounts(&pages)
+        .iter()
+        .map(|a| update(&a.id, Tier::Tier3))
+        .collect();
+    // The pull used 2 calls (describe, query): 98 left > 97 reserved, one batch goes, then it stops.
+    let outcomes = c.push(&updates).await.expect("push");
+    let written = outcomes.iter().filter(|o| **o == PushOutcome::Written).count();
+    assert_eq!(written, 200);
+    assert!(matches!(&outcomes[599], PushOutcome::Deferred { reason } if reason.contains("reserve")));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_honoured() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(20, 29))
+        .await
+        .expect("emulator");
+    let c = connector(&emu, |_| {});
+    emu.faults().set_rate_limit_storm(1);
+    let started = std::time::Instant::now();
+    assert_eq!(accounts(&pull(&c, None).await).len(), 20);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After: 1"
+    );
+    assert_eq!(c.http_stats().rate_limited, 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_accounts_are_quarantined_and_opportunities_read() {
+    let emu = SalesforceEmulator::start(EmuConfig::new(300, 30))
+        .await
+        .expect("emulator");
+    emu.faults().set_malformed_rate(0.05);
+    let c = connector(&emu, |_| {});
+    let pages = pull(&c, None).await;
+    let quarantined: Vec<_> = pages.iter().flat_map(|p| &p.quarantined).collect();
+    assert!(!quarantined.is_empty());
+    assert_eq!(accounts(&pages).len() + quarantined.len(), 300);
+    for q in &quarantined {
+        assert!(q.id.starts_with("salesforce:001") && q.field.is_some(), "{q}");
+    }
+    emu.faults().reset();
+    let ids: Vec<String> = accounts(&pages).iter().take(50).map(|a| a.id.clone()).collect();
+    let deals = c.deals_for(&ids).await.expect("opportunities");
+    assert!(!deals.is_empty());
+    for d in &deals {
+        assert!(ids.contains(&d.account_id) && d.closed.is_some(), "{d:?}");
+    }
+    emu.shutdown().await;
+}
