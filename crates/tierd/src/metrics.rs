@@ -7,9 +7,6 @@
 //! Connector and plugin HTTP counters are owned by their clients; `render` takes a snapshot of them
 //! in [`ExtraGauges`] so this module does not depend on the pipeline.
 
-// Until the daemon and pipeline that use it land.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -19,7 +19,6 @@ pub fn never() -> (watch::Sender<bool>, ShutdownSignal) {
 
 /// Installs SIGTERM and SIGINT handlers (on Unix; Ctrl-C elsewhere) and returns the stop channel.
 /// Keep the sender to stop programmatically too. Must be called inside a Tokio runtime.
-#[allow(dead_code)]
 pub fn install() -> std::io::Result<(watch::Sender<bool>, ShutdownSignal)> {
     let (tx, rx) = watch::channel(false);
     let signals = Signals::new()?;
@@ -37,7 +36,6 @@ pub fn install() -> std::io::Result<(watch::Sender<bool>, ShutdownSignal)> {
 }
 
 /// Waits until `signal` says stop (or its sender is gone, which also means nobody will run us).
-#[allow(dead_code)]
 pub async fn requested(signal: &mut ShutdownSignal) {
     let _ = signal.wait_for(|stop| *stop).await;
 }

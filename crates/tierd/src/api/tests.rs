@@ -1,0 +1,466 @@
+//! Admin API tests through the router itself (`tower::ServiceExt::oneshot`), over an in-memory
+//! store and a stand-in for the rest of the daemon.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+use tierd_core::tier::Tier;
+use tierd_store::{BatchCommit, RejectedPush, RunKind, RunStatus, ScoredAccount, Store};
+use tower::ServiceExt as _;
+
+use super::*;
+
+const TOKEN: &str = "test-token-4f9c2a7e1b3d5f60";
+
+struct StandIn {
+    ready: Result<(), String>,
+}
+
+impl DaemonView for StandIn {
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        let ready = self.ready.clone();
+        Box::pin(async move { ready })
+    }
+    fn plugins(&self) -> Vec<PluginInfo> {
+        Vec::new()
+    }
+    fn http_gauges(&self) -> ExtraGauges {
+        ExtraGauges {
+            connector: Some(("hubspot".into(), Default::default())),
+            plugins: Vec::new(),
+        }
+    }
+}
+
+struct Api {
+    router: Router,
+    store: Store,
+    runs: Arc<RunQueue>,
+    metrics: Arc<Metrics>,
+}
+
+async fn api(ready: Result<(), String>) -> Api {
+    let store = Store::connect("sqlite::memory:").await.expect("in-memory store");
+    let runs = Arc::new(RunQueue::default());
+    let metrics = Arc::new(Metrics::default());
+    let state = ApiState {
+        store: store.clone(),
+        view: Arc::new(StandIn { ready }),
+        metrics: metrics.clone(),
+        runs: runs.clone(),
+        instance: "test-1".into(),
+    };
+    let token = auth::Token::new(TOKEN.into()).expect("long enough");
+    Api {
+        router: router(state, token),
+        store,
+        runs,
+        metrics,
+    }
+}
+
+/// Sends a request; returns the status and the body (JSON when it parses, else a string).
+async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .expect("request");
+    let response = router.clone().oneshot(req).await.expect("infallible router");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn get_ok(router: &Router, uri: &str) -> Value {
+    let (status, body) = send(router, Method::GET, uri, Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn health_needs_no_token_and_readiness_reports_the_reason() {
+    let a = api(Ok(())).await;
+    let (status, body) = send(&a.router, Method::GET, "/healthz", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = send(&a.router, Method::GET, "/readyz", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
+
+    let down = api(Err("connector: api.hubapi.com did not answer".into())).await;
+    let (status, body) = send(&down.router, Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, json!({"error": "connector: api.hubapi.com did not answer"}));
+    // Liveness does not depend on readiness.
+    let (status, _) = send(&down.router, Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_other_route_needs_the_right_token() {
+    let a = api(Ok(())).await;
+    for uri in [
+        "/metrics",
+        "/api/v1/runs",
+        "/api/v1/runs/1",
+        "/api/v1/schedule",
+        "/api/v1/accounts/x",
+        "/api/v1/tiers",
+        "/api/v1/pending-pushes",
+        "/api/v1/plugins",
+        "/api/v1/openapi.json",
+    ] {
+        let (status, body) = send(&a.router, Method::GET, uri, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} without a token");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("Bearer")),
+            "{uri}: {body}"
+        );
+        let wrong = format!("{TOKEN}x");
+        let (status, body) = send(&a.router, Method::GET, uri, Some(&wrong), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} with a wrong token");
+        assert_eq!(body, json!({"error": "the bearer token is wrong"}));
+        let (status, _) = send(&a.router, Method::GET, uri, Some(TOKEN), None).await;
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "{uri} with the token");
+    }
+    let (status, _) = send(
+        &a.router,
+        Method::POST,
+        "/api/v1/runs",
+        None,
+        Some(json!({"kind": "full"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.runs.pop().is_none(),
+        "an unauthenticated request queued nothing"
+    );
+}
+
+#[tokio::test]
+async fn manual_runs_are_queued_on_the_leader_and_refused_on_a_standby() {
+    let a = api(Ok(())).await;
+    let (status, body) = send(
+        &a.router,
+        Method::POST,
+        "/api/v1/runs",
+        Some(TOKEN),
+        Some(json!({"kind": "full"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("standby")));
+
+    a.runs.set_leading(true);
+    let pilot = json!({"kind": "pilot", "filter": "firmographic.region=EMEA", "sample": 0.25});
+    let (status, body) = send(
+        &a.router,
+        Method::POST,
+        "/api/v1/runs",
+        Some(TOKEN),
+        Some(pilot.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"queued": pilot, "position": 1}));
+    let listed = get_ok(&a.router, "/api/v1/runs").await;
+    assert_eq!(listed["role"], "leader");
+    assert_eq!(listed["queued"], json!([pilot]));
+
+    for (bad, why) in [
+        (json!({"kind": "weekly"}), "not a run request"),
+        (json!({"kind": "full", "sample": 0.5}), "pilot runs only"),
+        (json!({"kind": "pilot", "sample": 1.5}), "not a share"),
+        (json!({"kind": "full", "extra": 1}), "not a run request"),
+    ] {
+        let (status, body) = send(
+            &a.router,
+            Method::POST,
+            "/api/v1/runs",
+            Some(TOKEN),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains(why)),
+            "{bad}: {body}"
+        );
+    }
+    let queued = a.runs.pop().expect("the pilot run");
+    assert_eq!(queued.kind, RunKind::Pilot);
+    assert_eq!(queued.sample, Some(0.25));
+    assert!(a.runs.pop().is_none(), "bad requests queued nothing");
+}
+
+#[tokio::test]
+async fn runs_show_the_store_history_and_the_next_scheduled_times() {
+    let a = api(Ok(())).await;
+    let id = a
+        .store
+        .begin_run(RunKind::Incremental, "m@1", "test-1")
+        .await
+        .expect("begin");
+    a.store
+        .finish_run(id, RunStatus::Succeeded, &json!({"accounts": 3}), None)
+        .await
+        .expect("finish");
+    a.runs.set_next(Some(NextRuns {
+        full: Some(Timestamp::from_millis(1_743_487_200_000)),
+        incremental: Some(Timestamp::from_millis(1_739_181_600_000)),
+    }));
+    let listed = get_ok(&a.router, "/api/v1/runs?limit=5").await;
+    assert_eq!(listed["role"], "standby");
+    assert_eq!(listed["runs"][0]["id"], id.0);
+    assert_eq!(listed["runs"][0]["status"], "succeeded");
+    assert_eq!(listed["runs"][0]["stats"], json!({"accounts": 3}));
+    assert_eq!(listed["next_scheduled"]["full"], "2025-04-01T06:00:00Z");
+    assert_eq!(listed["next_scheduled"]["incremental"], "2025-02-10T10:00:00Z");
+    let schedule = get_ok(&a.router, "/api/v1/schedule").await;
+    assert_eq!(schedule["next_scheduled"], listed["next_scheduled"]);
+
+    let one = get_ok(&a.router, &format!("/api/v1/runs/{id}")).await;
+    assert_eq!(one["kind"], "incremental");
+    assert_eq!(
+        one["work"],
+        json!({"queued": 0, "claimed": 0, "done": 0, "failed": 0})
+    );
+    let (status, body) = send(&a.router, Method::GET, "/api/v1/runs/999", Some(TOKEN), None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::NOT_FOUND, json!({"error": "no run 999"}))
+    );
+    let (status, _) = send(&a.router, Method::GET, "/api/v1/runs/abc", Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+fn scored(id: &str, tier: Tier, score: f64) -> ScoredAccount {
+    ScoredAccount {
+        id: id.into(),
+        name: format!("Account {id}"),
+        domain: Some(format!("{id}.example")),
+        facts: json!({"crm.industry": {"value": "Software", "source": "crm", "observed_at": 0}}),
+        facts_hash: "h".into(),
+        score,
+        coverage: 0.8,
+        potential_value: 0.0,
+        tier,
+        explanation: json!({"score": score, "contributions": [{"criterion": "industry", "points": 1.0}]}),
+        reason: "fits the ICP".into(),
+        model_version: "m@1".into(),
+        crm_tier_seen: None,
+        locked: false,
+    }
+}
+
+#[tokio::test]
+async fn accounts_and_tiers_read_the_stored_state() {
+    let a = api(Ok(())).await;
+    let run = a
+        .store
+        .begin_run(RunKind::Full, "m@1", "test-1")
+        .await
+        .expect("begin");
+    let tiers = [Tier::Tier1, Tier::Tier2, Tier::Tier1, Tier::Tier3, Tier::Tier1];
+    let batch = BatchCommit {
+        run,
+        scored: tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| scored(&format!("acc-{i}"), *t, 4.0 - i as f64 * 0.5))
+            .collect(),
+        rejected: vec![RejectedPush {
+            account: "acc-0".into(),
+            tier: Tier::Tier1,
+            score_bucket: 4.0,
+            reason: "fits the ICP".into(),
+            error: "PROPERTY_DOESNT_EXIST: tier".into(),
+            permanent: false,
+            retry_after: None,
+        }],
+        ..BatchCommit::default()
+    };
+    a.store.commit_batch(&batch).await.expect("commit");
+
+    let account = get_ok(&a.router, "/api/v1/accounts/acc-0").await;
+    assert_eq!(account["tier"], "tier_1");
+    assert_eq!(
+        account["explanation"]["contributions"][0]["criterion"],
+        "industry"
+    );
+    assert_eq!(account["facts"]["crm.industry"]["source"], "crm");
+    assert!(account["facts"]["crm.industry"]["age_seconds"]
+        .as_i64()
+        .is_some_and(|a| a > 0));
+    assert_eq!(account["tier_history"][0]["to"], "tier_1");
+    assert_eq!(
+        account["pending_push"]["last_error"],
+        "PROPERTY_DOESNT_EXIST: tier"
+    );
+    let (status, body) = send(&a.router, Method::GET, "/api/v1/accounts/nope", Some(TOKEN), None).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": "no account 'nope' in the store"})
+        )
+    );
+
+    let counts = get_ok(&a.router, "/api/v1/tiers").await;
+    assert_eq!(
+        counts["counts"],
+        json!({"tier_1": 3, "tier_2": 1, "tier_3": 1, "untiered": 0})
+    );
+    assert_eq!(counts["total"], 5);
+    let page = get_ok(&a.router, "/api/v1/tiers?tier=tier_1&limit=2").await;
+    let ids: Vec<&str> = page["accounts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["acc-0", "acc-2"]);
+    let next = page["next_after"].as_str().expect("more to come");
+    let rest = get_ok(
+        &a.router,
+        &format!("/api/v1/tiers?tier=tier_1&limit=2&after={next}"),
+    )
+    .await;
+    assert_eq!(rest["accounts"][0]["id"], "acc-4");
+    assert_eq!(rest["next_after"], Value::Null);
+    let (status, body) = send(
+        &a.router,
+        Method::GET,
+        "/api/v1/tiers?tier=gold",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("not a tier")));
+
+    let pending = get_ok(&a.router, "/api/v1/pending-pushes").await;
+    assert_eq!(pending["pending"][0]["account"], "acc-0");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let a = api(Ok(())).await;
+    a.metrics.pushes("written", 4);
+    let (status, body) = send(&a.router, Method::GET, "/metrics", Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().expect("text");
+    assert!(
+        text.contains("tierd_pushes_total{outcome=\"written\"} 4"),
+        "{text}"
+    );
+    assert!(text.contains("tierd_connector_http_rate_limited_total{connector=\"hubspot\"} 0"));
+}
+
+/// The secrets of a deployment never show in metrics, error bodies or the JSON log, even on the
+/// paths that handle them (a wrong token, a token too short, a failing store URL).
+#[tokio::test]
+async fn secrets_stay_out_of_metrics_errors_and_logs() {
+    let log = crate::logging::CapturedLog::global();
+    let api_key = "pat-na1-SECRETKEY-7e1b3d5f60aa";
+    let short = "SHORTSECRET1";
+    let a = api(Ok(())).await;
+    a.runs.set_leading(true);
+    let mut bodies = Vec::new();
+    let wrong_token = format!("{api_key}-guess");
+    for (method, uri, token, body) in [
+        (Method::GET, "/metrics", Some(TOKEN), None),
+        (Method::GET, "/metrics", Some(wrong_token.as_str()), None),
+        (
+            Method::POST,
+            "/api/v1/runs",
+            Some(TOKEN),
+            Some(json!({"kind": "full"})),
+        ),
+        (Method::GET, "/api/v1/runs", Some(TOKEN), None),
+        (Method::GET, "/api/v1/plugins", Some(TOKEN), None),
+    ] {
+        bodies.push(send(&a.router, method, uri, token, body).await.1.to_string());
+    }
+    // The token checks and the store's connect errors, as the daemon would log them.
+    std::env::set_var("TIERD_TEST_SHORT_TOKEN", short);
+    let settings = settings::ApiSettings {
+        token_env: "TIERD_TEST_SHORT_TOKEN".into(),
+        ..settings::ApiSettings::default()
+    };
+    let refused = settings.token().expect_err("too short");
+    tracing::error!(error = %refused, "admin API not started");
+    bodies.push(refused);
+    let url = format!("postgres://tierd:{api_key}@127.0.0.1:1/tierd");
+    let connect = Store::connect(&url).await.expect_err("nothing listens on port 1");
+    tracing::error!(error = %connect, "store unreachable");
+    bodies.push(format!("{connect} {connect:?}"));
+
+    let text = format!("{}\n{}", bodies.join("\n"), log.text());
+    assert!(text.contains("admin API not started"), "the log was captured");
+    for secret in [TOKEN, api_key, short] {
+        assert!(!text.contains(secret), "`{secret}` leaked into:\n{text}");
+    }
+}
+
+/// Every route the router serves is in the OpenAPI document, with its method, and every documented
+/// path answers (none falls through to the 404 fallback).
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    let source = include_str!("mod.rs");
+    let mut routes = 0;
+    for line in source
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(".route(\""))
+    {
+        let path = line.split('"').nth(1).expect("a quoted path");
+        let documented = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not in openapi.json"));
+        for method in ["get", "post"] {
+            let served = line.contains(&format!(" {method}(")) || line.contains(&format!(".{method}("));
+            assert_eq!(
+                served,
+                documented.get(method).is_some(),
+                "{method} {path}: router and openapi.json disagree"
+            );
+        }
+        routes += 1;
+    }
+    assert_eq!(
+        routes,
+        paths.len(),
+        "openapi.json documents a path the router does not serve"
+    );
+
+    let a = api(Ok(())).await;
+    for path in paths.keys() {
+        let uri = path.replace("{id}", "1");
+        let (_, body) = send(&a.router, Method::GET, &uri, Some(TOKEN), None).await;
+        assert!(
+            !body.to_string().contains("no such route"),
+            "{path} is documented but not routed"
+        );
+    }
+}
