@@ -116,10 +116,8 @@ impl Enricher {
                         continue;
                     }
                 };
-                for (name, value) in &facts {
-                    // Facts the model does not read are of no use to scoring.
-                    let Some(slot) = schema.slot(name) else { continue };
-                    match json_fact(schema.fact_type(slot), value) {
+                for (name, slot, typed) in typed_plugin_facts(schema, &facts) {
+                    match typed {
                         Ok(v) => account.facts.set(slot, v),
                         Err(e) => {
                             s.dropped += 1;
@@ -139,6 +137,26 @@ impl Enricher {
         self.runtime.block_on(self.set.shutdown());
         self.summary
     }
+}
+
+/// A plugin's facts typed by the model's schema: `(name, slot, value or why not)`. Facts the model
+/// does not read are left out (they are of no use to scoring); a plugin value replaces the
+/// account's own value for the same fact (the provider is the source of truth for what it
+/// returns). Shared by `score --enrich` and the daemon's pipeline.
+pub(crate) fn typed_plugin_facts<'a>(
+    schema: &'a FactSchema,
+    facts: &'a Map<String, Value>,
+) -> impl Iterator<
+    Item = (
+        &'a str,
+        tierd_core::model::FactSlot,
+        Result<Option<tierd_core::fact::FactValue>, String>,
+    ),
+> + 'a {
+    facts.iter().filter_map(|(name, value)| {
+        let slot = schema.slot(name)?;
+        Some((name.as_str(), slot, json_fact(schema.fact_type(slot), value)))
+    })
 }
 
 /// The facts the account already has, as plugins receive them.

@@ -10,14 +10,20 @@ use clap::{Parser, Subcommand};
 use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
+mod api;
+mod daemon;
 mod emulate;
 mod enrich;
 mod explain;
+mod logging;
 mod metrics;
+mod pipeline;
 mod plugins_cmd;
+mod schedule;
 mod score_file;
 mod settings;
 mod shutdown;
+mod sync_cmd;
 
 use settings::{LoadError, Settings};
 
@@ -95,6 +101,10 @@ enum Command {
     },
     /// Run a local HubSpot or Salesforce emulator seeded with synthetic accounts, until Ctrl-C.
     Emulate(emulate::EmulateArgs),
+    /// One pull-enrich-score-tier-push run against the configured CRM, in the foreground.
+    Sync(sync_cmd::SyncArgs),
+    /// Run the daemon: scheduled runs, the admin API, leadership among instances; until SIGTERM.
+    Run,
     /// Generate a sample, tier it, then re-tier it a month later: shows the pyramid and movements.
     Demo {
         /// How many accounts.
@@ -260,6 +270,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { accounts, dir } => demo(config, accounts, dir),
         Command::Emulate(args) => emulate::run(args),
+        Command::Sync(args) => sync_cmd::run(&args, load(config)?),
+        Command::Run => daemon::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }

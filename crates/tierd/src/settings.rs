@@ -20,7 +20,7 @@ pub const DEFAULT_MODEL: &str = include_str!("../../../config/model.toml");
 
 /// Prefix of environment overrides: `TIERD__TIERING__TIER_1=4.4`.
 const ENV_PREFIX: &str = "TIERD";
-const SECTIONS: &[&str] = &["model", "tiering", "output", "plugins"];
+const SECTIONS: &[&str] = &["model", "tiering", "output", "plugins", "store", "connector", "pipeline", "schedule", "api", "log"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +71,18 @@ pub struct Settings {
     pub output: OutputSettings,
     /// `[plugins.<name>]`: enrichment plugins, paths made relative to the config file.
     pub plugins: std::collections::BTreeMap<String, tierd_plugin_host::PluginConfig>,
+    /// `[store]`: where runs and account state are kept.
+    pub store: crate::pipeline::config::StoreSettings,
+    /// `[connector]`: the CRM; `None` when the section is absent (offline commands need none).
+    pub connector: Option<crate::pipeline::config::ConnectorSettings>,
+    /// `[pipeline]`: batch sizes and concurrency of runs.
+    pub pipeline: crate::pipeline::config::PipelineSettings,
+    /// `[schedule]`: when the daemon's leader starts runs.
+    pub schedule: crate::schedule::ScheduleSettings,
+    /// `[api]`: the admin API.
+    pub api: crate::api::settings::ApiSettings,
+    /// `[log]`: log format and filter.
+    pub log: crate::logging::LogSettings,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -139,6 +151,8 @@ impl Settings {
         let raw_policy: RawTierPolicy = section(&cfg, &mut errors, "tiering").unwrap_or_default();
         let output: OutputSettings = section(&cfg, &mut errors, "output").unwrap_or_default();
         let plugins = plugins_section(&cfg, &mut errors, base_dir.as_deref());
+        let (store, connector, pipeline) = crate::pipeline::config::read_sections(&cfg, &mut errors);
+        let (schedule, api, log) = crate::daemon::read_sections(&cfg, &mut errors);
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -170,6 +184,12 @@ impl Settings {
                 schema,
                 output,
                 plugins,
+                store,
+                connector,
+                pipeline,
+                schedule,
+                api,
+                log,
             }),
             _ => Err(invalid(errors)),
         }

@@ -1,0 +1,237 @@
+//! The `[store]`, `[connector]` and `[pipeline]` settings sections.
+//!
+//! `[connector]` is `type = "hubspot" | "salesforce" | "file"` plus that connector's own keys,
+//! handed as they are to `tierd_connectors::registry::build`, except that a key ending in `_env`
+//! names an environment variable holding the value of the key without the suffix
+//! (`token_env = "HUBSPOT_TOKEN"` sets `token`): secrets stay out of config files. Variables are
+//! read when the pipeline starts, so `tierd config validate` works without them.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `[store]`: where tierd keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` (relative to the working directory) or `postgres://...`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+fn default_store_url() -> String {
+    tierd_store::DEFAULT_URL.to_string()
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            url: default_store_url(),
+        }
+    }
+}
+
+/// `[connector]`: the CRM (or file) accounts come from and tiers go to.
+#[derive(Debug, Clone)]
+pub struct ConnectorSettings {
+    /// The registry name.
+    pub kind: String,
+    /// The rest of the table, `*_env` keys unresolved.
+    pub table: serde_json::Map<String, Value>,
+}
+
+impl ConnectorSettings {
+    /// Reads the section's table; problems as (key path, message).
+    pub fn from_table(mut table: serde_json::Map<String, Value>) -> Result<Self, (String, String)> {
+        let kind = match table.remove("type") {
+            Some(Value::String(k)) => k,
+            Some(other) => {
+                return Err((
+                    "connector.type".into(),
+                    format!("must be a string, found {other}"),
+                ));
+            }
+            None => {
+                return Err((
+                    "connector.type".into(),
+                    "missing: set type = \"hubspot\", \"salesforce\" or \"file\"".into(),
+                ));
+            }
+        };
+        let known: Vec<&str> = tierd_connectors::registry::CONNECTORS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        if !known.contains(&kind.as_str()) {
+            return Err((
+                "connector.type".into(),
+                format!("unknown connector '{kind}' (known: {})", known.join(", ")),
+            ));
+        }
+        Ok(ConnectorSettings { kind, table })
+    }
+
+    /// The connector's config with every `*_env` key replaced by its variable's value.
+    pub fn resolved(&self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Value> {
+        let mut out = serde_json::Map::new();
+        for (key, value) in &self.table {
+            match key.strip_suffix("_env") {
+                Some(target) => {
+                    let Value::String(var) = value else {
+                        anyhow::bail!("connector.{key}: must name an environment variable, found {value}");
+                    };
+                    let Some(secret) = env(var).filter(|v| !v.is_empty()) else {
+                        anyhow::bail!(
+                            "connector.{key}: the environment variable {var} is not set; export it before starting tierd"
+                        );
+                    };
+                    out.insert(target.to_string(), Value::String(secret));
+                }
+                None => {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// `[pipeline]`: how runs stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Accounts per work item (enrich, score and commit as one unit).
+    pub batch_size: usize,
+    /// Pulled pages buffered between the pull and the work queue: bounds memory.
+    pub channel_pages: usize,
+    /// Work items this instance processes at once.
+    pub workers: usize,
+    /// Tier updates per push call and per pushed-batch commit.
+    pub push_batch_size: usize,
+    /// Scores are compared rounded to this step when deciding whether to push.
+    pub score_step: f32,
+    /// A work item claimed longer than this by an instance is given to another.
+    pub stale_work_secs: u64,
+    /// Score as of this date (`YYYY-MM-DD`) instead of today: reproducible demos and tests.
+    pub as_of: Option<String>,
+    /// Movements listed in a run's report.
+    pub top_movements: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            batch_size: 500,
+            channel_pages: 4,
+            workers: 2,
+            push_batch_size: 100,
+            score_step: 0.1,
+            stale_work_secs: 300,
+            as_of: None,
+            top_movements: 20,
+        }
+    }
+}
+
+impl PipelineSettings {
+    /// Problems as (key, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (key, v) in [
+            ("batch_size", self.batch_size),
+            ("channel_pages", self.channel_pages),
+            ("workers", self.workers),
+            ("push_batch_size", self.push_batch_size),
+        ] {
+            if v == 0 {
+                out.push((format!("pipeline.{key}"), "must be at least 1".to_string()));
+            }
+        }
+        if !(self.score_step > 0.0 && self.score_step <= 5.0) {
+            out.push((
+                "pipeline.score_step".into(),
+                format!("must be within (0, 5], found {}", self.score_step),
+            ));
+        }
+        if let Some(d) = &self.as_of {
+            if d.parse::<tierd_core::Date>().is_err() {
+                out.push((
+                    "pipeline.as_of".into(),
+                    format!("'{d}' is not a date (YYYY-MM-DD)"),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Reads the three sections from the loaded configuration, recording problems with key paths.
+pub(crate) fn read_sections(
+    cfg: &config::Config,
+    errors: &mut tierd_core::ConfigErrors,
+) -> (StoreSettings, Option<ConnectorSettings>, PipelineSettings) {
+    fn get<T: serde::de::DeserializeOwned>(
+        cfg: &config::Config,
+        errors: &mut tierd_core::ConfigErrors,
+        name: &str,
+    ) -> Option<T> {
+        match cfg.get::<T>(name) {
+            Ok(v) => Some(v),
+            Err(config::ConfigError::NotFound(_)) => None,
+            Err(e) => {
+                errors.push(name, e.to_string());
+                None
+            }
+        }
+    }
+    let store: StoreSettings = get(cfg, errors, "store").unwrap_or_default();
+    let pipeline: PipelineSettings = get(cfg, errors, "pipeline").unwrap_or_default();
+    for (key, problem) in pipeline.problems() {
+        errors.push(key, problem);
+    }
+    let connector = get::<serde_json::Map<String, Value>>(cfg, errors, "connector").and_then(|table| {
+        ConnectorSettings::from_table(table)
+            .map_err(|(key, problem)| errors.push(key, problem))
+            .ok()
+    });
+    (store, connector, pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn env_keys_name_the_variable_holding_the_secret() {
+        let Value::Object(table) =
+            json!({"type": "hubspot", "base_url": "http://x", "token_env": "HS_TOKEN"})
+        else {
+            unreachable!()
+        };
+        let c = ConnectorSettings::from_table(table).expect("valid");
+        assert_eq!(c.kind, "hubspot");
+        let resolved = c
+            .resolved(|v| (v == "HS_TOKEN").then(|| "s3cret".to_string()))
+            .expect("resolved");
+        assert_eq!(resolved, json!({"base_url": "http://x", "token": "s3cret"}));
+        let err = c.resolved(|_| None).expect_err("unset").to_string();
+        assert!(err.contains("HS_TOKEN is not set"), "{err}");
+        assert!(!err.contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_connectors_and_missing_types_are_named() {
+        let Value::Object(t) = json!({"type": "pipedrive"}) else {
+            unreachable!()
+        };
+        let (key, msg) = ConnectorSettings::from_table(t).expect_err("unknown");
+        assert_eq!(key, "connector.type");
+        assert!(msg.contains("known: file, hubspot, salesforce"), "{msg}");
+        assert!(ConnectorSettings::from_table(serde_json::Map::new()).is_err());
+        let bad = PipelineSettings {
+            workers: 0,
+            ..PipelineSettings::default()
+        };
+        assert_eq!(bad.problems()[0].0, "pipeline.workers");
+    }
+}

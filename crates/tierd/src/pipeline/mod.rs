@@ -1,0 +1,511 @@
+//! One run of the daemon: pull -> enrich -> score -> commit state -> tier -> diff -> push ->
+//! commit outcome.
+//!
+//! # Streaming
+//! Pulled pages go through a bounded channel into work items of `[pipeline] batch_size`
+//! accounts. A work item is enriched (plugins, through the store-backed facts cache), scored and
+//! committed as one unit; memory follows the batches in flight, not the population. Only tiering
+//! sees every account, and only its summary (id, score, coverage, potential value, tier, pushed
+//! tier, lock), paged from the store.
+//!
+//! # Work queue
+//! Committing runs (`full`, `incremental`) put their work items in the store's work queue; every
+//! instance sharing the database (PostgreSQL) claims items with `FOR UPDATE SKIP LOCKED`, the
+//! leader included ([`Pipeline::work`] on followers). On SQLite the same code runs with one
+//! instance. Tiering starts once the run's items are all done; an item claimed by an instance that
+//! died is requeued after `stale_work_secs`. `dry_run` and `pilot` runs commit nothing, so their
+//! items are processed by the leader alone and their scores kept in memory.
+//!
+//! # Tiers in two steps
+//! A work item stores each account's *per-account* tier: thresholds, hysteresis against the
+//! previous tier (incremental runs), engagement lift and manual lock. Tiering then applies the
+//! pyramid caps population-wide, and the push stage commits the final tier with the push outcome.
+//! Consequence: an account a cap demotes is recorded in the history at its uncapped tier, then at
+//! its capped one, in the same run. Accounts an incremental run does not rescore keep their stored
+//! tier (engagement lifts expire when the account is next rescored, at the latest at the next full
+//! run).
+//!
+//! # Crash safety
+//! Each push batch commits its state and outcome in one store transaction (see `tierd-store`),
+//! so a committed push is never sent again. The one window left is a crash after the CRM accepted
+//! a batch and before the commit. It is closed on the next run by the **adoption rule**: when the
+//! account was pulled in this run, is not locked, and the CRM already holds exactly the tier tierd
+//! is about to push while tierd's record says it pushed something else (or nothing), the value is
+//! recorded as pushed without writing it again. A person's edit is still detected: a person's value
+//! differs from what tierd intends, so `plan_push` reports it as overridden; if a person happens to
+//! set exactly the tier tierd wants, adopting it changes nothing in the CRM. Reason-only or
+//! score-only updates caught in the window are written once more (the CRM's tier field is the
+//! only one the pull reads back).
+//!
+//! Runs never overlap (the store refuses a second `running` run). A run left `running` by a dead
+//! process on this host is marked interrupted when the next run starts; the next incremental run
+//! pulls from the last *successful* run's watermark, so it redoes whatever the interrupted one
+//! did not finish, and diffs against what was actually pushed.
+//!
+//! Must not: speak HTTP itself (connectors do), decide tiers (tierd-core does), or hold the whole
+//! population's facts.
+
+mod cache;
+pub mod config;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tierd_connectors::connector::Connector;
+use tierd_core::diff::Movements;
+use tierd_core::{Date, FactSchema, Model, Tier, TierPolicy};
+use tierd_plugin_host::{HostOptions, PluginInfo, PluginSet};
+use tierd_store::{RunId, RunKind, RunStatus, Store};
+
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::shutdown::ShutdownSignal;
+
+use self::cache::StoreCache;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Full, incremental, dry run (a full pull with hysteresis, nothing pushed) or pilot.
+    pub kind: RunKind,
+    /// For pilots: the candidate model and the accounts to try it on.
+    pub pilot: Option<PilotSpec>,
+}
+
+/// A pilot: a candidate model and/or a subset of accounts; nothing is pushed or stored.
+#[derive(Debug, Clone, Default)]
+pub struct PilotSpec {
+    /// A candidate model file; `None` = the live model.
+    pub model: Option<PathBuf>,
+    /// Only accounts whose fact matches: `firmographic.region=EMEA` (lists: contains).
+    pub filter: Option<String>,
+    /// Share of accounts `0..=1`, chosen deterministically by account id.
+    pub sample: Option<f64>,
+}
+
+/// One account that changed tier, for the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MovementLine {
+    /// The account id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The tier before (`None`: new).
+    pub from: Option<Tier>,
+    /// The tier now.
+    pub to: Tier,
+    /// Why, in a seller's words.
+    pub reason: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run.
+    pub run: RunId,
+    /// Its kind.
+    pub kind: RunKind,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Accounts scored in this run.
+    pub accounts: u64,
+    /// Accounts per tier after the run (for pilots: of the pilot population).
+    pub pyramid: [u64; 4],
+    /// Tier before -> after: the pushed tier for committing runs, the live tier for dry runs and
+    /// pilots.
+    pub movements: Option<Movements>,
+    /// Updates written (dry runs and pilots: that would be written).
+    pub pushed: u64,
+    /// Not sent: nothing changed since the last push.
+    pub unchanged: u64,
+    /// Not sent: locked by a person.
+    pub skipped_locked: u64,
+    /// Not sent: a person changed the tier in the CRM.
+    pub skipped_overridden: u64,
+    /// Refused by the CRM (kept in pending pushes).
+    pub rejected: u64,
+    /// Not sent this run (CRM limit or outage); retried next run.
+    pub deferred: u64,
+    /// Records that could not be read.
+    pub quarantined: u64,
+    /// Plugin results that failed; the previous facts were kept.
+    pub stale_plugin_results: u64,
+    /// The first movements with their reasons.
+    pub top_movements: Vec<MovementLine>,
+    /// Why the run failed or stopped.
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    fn new(run: RunId, kind: RunKind) -> Self {
+        RunReport {
+            run,
+            kind,
+            status: RunStatus::Running,
+            accounts: 0,
+            pyramid: [0; 4],
+            movements: None,
+            pushed: 0,
+            unchanged: 0,
+            skipped_locked: 0,
+            skipped_overridden: 0,
+            rejected: 0,
+            deferred: 0,
+            quarantined: 0,
+            stale_plugin_results: 0,
+            top_movements: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The statistics recorded with the run.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "accounts": self.accounts,
+            "pyramid": self.pyramid,
+            "pushed": self.pushed,
+            "unchanged": self.unchanged,
+            "skipped_locked": self.skipped_locked,
+            "skipped_overridden": self.skipped_overridden,
+            "rejected": self.rejected,
+            "deferred": self.deferred,
+            "quarantined": self.quarantined,
+            "stale_plugin_results": self.stale_plugin_results,
+            "movements": self.movements.as_ref().map(|m| serde_json::json!({
+                "matrix": m.matrix, "new": m.new_accounts,
+                "upgrades": m.upgrades(), "downgrades": m.downgrades(),
+            })),
+            "top_movements": self.top_movements,
+        })
+    }
+}
+
+/// Where a run is, for a progress bar.
+pub trait Progress: Send + Sync {
+    /// A stage starts (`pull`, `score`, `tier`, `push`), with its size when known.
+    fn stage(&self, name: &str, total: Option<u64>);
+    /// `n` more units of the current stage are done.
+    fn advance(&self, n: u64);
+}
+
+/// What scores and tiers a run: the live model and policy, or a pilot's candidate.
+pub(crate) struct Scorer {
+    pub(crate) model: Model,
+    pub(crate) schema: FactSchema,
+    pub(crate) policy: TierPolicy,
+    /// The policy without caps: what a work item applies per account.
+    pub(crate) per_account: TierPolicy,
+    pub(crate) as_of: Date,
+    pub(crate) reasons: (usize, usize),
+}
+
+/// The daemon's pipeline: store, connector, plugins.
+pub struct Pipeline {
+    settings: Arc<Settings>,
+    store: Store,
+    connector: Box<dyn Connector>,
+    plugins: Option<PluginSet>,
+    cache: Arc<StoreCache>,
+    metrics: Arc<Metrics>,
+    instance: String,
+    /// One run at a time in this process (the store refuses overlap across processes).
+    busy: tokio::sync::Mutex<()>,
+    /// The last connector check, for readiness probes.
+    checked: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+/// How long a readiness probe reuses the connector check.
+const READY_CACHE: Duration = Duration::from_secs(60);
+
+impl Pipeline {
+    /// Connects the store (migrating it), builds the connector from `[connector]` and starts the
+    /// plugins of `[plugins.*]`.
+    pub async fn start(
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        instance: String,
+    ) -> anyhow::Result<Pipeline> {
+        let connector_settings = settings.connector.as_ref().context(
+            "no [connector] section in the configuration: add one (type = \"hubspot\", \"salesforce\" or \"file\")",
+        )?;
+        let config = connector_settings.resolved(|var| std::env::var(var).ok())?;
+        let connector = tierd_connectors::registry::build(&connector_settings.kind, config)
+            .with_context(|| format!("cannot set up the {} connector", connector_settings.kind))?;
+        let store = Store::connect(&settings.store.url).await.with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                tierd_store::redact_url(&settings.store.url)
+            )
+        })?;
+        let cache = Arc::new(StoreCache::default());
+        let plugins = if settings.plugins.is_empty() {
+            None
+        } else {
+            let set = PluginSet::load(&settings.plugins, &HostOptions::default())
+                .await
+                .context("cannot start the enrichment plugins")?;
+            Some(set.with_cache(cache::shared(&cache)))
+        };
+        Ok(Pipeline {
+            settings,
+            store,
+            connector,
+            plugins,
+            cache,
+            metrics,
+            instance,
+            busy: tokio::sync::Mutex::new(()),
+            checked: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The running plugins.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.plugins.as_ref().map(PluginSet::plugins).unwrap_or_default()
+    }
+
+    /// The connector (its kind and HTTP counters, for metrics).
+    pub fn connector(&self) -> &dyn Connector {
+        self.connector.as_ref()
+    }
+
+    /// The plugin set, when plugins are configured (HTTP counters, for metrics).
+    pub fn plugin_set(&self) -> Option<&PluginSet> {
+        self.plugins.as_ref()
+    }
+
+    /// Store answers and the connector's CRM is reachable with tierd's fields (checked at most
+    /// once a minute: the check is API calls).
+    pub async fn ready(&self) -> Result<(), String> {
+        self.store.ping().await.map_err(|e| e.to_string())?;
+        if let Some((at, result)) = self.checked.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if at.elapsed() < READY_CACHE {
+                return result.clone();
+            }
+        }
+        let result = match self.connector.ensure_schema().await {
+            Ok(report) if report.is_complete() => Ok(()),
+            Ok(report) => Err(format!(
+                "{}: fields missing in the CRM: {}",
+                self.connector.kind(),
+                report.missing.join(", ")
+            )),
+            Err(e) => Err(format!("{}: {e}", self.connector.kind())),
+        };
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    /// The live scorer.
+    fn live_scorer(&self) -> anyhow::Result<Scorer> {
+        let as_of = match &self.settings.pipeline.as_of {
+            Some(d) => d
+                .parse()
+                .map_err(|e| anyhow::anyhow!("pipeline.as_of: '{d}' is not a date: {e}"))?,
+            None => today(),
+        };
+        let policy = self.settings.policy.clone();
+        Ok(Scorer {
+            model: self.settings.model.clone(),
+            schema: self.settings.schema.clone(),
+            per_account: TierPolicy {
+                caps: [None, None],
+                ..policy.clone()
+            },
+            policy,
+            as_of,
+            reasons: (self.settings.output.reasons_up, self.settings.output.reasons_down),
+        })
+    }
+
+    /// A pilot's scorer: the candidate model with the live policy's overrides re-slotted.
+    fn pilot_scorer(&self, spec: &PilotSpec) -> anyhow::Result<Scorer> {
+        let mut scorer = self.live_scorer()?;
+        let Some(path) = &spec.model else {
+            return Ok(scorer);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the candidate model {}", path.display()))?;
+        let model = Model::from_toml(&text, "model")
+            .map_err(|e| anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display()))?;
+        let mut schema = model.schema().clone();
+        let mut policy = scorer.policy.clone();
+        for o in &mut policy.overrides {
+            o.slot = schema
+                .require(&o.fact, tierd_core::fact::FactType::DateList)
+                .map_err(|e| anyhow::anyhow!("tiering override {}: {e}", o.fact))?;
+        }
+        scorer.per_account = TierPolicy {
+            caps: [None, None],
+            ..policy.clone()
+        };
+        scorer.model = model;
+        scorer.schema = schema;
+        scorer.policy = policy;
+        Ok(scorer)
+    }
+
+    /// Runs one whole run as the leader. A run that cannot start (another one is running) is an
+    /// `Err`; a run that starts and then fails returns its report with status `failed`.
+    pub async fn run(
+        &self,
+        request: RunRequest,
+        shutdown: ShutdownSignal,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> anyhow::Result<RunReport> {
+        let Ok(_guard) = self.busy.try_lock() else {
+            anyhow::bail!("a run is already in progress in this process; try again when it has finished");
+        };
+        self.interrupt_dead_runs().await?;
+        let scorer = match (&request.kind, &request.pilot) {
+            (RunKind::Pilot, Some(spec)) => self.pilot_scorer(spec)?,
+            _ => self.live_scorer()?,
+        };
+        let started = Instant::now();
+        let id = self
+            .store
+            .begin_run(request.kind, &scorer.model.id(), &self.instance)
+            .await
+            .context("cannot start a run")?;
+        tracing::info!(run = id.0, kind = %request.kind, "run started");
+        let mut report = RunReport::new(id, request.kind);
+        let outcome = run::execute(self, &scorer, &request, id, &mut report, shutdown, progress).await;
+        let (status, error) = match outcome {
+            Ok(run::Ending::Done) => (RunStatus::Succeeded, None),
+            Ok(run::Ending::Stopped) => (
+                RunStatus::Interrupted,
+                Some("stopped on request after the batch in flight; the next run resumes".to_string()),
+            ),
+            Err(e) => (RunStatus::Failed, Some(format!("{e:#}"))),
+        };
+        report.status = status;
+        report.error = error;
+        if let Err(e) = self
+            .store
+            .finish_run(id, status, &report.stats(), report.error.as_deref())
+            .await
+        {
+            self.metrics.error("store");
+            report.status = RunStatus::Failed;
+            let previous = report.error.take().map(|e| format!("{e}; ")).unwrap_or_default();
+            report.error = Some(format!("{previous}cannot record the end of run {id}: {e}"));
+        }
+        if matches!(request.kind, RunKind::Full | RunKind::Incremental) {
+            if let Ok(counts) = self.store.tier_counts().await {
+                self.metrics.set_tier_counts(counts);
+            }
+        }
+        self.metrics.run_finished(
+            request.kind.as_str(),
+            report.status.as_str(),
+            started.elapsed().as_secs_f64(),
+        );
+        match &report.error {
+            None => tracing::info!(run = id.0, kind = %request.kind, pushed = report.pushed, "run succeeded"),
+            Some(e) => {
+                tracing::error!(run = id.0, kind = %request.kind, status = %report.status, error = %e, "run did not succeed")
+            }
+        }
+        Ok(report)
+    }
+
+    /// Follower side: processes work items of whichever run is running, until `shutdown`.
+    pub async fn work(&self, mut shutdown: ShutdownSignal) -> anyhow::Result<()> {
+        let scorer = self.live_scorer()?;
+        let idle = Duration::from_millis(500);
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let did = match self.store.running_run().await {
+                Ok(Some(run)) if matches!(run.kind, RunKind::Full | RunKind::Incremental) => {
+                    run::consume_one(self, &scorer, run.id, run.kind).await?
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    self.metrics.error("store");
+                    tracing::warn!(error = %e, "cannot look for work; retrying");
+                    false
+                }
+            };
+            if !did {
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Stops the plugins and closes the store.
+    pub async fn shutdown(self) {
+        if let Some(set) = self.plugins {
+            set.shutdown().await;
+        }
+        self.store.close().await;
+    }
+
+    /// Marks interrupted the runs left `running` by a process of this host that is gone (same
+    /// host name, pid no longer alive), and on SQLite any left by this instance's name.
+    async fn interrupt_dead_runs(&self) -> anyhow::Result<()> {
+        let Some(running) = self.store.running_run().await? else {
+            return Ok(());
+        };
+        if owner_is_dead(&running.owner) || running.owner == self.instance {
+            self.store.interrupt_stale_runs(Some(&running.owner)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// This process's instance name: `host:pid`, so a later process can tell a dead owner.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether `owner` (`host:pid`) names a process of this host that no longer runs.
+fn owner_is_dead(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    let me = instance_name();
+    let my_host = me.rsplit_once(':').map_or("", |(h, _)| h);
+    match pid.parse::<u32>() {
+        Ok(pid) if host == my_host => {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+fn today() -> Date {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Date::from_unix_seconds(secs)
+}
+
+/// Counts per tier, best first.
+fn pyramid_of(tiers: impl Iterator<Item = Tier>) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for t in tiers {
+        out[t as usize] += 1;
+    }
+    out
+}

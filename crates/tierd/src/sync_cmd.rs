@@ -1,0 +1,207 @@
+//! `tierd sync --once`: one run in the foreground, a progress line on an interactive terminal, a
+//! summary at the end. Exit codes: 0 the run succeeded, 1 it failed or was stopped (the report
+//! says why; the next run resumes), 2 it could not start (configuration, store, another run).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use tierd_store::{RunKind, RunStatus};
+
+use crate::metrics::Metrics;
+use crate::pipeline::{PilotSpec, Pipeline, Progress, RunReport, RunRequest, instance_name};
+use crate::settings::Settings;
+
+/// `tierd sync` arguments.
+#[derive(clap::Args, Debug)]
+pub struct SyncArgs {
+    /// Run once and exit (the only mode; `tierd run` is the daemon).
+    #[arg(long)]
+    pub once: bool,
+    /// full (every account, caches refreshed, no hysteresis) or incremental (changes since the
+    /// last successful run).
+    #[arg(long, value_name = "JOB", default_value = "incremental")]
+    pub job: String,
+    /// Compute everything and report what would be pushed; push and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Pilot a candidate model file (and/or --filter/--sample) against the live tiers; nothing pushed.
+    #[arg(long, value_name = "MODEL")]
+    pub pilot: Option<Option<PathBuf>>,
+    /// Pilot only accounts whose fact matches, e.g. firmographic.region=EMEA.
+    #[arg(long, value_name = "FACT=VALUE")]
+    pub filter: Option<String>,
+    /// Pilot a deterministic share (0..1) of accounts.
+    #[arg(long, value_name = "SHARE")]
+    pub sample: Option<f64>,
+}
+
+impl SyncArgs {
+    fn request(&self) -> anyhow::Result<RunRequest> {
+        if !self.once {
+            anyhow::bail!("tierd sync runs once: pass --once (the scheduled daemon is `tierd run`)");
+        }
+        let job: RunKind = match self.job.as_str() {
+            "full" => RunKind::Full,
+            "incremental" => RunKind::Incremental,
+            other => anyhow::bail!("--job {other}: expected full or incremental"),
+        };
+        if let Some(s) = self.sample {
+            if !(0.0..=1.0).contains(&s) {
+                anyhow::bail!("--sample {s}: expected a share between 0 and 1");
+            }
+        }
+        let piloting = self.pilot.is_some() || self.filter.is_some() || self.sample.is_some();
+        if piloting && self.dry_run {
+            anyhow::bail!(
+                "--pilot and --dry-run are separate kinds of run: pick one (a pilot pushes nothing either)"
+            );
+        }
+        Ok(match (piloting, self.dry_run) {
+            (true, _) => RunRequest {
+                kind: RunKind::Pilot,
+                pilot: Some(PilotSpec {
+                    model: self.pilot.clone().flatten(),
+                    filter: self.filter.clone(),
+                    sample: self.sample,
+                }),
+            },
+            (false, true) => RunRequest {
+                kind: RunKind::DryRun,
+                pilot: None,
+            },
+            (false, false) => RunRequest {
+                kind: job,
+                pilot: None,
+            },
+        })
+    }
+}
+
+/// A `\r`-redrawn stderr line.
+struct ProgressLine {
+    stage: Mutex<(String, Option<u64>)>,
+    done: AtomicU64,
+}
+
+impl ProgressLine {
+    fn draw(&self) {
+        let (stage, total) = self.stage.lock().map(|s| s.clone()).unwrap_or_default();
+        let done = self.done.load(Ordering::Relaxed);
+        let line = match total {
+            Some(t) if t > 0 => format!("{stage}: {done}/{t} ({}%)", done * 100 / t),
+            _ => format!("{stage}: {done} accounts"),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+    }
+}
+
+impl Progress for ProgressLine {
+    fn stage(&self, name: &str, total: Option<u64>) {
+        if let Ok(mut s) = self.stage.lock() {
+            *s = (name.to_string(), total);
+        }
+        self.done.store(0, Ordering::Relaxed);
+        self.draw();
+    }
+
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+        self.draw();
+    }
+}
+
+/// Runs `tierd sync --once`.
+pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
+    let request = args.request()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (_stop, signal) = crate::shutdown::install().context("cannot install the signal handlers")?;
+        let pipeline =
+            Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), instance_name()).await?;
+        let interactive = std::io::stderr().is_terminal();
+        let progress: Option<Arc<dyn Progress>> = interactive.then(|| {
+            Arc::new(ProgressLine {
+                stage: Mutex::new((String::new(), None)),
+                done: AtomicU64::new(0),
+            }) as Arc<dyn Progress>
+        });
+        let report = pipeline.run(request, signal, progress).await;
+        if interactive {
+            eprintln!();
+        }
+        pipeline.shutdown().await;
+        let report = report?;
+        print_report(&mut std::io::stdout().lock(), &report)?;
+        Ok(match report.status {
+            RunStatus::Succeeded => ExitCode::SUCCESS,
+            _ => ExitCode::from(1),
+        })
+    })
+}
+
+/// The run's summary for people.
+pub fn print_report(out: &mut impl std::io::Write, r: &RunReport) -> std::io::Result<()> {
+    writeln!(out, "Run {} ({}): {}", r.run, r.kind, r.status)?;
+    writeln!(
+        out,
+        "  {} accounts scored; pyramid: tier_1 {}, tier_2 {}, tier_3 {}, untiered {}",
+        r.accounts, r.pyramid[0], r.pyramid[1], r.pyramid[2], r.pyramid[3]
+    )?;
+    let verb = match r.kind {
+        RunKind::DryRun | RunKind::Pilot => "would push",
+        _ => "pushed",
+    };
+    writeln!(
+        out,
+        "  {verb} {}, unchanged {}, skipped locked {}, skipped (changed by a person) {}, rejected {}, deferred {}",
+        r.pushed, r.unchanged, r.skipped_locked, r.skipped_overridden, r.rejected, r.deferred
+    )?;
+    if r.quarantined > 0 || r.stale_plugin_results > 0 {
+        writeln!(
+            out,
+            "  {} records quarantined, {} plugin results failed (previous facts kept)",
+            r.quarantined, r.stale_plugin_results
+        )?;
+    }
+    if let Some(m) = &r.movements {
+        writeln!(
+            out,
+            "  movements: {} up, {} down, {} unchanged, new {:?}",
+            m.upgrades(),
+            m.downgrades(),
+            m.unchanged(),
+            m.new_accounts
+        )?;
+        writeln!(out, "  from \\ to   tier_1  tier_2  tier_3  untiered")?;
+        for (i, row) in m.matrix.iter().enumerate() {
+            let name = tierd_core::Tier::ALL[i].as_str();
+            writeln!(
+                out,
+                "  {name:<10} {:>7} {:>7} {:>7} {:>9}",
+                row[0], row[1], row[2], row[3]
+            )?;
+        }
+    }
+    for line in &r.top_movements {
+        let from = line.from.map_or("new", |t| t.as_str());
+        writeln!(
+            out,
+            "  {} {}: {from} -> {}: {}",
+            line.id, line.name, line.to, line.reason
+        )?;
+    }
+    if let Some(e) = &r.error {
+        writeln!(out, "  error: {e}")?;
+    }
+    Ok(())
+}
