@@ -400,3 +400,82 @@ impl DaemonView for Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_file(path: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+    }
+
+    /// `config/tierd.production.toml` passes `tierd config validate`, and its connector section
+    /// builds a HubSpot connector once the secrets it names are in the environment.
+    #[test]
+    fn the_production_config_is_valid() {
+        let path = repo_file("config/tierd.production.toml");
+        let settings = match Settings::load(Some(&path)) {
+            Ok(s) => s,
+            Err(crate::settings::LoadError::Invalid(origin, errors)) => panic!("{origin}:\n{errors}"),
+            Err(crate::settings::LoadError::Io(e)) => panic!("{e:#}"),
+        };
+        assert!(settings.store.url.starts_with("postgres://"));
+        assert_eq!(settings.log.format, crate::logging::LogFormat::Json);
+        assert_eq!(settings.schedule, ScheduleSettings::default());
+        assert_eq!(settings.api.token_env, "TIERD_API_TOKEN");
+        assert_eq!(settings.plugins.len(), 3);
+        let connector = settings.connector.as_ref().expect("[connector]");
+        let env = |var: &str| (var == "HUBSPOT_TOKEN").then(|| "pat-dummy-token".to_string());
+        let config = connector.resolved(env).expect("HUBSPOT_TOKEN is the only secret");
+        tierd_connectors::registry::build(&connector.kind, config).expect("the hubspot keys are known");
+    }
+
+    #[test]
+    fn the_systemd_unit_stops_gracefully_and_is_hardened() {
+        let unit = std::fs::read_to_string(repo_file("config/tierd.service")).expect("config/tierd.service");
+        for line in [
+            "Type=simple",
+            "ExecStart=/usr/local/bin/tierd run --config /etc/tierd/tierd.toml",
+            "Restart=on-failure",
+            "EnvironmentFile=/etc/tierd/tierd.env",
+            "KillSignal=SIGTERM",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/tierd",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "missing `{line}`");
+        }
+        let stop: u64 = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+            .and_then(|v| v.parse().ok())
+            .expect("TimeoutStopSec in seconds");
+        assert!(
+            stop > SHUTDOWN_GRACE.as_secs(),
+            "systemd must wait longer than tierd's own grace"
+        );
+    }
+
+    #[test]
+    fn manual_pilot_requests_carry_their_spec() {
+        let manual = ManualRun {
+            kind: RunKind::Pilot,
+            model: None,
+            filter: Some("firmographic.region=EMEA".into()),
+            sample: Some(0.5),
+        };
+        let request = manual_request(&manual);
+        let pilot = request.pilot.expect("a pilot spec");
+        assert_eq!(pilot.filter.as_deref(), Some("firmographic.region=EMEA"));
+        assert_eq!(pilot.sample, Some(0.5));
+        let full = manual_request(&ManualRun {
+            kind: RunKind::Full,
+            model: None,
+            filter: None,
+            sample: None,
+        });
+        assert!(full.pilot.is_none());
+    }
+}
