@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use tierd_core::Tier;
+use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
 use crate::row::{json_col, parse_col, placeholders, StoreRow, WritePool};
@@ -43,6 +43,25 @@ pub struct ScoredAccount {
     pub crm_tier_seen: Option<Tier>,
     /// Whether a person locked the tier in the CRM.
     pub locked: bool,
+}
+
+/// An engagement override that lifts an account one tier until a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Engagement {
+    /// The last day the lift holds.
+    pub until: Date,
+    /// Which override (its index in the tiering policy).
+    pub by: u16,
+}
+
+/// An account rescored by a run, before tiering: see [`Store::commit_scores`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rescored {
+    /// Its new state; `tier` is its *base* tier (thresholds, hysteresis, lock), before the
+    /// engagement lift and the pyramid caps.
+    pub account: ScoredAccount,
+    /// The engagement override lifting it, and until when.
+    pub engagement: Option<Engagement>,
 }
 
 /// A record the CRM accepted.
@@ -143,6 +162,13 @@ pub struct AccountState {
     pub locked: bool,
     /// The run that last wrote it.
     pub updated_run: Option<RunId>,
+    /// Its tier before the engagement lift and the pyramid caps, as of its last scoring (the
+    /// tier itself for accounts stored by [`Store::commit_batch`] alone).
+    pub base_tier: Tier,
+    /// The engagement override lifting it, as of its last scoring.
+    pub engagement: Option<Engagement>,
+    /// False while it was scored ([`Store::commit_scores`]) but never tiered.
+    pub tiered: bool,
 }
 
 /// The few columns tiering needs of every account (see [`Store::account_summaries`]).
@@ -162,6 +188,12 @@ pub struct AccountSummary {
     pub pushed_tier: Option<Tier>,
     /// Whether the tier is locked.
     pub locked: bool,
+    /// Its tier before the engagement lift and the pyramid caps (see [`AccountState::base_tier`]).
+    pub base_tier: Tier,
+    /// The engagement override lifting it, as of its last scoring.
+    pub engagement: Option<Engagement>,
+    /// False while it was scored but never tiered.
+    pub tiered: bool,
 }
 
 /// One change of an account's tier.
@@ -232,28 +264,66 @@ const REJECTION_PARAMS: usize = 7;
 /// Rows per statement: about 1,200 bind parameters, well below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 100;
 
+/// Leaves the tiering basis (`base_tier`, `engaged_*`) as [`Store::commit_scores`] set it.
 fn upsert_accounts_sql(rows: usize) -> String {
     format!(
         "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
-            model_version, crm_tier_seen, locked, scored_at, updated_run)
+            model_version, crm_tier_seen, locked, scored_at, updated_run, tiered)
         VALUES {}
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
             facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
             potential_value = excluded.potential_value, tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
             scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
-            updated_run = excluded.updated_run",
-        tuples(3, rows, ACCOUNT_PARAMS, ", $1, $2")
+            updated_run = excluded.updated_run, tiered = TRUE",
+        tuples(3, rows, ACCOUNT_PARAMS, ", $1, $2, TRUE")
     )
 }
 
-/// Runs before the upsert, so it still sees the previous tier; skips accounts whose tier is the same.
+/// Columns bound per account in [`upsert_scores_sql`].
+const SCORES_PARAMS: usize = ACCOUNT_PARAMS + 2;
+
+/// A rescored account's state without its tier: an existing account keeps the tier it has until
+/// tiering commits one; a new one is stored with its base tier, not yet `tiered`.
+fn upsert_scores_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
+            model_version, crm_tier_seen, locked, engaged_until, engaged_by, scored_at, updated_run, base_tier, tiered)
+        VALUES {}
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
+            facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
+            potential_value = excluded.potential_value, explanation = excluded.explanation, model_version = excluded.model_version,
+            scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
+            updated_run = excluded.updated_run, base_tier = excluded.base_tier,
+            engaged_until = excluded.engaged_until, engaged_by = excluded.engaged_by",
+        scores_tuples(rows)
+    )
+}
+
+/// `(fields..., $1, $2, <tier again>, FALSE)`: the base tier is bound once, as `tier`, and copied.
+fn scores_tuples(rows: usize) -> String {
+    let mut out = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        let first = 3 + r * SCORES_PARAMS;
+        let tier = first + 8;
+        out.push('(');
+        out.push_str(&placeholders(first, SCORES_PARAMS));
+        out.push_str(&format!(", $1, $2, ${tier}, FALSE)"));
+    }
+    out
+}
+
+/// Runs before the upsert, so it still sees the previous tier; skips accounts whose tier is the
+/// same, unless they were never tiered (then the change is from nothing).
 fn record_tier_changes_sql(rows: usize) -> String {
     format!(
         "INSERT INTO tier_history (account, run, at, from_tier, to_tier, score, reason, model_version)
-        SELECT v.column1, $2, $1, a.tier, v.column2, v.column3, v.column4, v.column5
+        SELECT v.column1, $2, $1, CASE WHEN a.tiered THEN a.tier END, v.column2, v.column3, v.column4, v.column5
         FROM (VALUES {}) AS v
         LEFT JOIN accounts a ON a.id = v.column1
-        WHERE a.tier IS NULL OR a.tier <> v.column2",
+        WHERE a.tier IS NULL OR a.tier <> v.column2 OR NOT a.tiered",
         tuples(3, rows, HISTORY_PARAMS, "")
     )
 }
@@ -315,8 +385,31 @@ fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation, model_version,
-    scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run";
+const ACCOUNT_COLUMNS: &str =
+    "id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation, model_version,
+    scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run,
+    COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered";
+
+/// The tiering basis columns of a row (selected as in [`ACCOUNT_COLUMNS`]).
+fn basis_from_row(row: &impl StoreRow, id: &str) -> Result<(Tier, Option<Engagement>, bool), StoreError> {
+    let decode = query_error("read an account's tiering basis", "accounts");
+    let base_tier = parse_col(
+        &row.text("base_tier").map_err(decode)?,
+        "accounts",
+        "base_tier",
+        id,
+    )?;
+    let until = row.opt_text("engaged_until").map_err(decode)?;
+    let by = row.opt_int("engaged_by").map_err(decode)?;
+    let engagement = match (until, by) {
+        (Some(until), Some(by)) => Some(Engagement {
+            until: parse_col(&until, "accounts", "engaged_until", id)?,
+            by: u16::try_from(by).unwrap_or(u16::MAX),
+        }),
+        _ => None,
+    };
+    Ok((base_tier, engagement, row.flag("tiered").map_err(decode)?))
+}
 
 /// Bind parameters per `IN (...)` chunk: far below both backends' limits.
 const IN_CHUNK: usize = 500;
@@ -341,7 +434,11 @@ fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
     let decode = query_error("read account state", "accounts");
     let id = row.text("id").map_err(decode)?;
     let crm_tier_seen = row.opt_text("crm_tier_seen").map_err(decode)?;
+    let (base_tier, engagement, tiered) = basis_from_row(row, &id)?;
     Ok(AccountState {
+        base_tier,
+        engagement,
+        tiered,
         name: row.text("name").map_err(decode)?,
         domain: row.opt_text("domain").map_err(decode)?,
         facts: json_col(&row.text("facts").map_err(decode)?, "accounts", "facts", &id)?,
@@ -372,7 +469,11 @@ fn summary_from_row(row: &impl StoreRow) -> Result<AccountSummary, StoreError> {
     let decode = query_error("read account scores", "accounts");
     let id = row.text("id").map_err(decode)?;
     let pushed_tier = row.opt_text("pushed_tier").map_err(decode)?;
+    let (base_tier, engagement, tiered) = basis_from_row(row, &id)?;
     Ok(AccountSummary {
+        base_tier,
+        engagement,
+        tiered,
         score: row.real("score").map_err(decode)?,
         coverage: row.real("coverage").map_err(decode)?,
         potential_value: row.real("potential_value").map_err(decode)?,
@@ -565,6 +666,46 @@ impl Store {
         }
     }
 
+    /// Stores the new state of rescored accounts, in one transaction, without deciding their
+    /// tiers: an existing account keeps its tier (and history) until tiering commits its final
+    /// tier with [`Store::commit_batch`], which records one history row per real change; a new
+    /// account is stored with its base tier and marked not yet tiered, so that commit records its
+    /// first tier as a change from nothing. Each account's tiering basis (base tier, engagement)
+    /// is kept so later runs re-tier it without rescoring it.
+    pub async fn commit_scores(&self, run: RunId, accounts: &[Rescored]) -> Result<(), StoreError> {
+        let now = Timestamp::now().millis();
+        let accounts = last_per_key(accounts, |r| &r.account.id);
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query_error("begin a scores commit", "accounts"))?;
+            for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
+                let sql = upsert_scores_sql(chunk.len());
+                let mut upsert = sqlx::query(&sql).bind(now).bind(run.0);
+                for r in chunk {
+                    let a = &r.account;
+                    upsert = upsert
+                        .bind(&a.id)
+                        .bind(&a.name)
+                        .bind(a.domain.as_deref())
+                        .bind(a.facts.to_string())
+                        .bind(&a.facts_hash)
+                        .bind(a.score)
+                        .bind(a.coverage)
+                        .bind(a.potential_value)
+                        .bind(a.tier.as_str())
+                        .bind(a.explanation.to_string())
+                        .bind(&a.model_version)
+                        .bind(a.crm_tier_seen.map(Tier::as_str))
+                        .bind(a.locked)
+                        .bind(r.engagement.map(|e| e.until.to_string()))
+                        .bind(r.engagement.map(|e| i64::from(e.by)));
+                }
+                upsert.execute(&mut *tx).await.map_err(query_error("store rescored accounts", "accounts"))?;
+            }
+            tx.commit().await.map_err(query_error("commit rescored accounts", "accounts"))?;
+        });
+        Ok(())
+    }
+
     /// An account's latest state.
     pub async fn account(&self, id: &str) -> Result<Option<AccountState>, StoreError> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
@@ -609,7 +750,8 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AccountSummary>, StoreError> {
-        let sql = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked FROM accounts
+        let sql = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
+                       COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
                    WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2";
         let page = with_pool!(self, pool => sqlx::query(sql)
             .bind(after)

@@ -67,8 +67,8 @@ use sqlx::sqlite::{
 use sqlx::Connection;
 
 pub use accounts::{
-    AccountState, AccountSummary, BatchCommit, Checkpoint, PendingPush, PushRecord, PushedState,
-    RejectedPush, ScoredAccount, TierChange,
+    AccountState, AccountSummary, BatchCommit, Checkpoint, Engagement, PendingPush, PushRecord, PushedState,
+    RejectedPush, Rescored, ScoredAccount, TierChange,
 };
 pub use cache::CachedFacts;
 pub use cluster::{LeaderGuard, WorkItem, WorkItemId, WorkProgress};

@@ -19,12 +19,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tier_basis",
+        sqlite: include_str!("../migrations/sqlite/0002_tier_basis.sql"),
+        postgres: include_str!("../migrations/postgres/0002_tier_basis.sql"),
+    },
+];
 
 /// The schema version this build creates and understands.
 pub(crate) fn latest_version() -> i64 {

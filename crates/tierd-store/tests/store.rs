@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use tierd_core::{Date, Tier};
 use tierd_store::{
-    BatchCommit, CachedFacts, NewSignal, PushRecord, RejectedPush, RunId, RunKind, RunStatus, ScoredAccount,
-    StoreError, Timestamp,
+    BatchCommit, CachedFacts, Engagement, NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind,
+    RunStatus, ScoredAccount, StoreError, Timestamp,
 };
 
 use common::TestDb;
@@ -64,11 +64,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 1);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 2);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 1);
+        assert_eq!(again.schema_version().await.expect("schema version"), 2);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -76,7 +76,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 1 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 2 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
@@ -610,6 +610,86 @@ async fn tier_history_records_each_change(db: TestDb) {
     assert_eq!(db.store.tier_counts().await.expect("counts"), [1, 0, 0, 1]);
 }
 on_both_backends!(tier_history_records_each_change);
+
+async fn rescored_accounts_keep_their_tier_until_tiering_commits_one(db: TestDb) {
+    let run = started_run(&db).await;
+    let engaged = Engagement {
+        until: Date::from_ymd(2026, 12, 1).expect("date"),
+        by: 0,
+    };
+    let rescored = |id: &str, score: f64, base: Tier, engagement| Rescored {
+        account: scored(id, score, base),
+        engagement,
+    };
+    // A new account: stored with its base tier, not yet tiered, no history.
+    db.store
+        .commit_scores(run, &[rescored("a", 4.6, Tier::Tier1, Some(engaged))])
+        .await
+        .expect("scores");
+    let a = db.store.account("a").await.expect("read").expect("stored");
+    assert_eq!(
+        (a.tier, a.base_tier, a.tiered, a.engagement),
+        (Tier::Tier1, Tier::Tier1, false, Some(engaged))
+    );
+    assert!(db.store.tier_history("a", 10).await.expect("history").is_empty());
+    let page = db.store.account_summaries(None, 10).await.expect("summaries");
+    assert_eq!(
+        (page[0].base_tier, page[0].tiered, page[0].engagement),
+        (Tier::Tier1, false, Some(engaged))
+    );
+
+    // Tiering caps it: one history row, from nothing to the final tier, with the final reason.
+    let mut capped = scored("a", 4.6, Tier::Tier2);
+    capped.reason = "pyramid cap: tier_1 is full".into();
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![capped],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("final tier");
+    let history = db.store.tier_history("a", 10).await.expect("history");
+    let moves: Vec<(Option<Tier>, Tier, &str)> = history
+        .iter()
+        .map(|c| (c.from, c.to, c.reason.as_str()))
+        .collect();
+    assert_eq!(moves, vec![(None, Tier::Tier2, "pyramid cap: tier_1 is full")]);
+    let a = db.store.account("a").await.expect("read").expect("stored");
+    assert_eq!(
+        (a.tier, a.base_tier, a.tiered),
+        (Tier::Tier2, Tier::Tier1, true),
+        "the basis is kept"
+    );
+
+    // Rescored again: the stored tier stays until tiering decides; the basis follows the scores.
+    db.store
+        .commit_scores(run, &[rescored("a", 3.1, Tier::Tier3, None)])
+        .await
+        .expect("scores");
+    let a = db.store.account("a").await.expect("read").expect("stored");
+    assert_eq!(
+        (a.tier, a.base_tier, a.engagement, a.score),
+        (Tier::Tier2, Tier::Tier3, None, 3.1)
+    );
+    assert_eq!(db.store.tier_history("a", 10).await.expect("history").len(), 1);
+
+    // Accounts stored by commit_batch alone read their tier as their base tier.
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("b", 1.0, Tier::Untiered)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("b");
+    let b = db.store.account("b").await.expect("read").expect("stored");
+    assert_eq!(
+        (b.base_tier, b.tiered, b.engagement),
+        (Tier::Untiered, true, None)
+    );
+}
+on_both_backends!(rescored_accounts_keep_their_tier_until_tiering_commits_one);
 
 async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
     let run = started_run(&db).await;
