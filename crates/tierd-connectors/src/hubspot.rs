@@ -861,6 +861,78 @@ mod tests {
         );
     }
 
+    /// A HubSpot stand-in that refuses a whole batch (400) when it holds company 13.
+    async fn refusing_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/crm/v3/objects/companies/batch/update",
+            axum::routing::post(move |axum::Json(body): axum::Json<Json>| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+                    if inputs.iter().any(|i| i["id"] == "13") {
+                        let error = json!({"status": "error", "category": "VALIDATION_ERROR",
+                            "message": "Property values were not valid"});
+                        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error));
+                    }
+                    let results: Vec<Json> = inputs
+                        .iter()
+                        .map(|i| json!({"id": i["id"], "properties": {}}))
+                        .collect();
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"status": "COMPLETE", "results": results})),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), calls)
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_whole_is_split_until_the_bad_record_stands_alone() {
+        let (url, calls) = refusing_server().await;
+        let c = HubSpotConfig {
+            base_url: url,
+            token: Secret::new("t"),
+            rate_limit: 0,
+            ..HubSpotConfig::default()
+        }
+        .build()
+        .expect("config");
+        let updates: Vec<TierUpdate> = (10..18)
+            .map(|n| TierUpdate {
+                id: format!("hubspot:{n}"),
+                tier: tierd_core::Tier::Tier2,
+                score: 3.9,
+                coverage: 1.0,
+                reason: "fit".into(),
+                model: "m@1".into(),
+                scored_at: Watermark(0),
+            })
+            .collect();
+        let outcomes = c.push(&updates).await.expect("push");
+        for (u, o) in updates.iter().zip(&outcomes) {
+            if u.id == "hubspot:13" {
+                assert!(
+                    matches!(o, PushOutcome::Rejected { permanent: true, .. }),
+                    "{o:?}"
+                );
+            } else {
+                assert_eq!(o, &PushOutcome::Written, "{}", u.id);
+            }
+        }
+        // 8 -> 4 + 4 -> 2 + 2 -> 1 + 1: the bad record costs log2(8) extra rounds, not 8 calls.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 7);
+    }
+
     #[test]
     fn the_token_does_not_show_in_debug_output() {
         let cfg = HubSpotConfig {
