@@ -323,7 +323,8 @@ impl fmt::Debug for HttpRequest {
 pub struct HttpResponse {
     /// HTTP status, or 0 when there was no response.
     pub status: u16,
-    /// Response headers, names lower-cased.
+    /// Response headers, names lower-cased; a header sent more than once (`set-cookie`) has its
+    /// values joined by newlines.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Response body (lossy UTF-8).

@@ -291,19 +291,26 @@ impl HttpCapability {
     }
 }
 
+/// Response headers for plugins: a header sent more than once (`set-cookie`) keeps every value,
+/// one per line, so cookie and header fingerprints see them all.
+fn header_map(headers: &reqwest::header::HeaderMap) -> std::collections::BTreeMap<String, String> {
+    let mut map: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (k, v) in headers {
+        let value = String::from_utf8_lossy(v.as_bytes());
+        map.entry(k.as_str().to_owned())
+            .and_modify(|all| {
+                all.push('\n');
+                all.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    map
+}
+
 async fn send(builder: reqwest::RequestBuilder) -> Result<HttpResponse, reqwest::Error> {
     let mut response = builder.send().await?;
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_map(response.headers());
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -340,6 +347,19 @@ fn host_allowed(host: &str, patterns: &[String], batch_domains: &[String]) -> bo
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn repeated_headers_keep_every_value() {
+        use reqwest::header::{HeaderMap, HeaderValue, SET_COOKIE};
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("_ga=1"));
+        h.append(SET_COOKIE, HeaderValue::from_static("hubspotutk=2"));
+        h.append("server", HeaderValue::from_static("cloudflare"));
+        let map = header_map(&h);
+        assert_eq!(map["set-cookie"], "_ga=1\nhubspotutk=2");
+        assert_eq!(map["server"], "cloudflare");
+    }
+
     use super::*;
 
     #[test]

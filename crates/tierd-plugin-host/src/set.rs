@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -171,7 +172,24 @@ impl PluginSet {
     ) -> (PluginSet, Vec<HostError>) {
         let mut plugins = Vec::new();
         let mut errors = Vec::new();
+        // A library's provider is a single instance per process, so a second in-process plugin
+        // over the same file would re-initialise the first one's provider under its feet.
+        let mut in_process: BTreeMap<PathBuf, &str> = BTreeMap::new();
         for (name, cfg) in configs {
+            if let (Mode::InProcess, Some(path)) = (cfg.mode, &cfg.path) {
+                let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+                if let Some(first) = in_process.insert(key, name) {
+                    errors.push(HostError::Config {
+                        plugin: name.clone(),
+                        message: format!(
+                            "{} is already loaded in process by plugin {first}; a library runs once per \
+                             process in in_process mode, so run this one with mode = \"isolated\"",
+                            path.display()
+                        ),
+                    });
+                    continue;
+                }
+            }
             match start_one(name, cfg, options).await {
                 Ok(p) => plugins.push(Arc::new(p)),
                 Err(e) => {

@@ -445,3 +445,29 @@ async fn accounts_sharing_a_domain_are_asked_once_and_answered_alike() {
     assert_eq!(facts(&out[1].results[0].outcome)["test.seen"], 1);
     set.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_library_is_loaded_in_process_by_one_plugin_only() {
+    // A path that loads nothing, so this test never shares a provider with the other tests.
+    let library = std::env::temp_dir().join("tierd-no-such-plugin.so");
+    let configs = BTreeMap::from([
+        (
+            "first".to_owned(),
+            PluginConfig::library(&library, Mode::InProcess),
+        ),
+        (
+            "second".to_owned(),
+            PluginConfig::library(&library, Mode::InProcess),
+        ),
+    ]);
+    let (set, errors) = PluginSet::start(&configs, &options()).await;
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("cannot load plugin library"), "{errors:?}");
+    assert!(errors[1].starts_with("plugin second: "), "{errors:?}");
+    assert!(
+        errors[1].contains("already loaded in process by plugin first"),
+        "{errors:?}"
+    );
+    set.shutdown().await;
+}
