@@ -3,7 +3,8 @@
 //!
 //! Row `k` of a table has an 18-character Id: the object's key prefix (`001`, `800`,
 //! `006`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
-//! case, which is also ASCII order, so Ids sort like rows), and the suffix `AAA`.
+//! case, which is also ASCII order, so Ids sort like rows), and Salesforce's 3-character
+//! case-checksum suffix, which makes the 18-character form safe to compare without case.
 
 use std::collections::HashMap;
 
@@ -350,20 +351,64 @@ pub(crate) fn record_id(prefix: &str, k: u64) -> String {
         *d = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    format!("{prefix}{}AAA", String::from_utf8_lossy(&digits))
+    let id15 = format!("{prefix}{}", String::from_utf8_lossy(&digits));
+    let suffix = case_suffix(&id15);
+    id15 + &suffix
+}
+
+const SUFFIX_CHARS: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+
+/// Salesforce's suffix of a 15-character Id: per 5-character chunk, bit i set when character i
+/// is an upper-case letter, written as one of `A-Z0-5`.
+fn case_suffix(id15: &str) -> String {
+    id15.as_bytes()
+        .chunks(5)
+        .map(|chunk| {
+            let bits = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_ascii_uppercase())
+                .fold(0usize, |acc, (i, _)| acc | (1 << i));
+            SUFFIX_CHARS[bits] as char
+        })
+        .collect()
+}
+
+/// The case-sensitive 15-character Id an 18-character one stands for, whatever case it was
+/// written in (as Salesforce resolves it), or `None` when the suffix is not its checksum.
+fn restore_case(id18: &str) -> Option<String> {
+    let (body, suffix) = id18.split_at(15);
+    let mut out = Vec::with_capacity(15);
+    for (chunk, s) in body.as_bytes().chunks(5).zip(suffix.bytes()) {
+        let bits = SUFFIX_CHARS.iter().position(|&c| c == s.to_ascii_uppercase())?;
+        for (i, c) in chunk.iter().enumerate() {
+            out.push(match bits & (1 << i) != 0 {
+                true => c.to_ascii_uppercase(),
+                false => c.to_ascii_lowercase(),
+            });
+        }
+    }
+    let id15 = String::from_utf8(out).ok()?;
+    // A suffix that marks a digit as upper case is no checksum of any Id.
+    (case_suffix(&id15) == suffix.to_ascii_uppercase()).then_some(id15)
 }
 
 /// The row of an Id, when it has this table's shape (15- or 18-character Ids both work).
 pub(crate) fn row_of(prefix: &str, id: &str) -> Option<u64> {
-    if !(id.len() == 15 || id.len() == 18) || !id.starts_with(prefix) {
+    let id15 = match id.len() {
+        15 => id.to_string(),
+        18 => restore_case(id)?,
+        _ => return None,
+    };
+    if !id15.starts_with(prefix) {
         return None;
     }
     let mut k: u64 = 0;
-    for b in id[3..15].bytes() {
+    for b in id15[3..15].bytes() {
         let d = BASE62.iter().position(|&c| c == b)? as u64;
         k = k.checked_mul(62)?.checked_add(d)?;
     }
-    (id.len() == 15 || &id[15..] == "AAA").then_some(k)
+    Some(k)
 }
 
 /// Whether `id` is shaped like a Salesforce Id at all.
@@ -691,6 +736,13 @@ mod tests {
         assert_eq!(row_of("001", &ids[4]), Some(99_999));
         assert_eq!(row_of("001", &ids[4][..15]), Some(99_999));
         assert_eq!(row_of("006", &ids[4]), None);
+        // Rows whose Ids differ only in case have different 18-character forms, and an
+        // 18-character Id written in another case still finds its own row.
+        let (upper, lower) = (record_id("001", 11), record_id("001", 37));
+        assert_eq!(upper[..15].to_lowercase(), lower[..15].to_lowercase());
+        assert_ne!(upper.to_lowercase(), lower.to_lowercase());
+        assert_eq!(row_of("001", &lower.to_uppercase()), Some(37));
+        assert_eq!(row_of("001", &upper.to_lowercase()), Some(11));
     }
 
     #[test]
