@@ -284,6 +284,7 @@ impl Leader {
                         RunRequest {
                             kind: job.run_kind(),
                             pilot: None,
+                            job: Default::default(),
                         },
                         "scheduled",
                     )
@@ -350,6 +351,7 @@ fn manual_request(manual: &ManualRun) -> RunRequest {
     RunRequest {
         kind: manual.kind,
         pilot,
+        job: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tierd_store::{RunKind, RunStatus};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{PilotSpec, Pipeline, Progress, RunReport, RunRequest, instance_name};
+use crate::pipeline::{instance_name, Job, PilotSpec, Pipeline, Progress, RunReport, RunRequest};
 use crate::settings::Settings;
 
 /// `tierd sync` arguments.
@@ -44,9 +44,9 @@ impl SyncArgs {
         if !self.once {
             anyhow::bail!("tierd sync runs once: pass --once (the scheduled daemon is `tierd run`)");
         }
-        let job: RunKind = match self.job.as_str() {
-            "full" => RunKind::Full,
-            "incremental" => RunKind::Incremental,
+        let job = match self.job.as_str() {
+            "full" => Job::Full,
+            "incremental" => Job::Incremental,
             other => anyhow::bail!("--job {other}: expected full or incremental"),
         };
         if let Some(s) = self.sample {
@@ -68,15 +68,15 @@ impl SyncArgs {
                     filter: self.filter.clone(),
                     sample: self.sample,
                 }),
+                job: Job::Full,
             },
+            // A dry run rehearses the job asked for: how it pulls, and its hysteresis.
             (false, true) => RunRequest {
                 kind: RunKind::DryRun,
                 pilot: None,
+                job,
             },
-            (false, false) => RunRequest {
-                kind: job,
-                pilot: None,
-            },
+            (false, false) => RunRequest::new(job.run_kind()),
         })
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use tierd_plugin_host::{CacheKey, CachedResult, FactsCache};
 use tierd_store::{CachedFacts, Store, Timestamp};
 

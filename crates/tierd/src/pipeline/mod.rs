@@ -17,13 +17,14 @@
 //! items are processed by the leader alone and their scores kept in memory.
 //!
 //! # Tiers in two steps
-//! A work item stores each account's *per-account* tier: thresholds, hysteresis against the
-//! previous tier (incremental runs), engagement lift and manual lock. Tiering then applies the
-//! pyramid caps population-wide, and the push stage commits the final tier with the push outcome.
-//! Consequence: an account a cap demotes is recorded in the history at its uncapped tier, then at
-//! its capped one, in the same run. Accounts an incremental run does not rescore keep their stored
-//! tier (engagement lifts expire when the account is next rescored, at the latest at the next full
-//! run).
+//! A work item stores each account's scores and its *tiering basis* ([`tierd_store::Store::commit_scores`]):
+//! the base tier (thresholds, hysteresis against the previous base tier in incremental jobs, manual
+//! lock) and until when an engagement override lifts it. It does not decide the tier. Tiering then
+//! recomputes the tier of **every** account from its basis on the run's date: the lift if it still
+//! holds, then the pyramid caps population-wide. So an expired lift ends on the first run after it
+//! expires, rescored or not, and a freed cap seat goes to the next account at once. The push stage
+//! commits each final tier once, with the push outcome: one history row per real change, whose
+//! reason names the lift and the cap when they decided it.
 //!
 //! # Crash safety
 //! Each push batch commits its state and outcome in one store transaction (see `tierd-store`),
@@ -71,10 +72,56 @@ use self::cache::StoreCache;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
-    /// Full, incremental, dry run (a full pull with hysteresis, nothing pushed) or pilot.
+    /// Full, incremental, dry run (the job below, nothing pushed or stored) or pilot.
     pub kind: RunKind,
     /// For pilots: the candidate model and the accounts to try it on.
     pub pilot: Option<PilotSpec>,
+    /// What a dry run rehearses: a full job (every account, no hysteresis) or an incremental one
+    /// (changes since the last successful run, hysteresis). Full and incremental runs are their
+    /// own job; pilots always pull everything and tier without hysteresis.
+    pub job: Job,
+}
+
+impl RunRequest {
+    /// A run of `kind`, rehearsing the default job when it is a dry run.
+    pub fn new(kind: RunKind) -> Self {
+        RunRequest {
+            kind,
+            pilot: None,
+            job: Job::default(),
+        }
+    }
+
+    /// The job this run does: how it pulls and whether it applies hysteresis.
+    pub fn effective_job(&self) -> Job {
+        match self.kind {
+            RunKind::Full | RunKind::Pilot => Job::Full,
+            RunKind::Incremental => Job::Incremental,
+            RunKind::DryRun => self.job,
+        }
+    }
+}
+
+/// How much a run redoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// Every account, plugin caches refreshed, tiers move freely.
+    Full,
+    /// Accounts changed (or signalled) since the last successful run, with hysteresis: what
+    /// `tierd sync --once` does unless told otherwise.
+    #[default]
+    Incremental,
+}
+
+impl Job {
+    /// The committing run kind of this job.
+    pub fn run_kind(self) -> RunKind {
+        match self {
+            Job::Full => RunKind::Full,
+            Job::Incremental => RunKind::Incremental,
+        }
+    }
 }
 
 /// A pilot: a candidate model and/or a subset of accounts; nothing is pushed or stored.

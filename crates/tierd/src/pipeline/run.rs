@@ -9,21 +9,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use tierd_connectors::connector::{CrmAccount, PushOutcome, TierUpdate, Watermark};
 use tierd_connectors::files::json_fact;
-use tierd_connectors::plan::{CrmTierState, LastPush, PlanOptions, plan_push};
+use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
 use tierd_core::diff::Movements;
 use tierd_core::fact::{Fact, FactName, Facts};
-use tierd_core::tier::{RunKind as TierRunKind, TierCandidate, rank_order};
+use tierd_core::tier::{rank_order, RunKind as TierRunKind, TierCandidate};
 use tierd_core::{Date, Tier};
 use tierd_plugin_host::{AccountInput, EnrichOptions, Outcome};
 use tierd_store::{
-    AccountState, BatchCommit, NewSignal, PushRecord, RejectedPush, RunId, RunKind, RunStatus, ScoredAccount,
-    Timestamp, WorkItem,
+    AccountState, BatchCommit, Engagement, NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind,
+    RunStatus, ScoredAccount, Timestamp, WorkItem,
 };
 
-use super::{MovementLine, PilotSpec, Pipeline, Progress, RunReport, RunRequest, Scorer, pyramid_of};
+use super::{pyramid_of, Job, MovementLine, PilotSpec, Pipeline, Progress, RunReport, RunRequest, Scorer};
 use crate::shutdown::ShutdownSignal;
 
 /// How a run that did not fail ended.
@@ -95,11 +95,14 @@ pub(crate) struct Scored {
     score: f64,
     coverage: f64,
     potential_value: f64,
-    tier: Tier,
+    /// Thresholds, hysteresis, lock: before the lift and the caps.
+    base: Tier,
+    engagement: Option<Engagement>,
     live: Option<Tier>,
     locked: bool,
     crm_tier: Option<Tier>,
     last_push: Option<LastPush>,
+    /// The score's reasons (the lift and the cap are added when tiering decides them).
     reason: String,
 }
 
@@ -148,11 +151,46 @@ fn date_of(t: Timestamp) -> Date {
     Date::from_unix_seconds(t.millis().div_euclid(1000))
 }
 
-fn tier_run_kind(kind: RunKind) -> TierRunKind {
-    match kind {
-        RunKind::Full | RunKind::Pilot => TierRunKind::Full,
-        RunKind::Incremental | RunKind::DryRun => TierRunKind::Incremental,
+fn tier_run_kind(job: Job) -> TierRunKind {
+    match job {
+        Job::Full => TierRunKind::Full,
+        Job::Incremental => TierRunKind::Incremental,
     }
+}
+
+/// The engagement that lifts an account on `as_of`, with the last day it keeps lifting it (the
+/// latest window of any override that fired; the first override on ties): stored with the
+/// account, so runs that do not rescore it end the lift on time.
+pub(crate) fn engagement_on(
+    policy: &tierd_core::TierPolicy,
+    row: &tierd_core::FactRow,
+    as_of: Date,
+) -> Option<Engagement> {
+    let mut best: Option<Engagement> = None;
+    for (i, o) in policy.overrides.iter().enumerate() {
+        let Some(tierd_core::fact::FactValue::DateList(dates)) = row.get(o.slot) else {
+            continue;
+        };
+        let within = i32::try_from(o.within_days).unwrap_or(i32::MAX);
+        for d in dates {
+            if !(0..=within).contains(&d.days_until(as_of)) {
+                continue;
+            }
+            let until = d.add_days(within);
+            if best.is_none_or(|b| until > b.until) {
+                best = Some(Engagement {
+                    until,
+                    by: u16::try_from(i).unwrap_or(u16::MAX),
+                });
+            }
+        }
+    }
+    best
+}
+
+/// The override lifting an account on `as_of`, from its stored engagement.
+fn lifting(engagement: Option<Engagement>, as_of: Date) -> Option<u16> {
+    engagement.filter(|e| e.until >= as_of).map(|e| e.by)
 }
 
 fn bucket(score: f64, step: f32) -> f64 {
@@ -191,12 +229,13 @@ fn in_pilot(spec: &PilotSpec, account: &WorkAccount, facts: &Facts) -> bool {
     true
 }
 
-/// Enriches, scores and (when `commit`) commits one batch.
+/// Enriches, scores and (when `commit`) commits one batch: scores and tiering basis, not tiers.
 pub(crate) async fn process_batch(
     p: &Pipeline,
     scorer: &Scorer,
     run: RunId,
     kind: RunKind,
+    job: Job,
     accounts: Vec<WorkAccount>,
     commit: bool,
 ) -> anyhow::Result<BatchResult> {
@@ -344,7 +383,7 @@ pub(crate) async fn process_batch(
             scorer.reasons.1,
             &mut reasons,
         );
-        let engaged = scorer.policy.override_for(&row, scorer.as_of);
+        let engagement = engagement_on(&scorer.policy, &row, scorer.as_of);
         let prev = previous.get(&account.id);
         let crm_tier: Option<Tier> = account.crm_tier.as_deref().and_then(|t| t.parse().ok());
         let lock = account
@@ -356,21 +395,16 @@ pub(crate) async fn process_batch(
             score: card.score,
             potential_value: card.potential_value.unwrap_or(0.0),
             coverage: card.coverage,
-            previous: prev.map(|p| p.tier),
+            // Hysteresis compares tiers earned by score: the lift and the caps are decided anew.
+            previous: prev.map(|p| p.base_tier),
             lock,
-            engaged,
+            engaged: None,
         };
-        let assignment = scorer
+        let base = scorer
             .per_account
-            .assign(std::slice::from_ref(&candidate), tier_run_kind(kind))[0];
-        let mut reason = reasons.clone();
-        if let Some(o) = assignment
-            .decision
-            .lifted_by
-            .and_then(|o| scorer.policy.overrides.get(usize::from(o)))
-        {
-            reason = format!("{} (lifted one tier); {reason}", o.label);
-        }
+            .assign(std::slice::from_ref(&candidate), tier_run_kind(job))[0]
+            .tier;
+        let reason = reasons;
         let name = account
             .name
             .clone()
@@ -383,7 +417,8 @@ pub(crate) async fn process_batch(
                 score: f64::from(card.score),
                 coverage: f64::from(card.coverage),
                 potential_value: card.potential_value.unwrap_or(0.0),
-                tier: assignment.tier,
+                base,
+                engagement,
                 live: prev.map(|p| p.tier),
                 locked: account.locked,
                 crm_tier,
@@ -399,30 +434,29 @@ pub(crate) async fn process_batch(
         let explanation = scorer.model.explain(&row, &card, scorer.as_of);
         let facts_json = serde_json::to_value(&facts).unwrap_or_else(|_| json!({}));
         let facts_hash = format!("{:016x}", fnv(&facts_json.to_string()));
-        scored.push(ScoredAccount {
-            id: account.id.clone(),
-            name,
-            domain: account.domain.clone(),
-            facts: facts_json,
-            facts_hash,
-            score: f64::from(card.score),
-            coverage: f64::from(card.coverage),
-            potential_value: card.potential_value.unwrap_or(0.0),
-            tier: assignment.tier,
-            explanation: json!({ "reasons": reason, "detail": explanation }),
-            reason,
-            model_version: model_version.clone(),
-            crm_tier_seen: crm_tier,
-            locked: account.locked,
+        scored.push(Rescored {
+            account: ScoredAccount {
+                id: account.id.clone(),
+                name,
+                domain: account.domain.clone(),
+                facts: facts_json,
+                facts_hash,
+                score: f64::from(card.score),
+                coverage: f64::from(card.coverage),
+                potential_value: card.potential_value.unwrap_or(0.0),
+                tier: base,
+                explanation: json!({ "reasons": reason, "detail": explanation }),
+                reason,
+                model_version: model_version.clone(),
+                crm_tier_seen: crm_tier,
+                locked: account.locked,
+            },
+            engagement,
         });
     }
     if commit {
         p.store
-            .commit_batch(&BatchCommit {
-                run,
-                scored,
-                ..BatchCommit::default()
-            })
+            .commit_scores(run, &scored)
             .await
             .context("commit the batch's scores")?;
         if !signals.is_empty() {
@@ -447,8 +481,12 @@ pub(crate) async fn consume_one(
     let Some(item) = items.into_iter().next() else {
         return Ok(false);
     };
+    let job = match kind {
+        RunKind::Full => Job::Full,
+        _ => Job::Incremental,
+    };
     let outcome = match serde_json::from_value::<Payload>(item.payload) {
-        Ok(payload) => process_batch(p, scorer, run, kind, payload.accounts, true).await,
+        Ok(payload) => process_batch(p, scorer, run, kind, job, payload.accounts, true).await,
         Err(e) => Err(anyhow::anyhow!(
             "work item {} of run {run} is unreadable: {e}",
             item.id
@@ -484,6 +522,7 @@ pub(crate) async fn execute(
     progress: Option<Arc<dyn Progress>>,
 ) -> anyhow::Result<Ending> {
     let kind = request.kind;
+    let job = request.effective_job();
     let commit = matches!(kind, RunKind::Full | RunKind::Incremental);
     if commit {
         let schema = p
@@ -503,8 +542,8 @@ pub(crate) async fn execute(
         }
     }
     let last_success = last_successful(p).await?;
-    let since = match (kind, &last_success) {
-        (RunKind::Incremental, Some(r)) => r.watermark.as_deref().and_then(Watermark::parse),
+    let since = match (job, &last_success) {
+        (Job::Incremental, Some(r)) => r.watermark.as_deref().and_then(Watermark::parse),
         _ => None,
     };
 
@@ -519,7 +558,7 @@ pub(crate) async fn execute(
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<WorkAccount>>(p.settings.pipeline.channel_pages);
     let mut pulled_ids: HashSet<String> = HashSet::new();
-    let track_ids = kind == RunKind::Incremental;
+    let track_ids = job == Job::Incremental;
     let stop_rx = shutdown.clone();
     let pull = async {
         let mut stream = p.connector.pull(since);
@@ -563,11 +602,11 @@ pub(crate) async fn execute(
                 out.push(std::mem::replace(&mut buffer, rest));
             }
             for batch in out.drain(..) {
-                hand_over(p, scorer, run, kind, commit, batch, &shared, &progress).await?;
+                hand_over(p, scorer, run, kind, job, commit, batch, &shared, &progress).await?;
             }
         }
         if !buffer.is_empty() {
-            hand_over(p, scorer, run, kind, commit, buffer, &shared, &progress).await?;
+            hand_over(p, scorer, run, kind, job, commit, buffer, &shared, &progress).await?;
         }
         anyhow::Ok(())
     };
@@ -576,7 +615,7 @@ pub(crate) async fn execute(
             return anyhow::Ok(());
         }
         let workers =
-            (0..p.settings.pipeline.workers).map(|_| consume_until_done(p, scorer, run, kind, &shared));
+            (0..p.settings.pipeline.workers).map(|_| consume_until_done(p, scorer, run, kind, job, &shared));
         for r in futures_util::future::join_all(workers).await {
             r?;
         }
@@ -603,7 +642,7 @@ pub(crate) async fn execute(
     let watermark = p.connector.watermark();
 
     // Incremental: accounts with new signals since the last successful run, from the store.
-    if kind == RunKind::Incremental {
+    if job == Job::Incremental {
         if let Some(last) = &last_success {
             let signalled = p.store.accounts_with_signals_since(last.started_at).await?;
             let restore: Vec<String> = signalled
@@ -613,7 +652,8 @@ pub(crate) async fn execute(
             for chunk in restore.chunks(p.settings.pipeline.batch_size) {
                 let states = p.store.accounts(chunk).await?;
                 let batch: Vec<WorkAccount> = states.values().map(WorkAccount::from_state).collect();
-                process_batch(p, scorer, run, kind, batch, true).await?;
+                let r = process_batch(p, scorer, run, kind, job, batch, commit).await?;
+                merge(&shared, r);
             }
         }
     }
@@ -635,9 +675,9 @@ pub(crate) async fn execute(
         pr.stage("tier", None);
     }
     let population = if commit {
-        population_from_store(p, None).await?
+        population_from_store(p, scorer, None).await?
     } else if kind == RunKind::DryRun {
-        population_from_store(p, Some(&results.uncommitted)).await?
+        population_from_store(p, scorer, Some(&results.uncommitted)).await?
     } else {
         results
             .uncommitted
@@ -647,22 +687,25 @@ pub(crate) async fn execute(
                 score: s.score,
                 coverage: s.coverage,
                 potential_value: s.potential_value,
-                tier: s.tier,
+                base: s.base,
+                engaged: lifting(s.engagement, scorer.as_of),
+                stored: s.live,
                 compare: s.live,
                 locked: s.locked,
             })
             .collect()
     };
-    let finals = apply_caps(scorer, &population);
-    report.pyramid = pyramid_of(finals.iter().copied());
+    let decided = decide_tiers(scorer, &population);
+    report.pyramid = pyramid_of(decided.iter().map(|d| d.tier));
     let mut movements = Movements::default();
-    for (m, t) in population.iter().zip(&finals) {
-        movements.record(m.compare, *t);
+    for (m, d) in population.iter().zip(&decided) {
+        movements.record(m.compare, d.tier);
     }
     report.movements = Some(movements);
 
     // Diff and push.
-    let to_finalize: Vec<(String, Tier, Option<Tier>)> = {
+    // An incremental job looks at what it pulled, what tiering changed, and what is pending.
+    let to_finalize: Vec<Final> = {
         let pending: HashSet<String> = p
             .store
             .pending_pushes(false)
@@ -672,15 +715,19 @@ pub(crate) async fn execute(
             .collect();
         population
             .iter()
-            .zip(&finals)
-            .filter(|(m, t)| {
-                kind != RunKind::Incremental
-                    || **t != m.tier
-                    || Some(**t) != m.compare
+            .zip(decided)
+            .filter(|(m, d)| {
+                job != Job::Incremental
+                    || Some(d.tier) != m.stored
+                    || Some(d.tier) != m.compare
                     || pulled_ids.contains(&m.id)
                     || pending.contains(&m.id)
             })
-            .map(|(m, t)| (m.id.clone(), *t, m.compare))
+            .map(|(m, d)| Final {
+                id: m.id.clone(),
+                compare: m.compare,
+                decided: d,
+            })
             .collect()
     };
     drop(population);
@@ -691,6 +738,7 @@ pub(crate) async fn execute(
         .collect();
     push_stage(
         p,
+        scorer,
         run,
         kind,
         to_finalize,
@@ -710,6 +758,7 @@ async fn hand_over(
     scorer: &Scorer,
     run: RunId,
     kind: RunKind,
+    job: Job,
     commit: bool,
     batch: Vec<WorkAccount>,
     shared: &Shared,
@@ -727,7 +776,7 @@ async fn hand_over(
         shared.enqueued.notify_waiters();
         return Ok(());
     }
-    let r = process_batch(p, scorer, run, kind, batch, false).await?;
+    let r = process_batch(p, scorer, run, kind, job, batch, false).await?;
     merge(shared, r);
     Ok(())
 }
@@ -747,6 +796,7 @@ async fn consume_until_done(
     scorer: &Scorer,
     run: RunId,
     kind: RunKind,
+    job: Job,
     shared: &Shared,
 ) -> anyhow::Result<()> {
     let stale_after = Duration::from_secs(p.settings.pipeline.stale_work_secs);
@@ -755,7 +805,7 @@ async fn consume_until_done(
         let items = p.store.claim_work(run, &p.instance, 1).await?;
         if let Some(item) = items.into_iter().next() {
             let r = match serde_json::from_value::<Payload>(item.payload) {
-                Ok(payload) => process_batch(p, scorer, run, kind, payload.accounts, true).await,
+                Ok(payload) => process_batch(p, scorer, run, kind, job, payload.accounts, true).await,
                 Err(e) => Err(anyhow::anyhow!("work item {} is unreadable: {e}", item.id)),
             };
             let ok = match r {
@@ -809,8 +859,12 @@ struct Member {
     score: f64,
     coverage: f64,
     potential_value: f64,
-    /// Its tier before caps (stored by its batch, or kept from earlier runs).
-    tier: Tier,
+    /// Its tier by thresholds, hysteresis and lock (as of its last scoring).
+    base: Tier,
+    /// The engagement override lifting it on the run's date.
+    engaged: Option<u16>,
+    /// Its tier before this run (`None`: never tiered).
+    stored: Option<Tier>,
     /// What movements compare with: the pushed tier (committing runs) or the live tier.
     compare: Option<Tier>,
     locked: bool,
@@ -818,13 +872,28 @@ struct Member {
 
 /// The whole population from the store, paged; `overlay` replaces scores of a run that commits
 /// nothing.
-async fn population_from_store(p: &Pipeline, overlay: Option<&[Scored]>) -> anyhow::Result<Vec<Member>> {
+async fn population_from_store(
+    p: &Pipeline,
+    scorer: &Scorer,
+    overlay: Option<&[Scored]>,
+) -> anyhow::Result<Vec<Member>> {
     const PAGE: u32 = 5_000;
     let overlay: HashMap<&str, &Scored> = overlay
         .unwrap_or_default()
         .iter()
         .map(|s| (s.id.as_str(), s))
         .collect();
+    let from_memory = |o: &Scored, live: Option<Tier>| Member {
+        id: o.id.clone(),
+        score: o.score,
+        coverage: o.coverage,
+        potential_value: o.potential_value,
+        base: o.base,
+        engaged: lifting(o.engagement, scorer.as_of),
+        stored: live,
+        compare: live,
+        locked: o.locked,
+    };
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     let mut seen: HashSet<&str> = HashSet::new();
@@ -833,35 +902,22 @@ async fn population_from_store(p: &Pipeline, overlay: Option<&[Scored]>) -> anyh
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         for s in page {
+            let stored = s.tiered.then_some(s.tier);
             let member = match overlay.get(s.id.as_str()) {
                 Some(o) => {
                     seen.insert(o.id.as_str());
-                    Member {
-                        id: s.id,
-                        score: o.score,
-                        coverage: o.coverage,
-                        potential_value: o.potential_value,
-                        tier: o.tier,
-                        compare: Some(s.tier),
-                        locked: o.locked,
-                    }
+                    from_memory(o, stored)
                 }
-                None if overlay.is_empty() => Member {
-                    compare: s.pushed_tier,
-                    id: s.id,
-                    score: s.score,
-                    coverage: s.coverage,
-                    potential_value: s.potential_value,
-                    tier: s.tier,
-                    locked: s.locked,
-                },
                 None => Member {
-                    compare: Some(s.tier),
+                    // Committing runs compare with what the CRM was given; dry runs with the live tier.
+                    compare: if overlay.is_empty() { s.pushed_tier } else { stored },
+                    engaged: lifting(s.engagement, scorer.as_of),
+                    stored,
                     id: s.id,
                     score: s.score,
                     coverage: s.coverage,
                     potential_value: s.potential_value,
-                    tier: s.tier,
+                    base: s.base_tier,
                     locked: s.locked,
                 },
             };
@@ -870,24 +926,49 @@ async fn population_from_store(p: &Pipeline, overlay: Option<&[Scored]>) -> anyh
     }
     for (id, o) in &overlay {
         if !seen.contains(id) {
-            out.push(Member {
-                id: o.id.clone(),
-                score: o.score,
-                coverage: o.coverage,
-                potential_value: o.potential_value,
-                tier: o.tier,
-                compare: None,
-                locked: o.locked,
-            });
+            out.push(from_memory(o, None));
         }
     }
     Ok(out)
 }
 
-/// The pyramid caps over the population (locked accounts take their seats first), as
-/// `TierPolicy::assign` applies them: overflow demoted by rank.
-fn apply_caps(scorer: &Scorer, population: &[Member]) -> Vec<Tier> {
-    let mut out: Vec<Tier> = population.iter().map(|m| m.tier).collect();
+/// How tiering decided one account's tier.
+#[derive(Debug, Clone, Copy)]
+struct Decided {
+    tier: Tier,
+    /// The override that lifted it one tier.
+    lifted_by: Option<u16>,
+    /// The tier a pyramid cap demoted it from.
+    capped_from: Option<Tier>,
+}
+
+/// One account the push stage looks at.
+struct Final {
+    id: String,
+    compare: Option<Tier>,
+    decided: Decided,
+}
+
+/// Every account's tier on the run's date: its base tier, lifted one tier while an engagement
+/// override holds (locked accounts keep their tier), then the pyramid caps over the population
+/// (locked accounts take their seats first), as `TierPolicy::assign` applies them: overflow
+/// demoted by rank.
+fn decide_tiers(scorer: &Scorer, population: &[Member]) -> Vec<Decided> {
+    let mut out: Vec<Decided> = population
+        .iter()
+        .map(|m| match m.engaged {
+            Some(by) if !m.locked && m.base.lifted() != m.base => Decided {
+                tier: m.base.lifted(),
+                lifted_by: Some(by),
+                capped_from: None,
+            },
+            _ => Decided {
+                tier: m.base,
+                lifted_by: None,
+                capped_from: None,
+            },
+        })
+        .collect();
     let n = population.len();
     let candidate = |m: &Member| TierCandidate {
         id: m.id.as_str().into(),
@@ -902,20 +983,40 @@ fn apply_caps(scorer: &Scorer, population: &[Member]) -> Vec<Tier> {
         let Some(cap) = cap else { continue };
         let capped = Tier::ALL[i];
         let locked_in = (0..n)
-            .filter(|&j| population[j].locked && out[j] == capped)
+            .filter(|&j| population[j].locked && out[j].tier == capped)
             .count();
         let room = cap.limit(n).saturating_sub(locked_in);
         let mut members: Vec<usize> = (0..n)
-            .filter(|&j| !population[j].locked && out[j] == capped)
+            .filter(|&j| !population[j].locked && out[j].tier == capped)
             .collect();
         if members.len() <= room {
             continue;
         }
         members.sort_unstable_by(|&a, &b| rank_order(&candidate(&population[a]), &candidate(&population[b])));
         for &j in &members[room..] {
-            out[j] = capped.demoted();
+            out[j].capped_from.get_or_insert(capped);
+            out[j].tier = capped.demoted();
         }
     }
+    out
+}
+
+/// An account's reason in a seller's words: the score's reasons, after the cap and the lift that
+/// decided its tier, if any.
+fn final_reason(scorer: &Scorer, score_reasons: &str, d: &Decided) -> String {
+    let mut out = String::new();
+    if let Some(from) = d.capped_from {
+        out.push_str(&format!("pyramid cap: {from} is full; "));
+    }
+    if let Some(by) = d.lifted_by {
+        let label = scorer
+            .policy
+            .overrides
+            .get(usize::from(by))
+            .map_or("engagement", |o| o.label.as_str());
+        out.push_str(&format!("{label} (lifted one tier); "));
+    }
+    out.push_str(score_reasons);
     out
 }
 
@@ -923,9 +1024,10 @@ fn apply_caps(scorer: &Scorer, population: &[Member]) -> Vec<Tier> {
 #[allow(clippy::too_many_arguments)]
 async fn push_stage(
     p: &Pipeline,
+    scorer: &Scorer,
     run: RunId,
     kind: RunKind,
-    to_finalize: Vec<(String, Tier, Option<Tier>)>,
+    to_finalize: Vec<Final>,
     uncommitted: &HashMap<String, Scored>,
     report: &mut RunReport,
     shutdown: ShutdownSignal,
@@ -955,24 +1057,24 @@ async fn push_stage(
         if commit && *shutdown.borrow() {
             return Ok(Ending::Stopped);
         }
-        let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
-        let states = if commit {
-            p.store.accounts(&ids).await?
-        } else {
-            HashMap::new()
-        };
+        let ids: Vec<String> = chunk.iter().map(|f| f.id.clone()).collect();
+        // Dry runs read them too: accounts they did not rescore may still change tier.
+        let states = p.store.accounts(&ids).await?;
         let mut updates = Vec::new();
         let mut crm: HashMap<String, CrmTierState> = HashMap::new();
         let mut last: HashMap<String, LastPush> = HashMap::new();
         let mut scored = Vec::new();
         let mut adopted = Vec::new();
         let mut held_rejected = 0u64;
-        for (id, tier, compare) in chunk {
-            let view = match (states.get(id), uncommitted.get(id)) {
-                (Some(s), _) => View::from_state(s, run),
-                (None, Some(u)) => View::from_scored(u),
+        for Final { id, compare, decided } in chunk {
+            let tier = &decided.tier;
+            // Runs that commit nothing scored in memory what they rescored.
+            let mut view = match (uncommitted.get(id), states.get(id)) {
+                (Some(u), _) => View::from_scored(u),
+                (None, Some(s)) => View::from_state(s, run),
                 (None, None) => continue,
             };
+            view.reason = final_reason(scorer, &view.reason, decided);
             if compare != &Some(*tier) && report.top_movements.len() < top {
                 report.top_movements.push(MovementLine {
                     id: id.clone(),
@@ -983,8 +1085,8 @@ async fn push_stage(
                 });
             }
             if let Some(state) = states.get(id) {
-                if state.tier != *tier {
-                    scored.push(final_state(state, *tier));
+                if state.tier != *tier || !state.tiered {
+                    scored.push(final_state(state, *tier, &view.reason));
                 }
             }
             let update = TierUpdate {
@@ -1156,8 +1258,9 @@ fn rejection(u: &TierUpdate, error: String, permanent: bool, step: f32) -> Rejec
     }
 }
 
-/// An account's stored state with its final tier, for the push batch's commit.
-fn final_state(s: &AccountState, tier: Tier) -> ScoredAccount {
+/// An account's stored state with its final tier and that tier's reason (what the history
+/// records), for the push batch's commit.
+fn final_state(s: &AccountState, tier: Tier, reason: &str) -> ScoredAccount {
     ScoredAccount {
         id: s.id.clone(),
         name: s.name.clone(),
@@ -1169,11 +1272,7 @@ fn final_state(s: &AccountState, tier: Tier) -> ScoredAccount {
         potential_value: s.potential_value,
         tier,
         explanation: s.explanation.clone(),
-        reason: if tier < s.tier {
-            reason_of(s)
-        } else {
-            format!("pyramid cap: {} is full; {}", s.tier, reason_of(s))
-        },
+        reason: reason.to_string(),
         model_version: s.model_version.clone(),
         crm_tier_seen: s.crm_tier_seen,
         locked: s.locked,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tempfile::TempDir;
+use tierd_core::tier::Cap;
 use tierd_emulators::{HubSpotConfig, HubSpotEmulator};
 use tierd_store::{RunKind, RunStatus};
 
@@ -28,6 +29,8 @@ fn connector_table(base_url: &str) -> serde_json::Map<String, serde_json::Value>
         "rate_limit": 0,
         "search_rate_per_sec": 0,
         "record_retries": 0,
+        // The emulator has no search lag: pull exactly what changed since the last run.
+        "search_overlap_ms": 0,
         "retry": { "max_attempts": 2, "base_delay": 1, "max_delay": 5, "timeout": 5000 },
     }) else {
         unreachable!("a JSON object")
@@ -49,6 +52,11 @@ async fn world() -> World {
 }
 
 async fn pipeline_for(emulator: &HubSpotEmulator, dir: &TempDir) -> Pipeline {
+    pipeline_on(emulator, dir, "2026-11-24").await
+}
+
+/// A pipeline on the store in `dir` that scores as of `as_of`.
+async fn pipeline_on(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
     std::env::set_var("TIERD_TEST_HUBSPOT_TOKEN", "test-token");
     let mut settings = match Settings::load(None) {
         Ok(s) => s,
@@ -59,7 +67,9 @@ async fn pipeline_for(emulator: &HubSpotEmulator, dir: &TempDir) -> Pipeline {
     settings.connector = Some(
         ConnectorSettings::from_table(connector_table(&emulator.base_url())).expect("connector section"),
     );
-    settings.pipeline.as_of = Some("2026-11-24".into());
+    settings.pipeline.as_of = Some(as_of.into());
+    // This world has no tier 1 account and 5 in tier 2: a tier 2 cap of 3 binds.
+    settings.policy.caps = [Some(Cap::Percent(3.0)), Some(Cap::Count(3))];
     settings.pipeline.batch_size = 64;
     Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), "test:1".into())
         .await
@@ -68,9 +78,7 @@ async fn pipeline_for(emulator: &HubSpotEmulator, dir: &TempDir) -> Pipeline {
 
 async fn run(p: &Pipeline, kind: RunKind) -> RunReport {
     let (_tx, rx) = crate::shutdown::never();
-    p.run(RunRequest { kind, pilot: None }, rx, None)
-        .await
-        .expect("run starts")
+    p.run(RunRequest::new(kind), rx, None).await.expect("run starts")
 }
 
 fn hubspot_id(n: u64) -> String {
@@ -116,7 +124,9 @@ async fn incremental_runs_push_only_changes_and_leave_people_alone() {
     w.emulator.set_properties(&overridden, &[("tierd_tier", manual)]);
     w.emulator.set_properties(&changed, &[("numberofemployees", "1")]);
 
+    let pushed_before = pushed_states(&w.pipeline).await;
     let incr = run(&w.pipeline, RunKind::Incremental).await;
+    let pushed_after = pushed_states(&w.pipeline).await;
     assert_eq!(incr.status, RunStatus::Succeeded, "{:?}", incr.error);
     assert!(incr.accounts >= 3, "the changes are pulled: {}", incr.accounts);
     let after = w.emulator.writes();
@@ -135,16 +145,44 @@ async fn incremental_runs_push_only_changes_and_leave_people_alone() {
         Some(manual)
     );
     assert!(incr.skipped_overridden >= 1, "{incr:?}");
-    assert!(after.max_per_record() <= 2);
-    // Besides the changed account, only accounts whose tier moved (a cap seat it freed) are
-    // written again: far fewer than a full push.
-    let others: u64 = after
+    // Exactly the accounts whose pushed tier, score bucket or reason changed are written, once
+    // each in this run: the changed account and those whose tier moved because of it (a cap seat
+    // it freed goes to the next account in rank).
+    let written: Vec<&String> = after
         .per_record
         .iter()
-        .filter(|(id, _)| **id != changed)
-        .map(|(id, n)| n - before.count(id))
-        .sum();
-    assert!(others <= 2, "{others} other accounts written again");
+        .filter(|(id, n)| **n > before.count(id))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(written.contains(&&changed), "the changed account is written");
+    for id in &written {
+        assert_eq!(
+            after.count(id) - before.count(id),
+            1,
+            "{id} written twice in one run"
+        );
+        let key = format!("hubspot:{id}");
+        let (old, new) = (&pushed_before[&key], &pushed_after[&key]);
+        assert!(
+            (old.tier, old.score_bucket, &old.reason) != (new.tier, new.score_bucket, &new.reason),
+            "{id} written without a change: {old:?}"
+        );
+    }
+    let rewritten: Vec<&String> = pushed_after
+        .iter()
+        .filter(|(id, new)| pushed_before.get(*id).is_none_or(|old| old.at != new.at))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(rewritten.len(), written.len(), "every recorded push was a write");
+    assert_eq!(after.total - before.total, incr.pushed);
+}
+
+/// Every account's pushed state, by id.
+async fn pushed_states(p: &Pipeline) -> std::collections::HashMap<String, tierd_store::PushedState> {
+    let ids: Vec<String> = (0..ACCOUNTS)
+        .map(|n| format!("hubspot:{}", hubspot_id(n)))
+        .collect();
+    p.store().last_pushed(&ids).await.expect("pushed states")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,14 +245,7 @@ async fn a_push_deferred_by_an_outage_is_pending_and_retried() {
             emulator_faults: w.emulator.faults().clone(),
         });
         w.pipeline
-            .run(
-                RunRequest {
-                    kind: RunKind::Full,
-                    pilot: None,
-                },
-                rx,
-                Some(progress),
-            )
+            .run(RunRequest::new(RunKind::Full), rx, Some(progress))
             .await
             .expect("run starts")
     };
@@ -227,14 +258,13 @@ async fn a_push_deferred_by_an_outage_is_pending_and_retried() {
     w.emulator.faults().reset();
     let second = run(&w.pipeline, RunKind::Incremental).await;
     assert_eq!(second.status, RunStatus::Succeeded, "{:?}", second.error);
-    assert!(
-        w.pipeline
-            .store()
-            .pending_pushes(true)
-            .await
-            .expect("pending")
-            .is_empty()
-    );
+    assert!(w
+        .pipeline
+        .store()
+        .pending_pushes(true)
+        .await
+        .expect("pending")
+        .is_empty());
     assert_eq!(w.emulator.writes().max_per_record(), 1);
     assert!(second.pushed > 0);
 }
@@ -269,6 +299,7 @@ async fn a_pilot_reports_differences_and_pushes_nothing() {
                     filter: None,
                     sample: Some(0.5),
                 }),
+                job: super::Job::Full,
             },
             rx,
             None,
@@ -293,18 +324,137 @@ async fn a_stop_request_interrupts_and_the_next_run_finishes_the_job() {
     tx.send(true).expect("signal");
     let stopped = w
         .pipeline
-        .run(
-            RunRequest {
-                kind: RunKind::Full,
-                pilot: None,
-            },
-            rx,
-            None,
-        )
+        .run(RunRequest::new(RunKind::Full), rx, None)
         .await
         .expect("run");
     assert_eq!(stopped.status, RunStatus::Interrupted);
     let next = run(&w.pipeline, RunKind::Incremental).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
     assert_eq!(w.emulator.writes().max_per_record(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_account_gets_one_history_row_naming_the_cap() {
+    let w = world().await;
+    let full = run(&w.pipeline, RunKind::Full).await;
+    assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+    let mut capped = 0;
+    for n in 0..ACCOUNTS {
+        let id = format!("hubspot:{}", hubspot_id(n));
+        let history = w.pipeline.store().tier_history(&id, 10).await.expect("history");
+        assert_eq!(
+            history.len(),
+            1,
+            "{id}: one row for its first tiering: {history:?}"
+        );
+        let state = w
+            .pipeline
+            .store()
+            .account(&id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!((history[0].from, history[0].to), (None, state.tier), "{id}");
+        if history[0].reason.starts_with("pyramid cap: tier_2 is full; ") {
+            // Earned tier 2 by score, or lifted there by an engagement: demoted below it.
+            assert_eq!(state.tier, tierd_core::Tier::Tier3, "{id}");
+            capped += 1;
+        }
+    }
+    assert_eq!(
+        capped, 2,
+        "the tier 2 cap demoted two accounts: {:?}",
+        full.pyramid
+    );
+}
+
+/// The tier after the last run, in the store and in the CRM.
+async fn tier_of(w: &World, p: &Pipeline, n: u64) -> (tierd_core::Tier, Option<String>) {
+    let id = format!("hubspot:{}", hubspot_id(n));
+    let state = p.store().account(&id).await.expect("read").expect("stored");
+    (state.tier, w.emulator.property(&hubspot_id(n), "tierd_tier"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engagement_lift_ends_when_it_expires_even_if_the_account_is_not_rescored() {
+    let w = world().await;
+    assert_eq!(run(&w.pipeline, RunKind::Full).await.status, RunStatus::Succeeded);
+    // An untiered or tier 3 account requests a demo: lifted one tier.
+    let mut lifted = None;
+    for n in 0..ACCOUNTS {
+        let (tier, _) = tier_of(&w, &w.pipeline, n).await;
+        if matches!(tier, tierd_core::Tier::Tier3 | tierd_core::Tier::Untiered) {
+            lifted = Some((n, tier));
+            break;
+        }
+    }
+    let (n, base) = lifted.expect("an account below tier 2");
+    w.emulator
+        .set_properties(&hubspot_id(n), &[("demo_request_dates", "2026-11-20")]);
+    let incr = run(&w.pipeline, RunKind::Incremental).await;
+    assert_eq!(incr.status, RunStatus::Succeeded, "{:?}", incr.error);
+    assert_eq!(tier_of(&w, &w.pipeline, n).await.0, base.lifted());
+    // The run after absorbs the re-pull of what the last one wrote.
+    assert_eq!(
+        run(&w.pipeline, RunKind::Incremental).await.status,
+        RunStatus::Succeeded
+    );
+
+    // Two months later nothing changed in the CRM: the account is not pulled, yet its lift
+    // (30 days) has expired.
+    let later = pipeline_on(&w.emulator, &w._dir, "2027-01-24").await;
+    let expired = run(&later, RunKind::Incremental).await;
+    assert_eq!(expired.status, RunStatus::Succeeded, "{:?}", expired.error);
+    let (tier, crm) = tier_of(&w, &later, n).await;
+    assert_eq!(tier, base, "the lift expired");
+    assert_eq!(crm.as_deref(), Some(base.as_str()), "and the CRM was told");
+    let id = format!("hubspot:{}", hubspot_id(n));
+    let history = later.store().tier_history(&id, 10).await.expect("history");
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(
+        history[1].reason.starts_with("demo request (lifted one tier)"),
+        "{history:?}"
+    );
+    assert_eq!((history[0].from, history[0].to), (Some(base.lifted()), base));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_of_an_incremental_job_pulls_only_the_changes() {
+    let w = world().await;
+    assert_eq!(run(&w.pipeline, RunKind::Full).await.status, RunStatus::Succeeded);
+    assert_eq!(
+        run(&w.pipeline, RunKind::Incremental).await.status,
+        RunStatus::Succeeded
+    );
+    w.emulator
+        .set_properties(&hubspot_id(3), &[("numberofemployees", "1")]);
+    let incremental = dry_run(&w.pipeline, super::Job::Incremental).await;
+    assert_eq!(
+        incremental.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        incremental.error
+    );
+    // The watermark is inclusive (`GTE`): the last record the previous pull saw comes again.
+    assert!(
+        (1..=2).contains(&incremental.accounts),
+        "only the change is pulled: {}",
+        incremental.accounts
+    );
+    let full = dry_run(&w.pipeline, super::Job::Full).await;
+    assert_eq!(full.accounts, ACCOUNTS, "a full job's dry run pulls everything");
+    // What the incremental dry run would push, the incremental run pushes.
+    let writes = w.emulator.writes().total;
+    let real = run(&w.pipeline, RunKind::Incremental).await;
+    assert_eq!(real.pushed, incremental.pushed);
+    assert_eq!(w.emulator.writes().total - writes, real.pushed);
+}
+
+async fn dry_run(p: &Pipeline, job: super::Job) -> RunReport {
+    let (_tx, rx) = crate::shutdown::never();
+    let request = RunRequest {
+        job,
+        ..RunRequest::new(RunKind::DryRun)
+    };
+    p.run(request, rx, None).await.expect("dry run")
 }
