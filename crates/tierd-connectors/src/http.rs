@@ -492,8 +492,8 @@ impl HttpClient {
     /// How long to wait after a 429, or `None` when waiting would not help in this run.
     /// `Retry-After` first; then the vendor's headers; then jittered exponential back-off.
     fn rate_limit_delay(&self, reply: &Reply, attempt: u32, limiter: &RateLimiter) -> Option<Duration> {
-        if let Some(secs) = header_u64(&reply.headers, "retry-after") {
-            return Some(Duration::from_secs(secs));
+        if let Some(delay) = retry_after(&reply.headers, std::time::SystemTime::now()) {
+            return Some(delay);
         }
         if self.vendor == Vendor::HubSpot {
             #[derive(serde::Deserialize)]
@@ -579,6 +579,42 @@ pub(crate) fn parse_api_usage(info: &str) -> Option<(u64, u64)> {
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// `Retry-After` as RFC 9110 allows it: delay seconds, or an HTTP date (`Wed, 21 Oct 2015
+/// 07:28:00 GMT`) counted from `now` (a date already past means "now").
+fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let text = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // IMF-fixdate: day-name, DD Mon YYYY HH:MM:SS GMT.
+    let mut parts = text.split_once(", ")?.1.split_ascii_whitespace();
+    let day = parts.next()?;
+    let month = match parts.next()? {
+        "Jan" => "01",
+        "Feb" => "02",
+        "Mar" => "03",
+        "Apr" => "04",
+        "May" => "05",
+        "Jun" => "06",
+        "Jul" => "07",
+        "Aug" => "08",
+        "Sep" => "09",
+        "Oct" => "10",
+        "Nov" => "11",
+        "Dec" => "12",
+        _ => return None,
+    };
+    let (year, time) = (parts.next()?, parts.next()?);
+    if parts.next()? != "GMT" {
+        return None;
+    }
+    let at = crate::connector::Watermark::parse(&format!("{year}-{month}-{day:0>2}T{time}Z"))?;
+    let now_ms = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+    Some(Duration::from_millis(
+        at.millis().saturating_sub(now_ms).max(0) as u64
+    ))
 }
 
 #[cfg(test)]
@@ -715,6 +751,28 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 4);
         let text = err.to_string();
         assert!(text.contains("list companies") && text.contains("502"), "{text}");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let at = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after", reqwest::header::HeaderValue::from_static(v));
+            h
+        };
+        // 2015-10-21T07:27:30Z
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_450);
+        assert_eq!(retry_after(&at("120"), now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(&at("Wed, 21 Oct 2015 07:28:00 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&at("Wed, 21 Oct 2015 07:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&at("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
     #[tokio::test]
