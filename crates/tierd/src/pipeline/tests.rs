@@ -458,3 +458,94 @@ async fn dry_run(p: &Pipeline, job: super::Job) -> RunReport {
     };
     p.run(request, rx, None).await.expect("dry run")
 }
+
+/// Sends one JSON request to the emulator with the test token; the status code.
+async fn emulator_post(base_url: &str, path: &str, body: &serde_json::Value) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connect to the emulator");
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer test-token\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_crm_refuses_stay_pending_with_its_reason_and_invalid_ones_are_not_resent() {
+    let w = world().await;
+    // Someone created tierd's tier property without a tier_3 option: every tier_3 update is
+    // refused in the 207 while the rest of its batch is written.
+    let base = w.emulator.base_url();
+    let group = json!({"name": "tierd", "label": "tierd", "displayOrder": -1});
+    assert_eq!(
+        emulator_post(&base, "/crm/v3/properties/companies/groups", &group).await,
+        201
+    );
+    let options: Vec<serde_json::Value> = ["tier_1", "tier_2", "untiered"]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"label": v, "value": v, "displayOrder": i, "hidden": false}))
+        .collect();
+    let tier = json!({"name": "tierd_tier", "label": "Tier", "type": "enumeration", "fieldType": "select",
+        "groupName": "tierd", "options": options});
+    assert_eq!(
+        emulator_post(&base, "/crm/v3/properties/companies", &tier).await,
+        201
+    );
+
+    let first = run(&w.pipeline, RunKind::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    assert_eq!(
+        first.rejected, first.pyramid[2],
+        "every tier_3 update refused: {first:?}"
+    );
+    assert!(first.rejected > 0 && first.pushed > 0, "{first:?}");
+    assert_eq!(w.emulator.writes().total, first.pushed);
+    let pending = w.pipeline.store().pending_pushes(true).await.expect("pending");
+    assert_eq!(pending.len() as u64, first.rejected);
+    for pp in &pending {
+        assert_eq!(pp.tier, tierd_core::Tier::Tier3);
+        assert!(pp.permanent, "a validation error is permanent: {pp:?}");
+        assert!(
+            pp.last_error.contains("INVALID_OPTION"),
+            "the CRM's reason: {}",
+            pp.last_error
+        );
+        assert!(w
+            .emulator
+            .property(pp.account.trim_start_matches("hubspot:"), "tierd_tier")
+            .is_none());
+    }
+    assert!(
+        w.pipeline
+            .store()
+            .pending_pushes(false)
+            .await
+            .expect("pending")
+            .is_empty(),
+        "permanent ones are listed only when asked"
+    );
+
+    // The next run does not send them again, and keeps listing them.
+    let writes = w.emulator.writes();
+    let second = run(&w.pipeline, RunKind::Full).await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{:?}", second.error);
+    assert_eq!(second.pushed, 0, "{second:?}");
+    assert_eq!(second.rejected, first.rejected, "held, still counted: {second:?}");
+    assert_eq!(w.emulator.writes().total, writes.total);
+    let again = w.pipeline.store().pending_pushes(true).await.expect("pending");
+    assert_eq!(again.len(), pending.len());
+    assert!(again.iter().all(|pp| pp.attempts == 1), "not retried: {again:?}");
+}
