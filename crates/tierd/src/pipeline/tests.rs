@@ -57,13 +57,34 @@ async fn pipeline_for(emulator: &HubSpotEmulator, dir: &TempDir) -> Pipeline {
 
 /// A pipeline on the store in `dir` that scores as of `as_of`.
 async fn pipeline_on(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    pipeline_with(
+        emulator,
+        &url,
+        as_of,
+        |_| {},
+        Arc::new(Metrics::default()),
+        "test:1",
+    )
+    .await
+}
+
+/// A pipeline on the store at `url`, its settings adjusted by `tweak`.
+async fn pipeline_with(
+    emulator: &HubSpotEmulator,
+    url: &str,
+    as_of: &str,
+    tweak: impl FnOnce(&mut Settings),
+    metrics: Arc<Metrics>,
+    instance: &str,
+) -> Pipeline {
     std::env::set_var("TIERD_TEST_HUBSPOT_TOKEN", "test-token");
     let mut settings = match Settings::load(None) {
         Ok(s) => s,
         Err(_) => panic!("the built-in configuration loads"),
     };
     settings.plugins.clear();
-    settings.store.url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    settings.store.url = url.to_string();
     settings.connector = Some(
         ConnectorSettings::from_table(connector_table(&emulator.base_url())).expect("connector section"),
     );
@@ -71,7 +92,8 @@ async fn pipeline_on(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> 
     // This world has no tier 1 account and 5 in tier 2: a tier 2 cap of 3 binds.
     settings.policy.caps = [Some(Cap::Percent(3.0)), Some(Cap::Count(3))];
     settings.pipeline.batch_size = 64;
-    Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), "test:1".into())
+    tweak(&mut settings);
+    Pipeline::start(Arc::new(settings), metrics, instance.into())
         .await
         .expect("pipeline starts")
 }
@@ -88,7 +110,30 @@ fn hubspot_id(n: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_pushes_each_change_once_and_a_second_run_nothing() {
     let w = world().await;
-    let first = run(&w.pipeline, RunKind::Full).await;
+    full_runs_push_each_change_once(&w.emulator, &w.pipeline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_on_postgres_pushes_each_change_once_and_a_second_run_nothing() {
+    let Some(pg) = postgres::Schema::create() else {
+        return;
+    };
+    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let metrics = Arc::new(Metrics::default());
+    let p = pipeline_with(&emulator, &pg.url, "2026-11-24", |_| {}, metrics, "test:1").await;
+    full_runs_push_each_change_once(&emulator, &p).await;
+    p.shutdown().await;
+}
+
+async fn full_runs_push_each_change_once(emulator: &HubSpotEmulator, pipeline: &Pipeline) {
+    struct W<'a> {
+        emulator: &'a HubSpotEmulator,
+        pipeline: &'a Pipeline,
+    }
+    let w = W { emulator, pipeline };
+    let first = run(w.pipeline, RunKind::Full).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
     assert_eq!(first.accounts, ACCOUNTS);
     assert_eq!(first.pyramid.iter().sum::<u64>(), ACCOUNTS);
@@ -102,7 +147,7 @@ async fn a_full_run_pushes_each_change_once_and_a_second_run_nothing() {
         first.pyramid
     );
 
-    let second = run(&w.pipeline, RunKind::Full).await;
+    let second = run(w.pipeline, RunKind::Full).await;
     assert_eq!(second.status, RunStatus::Succeeded, "{:?}", second.error);
     assert_eq!(second.pushed, 0, "nothing changed");
     assert_eq!(w.emulator.writes().total, writes.total);
@@ -548,4 +593,151 @@ async fn records_the_crm_refuses_stay_pending_with_its_reason_and_invalid_ones_a
     let again = w.pipeline.store().pending_pushes(true).await.expect("pending");
     assert_eq!(again.len(), pending.len());
     assert!(again.iter().all(|pp| pp.attempts == 1), "not retried: {again:?}");
+}
+
+/// A PostgreSQL schema of its own for one test, dropped afterwards (`psql` does the DDL).
+mod postgres {
+    use std::process::Command;
+
+    pub(super) struct Schema {
+        admin: String,
+        name: String,
+        /// The store URL, its search path set to the schema.
+        pub(super) url: String,
+    }
+
+    fn psql(admin: &str, sql: &str) -> Result<(), String> {
+        let out = Command::new("psql")
+            .args([admin, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .output()
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    impl Schema {
+        /// `None` (with a note) when PostgreSQL is unreachable outside CI; under CI that fails.
+        pub(super) fn create() -> Option<Schema> {
+            let admins = match std::env::var("TIERD_TEST_POSTGRES") {
+                Ok(url) => vec![url],
+                Err(_) => vec![
+                    "postgres://postgres@127.0.0.1:5432/test".to_string(),
+                    "postgres://root@127.0.0.1:5432/test".to_string(),
+                ],
+            };
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let name = format!("pipeline_{}_{nanos}", std::process::id());
+            let mut last = String::new();
+            for admin in admins {
+                match psql(&admin, &format!("CREATE SCHEMA {name}")) {
+                    Ok(()) => {
+                        let sep = if admin.contains('?') { '&' } else { '?' };
+                        let url = format!("{admin}{sep}options[search_path]={name}");
+                        return Some(Schema { admin, name, url });
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL is required under CI but unreachable: {last}"
+            );
+            eprintln!("note: PostgreSQL unreachable ({last}); skipping this test");
+            None
+        }
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let _ = psql(
+                &self.admin,
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            );
+        }
+    }
+}
+
+/// The accounts this instance processed, from its metrics.
+fn processed(metrics: &Metrics) -> u64 {
+    metrics
+        .render(&crate::metrics::ExtraGauges::default())
+        .lines()
+        .find_map(|l| l.strip_prefix("tierd_accounts_processed_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
+    let Some(pg) = postgres::Schema::create() else {
+        return;
+    };
+    // Small items, one local worker: the follower gets its share.
+    let tweak = |s: &mut Settings| {
+        s.pipeline.batch_size = 5;
+        s.pipeline.workers = 1;
+    };
+    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let (leader_metrics, follower_metrics) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
+    let leader = pipeline_with(
+        &emulator,
+        &pg.url,
+        "2026-11-24",
+        tweak,
+        leader_metrics.clone(),
+        "test:1",
+    )
+    .await;
+    let follower = pipeline_with(
+        &emulator,
+        &pg.url,
+        "2026-11-24",
+        tweak,
+        follower_metrics.clone(),
+        "test:2",
+    )
+    .await;
+    let (stop, stopped) = crate::shutdown::never();
+    let (report, worked) = tokio::join!(
+        async {
+            let report = run(&leader, RunKind::Full).await;
+            let _ = stop.send(true);
+            report
+        },
+        follower.work(stopped)
+    );
+    worked.expect("the follower works until stopped");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let (by_leader, by_follower) = (processed(&leader_metrics), processed(&follower_metrics));
+    assert!(
+        by_leader > 0 && by_follower > 0,
+        "both instances processed items: {by_leader} + {by_follower}"
+    );
+    assert_eq!(by_leader + by_follower, ACCOUNTS, "each account processed once");
+    let writes = emulator.writes();
+    assert_eq!(writes.max_per_record(), 1, "no account written twice");
+    assert_eq!(writes.total, report.pushed);
+
+    // One instance on its own store and CRM comes to the same tiers.
+    let single = world().await;
+    let alone = run(&single.pipeline, RunKind::Full).await;
+    assert_eq!(alone.status, RunStatus::Succeeded, "{:?}", alone.error);
+    assert_eq!((alone.pyramid, alone.pushed), (report.pyramid, report.pushed));
+    for n in 0..ACCOUNTS {
+        let id = hubspot_id(n);
+        assert_eq!(
+            emulator.property(&id, "tierd_tier"),
+            single.emulator.property(&id, "tierd_tier"),
+            "{id}"
+        );
+    }
+    leader.shutdown().await;
+    follower.shutdown().await;
 }
