@@ -131,6 +131,20 @@ pub(crate) fn facts_from_json(schema: &tierd_core::FactSchema, stored: &Value) -
     facts
 }
 
+/// Flags the facts of `failed` plugins as `"stale": true` in the stored JSON: they are the
+/// previous run's, kept because the plugin failed this time (the API shows the flag).
+fn mark_stale(facts: &mut Value, failed: &[String]) {
+    let Value::Object(map) = facts else { return };
+    for fact in map.values_mut() {
+        let from_failed = fact["source"]
+            .as_str()
+            .is_some_and(|s| failed.iter().any(|f| f == s));
+        if let (true, Value::Object(fields)) = (from_failed, fact) {
+            fields.insert("stale".into(), Value::Bool(true));
+        }
+    }
+}
+
 /// The cache key the host would choose: the domain (lower-cased) or the id.
 fn account_key(domain: Option<&str>, id: &str) -> String {
     match domain.map(str::trim).filter(|d| !d.is_empty()) {
@@ -263,6 +277,8 @@ pub(crate) async fn process_batch(
         })
         .collect();
     let mut signals = Vec::new();
+    // Per account: the plugins that failed for it this run (their previous facts are kept).
+    let mut stale_sources: Vec<Vec<String>> = vec![Vec::new(); accounts.len()];
     if let Some(set) = &p.plugins {
         let keys: Vec<String> = accounts
             .iter()
@@ -316,6 +332,7 @@ pub(crate) async fn process_batch(
                     Outcome::Stale { reason } => {
                         result.stale += 1;
                         failed_plugins.insert(r.plugin.clone());
+                        stale_sources[i].push(r.plugin.clone());
                         tracing::warn!(plugin = %r.plugin, account = %account.id, %reason, "plugin failed; previous facts kept");
                         if let Some(prev) = previous.get(&account.id) {
                             let kept = facts_from_json(&scorer.schema, &prev.facts);
@@ -364,7 +381,7 @@ pub(crate) async fn process_batch(
 
     let model_version = scorer.model.id();
     let mut scored = Vec::with_capacity(accounts.len());
-    for (account, facts) in accounts.iter().zip(facts) {
+    for ((account, facts), stale) in accounts.iter().zip(facts).zip(&stale_sources) {
         let row = match scorer.schema.row_from(&facts) {
             Ok(row) => row,
             Err(e) => {
@@ -432,7 +449,8 @@ pub(crate) async fn process_batch(
             continue;
         }
         let explanation = scorer.model.explain(&row, &card, scorer.as_of);
-        let facts_json = serde_json::to_value(&facts).unwrap_or_else(|_| json!({}));
+        let mut facts_json = serde_json::to_value(&facts).unwrap_or_else(|_| json!({}));
+        mark_stale(&mut facts_json, stale);
         let facts_hash = format!("{:016x}", fnv(&facts_json.to_string()));
         scored.push(Rescored {
             account: ScoredAccount {

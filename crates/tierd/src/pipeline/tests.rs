@@ -741,3 +741,81 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
     leader.shutdown().await;
     follower.shutdown().await;
 }
+
+/// The misbehaving test plugin's library, built beside this test binary (a dev-dependency).
+fn misbehaving_plugin() -> std::path::PathBuf {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let file = format!("{DLL_PREFIX}tierd_test_misbehaving{DLL_SUFFIX}");
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps directory");
+    [deps.join(&file), deps.join("..").join(&file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p tierd-test-misbehaving`"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_failing_mid_run_leaves_its_previous_facts_flagged_stale() {
+    use tierd_plugin_host::{Mode, PluginConfig};
+    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let with_plugin = |s: &mut Settings| {
+        // One account per plugin call: the plugin panics on a batch whose first account is
+        // named "panic", so exactly that account's result fails.
+        let plugin = PluginConfig {
+            batch_size: Some(1),
+            concurrency: 1,
+            ..PluginConfig::library(misbehaving_plugin(), Mode::InProcess)
+        };
+        s.plugins.insert("m".into(), plugin);
+        // Keep the plugin's fact, though the model does not score it.
+        let seen = tierd_core::fact::FactName::new("test.seen").expect("fact name");
+        s.schema
+            .require(&seen, tierd_core::fact::FactType::Number)
+            .expect("schema slot");
+    };
+    let metrics = Arc::new(Metrics::default());
+    let p = pipeline_with(&emulator, &url, "2026-11-24", with_plugin, metrics, "test:1").await;
+    let first = run(&p, RunKind::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    assert_eq!(first.stale_plugin_results, 0);
+    let id = format!("hubspot:{}", hubspot_id(5));
+    let before = p.store().account(&id).await.expect("read").expect("stored");
+    assert_eq!(before.facts["test.seen"]["source"], "m", "{}", before.facts);
+
+    // The plugin now fails for that account (a full run asks every plugin again).
+    emulator.set_properties(&hubspot_id(5), &[("name", "panic")]);
+    let second = run(&p, RunKind::Full).await;
+    assert_eq!(
+        second.status,
+        RunStatus::Succeeded,
+        "the run completes: {:?}",
+        second.error
+    );
+    assert_eq!(second.stale_plugin_results, 1, "{second:?}");
+    let after = p.store().account(&id).await.expect("read").expect("stored");
+    assert_eq!(after.updated_run, Some(second.run), "the account was rescored");
+    let kept = &after.facts["test.seen"];
+    assert_eq!(
+        kept["value"], before.facts["test.seen"]["value"],
+        "previous facts kept"
+    );
+    assert_eq!(kept["stale"], true, "and flagged stale: {}", after.facts);
+    assert!(
+        after.score > 0.0 && (after.score - before.score).abs() < 1e-9,
+        "score not zeroed"
+    );
+    // Other accounts got fresh results, not flagged.
+    let other = p
+        .store()
+        .account(&format!("hubspot:{}", hubspot_id(6)))
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(other.facts["test.seen"]["source"], "m");
+    assert!(other.facts["test.seen"].get("stale").is_none(), "{}", other.facts);
+    p.shutdown().await;
+}
