@@ -819,3 +819,48 @@ async fn a_plugin_failing_mid_run_leaves_its_previous_facts_flagged_stale() {
     assert!(other.facts["test.seen"].get("stale").is_none(), "{}", other.facts);
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice() {
+    // With HubSpot's search overlap the incremental run pulls back every account the full run
+    // wrote. One of them (1000000235) earns untiered by a score just under tier 3's threshold
+    // (within the hysteresis margin) and is lifted to tier 3 by a demo request. Hysteresis held
+    // against the stored, already lifted tier_3 and the lift then raised it to tier 2: that was
+    // the extra write. Hysteresis now compares base tiers.
+    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let overlap = |s: &mut Settings| {
+        if let Some(c) = s.connector.as_mut() {
+            c.table.remove("search_overlap_ms");
+        }
+    };
+    let p = pipeline_with(
+        &emulator,
+        &url,
+        "2026-11-24",
+        overlap,
+        Arc::new(Metrics::default()),
+        "test:1",
+    )
+    .await;
+    assert_eq!(run(&p, RunKind::Full).await.status, RunStatus::Succeeded);
+    let lifted = p
+        .store()
+        .account(&format!("hubspot:{}", hubspot_id(235)))
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        (lifted.base_tier, lifted.tier),
+        (tierd_core::Tier::Untiered, tierd_core::Tier::Tier3)
+    );
+    let writes = emulator.writes().total;
+    let incr = run(&p, RunKind::Incremental).await;
+    assert_eq!(incr.status, RunStatus::Succeeded, "{:?}", incr.error);
+    assert_eq!(incr.accounts, ACCOUNTS, "everything written is pulled back");
+    assert_eq!((incr.pushed, emulator.writes().total), (0, writes), "{incr:?}");
+    p.shutdown().await;
+}
