@@ -68,7 +68,7 @@ pub(crate) fn read_sections(
 }
 
 /// The advisory-lock key every instance of a deployment agrees on ("tierd" in ASCII).
-const LEADER_LOCK_KEY: i64 = 0x0074_6965_7264;
+pub(crate) const LEADER_LOCK_KEY: i64 = 0x0074_6965_7264;
 /// How often a standby asks for leadership and a leader checks it still holds it: the bound on
 /// how long a dead leader goes unnoticed, besides the database's own detection of the dropped
 /// connection.

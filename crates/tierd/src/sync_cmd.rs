@@ -119,6 +119,7 @@ impl Progress for ProgressLine {
 /// Runs `tierd sync --once`.
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
+    crate::logging::init(&settings.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -128,6 +129,15 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
         let (_stop, signal) = crate::shutdown::install().context("cannot install the signal handlers")?;
         let pipeline =
             Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), instance_name()).await?;
+        // A one-off run leads like a daemon would: on a shared database a running daemon's leader
+        // owns the schedule, and a new leader takes runs it does not own for dead.
+        let Some(_leadership) = pipeline.store().try_lead(crate::daemon::LEADER_LOCK_KEY).await? else {
+            pipeline.shutdown().await;
+            anyhow::bail!(
+                "a tierd daemon leads this database: queue the run on it (POST /api/v1/runs) instead of \
+                 running sync --once beside it"
+            );
+        };
         let interactive = std::io::stderr().is_terminal();
         let progress: Option<Arc<dyn Progress>> = interactive.then(|| {
             Arc::new(ProgressLine {
