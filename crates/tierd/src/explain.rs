@@ -1,10 +1,9 @@
-//! `tierd explain`, and the account listings the demo prints.
+//! `tierd explain`: one account's score breakdown from a file.
 
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use tierd_connectors::files::{AccountReader, ReadItem};
 use tierd_core::Date;
 
@@ -113,48 +112,4 @@ pub fn explain(
     }
     eprintln!("{}: no account with id '{id}'", input.display());
     Ok(ExitCode::from(1))
-}
-
-fn read_csv(path: &Path) -> anyhow::Result<Vec<csv::StringRecord>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    reader
-        .records()
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Prints the best `n` Tier 1 accounts of a tiers CSV with their reasons.
-pub fn print_top(out: &mut impl Write, tiers: &Path, n: usize) -> anyhow::Result<()> {
-    let mut rows: Vec<csv::StringRecord> = read_csv(tiers)?
-        .into_iter()
-        .filter(|r| r.get(2) == Some("tier_1"))
-        .collect();
-    let score = |r: &csv::StringRecord| r.get(1).and_then(|s| s.parse::<f32>().ok()).unwrap_or(0.0);
-    rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
-    writeln!(out, "Top Tier 1 accounts:")?;
-    for r in rows.iter().take(n) {
-        writeln!(out, "  {} {}  {}", &r[0], &r[1], &r[5])?;
-    }
-    Ok(())
-}
-
-/// Prints up to `n` accounts whose tier moved between two tiers CSVs, with their new reasons.
-pub fn print_movers(out: &mut impl Write, before: &Path, after: &Path, n: usize) -> anyhow::Result<()> {
-    let old: std::collections::HashMap<String, String> = read_csv(before)?
-        .into_iter()
-        .map(|r| (r[0].to_string(), r[2].to_string()))
-        .collect();
-    writeln!(out, "Some movements:")?;
-    let moved = read_csv(after)?
-        .into_iter()
-        .filter(|r| old.get(&r[0]).is_some_and(|t| t != &r[2]));
-    for r in moved.take(n) {
-        writeln!(
-            out,
-            "  {} {} -> {} (score {}): {}",
-            &r[0], old[&r[0]], &r[2], &r[1], &r[5]
-        )?;
-    }
-    Ok(())
 }

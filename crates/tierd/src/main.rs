@@ -5,13 +5,14 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
 mod api;
 mod daemon;
+mod demo;
 mod emulate;
 mod enrich;
 mod explain;
@@ -105,15 +106,9 @@ enum Command {
     Sync(sync_cmd::SyncArgs),
     /// Run the daemon: scheduled runs, the admin API, leadership among instances; until SIGTERM.
     Run,
-    /// Generate a sample, tier it, then re-tier it a month later: shows the pyramid and movements.
-    Demo {
-        /// How many accounts.
-        #[arg(long, default_value_t = 10_000)]
-        accounts: u64,
-        /// Keep the files here [default: a temporary directory].
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
+    /// The whole loop locally: emulated HubSpot and providers, a full run, a week of changes, an
+    /// incremental run, the admin API.
+    Demo(demo::DemoArgs),
     /// List the configured enrichment plugins, or check one.
     Plugins {
         #[command(subcommand)]
@@ -268,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("Wrote {accounts} accounts to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { accounts, dir } => demo(config, accounts, dir),
+        Command::Demo(args) => demo::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Run => daemon::run(load(config)?),
@@ -287,81 +282,4 @@ fn gen(output: &Path, accounts: u64, seed: u64, as_of: Date) -> anyhow::Result<(
         FileFormat::Jsonl => tierd_gen::write_jsonl(file, accounts, opts),
     }
     .with_context(|| format!("cannot write {}", output.display()))
-}
-
-/// The offline demo: generate, tier, move the clock a month and re-tier incrementally.
-fn demo(config: Option<&Path>, accounts: u64, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let settings = load(config)?;
-    let temp;
-    let keep = dir.is_some();
-    let dir = match dir {
-        Some(d) => {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-            d
-        }
-        None => {
-            temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-            temp.path().to_path_buf()
-        }
-    };
-    if accounts == 0 {
-        bail!("--accounts must be at least 1");
-    }
-    let as_of = today();
-    let input = dir.join("accounts.csv");
-    let mut out = io::stdout().lock();
-    writeln!(
-        out,
-        "Generating {accounts} synthetic accounts (seed 42) in {}",
-        dir.display()
-    )?;
-    gen(&input, accounts, 42, as_of)?;
-
-    let first = dir.join("tiers.csv");
-    let job = score_file::ScoreJob {
-        input: &input,
-        output: &first,
-        rejects: dir.join("accounts.rejects.csv"),
-        previous: None,
-        as_of,
-        kind: RunKind::Full,
-        enrich: None,
-    };
-    let summary = score_file::score_file(&settings, job)?;
-    writeln!(out, "\n== Full reassessment as of {as_of}")?;
-    score_file::print_summary(&mut out, &summary, &settings.model.id(), as_of, None)?;
-    explain::print_top(&mut out, &first, 5)?;
-
-    let later = as_of.add_days(30);
-    let second = dir.join("tiers-30-days-later.csv");
-    let (previous, _) = tierd_connectors::files::read_tiers(&first)?;
-    let job = score_file::ScoreJob {
-        input: &input,
-        output: &second,
-        rejects: dir.join("accounts.rejects.csv"),
-        previous: Some(previous),
-        as_of: later,
-        kind: RunKind::Incremental,
-        enrich: None,
-    };
-    let summary = score_file::score_file(&settings, job)?;
-    writeln!(
-        out,
-        "\n== Incremental run 30 days later ({later}): engagement fades, renewals come closer"
-    )?;
-    score_file::print_summary(&mut out, &summary, &settings.model.id(), later, Some(&first))?;
-    explain::print_movers(&mut out, &first, &second, 5)?;
-    if keep {
-        writeln!(
-            out,
-            "\nExplain one account: tierd explain --input {} acc-00000001",
-            input.display()
-        )?;
-    } else {
-        writeln!(
-            out,
-            "\nRun with --dir DIR to keep the files and explain any account with `tierd explain`."
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
