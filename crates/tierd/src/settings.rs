@@ -20,7 +20,18 @@ pub const DEFAULT_MODEL: &str = include_str!("../../../config/model.toml");
 
 /// Prefix of environment overrides: `TIERD__TIERING__TIER_1=4.4`.
 const ENV_PREFIX: &str = "TIERD";
-const SECTIONS: &[&str] = &["model", "tiering", "output", "plugins", "store", "connector", "pipeline", "schedule", "api", "log"];
+const SECTIONS: &[&str] = &[
+    "model",
+    "tiering",
+    "output",
+    "plugins",
+    "store",
+    "connector",
+    "pipeline",
+    "schedule",
+    "api",
+    "log",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
