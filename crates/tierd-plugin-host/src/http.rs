@@ -119,7 +119,11 @@ impl HttpCapability {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("tierd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_millis(cfg.http_timeout_ms))
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(reqwest::redirect::Policy::limited(5))
+            // API plugins reuse a few connections to their one host; one-off hosts are not pooled
+            // at all (see `one`).
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(16);
         if !cfg.resolve.is_empty() {
             let mut routes = Routes {
                 exact: HashMap::new(),
@@ -259,6 +263,12 @@ impl HttpCapability {
         let mut builder = self.client.request(method, url).timeout(timeout);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
+        }
+        // A host allowed as an account's own domain (or by `*`) is met once per pass: keeping its
+        // connection alive would hold a socket per account, and a 10k-account technographic pass
+        // would run the process out of file descriptors.
+        if !policy.allowed.iter().any(|a| *a == host) {
+            builder = builder.header(reqwest::header::CONNECTION, "close");
         }
         if let Some(body) = request.body {
             builder = builder.body(body);

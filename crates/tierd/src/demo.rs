@@ -312,7 +312,7 @@ resolve = {{ "*" = "{websites}" }}
 cache_ttl_secs = 0
 [plugins.technographic.config]
 scheme = "http"
-paths = []
+paths = ["/careers"]   # job postings reveal the data stack (warehouses) the home page hides
 removal_after = 1
 
 [plugins.contract-renewals]
