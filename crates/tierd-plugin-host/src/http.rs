@@ -267,7 +267,7 @@ impl HttpCapability {
         // A host allowed as an account's own domain (or by `*`) is met once per pass: keeping its
         // connection alive would hold a socket per account, and a 10k-account technographic pass
         // would run the process out of file descriptors.
-        if !policy.allowed.iter().any(|a| *a == host) {
+        if !policy.allowed.contains(&host) {
             builder = builder.header(reqwest::header::CONNECTION, "close");
         }
         if let Some(body) = request.body {
