@@ -15,8 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -29,7 +28,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::api::{ApiState, RunQueue};
 use crate::metrics::Metrics;
-use crate::pipeline::{MovementLine, Pipeline, Progress, RunReport, RunRequest};
+use crate::pipeline::{MovementLine, Pipeline, Progress, ProgressLine, RunReport, RunRequest};
 use crate::settings::Settings;
 
 /// Prints one line to stdout; a closed stdout (`| head`) ends the demo with an error.
@@ -672,11 +671,7 @@ async fn run_step(
     stop: crate::shutdown::ShutdownSignal,
 ) -> anyhow::Result<RunReport> {
     let interactive = std::io::stderr().is_terminal();
-    let progress = Arc::new(ProgressLine {
-        interactive,
-        stage: Mutex::new((String::new(), None, Instant::now())),
-        done: AtomicU64::new(0),
-    });
+    let progress = Arc::new(ProgressLine::new(interactive));
     let started = Instant::now();
     let report = pipeline
         .run(
@@ -694,53 +689,6 @@ async fn run_step(
     }
     println!("({kind} run took {:.1} s)", started.elapsed().as_secs_f64());
     Ok(report)
-}
-
-/// A `\r`-redrawn stderr line, at most ten times a second; silent when stderr is not a terminal.
-struct ProgressLine {
-    interactive: bool,
-    /// The stage, its size, and when the line was last drawn.
-    stage: Mutex<(String, Option<u64>, Instant)>,
-    done: AtomicU64,
-}
-
-impl ProgressLine {
-    fn draw(&self, force: bool) {
-        if !self.interactive {
-            return;
-        }
-        let Ok(mut stage) = self.stage.lock() else {
-            return;
-        };
-        if !force && stage.2.elapsed() < Duration::from_millis(100) {
-            return;
-        }
-        stage.2 = Instant::now();
-        let done = self.done.load(Ordering::Relaxed);
-        let line = match stage.1 {
-            Some(total) if total > 0 => format!("  {}: {done}/{total} ({}%)", stage.0, done * 100 / total),
-            _ => format!("  {}: {done}", stage.0),
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-    }
-}
-
-impl Progress for ProgressLine {
-    fn stage(&self, name: &str, total: Option<u64>) {
-        if let Ok(mut s) = self.stage.lock() {
-            s.0 = name.to_string();
-            s.1 = total;
-        }
-        self.done.store(0, Ordering::Relaxed);
-        self.draw(true);
-    }
-
-    fn advance(&self, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
-        self.draw(false);
-    }
 }
 
 /// The built-in plugins' libraries next to the running executable (`target/release/`), or in its

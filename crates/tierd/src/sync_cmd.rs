@@ -2,17 +2,18 @@
 //! summary at the end. Exit codes: 0 the run succeeded, 1 it failed or was stopped (the report
 //! says why; the next run resumes), 2 it could not start (configuration, store, another run).
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tierd_store::{RunKind, RunStatus};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{instance_name, Job, PilotSpec, Pipeline, Progress, RunReport, RunRequest};
+use crate::pipeline::{
+    instance_name, Job, PilotSpec, Pipeline, Progress, ProgressLine, RunReport, RunRequest,
+};
 use crate::settings::Settings;
 
 /// `tierd sync` arguments.
@@ -81,41 +82,6 @@ impl SyncArgs {
     }
 }
 
-/// A `\r`-redrawn stderr line.
-struct ProgressLine {
-    stage: Mutex<(String, Option<u64>)>,
-    done: AtomicU64,
-}
-
-impl ProgressLine {
-    fn draw(&self) {
-        let (stage, total) = self.stage.lock().map(|s| s.clone()).unwrap_or_default();
-        let done = self.done.load(Ordering::Relaxed);
-        let line = match total {
-            Some(t) if t > 0 => format!("{stage}: {done}/{t} ({}%)", done * 100 / t),
-            _ => format!("{stage}: {done} accounts"),
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-    }
-}
-
-impl Progress for ProgressLine {
-    fn stage(&self, name: &str, total: Option<u64>) {
-        if let Ok(mut s) = self.stage.lock() {
-            *s = (name.to_string(), total);
-        }
-        self.done.store(0, Ordering::Relaxed);
-        self.draw();
-    }
-
-    fn advance(&self, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
-        self.draw();
-    }
-}
-
 /// Runs `tierd sync --once`.
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
@@ -139,12 +105,8 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
             );
         };
         let interactive = std::io::stderr().is_terminal();
-        let progress: Option<Arc<dyn Progress>> = interactive.then(|| {
-            Arc::new(ProgressLine {
-                stage: Mutex::new((String::new(), None)),
-                done: AtomicU64::new(0),
-            }) as Arc<dyn Progress>
-        });
+        let progress: Option<Arc<dyn Progress>> =
+            interactive.then(|| Arc::new(ProgressLine::new(true)) as Arc<dyn Progress>);
         let report = pipeline.run(request, signal, progress).await;
         if interactive {
             eprintln!();

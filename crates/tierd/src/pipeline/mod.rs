@@ -48,7 +48,10 @@
 
 mod cache;
 pub mod config;
+mod progress;
 mod run;
+
+pub(crate) use progress::ProgressLine;
 #[cfg(test)]
 mod tests;
 
