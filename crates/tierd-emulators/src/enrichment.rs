@@ -54,11 +54,15 @@ pub struct EnrichmentConfig {
     pub unknown_share: f64,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// How long every request waits before it is answered, as a real provider's round trip
+    /// does (PDL answers in tens to hundreds of milliseconds); zero answers at once. Benchmarks
+    /// use it to make enrichment wait-bound rather than CPU-bound.
+    pub latency: Duration,
 }
 
 impl EnrichmentConfig {
     /// `accounts` companies from `seed`, as of 2026-11-24, key `test-key`, unlimited credits,
-    /// no rate limit (60-second window when set), 10% unknown, any free port.
+    /// no rate limit (60-second window when set), 10% unknown, any free port, no latency.
     pub fn new(accounts: u64, seed: u64) -> Self {
         EnrichmentConfig {
             accounts,
@@ -70,6 +74,7 @@ impl EnrichmentConfig {
             window: Duration::from_secs(60),
             unknown_share: 0.1,
             port: 0,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -200,6 +205,11 @@ impl EnrichmentEmulator {
     /// What was answered so far.
     pub fn stats(&self) -> EnrichmentStats {
         self.api.stats()
+    }
+
+    /// The delay every request waits before its answer.
+    pub fn latency(&self) -> Duration {
+        self.api.cfg.latency
     }
 
     /// Credits left (`None`: unlimited).
@@ -418,6 +428,11 @@ async fn stats(State(api): State<Arc<Api>>) -> Json<EnrichmentStats> {
 
 async fn enrich(State(api): State<Arc<Api>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     api.requests.fetch_add(1, Ordering::Relaxed);
+    // Before anything is decided, so the wait holds no lock and concurrent requests overlap
+    // as they would at a real provider.
+    if !api.cfg.latency.is_zero() {
+        tokio::time::sleep(api.cfg.latency).await;
+    }
     let params: HashMap<String, String> = form_pairs(query.as_deref().unwrap_or_default())
         .into_iter()
         .collect();
@@ -637,6 +652,35 @@ mod tests {
         assert_eq!(emu.stats().billed, 1);
         emu.set_credits(Some(5));
         assert_eq!(emu.credits_remaining(), Some(5));
+        emu.shutdown().await;
+    }
+
+    // How long the wait lasts is the benchmark's to measure; here: it is kept, and answers and
+    // counts are the same with it as without it.
+    #[tokio::test]
+    async fn a_latency_is_kept_and_leaves_answers_unchanged() {
+        let mut cfg = EnrichmentConfig::new(20, 5);
+        cfg.latency = Duration::from_millis(1);
+        let emu = EnrichmentEmulator::start(cfg).await.unwrap();
+        assert_eq!(emu.latency(), Duration::from_millis(1));
+        assert_eq!(
+            EnrichmentConfig::new(20, 5).latency,
+            Duration::ZERO,
+            "no latency unless asked"
+        );
+        let known = emu.api.records[0].clone();
+        let domain = known["website"].as_str().unwrap();
+        let (s, _, body) = get(&emu, &format!("website={domain}"), Some("test-key")).await;
+        assert_eq!((s, &body["name"]), (200, &known["name"]));
+        let (s, _, _) = get(&emu, "website=nobody.example", Some("test-key")).await;
+        assert_eq!(s, 404);
+        let (s, _, _) = get(&emu, "website=x.com", Some("wrong")).await;
+        assert_eq!(s, 401);
+        let st = emu.stats();
+        assert_eq!(
+            (st.requests, st.billed, st.not_found, st.unauthorized),
+            (3, 1, 1, 1)
+        );
         emu.shutdown().await;
     }
 
