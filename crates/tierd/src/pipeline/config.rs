@@ -115,6 +115,8 @@ pub struct PipelineSettings {
     pub as_of: Option<String>,
     /// Movements listed in a run's report.
     pub top_movements: usize,
+    /// How often an idle instance looks for work items of a running run, in milliseconds.
+    pub idle_poll_ms: u64,
 }
 
 impl Default for PipelineSettings {
@@ -128,6 +130,7 @@ impl Default for PipelineSettings {
             stale_work_secs: 300,
             as_of: None,
             top_movements: 20,
+            idle_poll_ms: 500,
         }
     }
 }
@@ -141,6 +144,7 @@ impl PipelineSettings {
             ("channel_pages", self.channel_pages),
             ("workers", self.workers),
             ("push_batch_size", self.push_batch_size),
+            ("idle_poll_ms", self.idle_poll_ms as usize),
         ] {
             if v == 0 {
                 out.push((format!("pipeline.{key}"), "must be at least 1".to_string()));

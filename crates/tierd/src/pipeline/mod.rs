@@ -472,7 +472,7 @@ impl Pipeline {
     /// Follower side: processes work items of whichever run is running, until `shutdown`.
     pub async fn work(&self, mut shutdown: ShutdownSignal) -> anyhow::Result<()> {
         let scorer = self.live_scorer()?;
-        let idle = Duration::from_millis(500);
+        let idle = Duration::from_millis(self.settings.pipeline.idle_poll_ms);
         loop {
             if *shutdown.borrow() {
                 return Ok(());

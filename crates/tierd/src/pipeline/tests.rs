@@ -677,10 +677,12 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
     let Some(pg) = postgres::Schema::create() else {
         return;
     };
-    // Small items, one local worker: the follower gets its share.
+    // Small items, one local worker, and a follower that looks for work every 2 ms (not every
+    // 500 ms, which a 300-account run can finish inside): the follower gets its share.
     let tweak = |s: &mut Settings| {
         s.pipeline.batch_size = 5;
         s.pipeline.workers = 1;
+        s.pipeline.idle_poll_ms = 2;
     };
     let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
         .await
