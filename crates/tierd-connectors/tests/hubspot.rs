@@ -1,27 +1,21 @@
 //! The HubSpot connector against the HubSpot emulator: paging, incremental pulls past the
 //! search cap, schema creation, partial failures, rate limits, malformed records, locks.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tierd_connectors::connector::{AccountPage, Connector, CrmAccount, PushOutcome, TierUpdate, Watermark};
-use tierd_connectors::http::{RetryPolicy, Secret};
+use tierd_connectors::connector::{Connector, PushOutcome, TierUpdate, Watermark};
+use tierd_connectors::http::Secret;
+
+use common::{accounts, fast_retries, pull};
 use tierd_connectors::hubspot::{HubSpotConfig, HubSpotConnector};
 use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
 use tierd_core::Tier;
 use tierd_emulators::{HubSpotConfig as EmuConfig, HubSpotEmulator};
 use tierd_gen::{GenOptions, Generator};
-
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 6,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
-        timeout: Duration::from_secs(10),
-        jitter_seed: 7,
-    }
-}
 
 fn connector(emu: &HubSpotEmulator, tune: impl FnOnce(&mut HubSpotConfig)) -> HubSpotConnector {
     let mut cfg = HubSpotConfig {
@@ -30,24 +24,11 @@ fn connector(emu: &HubSpotEmulator, tune: impl FnOnce(&mut HubSpotConfig)) -> Hu
         rate_limit: 0,
         search_rate_per_sec: 0,
         search_overlap_ms: 0,
-        retry: fast_retries(),
+        retry: fast_retries(7),
         ..HubSpotConfig::default()
     };
     tune(&mut cfg);
     cfg.build().expect("valid config")
-}
-
-async fn pull(c: &dyn Connector, since: Option<Watermark>) -> Vec<AccountPage> {
-    c.pull(since)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .expect("pull succeeds")
-}
-
-fn accounts(pages: &[AccountPage]) -> Vec<&CrmAccount> {
-    pages.iter().flat_map(|p| &p.accounts).collect()
 }
 
 fn update(id: &str, tier: Tier, score: f32) -> TierUpdate {

@@ -2,14 +2,18 @@
 //! paging and incremental pulls, Contract facts, the describe check, composite updates
 //! with per-record results, the daily API limit, and 429s with `Retry-After`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tierd_connectors::connector::{
-    AccountPage, Connector, ConnectorError, CrmAccount, PushOutcome, TierUpdate, Watermark,
+    Connector, ConnectorError, CrmAccount, PushOutcome, TierUpdate, Watermark,
 };
-use tierd_connectors::http::{RetryPolicy, Secret};
+use tierd_connectors::http::Secret;
+
+use common::{accounts, fast_retries, pull};
 use tierd_connectors::salesforce::{SalesforceConfig, SalesforceConnector};
 use tierd_core::Tier;
 use tierd_emulators::{SalesforceConfig as EmuConfig, SalesforceEmulator};
@@ -22,30 +26,11 @@ fn connector(emu: &SalesforceEmulator, tune: impl FnOnce(&mut SalesforceConfig))
         client_secret: Secret::new("test-secret"),
         competitors: vec!["Hightouch".into(), "Census".into(), "RudderStack".into()],
         api_reserve_share: 0.0,
-        retry: RetryPolicy {
-            max_attempts: 6,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(100),
-            timeout: Duration::from_secs(10),
-            jitter_seed: 3,
-        },
+        retry: fast_retries(3),
         ..SalesforceConfig::default()
     };
     tune(&mut cfg);
     cfg.build().expect("valid config")
-}
-
-async fn pull(c: &dyn Connector, since: Option<Watermark>) -> Vec<AccountPage> {
-    c.pull(since)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .expect("pull succeeds")
-}
-
-fn accounts(pages: &[AccountPage]) -> Vec<&CrmAccount> {
-    pages.iter().flat_map(|p| &p.accounts).collect()
 }
 
 fn update(id: &str, tier: Tier) -> TierUpdate {
