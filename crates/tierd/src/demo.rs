@@ -26,10 +26,11 @@ use tierd_emulators::{HubSpotConfig, HubSpotEmulator, WriteLog};
 use tierd_store::{RunKind, RunStatus, Store};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::api::{ApiState, RunQueue};
-use crate::metrics::Metrics;
-use crate::pipeline::{MovementLine, Pipeline, Progress, ProgressLine, RunReport, RunRequest};
-use crate::settings::Settings;
+use crate::progress::ProgressLine;
+use tierd_config::Settings;
+use tierd_engine::metrics::Metrics;
+use tierd_engine::{MovementLine, Pipeline, Progress, RunReport, RunRequest};
+use tierd_server::api::{ApiState, RunQueue};
 
 /// Prints one line to stdout; a closed stdout (`| head`) ends the demo with an error.
 macro_rules! say {
@@ -155,14 +156,14 @@ struct Changes {
 
 impl Demo {
     async fn run(mut self, keep_serving: bool) -> anyhow::Result<ExitCode> {
-        let (_stop, stop) = crate::shutdown::install().context("cannot install the Ctrl-C handler")?;
+        let (_stop, stop) = tierd_engine::shutdown::install().context("cannot install the Ctrl-C handler")?;
         let n = self.args.accounts;
         let today = crate::today();
         let world = self.start_world(today).await?;
         let config = self.dir.join("tierd.toml");
         self.write_config(&config, &world, today)?;
         let settings = crate::load(Some(&config))?;
-        crate::logging::init(&settings.log)?;
+        tierd_server::logging::init(&settings.log)?;
         say!(
             self,
             "tierd demo: {n} HubSpot companies (seed {}), the enrichment API and {n} company websites, emulated on 127.0.0.1",
@@ -217,7 +218,7 @@ impl Demo {
         if keep_serving {
             say!(self, "Serving the admin API until Ctrl-C.");
             let mut stop = stop;
-            crate::shutdown::requested(&mut stop).await;
+            tierd_engine::shutdown::requested(&mut stop).await;
         } else if self.args.dir.is_none() {
             say!(
                 self,
@@ -268,9 +269,9 @@ impl Demo {
     /// Step 2: the built-in configuration plus the demo's store, connector, plugins and API.
     fn write_config(&self, path: &Path, world: &World, as_of: Date) -> anyhow::Result<()> {
         let model = self.dir.join("model.toml");
-        std::fs::write(&model, crate::settings::DEFAULT_MODEL)
+        std::fs::write(&model, tierd_config::DEFAULT_MODEL)
             .with_context(|| format!("cannot write {}", model.display()))?;
-        let mut text = String::from(crate::settings::DEFAULT_CONFIG);
+        let mut text = String::from(tierd_config::DEFAULT_CONFIG);
         let toml_str = |s: &str| toml::Value::String(s.to_string()).to_string();
         text.push_str(&format!(
             r#"
@@ -618,9 +619,9 @@ filter = "warn,sqlx=warn"
         &mut self,
         pipeline: &Arc<Pipeline>,
         metrics: &Arc<Metrics>,
-        stop: crate::shutdown::ShutdownSignal,
+        stop: tierd_engine::shutdown::ShutdownSignal,
     ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-        let settings_token = crate::api::auth::Token::new(self.api_token.clone())
+        let settings_token = tierd_server::api::auth::Token::new(self.api_token.clone())
             .map_err(|why| anyhow::anyhow!("the demo's API token: {why}"))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -633,10 +634,10 @@ filter = "warn,sqlx=warn"
             view: pipeline.clone(),
             metrics: metrics.clone(),
             runs: queue,
-            instance: crate::pipeline::instance_name(),
+            instance: tierd_engine::instance_name(),
         };
-        let router = crate::api::router(state, settings_token);
-        let api = tokio::spawn(crate::api::serve(listener, router, stop));
+        let router = tierd_server::api::router(state, settings_token);
+        let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));
         say!(self, "\n== 4. Admin API on http://{address}");
         let (status, body) = http_get(address, "/api/v1/tiers", &self.api_token).await?;
         say!(self, "  GET /api/v1/tiers -> {status} {body}");
@@ -655,20 +656,16 @@ filter = "warn,sqlx=warn"
 
 /// Starts the pipeline, with a note on what failed when it cannot.
 async fn start_pipeline(settings: Settings, metrics: &Arc<Metrics>) -> anyhow::Result<Pipeline> {
-    Pipeline::start(
-        Arc::new(settings),
-        metrics.clone(),
-        crate::pipeline::instance_name(),
-    )
-    .await
-    .context("cannot start the pipeline on the demo configuration")
+    Pipeline::start(Arc::new(settings), metrics.clone(), tierd_engine::instance_name())
+        .await
+        .context("cannot start the pipeline on the demo configuration")
 }
 
 /// Runs one run with a progress line on an interactive terminal, and its time after it.
 async fn run_step(
     pipeline: &Pipeline,
     kind: RunKind,
-    stop: crate::shutdown::ShutdownSignal,
+    stop: tierd_engine::shutdown::ShutdownSignal,
 ) -> anyhow::Result<RunReport> {
     let interactive = std::io::stderr().is_terminal();
     let progress = Arc::new(ProgressLine::new(interactive));

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tierd_connectors::files::{AccountReader, ReadItem};
 use tierd_core::Date;
 
-use crate::settings::Settings;
+use tierd_config::Settings;
 
 /// Finds `id` in `input`, scores it and prints the breakdown.
 pub fn explain(

@@ -10,23 +10,16 @@ use clap::{Parser, Subcommand};
 use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
-mod api;
-mod daemon;
 mod demo;
 mod emulate;
-mod enrich;
 mod explain;
-mod logging;
-mod metrics;
-mod pipeline;
 mod plugins_cmd;
-mod schedule;
+mod progress;
 mod score_file;
-mod settings;
-mod shutdown;
 mod sync_cmd;
 
-use settings::{LoadError, Settings};
+use tierd_config::{LoadError, Settings};
+use tierd_engine::enrich;
 
 /// B2B account tiering: score accounts over firmographic, technographic, contract and
 /// engagement facts, and sort them into a Tier 1 / 2 / 3 pyramid.
@@ -137,7 +130,7 @@ fn today() -> Date {
 }
 
 fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
-    let path = settings::locate(config);
+    let path = tierd_config::locate(config);
     Settings::load(path.as_deref()).map_err(|e| match e {
         LoadError::Io(e) => e,
         LoadError::Invalid(origin, errors) => {
@@ -227,7 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             action: ConfigAction::Validate,
         } => {
-            let path = settings::locate(config);
+            let path = tierd_config::locate(config);
             match Settings::load(path.as_deref()) {
                 Ok(s) => {
                     println!(
@@ -266,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
-        Command::Run => daemon::run(load(config)?),
+        Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use tierd_plugin_host::{AccountInput, HostOptions, Mode, Outcome, PluginConfig, PluginInfo, PluginSet};
 
-use crate::settings::Settings;
+use tierd_config::Settings;
 
 /// `tierd plugins ...`
 #[derive(Subcommand)]

@@ -21,8 +21,8 @@ use tierd_core::diff::Movements;
 use tierd_core::tier::{pyramid, Decision, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 
-use crate::enrich::{EnrichSummary, Enricher};
-use crate::settings::Settings;
+use tierd_config::Settings;
+use tierd_engine::enrich::{EnrichSummary, Enricher};
 
 /// What to score and where to write it.
 pub struct ScoreJob<'a> {

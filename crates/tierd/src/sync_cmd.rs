@@ -10,11 +10,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tierd_store::{RunKind, RunStatus};
 
-use crate::metrics::Metrics;
-use crate::pipeline::{
-    instance_name, Job, PilotSpec, Pipeline, Progress, ProgressLine, RunReport, RunRequest,
-};
-use crate::settings::Settings;
+use crate::progress::ProgressLine;
+use tierd_config::Settings;
+use tierd_engine::metrics::Metrics;
+use tierd_engine::{instance_name, Job, PilotSpec, Pipeline, Progress, RunReport, RunRequest};
 
 /// `tierd sync` arguments.
 #[derive(clap::Args, Debug)]
@@ -85,19 +84,20 @@ impl SyncArgs {
 /// Runs `tierd sync --once`.
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
-    crate::logging::init(&settings.log)?;
+    tierd_server::logging::init(&settings.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (_stop, signal) = crate::shutdown::install().context("cannot install the signal handlers")?;
+        let (_stop, signal) =
+            tierd_engine::shutdown::install().context("cannot install the signal handlers")?;
         let pipeline =
             Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), instance_name()).await?;
         // A one-off run leads like a daemon would: on a shared database a running daemon's leader
         // owns the schedule, and a new leader takes runs it does not own for dead.
-        let Some(_leadership) = pipeline.store().try_lead(crate::daemon::LEADER_LOCK_KEY).await? else {
+        let Some(_leadership) = pipeline.store().try_lead(tierd_engine::LEADER_LOCK_KEY).await? else {
             pipeline.shutdown().await;
             anyhow::bail!(
                 "a tierd daemon leads this database: queue the run on it (POST /api/v1/runs) instead of \

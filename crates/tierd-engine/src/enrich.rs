@@ -11,7 +11,7 @@ use tierd_connectors::files::{json_fact, AccountRecord};
 use tierd_core::{Date, FactSchema};
 use tierd_plugin_host::{AccountInput, HostOptions, Outcome, PluginSet};
 
-use crate::settings::Settings;
+use tierd_config::Settings;
 
 /// Problems kept for the report; the rest are counted.
 const KEEP_PROBLEMS: usize = 20;

@@ -23,8 +23,8 @@ use tierd_store::{
     RunStatus, ScoredAccount, Timestamp, WorkItem,
 };
 
-use super::{pyramid_of, Job, MovementLine, PilotSpec, Pipeline, Progress, RunReport, RunRequest, Scorer};
 use crate::shutdown::ShutdownSignal;
+use crate::{pyramid_of, Job, MovementLine, PilotSpec, Pipeline, Progress, RunReport, RunRequest, Scorer};
 
 /// How a run that did not fail ended.
 pub(crate) enum Ending {

@@ -1,4 +1,4 @@
-//! The `[store]`, `[connector]` and `[pipeline]` settings sections.
+//! The engine's sections: `[store]`, `[connector]` and `[pipeline]`.
 //!
 //! `[connector]` is `type = "hubspot" | "salesforce" | "file"` plus that connector's own keys,
 //! handed as they are to `tierd_connectors::registry::build`, except that a key ending in `_env`
@@ -173,30 +173,17 @@ pub(crate) fn read_sections(
     cfg: &config::Config,
     errors: &mut tierd_core::ConfigErrors,
 ) -> (StoreSettings, Option<ConnectorSettings>, PipelineSettings) {
-    fn get<T: serde::de::DeserializeOwned>(
-        cfg: &config::Config,
-        errors: &mut tierd_core::ConfigErrors,
-        name: &str,
-    ) -> Option<T> {
-        match cfg.get::<T>(name) {
-            Ok(v) => Some(v),
-            Err(config::ConfigError::NotFound(_)) => None,
-            Err(e) => {
-                errors.push(name, e.to_string());
-                None
-            }
-        }
-    }
-    let store: StoreSettings = get(cfg, errors, "store").unwrap_or_default();
-    let pipeline: PipelineSettings = get(cfg, errors, "pipeline").unwrap_or_default();
+    let store: StoreSettings = crate::section(cfg, errors, "store").unwrap_or_default();
+    let pipeline: PipelineSettings = crate::section(cfg, errors, "pipeline").unwrap_or_default();
     for (key, problem) in pipeline.problems() {
         errors.push(key, problem);
     }
-    let connector = get::<serde_json::Map<String, Value>>(cfg, errors, "connector").and_then(|table| {
-        ConnectorSettings::from_table(table)
-            .map_err(|(key, problem)| errors.push(key, problem))
-            .ok()
-    });
+    let connector =
+        crate::section::<serde_json::Map<String, Value>>(cfg, errors, "connector").and_then(|table| {
+            ConnectorSettings::from_table(table)
+                .map_err(|(key, problem)| errors.push(key, problem))
+                .ok()
+        });
     (store, connector, pipeline)
 }
 

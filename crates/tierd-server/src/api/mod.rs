@@ -11,7 +11,6 @@
 //! tested with a stand-in. Manual runs go into [`RunQueue`], which only the leader's loop drains.
 
 pub mod auth;
-pub mod settings;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -31,8 +30,8 @@ use tierd_plugin_host::PluginInfo;
 use tierd_store::{RunId, RunKind, Store, Timestamp};
 use tokio::sync::Notify;
 
-use crate::metrics::{ExtraGauges, Metrics};
 use crate::schedule::{rfc3339, NextRuns};
+use tierd_engine::metrics::{ExtraGauges, Metrics};
 
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -251,10 +250,10 @@ pub fn router(state: ApiState, token: auth::Token) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    mut shutdown: crate::shutdown::ShutdownSignal,
+    mut shutdown: tierd_engine::shutdown::ShutdownSignal,
 ) -> std::io::Result<()> {
     axum::serve(listener, router)
-        .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
+        .with_graceful_shutdown(async move { tierd_engine::shutdown::requested(&mut shutdown).await })
         .await
 }
 

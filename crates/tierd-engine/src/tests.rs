@@ -8,10 +8,10 @@ use tierd_core::tier::Cap;
 use tierd_emulators::{HubSpotConfig, HubSpotEmulator};
 use tierd_store::{RunKind, RunStatus};
 
-use super::config::ConnectorSettings;
-use super::{Pipeline, RunReport, RunRequest};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::{Pipeline, RunReport, RunRequest};
+use tierd_config::engine::ConnectorSettings;
+use tierd_config::Settings;
 
 const ACCOUNTS: u64 = 300;
 
@@ -344,7 +344,7 @@ async fn a_pilot_reports_differences_and_pushes_nothing() {
                     filter: None,
                     sample: Some(0.5),
                 }),
-                job: super::Job::Full,
+                job: crate::Job::Full,
             },
             rx,
             None,
@@ -473,7 +473,7 @@ async fn a_dry_run_of_an_incremental_job_pulls_only_the_changes() {
     );
     w.emulator
         .set_properties(&hubspot_id(3), &[("numberofemployees", "1")]);
-    let incremental = dry_run(&w.pipeline, super::Job::Incremental).await;
+    let incremental = dry_run(&w.pipeline, crate::Job::Incremental).await;
     assert_eq!(
         incremental.status,
         RunStatus::Succeeded,
@@ -486,7 +486,7 @@ async fn a_dry_run_of_an_incremental_job_pulls_only_the_changes() {
         "only the change is pulled: {}",
         incremental.accounts
     );
-    let full = dry_run(&w.pipeline, super::Job::Full).await;
+    let full = dry_run(&w.pipeline, crate::Job::Full).await;
     assert_eq!(full.accounts, ACCOUNTS, "a full job's dry run pulls everything");
     // What the incremental dry run would push, the incremental run pushes.
     let writes = w.emulator.writes().total;
@@ -495,7 +495,7 @@ async fn a_dry_run_of_an_incremental_job_pulls_only_the_changes() {
     assert_eq!(w.emulator.writes().total - writes, real.pushed);
 }
 
-async fn dry_run(p: &Pipeline, job: super::Job) -> RunReport {
+async fn dry_run(p: &Pipeline, job: crate::Job) -> RunReport {
     let (_tx, rx) = crate::shutdown::never();
     let request = RunRequest {
         job,

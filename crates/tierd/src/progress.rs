@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::Progress;
+use tierd_engine::Progress;
 
 /// A `\r`-redrawn stderr line, at most ten times a second; silent when stderr is not a terminal.
 pub(crate) struct ProgressLine {

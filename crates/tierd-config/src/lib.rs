@@ -1,10 +1,19 @@
-//! Loading `tierd.toml`: the file, then `TIERD__SECTION__KEY` environment overrides, checked
-//! into the scoring model and tiering policy.
+//! tierd-config: `tierd.toml`, every section's type, default and validation.
 //!
 //! Where the configuration comes from, in order: `--config PATH`, the `TIERD_CONFIG`
 //! variable, `./config/tierd.toml` when it exists, else the defaults built into the binary
 //! (the same files as `config/` in the repository), so `tierd` works from any directory.
-//! Every problem is reported with its key path; unknown keys are errors.
+//! The file is layered with `TIERD__SECTION__KEY` environment overrides (the `config` crate),
+//! then each section is read on its own ([`section`]) so one bad section does not hide another's
+//! problems. Every problem is reported with its key path; unknown keys are errors.
+//!
+//! Must not: start anything (no store connection, no plugin, no network). Secrets are read by
+//! the crates that use them, when they start, so `tierd config validate` works without them.
+
+pub mod api;
+pub mod engine;
+pub mod log;
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 
@@ -83,17 +92,17 @@ pub struct Settings {
     /// `[plugins.<name>]`: enrichment plugins, paths made relative to the config file.
     pub plugins: std::collections::BTreeMap<String, tierd_plugin_host::PluginConfig>,
     /// `[store]`: where runs and account state are kept.
-    pub store: crate::pipeline::config::StoreSettings,
+    pub store: engine::StoreSettings,
     /// `[connector]`: the CRM; `None` when the section is absent (offline commands need none).
-    pub connector: Option<crate::pipeline::config::ConnectorSettings>,
+    pub connector: Option<engine::ConnectorSettings>,
     /// `[pipeline]`: batch sizes and concurrency of runs.
-    pub pipeline: crate::pipeline::config::PipelineSettings,
+    pub pipeline: engine::PipelineSettings,
     /// `[schedule]`: when the daemon's leader starts runs.
-    pub schedule: crate::schedule::ScheduleSettings,
+    pub schedule: schedule::ScheduleSettings,
     /// `[api]`: the admin API.
-    pub api: crate::api::settings::ApiSettings,
+    pub api: api::ApiSettings,
     /// `[log]`: log format and filter.
-    pub log: crate::logging::LogSettings,
+    pub log: log::LogSettings,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -162,8 +171,10 @@ impl Settings {
         let raw_policy: RawTierPolicy = section(&cfg, &mut errors, "tiering").unwrap_or_default();
         let output: OutputSettings = section(&cfg, &mut errors, "output").unwrap_or_default();
         let plugins = plugins_section(&cfg, &mut errors, base_dir.as_deref());
-        let (store, connector, pipeline) = crate::pipeline::config::read_sections(&cfg, &mut errors);
-        let (schedule, api, log) = crate::daemon::read_sections(&cfg, &mut errors);
+        let (store, connector, pipeline) = engine::read_sections(&cfg, &mut errors);
+        let schedule: schedule::ScheduleSettings = checked(&cfg, &mut errors, "schedule");
+        let api: api::ApiSettings = checked(&cfg, &mut errors, "api");
+        let log: log::LogSettings = checked(&cfg, &mut errors, "log");
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -231,8 +242,28 @@ fn plugins_section(
     plugins
 }
 
+/// A section that reports its own problems as (key under the section, what is wrong).
+pub trait Checked {
+    /// Each problem as (key under the section, what is wrong).
+    fn problems(&self) -> Vec<(&'static str, String)>;
+}
+
+/// Reads a section that has defaults and checks it; each problem is recorded under
+/// `name.key`, and a section that cannot be read gives its defaults.
+pub fn checked<T: serde::de::DeserializeOwned + Default + Checked>(
+    cfg: &config::Config,
+    errors: &mut ConfigErrors,
+    name: &str,
+) -> T {
+    let value: T = section(cfg, errors, name).unwrap_or_default();
+    for (key, problem) in value.problems() {
+        errors.push(format!("{name}.{key}"), problem);
+    }
+    value
+}
+
 /// Reads one section; a problem is recorded under the section's name and gives `None`.
-fn section<T: serde::de::DeserializeOwned>(
+pub fn section<T: serde::de::DeserializeOwned>(
     cfg: &config::Config,
     errors: &mut ConfigErrors,
     name: &str,
@@ -244,5 +275,35 @@ fn section<T: serde::de::DeserializeOwned>(
             errors.push(name, e.to_string());
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_file(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    }
+
+    /// `config/tierd.production.toml` passes `tierd config validate`, and its connector section
+    /// builds a HubSpot connector once the secrets it names are in the environment.
+    #[test]
+    fn the_production_config_is_valid() {
+        let path = repo_file("config/tierd.production.toml");
+        let settings = match Settings::load(Some(&path)) {
+            Ok(s) => s,
+            Err(LoadError::Invalid(origin, errors)) => panic!("{origin}:\n{errors}"),
+            Err(LoadError::Io(e)) => panic!("{e:#}"),
+        };
+        assert!(settings.store.url.starts_with("postgres://"));
+        assert_eq!(settings.log.format, log::LogFormat::Json);
+        assert_eq!(settings.schedule, schedule::ScheduleSettings::default());
+        assert_eq!(settings.api.token_env, "TIERD_API_TOKEN");
+        assert_eq!(settings.plugins.len(), 3);
+        let connector = settings.connector.as_ref().expect("[connector]");
+        let env = |var: &str| (var == "HUBSPOT_TOKEN").then(|| "pat-dummy-token".to_string());
+        let config = connector.resolved(env).expect("HUBSPOT_TOKEN is the only secret");
+        tierd_connectors::registry::build(&connector.kind, config).expect("the hubspot keys are known");
     }
 }

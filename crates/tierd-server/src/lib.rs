@@ -1,4 +1,4 @@
-//! `tierd run`: the long-running service. Wires settings, logging, the pipeline, the admin API
+//! tierd-server: `tierd run`, the long-running service. Wires settings, logging, the pipeline, the admin API
 //! and the scheduler together, and owns leadership and shutdown.
 //!
 //! Reads its own configuration sections, `[schedule]`, `[api]` and `[log]`; the pipeline reads
@@ -23,52 +23,19 @@ use anyhow::Context as _;
 use tierd_plugin_host::PluginInfo;
 use tierd_store::{LeaderGuard, RunKind, RunStatus, Timestamp};
 
-use crate::api::auth::Token;
-use crate::api::settings::ApiSettings;
-use crate::api::{ApiState, DaemonView, ManualRun, RunQueue};
-use crate::logging::LogSettings;
-use crate::metrics::{ExtraGauges, Metrics};
-use crate::pipeline::{PilotSpec, Pipeline, RunRequest};
-use crate::schedule::{rfc3339, Job, LastRuns, NextRuns, ScheduleSettings, Scheduler};
-use crate::settings::Settings;
-use crate::shutdown::ShutdownSignal;
+use tierd_config::Settings;
+use tierd_engine::metrics::{ExtraGauges, Metrics};
+use tierd_engine::shutdown::{self, ShutdownSignal};
+use tierd_engine::{PilotSpec, Pipeline, RunRequest, LEADER_LOCK_KEY};
 
-/// Reads `[schedule]`, `[api]` and `[log]`, each problem recorded with its key path.
-pub(crate) fn read_sections(
-    cfg: &config::Config,
-    errors: &mut tierd_core::ConfigErrors,
-) -> (ScheduleSettings, ApiSettings, LogSettings) {
-    fn get<T: serde::de::DeserializeOwned + Default>(
-        cfg: &config::Config,
-        errors: &mut tierd_core::ConfigErrors,
-        name: &str,
-    ) -> T {
-        match cfg.get::<T>(name) {
-            Ok(v) => v,
-            Err(config::ConfigError::NotFound(_)) => T::default(),
-            Err(e) => {
-                errors.push(name, e.to_string());
-                T::default()
-            }
-        }
-    }
-    let schedule: ScheduleSettings = get(cfg, errors, "schedule");
-    for (key, problem) in schedule.problems() {
-        errors.push(format!("schedule.{key}"), problem);
-    }
-    let api: ApiSettings = get(cfg, errors, "api");
-    for (key, problem) in api.problems() {
-        errors.push(format!("api.{key}"), problem);
-    }
-    let log: LogSettings = get(cfg, errors, "log");
-    for (key, problem) in log.problems() {
-        errors.push(format!("log.{key}"), problem);
-    }
-    (schedule, api, log)
-}
+use crate::schedule::{rfc3339, Job, LastRuns, NextRuns, Scheduler};
+use api::auth::Token;
+use api::{ApiState, DaemonView, ManualRun, RunQueue};
 
-/// The advisory-lock key every instance of a deployment agrees on ("tierd" in ASCII).
-pub(crate) const LEADER_LOCK_KEY: i64 = 0x0074_6965_7264;
+pub mod api;
+pub mod logging;
+pub mod schedule;
+
 /// How often a standby asks for leadership and a leader checks it still holds it: the bound on
 /// how long a dead leader goes unnoticed, besides the database's own detection of the dropped
 /// connection.
@@ -82,7 +49,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(120);
 
 /// `tierd run`: serves until SIGTERM/SIGINT, then stops cleanly and returns success.
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
-    crate::logging::init(&settings.log)?;
+    logging::init(&settings.log)?;
     // The token is checked before anything starts, so a misconfigured unit fails at once.
     let token = match settings.api.enabled {
         true => Some(settings.api.token().map_err(|e| anyhow::anyhow!(e))?),
@@ -97,8 +64,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<()> {
-    let (_stop, shutdown) =
-        crate::shutdown::install().context("cannot install the SIGTERM/SIGINT handlers")?;
+    let (_stop, shutdown) = shutdown::install().context("cannot install the SIGTERM/SIGINT handlers")?;
     let listener = match (&token, settings.api.enabled) {
         (Some(_), true) => Some(
             tokio::net::TcpListener::bind(&settings.api.listen)
@@ -108,7 +74,7 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let instance = crate::pipeline::instance_name();
+    let instance = tierd_engine::instance_name();
     tracing::info!(
         instance = %instance,
         config = %settings.origin,
@@ -134,8 +100,8 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
             };
             let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(address = %address, "admin API listening");
-            let router = crate::api::router(state, token);
-            Some(tokio::spawn(crate::api::serve(listener, router, api_stopped)))
+            let router = api::router(state, token);
+            Some(tokio::spawn(api::serve(listener, router, api_stopped)))
         }
         _ => {
             tracing::info!("admin API disabled ([api] enabled = false)");
@@ -161,7 +127,7 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
     let mut waiting = shutdown.clone();
     tokio::select! {
         result = &mut elect => report_task("leadership loop", result),
-        _ = crate::shutdown::requested(&mut waiting) => {
+        _ = shutdown::requested(&mut waiting) => {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut elect).await {
                 Ok(result) => report_task("leadership loop", result),
                 Err(_) => {
@@ -333,7 +299,7 @@ impl Leader {
 async fn pause(shutdown: &mut ShutdownSignal, d: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = crate::shutdown::requested(shutdown) => {}
+        _ = shutdown::requested(shutdown) => {}
     }
 }
 
@@ -411,27 +377,6 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../..")
             .join(path)
-    }
-
-    /// `config/tierd.production.toml` passes `tierd config validate`, and its connector section
-    /// builds a HubSpot connector once the secrets it names are in the environment.
-    #[test]
-    fn the_production_config_is_valid() {
-        let path = repo_file("config/tierd.production.toml");
-        let settings = match Settings::load(Some(&path)) {
-            Ok(s) => s,
-            Err(crate::settings::LoadError::Invalid(origin, errors)) => panic!("{origin}:\n{errors}"),
-            Err(crate::settings::LoadError::Io(e)) => panic!("{e:#}"),
-        };
-        assert!(settings.store.url.starts_with("postgres://"));
-        assert_eq!(settings.log.format, crate::logging::LogFormat::Json);
-        assert_eq!(settings.schedule, ScheduleSettings::default());
-        assert_eq!(settings.api.token_env, "TIERD_API_TOKEN");
-        assert_eq!(settings.plugins.len(), 3);
-        let connector = settings.connector.as_ref().expect("[connector]");
-        let env = |var: &str| (var == "HUBSPOT_TOKEN").then(|| "pat-dummy-token".to_string());
-        let config = connector.resolved(env).expect("HUBSPOT_TOKEN is the only secret");
-        tierd_connectors::registry::build(&connector.kind, config).expect("the hubspot keys are known");
     }
 
     #[test]

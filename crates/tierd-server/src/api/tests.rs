@@ -401,9 +401,9 @@ async fn secrets_stay_out_of_metrics_errors_and_logs() {
     }
     // The token checks and the store's connect errors, as the daemon would log them.
     std::env::set_var("TIERD_TEST_SHORT_TOKEN", short);
-    let settings = settings::ApiSettings {
+    let settings = tierd_config::api::ApiSettings {
         token_env: "TIERD_TEST_SHORT_TOKEN".into(),
-        ..settings::ApiSettings::default()
+        ..tierd_config::api::ApiSettings::default()
     };
     let refused = settings.token().expect_err("too short");
     tracing::error!(error = %refused, "admin API not started");

@@ -1,4 +1,4 @@
-//! One run of the daemon: pull -> enrich -> score -> commit state -> tier -> diff -> push ->
+//! tierd-engine: one run of tierd: pull -> enrich -> score -> commit state -> tier -> diff -> push ->
 //! commit outcome.
 //!
 //! # Streaming
@@ -47,11 +47,10 @@
 //! population's facts.
 
 mod cache;
-pub mod config;
-mod progress;
+pub mod enrich;
+pub mod metrics;
 mod run;
-
-pub(crate) use progress::ProgressLine;
+pub mod shutdown;
 #[cfg(test)]
 mod tests;
 
@@ -67,8 +66,8 @@ use tierd_plugin_host::{HostOptions, PluginInfo, PluginSet};
 use tierd_store::{RunId, RunKind, RunStatus, Store};
 
 use crate::metrics::Metrics;
-use crate::settings::Settings;
 use crate::shutdown::ShutdownSignal;
+use tierd_config::Settings;
 
 use self::cache::StoreCache;
 
@@ -517,6 +516,10 @@ impl Pipeline {
         Ok(())
     }
 }
+
+/// The advisory-lock key every instance of a deployment agrees on ("tierd" in ASCII): the
+/// daemon's leader and `tierd sync --once` hold it, so runs never overlap across processes.
+pub const LEADER_LOCK_KEY: i64 = 0x0074_6965_7264;
 
 /// This process's instance name: `host:pid`, so a later process can tell a dead owner.
 pub fn instance_name() -> String {
