@@ -9,12 +9,14 @@
 //! tierd crate. Everything here is deterministic for its inputs, which is what
 //! makes scores reproducible and explainable.
 
+pub mod codec;
 pub mod config_error;
 pub mod date;
 pub mod decimal;
 pub mod diff;
 pub mod explain;
 pub mod fact;
+pub mod hash;
 pub mod model;
 pub mod score;
 pub mod tier;

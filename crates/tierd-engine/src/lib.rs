@@ -47,12 +47,17 @@
 //! population's facts.
 
 mod cache;
+mod context;
 pub mod enrich;
 pub mod metrics;
+mod pilot;
 mod run;
 pub mod shutdown;
+mod sink;
+mod stage;
 #[cfg(test)]
 mod tests;
+mod work;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +75,9 @@ use crate::shutdown::ShutdownSignal;
 use tierd_config::Settings;
 
 use self::cache::StoreCache;
+use self::context::RunCtx;
+use self::sink::{CommitSink, MemorySink};
+use self::stage::push::Ending;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -428,10 +436,27 @@ impl Pipeline {
             .context("cannot start a run")?;
         tracing::info!(run = id.0, kind = %request.kind, "run started");
         let mut report = RunReport::new(id, request.kind);
-        let outcome = run::execute(self, &scorer, &request, id, &mut report, shutdown, progress).await;
+        let ctx = RunCtx {
+            p: self,
+            scorer: &scorer,
+            run: id,
+            kind: request.kind,
+            job: request.effective_job(),
+            pilot: request.pilot.as_ref().filter(|_| request.kind == RunKind::Pilot),
+        };
+        let progress = progress.as_deref();
+        let outcome = match request.kind {
+            RunKind::Full | RunKind::Incremental => {
+                run::execute(&ctx, &CommitSink, &mut report, shutdown, progress).await
+            }
+            RunKind::DryRun => {
+                run::execute(&ctx, &MemorySink::dry_run(), &mut report, shutdown, progress).await
+            }
+            RunKind::Pilot => run::execute(&ctx, &MemorySink::pilot(), &mut report, shutdown, progress).await,
+        };
         let (status, error) = match outcome {
-            Ok(run::Ending::Done) => (RunStatus::Succeeded, None),
-            Ok(run::Ending::Stopped) => (
+            Ok(Ending::Done) => (RunStatus::Succeeded, None),
+            Ok(Ending::Stopped) => (
                 RunStatus::Interrupted,
                 Some("stopped on request after the batch in flight; the next run resumes".to_string()),
             ),
@@ -478,7 +503,19 @@ impl Pipeline {
             }
             let did = match self.store.running_run().await {
                 Ok(Some(run)) if matches!(run.kind, RunKind::Full | RunKind::Incremental) => {
-                    run::consume_one(self, &scorer, run.id, run.kind).await?
+                    let ctx = RunCtx {
+                        p: self,
+                        scorer: &scorer,
+                        run: run.id,
+                        kind: run.kind,
+                        job: if run.kind == RunKind::Full {
+                            Job::Full
+                        } else {
+                            Job::Incremental
+                        },
+                        pilot: None,
+                    };
+                    work::consume_one(&ctx, &CommitSink).await?
                 }
                 Ok(_) => false,
                 Err(e) => {

@@ -236,17 +236,26 @@ impl Store {
         Ok(items)
     }
 
-    /// Marks an item `owner` claimed as done (`ok`) or failed. Returns `false`, changing nothing,
-    /// when the item is no longer claimed by `owner` (it was requeued as stale and someone else
-    /// took it): the caller's result is then not the one that counts.
-    pub async fn complete_work(&self, id: WorkItemId, owner: &str, ok: bool) -> Result<bool, StoreError> {
+    /// Marks an item `owner` claimed as done (`ok`) or failed, with what processing it counted.
+    /// Returns `false`, changing nothing, when the item is no longer claimed by `owner` (it was
+    /// requeued as stale and someone else took it): the caller's result is then not the one that
+    /// counts.
+    pub async fn complete_work(
+        &self,
+        id: WorkItemId,
+        owner: &str,
+        ok: bool,
+        result: Option<&serde_json::Value>,
+    ) -> Result<bool, StoreError> {
         let state = if ok { "done" } else { "failed" };
+        let result = result.map(serde_json::Value::to_string);
         let updated = with_pool!(self, pool => sqlx::query(
-            "UPDATE work_items SET state = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'claimed'",
+            "UPDATE work_items SET state = $3, result = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'claimed'",
         )
         .bind(id.0)
         .bind(owner)
         .bind(state)
+        .bind(result.as_deref())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))
@@ -267,6 +276,21 @@ impl Store {
         .await
         .map(|r| r.rows_affected()))
         .map_err(query_error("requeue stale work", "work_items"))
+    }
+
+    /// What each done item of `run` recorded when it was completed, in batch order.
+    pub async fn work_results(&self, run: RunId) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows: Vec<(Option<String>,)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT result FROM work_items WHERE run = $1 AND state = 'done' ORDER BY batch_no",
+        )
+        .bind(run.0)
+        .fetch_all(pool)
+        .await)
+        .map_err(query_error("read work results", "work_items"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(r,)| serde_json::from_str(r.as_deref()?).ok())
+            .collect())
     }
 
     /// How many of `run`'s items are in each state.

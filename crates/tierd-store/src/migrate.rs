@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_tier_basis.sql"),
         postgres: include_str!("../migrations/postgres/0002_tier_basis.sql"),
     },
+    Migration {
+        version: 3,
+        name: "work_results",
+        sqlite: include_str!("../migrations/sqlite/0003_work_results.sql"),
+        postgres: include_str!("../migrations/postgres/0003_work_results.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

@@ -64,11 +64,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 2);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 3);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 2);
+        assert_eq!(again.schema_version().await.expect("schema version"), 3);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -76,7 +76,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 2 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 3 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
@@ -718,7 +718,7 @@ async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
                 }
                 for item in items {
                     assert!(store
-                        .complete_work(item.id, &owner, true)
+                        .complete_work(item.id, &owner, true, Some(&json!({"batch": item.batch_no})))
                         .await
                         .expect("complete"));
                     got.push(item.batch_no);
@@ -736,6 +736,9 @@ async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
     let progress = db.store.work_progress(run).await.expect("progress");
     assert_eq!((progress.done, progress.queued, progress.claimed), (120, 0, 0));
     assert!(progress.is_finished());
+    // What each item recorded, every instance's alike, in batch order.
+    let results = other.work_results(run).await.expect("results");
+    assert_eq!(results, (0..120).map(|b| json!({"batch": b})).collect::<Vec<_>>());
 
     // A claimer that died: its item goes back to the queue, and its late result does not count.
     let more = db
@@ -760,14 +763,19 @@ async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
     assert_eq!((retaken[0].id, retaken[0].attempts), (more[0], 2));
     assert!(!db
         .store
-        .complete_work(more[0], "dead", true)
+        .complete_work(more[0], "dead", true, Some(&json!({"batch": "late"})))
         .await
         .expect("complete"));
     assert!(other
-        .complete_work(more[0], "alive", false)
+        .complete_work(more[0], "alive", false, None)
         .await
         .expect("complete"));
     assert_eq!(db.store.work_progress(run).await.expect("progress").failed, 1);
+    assert_eq!(
+        db.store.work_results(run).await.expect("results").len(),
+        120,
+        "the dead claimer's result does not count"
+    );
 }
 on_both_backends!(work_items_go_to_exactly_one_claimer);
 

@@ -1,0 +1,41 @@
+//! The stages of one run, in order: pull (`pull.rs`), enrich (`enrich.rs`), score (`score.rs`),
+//! tier (`tier.rs`), push (`push.rs`). Each takes the run's context and its sink; none knows which
+//! kind of run it serves.
+
+pub(crate) mod enrich;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod score;
+pub(crate) mod tier;
+
+use anyhow::Context as _;
+
+use crate::context::RunCtx;
+use crate::sink::Sink;
+use crate::work::{BatchCounts, WorkAccount};
+
+/// One work item: enrich, score, and hand the scores to the sink. Tiers are decided later, over
+/// the whole population.
+pub(crate) async fn process<S: Sink>(
+    ctx: &RunCtx<'_>,
+    sink: &S,
+    accounts: Vec<WorkAccount>,
+) -> anyhow::Result<BatchCounts> {
+    let p = ctx.p;
+    let mut counts = BatchCounts {
+        accounts: accounts.len() as u64,
+        ..BatchCounts::default()
+    };
+    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let previous = p
+        .store
+        .accounts(&ids)
+        .await
+        .context("read the batch's previous state")?;
+    let enriched = enrich::enrich(ctx, &accounts, &previous).await?;
+    counts.stale = enriched.stale;
+    let scored = score::score(ctx, &accounts, enriched.facts, &previous, &mut counts.quarantined);
+    sink.keep(ctx, scored, enriched.signals).await?;
+    p.metrics.accounts_processed(counts.accounts);
+    Ok(counts)
+}
