@@ -117,6 +117,9 @@ pub struct PipelineSettings {
     pub top_movements: usize,
     /// How often an idle instance looks for work items of a running run, in milliseconds.
     pub idle_poll_ms: u64,
+    /// A tier field found empty in the CRM where tierd had pushed a tier is a person's choice
+    /// (reported as changed by a person) instead of a loss to repair (written again).
+    pub respect_cleared: bool,
 }
 
 impl Default for PipelineSettings {
@@ -131,6 +134,7 @@ impl Default for PipelineSettings {
             as_of: None,
             top_movements: 20,
             idle_poll_ms: 500,
+            respect_cleared: false,
         }
     }
 }

@@ -7,9 +7,14 @@
 //!   from what tierd last pushed (a person changed it), is never overwritten; it is
 //!   reported as skipped.
 //! - **Push only what changed.** An update goes out only when the tier, the score bucket
-//!   (score rounded to a step, 0.1 by default) or the reason differs from the last push,
-//!   so a run that changes nothing sends nothing and scores jittering in the third
-//!   decimal do not burn API calls.
+//!   (score rounded to a step, 0.1 by default) or the reason's substance differs from the last
+//!   push (which criteria, in which order and direction; not the counts inside them, so "renewal
+//!   in 70 days" becoming "69 days" is no news), so a run that changes nothing sends nothing and
+//!   scores jittering in the third decimal do not burn API calls.
+//! - **What the CRM lost is written again.** When the pull shows the tier field empty although
+//!   tierd pushed a tier there (cleared by hand, a restored or new CRM), the update is sent again
+//!   and counted as a repair, unless `respect_cleared` says an emptied field is a person's choice;
+//!   then it is held as overridden.
 
 use std::collections::HashMap;
 
@@ -53,11 +58,17 @@ impl From<&TierUpdate> for LastPush {
 pub struct PlanOptions {
     /// Scores are compared rounded to this step (0.1: 3.84 and 3.76 are both 3.8).
     pub score_step: f32,
+    /// An emptied tier field is a person's choice: hold it as overridden instead of writing the
+    /// tier again.
+    pub respect_cleared: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { score_step: 0.1 }
+        PlanOptions {
+            score_step: 0.1,
+            respect_cleared: false,
+        }
     }
 }
 
@@ -79,6 +90,8 @@ pub struct PushPlan {
     pub send: Vec<TierUpdate>,
     /// Updates not sent: (account id, `Unchanged`, `SkippedLocked` or `SkippedOverridden`).
     pub held: Vec<(String, PushOutcome)>,
+    /// Of `send`, the accounts whose tier the CRM had lost (an emptied field).
+    pub repaired: Vec<String>,
 }
 
 /// Decides what to push. `crm` holds the accounts seen by the pull (an incremental pull
@@ -91,12 +104,25 @@ pub fn plan_push(
 ) -> PushPlan {
     let mut plan = PushPlan::default();
     for update in results {
-        match decide(&update, crm.get(&update.id), last.get(&update.id), options) {
-            None => plan.send.push(update),
+        let state = crm.get(&update.id);
+        let prior = last.get(&update.id);
+        match decide(&update, state, prior, options) {
+            None => {
+                if lost(state, prior) {
+                    plan.repaired.push(update.id.clone());
+                }
+                plan.send.push(update);
+            }
             Some(outcome) => plan.held.push((update.id, outcome)),
         }
     }
     plan
+}
+
+/// The pull saw the tier field empty where tierd had pushed a tier.
+fn lost(crm: Option<&CrmTierState>, last: Option<&LastPush>) -> bool {
+    let empty = crm.is_some_and(|s| s.crm_tier.as_deref().is_none_or(|t| t.trim().is_empty()));
+    empty && last.is_some()
 }
 
 /// `None` to send, or why not.
@@ -118,12 +144,21 @@ fn decide(
                 });
             }
         }
+        if lost(Some(state), last) {
+            return if options.respect_cleared {
+                Some(PushOutcome::SkippedOverridden {
+                    crm_tier: String::new(),
+                })
+            } else {
+                None
+            };
+        }
     }
     match last {
         Some(l)
             if l.tier == update.tier
                 && options.bucket(l.score) == options.bucket(update.score)
-                && l.reason == update.reason =>
+                && tierd_core::explain::same_in_substance(&l.reason, &update.reason) =>
         {
             Some(PushOutcome::Unchanged)
         }
@@ -223,6 +258,94 @@ mod tests {
             PlanOptions::default(),
         );
         assert!(plan.send.is_empty());
+    }
+
+    #[test]
+    fn a_tier_the_crm_lost_is_written_again_unless_emptying_is_a_persons_choice() {
+        let crm = HashMap::from([
+            (
+                "cleared".to_string(),
+                CrmTierState {
+                    crm_tier: Some(String::new()),
+                    locked: false,
+                },
+            ),
+            (
+                "missing".to_string(),
+                CrmTierState {
+                    crm_tier: None,
+                    locked: false,
+                },
+            ),
+            (
+                "kept".to_string(),
+                CrmTierState {
+                    crm_tier: Some("tier_2".into()),
+                    locked: false,
+                },
+            ),
+        ]);
+        let last: HashMap<_, _> = ["cleared", "missing", "kept", "unseen"]
+            .into_iter()
+            .map(|id| (id.to_string(), last(Tier::Tier2, 3.9, "fit")))
+            .collect();
+        let updates =
+            || ["cleared", "missing", "kept", "unseen"].map(|id| update(id, Tier::Tier2, 3.9, "fit"));
+        let plan = plan_push(updates(), &crm, &last, PlanOptions::default());
+        let sent: Vec<&str> = plan.send.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(sent, ["cleared", "missing"]);
+        assert_eq!(plan.repaired, ["cleared", "missing"]);
+        let respect = PlanOptions {
+            respect_cleared: true,
+            ..PlanOptions::default()
+        };
+        let plan = plan_push(updates(), &crm, &last, respect);
+        assert!(plan.send.is_empty() && plan.repaired.is_empty());
+        assert_eq!(
+            plan.held[0],
+            (
+                "cleared".to_string(),
+                PushOutcome::SkippedOverridden {
+                    crm_tier: String::new()
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn a_count_changing_inside_a_reason_is_no_news_but_another_criterion_is() {
+        let last = HashMap::from([(
+            "a".to_string(),
+            last(
+                Tier::Tier3,
+                3.1,
+                "uses dbt (+0.4); contract renewal in 70 days (+0.3)",
+            ),
+        )]);
+        let plan = plan_push(
+            [update(
+                "a",
+                Tier::Tier3,
+                3.1,
+                "uses dbt (+0.4); contract renewal in 69 days (+0.3)",
+            )],
+            &HashMap::new(),
+            &last,
+            PlanOptions::default(),
+        );
+        assert!(plan.send.is_empty(), "a day count is not news");
+        let plan = plan_push(
+            [update(
+                "a",
+                Tier::Tier3,
+                3.1,
+                "demo request (lifted one tier); uses dbt (+0.4)",
+            )],
+            &HashMap::new(),
+            &last,
+            PlanOptions::default(),
+        );
+        assert_eq!(plan.send.len(), 1, "a lift is news");
     }
 
     fn tier() -> impl Strategy<Value = Tier> {

@@ -296,3 +296,64 @@ impl Model {
         }
     }
 }
+
+/// The words of a reason text with every number in it (`70`, `0.6`, `1,200`) replaced by `#`:
+/// two reasons with the same skeleton name the same criteria in the same order and direction,
+/// and differ only in counts (days to a renewal, an impact's last digit).
+pub fn reason_skeleton(reason: &str) -> String {
+    let chars: Vec<char> = reason.chars().collect();
+    let mut out = String::with_capacity(reason.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (matches!(chars[i], '.' | ',' | '_')
+                        && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            out.push('#');
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether two reason texts say the same thing in substance (see [`reason_skeleton`]).
+pub fn same_in_substance(a: &str, b: &str) -> bool {
+    a == b || reason_skeleton(a) == reason_skeleton(b)
+}
+
+#[cfg(test)]
+mod substance_tests {
+    use super::*;
+
+    #[test]
+    fn counts_inside_reasons_are_not_substance() {
+        assert!(same_in_substance(
+            "uses Snowflake (+0.6); contract renewal in 70 days (+0.3)",
+            "uses Snowflake (+0.6); contract renewal in 69 days (+0.2)"
+        ));
+        assert!(same_in_substance(
+            "1,200 employees (+1.0)",
+            "950 employees (+0.9)"
+        ));
+        // Another criterion, another order or another direction is news.
+        assert!(!same_in_substance(
+            "uses Snowflake (+0.6); contract renewal in 70 days (+0.3)",
+            "contract renewal in 70 days (+0.3); uses Snowflake (+0.6)"
+        ));
+        assert!(!same_in_substance(
+            "contract renewal in 70 days (+0.3)",
+            "contract renewal in 70 days (-0.3)"
+        ));
+        assert!(!same_in_substance(
+            "demo request (lifted one tier); uses dbt (+0.4)",
+            "uses dbt (+0.4)"
+        ));
+        assert_eq!(reason_skeleton("v2.5 in 3 days"), "v# in # days");
+    }
+}

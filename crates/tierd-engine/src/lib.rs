@@ -178,6 +178,8 @@ pub struct RunReport {
     pub movements: Option<Movements>,
     /// Updates written (dry runs and pilots: that would be written).
     pub pushed: u64,
+    /// Of `pushed`: tiers the CRM had lost (an emptied field) written again.
+    pub repaired: u64,
     /// Not sent: nothing changed since the last push.
     pub unchanged: u64,
     /// Not sent: locked by a person.
@@ -208,6 +210,7 @@ impl RunReport {
             pyramid: [0; 4],
             movements: None,
             pushed: 0,
+            repaired: 0,
             unchanged: 0,
             skipped_locked: 0,
             skipped_overridden: 0,
@@ -226,6 +229,7 @@ impl RunReport {
             "accounts": self.accounts,
             "pyramid": self.pyramid,
             "pushed": self.pushed,
+            "repaired": self.repaired,
             "unchanged": self.unchanged,
             "skipped_locked": self.skipped_locked,
             "skipped_overridden": self.skipped_overridden,

@@ -160,12 +160,17 @@ impl Sink for CommitSink {
                 Ok(outcomes) => {
                     for (u, o) in batch.iter().zip(outcomes) {
                         match o {
-                            PushOutcome::Written => pushed.push(PushRecord {
-                                account: u.id.clone(),
-                                tier: u.tier,
-                                score_bucket: crate::stage::push::bucket(f64::from(u.score), step),
-                                reason: u.reason.clone(),
-                            }),
+                            PushOutcome::Written => {
+                                if plan.repaired.contains(&u.id) {
+                                    report.repaired += 1;
+                                }
+                                pushed.push(PushRecord {
+                                    account: u.id.clone(),
+                                    tier: u.tier,
+                                    score_bucket: crate::stage::push::bucket(f64::from(u.score), step),
+                                    reason: u.reason.clone(),
+                                })
+                            }
                             PushOutcome::Rejected { reason, permanent } => {
                                 rejected.push(rejection(u, reason, permanent, step))
                             }
@@ -350,6 +355,7 @@ impl Sink for MemorySink {
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
         report.pushed += plan.send.len() as u64;
+        report.repaired += plan.repaired.len() as u64;
         Ok(())
     }
 

@@ -746,14 +746,19 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
 
 /// The misbehaving test plugin's library, built beside this test binary (a dev-dependency).
 fn misbehaving_plugin() -> std::path::PathBuf {
+    plugin_library("tierd_test_misbehaving")
+}
+
+/// A plugin library built beside this test binary (a dev-dependency), by crate name.
+fn plugin_library(stem: &str) -> std::path::PathBuf {
     use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}tierd_test_misbehaving{DLL_SUFFIX}");
+    let file = format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}");
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps directory");
     [deps.join(&file), deps.join("..").join(&file)]
         .into_iter()
         .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p tierd-test-misbehaving`"))
+        .unwrap_or_else(|| panic!("{file} not built: run `cargo build --workspace`"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -865,4 +870,164 @@ async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice()
     assert_eq!(incr.accounts, ACCOUNTS, "everything written is pulled back");
     assert_eq!((incr.pushed, emulator.writes().total), (0, writes), "{incr:?}");
     p.shutdown().await;
+}
+
+/// A pipeline with the contract-renewals plugin, uncached as its docs advise: it answers from the
+/// CRM's renewal date and signals `renewal_within` on the day it sees one.
+async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
+    use tierd_plugin_host::{Mode, PluginConfig};
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let tweak = |s: &mut Settings| {
+        let plugin = PluginConfig {
+            cache_ttl_secs: 0,
+            ..PluginConfig::library(plugin_library("contract_renewals"), Mode::InProcess)
+        };
+        s.plugins.insert("contract-renewals".into(), plugin);
+    };
+    pipeline_with(
+        emulator,
+        url.as_str(),
+        as_of,
+        tweak,
+        Arc::new(Metrics::default()),
+        "test:1",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_over_an_unchanged_crm_keep_contract_facts_and_write_nothing() {
+    // Regression (issue 12 #1 and #2): accounts re-processed for their new `renewal_within`
+    // signals (dated the day they are seen) lost the renewal date the plugin had replaced in
+    // storage, then scored and tiered lower and were written; and every reason with a day count
+    // was rewritten each day.
+    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let p = with_contracts(&emulator, &dir, "2026-11-24").await;
+    let full = run(&p, RunKind::Full).await;
+    assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+    p.shutdown().await;
+
+    // A day later: the incremental run pulls back what the full run wrote and enriches it on the
+    // new day. Nothing changed in the CRM but the date, so no write carries only a count.
+    let p = with_contracts(&emulator, &dir, "2026-11-25").await;
+    let before_writes = emulator.writes();
+    let pushed_before = pushed_states(&p).await;
+    let next = run(&p, RunKind::Incremental).await;
+    assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
+    let pushed_after = pushed_states(&p).await;
+    let after_writes = emulator.writes();
+    for (id, n) in &after_writes.per_record {
+        if *n == before_writes.count(id) {
+            continue;
+        }
+        let key = format!("hubspot:{id}");
+        let (old, new) = (&pushed_before[&key], &pushed_after[&key]);
+        assert!(
+            old.tier != new.tier
+                || old.score_bucket != new.score_bucket
+                || !tierd_core::explain::same_in_substance(&old.reason, &new.reason),
+            "{id} written with no news: {} -> {}",
+            old.reason,
+            new.reason
+        );
+    }
+
+    // The same day again: the accounts with that day's new signals that the pull does not bring
+    // are processed from storage, and must come out exactly as they went in.
+    let ids: Vec<String> = (0..ACCOUNTS)
+        .map(|n| format!("hubspot:{}", hubspot_id(n)))
+        .collect();
+    let before = p.store().accounts(&ids).await.expect("states");
+    let renewing = before
+        .values()
+        .filter(|a| a.facts["contracts.renewal_date"]["source"] == "contract-renewals")
+        .count();
+    assert!(renewing > 10, "the plugin answered for {renewing} accounts");
+    let writes = emulator.writes().total;
+    let again = run(&p, RunKind::Incremental).await;
+    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
+    assert!(
+        again.accounts > 10,
+        "accounts with new signals are processed again: {}",
+        again.accounts
+    );
+    let after = p.store().accounts(&ids).await.expect("states");
+    for (id, a) in &after {
+        let b = &before[id];
+        assert_eq!(
+            a.facts["contracts.renewal_date"], b.facts["contracts.renewal_date"],
+            "{id} kept its renewal date"
+        );
+        assert_eq!((a.tier, a.score), (b.tier, b.score), "{id} did not move");
+    }
+    assert_eq!(emulator.writes().total, writes, "nothing was written: {again:?}");
+    assert_eq!(again.pushed, 0);
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_is_reported_once_as_a_lock_with_the_persons_tier() {
+    // Regression (issue 12 #3): every later run reported the lock as a movement again, with the
+    // score's reasons.
+    let w = world().await;
+    assert_eq!(run(&w.pipeline, RunKind::Full).await.status, RunStatus::Succeeded);
+    let id = (0..ACCOUNTS)
+        .map(hubspot_id)
+        .find(|id| w.emulator.property(id, "tierd_tier").as_deref() == Some("tier_3"))
+        .expect("a tier_3 account");
+    w.emulator
+        .set_properties(&id, &[("tierd_tier", "tier_2"), ("tierd_tier_locked", "true")]);
+    let key = format!("hubspot:{id}");
+    let first = run(&w.pipeline, RunKind::Incremental).await;
+    let line = first
+        .top_movements
+        .iter()
+        .find(|m| m.id == key)
+        .unwrap_or_else(|| panic!("the lock is reported: {:?}", first.top_movements));
+    assert_eq!(
+        (line.from, line.to),
+        (Some(tierd_core::Tier::Tier3), tierd_core::Tier::Tier2)
+    );
+    assert!(
+        line.reason.starts_with("locked by a person at tier_2"),
+        "{}",
+        line.reason
+    );
+    for _ in 0..3 {
+        for kind in [RunKind::Incremental, RunKind::Full] {
+            let again = run(&w.pipeline, kind).await;
+            assert!(
+                again.top_movements.iter().all(|m| m.id != key),
+                "reported again: {:?}",
+                again.top_movements
+            );
+        }
+    }
+    assert_eq!(w.emulator.property(&id, "tierd_tier").as_deref(), Some("tier_2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_cleared_in_the_crm_is_written_again_and_counted() {
+    // Regression (issue 12 #8): runs reported "pushed 0, unchanged 300" and left the CRM empty.
+    let w = world().await;
+    assert_eq!(run(&w.pipeline, RunKind::Full).await.status, RunStatus::Succeeded);
+    let cleared: Vec<String> = (10..13).map(hubspot_id).collect();
+    let tiers: Vec<Option<String>> = cleared
+        .iter()
+        .map(|id| w.emulator.property(id, "tierd_tier"))
+        .collect();
+    for id in &cleared {
+        w.emulator.set_properties(id, &[("tierd_tier", "")]);
+    }
+    let incr = run(&w.pipeline, RunKind::Incremental).await;
+    assert_eq!(incr.status, RunStatus::Succeeded, "{:?}", incr.error);
+    assert_eq!((incr.repaired, incr.skipped_overridden), (3, 0), "{incr:?}");
+    for (id, tier) in cleared.iter().zip(&tiers) {
+        assert_eq!(&w.emulator.property(id, "tierd_tier"), tier, "{id} repaired");
+    }
+    let again = run(&w.pipeline, RunKind::Full).await;
+    assert_eq!((again.pushed, again.repaired), (0, 0), "{again:?}");
 }

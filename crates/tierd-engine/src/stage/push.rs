@@ -43,6 +43,8 @@ pub(crate) struct PushPlan {
     pub(crate) scored: Vec<ScoredAccount>,
     /// Pending pushes no longer wanted.
     pub(crate) cleared: Vec<String>,
+    /// Of `send`, the accounts whose tier the CRM had lost.
+    pub(crate) repaired: std::collections::HashSet<String>,
 }
 
 /// What the push stage needs of one account, from the store or from memory.
@@ -110,6 +112,7 @@ pub(crate) async fn push<S: Sink>(
     let p = ctx.p;
     let options = PlanOptions {
         score_step: p.settings.pipeline.score_step,
+        respect_cleared: p.settings.pipeline.respect_cleared,
     };
     let pending: HashMap<String, tierd_store::PendingPush> = p
         .store
@@ -141,6 +144,7 @@ pub(crate) async fn push<S: Sink>(
             adopted: Vec::new(),
             scored: Vec::new(),
             cleared: Vec::new(),
+            repaired: Default::default(),
         };
         let mut held_rejected = 0u64;
         for Final { id, compare, decided } in chunk {
@@ -223,6 +227,7 @@ pub(crate) async fn push<S: Sink>(
             }
         }
         plan.send = planned.send;
+        plan.repaired = planned.repaired.into_iter().collect();
         sink.deliver(ctx, batch_no, plan, report).await?;
         if let Some(pr) = progress {
             pr.advance(chunk.len() as u64);
