@@ -723,6 +723,10 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
         "both instances processed items: {by_leader} + {by_follower}"
     );
     assert_eq!(by_leader + by_follower, ACCOUNTS, "each account processed once");
+    assert_eq!(
+        report.accounts, ACCOUNTS,
+        "the report counts every instance's work"
+    );
     let writes = emulator.writes();
     assert_eq!(writes.max_per_record(), 1, "no account written twice");
     assert_eq!(writes.total, report.pushed);
@@ -1030,4 +1034,38 @@ async fn a_tier_cleared_in_the_crm_is_written_again_and_counted() {
     }
     let again = run(&w.pipeline, RunKind::Full).await;
     assert_eq!((again.pushed, again.repaired), (0, 0), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_report_counts_the_work_its_own_daemon_loop_took() {
+    // Regression (issue 12 #9): in `tierd run` the daemon's work loop takes some of the leader's
+    // items, and the run reported only the accounts its own consumers processed.
+    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let metrics = Arc::new(Metrics::default());
+    let tweak = |s: &mut Settings| {
+        s.pipeline.batch_size = 5;
+        s.pipeline.workers = 1;
+        s.pipeline.idle_poll_ms = 1;
+    };
+    let p = pipeline_with(&emulator, &url, "2026-11-24", tweak, metrics.clone(), "test:1").await;
+    let (stop, stopped) = crate::shutdown::never();
+    let (report, worked) = tokio::join!(
+        async {
+            let report = run(&p, RunKind::Full).await;
+            let _ = stop.send(true);
+            report
+        },
+        p.work(stopped)
+    );
+    worked.expect("the loop works until stopped");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(processed(&metrics), ACCOUNTS);
+    assert_eq!(report.accounts, ACCOUNTS, "{report:?}");
+    let stored = p.store().run(report.run).await.expect("read").expect("run");
+    assert_eq!(stored.stats.expect("stats")["accounts"], ACCOUNTS);
+    p.shutdown().await;
 }
