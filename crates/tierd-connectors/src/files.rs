@@ -616,31 +616,11 @@ impl std::hash::Hasher for PassThrough {
     }
 }
 
-/// A JSON value as a fact of type `ty`; strings go through the same parser as CSV cells.
-/// Used for JSONL accounts and for the facts enrichment plugins return.
+/// A JSON value as a fact of type `ty` (`tierd_core::codec`: strings through the same parser as
+/// CSV cells, list items one by one). Used for JSONL accounts and for the facts enrichment
+/// plugins return.
 pub fn json_fact(ty: FactType, value: &serde_json::Value) -> Result<Option<FactValue>, String> {
-    use serde_json::Value as J;
-    let mismatch = || format!("{value} is not a {ty}");
-    match (ty, value) {
-        (_, J::Null) => Ok(None),
-        (_, J::String(s)) => ty.parse(s).map_err(|e| e.to_string()),
-        (FactType::Number, J::Number(n)) => n
-            .as_f64()
-            .map(|x| Some(FactValue::Number(x)))
-            .ok_or_else(mismatch),
-        (FactType::Bool, J::Bool(b)) => Ok(Some(FactValue::Bool(*b))),
-        (FactType::StringList | FactType::DateList, J::Array(items)) => {
-            let parts = items
-                .iter()
-                .map(|i| match i {
-                    J::String(s) => Ok(s.as_str()),
-                    _ => Err(mismatch()),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            ty.parse(&parts.join(";")).map_err(|e| e.to_string())
-        }
-        _ => Err(mismatch()),
-    }
+    tierd_core::codec::value_from_json(ty, value).map_err(|e| e.to_string())
 }
 
 impl Iterator for AccountReader {

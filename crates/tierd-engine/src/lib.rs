@@ -330,6 +330,11 @@ impl Pipeline {
         &self.store
     }
 
+    /// The facts the live model and policy read.
+    pub fn schema(&self) -> &FactSchema {
+        &self.settings.schema
+    }
+
     /// The running plugins.
     pub fn plugins(&self) -> Vec<PluginInfo> {
         self.plugins.as_ref().map(PluginSet::plugins).unwrap_or_default()

@@ -1069,3 +1069,62 @@ async fn a_run_report_counts_the_work_its_own_daemon_loop_took() {
     assert_eq!(stored.stats.expect("stats")["accounts"], ACCOUNTS);
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_items_holding_separators_survive_full_and_incremental_runs() {
+    // Regression (issue 11 #3): list facts were joined with `;` and split again between runs.
+    let dir = TempDir::new().expect("temp dir");
+    let input = dir.path().join("accounts.jsonl");
+    let line = serde_json::json!({
+        "id": "acc-1", "name": "Acme", "domain": "acme.example",
+        "technographic.technologies": ["Snowflake", "Acme; Inc", "dbt, Labs"],
+        "firmographic.employee_count": 1200,
+    });
+    std::fs::write(&input, format!("{line}\n")).expect("write accounts");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let mut settings = match Settings::load(None) {
+        Ok(s) => s,
+        Err(_) => panic!("the built-in configuration loads"),
+    };
+    settings.plugins.clear();
+    settings.store.url = url;
+    let serde_json::Value::Object(table) = json!({
+        "type": "file",
+        "path": input.display().to_string(),
+        "output": dir.path().join("tiers.jsonl").display().to_string(),
+    }) else {
+        unreachable!("a JSON object")
+    };
+    settings.connector = Some(ConnectorSettings::from_table(table).expect("connector section"));
+    settings.pipeline.as_of = Some("2026-11-24".into());
+    let p = Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), "test:1".into())
+        .await
+        .expect("pipeline starts");
+    let expect = json!(["Snowflake", "Acme; Inc", "dbt, Labs"]);
+    assert_eq!(run(&p, RunKind::Full).await.status, RunStatus::Succeeded);
+    let stored = p.store().account("acc-1").await.expect("read").expect("stored");
+    assert_eq!(
+        stored.facts["technographic.technologies"]["value"], expect,
+        "{}",
+        stored.facts
+    );
+    // Touch the file so the incremental run reads it again.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .expect("open accounts");
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .expect("touch");
+    drop(file);
+    let incr = run(&p, RunKind::Incremental).await;
+    assert_eq!(
+        (incr.status, incr.accounts),
+        (RunStatus::Succeeded, 1),
+        "{:?}",
+        incr.error
+    );
+    let again = p.store().account("acc-1").await.expect("read").expect("stored");
+    assert_eq!(again.facts["technographic.technologies"]["value"], expect);
+    assert_eq!(again.score, stored.score);
+    p.shutdown().await;
+}

@@ -97,6 +97,7 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
                 metrics: metrics.clone(),
                 runs: queue.clone(),
                 instance: instance.clone(),
+                schema: Arc::new(pipeline.schema().clone()),
             };
             let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(address = %address, "admin API listening");

@@ -635,6 +635,7 @@ filter = "warn,sqlx=warn"
             metrics: metrics.clone(),
             runs: queue,
             instance: tierd_engine::instance_name(),
+            schema: Arc::new(pipeline.schema().clone()),
         };
         let router = tierd_server::api::router(state, settings_token);
         let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));

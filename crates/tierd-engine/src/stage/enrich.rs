@@ -103,11 +103,13 @@ pub(crate) async fn enrich(
     for ((i, enrichment), key) in enriched.into_iter().enumerate().zip(&keys) {
         let account = &accounts[i];
         for r in enrichment.results {
+            // A cached answer was observed when it was cached; never after the scoring date
+            // (runs scored as of a past date read answers cached since).
             let observed = match &r.outcome {
                 Outcome::Cached { .. } => p.cache.observed_at(&r.plugin, key).map(date_of),
                 _ => None,
             }
-            .unwrap_or(scorer.as_of);
+            .map_or(scorer.as_of, |d| d.min(scorer.as_of));
             let (plugin_facts, plugin_signals) = match r.outcome {
                 Outcome::Fresh { facts, signals } | Outcome::Cached { facts, signals } => (facts, signals),
                 Outcome::NoMatch => continue,

@@ -170,6 +170,8 @@ pub struct ApiState {
     pub runs: Arc<RunQueue>,
     /// This instance's id.
     pub instance: String,
+    /// The facts the live model reads, to read stored facts back typed.
+    pub schema: Arc<tierd_core::FactSchema>,
 }
 
 /// An error answer: a status and `{"error": message}`.
@@ -407,7 +409,7 @@ async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
         "model_version": account.model_version,
         "scored_at": rfc3339(account.scored_at),
         "scored_age_seconds": age(account.scored_at),
-        "facts": with_fact_ages(account.facts, now),
+        "facts": facts_json(&s.schema, &account.facts, fact_as_of(&account.explanation, now)),
         "explanation": account.explanation,
         "pushed": account.pushed.map(|p| json!({
             "tier": p.tier.as_str(), "score_bucket": p.score_bucket, "reason": p.reason, "at": rfc3339(p.at),
@@ -420,30 +422,43 @@ async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
     .into_response())
 }
 
-/// Adds `age_seconds` beside every `observed_at` (epoch milliseconds or RFC 3339) found in the
-/// stored facts, so a reader sees how old each fact is without doing the arithmetic.
-fn with_fact_ages(mut facts: Value, now: Timestamp) -> Value {
-    fn walk(v: &mut Value, now: Timestamp) {
-        match v {
-            Value::Object(map) => {
-                let observed = map.get("observed_at").and_then(|o| match o {
-                    Value::Number(n) => n.as_i64(),
-                    Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-                        .ok()
-                        .map(|d| d.timestamp_millis()),
-                    _ => None,
-                });
-                if let Some(ms) = observed {
-                    map.insert("age_seconds".into(), json!((now.millis() - ms).max(0) / 1000));
-                }
-                map.values_mut().for_each(|v| walk(v, now));
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, now)),
-            _ => {}
+/// The date an account's facts were scored as of (stored with its explanation), else today.
+fn fact_as_of(explanation: &Value, now: Timestamp) -> tierd_core::Date {
+    explanation["as_of"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| tierd_core::Date::from_unix_seconds(now.millis().div_euclid(1000)))
+}
+
+/// Stored facts as the API shows them, read through the one codec (`tierd_core::codec`): each
+/// with its value, source, when it was observed and its age on the scoring date (`age_days`),
+/// whether it is a failed plugin's previous answer (`stale`), and the value it replaced.
+fn facts_json(schema: &tierd_core::FactSchema, stored: &Value, as_of: tierd_core::Date) -> Value {
+    use tierd_core::codec;
+    let fact = |f: &tierd_core::fact::Fact| {
+        let mut out = json!({ "value": codec::value_to_json(&f.value), "source": f.source });
+        if let Some(observed) = f.observed_at {
+            out["observed_at"] = json!(observed.to_string());
+            out["age_days"] = json!(observed.days_until(as_of));
         }
+        out
+    };
+    let (facts, problems) = codec::decode(schema, stored);
+    let mut out = serde_json::Map::new();
+    for (name, s) in &facts {
+        let mut entry = fact(&s.fact);
+        if s.stale {
+            entry["stale"] = json!(true);
+        }
+        if let Some(replaced) = &s.replaced {
+            entry["replaced"] = fact(replaced);
+        }
+        out.insert(name.as_str().to_string(), entry);
     }
-    walk(&mut facts, now);
-    facts
+    for p in problems {
+        out.insert(p.fact, json!({ "error": p.problem }));
+    }
+    Value::Object(out)
 }
 
 #[derive(Deserialize)]

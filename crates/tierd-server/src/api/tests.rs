@@ -51,6 +51,10 @@ async fn api(ready: Result<(), String>) -> Api {
         metrics: metrics.clone(),
         runs: runs.clone(),
         instance: "test-1".into(),
+        schema: Arc::new(match tierd_config::Settings::load(None) {
+            Ok(s) => s.schema,
+            Err(_) => panic!("the built-in configuration loads"),
+        }),
     };
     let token = auth::Token::new(TOKEN.into()).expect("long enough");
     Api {
@@ -256,13 +260,13 @@ fn scored(id: &str, tier: Tier, score: f64) -> ScoredAccount {
         id: id.into(),
         name: format!("Account {id}"),
         domain: Some(format!("{id}.example")),
-        facts: json!({"crm.industry": {"value": "Software", "source": "crm", "observed_at": 0}}),
+        facts: json!({"firmographic.industry": {"value": "Software", "source": "crm", "observed_at": "2026-11-20"}}),
         facts_hash: "h".into(),
         score,
         coverage: 0.8,
         potential_value: 0.0,
         tier,
-        explanation: json!({"score": score, "contributions": [{"criterion": "industry", "points": 1.0}]}),
+        explanation: json!({"score": score, "as_of": "2026-11-24", "contributions": [{"criterion": "industry", "points": 1.0}]}),
         reason: "fits the ICP".into(),
         model_version: "m@1".into(),
         crm_tier_seen: None,
@@ -305,10 +309,8 @@ async fn accounts_and_tiers_read_the_stored_state() {
         account["explanation"]["contributions"][0]["criterion"],
         "industry"
     );
-    assert_eq!(account["facts"]["crm.industry"]["source"], "crm");
-    assert!(account["facts"]["crm.industry"]["age_seconds"]
-        .as_i64()
-        .is_some_and(|a| a > 0));
+    assert_eq!(account["facts"]["firmographic.industry"]["source"], "crm");
+    assert_eq!(account["facts"]["firmographic.industry"]["age_days"], 4);
     assert_eq!(account["tier_history"][0]["to"], "tier_1");
     assert_eq!(
         account["pending_push"]["last_error"],
