@@ -141,6 +141,12 @@ impl Settings {
         };
         let invalid = |errors: ConfigErrors| LoadError::Invalid(origin.clone(), errors);
         let mut errors = ConfigErrors::default();
+        // The TOML itself first, so a value the parser refuses is reported at its key.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let (path, message) = toml_problem(&text, &e);
+            errors.push(path, message);
+            return Err(invalid(errors));
+        }
         let cfg = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Toml))
             .add_source(
@@ -242,6 +248,33 @@ fn plugins_section(
     plugins
 }
 
+/// The key path (`section.key`) of the line a TOML parse error points at, and the error.
+fn toml_problem(text: &str, e: &toml::de::Error) -> (String, String) {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return ("config".into(), message);
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string());
+    let path = match (section, key) {
+        (Some(s), Some(k)) => format!("{s}.{k}"),
+        (None, Some(k)) => k,
+        (Some(s), None) => s,
+        (None, None) => "config".into(),
+    };
+    (path, format!("{message} (line {line_no})"))
+}
+
 /// A section that reports its own problems as (key under the section, what is wrong).
 pub trait Checked {
     /// Each problem as (key under the section, what is wrong).
@@ -268,11 +301,33 @@ pub fn section<T: serde::de::DeserializeOwned>(
     errors: &mut ConfigErrors,
     name: &str,
 ) -> Option<T> {
-    match cfg.get::<T>(name) {
-        Ok(v) => Some(v),
-        Err(config::ConfigError::NotFound(_)) => None,
+    // Through a JSON value so that a problem deep inside the section is reported at its own key
+    // (`pipeline.batch_size`), not at the section; and strictly typed: `enabled = -1` is not a
+    // boolean, a NaN is not a number.
+    let value: serde_json::Value = match cfg.get(name) {
+        Ok(v) => v,
+        Err(config::ConfigError::NotFound(_)) => return None,
         Err(e) => {
             errors.push(name, e.to_string());
+            return None;
+        }
+    };
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let key = if path.is_empty() || path == "." {
+                name.to_string()
+            } else {
+                format!("{name}.{path}")
+            };
+            let message = match e.inner().to_string() {
+                m if m.contains("invalid type: null") => {
+                    format!("{m} (NaN and infinities are not numbers here)")
+                }
+                m => m,
+            };
+            errors.push(key, message);
             None
         }
     }
@@ -305,5 +360,36 @@ mod tests {
         let env = |var: &str| (var == "HUBSPOT_TOKEN").then(|| "pat-dummy-token".to_string());
         let config = connector.resolved(env).expect("HUBSPOT_TOKEN is the only secret");
         tierd_connectors::registry::build(&connector.kind, config).expect("the hubspot keys are known");
+    }
+
+    fn load_text(text: &str) -> Result<Settings, LoadError> {
+        let dir = std::env::temp_dir().join(format!("tierd-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("model.toml"), DEFAULT_MODEL).expect("model");
+        let path = dir.join(format!("{:x}.toml", tierd_core::hash::fnv1a(text.as_bytes())));
+        std::fs::write(&path, format!("[model]\npath = \"model.toml\"\n{text}")).expect("config");
+        Settings::load(Some(&path))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match load_text(text) {
+            Ok(_) => Vec::new(),
+            Err(LoadError::Invalid(_, errors)) => errors.0.iter().map(ToString::to_string).collect(),
+            Err(LoadError::Io(e)) => panic!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn a_problem_inside_a_section_names_its_own_key_and_types_are_strict() {
+        // Regression (issue 12 #10): these were reported at the section, or coerced.
+        let p = problems("[pipeline]\nbatch_size = -1\n");
+        assert!(p.len() == 1 && p[0].starts_with("pipeline.batch_size: "), "{p:?}");
+        let p = problems("[api]\nenabled = -1\n");
+        assert!(p.len() == 1 && p[0].starts_with("api.enabled: "), "{p:?}");
+        let p = problems("[pipeline]\nscore_step = nan\n");
+        assert!(p.len() == 1 && p[0].starts_with("pipeline.score_step: "), "{p:?}");
+        let p = problems("[pipeline]\nstale_work_secs = 18446744073709551615\n");
+        assert!(p.iter().all(|e| e.starts_with("pipeline")), "{p:?}");
+        assert!(problems("[api]\nenabled = false\n").is_empty());
     }
 }
