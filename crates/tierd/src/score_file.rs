@@ -18,7 +18,7 @@ use tierd_connectors::files::{
     AccountReader, AccountRecord, FileError, Next, RejectWriter, Rejected, TierRecord, TierWriter,
 };
 use tierd_core::diff::Movements;
-use tierd_core::tier::{pyramid, Decision, RunKind, TierCandidate};
+use tierd_core::tier::{pyramid, Decision, Lock, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 
 use crate::enrich::{EnrichSummary, Enricher};
@@ -162,8 +162,8 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
                 potential_value: card.potential_value.unwrap_or(0.0),
                 coverage: card.coverage,
                 previous,
-                lock: acc.lock,
-                engaged: settings.policy.override_for(&acc.facts, job.as_of),
+                lock: Lock::from(acc.lock),
+                engagement: settings.policy.engagement_on(&acc.facts, job.as_of),
             });
         }
         for r in &batch.rejected {
@@ -189,7 +189,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         summary.rejects_path = Some(job.rejects.clone());
     }
 
-    let assignments = settings.policy.assign(&candidates, job.kind);
+    let assignments = settings.policy.assign(&candidates, job.kind, job.as_of);
     let tiers: Vec<Tier> = assignments.iter().map(|a| a.tier).collect();
     summary.accounts = candidates.len();
     summary.pyramid = pyramid(&tiers);
@@ -197,12 +197,12 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         let Decision {
             held_by_hysteresis,
             lifted_by,
-            capped,
+            capped_from,
             locked,
         } = a.decision;
         summary.held += usize::from(held_by_hysteresis);
         summary.lifted += usize::from(lifted_by.is_some());
-        summary.capped += usize::from(capped > 0);
+        summary.capped += usize::from(capped_from.is_some());
         summary.locked += usize::from(locked);
         if let Some(m) = &mut movements {
             m.record(c.previous, a.tier);
@@ -213,7 +213,8 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     }
     summary.movements = movements;
 
-    // Pass 2: candidates and the spilled explanations, in input order, with tiers.
+    // Pass 2: candidates and the spilled explanations, in input order, with tiers and the
+    // reason (how the tier was decided, then the score's reasons).
     let mut spill_file = spill
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
@@ -236,7 +237,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
             tier: a.tier,
             coverage: c.coverage,
             model_version: &model_id,
-            explanation: line.trim_end_matches('\n'),
+            explanation: &settings.policy.reason(a, line.trim_end_matches('\n')),
         })?;
     }
     out.finish()?;

@@ -205,6 +205,88 @@ fn explain_prints_the_breakdown_with_reasons() {
     assert!(text(&missing.stderr).contains("no account with id 'nope'"));
 }
 
+/// `tierd explain --json` of one account, as a JSON value.
+fn explain_json(config: &Path, input: &Path, id: &str) -> serde_json::Value {
+    let out = tierd(
+        &[
+            "explain",
+            "--json",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--as-of",
+            AS_OF,
+            id,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "explain {id}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("explain --json prints JSON")
+}
+
+#[test]
+fn score_and_explain_decide_every_tier_alike() {
+    // Caps bind, lifts fire and locks hold in this population (see its tierd.toml).
+    let config = fixture("tier-decisions/tierd.toml");
+    let input = fixture("tier-decisions/accounts.csv");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, tiers) = score(
+        dir.path(),
+        &input,
+        "tiers.csv",
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<(String, String, String)> = csv::Reader::from_path(&tiers)
+        .expect("tiers")
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (r[0].to_string(), r[2].to_string(), r[5].to_string())
+        })
+        .collect();
+    assert_eq!(rows.len(), 8);
+    for (id, tier, reason) in &rows {
+        let e = explain_json(&config, &input, id);
+        assert_eq!(e["tier"].as_str(), Some(tier.as_str()), "tier of {id}");
+        assert_eq!(e["reason"].as_str(), Some(reason.as_str()), "reason of {id}");
+    }
+    // The decisions, worked out by hand from the scores (n-1 4.812, n-2 3.608, n-3 3.359,
+    // n-4 3.771, n-6 1.372, n-8 3.952; n-5 and n-7 locked).
+    let expected = [
+        ("n-1", "tier_2", "pyramid cap: tier_1 is full; potential value"),
+        ("n-2", "tier_3", "potential value"),
+        (
+            "n-3",
+            "tier_3",
+            "pyramid cap: tier_2 is full; demo request (lifted one tier); potential value",
+        ),
+        ("n-4", "tier_3", "pyramid cap: tier_2 is full; potential value"),
+        ("n-5", "tier_1", "locked by a person at tier_1; potential value"),
+        (
+            "n-6",
+            "tier_3",
+            "demo request (lifted one tier); demo request 2 days ago",
+        ),
+        ("n-7", "tier_2", "locked by a person at tier_2; no demo request"),
+        (
+            "n-8",
+            "tier_3",
+            "pyramid cap: tier_1 is full; demo request (lifted one tier); potential value",
+        ),
+    ];
+    for ((id, tier, reason), (want_id, want_tier, want_start)) in rows.iter().zip(expected) {
+        assert_eq!((id.as_str(), tier.as_str()), (want_id, want_tier));
+        assert!(reason.starts_with(want_start), "{id}: {reason}");
+    }
+    let n3 = explain_json(&config, &input, "n-3");
+    assert_eq!(n3["base_tier"], "tier_3");
+    assert_eq!(n3["decision"]["lifted_by"], "demo request");
+    assert_eq!(n3["decision"]["capped_from"], "tier_2");
+    assert_eq!(explain_json(&config, &input, "n-7")["decision"]["locked"], true);
+}
+
 #[test]
 fn config_validate_lists_every_problem_with_its_key_path() {
     let dir = tempfile::tempdir().expect("tempdir");

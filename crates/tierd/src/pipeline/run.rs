@@ -15,7 +15,7 @@ use tierd_connectors::files::json_fact;
 use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
 use tierd_core::diff::Movements;
 use tierd_core::fact::{Fact, FactName, Facts};
-use tierd_core::tier::{rank_order, RunKind as TierRunKind, TierCandidate};
+use tierd_core::tier::{Assignment, Lock, RunKind as TierRunKind, TierBasis, TierCandidate, TierMember};
 use tierd_core::{Date, Tier};
 use tierd_plugin_host::{AccountInput, EnrichOptions, Outcome};
 use tierd_store::{
@@ -172,39 +172,25 @@ fn tier_run_kind(job: Job) -> TierRunKind {
     }
 }
 
-/// The engagement that lifts an account on `as_of`, with the last day it keeps lifting it (the
-/// latest window of any override that fired; the first override on ties): stored with the
-/// account, so runs that do not rescore it end the lift on time.
+/// The engagement window of an account on `as_of` (`TierPolicy::engagement_on`), as the store
+/// keeps it: stored with the account, so runs that do not rescore it end the lift on time.
 pub(crate) fn engagement_on(
     policy: &tierd_core::TierPolicy,
     row: &tierd_core::FactRow,
     as_of: Date,
 ) -> Option<Engagement> {
-    let mut best: Option<Engagement> = None;
-    for (i, o) in policy.overrides.iter().enumerate() {
-        let Some(tierd_core::fact::FactValue::DateList(dates)) = row.get(o.slot) else {
-            continue;
-        };
-        let within = i32::try_from(o.within_days).unwrap_or(i32::MAX);
-        for d in dates {
-            if !(0..=within).contains(&d.days_until(as_of)) {
-                continue;
-            }
-            let until = d.add_days(within);
-            if best.is_none_or(|b| until > b.until) {
-                best = Some(Engagement {
-                    until,
-                    by: u16::try_from(i).unwrap_or(u16::MAX),
-                });
-            }
-        }
-    }
-    best
+    policy.engagement_on(row, as_of).map(|e| Engagement {
+        until: e.until,
+        by: e.by,
+    })
 }
 
-/// The override lifting an account on `as_of`, from its stored engagement.
-fn lifting(engagement: Option<Engagement>, as_of: Date) -> Option<u16> {
-    engagement.filter(|e| e.until >= as_of).map(|e| e.by)
+/// The store's engagement window as tiering reads it.
+fn window(e: Option<Engagement>) -> Option<tierd_core::tier::Engagement> {
+    e.map(|e| tierd_core::tier::Engagement {
+        until: e.until,
+        by: e.by,
+    })
 }
 
 fn bucket(score: f64, step: f32) -> f64 {
@@ -403,10 +389,7 @@ pub(crate) async fn process_batch(
         let engagement = engagement_on(&scorer.policy, &row, scorer.as_of);
         let prev = previous.get(&account.id);
         let crm_tier: Option<Tier> = account.crm_tier.as_deref().and_then(|t| t.parse().ok());
-        let lock = account
-            .locked
-            .then(|| crm_tier.or(prev.map(|p| p.tier)))
-            .flatten();
+        let lock = Lock::from_crm(account.locked, crm_tier.or(prev.map(|p| p.tier)));
         let candidate = TierCandidate {
             id: account.id.as_str().into(),
             score: card.score,
@@ -415,12 +398,9 @@ pub(crate) async fn process_batch(
             // Hysteresis compares tiers earned by score: the lift and the caps are decided anew.
             previous: prev.map(|p| p.base_tier),
             lock,
-            engaged: None,
+            engagement: None,
         };
-        let base = scorer
-            .per_account
-            .assign(std::slice::from_ref(&candidate), tier_run_kind(job))[0]
-            .tier;
+        let base = scorer.policy.basis(&candidate, tier_run_kind(job)).base;
         let reason = reasons;
         let name = account
             .name
@@ -693,9 +673,9 @@ pub(crate) async fn execute(
         pr.stage("tier", None);
     }
     let population = if commit {
-        population_from_store(p, scorer, None).await?
+        population_from_store(p, None).await?
     } else if kind == RunKind::DryRun {
-        population_from_store(p, scorer, Some(&results.uncommitted)).await?
+        population_from_store(p, Some(&results.uncommitted)).await?
     } else {
         results
             .uncommitted
@@ -706,7 +686,7 @@ pub(crate) async fn execute(
                 coverage: s.coverage,
                 potential_value: s.potential_value,
                 base: s.base,
-                engaged: lifting(s.engagement, scorer.as_of),
+                engagement: window(s.engagement),
                 stored: s.live,
                 compare: s.live,
                 locked: s.locked,
@@ -879,8 +859,8 @@ struct Member {
     potential_value: f64,
     /// Its tier by thresholds, hysteresis and lock (as of its last scoring).
     base: Tier,
-    /// The engagement override lifting it on the run's date.
-    engaged: Option<u16>,
+    /// Its engagement window (the lift holds while it has not ended on the run's date).
+    engagement: Option<tierd_core::tier::Engagement>,
     /// Its tier before this run (`None`: never tiered).
     stored: Option<Tier>,
     /// What movements compare with: the pushed tier (committing runs) or the live tier.
@@ -890,11 +870,7 @@ struct Member {
 
 /// The whole population from the store, paged; `overlay` replaces scores of a run that commits
 /// nothing.
-async fn population_from_store(
-    p: &Pipeline,
-    scorer: &Scorer,
-    overlay: Option<&[Scored]>,
-) -> anyhow::Result<Vec<Member>> {
+async fn population_from_store(p: &Pipeline, overlay: Option<&[Scored]>) -> anyhow::Result<Vec<Member>> {
     const PAGE: u32 = 5_000;
     let overlay: HashMap<&str, &Scored> = overlay
         .unwrap_or_default()
@@ -907,7 +883,7 @@ async fn population_from_store(
         coverage: o.coverage,
         potential_value: o.potential_value,
         base: o.base,
-        engaged: lifting(o.engagement, scorer.as_of),
+        engagement: window(o.engagement),
         stored: live,
         compare: live,
         locked: o.locked,
@@ -929,7 +905,7 @@ async fn population_from_store(
                 None => Member {
                     // Committing runs compare with what the CRM was given; dry runs with the live tier.
                     compare: if overlay.is_empty() { s.pushed_tier } else { stored },
-                    engaged: lifting(s.engagement, scorer.as_of),
+                    engagement: window(s.engagement),
                     stored,
                     id: s.id,
                     score: s.score,
@@ -950,92 +926,31 @@ async fn population_from_store(
     Ok(out)
 }
 
-/// How tiering decided one account's tier.
-#[derive(Debug, Clone, Copy)]
-struct Decided {
-    tier: Tier,
-    /// The override that lifted it one tier.
-    lifted_by: Option<u16>,
-    /// The tier a pyramid cap demoted it from.
-    capped_from: Option<Tier>,
-}
-
 /// One account the push stage looks at.
 struct Final {
     id: String,
     compare: Option<Tier>,
-    decided: Decided,
+    decided: Assignment,
 }
 
-/// Every account's tier on the run's date: its base tier, lifted one tier while an engagement
-/// override holds (locked accounts keep their tier), then the pyramid caps over the population
-/// (locked accounts take their seats first), as `TierPolicy::assign` applies them: overflow
-/// demoted by rank.
-fn decide_tiers(scorer: &Scorer, population: &[Member]) -> Vec<Decided> {
-    let mut out: Vec<Decided> = population
+/// Every account's tier on the run's date, from its stored basis: `TierPolicy::decide`.
+fn decide_tiers(scorer: &Scorer, population: &[Member]) -> Vec<Assignment> {
+    let members: Vec<TierMember> = population
         .iter()
-        .map(|m| match m.engaged {
-            Some(by) if !m.locked && m.base.lifted() != m.base => Decided {
-                tier: m.base.lifted(),
-                lifted_by: Some(by),
-                capped_from: None,
-            },
-            _ => Decided {
-                tier: m.base,
-                lifted_by: None,
-                capped_from: None,
+        .map(|m| TierMember {
+            id: m.id.as_str().into(),
+            score: m.score as f32,
+            potential_value: m.potential_value,
+            coverage: m.coverage as f32,
+            basis: TierBasis {
+                base: m.base,
+                held_by_hysteresis: false,
+                locked: m.locked,
+                engagement: m.engagement,
             },
         })
         .collect();
-    let n = population.len();
-    let candidate = |m: &Member| TierCandidate {
-        id: m.id.as_str().into(),
-        score: m.score as f32,
-        potential_value: m.potential_value,
-        coverage: m.coverage as f32,
-        previous: None,
-        lock: None,
-        engaged: None,
-    };
-    for (i, cap) in scorer.policy.caps.iter().enumerate() {
-        let Some(cap) = cap else { continue };
-        let capped = Tier::ALL[i];
-        let locked_in = (0..n)
-            .filter(|&j| population[j].locked && out[j].tier == capped)
-            .count();
-        let room = cap.limit(n).saturating_sub(locked_in);
-        let mut members: Vec<usize> = (0..n)
-            .filter(|&j| !population[j].locked && out[j].tier == capped)
-            .collect();
-        if members.len() <= room {
-            continue;
-        }
-        members.sort_unstable_by(|&a, &b| rank_order(&candidate(&population[a]), &candidate(&population[b])));
-        for &j in &members[room..] {
-            out[j].capped_from.get_or_insert(capped);
-            out[j].tier = capped.demoted();
-        }
-    }
-    out
-}
-
-/// An account's reason in a seller's words: the score's reasons, after the cap and the lift that
-/// decided its tier, if any.
-fn final_reason(scorer: &Scorer, score_reasons: &str, d: &Decided) -> String {
-    let mut out = String::new();
-    if let Some(from) = d.capped_from {
-        out.push_str(&format!("pyramid cap: {from} is full; "));
-    }
-    if let Some(by) = d.lifted_by {
-        let label = scorer
-            .policy
-            .overrides
-            .get(usize::from(by))
-            .map_or("engagement", |o| o.label.as_str());
-        out.push_str(&format!("{label} (lifted one tier); "));
-    }
-    out.push_str(score_reasons);
-    out
+    scorer.policy.decide(&members, scorer.as_of)
 }
 
 /// Pushes (or, for runs that commit nothing, plans) the final tiers, batch by batch.
@@ -1092,7 +1007,7 @@ async fn push_stage(
                 (None, Some(s)) => View::from_state(s, run),
                 (None, None) => continue,
             };
-            view.reason = final_reason(scorer, &view.reason, decided);
+            view.reason = scorer.policy.reason(decided, &view.reason);
             if compare != &Some(*tier) && report.top_movements.len() < top {
                 report.top_movements.push(MovementLine {
                     id: id.clone(),
