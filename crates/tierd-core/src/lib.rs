@@ -16,11 +16,13 @@ pub mod diff;
 pub mod explain;
 pub mod fact;
 pub mod model;
+pub mod points;
 pub mod score;
 pub mod tier;
 
 pub use config_error::{ConfigError, ConfigErrors};
 pub use date::Date;
 pub use model::{FactRow, FactSchema, Model};
+pub use points::{MilliPoints, ScoreBucket, ScoreStep};
 pub use score::ScoreCard;
 pub use tier::{Tier, TierPolicy};

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 use crate::config_error::ConfigErrors;
+use crate::date::Date;
 use crate::fact::{FactName, FactType, FactValue};
 
 /// Points are always within `0..=MAX_POINTS`, and so are scores.
@@ -221,6 +222,55 @@ impl FactSchema {
             }
         }
         Ok(row)
+    }
+}
+
+impl FactSchema {
+    /// The event facts (date lists) of `row` holding events dated after `as_of`. Such events
+    /// have not happened: scoring and engagement overrides ignore them
+    /// ([`crate::score::has_happened`]); callers log these so a person can fix the source.
+    pub fn future_events(&self, row: &FactRow, as_of: Date) -> Vec<FutureEvent> {
+        let mut out = Vec::new();
+        for (slot, name) in self.names.iter().enumerate() {
+            let Some(FactValue::DateList(dates)) = row.get(slot) else {
+                continue;
+            };
+            let mut future = dates.iter().filter(|d| !crate::score::has_happened(**d, as_of));
+            if let Some(&first) = future.next() {
+                let (count, latest) = future.fold((1, first), |(n, l), &d| (n + 1, l.max(d)));
+                out.push(FutureEvent {
+                    fact: name.clone(),
+                    count,
+                    latest,
+                    as_of,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Events of one fact dated after the as-of date: ignored by scoring and overrides alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FutureEvent {
+    /// The fact holding them (e.g. `engagement.demo_requests`).
+    pub fact: FactName,
+    /// How many.
+    pub count: usize,
+    /// The latest of them.
+    pub latest: Date,
+    /// The as-of date they are after.
+    pub as_of: Date,
+}
+
+impl std::fmt::Display for FutureEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let events = if self.count == 1 { "event" } else { "events" };
+        write!(
+            f,
+            "{}: {} {events} dated after the as-of date {} (latest {}), ignored as not yet happened",
+            self.fact, self.count, self.as_of, self.latest
+        )
     }
 }
 

@@ -34,6 +34,8 @@ use crate::config_error::ConfigErrors;
 use crate::date::Date;
 use crate::fact::{FactName, FactType, FactValue};
 use crate::model::{FactRow, FactSchema, FactSlot, MAX_POINTS};
+use crate::points::MilliPoints;
+use crate::score::has_happened;
 
 /// A tier. Ordered best first: `Tier1 < Tier2 < Tier3 < Untiered`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -120,7 +122,8 @@ impl serde::Serialize for Tier {
 pub enum Cap {
     /// At most this many accounts.
     Count(u64),
-    /// At most this percentage of the population (rounded down).
+    /// At most this percentage of the population, rounded down, but at least one seat when
+    /// the percentage is above 0 (else a population under 34 accounts could have no Tier 1 at 3%).
     Percent(f64),
 }
 
@@ -129,7 +132,14 @@ impl Cap {
     pub fn limit(self, n: usize) -> usize {
         match self {
             Cap::Count(c) => usize::try_from(c).unwrap_or(usize::MAX),
-            Cap::Percent(p) => ((n as f64) * p / 100.0).floor() as usize,
+            Cap::Percent(p) => {
+                let seats = ((n as f64) * p / 100.0).floor() as usize;
+                if p > 0.0 && n > 0 {
+                    seats.max(1)
+                } else {
+                    seats
+                }
+            }
         }
     }
 }
@@ -295,14 +305,19 @@ impl TierPolicy {
         })
     }
 
-    /// The tier a score earns by thresholds alone.
+    /// The tier a score earns by thresholds alone. Scores and thresholds compare in
+    /// thousandths ([`MilliPoints`]), as they are printed: a score shown as `3.000` clears 3.0.
     pub fn tier_for(&self, score: f32) -> Tier {
-        let [t1, t2, t3] = self.thresholds;
-        if score >= t1 {
+        self.tier_for_milli(i64::from(MilliPoints::of(score).get()))
+    }
+
+    fn tier_for_milli(&self, milli: i64) -> Tier {
+        let [t1, t2, t3] = self.thresholds.map(|t| i64::from(MilliPoints::of(t).get()));
+        if milli >= t1 {
             Tier::Tier1
-        } else if score >= t2 {
+        } else if milli >= t2 {
             Tier::Tier2
-        } else if score >= t3 {
+        } else if milli >= t3 {
             Tier::Tier3
         } else {
             Tier::Untiered
@@ -320,8 +335,7 @@ impl TierPolicy {
             };
             let within = i32::try_from(o.within_days).unwrap_or(i32::MAX);
             for &d in dates {
-                let age = d.days_until(as_of);
-                if !(0..=within).contains(&age) {
+                if !has_happened(d, as_of) || d.days_until(as_of) > within {
                     continue;
                 }
                 let until = Date::from_days(d.days().saturating_add(within));
@@ -351,16 +365,16 @@ impl TierPolicy {
                 engagement,
             };
         }
-        let score = candidate.score;
-        let margin = self.hysteresis_margin;
-        let by_thresholds = self.tier_for(score);
+        let score = i64::from(MilliPoints::of(candidate.score).get());
+        let margin = i64::from(MilliPoints::of(self.hysteresis_margin).get());
+        let by_thresholds = self.tier_for_milli(score);
         let mut base = by_thresholds;
         if let (RunKind::Incremental, Some(prev)) = (kind, candidate.previous) {
-            if margin > 0.0 && by_thresholds != prev {
+            if margin > 0 && by_thresholds != prev {
                 // Move up only as far as the score clears thresholds by the margin,
                 // down only as far as it misses them by the margin.
-                let up = self.tier_for(score - margin);
-                let down = self.tier_for(score + margin);
+                let up = self.tier_for_milli(score - margin);
+                let down = self.tier_for_milli(score + margin);
                 base = if up < prev {
                     up
                 } else if down > prev {

@@ -92,6 +92,23 @@ fn percentage_caps_round_down() {
 }
 
 #[test]
+fn a_percentage_cap_above_zero_leaves_at_least_one_seat() {
+    // Issue 12 #5: 3% of one account rounded down to no seat, so a lone 4.777 ended in Tier 3.
+    let p = TierPolicy {
+        caps: [Some(Cap::Percent(3.0)), Some(Cap::Percent(12.0))],
+        ..TierPolicy::default()
+    };
+    assert_eq!(tiers(&p, &[cand("a", 4.777)], RunKind::Full), [Tier::Tier1]);
+    // 33 accounts at 3%: one seat; 34: still one (1.02 rounds down); 0%: none.
+    let many: Vec<_> = (0..33).map(|i| cand(&format!("{i:02}"), 5.0)).collect();
+    assert_eq!(pyramid(&tiers(&p, &many, RunKind::Full))[0], 1);
+    assert_eq!(Cap::Percent(3.0).limit(34), 1);
+    assert_eq!(Cap::Percent(3.0).limit(67), 2);
+    assert_eq!(Cap::Percent(0.0).limit(10), 0);
+    assert_eq!(Cap::Percent(3.0).limit(0), 0);
+}
+
+#[test]
 fn engagement_override_lifts_one_tier_and_caps_still_hold() {
     let p = TierPolicy {
         caps: [Some(Cap::Count(1)), None],

@@ -91,6 +91,9 @@ pub fn explain(
         eprintln!("{}: no account with id '{id}'", input.display());
         return Ok(ExitCode::from(1));
     };
+    for event in settings.schema.future_events(&acc.facts, as_of) {
+        eprintln!("{}:{} (id {id}): warning: {event}", input.display(), acc.line);
+    }
     let assignments = policy.assign(&candidates, RunKind::Full, as_of);
     let assignment = assignments[index];
     let base = policy.basis(&candidates[index], RunKind::Full).base;

@@ -18,6 +18,7 @@ use tierd_connectors::files::{
     AccountReader, AccountRecord, FileError, Next, RejectWriter, Rejected, TierRecord, TierWriter,
 };
 use tierd_core::diff::Movements;
+use tierd_core::model::FutureEvent;
 use tierd_core::tier::{pyramid, Decision, Lock, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 
@@ -69,6 +70,10 @@ pub struct ScoreSummary {
     pub locked: usize,
     /// What enrichment did, when it ran.
     pub enrichment: Option<EnrichSummary>,
+    /// Accounts with events dated after the as-of date (ignored by scoring and overrides).
+    pub future_events: u64,
+    /// The first of them: (line, account id, what).
+    pub first_future_events: Vec<(u64, String, FutureEvent)>,
 }
 
 const BATCH: usize = 1024;
@@ -145,6 +150,14 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
             enricher.enrich(&settings.schema, &mut batch.accounts[..batch.filled]);
         }
         for acc in &batch.accounts[..batch.filled] {
+            for event in settings.schema.future_events(&acc.facts, job.as_of) {
+                summary.future_events += 1;
+                if summary.first_future_events.len() < KEEP_REJECTS {
+                    summary
+                        .first_future_events
+                        .push((acc.line, acc.id.clone(), event));
+                }
+            }
             model.score_into(&acc.facts, job.as_of, &mut card);
             reasons.clear();
             model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
@@ -338,8 +351,16 @@ pub fn print_summary(
     Ok(())
 }
 
-/// Prints rejected records, a line each, to stderr-like output.
+/// Prints rejected records and warnings (events dated after the as-of date), a line each, to
+/// stderr-like output.
 pub fn print_rejects(out: &mut impl Write, s: &ScoreSummary, input: &Path) -> std::io::Result<()> {
+    for (line, id, event) in &s.first_future_events {
+        writeln!(out, "{}:{line} (id {id}): warning: {event}", input.display())?;
+    }
+    let more = s.future_events.saturating_sub(s.first_future_events.len() as u64);
+    if more > 0 {
+        writeln!(out, "... and {more} more facts with events after the as-of date")?;
+    }
     if s.rejected == 0 {
         return Ok(());
     }

@@ -16,7 +16,7 @@ use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
 use tierd_core::diff::Movements;
 use tierd_core::fact::{Fact, FactName, Facts};
 use tierd_core::tier::{Assignment, Lock, RunKind as TierRunKind, TierBasis, TierCandidate, TierMember};
-use tierd_core::{Date, Tier};
+use tierd_core::{Date, ScoreBucket, ScoreStep, Tier};
 use tierd_plugin_host::{AccountInput, EnrichOptions, Outcome};
 use tierd_store::{
     AccountState, BatchCommit, Engagement, NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind,
@@ -193,9 +193,9 @@ fn window(e: Option<Engagement>) -> Option<tierd_core::tier::Engagement> {
     })
 }
 
-fn bucket(score: f64, step: f32) -> f64 {
-    let step = f64::from(step);
-    (score / step).round() * step
+/// The score bucket the store keeps for a push (`ScoreBucket`: one rounding for every path).
+fn bucket(score: f64, step: ScoreStep) -> f64 {
+    ScoreBucket::of(score as f32, step).points()
 }
 
 /// Whether a pilot includes the account.
@@ -969,7 +969,8 @@ async fn push_stage(
 ) -> anyhow::Result<Ending> {
     let commit = matches!(kind, RunKind::Full | RunKind::Incremental);
     let options = PlanOptions {
-        score_step: p.settings.pipeline.score_step,
+        // `PipelineSettings::validate` keeps the step within (0, 5].
+        score_step: ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default(),
     };
     let pending: HashMap<String, tierd_store::PendingPush> = p
         .store
@@ -1179,7 +1180,7 @@ async fn push_stage(
     Ok(Ending::Done)
 }
 
-fn rejection(u: &TierUpdate, error: String, permanent: bool, step: f32) -> RejectedPush {
+fn rejection(u: &TierUpdate, error: String, permanent: bool, step: ScoreStep) -> RejectedPush {
     RejectedPush {
         account: u.id.clone(),
         tier: u.tier,
@@ -1314,7 +1315,11 @@ mod unit {
 
     #[test]
     fn score_buckets_round_to_the_step() {
-        assert!((bucket(3.84, 0.1) - 3.8).abs() < 1e-6);
-        assert!((bucket(3.86, 0.1) - 3.9).abs() < 1e-6);
+        let step = ScoreStep::default();
+        assert_eq!(bucket(3.84, step), 3.8);
+        assert_eq!(bucket(3.86, step), 3.9);
+        // Issue 12 #7: a score on a half step was stored as 2.7 (f64) and planned as 2.8 (f32).
+        assert_eq!(bucket(2.75, step), 2.8);
+        assert_eq!(bucket(f64::from(2.75f32), step), 2.8);
     }
 }
