@@ -154,11 +154,8 @@ impl PipelineSettings {
                 out.push((format!("pipeline.{key}"), "must be at least 1".to_string()));
             }
         }
-        if !(self.score_step > 0.0 && self.score_step <= 5.0) {
-            out.push((
-                "pipeline.score_step".into(),
-                format!("must be within (0, 5], found {}", self.score_step),
-            ));
+        if let Err(e) = tierd_core::ScoreStep::new(f64::from(self.score_step)) {
+            out.push(("pipeline.score_step".into(), e.to_string()));
         }
         if let Some(d) = &self.as_of {
             if d.parse::<tierd_core::Date>().is_err() {

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use tierd_core::tier::Tier;
+use tierd_core::{ScoreBucket, ScoreStep};
 
 use crate::connector::{PushOutcome, TierUpdate};
 
@@ -36,7 +37,8 @@ pub struct CrmTierState {
 pub struct LastPush {
     /// The tier.
     pub tier: Tier,
-    /// The score.
+    /// The score pushed, or its bucket's score ([`ScoreBucket::points`], as the store keeps
+    /// it): either falls in the same bucket.
     pub score: f32,
     /// The reason text.
     pub reason: String,
@@ -53,33 +55,19 @@ impl From<&TierUpdate> for LastPush {
 }
 
 /// How coarse "the score changed" is.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlanOptions {
-    /// Scores are compared rounded to this step (0.1: 3.84 and 3.76 are both 3.8).
-    pub score_step: f32,
+    /// Scores are compared in buckets of this step (0.1: 3.84 and 3.76 are both 3.8).
+    pub score_step: ScoreStep,
     /// An emptied tier field is a person's choice: hold it as overridden instead of writing the
     /// tier again.
     pub respect_cleared: bool,
 }
 
-impl Default for PlanOptions {
-    fn default() -> Self {
-        PlanOptions {
-            score_step: 0.1,
-            respect_cleared: false,
-        }
-    }
-}
-
 impl PlanOptions {
-    fn bucket(&self, score: f32) -> i64 {
-        let step = if self.score_step > 0.0 {
-            self.score_step
-        } else {
-            0.1
-        };
-        (score / step).round() as i64
+    fn bucket(&self, score: f32) -> ScoreBucket {
+        ScoreBucket::of(score, self.score_step)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::date::Date;
 use crate::decimal::push_fixed;
 use crate::fact::FactValue;
 use crate::model::{Criterion, FactRow, FactSource, Model, Rule};
-use crate::score::ScoreCard;
+use crate::score::{happened, ScoreCard};
 
 /// One reason, with its signed impact on the score.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -152,11 +152,11 @@ impl Criterion {
                 }
             }
             (Rule::RecencyBands(_), FactValue::DateList(dates))
-            | (Rule::RecencyFade { .. }, FactValue::DateList(dates)) => match dates.first() {
+            | (Rule::RecencyFade { .. }, FactValue::DateList(dates)) => match happened(dates, as_of).max() {
                 None => write!(out, "no {label}"),
                 Some(latest) => {
-                    let age = latest.days_until(as_of).max(0);
-                    match (&self.rule, dates.len()) {
+                    let age = latest.days_until(as_of);
+                    match (&self.rule, happened(dates, as_of).count()) {
                         (Rule::RecencyFade { lifespan_days, .. }, _) if age as f32 >= *lifespan_days => {
                             write!(out, "no {label} in {lifespan_days} days")
                         }

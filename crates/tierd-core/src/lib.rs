@@ -1,8 +1,9 @@
 //! tierd-core: the domain of account tiering, and the decisions made on it.
 //!
 //! Owns the types every other crate speaks ([`fact::FactValue`], [`model::FactRow`],
-//! [`tier::Tier`]...), the scoring [`model::Model`] with its explanations, the
-//! [`tier::TierPolicy`] and diffs between tierings.
+//! [`tier::Tier`]...), the scoring [`model::Model`] with its explanations, scores at the
+//! precision they are printed and bucketed in ([`points`]), the [`tier::TierPolicy`] (both
+//! steps of every tiering decision and its words) and diffs between tierings.
 //!
 //! Invariants: this crate is pure. It does no I/O (no files, no network, no clock:
 //! the scoring date is always passed in), has no async, and depends on no other
@@ -18,11 +19,13 @@ pub mod explain;
 pub mod fact;
 pub mod hash;
 pub mod model;
+pub mod points;
 pub mod score;
 pub mod tier;
 
 pub use config_error::{ConfigError, ConfigErrors};
 pub use date::Date;
 pub use model::{FactRow, FactSchema, Model};
+pub use points::{MilliPoints, ScoreBucket, ScoreStep};
 pub use score::ScoreCard;
 pub use tier::{Tier, TierPolicy};

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 
 use crate::config_error::ConfigErrors;
+use crate::date::Date;
 use crate::fact::{FactName, FactType, FactValue};
 
 /// Points are always within `0..=MAX_POINTS`, and so are scores.
@@ -224,6 +225,55 @@ impl FactSchema {
     }
 }
 
+impl FactSchema {
+    /// The event facts (date lists) of `row` holding events dated after `as_of`. Such events
+    /// have not happened: scoring and engagement overrides ignore them
+    /// ([`crate::score::has_happened`]); callers log these so a person can fix the source.
+    pub fn future_events(&self, row: &FactRow, as_of: Date) -> Vec<FutureEvent> {
+        let mut out = Vec::new();
+        for (slot, name) in self.names.iter().enumerate() {
+            let Some(FactValue::DateList(dates)) = row.get(slot) else {
+                continue;
+            };
+            let mut future = dates.iter().filter(|d| !crate::score::has_happened(**d, as_of));
+            if let Some(&first) = future.next() {
+                let (count, latest) = future.fold((1, first), |(n, l), &d| (n + 1, l.max(d)));
+                out.push(FutureEvent {
+                    fact: name.clone(),
+                    count,
+                    latest,
+                    as_of,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Events of one fact dated after the as-of date: ignored by scoring and overrides alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FutureEvent {
+    /// The fact holding them (e.g. `engagement.demo_requests`).
+    pub fact: FactName,
+    /// How many.
+    pub count: usize,
+    /// The latest of them.
+    pub latest: Date,
+    /// The as-of date they are after.
+    pub as_of: Date,
+}
+
+impl std::fmt::Display for FutureEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let events = if self.count == 1 { "event" } else { "events" };
+        write!(
+            f,
+            "{}: {} {events} dated after the as-of date {} (latest {}), ignored as not yet happened",
+            self.fact, self.count, self.as_of, self.latest
+        )
+    }
+}
+
 /// One account's facts laid out by a [`FactSchema`]: `None` where unknown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactRow(pub Vec<Option<FactValue>>);
@@ -391,6 +441,23 @@ const MODEL_KEYS: &[&str] = &[
     "potential_value",
 ];
 
+/// Weights are relative: anything within `MIN_WEIGHT..=MAX_WEIGHT` expresses any sensible
+/// ratio, and keeps every sum scoring makes finite in `f32` (a weight of 1e308 would be
+/// infinite there, and infinite sums give NaN scores).
+pub const MIN_WEIGHT: f64 = 1e-6;
+/// See [`MIN_WEIGHT`].
+pub const MAX_WEIGHT: f64 = 1e6;
+
+fn check_weight(errors: &mut ConfigErrors, path: &str, w: f64) -> f32 {
+    if !(MIN_WEIGHT..=MAX_WEIGHT).contains(&w) {
+        errors.push(
+            path,
+            format!("must be within {MIN_WEIGHT}..={MAX_WEIGHT} (weights are relative), found {w}"),
+        );
+    }
+    w as f32
+}
+
 fn check_points(errors: &mut ConfigErrors, path: &str, p: f64) -> f32 {
     if !(0.0..=f64::from(MAX_POINTS)).contains(&p) {
         errors.push(path, format!("points must be within 0..=5, found {p}"));
@@ -409,6 +476,11 @@ fn compile_bands(errors: &mut ConfigErrors, path: &str, raw: &[RawBand], value_b
         .map(|(i, b)| {
             let min = b.min.unwrap_or(f64::NEG_INFINITY);
             let max = b.max.unwrap_or(f64::INFINITY);
+            for (key, bound) in [("min", min), ("max", max)] {
+                if bound.is_nan() {
+                    errors.push(format!("{path}[{i}].{key}"), "must be a number, found nan");
+                }
+            }
             if min >= max {
                 errors.push(
                     format!("{path}[{i}]"),
@@ -416,8 +488,11 @@ fn compile_bands(errors: &mut ConfigErrors, path: &str, raw: &[RawBand], value_b
                 );
             }
             let points = if value_bands {
-                if b.points < 0.0 {
-                    errors.push(format!("{path}[{i}].value"), "value must not be negative");
+                if !(0.0..=f64::from(f32::MAX)).contains(&b.points) {
+                    errors.push(
+                        format!("{path}[{i}].value"),
+                        format!("must be within 0..={}, found {}", f32::MAX, b.points),
+                    );
                 }
                 b.points as f32
             } else {
@@ -525,8 +600,11 @@ fn compile_rule(errors: &mut ConfigErrors, path: &str, raw: &RawRule) -> Option<
                 Rule::RecencyBands(compile_bands(errors, &format!("{rpath}.bands"), b, false))
             }
             (None, Some(per_event), Some(lifespan)) => {
-                if lifespan <= 0.0 {
-                    errors.push(format!("{rpath}.lifespan_days"), "must be above 0");
+                if !(lifespan > 0.0 && lifespan <= f64::from(f32::MAX)) {
+                    errors.push(
+                        format!("{rpath}.lifespan_days"),
+                        format!("must be a number of days above 0, found {lifespan}"),
+                    );
                 }
                 Rule::RecencyFade {
                     per_event: check_points(errors, &format!("{rpath}.per_event"), per_event),
@@ -602,16 +680,11 @@ impl Model {
                 for (cname, v) in t {
                     let path = format!("{prefix}.components.{cname}");
                     if let Some(raw) = errors.deserialize::<RawComponent>(&path, v) {
-                        if !(raw.weight > 0.0 && raw.weight.is_finite()) {
-                            errors.push(
-                                format!("{path}.weight"),
-                                format!("must be above 0, found {}", raw.weight),
-                            );
-                        }
+                        let weight = check_weight(&mut errors, &format!("{path}.weight"), raw.weight);
                         components.push(Component {
                             label: raw.label.unwrap_or_else(|| cname.replace('_', " ")),
                             name: cname,
-                            weight: raw.weight as f32,
+                            weight,
                         });
                     }
                 }
@@ -649,6 +722,12 @@ impl Model {
                             compile_bands(&mut errors, &format!("{spath}.bands"), &raw, true)
                         })
                         .unwrap_or_default();
+                    if let Some(r) = s.ratio.filter(|r| !r.is_finite()) {
+                        errors.push(
+                            format!("{spath}.ratio"),
+                            format!("must be a finite number, found {r}"),
+                        );
+                    }
                     if s.bands.is_some() && s.ratio.is_some() {
                         errors.push(&spath, "give `bands` or `ratio`, not both");
                     }
@@ -692,12 +771,7 @@ impl Model {
                             ),
                         );
                     }
-                    if !(raw.weight > 0.0 && raw.weight.is_finite()) {
-                        errors.push(
-                            format!("{path}.weight"),
-                            format!("must be above 0, found {}", raw.weight),
-                        );
-                    }
+                    let weight = check_weight(&mut errors, &format!("{path}.weight"), raw.weight);
                     let otherwise = raw.rule.otherwise.map_or(0.0, |p| {
                         check_points(&mut errors, &format!("{path}.rule.otherwise"), p)
                     });
@@ -731,7 +805,7 @@ impl Model {
                         label: raw.label.unwrap_or_else(|| raw.fact.label()),
                         name: raw.name,
                         component: component.unwrap_or(0),
-                        weight: raw.weight as f32,
+                        weight,
                         fact: raw.fact,
                         source,
                         rule,
@@ -820,7 +894,7 @@ mod tests {
             "{joined}"
         );
         assert!(
-            joined.contains("model.criteria[0].weight: must be above 0"),
+            joined.contains("model.criteria[0].weight: must be within 0.000001..=1000000 (weights are relative), found -1"),
             "{joined}"
         );
         assert!(

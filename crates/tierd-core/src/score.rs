@@ -10,6 +10,7 @@
 use crate::date::Date;
 use crate::fact::FactValue;
 use crate::model::{Band, Criterion, FactRow, FactSource, MissingPolicy, Model, Rule, MAX_POINTS};
+use crate::points::quantise;
 
 /// What one criterion gave an account.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +38,8 @@ impl CriterionOutcome {
 /// An account's score with everything needed to explain it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScoreCard {
-    /// The score, within `0..=5`.
+    /// The score, within `0..=5`, to the thousandth ([`crate::points::quantise`]): the
+    /// criteria's contributions sum to it within half a thousandth.
     pub score: f32,
     /// Share of the model's weight backed by data (or by an informative absence, for `zero` criteria), `0..=1`.
     pub coverage: f32,
@@ -57,9 +59,21 @@ fn list_contains(list: &[String], item: &str) -> bool {
     list.iter().any(|v| v.eq_ignore_ascii_case(item))
 }
 
-/// Age in days of an event on `date`, as of `as_of`; events dated in the future count as today.
+/// Whether an event dated `event` has happened by `as_of`. One rule for scoring, explanations
+/// and engagement overrides: an event dated after the as-of date has not happened, so it
+/// neither scores nor lifts ([`crate::model::FactSchema::future_events`] names it for a warning).
+pub fn has_happened(event: Date, as_of: Date) -> bool {
+    event <= as_of
+}
+
+/// The events of `dates` that have happened by `as_of`.
+pub(crate) fn happened(dates: &[Date], as_of: Date) -> impl Iterator<Item = Date> + '_ {
+    dates.iter().copied().filter(move |d| has_happened(*d, as_of))
+}
+
+/// Age in days of an event that has happened on `date`, as of `as_of`.
 fn age_days(date: Date, as_of: Date) -> f64 {
-    f64::from(date.days_until(as_of).max(0))
+    f64::from(date.days_until(as_of))
 }
 
 impl Criterion {
@@ -98,8 +112,8 @@ impl Criterion {
             (Rule::DaysUntil(bands), FactValue::Date(d)) => {
                 in_bands(bands, f64::from(as_of.days_until(*d))).unwrap_or(otherwise)
             }
-            (Rule::RecencyBands(bands), FactValue::DateList(dates)) => match dates.first() {
-                Some(latest) => in_bands(bands, age_days(*latest, as_of)).unwrap_or(otherwise),
+            (Rule::RecencyBands(bands), FactValue::DateList(dates)) => match happened(dates, as_of).max() {
+                Some(latest) => in_bands(bands, age_days(latest, as_of)).unwrap_or(otherwise),
                 None => otherwise,
             },
             (
@@ -110,9 +124,8 @@ impl Criterion {
                 FactValue::DateList(dates),
             ) => {
                 let lifespan = f64::from(*lifespan_days);
-                let sum: f64 = dates
-                    .iter()
-                    .map(|d| (1.0 - age_days(*d, as_of) / lifespan).max(0.0))
+                let sum: f64 = happened(dates, as_of)
+                    .map(|d| (1.0 - age_days(d, as_of) / lifespan).max(0.0))
                     .sum();
                 (sum as f32 * per_event).min(MAX_POINTS)
             }
@@ -210,8 +223,9 @@ impl Model {
                 scored_weight += comp.weight;
             }
         }
+        // Kept at the printed precision, so what is printed is what is tiered and bucketed.
         card.score = if scored_weight > 0.0 {
-            (total / scored_weight).clamp(0.0, MAX_POINTS)
+            quantise(total / scored_weight)
         } else {
             0.0
         };

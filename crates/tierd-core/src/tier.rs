@@ -1,10 +1,28 @@
-//! The tiering policy: scores of a whole population in, one tier per account out.
+//! The tiering policy: scores of a whole population in, one tier per account out, decided
+//! in two steps that every caller (`tierd score`, `tierd explain`, pilots, the daemon) shares.
 //!
-//! Steps, in order: thresholds (with hysteresis against the previous tier on
-//! incremental runs), engagement override (lift one tier), pyramid caps
-//! (overflow demoted by rank), manual locks (kept as they are). Caps need the
-//! whole population, which is why tiering is the one step that does not stream;
-//! it only needs a small [`TierCandidate`] per account.
+//! 1. **Per account** ([`TierPolicy::basis`]): thresholds, hysteresis against the tier this
+//!    step gave last time (incremental runs), the manual lock, and the engagement window
+//!    ([`TierPolicy::engagement_on`]): a [`TierBasis`]. It needs nothing of other accounts,
+//!    so it runs where the account is scored and can be stored with it.
+//! 2. **Per population** ([`TierPolicy::decide`]): on the run's date, lift an unlocked
+//!    account one tier while its engagement window holds, then apply the pyramid caps over
+//!    everybody (locked accounts take their seats first, overflow demoted by
+//!    [`rank_order`]): the final tier and its [`Decision`]. [`TierPolicy::reason`] renders
+//!    the decision in words, the one text every view of a tier shows.
+//!
+//! [`TierPolicy::assign`] is the two steps in one, for a population known in full. Caps need
+//! the whole population, which is why tiering is the one step that does not stream; it only
+//! needs a small [`TierMember`] per account.
+//!
+//! **Locks.** A tier a person locked is never changed: the basis is the lock's tier, and the
+//! population step neither lifts nor caps it (it counts toward the caps first). A lock whose
+//! tier is unknown (the CRM's lock is set, its tier field empty: [`Lock::Unknown`]) locks the
+//! account as `untiered` in both steps alike, as the CRM shows it.
+//!
+//! **Engagement.** Of the overrides that fired, the one whose window ends last lifts (the
+//! first override on ties), and the reason names that one. An event dated after the as-of
+//! date has not happened: it neither scores nor lifts.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -16,6 +34,8 @@ use crate::config_error::ConfigErrors;
 use crate::date::Date;
 use crate::fact::{FactName, FactType, FactValue};
 use crate::model::{FactRow, FactSchema, FactSlot, MAX_POINTS};
+use crate::points::MilliPoints;
+use crate::score::has_happened;
 
 /// A tier. Ordered best first: `Tier1 < Tier2 < Tier3 < Untiered`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,7 +122,8 @@ impl serde::Serialize for Tier {
 pub enum Cap {
     /// At most this many accounts.
     Count(u64),
-    /// At most this percentage of the population (rounded down).
+    /// At most this percentage of the population, rounded down, but at least one seat when
+    /// the percentage is above 0 (else a population under 34 accounts could have no Tier 1 at 3%).
     Percent(f64),
 }
 
@@ -111,7 +132,14 @@ impl Cap {
     pub fn limit(self, n: usize) -> usize {
         match self {
             Cap::Count(c) => usize::try_from(c).unwrap_or(usize::MAX),
-            Cap::Percent(p) => ((n as f64) * p / 100.0).floor() as usize,
+            Cap::Percent(p) => {
+                let seats = ((n as f64) * p / 100.0).floor() as usize;
+                if p > 0.0 && n > 0 {
+                    seats.max(1)
+                } else {
+                    seats
+                }
+            }
         }
     }
 }
@@ -277,36 +305,251 @@ impl TierPolicy {
         })
     }
 
-    /// The tier a score earns by thresholds alone.
+    /// The tier a score earns by thresholds alone. Scores and thresholds compare in
+    /// thousandths ([`MilliPoints`]), as they are printed: a score shown as `3.000` clears 3.0.
     pub fn tier_for(&self, score: f32) -> Tier {
-        let [t1, t2, t3] = self.thresholds;
-        if score >= t1 {
+        self.tier_for_milli(i64::from(MilliPoints::of(score).get()))
+    }
+
+    fn tier_for_milli(&self, milli: i64) -> Tier {
+        let [t1, t2, t3] = self.thresholds.map(|t| i64::from(MilliPoints::of(t).get()));
+        if milli >= t1 {
             Tier::Tier1
-        } else if score >= t2 {
+        } else if milli >= t2 {
             Tier::Tier2
-        } else if score >= t3 {
+        } else if milli >= t3 {
             Tier::Tier3
         } else {
             Tier::Untiered
         }
     }
 
-    /// The first override whose signal fired within its window, by index.
-    pub fn override_for(&self, row: &FactRow, as_of: Date) -> Option<u16> {
-        self.overrides
+    /// The engagement window of an account on `as_of`: of every event within its override's
+    /// window, the one whose window ends last (the first override on ties). Events dated after
+    /// `as_of` have not happened and lift nothing, as they score nothing.
+    pub fn engagement_on(&self, row: &FactRow, as_of: Date) -> Option<Engagement> {
+        let mut best: Option<Engagement> = None;
+        for (i, o) in self.overrides.iter().enumerate() {
+            let Some(FactValue::DateList(dates)) = row.get(o.slot) else {
+                continue;
+            };
+            let within = i32::try_from(o.within_days).unwrap_or(i32::MAX);
+            for &d in dates {
+                if !has_happened(d, as_of) || d.days_until(as_of) > within {
+                    continue;
+                }
+                let until = Date::from_days(d.days().saturating_add(within));
+                if best.is_none_or(|b| until > b.until) {
+                    best = Some(Engagement {
+                        until,
+                        by: u16::try_from(i).unwrap_or(u16::MAX),
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    /// The per-account step: the account's tier by thresholds, hysteresis and lock, and its
+    /// engagement window, none of which depends on other accounts.
+    ///
+    /// Hysteresis (incremental runs, a margin above 0) compares with `previous`, the tier
+    /// this step gave the account last time: the lift and the caps are decided anew each run.
+    pub fn basis(&self, candidate: &TierCandidate, kind: RunKind) -> TierBasis {
+        let engagement = candidate.engagement;
+        if let Some(tier) = candidate.lock.tier() {
+            return TierBasis {
+                base: tier,
+                held_by_hysteresis: false,
+                locked: true,
+                engagement,
+            };
+        }
+        let score = i64::from(MilliPoints::of(candidate.score).get());
+        let margin = i64::from(MilliPoints::of(self.hysteresis_margin).get());
+        let by_thresholds = self.tier_for_milli(score);
+        let mut base = by_thresholds;
+        if let (RunKind::Incremental, Some(prev)) = (kind, candidate.previous) {
+            if margin > 0 && by_thresholds != prev {
+                // Move up only as far as the score clears thresholds by the margin,
+                // down only as far as it misses them by the margin.
+                let up = self.tier_for_milli(score - margin);
+                let down = self.tier_for_milli(score + margin);
+                base = if up < prev {
+                    up
+                } else if down > prev {
+                    down
+                } else {
+                    prev
+                };
+            }
+        }
+        TierBasis {
+            base,
+            held_by_hysteresis: base != by_thresholds,
+            locked: false,
+            engagement,
+        }
+    }
+
+    /// The population step: every account's final tier on `as_of` from its basis (same order
+    /// as `members`).
+    ///
+    /// An unlocked account is lifted one tier while its engagement window holds; then the
+    /// pyramid caps apply over the whole population: locked accounts keep their tier and take
+    /// their seats first, and the overflow is demoted one tier by [`rank_order`] (Tier 1's
+    /// overflow may be demoted again by Tier 2's cap). So the capped tiers never hold more
+    /// unlocked accounts than the cap leaves after the locks.
+    pub fn decide(&self, members: &[TierMember], as_of: Date) -> Vec<Assignment> {
+        let mut out: Vec<Assignment> = members
             .iter()
-            .position(|o| match row.get(o.slot) {
-                Some(FactValue::DateList(dates)) => dates.iter().any(|d| {
-                    let age = d.days_until(as_of);
-                    (0..=i64::from(o.within_days)).contains(&i64::from(age))
-                }),
-                _ => false,
+            .map(|m| {
+                let b = &m.basis;
+                let mut decision = Decision {
+                    held_by_hysteresis: b.held_by_hysteresis,
+                    locked: b.locked,
+                    ..Decision::default()
+                };
+                let mut tier = b.base;
+                if let Some(e) = b.engagement.filter(|e| !b.locked && e.holds_on(as_of)) {
+                    if tier.lifted() != tier {
+                        tier = tier.lifted();
+                        decision.lifted_by = Some(e.by);
+                    }
+                }
+                Assignment { tier, decision }
             })
-            .map(|i| i as u16)
+            .collect();
+
+        let n = members.len();
+        for (cap_index, cap) in self.caps.iter().enumerate() {
+            let Some(cap) = cap else { continue };
+            let capped_tier = Tier::ALL[cap_index];
+            let locked_in = out
+                .iter()
+                .filter(|a| a.decision.locked && a.tier == capped_tier)
+                .count();
+            let room = cap.limit(n).saturating_sub(locked_in);
+            let mut seated: Vec<usize> = (0..n)
+                .filter(|&i| !out[i].decision.locked && out[i].tier == capped_tier)
+                .collect();
+            if seated.len() <= room {
+                continue;
+            }
+            seated.sort_unstable_by(|&a, &b| rank_order(&members[a], &members[b]));
+            for &i in &seated[room..] {
+                out[i].tier = capped_tier.demoted();
+                out[i].decision.capped_from.get_or_insert(capped_tier);
+            }
+        }
+        out
+    }
+
+    /// Both steps at once, for a population known in full (`tierd score`, tests, benches):
+    /// [`TierPolicy::basis`] per candidate, then [`TierPolicy::decide`].
+    pub fn assign(&self, candidates: &[TierCandidate], kind: RunKind, as_of: Date) -> Vec<Assignment> {
+        let members: Vec<TierMember> = candidates
+            .iter()
+            .map(|c| TierMember::new(c, self.basis(c, kind)))
+            .collect();
+        self.decide(&members, as_of)
+    }
+
+    /// The words for how an account's tier was decided, followed by `score_reasons` (the
+    /// score's compact reasons): `pyramid cap: tier_1 is full; demo request (lifted one
+    /// tier); industry: Software (+0.3)`. Every view of a tier (the tiers file, `tierd
+    /// explain`, the CRM's reason field, history) uses these words.
+    pub fn reason(&self, assignment: &Assignment, score_reasons: &str) -> String {
+        let d = &assignment.decision;
+        let mut out = String::with_capacity(score_reasons.len() + 48);
+        if d.locked {
+            out.push_str("locked by a person at ");
+            out.push_str(assignment.tier.as_str());
+            out.push_str("; ");
+        }
+        if let Some(from) = d.capped_from {
+            out.push_str("pyramid cap: ");
+            out.push_str(from.as_str());
+            out.push_str(" is full; ");
+        }
+        if let Some(by) = d.lifted_by {
+            out.push_str(self.override_label(by));
+            out.push_str(" (lifted one tier); ");
+        }
+        out.push_str(score_reasons);
+        out
+    }
+
+    /// Words for override `by` (`engagement` when this policy has no such override).
+    pub fn override_label(&self, by: u16) -> &str {
+        self.overrides
+            .get(usize::from(by))
+            .map_or("engagement", |o| o.label.as_str())
     }
 }
 
-/// What the policy needs to know about one account.
+/// A tier a person set: tierd never changes it, and it takes its seat under a cap first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lock {
+    /// tierd decides the tier.
+    #[default]
+    Unlocked,
+    /// Locked by a person at this tier.
+    At(Tier),
+    /// Locked by a person whose tier field is empty: the account is locked as untiered (see
+    /// [`Lock::tier`]).
+    Unknown,
+}
+
+impl Lock {
+    /// A lock as a CRM shows it: the lock flag and the tier field's value.
+    pub fn from_crm(locked: bool, tier: Option<Tier>) -> Lock {
+        match (locked, tier) {
+            (false, _) => Lock::Unlocked,
+            (true, Some(t)) => Lock::At(t),
+            (true, None) => Lock::Unknown,
+        }
+    }
+
+    /// The tier the lock holds, `None` when unlocked.
+    ///
+    /// A lock with no known tier holds `untiered`: the person's field is empty and tierd
+    /// writes nothing to a locked account, so sellers see no tier; tierd reports none rather
+    /// than seat the account, unseen, in a capped tier. Like every lock it is never lifted
+    /// or capped, and it is reported as locked.
+    pub fn tier(self) -> Option<Tier> {
+        match self {
+            Lock::Unlocked => None,
+            Lock::At(t) => Some(t),
+            Lock::Unknown => Some(Tier::Untiered),
+        }
+    }
+}
+
+impl From<Option<Tier>> for Lock {
+    /// A `locked_tier` column: a tier locks, an empty cell does not.
+    fn from(tier: Option<Tier>) -> Lock {
+        tier.map_or(Lock::Unlocked, Lock::At)
+    }
+}
+
+/// When an engagement override lifts an account: which override, and the last day it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Engagement {
+    /// The last day the lift holds (the event's date plus the override's `within_days`).
+    pub until: Date,
+    /// The override, by its index in [`TierPolicy::overrides`].
+    pub by: u16,
+}
+
+impl Engagement {
+    /// Whether the lift still holds on `as_of`.
+    pub fn holds_on(self, as_of: Date) -> bool {
+        self.until >= as_of
+    }
+}
+
+/// What the per-account step needs to know about one account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TierCandidate {
     /// The account's id; the last tie-breaker.
@@ -317,12 +560,55 @@ pub struct TierCandidate {
     pub potential_value: f64,
     /// Its coverage.
     pub coverage: f32,
-    /// Its tier before this run, if any.
+    /// Its tier before this run, for hysteresis: the daemon passes the previous *base* tier
+    /// ([`TierBasis::base`]), `tierd score --previous` the previous file's tier.
     pub previous: Option<Tier>,
-    /// A tier set by a person: kept, never overwritten.
-    pub lock: Option<Tier>,
-    /// The engagement override that fired for it, by index.
-    pub engaged: Option<u16>,
+    /// A tier set by a person.
+    pub lock: Lock,
+    /// Its engagement window ([`TierPolicy::engagement_on`]).
+    pub engagement: Option<Engagement>,
+}
+
+/// One account's tiering basis: what the per-account step decided. The daemon stores it with
+/// the account, so accounts a run does not rescore are tiered from it on the run's date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierBasis {
+    /// The tier by thresholds and hysteresis, or the lock's tier.
+    pub base: Tier,
+    /// Hysteresis kept `base` away from the tier the thresholds give.
+    pub held_by_hysteresis: bool,
+    /// A person locked the tier: the population step neither lifts nor caps it.
+    pub locked: bool,
+    /// The engagement window, if an override fired.
+    pub engagement: Option<Engagement>,
+}
+
+/// What the population step needs to know about one account: its basis and its rank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierMember {
+    /// The account's id; the last tie-breaker.
+    pub id: Box<str>,
+    /// Its score.
+    pub score: f32,
+    /// Its potential annual value (0 when unknown).
+    pub potential_value: f64,
+    /// Its coverage.
+    pub coverage: f32,
+    /// What the per-account step decided.
+    pub basis: TierBasis,
+}
+
+impl TierMember {
+    /// A candidate with its basis.
+    pub fn new(c: &TierCandidate, basis: TierBasis) -> TierMember {
+        TierMember {
+            id: c.id.clone(),
+            score: c.score,
+            potential_value: c.potential_value,
+            coverage: c.coverage,
+            basis,
+        }
+    }
 }
 
 /// Full runs let tiers move freely; incremental runs apply hysteresis.
@@ -334,15 +620,15 @@ pub enum RunKind {
     Incremental,
 }
 
-/// How an account's tier was decided, for reports and history.
+/// How an account's tier was decided, for reasons, reports and history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Decision {
     /// Kept its previous tier because the score did not pass the threshold by the margin.
     pub held_by_hysteresis: bool,
-    /// Lifted one tier by this engagement override.
+    /// Lifted one tier by this engagement override (its index in the policy).
     pub lifted_by: Option<u16>,
-    /// Demoted this many tiers by pyramid caps.
-    pub capped: u8,
+    /// Demoted by a pyramid cap: the tier whose cap demoted it first.
+    pub capped_from: Option<Tier>,
     /// Kept a manually locked tier.
     pub locked: bool,
 }
@@ -357,82 +643,12 @@ pub struct Assignment {
 }
 
 /// Ranking for caps: score desc, potential value desc, coverage desc, id asc.
-pub fn rank_order(a: &TierCandidate, b: &TierCandidate) -> Ordering {
+pub fn rank_order(a: &TierMember, b: &TierMember) -> Ordering {
     b.score
         .total_cmp(&a.score)
         .then_with(|| b.potential_value.total_cmp(&a.potential_value))
         .then_with(|| b.coverage.total_cmp(&a.coverage))
         .then_with(|| a.id.cmp(&b.id))
-}
-
-impl TierPolicy {
-    /// Assigns a tier to every candidate (same order as `candidates`).
-    ///
-    /// Locked accounts keep their tier and count toward caps first, so the
-    /// capped tiers never hold more than the cap unless locks alone exceed it.
-    pub fn assign(&self, candidates: &[TierCandidate], kind: RunKind) -> Vec<Assignment> {
-        let margin = self.hysteresis_margin;
-        let mut out: Vec<Assignment> = candidates
-            .iter()
-            .map(|c| {
-                let mut decision = Decision::default();
-                if let Some(lock) = c.lock {
-                    decision.locked = true;
-                    return Assignment { tier: lock, decision };
-                }
-                let mut tier = self.tier_for(c.score);
-                if let (RunKind::Incremental, Some(prev)) = (kind, c.previous) {
-                    if margin > 0.0 && tier != prev {
-                        // Move up only as far as the score clears thresholds by the margin,
-                        // down only as far as it misses them by the margin.
-                        let up = self.tier_for(c.score - margin);
-                        let down = self.tier_for(c.score + margin);
-                        let held = if up < prev {
-                            up
-                        } else if down > prev {
-                            down
-                        } else {
-                            prev
-                        };
-                        decision.held_by_hysteresis = held != tier;
-                        tier = held;
-                    }
-                }
-                if let Some(o) = c.engaged {
-                    let lifted = tier.lifted();
-                    if lifted != tier {
-                        decision.lifted_by = Some(o);
-                        tier = lifted;
-                    }
-                }
-                Assignment { tier, decision }
-            })
-            .collect();
-
-        let n = candidates.len();
-        for (cap_index, cap) in self.caps.iter().enumerate() {
-            let Some(cap) = cap else { continue };
-            let capped_tier = Tier::ALL[cap_index];
-            let locked_in = candidates
-                .iter()
-                .zip(&out)
-                .filter(|(_, a)| a.decision.locked && a.tier == capped_tier)
-                .count();
-            let room = cap.limit(n).saturating_sub(locked_in);
-            let mut members: Vec<usize> = (0..n)
-                .filter(|&i| !out[i].decision.locked && out[i].tier == capped_tier)
-                .collect();
-            if members.len() <= room {
-                continue;
-            }
-            members.sort_unstable_by(|&a, &b| rank_order(&candidates[a], &candidates[b]));
-            for &i in &members[room..] {
-                out[i].tier = capped_tier.demoted();
-                out[i].decision.capped += 1;
-            }
-        }
-        out
-    }
 }
 
 /// Accounts per tier, best first.

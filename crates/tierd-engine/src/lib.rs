@@ -259,8 +259,6 @@ pub(crate) struct Scorer {
     pub(crate) model: Model,
     pub(crate) schema: FactSchema,
     pub(crate) policy: TierPolicy,
-    /// The policy without caps: what a work item applies per account.
-    pub(crate) per_account: TierPolicy,
     pub(crate) as_of: Date,
     pub(crate) reasons: (usize, usize),
 }
@@ -384,10 +382,6 @@ impl Pipeline {
         Ok(Scorer {
             model: self.settings.model.clone(),
             schema: self.settings.schema.clone(),
-            per_account: TierPolicy {
-                caps: [None, None],
-                ..policy.clone()
-            },
             policy,
             as_of,
             reasons: (self.settings.output.reasons_up, self.settings.output.reasons_down),
@@ -411,10 +405,6 @@ impl Pipeline {
                 .require(&o.fact, tierd_core::fact::FactType::DateList)
                 .map_err(|e| anyhow::anyhow!("tiering override {}: {e}", o.fact))?;
         }
-        scorer.per_account = TierPolicy {
-            caps: [None, None],
-            ..policy.clone()
-        };
         scorer.model = model;
         scorer.schema = schema;
         scorer.policy = policy;

@@ -148,7 +148,7 @@ impl Sink for CommitSink {
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
         let p = ctx.p;
-        let step = p.settings.pipeline.score_step;
+        let step = tierd_core::ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default();
         let adopted_here = plan.adopted.len() as u64;
         let mut pushed = plan.adopted;
         let mut rejected = Vec::new();
@@ -233,7 +233,7 @@ fn rejection(
     u: &tierd_connectors::connector::TierUpdate,
     error: String,
     permanent: bool,
-    step: f32,
+    step: tierd_core::ScoreStep,
 ) -> RejectedPush {
     RejectedPush {
         account: u.id.clone(),

@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tierd_core::model::FactRow;
-use tierd_core::tier::{RunKind, TierCandidate};
+use tierd_core::tier::{Lock, RunKind, TierCandidate};
 use tierd_core::{Date, Model, ScoreCard, TierPolicy};
 
 const ACCOUNTS: usize = 10_000;
@@ -82,15 +82,15 @@ fn bench(c: &mut Criterion) {
                 potential_value: card.potential_value.unwrap_or(0.0),
                 coverage: card.coverage,
                 previous: None,
-                lock: None,
-                engaged: None,
+                lock: Lock::Unlocked,
+                engagement: None,
             }
         })
         .collect();
     group.bench_function("tier_with_caps", |b| {
         b.iter_batched(
             || candidates.clone(),
-            |c| policy.assign(&c, RunKind::Full),
+            |c| policy.assign(&c, RunKind::Full, as_of),
             BatchSize::LargeInput,
         )
     });

@@ -18,7 +18,8 @@ use tierd_connectors::files::{
     AccountReader, AccountRecord, FileError, Next, RejectWriter, Rejected, TierRecord, TierWriter,
 };
 use tierd_core::diff::Movements;
-use tierd_core::tier::{pyramid, Decision, RunKind, TierCandidate};
+use tierd_core::model::FutureEvent;
+use tierd_core::tier::{pyramid, Decision, Lock, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 
 use tierd_config::Settings;
@@ -69,6 +70,10 @@ pub struct ScoreSummary {
     pub locked: usize,
     /// What enrichment did, when it ran.
     pub enrichment: Option<EnrichSummary>,
+    /// Accounts with events dated after the as-of date (ignored by scoring and overrides).
+    pub future_events: u64,
+    /// The first of them: (line, account id, what).
+    pub first_future_events: Vec<(u64, String, FutureEvent)>,
 }
 
 const BATCH: usize = 1024;
@@ -145,6 +150,14 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
             enricher.enrich(&settings.schema, &mut batch.accounts[..batch.filled]);
         }
         for acc in &batch.accounts[..batch.filled] {
+            for event in settings.schema.future_events(&acc.facts, job.as_of) {
+                summary.future_events += 1;
+                if summary.first_future_events.len() < KEEP_REJECTS {
+                    summary
+                        .first_future_events
+                        .push((acc.line, acc.id.clone(), event));
+                }
+            }
             model.score_into(&acc.facts, job.as_of, &mut card);
             reasons.clear();
             model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
@@ -162,8 +175,8 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
                 potential_value: card.potential_value.unwrap_or(0.0),
                 coverage: card.coverage,
                 previous,
-                lock: acc.lock,
-                engaged: settings.policy.override_for(&acc.facts, job.as_of),
+                lock: Lock::from(acc.lock),
+                engagement: settings.policy.engagement_on(&acc.facts, job.as_of),
             });
         }
         for r in &batch.rejected {
@@ -189,7 +202,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         summary.rejects_path = Some(job.rejects.clone());
     }
 
-    let assignments = settings.policy.assign(&candidates, job.kind);
+    let assignments = settings.policy.assign(&candidates, job.kind, job.as_of);
     let tiers: Vec<Tier> = assignments.iter().map(|a| a.tier).collect();
     summary.accounts = candidates.len();
     summary.pyramid = pyramid(&tiers);
@@ -197,12 +210,12 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         let Decision {
             held_by_hysteresis,
             lifted_by,
-            capped,
+            capped_from,
             locked,
         } = a.decision;
         summary.held += usize::from(held_by_hysteresis);
         summary.lifted += usize::from(lifted_by.is_some());
-        summary.capped += usize::from(capped > 0);
+        summary.capped += usize::from(capped_from.is_some());
         summary.locked += usize::from(locked);
         if let Some(m) = &mut movements {
             m.record(c.previous, a.tier);
@@ -213,7 +226,8 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     }
     summary.movements = movements;
 
-    // Pass 2: candidates and the spilled explanations, in input order, with tiers.
+    // Pass 2: candidates and the spilled explanations, in input order, with tiers and the
+    // reason (how the tier was decided, then the score's reasons).
     let mut spill_file = spill
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
@@ -236,7 +250,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
             tier: a.tier,
             coverage: c.coverage,
             model_version: &model_id,
-            explanation: line.trim_end_matches('\n'),
+            explanation: &settings.policy.reason(a, line.trim_end_matches('\n')),
         })?;
     }
     out.finish()?;
@@ -337,8 +351,16 @@ pub fn print_summary(
     Ok(())
 }
 
-/// Prints rejected records, a line each, to stderr-like output.
+/// Prints rejected records and warnings (events dated after the as-of date), a line each, to
+/// stderr-like output.
 pub fn print_rejects(out: &mut impl Write, s: &ScoreSummary, input: &Path) -> std::io::Result<()> {
+    for (line, id, event) in &s.first_future_events {
+        writeln!(out, "{}:{line} (id {id}): warning: {event}", input.display())?;
+    }
+    let more = s.future_events.saturating_sub(s.first_future_events.len() as u64);
+    if more > 0 {
+        writeln!(out, "... and {more} more facts with events after the as-of date")?;
+    }
     if s.rejected == 0 {
         return Ok(());
     }

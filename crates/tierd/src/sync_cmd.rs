@@ -135,8 +135,8 @@ pub fn print_report(out: &mut impl std::io::Write, r: &RunReport) -> std::io::Re
     };
     writeln!(
         out,
-        "  {verb} {} (of which {} the CRM had lost), unchanged {}, skipped locked {}, skipped (changed by a person) {}, rejected {}, deferred {}",
-        r.pushed, r.repaired, r.unchanged, r.skipped_locked, r.skipped_overridden, r.rejected, r.deferred
+        "  {verb} {}, unchanged {}, skipped locked {}, skipped (changed by a person) {}, rejected {}, deferred {}; of the pushed, {} restored a tier the CRM had lost",
+        r.pushed, r.unchanged, r.skipped_locked, r.skipped_overridden, r.rejected, r.deferred, r.repaired
     )?;
     if r.quarantined > 0 || r.stale_plugin_results > 0 {
         writeln!(

@@ -52,7 +52,7 @@ fn score(dir: &Path, input: &Path, output: &str, extra: &[&str]) -> (Output, Pat
 #[test]
 fn score_matches_the_golden_output() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Without pyramid caps: percentage caps round down to no seats in a file this small.
+    // Without pyramid caps: in a file this small the percentage caps would leave one seat each.
     let config = fixture("uncapped.toml");
     let (out, tiers) = score(
         dir.path(),
@@ -203,6 +203,161 @@ fn explain_prints_the_breakdown_with_reasons() {
     );
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("no account with id 'nope'"));
+}
+
+/// `tierd explain --json` of one account, as a JSON value.
+fn explain_json(config: &Path, input: &Path, id: &str) -> serde_json::Value {
+    let out = tierd(
+        &[
+            "explain",
+            "--json",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--as-of",
+            AS_OF,
+            id,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "explain {id}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("explain --json prints JSON")
+}
+
+#[test]
+fn score_and_explain_decide_every_tier_alike() {
+    // Caps bind, lifts fire and locks hold in this population (see its tierd.toml).
+    let config = fixture("tier-decisions/tierd.toml");
+    let input = fixture("tier-decisions/accounts.csv");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, tiers) = score(
+        dir.path(),
+        &input,
+        "tiers.csv",
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<(String, String, String)> = csv::Reader::from_path(&tiers)
+        .expect("tiers")
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (r[0].to_string(), r[2].to_string(), r[5].to_string())
+        })
+        .collect();
+    assert_eq!(rows.len(), 8);
+    for (id, tier, reason) in &rows {
+        let e = explain_json(&config, &input, id);
+        assert_eq!(e["tier"].as_str(), Some(tier.as_str()), "tier of {id}");
+        assert_eq!(e["reason"].as_str(), Some(reason.as_str()), "reason of {id}");
+    }
+    // The decisions, worked out by hand from the scores (n-1 4.812, n-2 3.608, n-3 3.359,
+    // n-4 3.771, n-6 1.372, n-8 3.952; n-5 and n-7 locked).
+    let expected = [
+        ("n-1", "tier_2", "pyramid cap: tier_1 is full; potential value"),
+        ("n-2", "tier_3", "potential value"),
+        (
+            "n-3",
+            "tier_3",
+            "pyramid cap: tier_2 is full; demo request (lifted one tier); potential value",
+        ),
+        ("n-4", "tier_3", "pyramid cap: tier_2 is full; potential value"),
+        ("n-5", "tier_1", "locked by a person at tier_1; potential value"),
+        (
+            "n-6",
+            "tier_3",
+            "demo request (lifted one tier); demo request 2 days ago",
+        ),
+        ("n-7", "tier_2", "locked by a person at tier_2; no demo request"),
+        (
+            "n-8",
+            "tier_3",
+            "pyramid cap: tier_1 is full; demo request (lifted one tier); potential value",
+        ),
+    ];
+    for ((id, tier, reason), (want_id, want_tier, want_start)) in rows.iter().zip(expected) {
+        assert_eq!((id.as_str(), tier.as_str()), (want_id, want_tier));
+        assert!(reason.starts_with(want_start), "{id}: {reason}");
+    }
+    let n3 = explain_json(&config, &input, "n-3");
+    assert_eq!(n3["base_tier"], "tier_3");
+    assert_eq!(n3["decision"]["lifted_by"], "demo request");
+    assert_eq!(n3["decision"]["capped_from"], "tier_2");
+    assert_eq!(explain_json(&config, &input, "n-7")["decision"]["locked"], true);
+}
+
+/// Scores `csv` (written to a temp file) with the repository's configuration; the output's rows
+/// as (id, score, tier, explanation), and stderr.
+fn score_rows(csv_text: &str) -> (Vec<(String, String, String, String)>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, csv_text).expect("write input");
+    let (out, tiers) = score(dir.path(), &input, "out.csv", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = csv::Reader::from_path(&tiers)
+        .expect("tiers")
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (
+                r[0].to_string(),
+                r[1].to_string(),
+                r[2].to_string(),
+                r[5].to_string(),
+            )
+        })
+        .collect();
+    (rows, text(&out.stderr))
+}
+
+#[test]
+fn a_score_printed_as_3_000_is_tiered_as_3() {
+    // Issue 12 #4, the reported row: it printed 3.000 and came out untiered.
+    let (rows, _) = score_rows(
+        "id,firmographic.industry,firmographic.org_type,technographic.technologies,engagement.site_visits_30d,engagement.content_downloads\n\
+         acc-1,Retail,education,Snowflake;dbt;Fivetran,0,2026-11-24\n",
+    );
+    assert_eq!((rows[0].1.as_str(), rows[0].2.as_str()), ("3.000", "tier_3"));
+}
+
+#[test]
+fn one_account_alone_can_be_tier_1_under_percentage_caps() {
+    // Issue 12 #5: at tier_1_cap = 3% (the default config) a lone 4.812 ended in Tier 3.
+    let accounts = std::fs::read_to_string(fixture("accounts.csv")).expect("fixture");
+    let mut lines = accounts.lines();
+    let csv_text = format!(
+        "{}\n{}\n",
+        lines.next().expect("header"),
+        lines.next().expect("acc-1")
+    );
+    let (rows, _) = score_rows(&csv_text);
+    assert_eq!((rows[0].1.as_str(), rows[0].2.as_str()), ("4.812", "tier_1"));
+}
+
+#[test]
+fn an_event_after_the_as_of_date_neither_scores_nor_lifts_and_is_reported() {
+    // Issue 12 #6: a demo request dated tomorrow scored as today's but did not lift.
+    let header = "id,firmographic.industry,firmographic.employee_count,engagement.demo_requests";
+    let (rows, stderr) = score_rows(&format!(
+        "{header}\nfuture,Retail,800,2026-11-25\nnone,Retail,800,\ntoday,Retail,800,2026-11-24\n"
+    ));
+    let [future, none, today] = [&rows[0], &rows[1], &rows[2]];
+    assert_eq!(future.1, none.1, "tomorrow's demo request scores nothing");
+    assert_eq!(future.2, none.2, "and lifts nothing");
+    assert!(today.1 > none.1, "today's scores");
+    assert!(
+        today.3.starts_with("demo request (lifted one tier); "),
+        "{}",
+        today.3
+    );
+    assert!(
+        stderr.contains(
+            "in.csv:2 (id future): warning: engagement.demo_requests: 1 event dated after the as-of date 2026-11-24 (latest 2026-11-25), ignored as not yet happened"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("id today"), "{stderr}");
 }
 
 #[test]

@@ -10,27 +10,27 @@ use std::collections::HashMap;
 
 use tierd_connectors::connector::{PushOutcome, TierUpdate, Watermark};
 use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
-use tierd_core::Tier;
+use tierd_core::{ScoreBucket, ScoreStep, Tier};
 use tierd_store::{AccountState, PushRecord, RunId, ScoredAccount, Timestamp};
 
 use crate::context::RunCtx;
 use crate::shutdown::ShutdownSignal;
 use crate::sink::{final_state, Sink};
 use crate::stage::score::{last_push_of, ScoredItem};
-use crate::stage::tier::{final_reason, Decided};
+use crate::stage::tier::final_reason;
 use crate::{MovementLine, Progress, RunReport};
+use tierd_core::tier::Assignment;
 
-/// A score rounded to the push step, as stored with a push.
-pub(crate) fn bucket(score: f64, step: f32) -> f64 {
-    let step = f64::from(step);
-    (score / step).round() * step
+/// The score bucket the store keeps for a push (`ScoreBucket`: one rounding for every path).
+pub(crate) fn bucket(score: f64, step: ScoreStep) -> f64 {
+    ScoreBucket::of(score as f32, step).points()
 }
 
 /// One account the push stage looks at.
 pub(crate) struct Final {
     pub(crate) id: String,
     pub(crate) compare: Option<Tier>,
-    pub(crate) decided: Decided,
+    pub(crate) decided: Assignment,
 }
 
 /// One push batch's plan, for the sink.
@@ -111,7 +111,8 @@ pub(crate) async fn push<S: Sink>(
 ) -> anyhow::Result<Ending> {
     let p = ctx.p;
     let options = PlanOptions {
-        score_step: p.settings.pipeline.score_step,
+        // `PipelineSettings::problems` keeps the step within (0, 5].
+        score_step: ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default(),
         respect_cleared: p.settings.pipeline.respect_cleared,
     };
     let pending: HashMap<String, tierd_store::PendingPush> = p
@@ -250,7 +251,10 @@ mod tests {
 
     #[test]
     fn score_buckets_round_to_the_step() {
-        assert!((bucket(3.84, 0.1) - 3.8).abs() < 1e-6);
-        assert!((bucket(3.86, 0.1) - 3.9).abs() < 1e-6);
+        let step = ScoreStep::new(0.1).expect("step");
+        assert!((bucket(3.84, step) - 3.8).abs() < 1e-6);
+        assert!((bucket(3.86, step) - 3.9).abs() < 1e-6);
+        // Regression (issue 12 #7): a score on a half step is one bucket on every path.
+        assert!((bucket(2.75, step) - 2.8).abs() < 1e-6);
     }
 }

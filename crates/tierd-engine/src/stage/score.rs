@@ -54,6 +54,10 @@ pub(crate) fn score(
                 continue;
             }
         };
+        // An event dated after the scoring date has not happened: it neither scores nor lifts.
+        for future in scorer.schema.future_events(&row, scorer.as_of) {
+            tracing::warn!(account = %account.id, fact = %future.fact, "{future}");
+        }
         let card = scorer.model.score(&row, scorer.as_of);
         let mut reason = String::new();
         scorer.model.compact_reasons(

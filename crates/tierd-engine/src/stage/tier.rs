@@ -8,7 +8,7 @@
 //! once. Both steps are `tierd_core::tier`'s; this module only feeds them.
 
 use tierd_core::model::FactRow;
-use tierd_core::tier::{RunKind as TierRunKind, TierCandidate};
+use tierd_core::tier::{Assignment, Lock, RunKind as TierRunKind, TierBasis, TierCandidate, TierMember};
 use tierd_core::{ScoreCard, Tier};
 use tierd_store::{AccountState, Engagement};
 
@@ -16,7 +16,7 @@ use crate::context::RunCtx;
 use crate::work::WorkAccount;
 use crate::Job;
 
-/// An account's tiering basis.
+/// An account's tiering basis, as the store keeps it.
 pub(crate) struct Basis {
     pub(crate) base: Tier,
     pub(crate) engagement: Option<Engagement>,
@@ -29,7 +29,15 @@ fn tier_run_kind(job: Job) -> TierRunKind {
     }
 }
 
-/// The per-account step.
+/// The store's engagement window as tiering reads it.
+fn window(e: Option<Engagement>) -> Option<tierd_core::tier::Engagement> {
+    e.map(|e| tierd_core::tier::Engagement {
+        until: e.until,
+        by: e.by,
+    })
+}
+
+/// The per-account step (`TierPolicy::basis`).
 pub(crate) fn basis(
     ctx: &RunCtx<'_>,
     account: &WorkAccount,
@@ -38,11 +46,8 @@ pub(crate) fn basis(
     crm_tier: Option<Tier>,
     prev: Option<&AccountState>,
 ) -> Basis {
-    let scorer = ctx.scorer;
-    let lock = account
-        .locked
-        .then(|| crm_tier.or(prev.map(|p| p.tier)))
-        .flatten();
+    let policy = &ctx.scorer.policy;
+    let engagement = policy.engagement_on(row, ctx.scorer.as_of);
     let candidate = TierCandidate {
         id: account.id.as_str().into(),
         score: card.score,
@@ -50,46 +55,17 @@ pub(crate) fn basis(
         coverage: card.coverage,
         // Hysteresis compares tiers earned by score: the lift and the caps are decided anew.
         previous: prev.map(|p| p.base_tier),
-        lock,
-        engaged: None,
+        lock: Lock::from_crm(account.locked, crm_tier.or(prev.map(|p| p.tier))),
+        engagement,
     };
-    let base = scorer
-        .per_account
-        .assign(std::slice::from_ref(&candidate), tier_run_kind(ctx.job))[0]
-        .tier;
+    let b = policy.basis(&candidate, tier_run_kind(ctx.job));
     Basis {
-        base,
-        engagement: engagement_on(&scorer.policy, row, scorer.as_of),
+        base: b.base,
+        engagement: b.engagement.map(|e| Engagement {
+            until: e.until,
+            by: e.by,
+        }),
     }
-}
-
-/// The engagement that lifts an account on `as_of`, with the last day it keeps lifting it (the
-/// latest window of any override that fired; the first override on ties).
-fn engagement_on(
-    policy: &tierd_core::TierPolicy,
-    row: &FactRow,
-    as_of: tierd_core::Date,
-) -> Option<Engagement> {
-    let mut best: Option<Engagement> = None;
-    for (i, o) in policy.overrides.iter().enumerate() {
-        let Some(tierd_core::fact::FactValue::DateList(dates)) = row.get(o.slot) else {
-            continue;
-        };
-        let within = i32::try_from(o.within_days).unwrap_or(i32::MAX);
-        for d in dates {
-            if !(0..=within).contains(&d.days_until(as_of)) {
-                continue;
-            }
-            let until = d.add_days(within);
-            if best.is_none_or(|b| until > b.until) {
-                best = Some(Engagement {
-                    until,
-                    by: u16::try_from(i).unwrap_or(u16::MAX),
-                });
-            }
-        }
-    }
-    best
 }
 
 /// What tiering needs of one account.
@@ -110,95 +86,27 @@ pub(crate) struct Member {
     pub(crate) locked: bool,
 }
 
-/// How tiering decided one account's tier.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Decided {
-    pub(crate) tier: Tier,
-    /// The override that lifted it one tier.
-    pub(crate) lifted_by: Option<u16>,
-    /// The tier a pyramid cap demoted it from.
-    pub(crate) capped_from: Option<Tier>,
-    /// Kept a person's lock.
-    pub(crate) locked: bool,
-}
-
-/// The population step: every account's final tier on the run's date.
-pub(crate) fn decide(ctx: &RunCtx<'_>, population: &[Member]) -> Vec<Decided> {
-    let scorer = ctx.scorer;
-    let as_of = scorer.as_of;
-    let mut out: Vec<Decided> = population
+/// The population step (`TierPolicy::decide`): every account's final tier on the run's date.
+pub(crate) fn decide(ctx: &RunCtx<'_>, population: &[Member]) -> Vec<Assignment> {
+    let members: Vec<TierMember> = population
         .iter()
-        .map(|m| {
-            let lifting = m.engagement.filter(|e| e.until >= as_of).map(|e| e.by);
-            match lifting {
-                Some(by) if !m.locked && m.base.lifted() != m.base => Decided {
-                    tier: m.base.lifted(),
-                    lifted_by: Some(by),
-                    capped_from: None,
-                    locked: false,
-                },
-                _ => Decided {
-                    tier: m.base,
-                    lifted_by: None,
-                    capped_from: None,
-                    locked: m.locked,
-                },
-            }
+        .map(|m| TierMember {
+            id: m.id.as_str().into(),
+            score: m.score as f32,
+            potential_value: m.potential_value,
+            coverage: m.coverage as f32,
+            basis: TierBasis {
+                base: m.base,
+                held_by_hysteresis: false,
+                locked: m.locked,
+                engagement: window(m.engagement),
+            },
         })
         .collect();
-    let n = population.len();
-    let candidate = |m: &Member| TierCandidate {
-        id: m.id.as_str().into(),
-        score: m.score as f32,
-        potential_value: m.potential_value,
-        coverage: m.coverage as f32,
-        previous: None,
-        lock: None,
-        engaged: None,
-    };
-    for (i, cap) in scorer.policy.caps.iter().enumerate() {
-        let Some(cap) = cap else { continue };
-        let capped = Tier::ALL[i];
-        let locked_in = (0..n)
-            .filter(|&j| population[j].locked && out[j].tier == capped)
-            .count();
-        let room = cap.limit(n).saturating_sub(locked_in);
-        let mut members: Vec<usize> = (0..n)
-            .filter(|&j| !population[j].locked && out[j].tier == capped)
-            .collect();
-        if members.len() <= room {
-            continue;
-        }
-        members.sort_unstable_by(|&a, &b| {
-            tierd_core::tier::rank_order(&candidate(&population[a]), &candidate(&population[b]))
-        });
-        for &j in &members[room..] {
-            out[j].capped_from.get_or_insert(capped);
-            out[j].tier = capped.demoted();
-        }
-    }
-    out
+    ctx.scorer.policy.decide(&members, ctx.scorer.as_of)
 }
 
-/// An account's reason in a seller's words: what decided its tier (a lock, a cap, a lift), then
-/// the score's reasons.
-pub(crate) fn final_reason(ctx: &RunCtx<'_>, score_reasons: &str, d: &Decided) -> String {
-    let mut out = String::new();
-    if d.locked {
-        out.push_str(&format!("locked by a person at {}; ", d.tier));
-    }
-    if let Some(from) = d.capped_from {
-        out.push_str(&format!("pyramid cap: {from} is full; "));
-    }
-    if let Some(by) = d.lifted_by {
-        let label = ctx
-            .scorer
-            .policy
-            .overrides
-            .get(usize::from(by))
-            .map_or("engagement", |o| o.label.as_str());
-        out.push_str(&format!("{label} (lifted one tier); "));
-    }
-    out.push_str(score_reasons);
-    out
+/// An account's reason in a seller's words: what decided its tier, then the score's reasons.
+pub(crate) fn final_reason(ctx: &RunCtx<'_>, score_reasons: &str, d: &Assignment) -> String {
+    ctx.scorer.policy.reason(d, score_reasons)
 }
