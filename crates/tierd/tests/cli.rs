@@ -280,6 +280,48 @@ fn score_and_explain_decide_every_tier_alike() {
         assert_eq!((id.as_str(), tier.as_str()), (want_id, want_tier));
         assert!(reason.starts_with(want_start), "{id}: {reason}");
     }
+    // A daemon run over the same accounts (the file connector, a full run on the same date)
+    // decides the same tiers with the same words: its report names every new account.
+    let fixture_text = std::fs::read_to_string(&config).expect("fixture config");
+    let model = repo().join("config/model.toml");
+    let daemon_config = dir.path().join("daemon.toml");
+    let text_of_config = fixture_text.replace(
+        "path = \"../../../../../config/model.toml\"",
+        &format!("path = {:?}", model.to_str().expect("utf-8")),
+    ) + &format!(
+        "\n[store]\nurl = {:?}\n\n[connector]\ntype = \"file\"\npath = {:?}\noutput = {:?}\n\n[pipeline]\nas_of = \"{AS_OF}\"\n",
+        format!("sqlite://{}", dir.path().join("tierd.db").display()),
+        input.to_str().expect("utf-8"),
+        dir.path().join("daemon-tiers.csv").to_str().expect("utf-8"),
+    );
+    std::fs::write(&daemon_config, text_of_config).expect("daemon config");
+    let run = tierd(
+        &[
+            "--config",
+            daemon_config.to_str().expect("utf-8"),
+            "sync",
+            "--once",
+            "--job",
+            "full",
+        ],
+        &[],
+    );
+    let report = text(&run.stdout);
+    assert!(run.status.success(), "{report}\n{}", text(&run.stderr));
+    for (id, tier, reason) in &rows {
+        let line = report
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{id} is not in the daemon's report:\n{report}"));
+        let (_, decided) = line.split_once(": new -> ").expect("a new account's line");
+        assert_eq!(
+            decided,
+            format!("{tier}: {reason}"),
+            "the daemon decided {id} alike"
+        );
+    }
+
     let n3 = explain_json(&config, &input, "n-3");
     assert_eq!(n3["base_tier"], "tier_3");
     assert_eq!(n3["decision"]["lifted_by"], "demo request");
