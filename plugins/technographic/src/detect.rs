@@ -306,7 +306,7 @@ impl Pattern {
     fn is_match(&self, text: &str) -> bool {
         match &self.matcher {
             Matcher::Present => true,
-            Matcher::Fast(re) => re.is_match(text.as_bytes()),
+            Matcher::Fast(re) => re.get().is_some_and(|re| re.is_match(text.as_bytes())),
             // A fancy pattern that exhausts its backtracking budget counts as no match.
             Matcher::Fancy { regex, .. } => regex.is_match(text).unwrap_or(false),
         }
@@ -345,11 +345,15 @@ impl Pattern {
         match &self.matcher {
             // An empty pattern is JavaScript's `new RegExp("")`: it matches the empty string.
             Matcher::Present => vec![Some(String::new())],
-            Matcher::Fast(re) => re.captures(text.as_bytes()).map_or_else(Vec::new, |c| {
-                c.iter()
-                    .map(|m| m.map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()))
-                    .collect()
-            }),
+            Matcher::Fast(re) => {
+                re.get()
+                    .and_then(|re| re.captures(text.as_bytes()))
+                    .map_or_else(Vec::new, |c| {
+                        c.iter()
+                            .map(|m| m.map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()))
+                            .collect()
+                    })
+            }
             Matcher::Fancy { regex, .. } => regex.captures(text).ok().flatten().map_or_else(Vec::new, |c| {
                 c.iter().map(|m| m.map(|m| m.as_str().to_owned())).collect()
             }),

@@ -144,7 +144,7 @@ pub(crate) struct Pattern {
 pub(crate) enum Matcher {
     /// An empty pattern: the header, cookie or meta tag merely has to exist.
     Present,
-    Fast(regex::bytes::Regex),
+    Fast(LazyRegex),
     /// Lookaround or backreferences: slow to scan with, so a page reaches it only where its
     /// prefilter (the pattern with its lookarounds removed, which matches a superset) matched.
     Fancy {
@@ -610,7 +610,7 @@ fn compile(
     let matcher = if source.is_empty() {
         Matcher::Present
     } else {
-        match compile_fast(source) {
+        match LazyRegex::check(source) {
             Ok(re) => Matcher::Fast(re),
             Err(fast_err) => match fancy_regex::RegexBuilder::new(&format!("(?i){source}")).build() {
                 Ok(regex) => {
@@ -635,6 +635,66 @@ fn compile(
         confidence: suffixes.confidence,
         order,
     })
+}
+
+/// A pattern `regex` accepts, compiled the first time a page needs it: a large rule set is
+/// checked at load (parsing is cheap) but only the few patterns that ever match are built,
+/// which is most of the load time and memory of a 4,000-technology set. The pattern groups'
+/// sets are built at load; a pattern's own regex is needed only for versions, for lookaround
+/// windows and for header, cookie, meta, DNS and probe values.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    source: Box<str>,
+    /// Needs Unicode mode (ASCII case folding refused it).
+    unicode: bool,
+    compiled: std::sync::OnceLock<Option<regex::bytes::Regex>>,
+}
+
+impl LazyRegex {
+    /// Accepts `source` when `regex` parses it (ASCII mode first, then Unicode), as
+    /// [`compile_fast`] would build it.
+    fn check(source: &str) -> Result<LazyRegex, String> {
+        let parse = |unicode: bool| {
+            regex_syntax::ParserBuilder::new()
+                .case_insensitive(true)
+                .unicode(unicode)
+                .utf8(false)
+                .build()
+                .parse(source)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let unicode = match parse(false) {
+            Ok(()) => false,
+            Err(_) => {
+                parse(true)?;
+                true
+            }
+        };
+        Ok(LazyRegex {
+            source: source.into(),
+            unicode,
+            compiled: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The compiled regex; `None` only when it outgrows `regex`'s size limit (then it never
+    /// matches, as a fancy pattern that exhausts its backtracking budget never matches).
+    pub(crate) fn get(&self) -> Option<&regex::bytes::Regex> {
+        self.compiled
+            .get_or_init(|| {
+                regex::bytes::RegexBuilder::new(&self.source)
+                    .case_insensitive(true)
+                    .unicode(self.unicode)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 /// `regex` with ASCII case folding (small automata); Unicode only when the pattern needs it.
@@ -823,6 +883,37 @@ mod tests {
         }
         assert!(!rules.uses("scripts"));
         assert_eq!(rules.probe_paths(), ["/c"]);
+    }
+
+    #[test]
+    fn patterns_are_compiled_only_when_a_page_needs_them() {
+        let rules = RuleSet::parse(
+            r#"{"A": {"cats": [1], "scriptSrc": "a-(\\d+)\\.js\\;version:\\1"},
+                "B": {"cats": [1], "scriptSrc": "b\\.js"},
+                "C": {"cats": [1], "headers": {"x-c": "c"}}}"#,
+            r#"{"1": {"name": "Analytics"}}"#,
+        )
+        .unwrap();
+        fn compiled(rules: &RuleSet) -> Vec<&str> {
+            let scanned = rules.scanned.iter().flat_map(|g| &g.patterns);
+            let keyed = rules.keyed.iter().flat_map(|k| k.values().flatten());
+            scanned
+                .chain(keyed)
+                .filter_map(|p| match &p.matcher {
+                    Matcher::Fast(re) if re.compiled.get().is_some() => Some(re.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+        assert!(compiled(&rules).is_empty(), "nothing is compiled at load");
+        let page = crate::page::Page::new("https://x.test/", [], r#"<script src="/a-2.js"></script>"#.into());
+        let found = rules.detect(&[page]);
+        assert_eq!(found[0].version.as_deref(), Some("2"));
+        assert_eq!(
+            compiled(&rules),
+            [r"a-(\d+)\.js"],
+            "only the matching pattern, for its version"
+        );
     }
 
     #[test]
