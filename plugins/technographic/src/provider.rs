@@ -372,6 +372,7 @@ impl Technographic {
             })
             .collect();
         let home = &mut pages[0];
+        home.cert_issuer = answers[0].tls_issuer.clone();
         if let Some(a) = layout.robots.map(|at| &answers[at]).filter(|a| ok(a)) {
             home.robots = Some(a.body.clone());
         }
@@ -608,6 +609,7 @@ mod tests {
                                 careers.clone()
                             },
                             error: None,
+                            tls_issuer: None,
                         },
                     }
                 })
@@ -804,6 +806,32 @@ mod tests {
             ],
             "the other site's stylesheet is not asked for"
         );
+    }
+
+    #[test]
+    fn the_certificate_issuer_the_host_reports_reaches_cert_issuer_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("technologies.json");
+        std::fs::write(
+            &rules,
+            r#"{"Let's Encrypt": {"cats": [1], "certIssuer": "Let's Encrypt"}}"#,
+        )
+        .unwrap();
+        let host = Host::with_http(|requests| {
+            requests
+                .iter()
+                .map(|_| HttpResponse {
+                    status: 200,
+                    body: "<html></html>".into(),
+                    tls_issuer: Some("C=US, O=Let's Encrypt, CN=R11".into()),
+                    ..HttpResponse::default()
+                })
+                .collect()
+        });
+        let config = json!({"paths": [], "rules_path": rules.to_str().unwrap()});
+        let mut p = Technographic::new(config, host).unwrap();
+        let r = &enrich(&mut p, "2026-01-01", vec![account("secure.test", Value::Null)])[0];
+        assert_eq!(techs(r), ["Let's Encrypt"]);
     }
 
     #[test]
