@@ -166,16 +166,17 @@ impl Technographic {
                 ),
             );
         }
-        for (kind, why) in [
-            ("dns", "the host offers no DNS resolver capability"),
-            (
-                "certIssuer",
-                "the host's HTTP capability does not report TLS certificates",
-            ),
-        ] {
-            if rules.uses(kind) {
-                host.log(Level::Warn, format!("{kind} patterns cannot match: {why}"));
-            }
+        if rules.uses("dns") {
+            host.log(
+                Level::Warn,
+                "dns patterns cannot match: the host offers no DNS resolver capability",
+            );
+        }
+        if rules.uses("certIssuer") && config.scheme != "https" {
+            host.log(
+                Level::Info,
+                "certIssuer patterns cannot match over plain http (scheme = \"http\")",
+            );
         }
         let unfetched = [
             (
