@@ -607,6 +607,7 @@ fn compile(
     report: &mut LoadReport,
 ) -> Option<Pattern> {
     let (source, suffixes) = split_suffixes(raw);
+    let source = &*js_identity_escapes(source);
     let matcher = if source.is_empty() {
         Matcher::Present
     } else {
@@ -635,6 +636,42 @@ fn compile(
         confidence: suffixes.confidence,
         order,
     })
+}
+
+/// `source` with JavaScript's identity escapes written as the letters they stand for. Rules are
+/// JavaScript regexes without the `u` flag, where a backslash before a letter that is no escape
+/// (`\Z`, `\Q`, `\A`, `\z`, `\e`...) means the letter itself; `regex` refuses some of these and
+/// reads others (`\A`, `\z`) as anchors. `\p`, `\P` and `\k` are left alone: rare, and their
+/// JavaScript meaning depends on flags and named groups.
+fn js_identity_escapes(source: &str) -> std::borrow::Cow<'_, str> {
+    const JS_ESCAPES: &str = "bBcdDfnrsStvwWxupPk";
+    let bytes = source.as_bytes();
+    let identity = |i: usize| {
+        bytes[i] == b'\\'
+            && bytes
+                .get(i + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() && !JS_ESCAPES.contains(*c as char))
+    };
+    if !(0..bytes.len()).any(identity) {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            if identity(i) {
+                out.push(bytes[i + 1] as char);
+            } else {
+                out.push_str(&source[i..i + 2]);
+            }
+            i += 2;
+            continue;
+        }
+        let c = source[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8().max(1);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A pattern `regex` accepts, compiled the first time a page needs it: a large rule set is
@@ -883,6 +920,23 @@ mod tests {
         }
         assert!(!rules.uses("scripts"));
         assert_eq!(rules.probe_paths(), ["/c"]);
+    }
+
+    #[test]
+    fn javascript_identity_escapes_stand_for_their_letters() {
+        assert_eq!(js_identity_escapes(r"\Zeleris\b"), r"Zeleris\b");
+        assert_eq!(js_identity_escapes(r"\Qwik\.js\d\Ax\z"), r"Qwik\.js\dAxz");
+        assert_eq!(
+            js_identity_escapes(r"a\\Zb"),
+            r"a\\Zb",
+            "an escaped backslash is kept"
+        );
+        assert_eq!(js_identity_escapes(r"a\\\Zb"), r"a\\Zb");
+        assert_eq!(js_identity_escapes(r"\p{L}\k"), r"\p{L}\k");
+        assert!(matches!(
+            js_identity_escapes(r"plain\d"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
