@@ -47,7 +47,7 @@ pub const TIER_PROPERTY: &str = "tierd_tier";
 
 /// A HubSpot emulator with `accounts` companies from `seed`, accepting [`CRM_TOKEN`].
 pub async fn hubspot(accounts: u64, seed: u64) -> HubSpotEmulator {
-    let mut cfg = HubSpotConfig::new(accounts, seed);
+    let mut cfg = HubSpotConfig::unlimited(accounts, seed);
     cfg.token = CRM_TOKEN.into();
     cfg.as_of = AS_OF.into();
     HubSpotEmulator::start(cfg)

@@ -294,3 +294,46 @@ async fn contract_renewals_reads_related_contracts_and_signals_windows() {
     assert_eq!(out[1].results[0].outcome, Outcome::NoMatch);
     set.shutdown().await;
 }
+
+/// `tierd plugins check --page` shows each detection with its version and confidence, and the
+/// plugin's load report names the pattern kinds it cannot use.
+#[test]
+fn plugins_check_page_prints_detections_and_the_ignored_pattern_kinds() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/wappalyzer");
+    let config = serde_json::json!({
+        "rules_path": corpus.join("rules/technologies.json"),
+        "categories_path": corpus.join("rules/categories.json"),
+        "paths": [],
+    });
+    let out = std::process::Command::new(tierd_e2e::tierd_bin())
+        .args(["plugins", "check", "--mode", "in-process"])
+        .arg(cdylib("technographic"))
+        .arg("--page")
+        .arg(corpus.join("pages/woocommerce-ver-timestamp.html"))
+        .args(["--plugin-config", &config.to_string()])
+        .output()
+        .expect("tierd runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            r#"technographic.detections = ["PHP (50%)","WooCommerce 8.4.0 (100%)","WordPress 6.4.2 (100%)"]"#
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"technographic.versions = ["WooCommerce 8.4.0","WordPress 6.4.2"]"#),
+        "{stdout}"
+    );
+    for kind in [
+        "js: 1 patterns in 1 technologies ignored (needs a browser",
+        "dom: 1 patterns",
+        "xhr: 1 patterns",
+        "dns patterns cannot match",
+    ] {
+        assert!(stderr.contains(kind), "{kind} not in {stderr}");
+    }
+}

@@ -28,7 +28,7 @@ struct Figures {
 }
 
 async fn run(accounts: u64, limit: Option<u32>) -> anyhow::Result<Figures> {
-    let mut emu_cfg = EmuConfig::new(accounts, 42);
+    let mut emu_cfg = EmuConfig::unlimited(accounts, 42);
     emu_cfg.tierd_properties = true;
     emu_cfg.rate_limit = limit;
     let emu = HubSpotEmulator::start(emu_cfg).await?;

@@ -49,7 +49,7 @@ fn company_id(k: u64) -> String {
 
 #[tokio::test]
 async fn full_pull_pages_every_company_once_with_the_generators_facts() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(250, 3))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(250, 3))
         .await
         .expect("emulator");
     let c = connector(&emu, |_| {});
@@ -77,7 +77,7 @@ async fn full_pull_pages_every_company_once_with_the_generators_facts() {
 
 #[tokio::test]
 async fn incremental_pull_returns_what_changed_since_the_watermark() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(300, 4))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(300, 4))
         .await
         .expect("emulator");
     let c = connector(&emu, |_| {});
@@ -110,7 +110,7 @@ async fn incremental_pull_returns_what_changed_since_the_watermark() {
 
 #[tokio::test]
 async fn incremental_pull_restarts_the_search_before_the_result_cap() {
-    let mut cfg = EmuConfig::new(1_300, 5);
+    let mut cfg = EmuConfig::unlimited(1_300, 5);
     cfg.search_result_cap = 500;
     let emu = HubSpotEmulator::start(cfg).await.expect("emulator");
     let c = connector(&emu, |cfg| cfg.search_result_cap = 500);
@@ -129,7 +129,7 @@ async fn incremental_pull_restarts_the_search_before_the_result_cap() {
 
 #[tokio::test]
 async fn schema_creation_is_idempotent() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(5, 1))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(5, 1))
         .await
         .expect("emulator");
     let c = connector(&emu, |cfg| cfg.write_native_icp = true);
@@ -156,7 +156,7 @@ async fn schema_creation_is_idempotent() {
 
 #[tokio::test]
 async fn push_writes_every_account_exactly_once_and_reports_partial_failures() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(250, 6))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(250, 6))
         .await
         .expect("emulator");
     let c = connector(&emu, |cfg| cfg.write_native_icp = true);
@@ -211,7 +211,7 @@ async fn push_writes_every_account_exactly_once_and_reports_partial_failures() {
 
 #[tokio::test]
 async fn locked_and_overridden_accounts_are_untouched_and_unchanged_ones_not_sent() {
-    let mut cfg = EmuConfig::new(20, 7);
+    let mut cfg = EmuConfig::unlimited(20, 7);
     cfg.tierd_properties = true;
     let emu = HubSpotEmulator::start(cfg).await.expect("emulator");
     let c = connector(&emu, |_| {});
@@ -283,7 +283,7 @@ async fn locked_and_overridden_accounts_are_untouched_and_unchanged_ones_not_sen
 
 #[tokio::test]
 async fn malformed_records_are_quarantined_with_their_id_and_field() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(400, 8))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(400, 8))
         .await
         .expect("emulator");
     emu.faults().set_malformed_rate(0.05);
@@ -309,7 +309,7 @@ async fn malformed_records_are_quarantined_with_their_id_and_field() {
 
 #[tokio::test]
 async fn rate_limit_storms_without_retry_after_and_server_errors_are_ridden_out() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(300, 9))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(300, 9))
         .await
         .expect("emulator");
     emu.faults().set_rate_limit_storm(3);
@@ -351,7 +351,7 @@ async fn the_rate_limiter_keeps_under_the_emulators_window() {
 
 #[tokio::test]
 async fn deals_come_with_their_company() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(30, 11))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(30, 11))
         .await
         .expect("emulator");
     let c = connector(&emu, |_| {});
@@ -367,7 +367,7 @@ async fn deals_come_with_their_company() {
 
 #[tokio::test]
 async fn a_wrong_token_is_an_auth_error_that_does_not_show_the_token() {
-    let emu = HubSpotEmulator::start(EmuConfig::new(5, 12))
+    let emu = HubSpotEmulator::start(EmuConfig::unlimited(5, 12))
         .await
         .expect("emulator");
     let c = connector(&emu, |cfg| cfg.token = Secret::new("pat-wrong-token"));

@@ -78,7 +78,7 @@ async fn full_pull_follows_next_records_url_and_reads_contract_facts() {
     }
     assert!(with_contract > 0);
     let stats = c.http_stats();
-    assert!(stats.api_used > 0 && stats.api_max == 1_000_000, "{stats:?}");
+    assert!(stats.api_used > 0 && stats.api_max == 100_000, "{stats:?}");
     emu.shutdown().await;
 }
 

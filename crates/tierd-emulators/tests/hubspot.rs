@@ -38,7 +38,7 @@ async fn post(c: &Client, url: String, body: Value) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn list_pages_with_after_cursor_and_last_page_has_no_paging() {
-    let (emu, c) = start(HubSpotConfig::new(25, 3)).await;
+    let (emu, c) = start(HubSpotConfig::unlimited(25, 3)).await;
     let base = emu.base_url();
     let mut ids = Vec::new();
     let mut after: Option<String> = None;
@@ -91,7 +91,7 @@ async fn list_pages_with_after_cursor_and_last_page_has_no_paging() {
 
 #[tokio::test]
 async fn missing_or_wrong_token_is_401_with_hubspots_error_body() {
-    let (emu, c) = start(HubSpotConfig::new(3, 1)).await;
+    let (emu, c) = start(HubSpotConfig::unlimited(3, 1)).await;
     let url = format!("{}/crm/v3/objects/companies", emu.base_url());
     for req in [c.get(&url), c.get(&url).bearer_auth("wrong")] {
         let r = req.send().await.unwrap();
@@ -160,7 +160,7 @@ async fn daily_and_search_per_second_limits_name_their_policy() {
 
 #[tokio::test]
 async fn search_filters_sorts_pages_and_stops_at_the_result_cap() {
-    let mut cfg = HubSpotConfig::new(20, 5);
+    let mut cfg = HubSpotConfig::unlimited(20, 5);
     cfg.search_result_cap = 5;
     let (emu, c) = start(cfg).await;
     let url = format!("{}/crm/v3/objects/companies/search", emu.base_url());
@@ -210,7 +210,7 @@ async fn search_filters_sorts_pages_and_stops_at_the_result_cap() {
 #[tokio::test]
 async fn search_sees_a_write_only_after_the_index_lag() {
     for (lag, visible) in [(Duration::from_secs(3600), false), (Duration::ZERO, true)] {
-        let mut cfg = HubSpotConfig::new(10, 2);
+        let mut cfg = HubSpotConfig::unlimited(10, 2);
         cfg.search_index_lag = lag;
         let (emu, c) = start(cfg).await;
         emu.set_properties("1000000003", &[("name", "Renamed Corp")]);
@@ -231,7 +231,7 @@ async fn search_sees_a_write_only_after_the_index_lag() {
 
 #[tokio::test]
 async fn batch_update_reports_207_per_record_and_counts_writes() {
-    let mut cfg = HubSpotConfig::new(10, 4);
+    let mut cfg = HubSpotConfig::unlimited(10, 4);
     cfg.tierd_properties = true;
     let (emu, c) = start(cfg).await;
     let url = format!("{}/crm/v3/objects/companies/batch/update", emu.base_url());
@@ -289,7 +289,7 @@ async fn batch_update_reports_207_per_record_and_counts_writes() {
 
 #[tokio::test]
 async fn creating_an_existing_property_or_group_is_409() {
-    let (emu, c) = start(HubSpotConfig::new(2, 1)).await;
+    let (emu, c) = start(HubSpotConfig::unlimited(2, 1)).await;
     let base = emu.base_url();
     let group = json!({"name": "tierd", "label": "tierd", "displayOrder": 1});
     assert_eq!(
@@ -339,7 +339,7 @@ async fn creating_an_existing_property_or_group_is_409() {
 
 #[tokio::test]
 async fn deals_and_company_deal_associations() {
-    let (emu, c) = start(HubSpotConfig::new(12, 9)).await;
+    let (emu, c) = start(HubSpotConfig::unlimited(12, 9)).await;
     let base = emu.base_url();
     let (s, _, deals) = get(
         &c,
@@ -387,7 +387,7 @@ async fn deals_and_company_deal_associations() {
 
 #[tokio::test]
 async fn faults_storm_5xx_drops_and_malformed_records_are_injected_and_counted() {
-    let (emu, c) = start(HubSpotConfig::new(40, 6)).await;
+    let (emu, c) = start(HubSpotConfig::unlimited(40, 6)).await;
     let base = emu.base_url();
     let url = format!("{base}/crm/v3/objects/companies?limit=100&properties=numberofemployees,annualrevenue,contract_renewal_date,site_visits_30d,expected_acv");
     emu.faults().set_rate_limit_storm(2);
@@ -455,5 +455,62 @@ async fn faults_storm_5xx_drops_and_malformed_records_are_injected_and_counted()
     assert_eq!(stats["server_errors"], 1);
     assert_eq!(stats["dropped"], 1);
     assert_eq!(stats["requests"], 7);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn by_default_a_private_app_gets_100_requests_per_ten_seconds_then_429() {
+    let cfg = HubSpotConfig::new(3, 1);
+    assert_eq!(
+        (cfg.rate_limit, cfg.search_rate_per_sec, cfg.daily_limit),
+        (Some(100), Some(5), Some(250_000))
+    );
+    let (emu, c) = start(cfg).await;
+    let url = || format!("{}/crm/v3/objects/companies", emu.base_url());
+    let (s, h, _) = get(&c, url()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["x-hubspot-ratelimit-max"], "100");
+    assert_eq!(h["x-hubspot-ratelimit-remaining"], "99");
+    assert_eq!(h["x-hubspot-ratelimit-daily"], "250000");
+    assert_eq!(h["x-hubspot-ratelimit-daily-remaining"], "249999");
+    for _ in 1..100 {
+        assert_eq!(get(&c, url()).await.0, StatusCode::OK);
+    }
+    let (s, h, body) = get(&c, url()).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!h.contains_key("retry-after"));
+    assert_eq!(
+        (body["errorType"].as_str(), body["policyName"].as_str()),
+        (Some("RATE_LIMIT"), Some("TEN_SECONDLY_ROLLING"))
+    );
+    assert_eq!(emu.stats().rate_limited, 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn by_default_search_allows_five_requests_per_second() {
+    let (emu, c) = start(HubSpotConfig::new(3, 1)).await;
+    let search = format!("{}/crm/v3/objects/companies/search", emu.base_url());
+    let answers = futures_util::future::join_all((0..6).map(|_| post(&c, search.clone(), json!({})))).await;
+    let limited: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(limited.len(), 1, "{answers:?}");
+    assert_eq!(limited[0]["policyName"], "SECONDLY");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn unlimited_serves_a_burst_past_the_vendor_window() {
+    let (emu, c) = start(HubSpotConfig::unlimited(3, 1)).await;
+    let url = format!("{}/crm/v3/objects/companies", emu.base_url());
+    for _ in 0..150 {
+        let (s, h, _) = get(&c, url.clone()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!h.contains_key("x-hubspot-ratelimit-max"));
+    }
+    assert_eq!(emu.stats().rate_limited, 0);
     emu.shutdown().await;
 }

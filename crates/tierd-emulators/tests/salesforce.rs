@@ -382,3 +382,90 @@ async fn malformed_records_carry_garbage_in_a_number_or_date_field() {
     assert!(!bad.is_empty() && bad.len() < 50, "{} of 50", bad.len());
     emu.shutdown().await;
 }
+
+async fn get_json(c: &Client, url: String, token: &str) -> (StatusCode, Value) {
+    let r = c.get(url).bearer_auth(token).send().await.unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn paths_are_served_with_a_trailing_slash_and_query_all_as_salesforce_does() {
+    let (emu, c, token) = start(SalesforceConfig::new(3, 1)).await;
+    let base = emu.base_url();
+    let q = "SELECT Id, Name FROM Account";
+    for path in ["query/", "queryAll", "queryAll/"] {
+        let r = c
+            .get(format!("{base}/services/data/v59.0/{path}"))
+            .query(&[("q", q)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            (body["totalSize"].as_u64(), body["done"].as_bool()),
+            (Some(3), Some(true)),
+            "{path}"
+        );
+    }
+    let (s, d) = get_json(
+        &c,
+        format!("{base}/services/data/v61.0/sobjects/Account/describe/"),
+        &token,
+    )
+    .await;
+    assert_eq!((s, d["name"].as_str()), (StatusCode::OK, Some("Account")));
+    let (s, l) = get_json(&c, format!("{base}/services/data/v61.0/limits/"), &token).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(l["DailyApiRequests"]["Max"], 100_000);
+    let (s, r) = get_json(&c, format!("{base}/services/data/v61.0/"), &token).await;
+    assert_eq!(
+        (s, r["query"].as_str()),
+        (StatusCode::OK, Some("/services/data/v61.0/query"))
+    );
+    let versions: Value = c
+        .get(format!("{base}/services/data/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["url"] == "/services/data/v61.0"));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_more_follows_next_records_url_with_a_trailing_slash() {
+    let (emu, c, token) = start(SalesforceConfig::new(2500, 1)).await;
+    let base = emu.base_url();
+    let r = c
+        .get(format!("{base}/services/data/v61.0/query/"))
+        .query(&[("q", "SELECT Id FROM Account")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let first: Value = r.json().await.unwrap();
+    let next = first["nextRecordsUrl"].as_str().unwrap();
+    let (s, second) = get_json(&c, format!("{base}{next}/"), &token).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(second["records"].as_array().unwrap().len(), 500);
+    assert_eq!(second["done"], true);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_default_org_has_an_enterprise_daily_allocation_and_unlimited_has_none() {
+    assert_eq!(SalesforceConfig::new(1, 1).daily_api_limit, 100_000);
+    let (emu, c, token) = start(SalesforceConfig::unlimited(1, 1)).await;
+    let (s, h, _) = soql(&c, &emu.base_url(), &token, "SELECT Id FROM Account").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["sforce-limit-info"], format!("api-usage=1/{}", u64::MAX));
+    emu.shutdown().await;
+}

@@ -39,7 +39,7 @@ fn connector_table(base_url: &str) -> serde_json::Map<String, serde_json::Value>
 }
 
 async fn world() -> World {
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
@@ -118,7 +118,7 @@ async fn a_full_run_on_postgres_pushes_each_change_once_and_a_second_run_nothing
     let Some(pg) = postgres::Schema::create() else {
         return;
     };
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let metrics = Arc::new(Metrics::default());
@@ -684,7 +684,7 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
         s.pipeline.workers = 1;
         s.pipeline.idle_poll_ms = 2;
     };
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let (leader_metrics, follower_metrics) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
@@ -768,7 +768,7 @@ fn plugin_library(stem: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_failing_mid_run_leaves_its_previous_facts_flagged_stale() {
     use tierd_plugin_host::{Mode, PluginConfig};
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
@@ -838,7 +838,7 @@ async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice()
     // (within the hysteresis margin) and is lifted to tier 3 by a demo request. Hysteresis held
     // against the stored, already lifted tier_3 and the lift then raised it to tier 2: that was
     // the extra write. Hysteresis now compares base tiers.
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
@@ -905,7 +905,7 @@ async fn incremental_runs_over_an_unchanged_crm_keep_contract_facts_and_write_no
     // signals (dated the day they are seen) lost the renewal date the plugin had replaced in
     // storage, then scored and tiered lower and were written; and every reason with a day count
     // was rewritten each day.
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
@@ -1040,7 +1040,7 @@ async fn a_tier_cleared_in_the_crm_is_written_again_and_counted() {
 async fn a_run_report_counts_the_work_its_own_daemon_loop_took() {
     // Regression (issue 12 #9): in `tierd run` the daemon's work loop takes some of the leader's
     // items, and the run reported only the accounts its own consumers processed.
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(ACCOUNTS, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");

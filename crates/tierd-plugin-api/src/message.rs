@@ -333,6 +333,10 @@ pub struct HttpResponse {
     /// Why there is no response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Over HTTPS, the issuer of the server's certificate as an RFC 4514 name
+    /// (`C=US, O=Let's Encrypt, CN=R3`); absent over plain HTTP and from older hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_issuer: Option<String>,
 }
 
 impl HttpResponse {

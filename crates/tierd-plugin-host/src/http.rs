@@ -116,6 +116,15 @@ pub(crate) struct HttpCapability {
 
 impl HttpCapability {
     pub(crate) fn new(plugin: &str, cfg: &PluginConfig) -> Result<Self, HostError> {
+        Self::with_client(plugin, cfg, |b| b)
+    }
+
+    /// As [`HttpCapability::new`], with a last say on the client (tests add a root certificate).
+    fn with_client(
+        plugin: &str,
+        cfg: &PluginConfig,
+        adjust: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<Self, HostError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("tierd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_millis(cfg.http_timeout_ms))
@@ -123,7 +132,9 @@ impl HttpCapability {
             // API plugins reuse a few connections to their one host; one-off hosts are not pooled
             // at all (see `one`).
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(16);
+            .pool_max_idle_per_host(16)
+            // Plugins see the certificate's issuer (technographic's `certIssuer` patterns).
+            .tls_info(true);
         if !cfg.resolve.is_empty() {
             let mut routes = Routes {
                 exact: HashMap::new(),
@@ -142,7 +153,7 @@ impl HttpCapability {
             }
             builder = builder.dns_resolver(Arc::new(routes));
         }
-        let client = builder.build().map_err(|e| HostError::Config {
+        let client = adjust(builder).build().map_err(|e| HostError::Config {
             plugin: plugin.to_owned(),
             message: format!("cannot build the HTTP client: {e}"),
         })?;
@@ -321,6 +332,11 @@ async fn send(builder: reqwest::RequestBuilder) -> Result<HttpResponse, reqwest:
     let mut response = builder.send().await?;
     let status = response.status().as_u16();
     let headers = header_map(response.headers());
+    let tls_issuer = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|tls| tls.peer_certificate())
+        .and_then(certificate_issuer);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -335,7 +351,14 @@ async fn send(builder: reqwest::RequestBuilder) -> Result<HttpResponse, reqwest:
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         error: None,
+        tls_issuer,
     })
+}
+
+/// The issuer of a DER certificate as an RFC 4514 name, or `None` when it cannot be read.
+fn certificate_issuer(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.issuer().to_string())
 }
 
 /// Whether `host` matches one of `patterns`: exact names, `*`, `*.suffix`, or `{account.domain}`
@@ -384,6 +407,99 @@ mod tests {
         assert!(host_allowed("a.b.example.com", &p(&["*.example.com"]), &[]));
         assert!(!host_allowed("example.com", &p(&["*.example.com"]), &[]));
         assert!(host_allowed("anything.test", &p(&["*"]), &[]));
+    }
+
+    /// A CA, and a certificate for `localhost` it issued (DER), with the server's key (PKCS#8 DER).
+    fn test_pki() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CountryName, "NL");
+        ca.distinguished_name
+            .push(DnType::OrganizationName, "Tierd Test Trust");
+        ca.distinguished_name
+            .push(DnType::CommonName, "Tierd Test Root R1");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("server params")
+            .signed_by(&key, &issuer)
+            .expect("server certificate");
+        (ca_cert.der().to_vec(), cert.der().to_vec(), key.serialize_der())
+    }
+
+    /// Serves one HTTPS answer per connection on 127.0.0.1 with `cert`; returns the port.
+    async fn https_server(cert: Vec<u8>, key: Vec<u8>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use tokio_rustls::rustls::{self, ServerConfig};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .expect("server TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_answers_carry_the_certificate_issuer() {
+        let (ca, cert, key) = test_pki();
+        let port = https_server(cert, key).await;
+        let mut cfg = PluginConfig::library("unused.so", crate::Mode::InProcess);
+        cfg.allow_hosts = vec!["localhost".to_owned()];
+        let root = reqwest::Certificate::from_der(&ca).expect("root certificate");
+        let http = Arc::new(
+            HttpCapability::with_client("tls-test", &cfg, |b| b.add_root_certificate(root)).expect("client"),
+        );
+        let answers = http
+            .run(
+                vec![HttpRequest::get(format!("https://localhost:{port}/"))],
+                Arc::default(),
+            )
+            .await;
+        assert_eq!(answers[0].error, None);
+        assert_eq!((answers[0].status, answers[0].body.as_str()), (200, "hello"));
+        assert_eq!(
+            answers[0].tls_issuer.as_deref(),
+            // In the order the certificate encodes it (rcgen starts every name with its CN).
+            Some("CN=Tierd Test Root R1, C=NL, O=Tierd Test Trust")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_certificate_has_no_issuer() {
+        assert_eq!(certificate_issuer(b"not a certificate"), None);
     }
 
     #[tokio::test]

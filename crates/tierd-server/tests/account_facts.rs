@@ -32,7 +32,7 @@ fn plugin_library(stem: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_route_shows_when_each_stored_fact_was_observed_and_its_age() {
-    let emulator = HubSpotEmulator::start(HubSpotConfig::new(200, 7))
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(200, 7))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");

@@ -245,7 +245,7 @@ impl Demo {
     /// Step 1: the three emulators, seeded with the same generated companies.
     async fn start_world(&self, today: Date) -> anyhow::Result<World> {
         let (n, seed, as_of) = (self.args.accounts, self.args.seed, today.to_string());
-        let mut hubspot = HubSpotConfig::new(n, seed);
+        let mut hubspot = HubSpotConfig::unlimited(n, seed);
         hubspot.as_of = as_of.clone();
         hubspot.token = "demo-hubspot-token".into();
         let mut enrichment = EnrichmentConfig::new(n, seed);

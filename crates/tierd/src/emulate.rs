@@ -37,15 +37,20 @@ pub(crate) struct EmulateArgs {
     /// Generator date (YYYY-MM-DD) [default: 2026-11-24].
     #[arg(long, value_name = "DATE")]
     as_of: Option<Date>,
-    /// HubSpot: requests per rolling 10 seconds (off when absent).
+    /// HubSpot: requests per rolling 10 seconds (100 Free/Starter, 190 Professional and
+    /// Enterprise) [default: 100].
     #[arg(long, value_name = "N")]
     rate_limit: Option<u32>,
-    /// HubSpot: search requests per second (off when absent).
+    /// HubSpot: search requests per second [default: 5].
     #[arg(long, value_name = "N")]
     search_rate: Option<u32>,
-    /// HubSpot: requests per day; Salesforce: daily API requests [default: off / 1,000,000].
+    /// HubSpot: requests per day; Salesforce: daily API requests [default: 250,000 / 100,000].
     #[arg(long, value_name = "N")]
     daily_limit: Option<u64>,
+    /// No rate or daily limits (the vendors' documented limits apply by default); the
+    /// limit flags above still set the ones given.
+    #[arg(long)]
+    no_limits: bool,
     /// HubSpot: milliseconds before a write is visible to search.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     search_lag_ms: u64,
@@ -118,15 +123,31 @@ async fn serve(args: EmulateArgs) -> anyhow::Result<()> {
     let origin = if generated { "generated" } else { "given" };
     match args.vendor {
         Vendor::Hubspot => {
-            let mut cfg = HubSpotConfig::new(args.accounts, args.seed);
+            let mut cfg = if args.no_limits {
+                HubSpotConfig::unlimited(args.accounts, args.seed)
+            } else {
+                HubSpotConfig::new(args.accounts, args.seed)
+            };
             cfg.as_of = as_of;
             cfg.token = token.clone();
             cfg.port = args.port;
-            cfg.rate_limit = args.rate_limit;
-            cfg.search_rate_per_sec = args.search_rate;
-            cfg.daily_limit = args.daily_limit;
+            cfg.rate_limit = args.rate_limit.or(cfg.rate_limit);
+            cfg.search_rate_per_sec = args.search_rate.or(cfg.search_rate_per_sec);
+            cfg.daily_limit = args.daily_limit.or(cfg.daily_limit);
             cfg.search_index_lag = Duration::from_millis(args.search_lag_ms);
             cfg.tierd_properties = args.tierd_properties;
+            let limits = match (cfg.rate_limit, cfg.search_rate_per_sec, cfg.daily_limit) {
+                (None, None, None) => "none (--no-limits)".to_string(),
+                (burst, search, daily) => {
+                    let show = |v: Option<u64>| v.map_or_else(|| "off".to_string(), |n| n.to_string());
+                    format!(
+                        "{} requests per 10 s, {} searches per s, {} per day",
+                        show(burst.map(u64::from)),
+                        show(search.map(u64::from)),
+                        show(daily)
+                    )
+                }
+            };
             let emu = HubSpotEmulator::start(cfg).await?;
             apply_faults(emu.faults(), &args)?;
             println!(
@@ -134,6 +155,7 @@ async fn serve(args: EmulateArgs) -> anyhow::Result<()> {
                 args.accounts,
                 emu.base_url()
             );
+            println!("limits: {limits}");
             println!("private-app token ({origin}): {token}");
             println!(
                 "admin: {0}/__admin/stats, POST {0}/__admin/faults",
@@ -143,7 +165,11 @@ async fn serve(args: EmulateArgs) -> anyhow::Result<()> {
             emu.shutdown().await;
         }
         Vendor::Salesforce => {
-            let mut cfg = SalesforceConfig::new(args.accounts, args.seed);
+            let mut cfg = if args.no_limits {
+                SalesforceConfig::unlimited(args.accounts, args.seed)
+            } else {
+                SalesforceConfig::new(args.accounts, args.seed)
+            };
             cfg.as_of = as_of;
             cfg.client_secret = token.clone();
             cfg.port = args.port;
@@ -151,6 +177,7 @@ async fn serve(args: EmulateArgs) -> anyhow::Result<()> {
             if let Some(n) = args.daily_limit {
                 cfg.daily_api_limit = n;
             }
+            let daily = cfg.daily_api_limit;
             let emu = SalesforceEmulator::start(cfg).await?;
             apply_faults(emu.faults(), &args)?;
             println!(
@@ -159,6 +186,11 @@ async fn serve(args: EmulateArgs) -> anyhow::Result<()> {
                 emu.base_url()
             );
             println!("OAuth client secret ({origin}), any client id: {token}");
+            if daily == u64::MAX {
+                println!("limits: none (--no-limits)");
+            } else {
+                println!("limits: {daily} API requests per day");
+            }
             println!(
                 "admin: {0}/__admin/stats, POST {0}/__admin/faults",
                 emu.base_url()

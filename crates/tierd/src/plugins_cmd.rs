@@ -27,6 +27,11 @@ pub enum PluginsAction {
         /// The plugin's config as JSON, e.g. '{"greeting": "Hi"}' (`--config` is tierd's own file).
         #[arg(long, value_name = "JSON")]
         plugin_config: Option<String>,
+        /// For plugins that fetch websites (technographic): serve this HTML file as the sample
+        /// account's home page, on a local port over plain HTTP (`scheme = "http"` unless the
+        /// plugin config says otherwise).
+        #[arg(long, value_name = "FILE")]
+        page: Option<PathBuf>,
     },
 }
 
@@ -60,7 +65,8 @@ pub fn run(
             path,
             mode,
             plugin_config,
-        } => check(&path, mode, plugin_config.as_deref()),
+            page,
+        } => check(&path, mode, plugin_config.as_deref(), page.as_deref()),
     }
 }
 
@@ -112,10 +118,13 @@ fn print_info(out: &mut impl std::io::Write, info: &PluginInfo) -> std::io::Resu
     writeln!(out, "  hosts:  {hosts}")
 }
 
+/// The sample account's domain.
+const SAMPLE_DOMAIN: &str = "acme.example";
+
 /// The account `plugins check` enriches: a plausible company with a domain, a CRM fact and a contract.
 fn sample_account() -> AccountInput {
     let sample = serde_json::json!({
-        "key": "", "id": "check:1", "name": "Acme Corporation", "domain": "acme.example",
+        "key": "", "id": "check:1", "name": "Acme Corporation", "domain": SAMPLE_DOMAIN,
         "facts": {"crm.industry": "Software", "crm.num_employees": 1200},
         "related": {"contracts": [{"vendor": "Talend", "start_date": "2025-01-01", "term_months": 24,
             "end_date": "2026-12-31", "status": "Activated", "annual_value": 40000}]}
@@ -123,7 +132,26 @@ fn sample_account() -> AccountInput {
     serde_json::from_value(sample).expect("the sample account matches AccountInput")
 }
 
-fn check(path: &Path, mode: Option<CheckMode>, config: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Serves `html` at `/` (everything else is 404) on 127.0.0.1, for `check --page`.
+async fn serve_page(html: String) -> anyhow::Result<std::net::SocketAddr> {
+    use axum::response::Html;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot open a local port for --page")?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route("/", axum::routing::get(move || async move { Html(html) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+fn check(
+    path: &Path,
+    mode: Option<CheckMode>,
+    config: Option<&str>,
+    page: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    // The plugin's own log lines (its load report) go to stderr, as the daemon would log them.
+    tierd_server::logging::init(&tierd_config::log::LogSettings::default())?;
     let is_library = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("so" | "dylib" | "dll")
@@ -147,13 +175,19 @@ fn check(path: &Path, mode: Option<CheckMode>, config: Option<&str>) -> anyhow::
         };
         cfg.config = map;
     }
+    let rt = runtime()?;
+    if let Some(page) = page {
+        let html = std::fs::read_to_string(page).with_context(|| format!("--page {}", page.display()))?;
+        let addr = rt.block_on(serve_page(html))?;
+        cfg.resolve.insert(SAMPLE_DOMAIN.to_owned(), addr.to_string());
+        cfg.config.entry("scheme").or_insert_with(|| "http".into());
+    }
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
         .map(|s| s.trim_start_matches("lib").to_owned())
         .unwrap_or_else(|| "plugin".to_owned());
     let configs = BTreeMap::from([(name, cfg)]);
-    let rt = runtime()?;
     let set = match rt.block_on(PluginSet::load(&configs, &HostOptions::default())) {
         Ok(set) => set,
         Err(e) => {

@@ -622,3 +622,48 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
     let plain = std::fs::read_to_string(tiers).expect("tiers");
     assert!(plain.contains("long,0.000,untiered"), "{plain}");
 }
+
+/// `tierd emulate` serves at the vendor's documented limits unless told `--no-limits`, and says
+/// which at start.
+#[test]
+fn emulate_starts_at_the_vendors_limits_unless_told_otherwise() {
+    use std::io::{BufRead, BufReader};
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["emulate", "hubspot", "--accounts", "3", "--token", "t"],
+            "limits: 100 requests per 10 s, 5 searches per s, 250000 per day",
+        ),
+        (
+            &[
+                "emulate",
+                "hubspot",
+                "--accounts",
+                "3",
+                "--token",
+                "t",
+                "--no-limits",
+            ],
+            "limits: none (--no-limits)",
+        ),
+        (
+            &["emulate", "salesforce", "--accounts", "3", "--token", "s"],
+            "limits: 100000 API requests per day",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tierd"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("tierd emulate starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let limits = BufReader::new(stdout)
+            .lines()
+            .take(5)
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("limits:"));
+        child.kill().expect("stop the emulator");
+        child.wait().expect("reap the emulator");
+        assert_eq!(limits.as_deref(), Some(expected), "{args:?}");
+    }
+}

@@ -490,6 +490,7 @@ mod tests {
                 .collect(),
             body: body.into(),
             error: None,
+            tls_issuer: None,
         }
     }
 

@@ -21,6 +21,6 @@ mod rules;
 pub use detect::Detection;
 pub use page::Page;
 pub use provider::Technographic;
-pub use rules::{LoadReport, RuleError, RuleSet, DEFAULT_CATEGORIES, DEFAULT_TECHNOLOGIES};
+pub use rules::{IgnoredKind, LoadReport, RuleError, RuleSet, DEFAULT_CATEGORIES, DEFAULT_TECHNOLOGIES};
 
 tierd_plugin_api::export_plugin!(Technographic);

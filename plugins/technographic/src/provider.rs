@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tierd_plugin_api::prelude::*;
 
+use crate::detect::Detection;
 use crate::history::History;
 use crate::page::Page;
 use crate::rules::RuleSet;
@@ -33,6 +34,10 @@ pub(crate) struct Config {
     pub(crate) signal_first_fetch: bool,
     /// Refuse to start when a rule pattern compiles in neither regex engine (default: warn).
     pub(crate) strict_rules: bool,
+    /// Same-site stylesheets fetched per page for `css` patterns (0: inline styles only).
+    pub(crate) stylesheets: usize,
+    /// Fetch `/robots.txt` and the paths `probe` patterns name, when any rule uses them.
+    pub(crate) site_files: bool,
 }
 
 impl Default for Config {
@@ -47,11 +52,13 @@ impl Default for Config {
             timeout_ms: 10_000,
             signal_first_fetch: false,
             strict_rules: false,
+            stylesheets: 0,
+            site_files: true,
         }
     }
 }
 
-const KNOWN_KEYS: [&str; 9] = [
+const KNOWN_KEYS: [&str; 11] = [
     "scheme",
     "paths",
     "rules_path",
@@ -61,6 +68,8 @@ const KNOWN_KEYS: [&str; 9] = [
     "timeout_ms",
     "signal_first_fetch",
     "strict_rules",
+    "stylesheets",
+    "site_files",
 ];
 
 /// The technographic provider.
@@ -142,14 +151,46 @@ impl Technographic {
                 }
             ),
         );
+        if !report.ignored.is_empty() {
+            host.log(
+                Level::Info,
+                format!("pattern kinds not used: {}", report.ignored_summary().join("; ")),
+            );
+        }
         if !report.browser_only.is_empty() {
             host.log(
                 Level::Info,
                 format!(
-                    "{} technologies have only browser-side (js/dom) patterns and cannot be detected from HTML",
+                    "{} technologies have only browser-side (js/dom/xhr) patterns and cannot be detected from a fetch",
                     report.browser_only.len()
                 ),
             );
+        }
+        if rules.uses("dns") {
+            host.log(
+                Level::Warn,
+                "dns patterns cannot match: the host offers no DNS resolver capability",
+            );
+        }
+        if rules.uses("certIssuer") && config.scheme != "https" {
+            host.log(
+                Level::Info,
+                "certIssuer patterns cannot match over plain http (scheme = \"http\")",
+            );
+        }
+        let unfetched = [
+            (
+                "css",
+                config.stylesheets == 0,
+                "stylesheets = 0: inline <style> only",
+            ),
+            ("robots", !config.site_files, "site_files = false"),
+            ("probe", !config.site_files, "site_files = false"),
+        ];
+        for (kind, off, why) in unfetched {
+            if off && rules.uses(kind) {
+                host.log(Level::Info, format!("{kind} patterns see less: {why}"));
+            }
         }
         if !report.unknown_references.is_empty() {
             host.log(
@@ -170,6 +211,8 @@ impl Technographic {
             facts: vec![
                 FactSpec::new("technographic.technologies", FactType::StringList),
                 FactSpec::new("technographic.categories", FactType::StringList),
+                FactSpec::new("technographic.versions", FactType::StringList),
+                FactSpec::new("technographic.detections", FactType::StringList),
             ],
             signals: vec!["technology_adopted".into(), "technology_removed".into()],
             hosts: vec!["{account.domain}".into()],
@@ -203,12 +246,58 @@ impl Technographic {
                     "strict_rules",
                     "refuse to start when a rule pattern cannot be compiled (false)",
                 ),
+                field(
+                    "stylesheets",
+                    "same-site stylesheets fetched per page for css patterns (0)",
+                ),
+                field(
+                    "site_files",
+                    "fetch /robots.txt and probed paths when rules use them (true)",
+                ),
             ],
         }
     }
 
+    /// What is fetched from every site: the home page, the configured paths, then
+    /// `/robots.txt` and the probed paths when rules look at them.
+    fn site_paths(&self) -> SitePaths {
+        let mut paths: Vec<String> = std::iter::once("/".to_owned())
+            .chain(self.config.paths.iter().cloned())
+            .collect();
+        let pages = paths.len();
+        let robots = (self.config.site_files && self.rules.uses("robots")).then(|| {
+            paths.push("/robots.txt".into());
+            paths.len() - 1
+        });
+        let mut probes = Vec::new();
+        if self.config.site_files {
+            for probe in self.rules.probe_paths() {
+                let path = if probe.starts_with('/') {
+                    probe.clone()
+                } else {
+                    format!("/{probe}")
+                };
+                probes.push((probe.clone(), paths.len()));
+                paths.push(path);
+            }
+        }
+        SitePaths {
+            paths,
+            pages,
+            robots,
+            probes,
+        }
+    }
+
+    fn get(&self, url: String) -> HttpRequest {
+        let mut r = HttpRequest::get(url);
+        r.timeout_ms = Some(self.config.timeout_ms);
+        r
+    }
+
     pub(crate) fn run(&mut self, request: EnrichRequest) -> Result<EnrichResponse, PluginError> {
-        let per_site = 1 + self.config.paths.len();
+        let layout = self.site_paths();
+        let per_site = layout.paths.len();
         let mut targets = Vec::new();
         let mut results: Vec<Option<AccountResult>> = Vec::with_capacity(request.accounts.len());
         let mut requests = Vec::new();
@@ -223,12 +312,11 @@ impl Technographic {
                 continue;
             };
             results.push(None);
-            for path in std::iter::once("/").chain(self.config.paths.iter().map(String::as_str)) {
-                let mut r = HttpRequest::get(format!("{}://{host}{path}", self.config.scheme));
-                r.timeout_ms = Some(self.config.timeout_ms);
-                requests.push(r);
+            let origin = format!("{}://{host}", self.config.scheme);
+            for path in &layout.paths {
+                requests.push(self.get(format!("{origin}{path}")));
             }
-            targets.push(i);
+            targets.push((i, origin));
         }
         let urls: Vec<String> = requests.iter().map(|r| r.url.clone()).collect();
         let responses = if requests.is_empty() {
@@ -236,50 +324,122 @@ impl Technographic {
         } else {
             self.host.http(requests)?
         };
-        for (n, &i) in targets.iter().enumerate() {
-            let account = &request.accounts[i];
+        let mut sites: Vec<(usize, Result<Vec<Page>, String>)> = Vec::with_capacity(targets.len());
+        for (n, (i, _)) in targets.iter().enumerate() {
             let answers = &responses[n * per_site..(n + 1) * per_site];
             let urls = &urls[n * per_site..(n + 1) * per_site];
-            results[i] = Some(self.observe(account, &request.as_of, urls, answers));
+            sites.push((*i, self.pages(&layout, urls, answers)));
+        }
+        if self.config.stylesheets > 0 && self.rules.uses("css") {
+            self.add_stylesheets(&targets, &mut sites)?;
+        }
+        for (i, pages) in sites {
+            let account = &request.accounts[i];
+            results[i] = Some(match pages {
+                Ok(pages) => self.observe(account, &request.as_of, &pages),
+                Err(why) => AccountResult::failed(&account.key, why),
+            });
         }
         Ok(EnrichResponse {
             results: results.into_iter().flatten().collect(),
         })
     }
 
-    /// Turns one site's answers into the account's result.
-    fn observe(
+    /// One site's answers as pages (the home page first, carrying `robots.txt` and the probed
+    /// paths), or why the site could not be read.
+    fn pages(
         &self,
-        account: &AccountInput,
-        as_of: &str,
+        layout: &SitePaths,
         urls: &[String],
         answers: &[HttpResponse],
-    ) -> AccountResult {
+    ) -> Result<Vec<Page>, String> {
+        let ok = |a: &HttpResponse| (200..300).contains(&a.status);
         let home = &answers[0];
-        if !(200..300).contains(&home.status) {
+        if !ok(home) {
             let why = match &home.error {
                 Some(e) => e.clone(),
                 None => format!("HTTP status {}", home.status),
             };
             // The previous facts stay (stale) and the history is untouched: a failed fetch removes nothing.
-            return AccountResult::failed(&account.key, format!("fetching {} failed: {why}", urls[0]));
+            return Err(format!("fetching {} failed: {why}", urls[0]));
         }
-        let pages: Vec<Page> = urls
+        let mut pages: Vec<Page> = urls[..layout.pages]
             .iter()
-            .zip(answers)
-            .filter(|(_, a)| (200..300).contains(&a.status))
+            .zip(&answers[..layout.pages])
+            .filter(|(_, a)| ok(a))
             .map(|(url, a)| {
                 let headers = a.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
                 Page::new(url, headers, a.body.clone())
             })
             .collect();
-        let detected: Vec<String> = self
+        let home = &mut pages[0];
+        home.cert_issuer = answers[0].tls_issuer.clone();
+        if let Some(a) = layout.robots.map(|at| &answers[at]).filter(|a| ok(a)) {
+            home.robots = Some(a.body.clone());
+        }
+        for (probe, at) in &layout.probes {
+            if ok(&answers[*at]) {
+                home.probe.insert(probe.clone(), vec![answers[*at].body.clone()]);
+            }
+        }
+        Ok(pages)
+    }
+
+    /// Fetches up to `stylesheets` same-site stylesheets per page and appends them to its `css`.
+    fn add_stylesheets(
+        &self,
+        targets: &[(usize, String)],
+        sites: &mut [(usize, Result<Vec<Page>, String>)],
+    ) -> Result<(), PluginError> {
+        let mut requests = Vec::new();
+        for ((_, origin), (_, pages)) in targets.iter().zip(sites.iter()) {
+            let Ok(pages) = pages else { continue };
+            for page in pages {
+                let same_site = page
+                    .stylesheets
+                    .iter()
+                    .filter_map(|href| same_site_url(origin, &page.url, href))
+                    .take(self.config.stylesheets);
+                requests.extend(same_site.map(|url| self.get(url)));
+            }
+        }
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let answers = self.host.http(requests)?;
+        let mut at = 0;
+        for ((_, origin), (_, pages)) in targets.iter().zip(sites.iter_mut()) {
+            let Ok(pages) = pages else { continue };
+            for page in pages.iter_mut() {
+                let count = page
+                    .stylesheets
+                    .iter()
+                    .filter_map(|href| same_site_url(origin, &page.url, href))
+                    .take(self.config.stylesheets)
+                    .count();
+                for a in &answers[at..at + count] {
+                    if (200..300).contains(&a.status) && !a.body.is_empty() {
+                        if !page.css.is_empty() {
+                            page.css.push('\n');
+                        }
+                        page.css.push_str(&a.body);
+                    }
+                }
+                at += count;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one site's pages into the account's result.
+    fn observe(&self, account: &AccountInput, as_of: &str, pages: &[Page]) -> AccountResult {
+        let detections: Vec<Detection> = self
             .rules
-            .detect(&pages)
+            .detect(pages)
             .into_iter()
             .filter(|d| d.confidence >= self.config.min_confidence.max(1))
-            .map(|d| d.name)
             .collect();
+        let detected: Vec<String> = detections.iter().map(|d| d.name.clone()).collect();
 
         let previous = History::from_state(&account.state);
         let first_fetch = previous.is_none();
@@ -293,12 +453,29 @@ impl Technographic {
             .flat_map(|t| self.rules.categories_of(t))
             .map(String::as_str)
             .collect();
+        let versions: Vec<String> = detections
+            .iter()
+            .filter_map(|d| d.version.as_ref().map(|v| format!("{} {v}", d.name)))
+            .collect();
+        let seen: Vec<String> = detections
+            .iter()
+            .map(|d| match &d.version {
+                Some(v) => format!("{} {v} ({}%)", d.name, d.confidence),
+                None => format!("{} ({}%)", d.name, d.confidence),
+            })
+            .collect();
         result
             .facts
             .insert("technographic.technologies".into(), json!(in_use));
         result
             .facts
             .insert("technographic.categories".into(), json!(categories));
+        result
+            .facts
+            .insert("technographic.versions".into(), json!(versions));
+        result
+            .facts
+            .insert("technographic.detections".into(), json!(seen));
         if !first_fetch || self.config.signal_first_fetch {
             result.signals.extend(
                 change
@@ -316,6 +493,40 @@ impl Technographic {
         result.state = history.to_state();
         result
     }
+}
+
+/// The request paths of one site and where each kind of answer sits among them.
+struct SitePaths {
+    paths: Vec<String>,
+    /// The first `pages` paths are pages (the home page first).
+    pages: usize,
+    robots: Option<usize>,
+    /// (probe key as in the rules, index).
+    probes: Vec<(String, usize)>,
+}
+
+/// `href` (absolute, protocol-relative, root-relative or relative to `page`) as a URL on
+/// `origin` (`scheme://host`), or `None` when it points elsewhere: the host allows a plugin
+/// only its account's own domain.
+fn same_site_url(origin: &str, page: &str, href: &str) -> Option<String> {
+    let href = href.trim();
+    let host = origin.split_once("://")?.1;
+    if let Some(rest) = href.strip_prefix("//") {
+        let (h, path) = rest.split_once('/').unwrap_or((rest, ""));
+        return h.eq_ignore_ascii_case(host).then(|| format!("{origin}/{path}"));
+    }
+    if let Some((_, rest)) = href.split_once("://") {
+        let (h, path) = rest.split_once('/').unwrap_or((rest, ""));
+        return h.eq_ignore_ascii_case(host).then(|| format!("{origin}/{path}"));
+    }
+    if href.starts_with('/') {
+        return Some(format!("{origin}{href}"));
+    }
+    if href.is_empty() || href.contains(':') {
+        return None;
+    }
+    let base = page.rsplit_once('/').map_or(page, |(b, _)| b);
+    Some(format!("{base}/{href}"))
 }
 
 fn field(name: &str, description: &str) -> ConfigField {
@@ -399,6 +610,7 @@ mod tests {
                                 careers.clone()
                             },
                             error: None,
+                            tls_issuer: None,
                         },
                     }
                 })
@@ -538,6 +750,109 @@ mod tests {
         assert!(results[1].no_match);
         assert!(results[2].error.as_deref().unwrap().contains("not a host name"));
         assert_eq!(techs(&results[3]), ["Stripe"]);
+    }
+
+    #[test]
+    fn robots_probes_and_same_site_stylesheets_are_fetched_when_rules_look_at_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("technologies.json");
+        std::fs::write(
+            &rules,
+            r#"{"R": {"cats": [1], "robots": "Disallow: /r-admin"},
+                "P": {"cats": [1], "probe": {"/p/status": "p-ok ([\\d.]+)\\;version:\\1"}},
+                "S": {"cats": [1], "css": "\\.s-grid\\{"}}"#,
+        )
+        .unwrap();
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = asked.clone();
+        let host = Host::with_http(move |requests| {
+            requests
+                .iter()
+                .map(|r| {
+                    log.lock().unwrap().push(r.url.clone());
+                    let path = r.url.splitn(4, '/').nth(3).unwrap_or("");
+                    let body = match path {
+                        "" => r#"<link rel="stylesheet" href="/a.css"><link rel="stylesheet" href="https://cdn.other.test/b.css"><link rel=stylesheet href="c.css">"#,
+                        "robots.txt" => "User-agent: *\nDisallow: /r-admin",
+                        "p/status" => "p-ok 2.1",
+                        "a.css" => ".s-grid{display:grid}",
+                        _ => "",
+                    };
+                    HttpResponse {
+                        status: 200,
+                        body: body.into(),
+                        ..HttpResponse::default()
+                    }
+                })
+                .collect()
+        });
+        let config = json!({"scheme": "http", "paths": [], "rules_path": rules.to_str().unwrap(),
+            "stylesheets": 5, "min_confidence": 0});
+        let mut p = Technographic::new(config, host).unwrap();
+        let r = &enrich(&mut p, "2026-01-01", vec![account("shop.test", Value::Null)])[0];
+        assert_eq!(techs(r), ["P", "R", "S"]);
+        assert_eq!(r.facts["technographic.versions"], json!(["P 2.1"]));
+        assert_eq!(
+            r.facts["technographic.detections"],
+            json!(["P 2.1 (100%)", "R (100%)", "S (100%)"])
+        );
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [
+                "http://shop.test/",
+                "http://shop.test/robots.txt",
+                "http://shop.test/p/status",
+                "http://shop.test/a.css",
+                "http://shop.test/c.css"
+            ],
+            "the other site's stylesheet is not asked for"
+        );
+    }
+
+    #[test]
+    fn the_certificate_issuer_the_host_reports_reaches_cert_issuer_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("technologies.json");
+        std::fs::write(
+            &rules,
+            r#"{"Let's Encrypt": {"cats": [1], "certIssuer": "Let's Encrypt"}}"#,
+        )
+        .unwrap();
+        let host = Host::with_http(|requests| {
+            requests
+                .iter()
+                .map(|_| HttpResponse {
+                    status: 200,
+                    body: "<html></html>".into(),
+                    tls_issuer: Some("C=US, O=Let's Encrypt, CN=R11".into()),
+                    ..HttpResponse::default()
+                })
+                .collect()
+        });
+        let config = json!({"paths": [], "rules_path": rules.to_str().unwrap()});
+        let mut p = Technographic::new(config, host).unwrap();
+        let r = &enrich(&mut p, "2026-01-01", vec![account("secure.test", Value::Null)])[0];
+        assert_eq!(techs(r), ["Let's Encrypt"]);
+    }
+
+    #[test]
+    fn stylesheet_urls_stay_on_the_site() {
+        let o = "https://acme.test";
+        let page = "https://acme.test/blog/post";
+        assert_eq!(
+            same_site_url(o, page, "/s.css").as_deref(),
+            Some("https://acme.test/s.css")
+        );
+        assert_eq!(
+            same_site_url(o, page, "s.css").as_deref(),
+            Some("https://acme.test/blog/s.css")
+        );
+        assert_eq!(
+            same_site_url(o, page, "//ACME.test/x.css").as_deref(),
+            Some("https://acme.test/x.css")
+        );
+        assert_eq!(same_site_url(o, page, "https://cdn.test/x.css"), None);
+        assert_eq!(same_site_url(o, page, "data:text/css,x"), None);
     }
 
     #[test]

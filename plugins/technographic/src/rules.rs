@@ -21,17 +21,77 @@ pub(crate) type TechId = usize;
 /// A compiled rule set.
 pub struct RuleSet {
     pub(crate) technologies: Vec<Technology>,
-    pub(crate) html: PatternGroup,
-    pub(crate) script_src: PatternGroup,
-    pub(crate) scripts: PatternGroup,
-    pub(crate) url: PatternGroup,
-    /// Lower-case header name -> patterns on its value.
-    pub(crate) headers: HashMap<String, Vec<Pattern>>,
-    /// Lower-case cookie name -> patterns on its value.
-    pub(crate) cookies: HashMap<String, Vec<Pattern>>,
-    /// Lower-case meta name (or property) -> patterns on its content.
-    pub(crate) meta: HashMap<String, Vec<Pattern>>,
+    /// Single-text and text-list kinds, by [`Kind::slot`].
+    pub(crate) scanned: [PatternGroup; SCANNED.len()],
+    /// Keyed kinds (`headers`, `cookies`, `meta`, `dns`, `probe`), by [`Kind::slot`]: key ->
+    /// patterns on its values. Keys are lower-cased except `probe` paths.
+    pub(crate) keyed: [HashMap<String, Vec<Pattern>>; KEYED.len()],
+    /// `probe` paths any rule asks for, in order.
+    pub(crate) probe_paths: Vec<String>,
     report: LoadReport,
+}
+
+/// The pattern kinds a server-side fetch can see, in the order the reference engine
+/// (wappalyzer-core) walks them; that order decides which of two equally long versions wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    CertIssuer,
+    Cookies,
+    Css,
+    Dns,
+    Headers,
+    Html,
+    Meta,
+    Probe,
+    Robots,
+    ScriptSrc,
+    Scripts,
+    Text,
+    Url,
+}
+
+/// Kinds matched against one text (or, for `scriptSrc`, each of a list of texts).
+pub(crate) const SCANNED: [Kind; 8] = [
+    Kind::CertIssuer,
+    Kind::Css,
+    Kind::Html,
+    Kind::Robots,
+    Kind::ScriptSrc,
+    Kind::Scripts,
+    Kind::Text,
+    Kind::Url,
+];
+/// Kinds matched against the values of a named item (a header, a cookie, a DNS record type).
+pub(crate) const KEYED: [Kind; 5] = [Kind::Cookies, Kind::Dns, Kind::Headers, Kind::Meta, Kind::Probe];
+
+impl Kind {
+    /// As spelt in the rule file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::CertIssuer => "certIssuer",
+            Kind::Cookies => "cookies",
+            Kind::Css => "css",
+            Kind::Dns => "dns",
+            Kind::Headers => "headers",
+            Kind::Html => "html",
+            Kind::Meta => "meta",
+            Kind::Probe => "probe",
+            Kind::Robots => "robots",
+            Kind::ScriptSrc => "scriptSrc",
+            Kind::Scripts => "scripts",
+            Kind::Text => "text",
+            Kind::Url => "url",
+        }
+    }
+
+    /// Index in [`SCANNED`] or [`KEYED`].
+    pub(crate) fn slot(self) -> usize {
+        SCANNED
+            .iter()
+            .position(|k| *k == self)
+            .or_else(|| KEYED.iter().position(|k| *k == self))
+            .unwrap_or(0)
+    }
 }
 
 impl fmt::Debug for RuleSet {
@@ -48,12 +108,23 @@ impl fmt::Debug for RuleSet {
 pub(crate) struct Technology {
     pub(crate) name: String,
     pub(crate) categories: Vec<String>,
-    /// Technologies this one implies, with the confidence of the implication.
-    pub(crate) implies: Vec<(TechId, u8)>,
-    /// Detected only when all of these are detected too.
+    pub(crate) category_ids: Vec<u32>,
+    /// Technologies this one implies, with the confidence of the implication and the version
+    /// it states (`implies: "PHP\\;version:7"`).
+    pub(crate) implies: Vec<(TechId, u8, String)>,
+    /// Looked for only once one of these is detected (the reference's `requires`).
     pub(crate) requires: Vec<TechId>,
+    /// Looked for only once a technology of one of these categories is detected.
+    pub(crate) requires_category: Vec<u32>,
     /// When this one is detected, these are not.
     pub(crate) excludes: Vec<TechId>,
+}
+
+impl Technology {
+    /// Looked for from the start (not behind `requires` or `requiresCategory`).
+    pub(crate) fn unconditional(&self) -> bool {
+        self.requires.is_empty() && self.requires_category.is_empty()
+    }
 }
 
 /// One compiled pattern with its suffixes.
@@ -65,13 +136,15 @@ pub(crate) struct Pattern {
     pub(crate) version: Option<String>,
     /// `\;confidence:` (default 100).
     pub(crate) confidence: u8,
+    /// The pattern's place among its technology's patterns of the same kind: (key, pattern).
+    pub(crate) order: (u16, u16),
 }
 
 #[derive(Debug)]
 pub(crate) enum Matcher {
     /// An empty pattern: the header, cookie or meta tag merely has to exist.
     Present,
-    Fast(regex::bytes::Regex),
+    Fast(LazyRegex),
     /// Lookaround or backreferences: slow to scan with, so a page reaches it only where its
     /// prefilter (the pattern with its lookarounds removed, which matches a superset) matched.
     Fancy {
@@ -102,10 +175,42 @@ pub struct LoadReport {
     pub fallback: Vec<String>,
     /// Patterns neither engine compiles: `technology (kind): pattern: error`. Not used.
     pub failed: Vec<String>,
-    /// Technologies detectable only in a browser (`js`, `dom` patterns only): never detected here.
+    /// Technologies detectable only in a browser (`js`, `dom`, `xhr` patterns only): never
+    /// detected here.
     pub browser_only: Vec<String>,
+    /// Pattern kinds present in the rules that are not used, with their pattern counts and
+    /// why (`js`, `dom` and `xhr` need a browser; unknown kinds are not Wappalyzer's).
+    pub ignored: Vec<IgnoredKind>,
     /// `implies`/`requires`/`excludes` naming unknown technologies: `technology -> name`. Ignored.
     pub unknown_references: Vec<String>,
+}
+
+/// A pattern kind the rules use and this engine does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredKind {
+    /// As spelt in the rule file.
+    pub kind: String,
+    /// Patterns of that kind (for keyed kinds, one per key and pattern).
+    pub patterns: usize,
+    /// Technologies with at least one pattern of that kind.
+    pub technologies: usize,
+    /// Why it is not used.
+    pub reason: &'static str,
+}
+
+impl LoadReport {
+    /// One line per ignored kind, for logs and `tierd plugins check`.
+    pub fn ignored_summary(&self) -> Vec<String> {
+        self.ignored
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}: {} patterns in {} technologies ignored ({})",
+                    i.kind, i.patterns, i.technologies, i.reason
+                )
+            })
+            .collect()
+    }
 }
 
 /// A rule file that cannot be used at all.
@@ -125,10 +230,29 @@ pub const DEFAULT_TECHNOLOGIES: &str = include_str!("../../../config/fingerprint
 /// The categories of the shipped rule set.
 pub const DEFAULT_CATEGORIES: &str = include_str!("../../../config/fingerprints/categories.json");
 
-/// Pattern kinds the detector understands, as they are spelt in the rule file.
-const SCANNED_KINDS: [&str; 4] = ["html", "scriptSrc", "scripts", "url"];
-const KEYED_KINDS: [&str; 3] = ["headers", "cookies", "meta"];
-const BROWSER_KINDS: [&str; 2] = ["js", "dom"];
+/// Kinds only a browser can see, with the reason reported for them.
+const BROWSER_KINDS: [(&str, &str); 3] = [
+    ("js", "needs a browser: JavaScript globals"),
+    ("dom", "needs a browser: the rendered DOM"),
+    ("xhr", "needs a browser: requests made by scripts"),
+];
+/// Members of a technology that are not patterns.
+const NOT_PATTERNS: [&str; 14] = [
+    "cats",
+    "website",
+    "description",
+    "icon",
+    "cpe",
+    "saas",
+    "oss",
+    "pricing",
+    "implies",
+    "requires",
+    "requiresCategory",
+    "excludes",
+    "url_example",
+    "certIssuer_example",
+];
 
 impl RuleSet {
     /// The shipped rule set.
@@ -184,8 +308,10 @@ impl RuleSet {
             ..LoadReport::default()
         };
         let mut technologies = Vec::with_capacity(root.len());
-        let mut scanned: [Vec<Pattern>; 4] = Default::default();
-        let mut keyed: [HashMap<String, Vec<Pattern>>; 3] = Default::default();
+        let mut scanned: [Vec<Pattern>; SCANNED.len()] = Default::default();
+        let mut keyed: [HashMap<String, Vec<Pattern>>; KEYED.len()] = Default::default();
+        let mut ignored: Vec<IgnoredKind> = Vec::new();
+        let mut probe_paths: Vec<String> = Vec::new();
 
         for (tech, (name, body)) in root.iter().enumerate() {
             let Value::Object(body) = body else {
@@ -193,52 +319,102 @@ impl RuleSet {
             };
             let mut detectable = false;
             let mut browser = false;
-            for (slot, kind) in SCANNED_KINDS.iter().enumerate() {
-                if let Some(v) = body.get(*kind) {
-                    for raw in strings(v) {
-                        let where_ = format!("{name} ({kind})");
-                        if let Some(p) = compile(tech, raw, &where_, &mut report) {
-                            scanned[slot].push(p);
+            for kind in SCANNED {
+                if let Some(v) = body.get(kind.name()) {
+                    for (n, raw) in strings(v).into_iter().enumerate() {
+                        let where_ = format!("{name} ({})", kind.name());
+                        let order = (0, n as u16);
+                        if let Some(p) = compile(tech, raw, order, &where_, &mut report) {
+                            scanned[kind.slot()].push(p);
                             detectable = true;
                         }
                     }
                 }
             }
-            for (slot, kind) in KEYED_KINDS.iter().enumerate() {
-                if let Some(Value::Object(map)) = body.get(*kind) {
-                    for (key, v) in map {
-                        for raw in strings(v) {
-                            let where_ = format!("{name} ({kind} {key})");
-                            if let Some(p) = compile(tech, raw, &where_, &mut report) {
-                                keyed[slot].entry(key.to_ascii_lowercase()).or_default().push(p);
+            for kind in KEYED {
+                if let Some(Value::Object(map)) = body.get(kind.name()) {
+                    for (k, (key, v)) in map.iter().enumerate() {
+                        let key = if kind == Kind::Probe {
+                            key.clone()
+                        } else {
+                            key.to_ascii_lowercase()
+                        };
+                        if kind == Kind::Probe && !probe_paths.contains(&key) {
+                            probe_paths.push(key.clone());
+                        }
+                        for (n, raw) in strings(v).into_iter().enumerate() {
+                            let where_ = format!("{name} ({} {key})", kind.name());
+                            let order = (k as u16, n as u16);
+                            if let Some(p) = compile(tech, raw, order, &where_, &mut report) {
+                                keyed[kind.slot()].entry(key.clone()).or_default().push(p);
                                 detectable = true;
                             }
                         }
                     }
                 }
             }
-            for kind in BROWSER_KINDS {
-                browser |= body.get(kind).is_some();
+            for member in body.keys() {
+                let member = member.as_str();
+                let known = SCANNED.iter().chain(&KEYED).any(|k| k.name() == member);
+                if known || NOT_PATTERNS.contains(&member) {
+                    continue;
+                }
+                let browser_kind = BROWSER_KINDS.iter().find(|(k, _)| *k == member);
+                browser |= browser_kind.is_some();
+                let reason = browser_kind.map_or("not a Wappalyzer pattern kind", |(_, why)| why);
+                let count = body.get(member).map_or(0, pattern_count);
+                match ignored.iter_mut().find(|i| i.kind == member) {
+                    Some(i) => {
+                        i.patterns += count;
+                        i.technologies += 1;
+                    }
+                    None => ignored.push(IgnoredKind {
+                        kind: member.to_owned(),
+                        patterns: count,
+                        technologies: 1,
+                        reason,
+                    }),
+                }
             }
             // Implied-only technologies (no patterns) are fine; browser-only ones are worth a word.
             if !detectable && browser {
                 report.browser_only.push(name.clone());
             }
 
-            let mut refs = |kind: &str| -> Vec<(TechId, u8)> {
+            let mut refs = |kind: &str| -> Vec<(TechId, Suffixes)> {
                 let mut out = Vec::new();
                 for raw in body.get(kind).map(strings).unwrap_or_default() {
                     let (target, suffix) = split_suffixes(raw);
                     match ids.get(target.trim()) {
-                        Some(&id) => out.push((id, suffix.confidence)),
+                        Some(&id) => out.push((id, suffix)),
                         None => report.unknown_references.push(format!("{name} {kind} {target}")),
                     }
                 }
                 out
             };
-            let implies = refs("implies");
+            let implies = refs("implies")
+                .into_iter()
+                .map(|(id, s)| (id, s.confidence, s.version.unwrap_or_default()))
+                .collect();
             let requires = refs("requires").into_iter().map(|(id, _)| id).collect();
             let excludes = refs("excludes").into_iter().map(|(id, _)| id).collect();
+            let ids_of = |v: Option<&Value>| -> Vec<u32> {
+                let items: Vec<&Value> = match v {
+                    Some(Value::Array(items)) => items.iter().collect(),
+                    Some(one) => vec![one],
+                    None => Vec::new(),
+                };
+                items
+                    .into_iter()
+                    .filter_map(|id| match id {
+                        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                        Value::String(s) => s.trim().parse().ok(),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let category_ids = ids_of(body.get("cats"));
+            let requires_category = ids_of(body.get("requiresCategory"));
             let categories = body
                 .get("cats")
                 .and_then(Value::as_array)
@@ -248,25 +424,56 @@ impl RuleSet {
             technologies.push(Technology {
                 name: name.clone(),
                 categories: categories.collect(),
+                category_ids,
                 implies,
                 requires,
+                requires_category,
                 excludes,
             });
         }
 
-        let [html, script_src, scripts, url] = scanned.map(PatternGroup::new);
-        let [headers, cookies, meta] = keyed;
+        ignored.sort_by(|a, b| b.patterns.cmp(&a.patterns).then_with(|| a.kind.cmp(&b.kind)));
+        report.ignored = ignored;
+        let mut groups = Vec::with_capacity(SCANNED.len());
+        for patterns in scanned {
+            groups.push(PatternGroup::new(patterns)?);
+        }
+        let scanned: [PatternGroup; SCANNED.len()] = groups
+            .try_into()
+            .map_err(|_| RuleError("internal: one pattern group per kind".into()))?;
         Ok(RuleSet {
             technologies,
-            html: html?,
-            script_src: script_src?,
-            scripts: scripts?,
-            url: url?,
-            headers,
-            cookies,
-            meta,
+            scanned,
+            keyed,
+            probe_paths,
             report,
         })
+    }
+
+    /// The pattern group of a scanned kind.
+    pub(crate) fn group(&self, kind: Kind) -> &PatternGroup {
+        &self.scanned[kind.slot()]
+    }
+
+    /// The patterns of a keyed kind.
+    pub(crate) fn keyed(&self, kind: Kind) -> &HashMap<String, Vec<Pattern>> {
+        &self.keyed[kind.slot()]
+    }
+
+    /// Whether any rule uses pattern kind `kind` (as spelt in the rule file): the provider
+    /// fetches `robots.txt`, stylesheets or DNS records only when some rule looks at them.
+    pub fn uses(&self, kind: &str) -> bool {
+        SCANNED
+            .iter()
+            .any(|k| k.name() == kind && !self.group(*k).patterns.is_empty())
+            || KEYED
+                .iter()
+                .any(|k| k.name() == kind && !self.keyed(*k).is_empty())
+    }
+
+    /// The paths `probe` patterns look at (fetched beside the home page), in rule order.
+    pub fn probe_paths(&self) -> &[String] {
+        &self.probe_paths
     }
 
     /// What loading found: counts, fallbacks, failures.
@@ -374,13 +581,37 @@ pub(crate) fn split_suffixes(raw: &str) -> (&str, Suffixes) {
     (pattern, suffixes)
 }
 
+/// How many patterns a member of an ignored kind holds: one per string, and for objects one
+/// per key and string (`js: {"window.x": ""}`, `dom: {"#app": {"exists": ""}}`).
+fn pattern_count(v: &Value) -> usize {
+    match v {
+        Value::String(_) | Value::Number(_) => 1,
+        Value::Array(items) => items.len(),
+        Value::Object(map) => map
+            .values()
+            .map(|v| match v {
+                Value::Array(items) => items.len().max(1),
+                _ => 1,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// Compiles one raw pattern, recording fallbacks and failures in `report`.
-fn compile(tech: TechId, raw: &str, where_: &str, report: &mut LoadReport) -> Option<Pattern> {
+fn compile(
+    tech: TechId,
+    raw: &str,
+    order: (u16, u16),
+    where_: &str,
+    report: &mut LoadReport,
+) -> Option<Pattern> {
     let (source, suffixes) = split_suffixes(raw);
+    let source = &*js_identity_escapes(source);
     let matcher = if source.is_empty() {
         Matcher::Present
     } else {
-        match compile_fast(source) {
+        match LazyRegex::check(source) {
             Ok(re) => Matcher::Fast(re),
             Err(fast_err) => match fancy_regex::RegexBuilder::new(&format!("(?i){source}")).build() {
                 Ok(regex) => {
@@ -403,7 +634,104 @@ fn compile(tech: TechId, raw: &str, where_: &str, report: &mut LoadReport) -> Op
         matcher,
         version: suffixes.version,
         confidence: suffixes.confidence,
+        order,
     })
+}
+
+/// `source` with JavaScript's identity escapes written as the letters they stand for. Rules are
+/// JavaScript regexes without the `u` flag, where a backslash before a letter that is no escape
+/// (`\Z`, `\Q`, `\A`, `\z`, `\e`...) means the letter itself; `regex` refuses some of these and
+/// reads others (`\A`, `\z`) as anchors. `\p`, `\P` and `\k` are left alone: rare, and their
+/// JavaScript meaning depends on flags and named groups.
+fn js_identity_escapes(source: &str) -> std::borrow::Cow<'_, str> {
+    const JS_ESCAPES: &str = "bBcdDfnrsStvwWxupPk";
+    let bytes = source.as_bytes();
+    let identity = |i: usize| {
+        bytes[i] == b'\\'
+            && bytes
+                .get(i + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() && !JS_ESCAPES.contains(*c as char))
+    };
+    if !(0..bytes.len()).any(identity) {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            if identity(i) {
+                out.push(bytes[i + 1] as char);
+            } else {
+                out.push_str(&source[i..i + 2]);
+            }
+            i += 2;
+            continue;
+        }
+        let c = source[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8().max(1);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A pattern `regex` accepts, compiled the first time a page needs it: a large rule set is
+/// checked at load (parsing is cheap) but only the few patterns that ever match are built,
+/// which is most of the load time and memory of a 4,000-technology set. The pattern groups'
+/// sets are built at load; a pattern's own regex is needed only for versions, for lookaround
+/// windows and for header, cookie, meta, DNS and probe values.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    source: Box<str>,
+    /// Needs Unicode mode (ASCII case folding refused it).
+    unicode: bool,
+    compiled: std::sync::OnceLock<Option<regex::bytes::Regex>>,
+}
+
+impl LazyRegex {
+    /// Accepts `source` when `regex` parses it (ASCII mode first, then Unicode), as
+    /// [`compile_fast`] would build it.
+    fn check(source: &str) -> Result<LazyRegex, String> {
+        let parse = |unicode: bool| {
+            regex_syntax::ParserBuilder::new()
+                .case_insensitive(true)
+                .unicode(unicode)
+                .utf8(false)
+                .build()
+                .parse(source)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let unicode = match parse(false) {
+            Ok(()) => false,
+            Err(_) => {
+                parse(true)?;
+                true
+            }
+        };
+        Ok(LazyRegex {
+            source: source.into(),
+            unicode,
+            compiled: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The compiled regex; `None` only when it outgrows `regex`'s size limit (then it never
+    /// matches, as a fancy pattern that exhausts its backtracking budget never matches).
+    pub(crate) fn get(&self) -> Option<&regex::bytes::Regex> {
+        self.compiled
+            .get_or_init(|| {
+                regex::bytes::RegexBuilder::new(&self.source)
+                    .case_insensitive(true)
+                    .unicode(self.unicode)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 /// `regex` with ASCII case folding (small automata); Unicode only when the pattern needs it.
@@ -561,6 +889,88 @@ mod tests {
     }
 
     #[test]
+    fn every_ignored_kind_is_reported_with_its_counts() {
+        let rules = RuleSet::parse(
+            r##"{"A": {"cats": [1], "js": {"window.a": "", "a.version": "\\;version:\\1"}, "dom": "#a",
+                     "html": "a-root"},
+                "B": {"cats": [1], "js": {"B": ""}, "xhr": ["b\\.test", "b2"], "dom": {"#b": {"exists": ""}}},
+                "C": {"cats": [1], "weird": "x", "text": "c", "css": "c", "robots": "c",
+                      "certIssuer": "C", "dns": {"TXT": "c"}, "probe": {"/c": ""}}}"##,
+            r#"{"1": {"name": "Analytics"}}"#,
+        )
+        .unwrap();
+        let r = rules.report();
+        let summary: Vec<(&str, usize, usize)> = r
+            .ignored
+            .iter()
+            .map(|i| (i.kind.as_str(), i.patterns, i.technologies))
+            .collect();
+        assert_eq!(
+            summary,
+            [("js", 3, 2), ("dom", 2, 2), ("xhr", 2, 1), ("weird", 1, 1)]
+        );
+        assert_eq!(r.browser_only, ["B"]);
+        assert_eq!(r.patterns, 7, "html + the six server-side kinds of C");
+        assert!(
+            r.ignored_summary()[0].starts_with("js: 3 patterns in 2 technologies ignored (needs a browser")
+        );
+        assert!(r.ignored_summary()[3].contains("not a Wappalyzer pattern kind"));
+        for kind in ["text", "css", "robots", "certIssuer", "dns", "probe"] {
+            assert!(rules.uses(kind), "{kind}");
+        }
+        assert!(!rules.uses("scripts"));
+        assert_eq!(rules.probe_paths(), ["/c"]);
+    }
+
+    #[test]
+    fn javascript_identity_escapes_stand_for_their_letters() {
+        assert_eq!(js_identity_escapes(r"\Zeleris\b"), r"Zeleris\b");
+        assert_eq!(js_identity_escapes(r"\Qwik\.js\d\Ax\z"), r"Qwik\.js\dAxz");
+        assert_eq!(
+            js_identity_escapes(r"a\\Zb"),
+            r"a\\Zb",
+            "an escaped backslash is kept"
+        );
+        assert_eq!(js_identity_escapes(r"a\\\Zb"), r"a\\Zb");
+        assert_eq!(js_identity_escapes(r"\p{L}\k"), r"\p{L}\k");
+        assert!(matches!(
+            js_identity_escapes(r"plain\d"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn patterns_are_compiled_only_when_a_page_needs_them() {
+        let rules = RuleSet::parse(
+            r#"{"A": {"cats": [1], "scriptSrc": "a-(\\d+)\\.js\\;version:\\1"},
+                "B": {"cats": [1], "scriptSrc": "b\\.js"},
+                "C": {"cats": [1], "headers": {"x-c": "c"}}}"#,
+            r#"{"1": {"name": "Analytics"}}"#,
+        )
+        .unwrap();
+        fn compiled(rules: &RuleSet) -> Vec<&str> {
+            let scanned = rules.scanned.iter().flat_map(|g| &g.patterns);
+            let keyed = rules.keyed.iter().flat_map(|k| k.values().flatten());
+            scanned
+                .chain(keyed)
+                .filter_map(|p| match &p.matcher {
+                    Matcher::Fast(re) if re.compiled.get().is_some() => Some(re.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+        assert!(compiled(&rules).is_empty(), "nothing is compiled at load");
+        let page = crate::page::Page::new("https://x.test/", [], r#"<script src="/a-2.js"></script>"#.into());
+        let found = rules.detect(&[page]);
+        assert_eq!(found[0].version.as_deref(), Some("2"));
+        assert_eq!(
+            compiled(&rules),
+            [r"a-(\d+)\.js"],
+            "only the matching pattern, for its version"
+        );
+    }
+
+    #[test]
     fn apps_json_layout_with_embedded_categories_loads() {
         let rules = RuleSet::parse(
             r#"{"categories": {"7": "CDN"}, "technologies": {"Edge": {"cats": [7], "headers": {"X-Edge": ""}}}}"#,
@@ -568,7 +978,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rules.categories_of("Edge"), ["CDN".to_owned()]);
-        assert!(rules.headers.contains_key("x-edge"));
+        assert!(rules.keyed(Kind::Headers).contains_key("x-edge"));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct HubSpotConfig {
     pub as_of: String,
     /// The private-app token every request must carry as `Authorization: Bearer <token>`.
     pub token: String,
-    /// Requests per rolling 10 seconds; `None` = off.
+    /// Requests per rolling 10 seconds (HubSpot: 100 to 190 by subscription); `None` = off.
     pub rate_limit: Option<u32>,
     /// Search requests per second; `None` = off.
     pub search_rate_per_sec: Option<u32>,
@@ -61,22 +61,44 @@ pub struct HubSpotConfig {
     pub search_result_cap: usize,
 }
 
+/// HubSpot's documented limits for a private app on the lowest subscription (Free and
+/// Starter): 100 requests per rolling 10 seconds, 250,000 per day. Professional and
+/// Enterprise allow 190 per 10 seconds (650,000 and 1,000,000 per day).
+pub const PRIVATE_APP_TEN_SECONDLY: u32 = 100;
+/// Requests per day of a Free or Starter private app.
+pub const PRIVATE_APP_DAILY: u64 = 250_000;
+/// CRM search requests per second, per account, on every subscription.
+pub const SEARCH_PER_SECOND: u32 = 5;
+
 impl HubSpotConfig {
-    /// `accounts` companies from `seed`, as of 2026-11-24, token `test-token`, no limits,
-    /// no search lag, no tierd properties, any free port, HubSpot's 10,000 search cap.
+    /// `accounts` companies from `seed`, as of 2026-11-24, token `test-token`, HubSpot's
+    /// limits for a Free/Starter private app ([`PRIVATE_APP_TEN_SECONDLY`] per 10 seconds,
+    /// [`SEARCH_PER_SECOND`] searches per second, [`PRIVATE_APP_DAILY`] per day), no search
+    /// lag, no tierd properties, any free port, HubSpot's 10,000 search cap.
     pub fn new(accounts: u64, seed: u64) -> Self {
         HubSpotConfig {
             accounts,
             seed,
             as_of: "2026-11-24".into(),
             token: "test-token".into(),
-            rate_limit: None,
-            search_rate_per_sec: None,
-            daily_limit: None,
+            rate_limit: Some(PRIVATE_APP_TEN_SECONDLY),
+            search_rate_per_sec: Some(SEARCH_PER_SECOND),
+            daily_limit: Some(PRIVATE_APP_DAILY),
             search_index_lag: Duration::ZERO,
             tierd_properties: false,
             port: 0,
             search_result_cap: 10_000,
+        }
+    }
+
+    /// As [`HubSpotConfig::new`] with every rate limit off: for the demo and for tests that
+    /// exercise something else and must not wait out a window.
+    pub fn unlimited(accounts: u64, seed: u64) -> Self {
+        HubSpotConfig {
+            rate_limit: None,
+            search_rate_per_sec: None,
+            daily_limit: None,
+            ..HubSpotConfig::new(accounts, seed)
         }
     }
 }

@@ -59,7 +59,8 @@ pub struct SalesforceConfig {
 
 impl SalesforceConfig {
     /// `accounts` Accounts from `seed`, as of 2026-11-24, secret `test-secret`, API v61.0,
-    /// 2-hour tokens, 1,000,000 API requests, every tierd field present, any free port.
+    /// 2-hour tokens, [`DAILY_API_REQUESTS`] API requests, every tierd field present, any
+    /// free port.
     pub fn new(accounts: u64, seed: u64) -> Self {
         SalesforceConfig {
             accounts,
@@ -68,13 +69,26 @@ impl SalesforceConfig {
             client_secret: "test-secret".into(),
             api_version: "v61.0".into(),
             token_ttl: Duration::from_secs(2 * 3600),
-            daily_api_limit: 1_000_000,
+            daily_api_limit: DAILY_API_REQUESTS,
             omit_fields: Vec::new(),
             lock_once: Vec::new(),
             port: 0,
         }
     }
+
+    /// As [`SalesforceConfig::new`] with no daily API limit: for the demo and for tests that
+    /// exercise something else.
+    pub fn unlimited(accounts: u64, seed: u64) -> Self {
+        SalesforceConfig {
+            daily_api_limit: u64::MAX,
+            ..SalesforceConfig::new(accounts, seed)
+        }
+    }
 }
+
+/// The daily API request allocation of an Enterprise Edition org before per-licence
+/// additions (Salesforce: 100,000 per 24 hours plus 1,000 per user licence).
+pub const DAILY_API_REQUESTS: u64 = 100_000;
 
 /// A running Salesforce emulator.
 pub struct SalesforceEmulator {
@@ -258,25 +272,38 @@ fn router(org: Arc<Org>) -> Router {
             )
         },
     });
-    let data = Router::new()
-        .route("/services/data/{version}/query", get(query))
-        .route("/services/data/{version}/query/{locator}", get(query_more))
-        .route(
+    // Salesforce serves every REST resource with or without a trailing slash (simple-salesforce
+    // asks for `query/?q=` and `sobjects/Account/describe/`), and `queryAll` as `query` plus
+    // deleted records, which this org never has.
+    let data = [
+        ("/services/data/{version}", get(resources)),
+        ("/services/data/{version}/query", get(query)),
+        ("/services/data/{version}/queryAll", get(query)),
+        ("/services/data/{version}/query/{locator}", get(query_more)),
+        ("/services/data/{version}/queryAll/{locator}", get(query_more)),
+        (
             "/services/data/{version}/sobjects/{object}/describe",
             get(describe),
-        )
-        .route(
+        ),
+        (
             "/services/data/{version}/sobjects/{object}/{id}",
             get(get_record).patch(patch_record),
-        )
-        .route(
+        ),
+        (
             "/services/data/{version}/composite/sobjects",
             patch(composite_update),
-        )
-        .route("/services/data/{version}/limits", get(limits))
-        .layer(middleware::from_fn_with_state(org.clone(), guard));
+        ),
+        ("/services/data/{version}/limits", get(limits)),
+    ]
+    .into_iter()
+    .fold(Router::new(), |r, (path, handler)| {
+        r.route(path, handler.clone()).route(&format!("{path}/"), handler)
+    })
+    .layer(middleware::from_fn_with_state(org.clone(), guard));
     Router::new()
         .route("/services/oauth2/token", post(token))
+        .route("/services/data", get(versions))
+        .route("/services/data/", get(versions))
         .merge(data)
         .layer(middleware::from_fn_with_state(gate, server::fault_gate))
         .with_state(org.clone())
@@ -356,6 +383,36 @@ async fn guard(State(org): Shared, req: Request, next: Next) -> Response {
     }
     let r = next.run(req).await;
     with_info(r, &org)
+}
+
+/// `GET /services/data`: the API versions served (no session needed, as in Salesforce).
+async fn versions(State(org): Shared) -> Response {
+    let configured = org.cfg.api_version.trim_start_matches('v');
+    let mut list: Vec<String> = ["59.0", "60.0", "61.0", "62.0"]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    if !list.iter().any(|v| v == configured) {
+        list.push(configured.to_string());
+    }
+    let body: Vec<Json> = list
+        .iter()
+        .map(|v| json!({"label": format!("API {v}"), "url": format!("/services/data/v{v}"), "version": v}))
+        .collect();
+    json_value(StatusCode::OK, &Json::Array(body))
+}
+
+/// `GET /services/data/vXX.X`: the resources of one version, by name.
+async fn resources(Path(version): Path<String>) -> Response {
+    let base = format!("/services/data/{version}");
+    let body = json!({
+        "composite": format!("{base}/composite"),
+        "limits": format!("{base}/limits"),
+        "query": format!("{base}/query"),
+        "queryAll": format!("{base}/queryAll"),
+        "sobjects": format!("{base}/sobjects"),
+    });
+    json_value(StatusCode::OK, &body)
 }
 
 async fn token(State(org): Shared, body: Bytes) -> Response {
