@@ -7,6 +7,7 @@ use std::time::Duration;
 use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
+use crate::outbox::{write_events, NewEvent};
 use crate::row::{json_col, parse_col, placeholders, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
@@ -112,6 +113,9 @@ pub struct BatchCommit {
     pub cleared: Vec<String>,
     /// The run's progress after this batch: `(stage, position)`.
     pub checkpoint: Option<(String, String)>,
+    /// Webhook events this batch causes (`tier.changed`, `push.rejected`, ...): written to the
+    /// outbox in the same transaction, so they exist exactly when the batch does.
+    pub events: Vec<NewEvent>,
 }
 
 /// What was last written to the CRM for an account.
@@ -534,7 +538,8 @@ impl Store {
     /// Commits one batch in a single transaction: account state upserted, a tier-history row for
     /// each account whose tier changed (or that is tiered for the first time), pushed state for
     /// every accepted record (and its pending push cleared), a pending push for every rejected one
-    /// (attempts counted), the `cleared` pending pushes dropped, and the checkpoint. If any part
+    /// (attempts counted), the `cleared` pending pushes dropped, the checkpoint, and the webhook
+    /// events the batch causes with their deliveries (the outbox). If any part
     /// fails nothing is written. Accepted records must belong to accounts that have state, in the
     /// store already or in `scored`.
     ///
@@ -652,6 +657,7 @@ impl Store {
                         .await
                         .map_err(query_error("write a checkpoint", "checkpoints"))?;
                 }
+                write_events!(tx, now, &batch.events)?;
                 tx.commit().await.map_err(query_error("commit a batch", "accounts"))?;
             }
             // Otherwise the transaction is dropped here, which rolls it back.

@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_tier_basis.sql"),
         postgres: include_str!("../migrations/postgres/0002_tier_basis.sql"),
     },
+    Migration {
+        version: 3,
+        name: "webhooks",
+        sqlite: include_str!("../migrations/sqlite/0003_webhooks.sql"),
+        postgres: include_str!("../migrations/postgres/0003_webhooks.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

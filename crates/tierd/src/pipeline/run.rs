@@ -1227,6 +1227,7 @@ async fn push_stage(
                 rejected,
                 cleared,
                 checkpoint: Some(("push".into(), batch_no.to_string())),
+                events: Vec::new(),
             })
             .await
             .inspect_err(|_| {
