@@ -10,4 +10,5 @@
 //! outbox rows. Persistence goes through `tierd-store` only; time is always an argument, so
 //! retry schedules and reports are reproducible in tests.
 
+pub mod export;
 pub mod webhooks;

@@ -27,8 +27,8 @@ use tierd_store::{NewEvent, Timestamp};
 
 use super::event::{new_event_id, Event, EventType};
 
-/// One `[[webhooks]]` entry, as written.
-#[derive(Debug, Clone, Deserialize)]
+/// One `[[webhooks]]` entry, as written. `Debug` shows its name only: the URL may be a credential.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     name: String,
@@ -47,6 +47,14 @@ pub struct RawWebhook {
     format: Option<String>,
     #[serde(default)]
     timeout_secs: Option<u64>,
+}
+
+impl fmt::Debug for RawWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawWebhook")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A signing secret: the bytes behind `whsec_...`. Never printed: `Debug` shows `***`, and there is
