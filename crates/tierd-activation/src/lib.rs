@@ -10,5 +10,6 @@
 //! outbox rows. Persistence goes through `tierd-store` only; time is always an argument, so
 //! retry schedules and reports are reproducible in tests.
 
+pub mod budget;
 pub mod export;
 pub mod webhooks;
