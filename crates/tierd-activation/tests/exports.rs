@@ -290,3 +290,28 @@ fn a_shorter_list_leaves_no_stale_parts() {
         "only tierd's parts are removed"
     );
 }
+
+#[test]
+fn a_directory_keeps_one_audience_format() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    export_accounts(
+        tmp.path(),
+        AudienceFormat::Csv,
+        &accounts(),
+        &LinkedInMapping::default(),
+    )
+    .expect("csv");
+    let err = export_accounts(
+        tmp.path(),
+        AudienceFormat::LinkedInCompanies,
+        &accounts(),
+        &LinkedInMapping::default(),
+    )
+    .expect_err("a csv audience's directory");
+    let text = err.to_string();
+    assert!(
+        text.contains("holds a csv audience, not linkedin-companies"),
+        "{text}"
+    );
+    assert!(text.contains(".tierd-audience.jsonl"), "{text}");
+}

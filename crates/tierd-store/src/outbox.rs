@@ -558,6 +558,44 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Deletes events written before `before` whose every delivery is finished (delivered or
+    /// failed), with their deliveries and attempt logs, in one transaction. Returns how many
+    /// events went. Events still pending anywhere are kept, however old.
+    pub async fn purge_webhook_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+        const FINISHED: &str = "SELECT e.id FROM webhook_events e WHERE e.created_at < $1
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+                            WHERE p.event = e.id AND p.state IN ('pending', 'delivering'))";
+        let failed = query_error("purge finished webhook events", "webhook_events");
+        let purged = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(failed)?;
+            sqlx::query(&format!(
+                "DELETE FROM webhook_attempts WHERE delivery IN
+                    (SELECT id FROM webhook_deliveries WHERE event IN ({FINISHED}))"
+            ))
+            .bind(before.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+            sqlx::query(&format!("DELETE FROM webhook_deliveries WHERE event IN ({FINISHED})"))
+                .bind(before.millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            let purged = sqlx::query(
+                "DELETE FROM webhook_events WHERE created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event = webhook_events.id)",
+            )
+            .bind(before.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?
+            .rows_affected();
+            tx.commit().await.map_err(failed)?;
+            purged
+        });
+        Ok(purged)
+    }
+
     /// Deliveries per state.
     pub async fn webhook_delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
         let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(

@@ -1114,6 +1114,71 @@ async fn a_disabled_endpoint_keeps_its_deliveries_until_enabled(db: TestDb) {
 }
 on_both_backends!(a_disabled_endpoint_keeps_its_deliveries_until_enabled);
 
+async fn purging_keeps_events_still_to_deliver(db: TestDb) {
+    db.store
+        .enqueue_events(&[
+            event("evt-done", "tier.changed", &["crm", "slack"]),
+            event("evt-half", "tier.changed", &["crm", "slack"]),
+        ])
+        .await
+        .expect("enqueue");
+    let names = endpoints(&["crm", "slack"]);
+    let claimed = db
+        .store
+        .claim_deliveries(
+            "a",
+            &names,
+            Timestamp::from_millis(1),
+            Duration::from_secs(60),
+            10,
+        )
+        .await
+        .expect("claim");
+    for c in &claimed {
+        // Both of evt-done's deliveries finish (one delivered, one given up); evt-half's crm
+        // delivery is delivered and its slack one waits for a retry.
+        let outcome = match (c.event_id.as_str(), c.endpoint.as_str()) {
+            ("evt-done", "slack") => DeliveryOutcome::Failed {
+                disable_endpoint: None,
+            },
+            ("evt-half", "slack") => DeliveryOutcome::Retry {
+                at: Timestamp::from_millis(10_000),
+            },
+            _ => DeliveryOutcome::Delivered,
+        };
+        assert!(db
+            .store
+            .record_delivery_attempt(c.id, "a", &attempt(1, Some(200), outcome))
+            .await
+            .expect("record"));
+    }
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    assert_eq!(db.store.purge_webhook_events(later).await.expect("purge"), 1);
+    let left: Vec<(String, String)> = db
+        .store
+        .webhook_deliveries(None, None, 10)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|d| (d.event_id, d.endpoint))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("evt-half".to_string(), "slack".to_string()),
+            ("evt-half".to_string(), "crm".to_string())
+        ]
+    );
+    assert_eq!(
+        db.store
+            .purge_webhook_events(Timestamp::from_millis(0))
+            .await
+            .expect("purge"),
+        0
+    );
+}
+on_both_backends!(purging_keeps_events_still_to_deliver);
+
 async fn events_are_written_with_their_cause_only(db: TestDb) {
     let run = started_run(&db).await;
     let signal = NewSignal {

@@ -6,8 +6,9 @@
 //! - `full.<ext>`: the whole list (`full-1.csv`, `full-2.csv`, ... when the platform's per-file
 //!   limit splits it, each part with the header);
 //! - `adds.<ext>` and `removes.<ext>`: members that joined and left since the previous export in
-//!   that directory, in the same template (a first export adds everyone);
-//! - `.tierd-audience.jsonl`: what the next export diffs against, one `{key, row}` per member.
+//!   that directory, in the same template and split the same way (a first export adds everyone);
+//! - `.tierd-audience.jsonl`: what the next export diffs against: the format, then one
+//!   `{key, row}` per member.
 //!   The key is the account id for company lists and the row's hashes for people; the row is the
 //!   line as written, so people's lists keep hashes only, never a raw email or phone.
 //!
@@ -188,7 +189,7 @@ pub const META_MIN_ROWS: usize = 100;
 pub struct ExportReport {
     /// The audience's directory.
     pub directory: PathBuf,
-    /// The full list's files, in order.
+    /// The full list's files, in order (`adds` and `removes` are split the same way).
     pub files: Vec<PathBuf>,
     /// Members in the list.
     pub rows: usize,
@@ -445,49 +446,40 @@ fn write_audience(
         .filter(|m| seen.insert(m.key.clone()))
         .collect();
     let state_path = dir.join(STATE_FILE);
-    let previous = read_state(&state_path)?;
+    let previous = read_state(&state_path, format)?;
     let previous_keys: HashSet<&str> = previous.iter().map(|m| m.key.as_str()).collect();
-    let adds: Vec<&Member> = members
-        .iter()
-        .filter(|m| !previous_keys.contains(m.key.as_str()))
-        .collect();
-    let removes: Vec<&Member> = previous.iter().filter(|m| !seen.contains(&m.key)).collect();
+    let adds = members.iter().filter(|m| !previous_keys.contains(m.key.as_str()));
+    let removes = previous.iter().filter(|m| !seen.contains(&m.key));
 
     let ext = format.extension();
-    let parts = split(header.map_or(0, str::len), &members, limits);
-    // Parts of an earlier, longer export must not linger beside the new ones.
-    remove_old_parts(dir, ext)?;
-    let many = parts.len() > 1;
-    for (i, part) in parts.iter().enumerate() {
-        let name = if many {
-            format!("full-{}.{ext}", i + 1)
-        } else {
-            format!("full.{ext}")
-        };
-        let path = dir.join(name);
-        write_file(&path, header, part.iter().copied())?;
-        report.files.push(path);
-    }
-    write_file(&dir.join(format!("adds.{ext}")), header, adds.iter().copied())?;
-    write_file(
-        &dir.join(format!("removes.{ext}")),
-        header,
-        removes.iter().copied(),
-    )?;
+    let header_len = header.map_or(0, str::len);
+    report.files = write_parts(dir, "full", ext, header, split(header_len, &members, limits))?;
+    let adds = split(header_len, adds, limits);
+    let removes = split(header_len, removes, limits);
+    report.added = adds.iter().map(Vec::len).sum();
+    report.removed = removes.iter().map(Vec::len).sum();
+    write_parts(dir, "adds", ext, header, adds)?;
+    write_parts(dir, "removes", ext, header, removes)?;
+    let format_line = format!("{}\n", serde_json::json!({ "format": format.as_str() }));
     let state: Vec<String> = members
         .iter()
         .map(|m| format!("{}\n", serde_json::json!({"key": m.key, "row": m.line})))
         .collect();
-    write_lines(&state_path, state.iter().map(String::as_str))?;
+    write_lines(
+        &state_path,
+        std::iter::once(format_line.as_str()).chain(state.iter().map(String::as_str)),
+    )?;
     report.directory = dir.to_path_buf();
     report.rows = members.len();
-    report.added = adds.len();
-    report.removed = removes.len();
     Ok(report)
 }
 
 /// Members cut into files within `limits` (at least one file, possibly with the header only).
-fn split(header_len: usize, members: &[Member], limits: FileLimits) -> Vec<Vec<&Member>> {
+fn split<'a>(
+    header_len: usize,
+    members: impl IntoIterator<Item = &'a Member>,
+    limits: FileLimits,
+) -> Vec<Vec<&'a Member>> {
     let mut parts: Vec<Vec<&Member>> = vec![Vec::new()];
     let mut bytes = header_len;
     for m in members {
@@ -504,7 +496,32 @@ fn split(header_len: usize, members: &[Member], limits: FileLimits) -> Vec<Vec<&
     parts
 }
 
-fn remove_old_parts(dir: &Path, ext: &str) -> Result<(), ExportError> {
+/// Writes `stem.ext`, or `stem-1.ext`, `stem-2.ext`... when there are several parts, after
+/// removing the parts of an earlier, longer export. Returns the paths written.
+fn write_parts(
+    dir: &Path,
+    stem: &str,
+    ext: &str,
+    header: Option<&str>,
+    parts: Vec<Vec<&Member>>,
+) -> Result<Vec<PathBuf>, ExportError> {
+    remove_old_parts(dir, stem, ext)?;
+    let many = parts.len() > 1;
+    let mut paths = Vec::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        let name = if many {
+            format!("{stem}-{}.{ext}", i + 1)
+        } else {
+            format!("{stem}.{ext}")
+        };
+        let path = dir.join(name);
+        write_file(&path, header, part.into_iter())?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn remove_old_parts(dir: &Path, stem: &str, ext: &str) -> Result<(), ExportError> {
     let entries = fs::read_dir(dir).map_err(|source| ExportError::Io {
         op: "list",
         path: dir.to_path_buf(),
@@ -514,7 +531,7 @@ fn remove_old_parts(dir: &Path, ext: &str) -> Result<(), ExportError> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let is_part = name
-            .strip_prefix("full")
+            .strip_prefix(stem)
             .and_then(|rest| rest.strip_suffix(&format!(".{ext}")))
             .is_some_and(|mid| {
                 mid.is_empty() || mid.strip_prefix('-').is_some_and(|n| n.parse::<u32>().is_ok())
@@ -559,7 +576,7 @@ fn write_lines<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<
     fs::rename(&tmp, path).map_err(io("move into place", path))
 }
 
-fn read_state(path: &Path) -> Result<Vec<Member>, ExportError> {
+fn read_state(path: &Path, format: AudienceFormat) -> Result<Vec<Member>, ExportError> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -571,22 +588,28 @@ fn read_state(path: &Path) -> Result<Vec<Member>, ExportError> {
             })
         }
     };
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Format { format: String },
+        Member { key: String, row: String },
+    }
     let mut members = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            key: String,
-            row: String,
-        }
-        let entry: Entry = serde_json::from_str(line).map_err(|e| ExportError::State {
+        let bad = |detail: String| ExportError::State {
             path: path.to_path_buf(),
             line: i + 1,
-            detail: e.to_string(),
-        })?;
-        members.push(Member {
-            key: entry.key,
-            line: entry.row,
-        });
+            detail,
+        };
+        match serde_json::from_str::<Entry>(line).map_err(|e| bad(e.to_string()))? {
+            Entry::Format { format: found } if found != format.as_str() => {
+                return Err(bad(format!(
+                    "this directory holds a {found} audience, not {format}: export to another directory"
+                )))
+            }
+            Entry::Format { .. } => {}
+            Entry::Member { key, row } => members.push(Member { key, line: row }),
+        }
     }
     Ok(members)
 }
