@@ -484,3 +484,39 @@ async fn an_unreachable_receiver_is_an_error_without_its_url() {
     assert!(error.starts_with("could not connect"), "{error}");
     assert!(!error.contains("secret-token-path"), "{error}");
 }
+
+#[tokio::test]
+async fn sync_once_delivers_until_idle_or_out_of_time() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let hooks = webhooks(&[("crm", &url, "standard")]);
+    let http = Webhooks::http_client().expect("client");
+    let db = TestDb::sqlite().await;
+    let events: Vec<NewEvent> = (0..40)
+        .map(|i| event(&hooks, &tier_changed(&format!("acc-{i}"))))
+        .collect();
+    db.store.enqueue_events(&events).await.expect("enqueue");
+
+    // A clock that moves one second per reading, and no time at all: nothing is sent.
+    let ticks = std::sync::atomic::AtomicI64::new(T0);
+    let ticking = || Timestamp::from_millis(ticks.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed));
+    let none = hooks
+        .deliver_until_idle(&db.store, &http, "a", ticking, Duration::ZERO)
+        .await
+        .expect("deliver");
+    assert_eq!(none.attempted, 0);
+
+    // With time, more than one claim's worth goes out, each once.
+    let all = hooks
+        .deliver_until_idle(
+            &db.store,
+            &http,
+            "a",
+            || Timestamp::from_millis(T0),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("deliver");
+    assert_eq!((all.attempted, all.delivered), (40, 40));
+    let ids: std::collections::HashSet<String> = receiver.got().into_iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 40);
+}

@@ -194,6 +194,39 @@ impl Webhooks {
         Ok(report)
     }
 
+    /// Delivers what is due until nothing is, or until `clock` passes `budget` after the first
+    /// call (for `tierd sync --once`: what is left stays in the outbox for the daemon or the next
+    /// run). Retries scheduled later than the last call are not waited for. Returns the sum of
+    /// the calls' reports.
+    pub async fn deliver_until_idle(
+        &self,
+        store: &Store,
+        http: &reqwest::Client,
+        owner: &str,
+        clock: impl Fn() -> Timestamp,
+        budget: Duration,
+    ) -> Result<DeliveryReport, StoreError> {
+        let deadline = clock().plus(budget);
+        let mut total = DeliveryReport::default();
+        loop {
+            let now = clock();
+            if now > deadline {
+                break;
+            }
+            let report = self.deliver_due(store, http, owner, now).await?;
+            if report.is_idle() {
+                break;
+            }
+            total.attempted += report.attempted;
+            total.delivered += report.delivered;
+            total.retrying += report.retrying;
+            total.failed += report.failed;
+            total.lost_claims += report.lost_claims;
+            total.disabled.extend(report.disabled);
+        }
+        Ok(total)
+    }
+
     /// Sends a signed `webhook.test` event to the endpoint `name` at once, outside the outbox
     /// (for `tierd webhooks test NAME`). `None`: no such endpoint.
     pub async fn send_test(

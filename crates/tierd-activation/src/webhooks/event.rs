@@ -278,6 +278,44 @@ impl Event {
         }
     }
 
+    /// The event a recorded signal announces, if it announces one: `technology_adopted` and
+    /// `technology_removed` (the subject is the technology), `renewal_within` (its detail carries
+    /// `renewal_date`, `YYYY-MM-DD`; one signal per window the renewal enters, so an endpoint
+    /// hears of it at each window and filters with `renewal_within_days`). Other kinds: `None`.
+    pub fn from_signal(
+        account: AccountRef,
+        kind: &str,
+        subject: &str,
+        date: Date,
+        plugin: &str,
+        detail: &Value,
+    ) -> Option<Event> {
+        match kind {
+            "technology_adopted" => Some(Event::TechnologyAdopted {
+                account,
+                technology: subject.to_string(),
+                plugin: plugin.to_string(),
+                date,
+            }),
+            "technology_removed" => Some(Event::TechnologyRemoved {
+                account,
+                technology: subject.to_string(),
+                plugin: plugin.to_string(),
+                date,
+            }),
+            "renewal_within" => {
+                let renewal_date: Date = detail["renewal_date"].as_str()?.parse().ok()?;
+                Some(Event::RenewalDue {
+                    account,
+                    renewal_date,
+                    days_until: date.days_until(renewal_date),
+                    plugin: plugin.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The payload: `{"type", "timestamp", "data"}`, compact, in that order.
     pub fn payload(&self, at: Timestamp) -> String {
         envelope(self.event_type().as_str(), at, self.data())
@@ -355,6 +393,56 @@ mod tests {
         assert_eq!(
             event.payload(Timestamp::from_millis(1_764_583_200_123)),
             r#"{"type":"tier.changed","timestamp":"2025-12-01T10:00:00.123Z","data":{"account":{"domain":"acme.example","id":"hubspot:42","name":"Acme","tier":"tier_1"},"from":"tier_2","reason":"uses Snowflake","run":7,"score":4.6,"to":"tier_1"}}"#
+        );
+    }
+
+    #[test]
+    fn signals_become_events() {
+        let day = Date::from_ymd(2026, 12, 1).expect("date");
+        let renewal = Event::from_signal(
+            account(),
+            "renewal_within",
+            "90",
+            day,
+            "contract-renewals",
+            &json!({"days": 90, "renewal_date": "2027-02-14"}),
+        );
+        // December has 31 days, January 31: 30 + 31 + 14 = 75 days.
+        assert_eq!(
+            renewal,
+            Some(Event::RenewalDue {
+                account: account(),
+                renewal_date: Date::from_ymd(2027, 2, 14).expect("date"),
+                days_until: 75,
+                plugin: "contract-renewals".to_string(),
+            })
+        );
+        let adopted = Event::from_signal(
+            account(),
+            "technology_adopted",
+            "Snowflake",
+            day,
+            "technographic",
+            &json!({}),
+        );
+        assert!(
+            matches!(adopted, Some(Event::TechnologyAdopted { ref technology, .. }) if technology == "Snowflake")
+        );
+        assert_eq!(
+            Event::from_signal(
+                account(),
+                "renewal_within",
+                "90",
+                day,
+                "contract-renewals",
+                &json!({})
+            ),
+            None,
+            "no renewal date, nothing to announce"
+        );
+        assert_eq!(
+            Event::from_signal(account(), "engagement_spike", "", day, "crm", &json!({})),
+            None
         );
     }
 
