@@ -8,7 +8,7 @@ use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
 use crate::outbox::{write_events, NewEvent};
-use crate::row::{json_col, parse_col, placeholders, StoreRow, WritePool};
+use crate::row::{json_col, parse_col, placeholders, tuples, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -364,21 +364,6 @@ fn clear_pending_sql(rows: usize) -> String {
 
 const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($2, $3, $4, $1)
     ON CONFLICT (run, stage) DO UPDATE SET position = excluded.position, at = excluded.at";
-
-/// `rows` tuples of `per_row` consecutive placeholders from `$first`, each followed by `tail`.
-fn tuples(first: usize, rows: usize, per_row: usize, tail: &str) -> String {
-    let mut out = String::with_capacity(rows * (per_row * 6 + tail.len() + 4));
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        out.push_str(&placeholders(first + r * per_row, per_row));
-        out.push_str(tail);
-        out.push(')');
-    }
-    out
-}
 
 /// The items with distinct keys, the last of each kept: a multi-row upsert may not touch a row
 /// twice, and the last word on an account is the one that counts.

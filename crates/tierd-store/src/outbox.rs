@@ -206,59 +206,82 @@ pub struct DeliveryCounts {
     pub failed: u64,
 }
 
-/// Inserts `$events` (an iterator of `&NewEvent`) and their deliveries in the open transaction
-/// `$tx`. A macro, not a function, because each backend's transaction is its own type (see
-/// `with_pool!`); evaluates to `Result<(), StoreError>`.
+/// Rows per multi-row statement of the outbox: events bind 4 values each, deliveries 2.
+pub(crate) const EVENTS_PER_STATEMENT: usize = 100;
+pub(crate) const DELIVERIES_PER_STATEMENT: usize = 200;
+
+/// `INSERT` of `rows` events; `$1` is the write time.
+pub(crate) fn insert_events_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO webhook_events (event_id, type, payload, occurred_at, created_at) VALUES {}",
+        crate::row::tuples(2, rows, 4, ", $1")
+    )
+}
+
+/// `INSERT` of `rows` deliveries, each `(event_id, endpoint)`, joined to their events by the
+/// unique `event_id` (not by the order of a `RETURNING`, which SQL does not promise), numbered
+/// in event order then endpoint name, so claims go oldest event first. A new delivery is due at
+/// once, whatever the clock.
+pub(crate) fn insert_deliveries_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO webhook_deliveries (event, endpoint, state, attempts, next_attempt_at)
+         SELECT e.id, v.column2, 'pending', 0, 0
+         FROM (VALUES {}) AS v JOIN webhook_events e ON e.event_id = v.column1
+         ORDER BY e.id, v.column2",
+        crate::row::tuples(1, rows, 2, "")
+    )
+}
+
+/// Inserts `$events` (a slice of `NewEvent`) and their deliveries in the open transaction `$tx`,
+/// a few multi-row statements per hundred events. A macro, not a function, because each
+/// backend's transaction is its own type (see `with_pool!`); evaluates to
+/// `Result<(), StoreError>`.
 macro_rules! write_events {
     ($tx:expr, $now:expr, $events:expr) => {{
+        let events: Vec<&$crate::NewEvent> = $events.iter().filter(|e| !e.endpoints.is_empty()).collect();
+        let deliveries: Vec<(&str, &str)> = events
+            .iter()
+            .flat_map(|e| {
+                e.endpoints
+                    .iter()
+                    .map(move |endpoint| (e.id.as_str(), endpoint.as_str()))
+            })
+            .collect();
         let mut written: Result<(), $crate::StoreError> = Ok(());
-        for e in $events {
-            if e.endpoints.is_empty() {
-                continue;
+        for chunk in events.chunks($crate::outbox::EVENTS_PER_STATEMENT) {
+            let sql = $crate::outbox::insert_events_sql(chunk.len());
+            let mut insert = sqlx::query(&sql).bind($now);
+            for e in chunk {
+                insert = insert
+                    .bind(&e.id)
+                    .bind(&e.kind)
+                    .bind(&e.body)
+                    .bind(e.occurred_at.millis());
             }
-            let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO webhook_events (event_id, type, payload, occurred_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(&e.id)
-            .bind(&e.kind)
-            .bind(&e.body)
-            .bind(e.occurred_at.millis())
-            .bind($now)
-            .fetch_one(&mut *$tx)
-            .await;
-            let event = match inserted {
-                Ok(id) => id,
-                Err(source) => {
-                    written = Err($crate::StoreError::Query {
-                        op: "write a webhook event",
-                        table: "webhook_events",
-                        source,
-                    });
-                    break;
+            if let Err(source) = insert.execute(&mut *$tx).await {
+                written = Err($crate::StoreError::Query {
+                    op: "write webhook events",
+                    table: "webhook_events",
+                    source,
+                });
+                break;
+            }
+        }
+        if written.is_ok() {
+            for chunk in deliveries.chunks($crate::outbox::DELIVERIES_PER_STATEMENT) {
+                let sql = $crate::outbox::insert_deliveries_sql(chunk.len());
+                let mut insert = sqlx::query(&sql);
+                for (event, endpoint) in chunk {
+                    insert = insert.bind(*event).bind(*endpoint);
                 }
-            };
-            for endpoint in &e.endpoints {
-                // Due at once: a new delivery's first attempt is immediate, whatever the clock.
-                if let Err(source) = sqlx::query(
-                    "INSERT INTO webhook_deliveries (event, endpoint, state, attempts, next_attempt_at)
-                     VALUES ($1, $2, 'pending', 0, 0)",
-                )
-                .bind(event)
-                .bind(endpoint)
-                .execute(&mut *$tx)
-                .await
-                {
+                if let Err(source) = insert.execute(&mut *$tx).await {
                     written = Err($crate::StoreError::Query {
-                        op: "queue a webhook delivery",
+                        op: "queue webhook deliveries",
                         table: "webhook_deliveries",
                         source,
                     });
                     break;
                 }
-            }
-            if written.is_err() {
-                break;
             }
         }
         written

@@ -1179,6 +1179,44 @@ async fn purging_keeps_events_still_to_deliver(db: TestDb) {
 }
 on_both_backends!(purging_keeps_events_still_to_deliver);
 
+async fn many_events_commit_in_chunks(db: TestDb) {
+    // More events and deliveries than one multi-row statement holds.
+    let events: Vec<NewEvent> = (0..250)
+        .map(|i| event(&format!("evt-{i:03}"), "tier.changed", &["crm", "slack"]))
+        .collect();
+    let run = started_run(&db).await;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            events,
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    let counts = db.store.webhook_delivery_counts().await.expect("counts");
+    assert_eq!(counts.pending, 500);
+    let first = db
+        .store
+        .claim_deliveries(
+            "a",
+            &endpoints(&["crm", "slack"]),
+            Timestamp::from_millis(1),
+            Duration::from_secs(60),
+            3,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(
+        first
+            .iter()
+            .map(|c| (c.event_id.as_str(), c.endpoint.as_str()))
+            .collect::<Vec<_>>(),
+        [("evt-000", "crm"), ("evt-000", "slack"), ("evt-001", "crm")],
+        "oldest event first"
+    );
+}
+on_both_backends!(many_events_commit_in_chunks);
+
 async fn events_are_written_with_their_cause_only(db: TestDb) {
     let run = started_run(&db).await;
     let signal = NewSignal {
