@@ -203,6 +203,7 @@ impl Sink for CommitSink {
                 rejected,
                 cleared: plan.cleared,
                 checkpoint: Some(("push".into(), batch_no.to_string())),
+                events: Vec::new(),
             })
             .await
             .inspect_err(|_| p.metrics.error("store"))

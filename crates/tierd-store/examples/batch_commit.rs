@@ -1,10 +1,12 @@
 //! How many accounts per second `Store::commit_batch` writes, on SQLite and on PostgreSQL.
 //!
-//! `cargo run --release -p tierd-store --example batch_commit [BATCHES] [BATCH_SIZE]`
+//! `cargo run --release -p tierd-store --example batch_commit [BATCHES] [BATCH_SIZE] [ENDPOINTS]`
 //! SQLite goes to a temporary file; PostgreSQL to a scratch schema of `TIERD_TEST_POSTGRES`
 //! (default `postgres://postgres@127.0.0.1:5432/test`), skipped when unreachable.
 //! Each batch scores `BATCH_SIZE` accounts, records a push for a quarter of them and a
-//! checkpoint, the way the daemon commits; the first pass inserts, the second updates.
+//! checkpoint, the way the daemon commits; the first pass inserts, the second updates. With
+//! `ENDPOINTS` above 0, every pushed account also writes a `tier.changed` webhook event (about
+//! 500 bytes) to the outbox for that many endpoints, as a batch with webhooks configured does.
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -13,9 +15,9 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 use tierd_core::Tier;
-use tierd_store::{BatchCommit, PushRecord, RunKind, ScoredAccount, Store};
+use tierd_store::{BatchCommit, NewEvent, PushRecord, RunKind, ScoredAccount, Store, Timestamp};
 
-fn batch(run: tierd_store::RunId, b: usize, size: usize, pass: usize) -> BatchCommit {
+fn batch(run: tierd_store::RunId, b: usize, size: usize, pass: usize, endpoints: usize) -> BatchCommit {
     let scored: Vec<ScoredAccount> = (0..size)
         .map(|i| {
             let n = b * size + i;
@@ -41,7 +43,7 @@ fn batch(run: tierd_store::RunId, b: usize, size: usize, pass: usize) -> BatchCo
             }
         })
         .collect();
-    let pushed = scored
+    let pushed: Vec<PushRecord> = scored
         .iter()
         .step_by(4)
         .map(|a| PushRecord {
@@ -51,16 +53,40 @@ fn batch(run: tierd_store::RunId, b: usize, size: usize, pass: usize) -> BatchCo
             reason: a.reason.clone(),
         })
         .collect();
+    let events = if endpoints == 0 {
+        Vec::new()
+    } else {
+        pushed
+            .iter()
+            .map(|p| NewEvent {
+                id: format!("msg_{pass}_{}", p.account),
+                kind: "tier.changed".to_string(),
+                body: json!({
+                    "type": "tier.changed",
+                    "timestamp": "2026-12-01T10:00:00.000Z",
+                    "data": {
+                        "account": {"id": p.account, "name": "Account", "domain": "a.example", "tier": p.tier.as_str()},
+                        "from": "tier_2", "to": p.tier.as_str(), "score": p.score_bucket,
+                        "reason": p.reason, "run": 1
+                    }
+                })
+                .to_string(),
+                occurred_at: Timestamp::from_millis(1_764_583_200_000),
+                endpoints: (0..endpoints).map(|e| format!("endpoint-{e}")).collect(),
+            })
+            .collect()
+    };
     BatchCommit {
         run,
         scored,
         pushed,
         checkpoint: Some(("push".to_string(), b.to_string())),
+        events,
         ..BatchCommit::default()
     }
 }
 
-async fn measure(name: &str, store: &Store, batches: usize, size: usize) {
+async fn measure(name: &str, store: &Store, batches: usize, size: usize, endpoints: usize) {
     let run = store
         .begin_run(RunKind::Full, "default@3", "bench")
         .await
@@ -69,7 +95,7 @@ async fn measure(name: &str, store: &Store, batches: usize, size: usize) {
         let started = Instant::now();
         for b in 0..batches {
             store
-                .commit_batch(&batch(run, b, size, pass))
+                .commit_batch(&batch(run, b, size, pass, endpoints))
                 .await
                 .expect("commit a batch");
         }
@@ -88,12 +114,13 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let batches: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
+    let endpoints: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display()))
         .await
         .expect("open SQLite");
-    measure("sqlite", &sqlite, batches, size).await;
+    measure("sqlite", &sqlite, batches, size, endpoints).await;
 
     let url = std::env::var("TIERD_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
@@ -119,7 +146,7 @@ async fn main() {
     let store = Store::connect_postgres(admin.clone().options([("search_path", schema.as_str())]))
         .await
         .expect("open PostgreSQL");
-    measure("postgres", &store, batches, size).await;
+    measure("postgres", &store, batches, size, endpoints).await;
     store.close().await;
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut conn)

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
-use crate::row::{json_col, parse_col, placeholders, StoreRow, WritePool};
+use crate::outbox::{write_events, NewEvent};
+use crate::row::{json_col, parse_col, placeholders, tuples, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -112,6 +113,9 @@ pub struct BatchCommit {
     pub cleared: Vec<String>,
     /// The run's progress after this batch: `(stage, position)`.
     pub checkpoint: Option<(String, String)>,
+    /// Webhook events this batch causes (`tier.changed`, `push.rejected`, ...): written to the
+    /// outbox in the same transaction, so they exist exactly when the batch does.
+    pub events: Vec<NewEvent>,
 }
 
 /// What was last written to the CRM for an account.
@@ -361,21 +365,6 @@ fn clear_pending_sql(rows: usize) -> String {
 const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($2, $3, $4, $1)
     ON CONFLICT (run, stage) DO UPDATE SET position = excluded.position, at = excluded.at";
 
-/// `rows` tuples of `per_row` consecutive placeholders from `$first`, each followed by `tail`.
-fn tuples(first: usize, rows: usize, per_row: usize, tail: &str) -> String {
-    let mut out = String::with_capacity(rows * (per_row * 6 + tail.len() + 4));
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        out.push_str(&placeholders(first + r * per_row, per_row));
-        out.push_str(tail);
-        out.push(')');
-    }
-    out
-}
-
 /// The items with distinct keys, the last of each kept: a multi-row upsert may not touch a row
 /// twice, and the last word on an account is the one that counts.
 fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
@@ -534,7 +523,8 @@ impl Store {
     /// Commits one batch in a single transaction: account state upserted, a tier-history row for
     /// each account whose tier changed (or that is tiered for the first time), pushed state for
     /// every accepted record (and its pending push cleared), a pending push for every rejected one
-    /// (attempts counted), the `cleared` pending pushes dropped, and the checkpoint. If any part
+    /// (attempts counted), the `cleared` pending pushes dropped, the checkpoint, and the webhook
+    /// events the batch causes with their deliveries (the outbox). If any part
     /// fails nothing is written. Accepted records must belong to accounts that have state, in the
     /// store already or in `scored`.
     ///
@@ -652,6 +642,7 @@ impl Store {
                         .await
                         .map_err(query_error("write a checkpoint", "checkpoints"))?;
                 }
+                write_events!(tx, now, &batch.events)?;
                 tx.commit().await.map_err(query_error("commit a batch", "accounts"))?;
             }
             // Otherwise the transaction is dropped here, which rolls it back.

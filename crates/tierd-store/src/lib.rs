@@ -3,8 +3,9 @@
 //!
 //! Owns the schema and its migrations, and the tables behind them: `runs`, `accounts` (latest
 //! facts, score, tier, explanation, what was last pushed, lock), `tier_history`, `facts_cache`,
-//! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected) and `work_items` (the
-//! PostgreSQL work queue). It must not depend on connectors or plugins: it stores their results as
+//! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected), `work_items` (the
+//! PostgreSQL work queue) and the webhook outbox (`webhook_events`, `webhook_deliveries`,
+//! `webhook_attempts`, `webhook_endpoints`). It must not depend on connectors or plugins: it stores their results as
 //! JSON and domain types from `tierd-core`, and knows nothing of how they were obtained.
 //!
 //! # One store, two backends
@@ -51,6 +52,7 @@ mod cache;
 mod cluster;
 mod error;
 mod migrate;
+mod outbox;
 mod row;
 mod runs;
 mod signals;
@@ -73,6 +75,10 @@ pub use accounts::{
 pub use cache::CachedFacts;
 pub use cluster::{LeaderGuard, WorkItem, WorkItemId, WorkProgress};
 pub use error::{redact_url, StoreError};
+pub use outbox::{
+    AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryCounts, DeliveryId, DeliveryOutcome,
+    DeliveryRecord, DeliveryState, DisabledEndpoint, NewEvent,
+};
 pub use runs::{Run, RunId, RunKind, RunStatus};
 pub use signals::{NewSignal, StoredSignal};
 

@@ -122,3 +122,19 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
     }
     out
 }
+
+/// `rows` tuples of `per_row` consecutive placeholders from `$first`, each followed by `tail`:
+/// the `VALUES` list of a multi-row statement.
+pub(crate) fn tuples(first: usize, rows: usize, per_row: usize, tail: &str) -> String {
+    let mut out = String::with_capacity(rows * (per_row * 6 + tail.len() + 4));
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        out.push_str(&placeholders(first + r * per_row, per_row));
+        out.push_str(tail);
+        out.push(')');
+    }
+    out
+}

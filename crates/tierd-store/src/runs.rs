@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{query_error, StoreError};
-use crate::row::{json_col, parse_col, StoreRow};
+use crate::outbox::{write_events, NewEvent};
+use crate::row::{json_col, parse_col, StoreRow, WritePool};
 use crate::{with_pool, Store, Timestamp};
 
 /// A run's id.
@@ -233,25 +234,49 @@ impl Store {
         stats: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.finish_run_with_events(id, status, stats, error, &[]).await
+    }
+
+    /// [`Store::finish_run`], writing the webhook events it causes (`run.finished`,
+    /// `run.failed`) to the outbox in the same transaction: they exist exactly when the run is
+    /// finished.
+    pub async fn finish_run_with_events(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        stats: &serde_json::Value,
+        error: Option<&str>,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         if status == RunStatus::Running {
             return Err(StoreError::Invalid {
                 op: "finish a run",
                 detail: format!("run {id} cannot finish with status 'running'"),
             });
         }
-        let done = with_pool!(self, pool => sqlx::query(
-            "UPDATE runs SET status = $2, finished_at = $3, stats = $4, error = $5
-             WHERE id = $1 AND status = 'running'",
-        )
-        .bind(id.0)
-        .bind(status.as_str())
-        .bind(Timestamp::now().millis())
-        .bind(stats.to_string())
-        .bind(error)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(query_error("finish a run", "runs"))?;
+        let now = Timestamp::now().millis();
+        let failed = query_error("finish a run", "runs");
+        let done = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(failed)?;
+            let done = sqlx::query(
+                "UPDATE runs SET status = $2, finished_at = $3, stats = $4, error = $5
+                 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id.0)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(stats.to_string())
+            .bind(error)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?
+            .rows_affected();
+            if done == 1 {
+                write_events!(tx, now, events)?;
+                tx.commit().await.map_err(failed)?;
+            }
+            done
+        });
         if done == 1 {
             return Ok(());
         }

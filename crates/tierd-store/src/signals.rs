@@ -5,6 +5,7 @@
 use tierd_core::Date;
 
 use crate::error::{query_error, StoreError};
+use crate::outbox::{write_events, NewEvent};
 use crate::row::{parse_col, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
@@ -81,6 +82,46 @@ impl Store {
                     .await
                     .map_err(query_error("record a signal", "signals"))?
                     .rows_affected();
+            }
+            tx.commit().await.map_err(query_error("commit signals", "signals"))?;
+            inserted
+        });
+        Ok(inserted)
+    }
+
+    /// Records `signals` seen by `run` like [`Store::insert_signals`], each with the webhook
+    /// events it causes (`technology.adopted`, `renewal.due`, ...): a signal's events are written
+    /// to the outbox in the same transaction, and only when the signal is new, so an event
+    /// re-derived on every run (or after a crash) is announced once. Returns how many were new.
+    pub async fn insert_signals_with_events(
+        &self,
+        run: Option<RunId>,
+        signals: &[(NewSignal, Vec<NewEvent>)],
+    ) -> Result<u64, StoreError> {
+        if signals.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now().millis();
+        let inserted = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query_error("begin recording signals", "signals"))?;
+            let mut inserted = 0;
+            for (s, events) in signals {
+                let new = sqlx::query(INSERT)
+                    .bind(&s.account)
+                    .bind(&s.kind)
+                    .bind(&s.subject)
+                    .bind(s.date.to_string())
+                    .bind(&s.source)
+                    .bind(run.map(|r| r.0))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("record a signal", "signals"))?
+                    .rows_affected();
+                if new == 1 {
+                    write_events!(tx, now, events)?;
+                }
+                inserted += new;
             }
             tx.commit().await.map_err(query_error("commit signals", "signals"))?;
             inserted

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 use tierd_core::{Date, Tier};
 use tierd_store::{
-    BatchCommit, CachedFacts, Engagement, NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind,
-    RunStatus, ScoredAccount, StoreError, Timestamp,
+    BatchCommit, CachedFacts, DeliveryAttempt, DeliveryOutcome, DeliveryState, Engagement, NewEvent,
+    NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind, RunStatus, ScoredAccount, StoreError,
+    Timestamp,
 };
 
 use common::TestDb;
@@ -56,6 +57,16 @@ fn rejected(id: &str, tier: Tier, error: &str, permanent: bool) -> RejectedPush 
     }
 }
 
+fn event(id: &str, kind: &str, endpoints: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.to_string(),
+        kind: kind.to_string(),
+        body: format!(r#"{{"type":"{kind}","timestamp":"2026-12-01T10:00:00.000Z","data":{{}}}}"#),
+        occurred_at: Timestamp::from_millis(1_764_583_200_000),
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
 async fn started_run(db: &TestDb) -> RunId {
     db.store
         .begin_run(RunKind::Full, "default@3", "instance-a")
@@ -64,11 +75,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 3);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 4);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 3);
+        assert_eq!(again.schema_version().await.expect("schema version"), 4);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -76,7 +87,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 3 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 4 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
@@ -202,6 +213,7 @@ async fn batch_commit_is_all_or_nothing(db: TestDb) {
             scored: vec![scored("a", 4.6, Tier::Tier1)],
             pushed: vec![pushed("a", Tier::Tier1)],
             checkpoint: Some(("push".into(), "batch-1".into())),
+            events: vec![event("evt-batch-1", "tier.changed", &["crm-team"])],
             ..BatchCommit::default()
         })
         .await
@@ -219,6 +231,7 @@ async fn batch_commit_is_all_or_nothing(db: TestDb) {
         rejected: vec![rejected("a", Tier::Untiered, "INVALID_OPTION", false)],
         cleared: vec![],
         checkpoint: Some(("push".into(), "batch-2".into())),
+        events: vec![event("evt-batch-2", "tier.changed", &["crm-team"])],
     };
     let err = db
         .store
@@ -262,6 +275,16 @@ async fn batch_commit_is_all_or_nothing(db: TestDb) {
             .map(|c| c.position),
         Some("batch-1".to_string())
     );
+    // The outbox holds the first batch's event only: the failed batch's never existed.
+    let events: Vec<String> = db
+        .store
+        .webhook_deliveries(None, None, 10)
+        .await
+        .expect("deliveries")
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(events, ["evt-batch-1"]);
 }
 on_both_backends!(batch_commit_is_all_or_nothing);
 
@@ -885,3 +908,381 @@ async fn an_in_memory_store_keeps_its_data_while_open() {
         Some(RunKind::DryRun)
     );
 }
+
+fn endpoints(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn attempt(at: i64, status: Option<u16>, outcome: DeliveryOutcome) -> DeliveryAttempt {
+    DeliveryAttempt {
+        at: Timestamp::from_millis(at),
+        status,
+        error: status.filter(|s| *s >= 300).map(|s| format!("HTTP {s}")),
+        duration: Duration::from_millis(12),
+        outcome,
+    }
+}
+
+async fn outbox_deliveries_are_claimed_once_and_retried_with_the_same_id(db: TestDb) {
+    db.store
+        .enqueue_events(&[
+            event("evt-1", "tier.changed", &["crm", "slack"]),
+            event("evt-2", "run.finished", &["crm"]),
+            event("evt-none", "run.finished", &[]),
+        ])
+        .await
+        .expect("enqueue");
+    let names = endpoints(&["crm", "slack"]);
+    let t0 = 1_000_000;
+    let lease = Duration::from_secs(60);
+
+    // Two instances claim at once: each delivery goes to exactly one of them.
+    let other = db.reopen().await.expect("second instance");
+    let (a, b) = tokio::join!(
+        db.store
+            .claim_deliveries("a", &names, Timestamp::from_millis(t0), lease, 2),
+        other.claim_deliveries("b", &names, Timestamp::from_millis(t0), lease, 2),
+    );
+    let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+    let mut all: Vec<(String, String)> = a
+        .iter()
+        .chain(&b)
+        .map(|c| (c.event_id.clone(), c.endpoint.clone()))
+        .collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("evt-1".to_string(), "crm".to_string()),
+            ("evt-1".to_string(), "slack".to_string()),
+            ("evt-2".to_string(), "crm".to_string())
+        ],
+        "three deliveries (an event for no endpoint is not stored), none claimed twice"
+    );
+    assert!(db
+        .store
+        .claim_deliveries("c", &names, Timestamp::from_millis(t0), lease, 10)
+        .await
+        .expect("claim c")
+        .is_empty());
+
+    // One fails and is scheduled for later; one is delivered; one claimer dies.
+    let mut claimed: Vec<_> = a
+        .into_iter()
+        .map(|c| ("a", c))
+        .chain(b.into_iter().map(|c| ("b", c)))
+        .collect();
+    claimed.sort_by(|x, y| (&x.1.event_id, &x.1.endpoint).cmp(&(&y.1.event_id, &y.1.endpoint)));
+    let [(crm_owner, crm1), (slack_owner, slack1), (_dead, _evt2)] = claimed.try_into().expect("three");
+    assert!(db
+        .store
+        .record_delivery_attempt(
+            crm1.id,
+            crm_owner,
+            &attempt(
+                t0,
+                Some(500),
+                DeliveryOutcome::Retry {
+                    at: Timestamp::from_millis(t0 + 5_000)
+                }
+            )
+        )
+        .await
+        .expect("record retry"));
+    assert!(db
+        .store
+        .record_delivery_attempt(
+            slack1.id,
+            slack_owner,
+            &attempt(t0, Some(200), DeliveryOutcome::Delivered)
+        )
+        .await
+        .expect("record delivered"));
+    // A stale owner's word does not count.
+    assert!(!db
+        .store
+        .record_delivery_attempt(
+            slack1.id,
+            slack_owner,
+            &attempt(t0, Some(200), DeliveryOutcome::Delivered)
+        )
+        .await
+        .expect("record twice"));
+
+    // Not due before its time; at its time the retry and the dead claimer's delivery come back.
+    assert!(db
+        .store
+        .claim_deliveries("c", &names, Timestamp::from_millis(t0 + 4_999), lease, 10)
+        .await
+        .expect("claim early")
+        .is_empty());
+    let again = db
+        .store
+        .claim_deliveries("c", &names, Timestamp::from_millis(t0 + 60_000), lease, 10)
+        .await
+        .expect("claim later");
+    let again: Vec<(&str, &str, u32)> = again
+        .iter()
+        .map(|c| (c.event_id.as_str(), c.endpoint.as_str(), c.attempts))
+        .collect();
+    assert_eq!(
+        again,
+        [("evt-1", "crm", 1), ("evt-2", "crm", 0)],
+        "same ids, attempts counted"
+    );
+
+    let log = db.store.webhook_attempts(crm1.id).await.expect("attempts");
+    assert_eq!(
+        log.iter().map(|a| (a.attempt, a.status)).collect::<Vec<_>>(),
+        [(1, Some(500))]
+    );
+    let counts = db.store.webhook_delivery_counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.delivering, counts.delivered, counts.failed),
+        (0, 2, 1, 0)
+    );
+}
+on_both_backends!(outbox_deliveries_are_claimed_once_and_retried_with_the_same_id);
+
+async fn a_disabled_endpoint_keeps_its_deliveries_until_enabled(db: TestDb) {
+    db.store
+        .enqueue_events(&[
+            event("evt-1", "tier.changed", &["gone"]),
+            event("evt-2", "tier.changed", &["gone", "ok"]),
+        ])
+        .await
+        .expect("enqueue");
+    let names = endpoints(&["gone", "ok"]);
+    let lease = Duration::from_secs(60);
+    let first = db
+        .store
+        .claim_deliveries("a", &names, Timestamp::from_millis(10), lease, 1)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    let outcome = DeliveryOutcome::Failed {
+        disable_endpoint: Some("the endpoint answered 410 Gone".to_string()),
+    };
+    assert!(db
+        .store
+        .record_delivery_attempt(first[0].id, "a", &attempt(10, Some(410), outcome))
+        .await
+        .expect("record 410"));
+    let disabled = db.store.disabled_webhook_endpoints().await.expect("disabled");
+    assert_eq!(
+        disabled
+            .iter()
+            .map(|d| (d.name.as_str(), d.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [("gone", "the endpoint answered 410 Gone")]
+    );
+    let rest = db
+        .store
+        .claim_deliveries("a", &names, Timestamp::from_millis(20), lease, 10)
+        .await
+        .expect("claim the rest");
+    assert_eq!(
+        rest.iter().map(|c| c.endpoint.as_str()).collect::<Vec<_>>(),
+        ["ok"],
+        "nothing more goes to a disabled endpoint"
+    );
+    assert!(db.store.enable_webhook_endpoint("gone").await.expect("enable"));
+    assert!(!db
+        .store
+        .enable_webhook_endpoint("gone")
+        .await
+        .expect("enable again"));
+    let resumed = db
+        .store
+        .claim_deliveries("a", &names, Timestamp::from_millis(30), lease, 10)
+        .await
+        .expect("claim after enabling");
+    assert_eq!(
+        resumed
+            .iter()
+            .map(|c| (c.event_id.as_str(), c.endpoint.as_str()))
+            .collect::<Vec<_>>(),
+        [("evt-2", "gone")],
+        "its pending delivery resumes; the refused one stays failed"
+    );
+    let log = db
+        .store
+        .webhook_deliveries(Some("gone"), None, 10)
+        .await
+        .expect("log");
+    assert_eq!(
+        log.iter()
+            .map(|d| (d.event_id.as_str(), d.state))
+            .collect::<Vec<_>>(),
+        [
+            ("evt-2", DeliveryState::Delivering),
+            ("evt-1", DeliveryState::Failed)
+        ]
+    );
+}
+on_both_backends!(a_disabled_endpoint_keeps_its_deliveries_until_enabled);
+
+async fn purging_keeps_events_still_to_deliver(db: TestDb) {
+    db.store
+        .enqueue_events(&[
+            event("evt-done", "tier.changed", &["crm", "slack"]),
+            event("evt-half", "tier.changed", &["crm", "slack"]),
+        ])
+        .await
+        .expect("enqueue");
+    let names = endpoints(&["crm", "slack"]);
+    let claimed = db
+        .store
+        .claim_deliveries(
+            "a",
+            &names,
+            Timestamp::from_millis(1),
+            Duration::from_secs(60),
+            10,
+        )
+        .await
+        .expect("claim");
+    for c in &claimed {
+        // Both of evt-done's deliveries finish (one delivered, one given up); evt-half's crm
+        // delivery is delivered and its slack one waits for a retry.
+        let outcome = match (c.event_id.as_str(), c.endpoint.as_str()) {
+            ("evt-done", "slack") => DeliveryOutcome::Failed {
+                disable_endpoint: None,
+            },
+            ("evt-half", "slack") => DeliveryOutcome::Retry {
+                at: Timestamp::from_millis(10_000),
+            },
+            _ => DeliveryOutcome::Delivered,
+        };
+        assert!(db
+            .store
+            .record_delivery_attempt(c.id, "a", &attempt(1, Some(200), outcome))
+            .await
+            .expect("record"));
+    }
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    assert_eq!(db.store.purge_webhook_events(later).await.expect("purge"), 1);
+    let left: Vec<(String, String)> = db
+        .store
+        .webhook_deliveries(None, None, 10)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|d| (d.event_id, d.endpoint))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("evt-half".to_string(), "slack".to_string()),
+            ("evt-half".to_string(), "crm".to_string())
+        ]
+    );
+    assert_eq!(
+        db.store
+            .purge_webhook_events(Timestamp::from_millis(0))
+            .await
+            .expect("purge"),
+        0
+    );
+}
+on_both_backends!(purging_keeps_events_still_to_deliver);
+
+async fn many_events_commit_in_chunks(db: TestDb) {
+    // More events and deliveries than one multi-row statement holds.
+    let events: Vec<NewEvent> = (0..250)
+        .map(|i| event(&format!("evt-{i:03}"), "tier.changed", &["crm", "slack"]))
+        .collect();
+    let run = started_run(&db).await;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            events,
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    let counts = db.store.webhook_delivery_counts().await.expect("counts");
+    assert_eq!(counts.pending, 500);
+    let first = db
+        .store
+        .claim_deliveries(
+            "a",
+            &endpoints(&["crm", "slack"]),
+            Timestamp::from_millis(1),
+            Duration::from_secs(60),
+            3,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(
+        first
+            .iter()
+            .map(|c| (c.event_id.as_str(), c.endpoint.as_str()))
+            .collect::<Vec<_>>(),
+        [("evt-000", "crm"), ("evt-000", "slack"), ("evt-001", "crm")],
+        "oldest event first"
+    );
+}
+on_both_backends!(many_events_commit_in_chunks);
+
+async fn events_are_written_with_their_cause_only(db: TestDb) {
+    let run = started_run(&db).await;
+    let signal = NewSignal {
+        account: "a".to_string(),
+        kind: "technology_adopted".to_string(),
+        subject: "Snowflake".to_string(),
+        date: Date::from_ymd(2026, 11, 30).expect("date"),
+        source: "technographic".to_string(),
+    };
+    for (i, expected_new) in [(1, 1), (2, 0)] {
+        let new = db
+            .store
+            .insert_signals_with_events(
+                Some(run),
+                &[(
+                    signal.clone(),
+                    vec![event(&format!("evt-adopted-{i}"), "technology.adopted", &["crm"])],
+                )],
+            )
+            .await
+            .expect("signals");
+        assert_eq!(new, expected_new);
+    }
+    db.store
+        .finish_run_with_events(
+            run,
+            RunStatus::Succeeded,
+            &json!({}),
+            None,
+            &[event("evt-run", "run.finished", &["crm"])],
+        )
+        .await
+        .expect("finish");
+    // A run finished twice is refused, and its second event with it.
+    assert!(db
+        .store
+        .finish_run_with_events(
+            run,
+            RunStatus::Failed,
+            &json!({}),
+            None,
+            &[event("evt-run-2", "run.failed", &["crm"])]
+        )
+        .await
+        .is_err());
+    let mut ids: Vec<String> = db
+        .store
+        .webhook_deliveries(None, None, 10)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["evt-adopted-1", "evt-run"],
+        "a signal seen again announces nothing"
+    );
+}
+on_both_backends!(events_are_written_with_their_cause_only);
