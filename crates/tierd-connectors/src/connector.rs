@@ -1,6 +1,6 @@
 //! The one shape every connector has: pull accounts since a watermark as a stream of
-//! pages, push tier updates with an outcome per record, make sure the CRM has tierd's
-//! fields, and say how far the last pull got.
+//! pages (each carrying how far the pull got), push tier updates with an outcome per
+//! record, and make sure the CRM has tierd's fields.
 //!
 //! The trait is object-safe (boxed futures and streams) so the daemon holds a
 //! `Box<dyn Connector>` built by [`crate::registry`] from config, whatever the CRM.
@@ -28,9 +28,14 @@ pub trait Connector: Send + Sync {
     /// The registry name (`hubspot`, `salesforce`, `file`).
     fn kind(&self) -> &'static str;
 
-    /// Accounts changed since `since` (all of them when `None`), page by page. Each page
-    /// carries the watermark reached so far; a malformed record is quarantined in its page
-    /// and the rest of the page goes on.
+    /// Accounts changed since `since` (all of them when `None`), page by page. A malformed
+    /// record is quarantined in its page and the rest of the page goes on.
+    ///
+    /// Each page carries the watermark reached so far ([`AccountPage::watermark`], never
+    /// below `since`): the last page's is where the next incremental pull starts, once the
+    /// run that consumed the whole stream has succeeded. A pull that yields no page found
+    /// nothing new, and the watermark stays at `since`. The connector keeps no state
+    /// between pulls: the caller stores the watermark.
     fn pull(&self, since: Option<Watermark>) -> PageStream<'_>;
 
     /// Writes `updates`, one outcome per update, in the same order. Errors that stop
@@ -42,10 +47,6 @@ pub trait Connector: Send + Sync {
 
     /// Creates tierd's fields where the connector can, and reports what exists and what is missing.
     fn ensure_schema(&self) -> BoxFuture<'_, Result<SchemaReport, ConnectorError>>;
-
-    /// The highest modification time seen by the last completed pull: where the next
-    /// incremental pull starts.
-    fn watermark(&self) -> Option<Watermark>;
 
     /// Deals (opportunities) of these accounts, for funnel reports. Account files have none.
     fn deals_for<'a>(&'a self, account_ids: &'a [String])
@@ -128,11 +129,6 @@ impl Watermark {
     pub fn minus_millis(self, ms: i64) -> Watermark {
         Watermark(self.0.saturating_sub(ms))
     }
-
-    /// Salesforce's SOQL datetime literal form: `2026-11-24T10:00:00.000Z`.
-    pub fn to_soql(self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for Watermark {
@@ -157,8 +153,9 @@ pub struct CrmAccount {
     pub domain: Option<String>,
     /// Facts read through the connector's mapping (source: the connector's name).
     pub facts: Facts,
-    /// The tier the CRM holds now (tierd's field), as text, whoever set it.
-    pub crm_tier: Option<String>,
+    /// The tier the CRM holds now (tierd's field), whoever set it. A value that is not a
+    /// tier quarantines the record (a person's value tierd cannot read is never overwritten).
+    pub crm_tier: Option<Tier>,
     /// Whether a person locked the tier.
     pub locked: bool,
     /// When the CRM last changed the record.
@@ -192,7 +189,9 @@ pub struct AccountPage {
     pub accounts: Vec<CrmAccount>,
     /// Records that were not.
     pub quarantined: Vec<Quarantined>,
-    /// The highest modification time seen so far in this pull.
+    /// The highest modification time seen so far in this pull (at least the pull's `since`).
+    /// The last page's is the watermark to store once the run has succeeded; `None` when
+    /// neither `since` nor any record so far had a modification time.
     pub watermark: Option<Watermark>,
 }
 
@@ -227,7 +226,7 @@ pub enum PushOutcome {
     /// A person changed the tier since tierd last pushed it; not sent.
     SkippedOverridden {
         /// The tier the CRM holds.
-        crm_tier: String,
+        crm_tier: Tier,
     },
     /// The CRM refused the record.
     Rejected {

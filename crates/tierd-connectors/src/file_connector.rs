@@ -64,7 +64,6 @@ impl FileConfig {
             config: self,
             schema,
             writer: Mutex::new(None),
-            watermark: Mutex::new(None),
         })
     }
 }
@@ -74,7 +73,6 @@ pub struct FileConnector {
     config: FileConfig,
     schema: FactSchema,
     writer: Mutex<Option<TierWriter>>,
-    watermark: Mutex<Option<Watermark>>,
 }
 
 impl FileConnector {
@@ -125,7 +123,7 @@ impl FileConnector {
                         name: a.name,
                         domain: a.domain,
                         facts,
-                        crm_tier: a.lock.map(|t| t.to_string()),
+                        crm_tier: a.lock,
                         locked: a.lock.is_some(),
                         updated_at: None,
                     });
@@ -200,10 +198,7 @@ impl Connector for FileConnector {
                         st.reader = Some(reader);
                         Some((Ok(page), st))
                     }
-                    Ok((_, Ok(None))) => {
-                        *st.this.watermark.lock().unwrap_or_else(|p| p.into_inner()) = Some(st.watermark);
-                        None
-                    }
+                    Ok((_, Ok(None))) => None,
                     Ok((_, Err(e))) => {
                         st.done = true;
                         Some((Err(e), st))
@@ -255,10 +250,6 @@ impl Connector for FileConnector {
         })
     }
 
-    fn watermark(&self) -> Option<Watermark> {
-        *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn deals_for<'a>(
         &'a self,
         _account_ids: &'a [String],
@@ -305,7 +296,10 @@ mod tests {
         assert_eq!(pages[0].quarantined[0].id, "b");
         assert!(pages[0].quarantined[0].reason.contains("employee_count"));
         assert!(pages[1].accounts[0].locked);
-        let mark = connector.watermark().expect("watermark after a full pull");
+        let mark = pages
+            .last()
+            .and_then(|p| p.watermark)
+            .expect("the last page's watermark");
         assert_eq!(connector.pull(Some(mark)).count().await, 0, "unchanged file");
 
         let update = TierUpdate {

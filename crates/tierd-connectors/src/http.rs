@@ -110,17 +110,22 @@ impl RateLimiter {
         RateLimiter::new(0.0, 1)
     }
 
-    /// Waits for a token; returns how long it waited.
+    /// Waits for a token; returns the wait the bucket asked for (pauses and the slot's
+    /// delay, not what the timer measured, so counters are exact).
     pub async fn acquire(&self) -> Duration {
-        let start = Instant::now();
+        let mut planned = Duration::ZERO;
         loop {
             match self.reserve(Instant::now()) {
-                Slot::Paused(d) => tokio::time::sleep(d).await,
+                Slot::Paused(d) => {
+                    planned += d;
+                    tokio::time::sleep(d).await;
+                }
                 Slot::After(d) => {
                     if !d.is_zero() {
+                        planned += d;
                         tokio::time::sleep(d).await;
                     }
-                    return start.elapsed();
+                    return planned;
                 }
             }
         }
@@ -259,7 +264,8 @@ pub struct HttpStats {
     pub server_errors: u64,
     /// Timeouts, refused and dropped connections.
     pub transport_errors: u64,
-    /// Time spent waiting for the rate limiter and in back-off.
+    /// Time spent waiting for the rate limiter and in back-off, as planned (the waits the
+    /// limiter, `Retry-After` and back-off asked for).
     pub waited: Duration,
     /// API calls used today as the vendor last reported them (Salesforce), 0 when unknown.
     pub api_used: u64,
@@ -697,8 +703,10 @@ mod tests {
     #[test]
     fn a_pause_holds_everyone_back() {
         let limiter = RateLimiter::unlimited();
+        let before = Instant::now();
         limiter.pause_for(Duration::from_secs(5));
-        assert!(matches!(limiter.reserve(Instant::now()), Slot::Paused(d) if d > Duration::from_secs(4)));
+        // Asked as of a moment before the pause began: the whole pause lies ahead.
+        assert!(matches!(limiter.reserve(before), Slot::Paused(d) if d >= Duration::from_secs(5)));
     }
 
     #[test]
@@ -775,18 +783,53 @@ mod tests {
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
+    /// A server that answers the first request 429 with `Retry-After: 1` and refuses, again
+    /// with a 429, any request that comes before that second is over.
+    async fn retry_after_enforcing_server() -> (String, Arc<AtomicU32>) {
+        let refused = Arc::new(AtomicU32::new(0));
+        let until: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let r = refused.clone();
+        let app = axum::Router::new().fallback(move || {
+            let (r, until) = (r.clone(), until.clone());
+            async move {
+                let mut until = until.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                match *until {
+                    Some(t) if now >= t => (S::OK, "done").into_response(),
+                    _ => {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        until.get_or_insert(now + Duration::from_secs(1));
+                        let mut resp = (S::TOO_MANY_REQUESTS, "{}").into_response();
+                        resp.headers_mut()
+                            .insert("retry-after", HeaderValue::from_static("1"));
+                        resp
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), refused)
+    }
+
     #[tokio::test]
     async fn honours_retry_after() {
-        let (url, _) = serve(vec![(429, vec![("retry-after", "1".into())], "{}")]).await;
+        // The server refuses a retry that comes early, so one 429 in all proves the wait.
+        let (url, refused) = retry_after_enforcing_server().await;
         let client = HttpClient::new(Vendor::HubSpot, fast_policy()).expect("client");
-        let start = Instant::now();
         let reply = client
             .send("test", &RateLimiter::unlimited(), |c| c.get(&url))
             .await
             .expect("reply");
         assert_eq!(reply.status.as_u16(), 200);
-        assert!(start.elapsed() >= Duration::from_secs(1));
-        assert_eq!(client.stats().rate_limited, 1);
+        assert_eq!(
+            refused.load(Ordering::SeqCst),
+            1,
+            "the retry came after Retry-After"
+        );
+        let stats = client.stats();
+        assert_eq!((stats.requests, stats.rate_limited), (2, 1), "{stats:?}");
     }
 
     #[tokio::test]

@@ -17,7 +17,6 @@
 //! JSON and nothing about scoring.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::stream;
@@ -143,7 +142,6 @@ impl HubSpotConfig {
             http,
             limiter,
             search_limiter,
-            watermark: Mutex::new(None),
             config: self,
         })
     }
@@ -158,7 +156,6 @@ pub struct HubSpotConnector {
     http: HttpClient,
     limiter: RateLimiter,
     search_limiter: RateLimiter,
-    watermark: Mutex<Option<Watermark>>,
 }
 
 #[derive(Deserialize)]
@@ -359,14 +356,19 @@ impl HubSpotConnector {
             if let Some(u) = updated_at {
                 page.watermark = Some(page.watermark.map_or(u, |w| w.max(u)));
             }
-            match mapping::read_facts(&self.config.mapping, &id, NAME, prop) {
-                Ok(facts) => page.accounts.push(CrmAccount {
+            let tier_property = &self.config.tier_property;
+            let read = mapping::read_facts(&self.config.mapping, &id, NAME, prop).and_then(|facts| {
+                Ok((
+                    facts,
+                    mapping::read_tier(&id, tier_property, prop(tier_property))?,
+                ))
+            });
+            match read {
+                Ok((facts, crm_tier)) => page.accounts.push(CrmAccount {
                     name: prop("name").map(str::to_string),
                     domain: prop("domain").map(str::to_string),
                     facts,
-                    crm_tier: prop(&self.config.tier_property)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string),
+                    crm_tier,
                     locked: prop(&self.config.lock_property).is_some_and(|v| v.eq_ignore_ascii_case("true")),
                     updated_at,
                     id,
@@ -759,7 +761,6 @@ impl Connector for HubSpotConnector {
         Box::pin(stream::unfold(Some(state), move |state| async move {
             let (cursor, mut mark) = state?;
             if matches!(cursor, Cursor::Done) {
-                *self.watermark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
                 return None;
             }
             match self.next_page(cursor).await {
@@ -823,10 +824,6 @@ impl Connector for HubSpotConnector {
 
     fn ensure_schema(&self) -> BoxFuture<'_, Result<SchemaReport, ConnectorError>> {
         Box::pin(self.schema())
-    }
-
-    fn watermark(&self) -> Option<Watermark> {
-        *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn deals_for<'a>(

@@ -21,7 +21,7 @@ use crate::connector::{PushOutcome, TierUpdate};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CrmTierState {
     /// The tier field's value, whoever set it.
-    pub crm_tier: Option<String>,
+    pub crm_tier: Option<Tier>,
     /// Whether the tier is locked by a person.
     pub locked: bool,
 }
@@ -110,12 +110,10 @@ fn decide(
         if state.locked {
             return Some(PushOutcome::SkippedLocked);
         }
-        if let Some(crm_tier) = state.crm_tier.as_deref().filter(|t| !t.trim().is_empty()) {
+        if let Some(crm_tier) = state.crm_tier {
             // tierd never pushed here, or pushed something else: the value is a person's.
-            if last.is_none_or(|l| l.tier.as_str() != crm_tier.trim()) {
-                return Some(PushOutcome::SkippedOverridden {
-                    crm_tier: crm_tier.to_string(),
-                });
+            if last.is_none_or(|l| l.tier != crm_tier) {
+                return Some(PushOutcome::SkippedOverridden { crm_tier });
             }
         }
     }
@@ -168,16 +166,13 @@ mod tests {
         ];
         let crm: HashMap<_, _> = [
             ("a", None, true),
-            ("b", Some("tier_1"), false),
-            ("c", Some("tier_3"), false),
-            ("d", Some("tier_3"), false),
+            ("b", Some(Tier::Tier1), false),
+            ("c", Some(Tier::Tier3), false),
+            ("d", Some(Tier::Tier3), false),
         ]
         .into_iter()
         .map(|(id, t, locked)| {
-            let state = CrmTierState {
-                crm_tier: t.map(str::to_string),
-                locked,
-            };
+            let state = CrmTierState { crm_tier: t, locked };
             (id.to_string(), state)
         })
         .collect();
@@ -199,7 +194,7 @@ mod tests {
                 (
                     "b".to_string(),
                     PushOutcome::SkippedOverridden {
-                        crm_tier: "tier_1".into()
+                        crm_tier: Tier::Tier1
                     }
                 ),
                 ("d".to_string(), PushOutcome::Unchanged),
@@ -212,7 +207,7 @@ mod tests {
         let crm = HashMap::from([(
             "a".to_string(),
             CrmTierState {
-                crm_tier: Some("tier_2".into()),
+                crm_tier: Some(Tier::Tier2),
                 locked: false,
             },
         )]);
@@ -244,7 +239,7 @@ mod tests {
                 let id = format!("acc-{i}");
                 results.push(update(&id, *t, *s, &format!("reason {r}")));
                 if *pulled {
-                    crm.insert(id.clone(), CrmTierState { crm_tier: crm_tier.map(|t| t.to_string()), locked: *locked });
+                    crm.insert(id.clone(), CrmTierState { crm_tier: *crm_tier, locked: *locked });
                 }
                 if let Some((pt, ps, pr)) = prev {
                     last.insert(id.clone(), last_push(*pt, *ps, *pr));
@@ -255,9 +250,9 @@ mod tests {
             for u in &plan.send {
                 if let Some(state) = crm.get(&u.id) {
                     prop_assert!(!state.locked, "locked {} sent", u.id);
-                    if let Some(t) = &state.crm_tier {
-                        let pushed = last.get(&u.id).map(|l| l.tier.to_string());
-                        prop_assert_eq!(Some(t.clone()), pushed, "overridden {} sent", &u.id);
+                    if let Some(t) = state.crm_tier {
+                        let pushed = last.get(&u.id).map(|l| l.tier);
+                        prop_assert_eq!(Some(t), pushed, "overridden {} sent", &u.id);
                     }
                 }
             }
@@ -265,7 +260,7 @@ mod tests {
             for u in &plan.send {
                 last.insert(u.id.clone(), LastPush::from(u));
                 if let Some(state) = crm.get_mut(&u.id) {
-                    state.crm_tier = Some(u.tier.to_string());
+                    state.crm_tier = Some(u.tier);
                 }
             }
             let again = plan_push(results, &crm, &last, PlanOptions::default());

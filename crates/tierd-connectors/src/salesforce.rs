@@ -18,7 +18,6 @@
 //!   pushing stops while fewer calls than the configured reserve remain.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use futures_util::stream;
 use serde::Deserialize;
@@ -150,7 +149,6 @@ impl SalesforceConfig {
             limiter,
             session: tokio::sync::Mutex::new(None),
             fields: tokio::sync::Mutex::new(None),
-            watermark: Mutex::new(None),
             config: self,
         })
     }
@@ -170,7 +168,6 @@ pub struct SalesforceConnector {
     session: tokio::sync::Mutex<Option<Session>>,
     /// Account field names from `describe`, read once.
     fields: tokio::sync::Mutex<Option<HashSet<String>>>,
-    watermark: Mutex<Option<Watermark>>,
 }
 
 #[derive(Deserialize)]
@@ -478,12 +475,15 @@ impl SalesforceConnector {
             if let Some(u) = updated_at {
                 page.watermark = Some(page.watermark.map_or(u, |w| w.max(u)));
             }
-            match mapping::read_facts(&self.config.mapping, &id, NAME, field) {
-                Ok(facts) => page.accounts.push(CrmAccount {
+            let tier_field = &self.config.tier_field;
+            let read = mapping::read_facts(&self.config.mapping, &id, NAME, field)
+                .and_then(|facts| Ok((facts, mapping::read_tier(&id, tier_field, field(tier_field))?)));
+            match read {
+                Ok((facts, crm_tier)) => page.accounts.push(CrmAccount {
                     name: field("Name").map(str::to_string),
                     domain: field("Website").map(domain_of),
                     facts,
-                    crm_tier: field(&self.config.tier_field).map(str::to_string),
+                    crm_tier,
                     locked: field(&self.config.lock_field).is_some_and(|v| v.eq_ignore_ascii_case("true")),
                     updated_at,
                     id,
@@ -837,10 +837,7 @@ impl Connector for SalesforceConnector {
                 let (step, mut mark) = state?;
                 let what = "query accounts";
                 let page = match step {
-                    Step::Done => {
-                        *self.watermark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
-                        return None;
-                    }
+                    Step::Done => return None,
                     Step::Start => match self.account_query(since).await {
                         Ok(soql) => self.query_page(what, &self.query_path(&soql)).await,
                         Err(e) => Err(e),
@@ -880,10 +877,6 @@ impl Connector for SalesforceConnector {
             *self.fields.lock().await = None;
             self.describe_report().await
         })
-    }
-
-    fn watermark(&self) -> Option<Watermark> {
-        *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn deals_for<'a>(

@@ -304,6 +304,7 @@ impl Firmographic {
                         wait = wait.max(reset_wait(
                             &response,
                             Duration::from_millis(self.config.max_wait_ms),
+                            SystemTime::now(),
                         ));
                         limited.push((i, req));
                     }
@@ -388,9 +389,9 @@ fn error_message(body: &str) -> Option<String> {
 
 /// How long to wait after a 429: until `x-ratelimit-reset` (a UTC timestamp, or epoch seconds
 /// in PDL's older headers), else `retry-after` seconds, else a whole 60-second window; at most
-/// `cap`.
-fn reset_wait(response: &HttpResponse, cap: Duration) -> Duration {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+/// `cap`. `now` is an argument so the arithmetic is tested without the clock.
+fn reset_wait(response: &HttpResponse, cap: Duration, now: SystemTime) -> Duration {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let from_reset = response.header("x-ratelimit-reset").and_then(|v| {
         let v = v.trim();
         let at = match v.parse::<u64>() {
@@ -665,14 +666,20 @@ mod tests {
     #[test]
     fn reset_headers_in_every_published_shape_give_the_wait() {
         let cap = Duration::from_secs(65);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let r = response(429, &[("x-ratelimit-reset", &(now + 30).to_string())], "");
-        assert!((29..=30).contains(&reset_wait(&r, cap).as_secs()));
+        // 2026-11-24T14:20:00Z
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_530_000);
+        let r = response(429, &[("x-ratelimit-reset", "1795530030")], "");
+        assert_eq!(reset_wait(&r, cap, now), Duration::from_secs(30));
+        let r = response(429, &[("x-ratelimit-reset", "2026-11-24T14:20:45Z")], "");
+        assert_eq!(reset_wait(&r, cap, now), Duration::from_secs(45));
         let r = response(429, &[("retry-after", "7")], "");
-        assert_eq!(reset_wait(&r, cap), Duration::from_secs(7));
-        assert_eq!(reset_wait(&response(429, &[], ""), cap), Duration::from_secs(60));
+        assert_eq!(reset_wait(&r, cap, now), Duration::from_secs(7));
+        assert_eq!(
+            reset_wait(&response(429, &[], ""), cap, now),
+            Duration::from_secs(60)
+        );
         let r = response(429, &[("x-ratelimit-reset", "2999-01-01T00:00:00Z")], "");
-        assert_eq!(reset_wait(&r, cap), cap);
+        assert_eq!(reset_wait(&r, cap, now), cap);
         assert_eq!(parse_utc("2026-11-24T14:20:00Z"), Some(1_795_530_000));
         assert_eq!(parse_utc("1970-01-01T00:00:00+00:00"), Some(0));
     }

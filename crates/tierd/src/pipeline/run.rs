@@ -52,7 +52,7 @@ impl WorkAccount {
             id: a.id.clone(),
             name: a.name.clone(),
             domain: a.domain.clone(),
-            crm_tier: a.crm_tier.clone(),
+            crm_tier: a.crm_tier.map(|t| t.to_string()),
             locked: a.locked,
             facts: serde_json::to_value(&a.facts).unwrap_or_else(|_| json!({})),
             pulled: true,
@@ -582,6 +582,8 @@ pub(crate) async fn execute(
         let mut stream = p.connector.pull(since);
         let mut quarantined = 0u64;
         let mut stopped = false;
+        // The last page's watermark is the one to store; no page means nothing new.
+        let mut watermark = since;
         while let Some(page) = stream.next().await {
             if *stop_rx.borrow() {
                 stopped = true;
@@ -591,6 +593,7 @@ pub(crate) async fn execute(
                 p.metrics.error("pull");
                 anyhow::Error::new(e).context("pull accounts from the CRM")
             })?;
+            watermark = page.watermark.or(watermark);
             quarantined += page.quarantined.len() as u64;
             for q in &page.quarantined {
                 tracing::warn!(record = %q, "record quarantined");
@@ -604,7 +607,7 @@ pub(crate) async fn execute(
             }
         }
         drop(tx);
-        anyhow::Ok((quarantined, stopped))
+        anyhow::Ok((quarantined, stopped, watermark))
     };
     let enqueue = async {
         let size = p.settings.pipeline.batch_size;
@@ -643,12 +646,12 @@ pub(crate) async fn execute(
         let (pulled, enqueued) = tokio::join!(pull, enqueue);
         shared.pull_done.store(true, Ordering::SeqCst);
         shared.enqueued.notify_waiters();
-        let (quarantined, stopped) = pulled?;
+        let pulled = pulled?;
         enqueued?;
-        anyhow::Ok((quarantined, stopped))
+        anyhow::Ok(pulled)
     };
     let (produced, consumed) = tokio::join!(producer, consumers);
-    let (quarantined, stopped) = match (produced, consumed) {
+    let (quarantined, stopped, watermark) = match (produced, consumed) {
         (Ok(v), Ok(())) => v,
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
@@ -657,7 +660,6 @@ pub(crate) async fn execute(
     if stopped {
         return Ok(Ending::Stopped);
     }
-    let watermark = p.connector.watermark();
 
     // Incremental: accounts with new signals since the last successful run, from the store.
     if job == Job::Incremental {
@@ -1143,11 +1145,7 @@ async fn push_stage(
             crm.insert(
                 id.clone(),
                 CrmTierState {
-                    crm_tier: if pulled_now {
-                        view.crm_tier.map(|t| t.to_string())
-                    } else {
-                        None
-                    },
+                    crm_tier: if pulled_now { view.crm_tier } else { None },
                     locked: view.locked,
                 },
             );
