@@ -322,8 +322,14 @@ pub enum ConnectorError {
         message: String,
     },
     /// The configuration cannot work.
-    #[error("connector config: {0}")]
-    Config(String),
+    #[error("connector.{key}: {message}")]
+    Config {
+        /// The key's path within the `[connector]` section (`token`, `retry.timeout`,
+        /// `mapping[2].type`), or `type` for the choice of connector.
+        key: String,
+        /// What is wrong and what to set.
+        message: String,
+    },
     /// tierd's fields are missing in the CRM and cannot be created by tierd.
     #[error("{connector}: missing fields {}: create them in the CRM before pushing", fields.join(", "))]
     SchemaMissing {
@@ -335,6 +341,16 @@ pub enum ConnectorError {
     /// Reading or writing an account file failed.
     #[error(transparent)]
     File(#[from] FileError),
+}
+
+impl ConnectorError {
+    /// A config problem at `key` (its path within the `[connector]` section).
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 #[cfg(test)]

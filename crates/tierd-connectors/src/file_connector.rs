@@ -41,12 +41,13 @@ fn default_page_size() -> usize {
 }
 
 impl FileConfig {
-    /// Validates the config and opens nothing yet.
-    pub fn build(self) -> Result<FileConnector, ConnectorError> {
-        FileFormat::from_path(&self.path)?;
-        FileFormat::from_path(&self.output)?;
+    /// Checks every value, naming the key of the first problem, and returns the facts schema.
+    fn checked_schema(&self) -> Result<FactSchema, ConnectorError> {
+        for (key, path) in [("path", &self.path), ("output", &self.output)] {
+            FileFormat::from_path(path).map_err(|e| ConnectorError::config(key, e.to_string()))?;
+        }
         if self.page_size == 0 {
-            return Err(ConnectorError::Config("file.page_size must be at least 1".into()));
+            return Err(ConnectorError::config("page_size", "must be at least 1"));
         }
         let mut schema = FactSchema::default();
         // The contract's facts with their types, then the configured ones (which may retype).
@@ -58,8 +59,19 @@ impl FileConfig {
         for (name, ty) in &types {
             schema
                 .require(name, *ty)
-                .map_err(|e| ConnectorError::Config(format!("file.facts: {e}")))?;
+                .map_err(|e| ConnectorError::config(format!("facts.\"{name}\""), e.to_string()))?;
         }
+        Ok(schema)
+    }
+
+    /// Checks every value, naming the key of the first problem.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        self.checked_schema().map(drop)
+    }
+
+    /// Validates the config and opens nothing yet.
+    pub fn build(self) -> Result<FileConnector, ConnectorError> {
+        let schema = self.checked_schema()?;
         Ok(FileConnector {
             config: self,
             schema,
@@ -160,7 +172,10 @@ impl Connector for FileConnector {
             let path = self.config.path.clone();
             let reader = tokio::task::spawn_blocking(move || AccountReader::open(&path, &schema))
                 .await
-                .map_err(|e| ConnectorError::Config(format!("reading accounts: {e}")))??;
+                .map_err(|e| FileError::Io {
+                    path: self.config.path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
             Ok::<_, ConnectorError>(Some((reader, watermark)))
         };
         let stream = futures_util::stream::once(start);
@@ -205,7 +220,11 @@ impl Connector for FileConnector {
                     }
                     Err(e) => {
                         st.done = true;
-                        Some((Err(ConnectorError::Config(format!("reading accounts: {e}"))), st))
+                        let e = FileError::Io {
+                            path: st.this.config.path.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        };
+                        Some((Err(e.into()), st))
                     }
                 }
             }))

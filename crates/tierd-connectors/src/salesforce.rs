@@ -105,17 +105,23 @@ const WRITTEN_FIELDS: [&str; 4] = [
 ];
 
 impl SalesforceConfig {
-    /// Validates the config and builds the connector.
-    pub fn build(self) -> Result<SalesforceConnector, ConnectorError> {
-        let bad = |msg: String| Err(ConnectorError::Config(format!("salesforce.{msg}")));
-        if self.client_id.trim().is_empty() || self.client_secret.is_empty() {
+    /// Checks every value, naming the key of the first problem.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        let bad = |key: &str, message: String| Err(ConnectorError::config(key, message));
+        if self.client_id.trim().is_empty() {
             return bad(
-                "client_id and client_secret must be set (the connected app's consumer key and secret)"
-                    .into(),
+                "client_id",
+                "is empty: set the connected app's consumer key".into(),
+            );
+        }
+        if self.client_secret.is_empty() {
+            return bad(
+                "client_secret",
+                "is empty: set the connected app's consumer secret (or client_secret_env)".into(),
             );
         }
         if reqwest::Url::parse(&self.login_url).is_err() {
-            return bad(format!("login_url '{}' is not a URL", self.login_url));
+            return bad("login_url", format!("'{}' is not a URL", self.login_url));
         }
         let version_ok = self
             .api_version
@@ -123,23 +129,32 @@ impl SalesforceConfig {
             .and_then(|v| v.split_once('.'))
             .is_some_and(|(a, b)| !a.is_empty() && a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok());
         if !version_ok {
-            return bad(format!("api_version '{}' is not like v61.0", self.api_version));
+            return bad("api_version", format!("'{}' is not like v61.0", self.api_version));
         }
         if !(200..=2000).contains(&self.page_size) {
-            return bad(format!(
-                "page_size must be within 200..=2000, got {}",
-                self.page_size
-            ));
+            return bad(
+                "page_size",
+                format!("must be within 200..=2000, got {}", self.page_size),
+            );
         }
         if !(1..=200).contains(&self.batch_size) {
-            return bad(format!(
-                "batch_size must be within 1..=200, got {}",
-                self.batch_size
-            ));
+            return bad(
+                "batch_size",
+                format!("must be within 1..=200, got {}", self.batch_size),
+            );
         }
         if !(0.0..1.0).contains(&self.api_reserve_share) {
-            return bad("api_reserve_share must be within 0..1".into());
+            return bad(
+                "api_reserve_share",
+                format!("must be within 0..1, got {}", self.api_reserve_share),
+            );
         }
+        Ok(())
+    }
+
+    /// Validates the config and builds the connector.
+    pub fn build(self) -> Result<SalesforceConnector, ConnectorError> {
+        self.validate()?;
         let limiter = match self.rate_per_sec {
             0 => RateLimiter::unlimited(),
             n => RateLimiter::for_window(n, std::time::Duration::from_secs(1)),
@@ -898,7 +913,10 @@ mod tests {
     #[test]
     fn config_is_validated_with_the_key_named() {
         let err = SalesforceConfig::default().build().err().expect("no credentials");
-        assert!(err.to_string().contains("salesforce.client_id"), "{err}");
+        assert!(
+            err.to_string().starts_with("connector.client_id: is empty"),
+            "{err}"
+        );
         let cfg = SalesforceConfig {
             client_id: "id".into(),
             client_secret: Secret::new("s"),
@@ -906,7 +924,10 @@ mod tests {
             ..SalesforceConfig::default()
         };
         let err = cfg.build().err().expect("bad version");
-        assert!(err.to_string().contains("api_version"), "{err}");
+        assert!(
+            err.to_string().starts_with("connector.api_version: '61'"),
+            "{err}"
+        );
     }
 
     #[test]

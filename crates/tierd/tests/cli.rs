@@ -255,6 +255,28 @@ map = { A = 1 }
 }
 
 #[test]
+fn config_validate_checks_the_connector_keys_as_sync_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("tierd.toml");
+    for (line, key) in [
+        ("tokn = \"x\"", "connector.tokn: unknown key"),
+        ("search_rate_per_sec = -5", "connector.search_rate_per_sec: invalid value"),
+        ("base_url = 4294967296", "connector.base_url: invalid type"),
+        ("rate_limit = nan", "connector.rate_limit: invalid type"),
+    ] {
+        let section = format!("[connector]\ntype = \"hubspot\"\ntoken_env = \"HUBSPOT_TOKEN\"\n{line}\n");
+        std::fs::write(&cfg, section).expect("write config");
+        let out = tierd(
+            &["config", "validate", "--config", cfg.to_str().expect("utf-8")],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(1), "{line} validated");
+        let err = text(&out.stderr);
+        assert!(err.contains(key), "{line}: missing {key:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn the_default_config_validates_and_env_overrides_apply() {
     let ok = tierd(&["config", "validate"], &[]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
