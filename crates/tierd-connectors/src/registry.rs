@@ -63,7 +63,10 @@ fn parse<C: ConnectorConfig>(value: serde_json::Value) -> Result<C, ConnectorErr
         let key = if path == "." { String::new() } else { path };
         let message = e.inner().to_string();
         // The path ends at an unknown key; serde's message names it again.
-        let message = match message.strip_prefix("unknown field `").and_then(|m| m.split_once("`, ")) {
+        let message = match message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split_once("`, "))
+        {
             Some((_, expected)) => format!("unknown key ({expected})"),
             None => message,
         };

@@ -260,7 +260,10 @@ fn config_validate_checks_the_connector_keys_as_sync_reads_them() {
     let cfg = dir.path().join("tierd.toml");
     for (line, key) in [
         ("tokn = \"x\"", "connector.tokn: unknown key"),
-        ("search_rate_per_sec = -5", "connector.search_rate_per_sec: invalid value"),
+        (
+            "search_rate_per_sec = -5",
+            "connector.search_rate_per_sec: invalid value",
+        ),
         ("base_url = 4294967296", "connector.base_url: invalid type"),
         ("rate_limit = nan", "connector.rate_limit: invalid type"),
     ] {

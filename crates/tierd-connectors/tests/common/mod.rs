@@ -31,8 +31,3 @@ pub async fn pull(c: &dyn Connector, since: Option<Watermark>) -> Vec<AccountPag
 pub fn accounts(pages: &[AccountPage]) -> Vec<&CrmAccount> {
     pages.iter().flat_map(|p| &p.accounts).collect()
 }
-
-/// The watermark a pull ends at: its last page's.
-pub fn watermark(pages: &[AccountPage]) -> Option<Watermark> {
-    pages.last().and_then(|p| p.watermark)
-}
