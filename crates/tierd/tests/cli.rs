@@ -367,20 +367,6 @@ fn gen_is_deterministic_and_its_output_scores_cleanly() {
     );
 }
 
-/// The hello example plugin's library, built beside this test (it is a dev-dependency).
-fn hello_plugin() -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}tierd_plugin_hello{DLL_SUFFIX}");
-    let dir = Path::new(env!("CARGO_BIN_EXE_tierd"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf();
-    [dir.join("deps").join(&file), dir.join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p tierd-plugin-hello`"))
-}
-
 #[test]
 fn score_enrich_runs_the_plugins_before_scoring() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -406,7 +392,9 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
         &config,
         format!(
             "[model]\npath = \"model.toml\"\n\n[plugins.hello]\npath = {:?}\nmode = \"isolated\"\n",
-            hello_plugin().display().to_string()
+            tierd_test_support::cdylib("tierd-plugin-hello")
+                .display()
+                .to_string()
         ),
     )
     .expect("config");
