@@ -65,59 +65,21 @@ pub struct Watermark(pub i64);
 
 impl Watermark {
     /// Parses an RFC 3339 / ISO-8601 timestamp as CRMs send them: `2026-11-24T10:00:00Z`,
-    /// `2026-11-24T10:00:00.123+0000`, `...+01:00`, or a date alone; or epoch milliseconds.
+    /// `2026-11-24T10:00:00.123+0000`, `...+01:00`, or a date alone (its midnight UTC); or
+    /// epoch milliseconds.
     pub fn parse(text: &str) -> Option<Watermark> {
         let t = text.trim();
         if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
             return t.parse().ok().map(Watermark);
         }
-        let date: tierd_core::Date = t.get(..10)?.parse().ok()?;
-        let mut millis = i64::from(date.days()) * 86_400_000;
-        let rest = &t[10..];
-        if rest.is_empty() {
-            return Some(Watermark(millis));
+        // RFC 3339 proper, then the offset without a colon that Salesforce prints.
+        let at = chrono::DateTime::parse_from_rfc3339(t)
+            .or_else(|_| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z"));
+        if let Ok(at) = at {
+            return Some(Watermark(at.timestamp_millis()));
         }
-        let rest = rest.strip_prefix(['T', ' '])?;
-        let num = |s: &str| -> Option<i64> {
-            (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
-        let (h, m, s) = (
-            num(rest.get(0..2)?)?,
-            num(rest.get(3..5)?)?,
-            num(rest.get(6..8)?)?,
-        );
-        if rest.get(2..3)? != ":" || rest.get(5..6)? != ":" || h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        millis += (h * 3600 + m * 60 + s) * 1000;
-        let mut rest = &rest[8..];
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
-            millis += ms.parse::<i64>().ok()?;
-            rest = &frac[digits..];
-        }
-        let offset_minutes = match rest {
-            "" | "Z" | "z" => 0,
-            _ => {
-                let sign = match rest.as_bytes()[0] {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
-                if digits.len() != 4 {
-                    return None;
-                }
-                sign * (num(&digits[..2])? * 60 + num(&digits[2..])?)
-            }
-        };
-        Some(Watermark(millis - offset_minutes * 60_000))
+        let date: tierd_core::Date = (t.len() == 10).then(|| t.parse().ok())??;
+        Some(Watermark(i64::from(date.days()) * 86_400_000))
     }
 
     /// Milliseconds since the epoch.
@@ -134,11 +96,11 @@ impl Watermark {
 impl fmt::Display for Watermark {
     /// RFC 3339 in UTC with milliseconds: `2026-11-24T10:00:00.000Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.0.div_euclid(86_400_000);
-        let ms = self.0.rem_euclid(86_400_000);
-        let date = tierd_core::Date::from_days(days as i32);
-        let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-        write!(f, "{date}T{h:02}:{m:02}:{s:02}.{frac:03}Z")
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(at) => f.write_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            // Beyond chrono's ±262,000 years: only a corrupt store holds such a value.
+            None => write!(f, "{} ms since 1970-01-01", self.0),
+        }
     }
 }
 
@@ -376,10 +338,18 @@ mod tests {
             Watermark::parse("2026-11-24"),
             Some(Watermark(base.0 - 10 * 3_600_000))
         );
+        assert_eq!(
+            Watermark::parse("2026-11-24T10:00:00.000+0000")
+                .map(|w| w.to_string())
+                .as_deref(),
+            Some("2026-11-24T10:00:00.000Z")
+        );
         for bad in [
             "",
             "yesterday",
             "2026-11-24T10:00",
+            "2026-11-24T10:00:00",
+            "2026-02-30T10:00:00Z",
             "2026-11-24T25:00:00Z",
             "2026-11-24T10:00:00+1",
         ] {

@@ -2,7 +2,9 @@
 //!
 //! Owns the types every other crate speaks ([`fact::FactValue`], [`model::FactRow`],
 //! [`tier::Tier`]...), the scoring [`model::Model`] with its explanations, the
-//! [`tier::TierPolicy`] and diffs between tierings.
+//! [`tier::TierPolicy`] and diffs between tierings; and the two value types every layer
+//! shares, plugins included (re-exported by `tierd-plugin-api`): calendar [`Date`]s and
+//! [`Secret`]s.
 //!
 //! Invariants: this crate is pure. It does no I/O (no files, no network, no clock:
 //! the scoring date is always passed in), has no async, and depends on no other
@@ -17,10 +19,12 @@ pub mod explain;
 pub mod fact;
 pub mod model;
 pub mod score;
+pub mod secret;
 pub mod tier;
 
 pub use config_error::{ConfigError, ConfigErrors};
 pub use date::Date;
 pub use model::{FactRow, FactSchema, Model};
 pub use score::ScoreCard;
+pub use secret::Secret;
 pub use tier::{Tier, TierPolicy};
