@@ -22,7 +22,6 @@
 //! Uses `TIERD_BIN` when set, else the `tierd` beside this example's profile directory.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
@@ -79,22 +78,6 @@ async fn timed_run(api: &Api, after: i64) -> (Duration, i64) {
     (started.elapsed(), id)
 }
 
-/// The built `firmographic` cdylib: cargo builds it for this example (a dev-dependency) into
-/// the profile directory and its `deps/`.
-fn firmographic_cdylib() -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}firmographic{DLL_SUFFIX}");
-    let exe = std::env::current_exe().expect("the example's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .expect("target/<profile>/examples layout");
-    [profile_dir.join(&file), profile_dir.join("deps").join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build --release -p firmographic`"))
-}
-
 /// `[plugins.firmographic]`: one batch of 100 in flight per instance, the API routed to the
 /// emulator, and the plugin's own 100-a-minute default lifted (the limiter is per process,
 /// which would make this a rate-limit benchmark rather than a latency one).
@@ -110,7 +93,7 @@ api_key_env = "{PDL_KEY_ENV}"
 resolve = {{ "api.peopledatalabs.com" = "{addr}" }}
 config = {{ base_url = "http://api.peopledatalabs.com" }}
 "#,
-        path = firmographic_cdylib().display(),
+        path = tierd_test_support::cdylib("firmographic").display(),
         addr = api.addr(),
     )
 }

@@ -10,10 +10,9 @@
 //!
 //! PostgreSQL: each test gets a database of its own (`tierd_e2e_*`, dropped afterwards), not a
 //! schema: leadership is a PostgreSQL advisory lock, which is per database, so daemons of two
-//! tests sharing a database would elect one leader between them. The server is found at
-//! `TIERD_TEST_POSTGRES`, else `postgres://postgres@127.0.0.1:5432/test` (then user `root`); when
-//! it cannot be reached the PostgreSQL variant of a test is skipped with a note, except under
-//! `CI`, where that fails the test.
+//! tests sharing a database would elect one leader between them. The server is the one
+//! `tierd_test_support::postgres::reachable` finds; when there is none the PostgreSQL variant
+//! of a test is skipped with a note, except under `CI`, where that fails the test.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,7 +20,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -89,8 +87,6 @@ where
     }
 }
 
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
 /// A database of one test: a SQLite file in a temporary directory, or a PostgreSQL database
 /// created for it and dropped when this drops.
 pub enum Database {
@@ -123,54 +119,23 @@ impl Database {
     /// A fresh PostgreSQL database, or `None` (with a note) when the server is unreachable and
     /// `CI` is unset.
     pub async fn postgres() -> Option<Database> {
-        let candidates: Vec<String> = match std::env::var("TIERD_TEST_POSTGRES") {
-            Ok(url) => vec![url],
-            Err(_) => vec![
-                "postgres://postgres@127.0.0.1:5432/test".into(),
-                "postgres://root@127.0.0.1:5432/test".into(),
-            ],
-        };
-        let mut last_error = String::new();
-        for admin in candidates {
-            let Ok(options) = PgConnectOptions::from_str(&admin) else {
-                last_error = format!("'{}' is not a PostgreSQL URL", tierd_store::redact_url(&admin));
-                continue;
-            };
-            let mut conn = match PgConnection::connect_with(&options).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last_error = e.to_string();
-                    continue;
-                }
-            };
-            let name = format!(
-                "tierd_e2e_{}_{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            );
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .expect("drop a leftover test database");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create the test database (the role needs CREATEDB)");
-            let _ = conn.close().await;
-            let mut url = reqwest::Url::parse(&admin).expect("the admin URL parses");
-            url.set_path(&format!("/{name}"));
-            return Some(Database::Postgres {
-                admin,
-                name,
-                url: url.to_string(),
-            });
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PostgreSQL is required under CI but unreachable: {last_error}"
-        );
-        eprintln!("note: PostgreSQL unreachable ({last_error}); skipping the PostgreSQL variant");
-        None
+        let (admin, options) = tierd_test_support::postgres::reachable().await?;
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .expect("connect to PostgreSQL");
+        let name = tierd_test_support::postgres::unique_name("tierd_e2e");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database (the role needs CREATEDB)");
+        let _ = conn.close().await;
+        let mut url = reqwest::Url::parse(&admin).expect("the admin URL parses");
+        url.set_path(&format!("/{name}"));
+        Some(Database::Postgres {
+            admin,
+            name,
+            url: url.to_string(),
+        })
     }
 
     /// The `[store] url`.

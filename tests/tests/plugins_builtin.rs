@@ -3,28 +3,13 @@
 //! reach the emulators through the host's `resolve` routes; the plugins are not changed for tests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
+use tierd_test_support::cdylib;
 
 use serde_json::{json, Value};
 use tierd_emulators::enrichment::{EnrichmentConfig, EnrichmentEmulator};
 use tierd_emulators::websites::{WebsiteConfig, WebsiteEmulator};
 use tierd_plugin_host::{AccountInput, EnrichOptions, HostOptions, Mode, Outcome, PluginConfig, PluginSet};
-
-/// `lib<name>.so` (or the platform's equivalent) next to this test binary.
-fn cdylib(crate_name: &str) -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", crate_name.replace('-', "_"));
-    let deps = std::env::current_exe()
-        .expect("test binary path")
-        .parent()
-        .expect("deps dir")
-        .to_path_buf();
-    [deps.join(&file), deps.join("..").join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p {crate_name}`"))
-}
 
 async fn load(name: &str, cfg: PluginConfig) -> PluginSet {
     let configs = BTreeMap::from([(name.to_owned(), cfg)]);

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::time::Duration;
+use tierd_test_support::cdylib;
 
 use tierd_e2e::harness::{
     assert_crm_matches_store, company_id, hubspot, store_accounts, sync_once, wait_until, Config, Database,
@@ -311,19 +312,4 @@ async fn a_plugin_crashing_mid_run_leaves_stale_results_flagged_and_the_run_comp
     assert_eq!(crm.writes().max_per_record(), 1);
     assert_crm_matches_store(&crm, &store, ACCOUNTS, &[]).await;
     store.close().await;
-}
-
-/// `lib<name>.so` (or the platform's equivalent) next to this test binary.
-fn cdylib(crate_name: &str) -> std::path::PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", crate_name.replace('-', "_"));
-    let deps = std::env::current_exe()
-        .expect("test binary path")
-        .parent()
-        .expect("deps dir")
-        .to_path_buf();
-    [deps.join(&file), deps.join("..").join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p {crate_name}`"))
 }

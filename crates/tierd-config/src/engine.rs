@@ -57,15 +57,35 @@ impl ConnectorSettings {
                 ));
             }
         };
-        let known: Vec<&str> = tierd_connectors::registry::CONNECTORS
-            .iter()
-            .map(|(n, _)| *n)
-            .collect();
-        if !known.contains(&kind.as_str()) {
-            return Err((
-                "connector.type".into(),
-                format!("unknown connector '{kind}' (known: {})", known.join(", ")),
-            ));
+        // Every key as `sync` will read it; a secret named by `*_env` is read only at start, so
+        // a placeholder stands in for it here.
+        let mut checked = serde_json::Map::new();
+        for (key, value) in &table {
+            match (key.strip_suffix("_env"), value) {
+                (Some(target), Value::String(var)) => {
+                    checked.insert(target.to_string(), Value::String(format!("(from ${var})")));
+                }
+                (Some(_), other) => {
+                    return Err((
+                        format!("connector.{key}"),
+                        format!("must name an environment variable, found {other}"),
+                    ));
+                }
+                (None, _) => {
+                    checked.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        match tierd_connectors::registry::validate(&kind, Value::Object(checked)) {
+            Ok(()) => {}
+            Err(tierd_connectors::connector::ConnectorError::Config { key, message }) => {
+                let key = match table.contains_key(&format!("{key}_env")) {
+                    true => format!("{key}_env"),
+                    false => key,
+                };
+                return Err((format!("connector.{key}"), message));
+            }
+            Err(other) => return Err(("connector".into(), other.to_string())),
         }
         Ok(ConnectorSettings { kind, table })
     }
@@ -220,6 +240,32 @@ mod tests {
         assert_eq!(key, "connector.type");
         assert!(msg.contains("known: file, hubspot, salesforce"), "{msg}");
         assert!(ConnectorSettings::from_table(serde_json::Map::new()).is_err());
+        for (section, want) in [
+            (
+                json!({"type": "hubspot", "token_env": "T", "tokn": "x"}),
+                "connector.tokn",
+            ),
+            (
+                json!({"type": "hubspot", "token_env": "T", "search_rate_per_sec": -5}),
+                "connector.search_rate_per_sec",
+            ),
+            (
+                json!({"type": "hubspot", "token_env": "T", "base_url": 4_294_967_296u64}),
+                "connector.base_url",
+            ),
+            (
+                json!({"type": "hubspot", "token_env": "T", "rate_limit": f64::NAN}),
+                "connector.rate_limit",
+            ),
+            (json!({"type": "hubspot"}), "connector.token"),
+            (json!({"type": "hubspot", "token_env": 5}), "connector.token_env"),
+        ] {
+            let Value::Object(t) = section.clone() else {
+                unreachable!()
+            };
+            let (key, msg) = ConnectorSettings::from_table(t).expect_err("invalid");
+            assert_eq!(key, want, "{section}: {msg}");
+        }
         let bad = PipelineSettings {
             workers: 0,
             ..PipelineSettings::default()

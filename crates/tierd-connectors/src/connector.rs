@@ -1,6 +1,6 @@
 //! The one shape every connector has: pull accounts since a watermark as a stream of
-//! pages, push tier updates with an outcome per record, make sure the CRM has tierd's
-//! fields, and say how far the last pull got.
+//! pages (each carrying how far the pull got), push tier updates with an outcome per
+//! record, and make sure the CRM has tierd's fields.
 //!
 //! The trait is object-safe (boxed futures and streams) so the daemon holds a
 //! `Box<dyn Connector>` built by [`crate::registry`] from config, whatever the CRM.
@@ -28,9 +28,14 @@ pub trait Connector: Send + Sync {
     /// The registry name (`hubspot`, `salesforce`, `file`).
     fn kind(&self) -> &'static str;
 
-    /// Accounts changed since `since` (all of them when `None`), page by page. Each page
-    /// carries the watermark reached so far; a malformed record is quarantined in its page
-    /// and the rest of the page goes on.
+    /// Accounts changed since `since` (all of them when `None`), page by page. A malformed
+    /// record is quarantined in its page and the rest of the page goes on.
+    ///
+    /// Each page carries the watermark reached so far ([`AccountPage::watermark`], never
+    /// below `since`): the last page's is where the next incremental pull starts, once the
+    /// run that consumed the whole stream has succeeded. A pull that yields no page found
+    /// nothing new, and the watermark stays at `since`. The connector keeps no state
+    /// between pulls: the caller stores the watermark.
     fn pull(&self, since: Option<Watermark>) -> PageStream<'_>;
 
     /// Writes `updates`, one outcome per update, in the same order. Errors that stop
@@ -42,10 +47,6 @@ pub trait Connector: Send + Sync {
 
     /// Creates tierd's fields where the connector can, and reports what exists and what is missing.
     fn ensure_schema(&self) -> BoxFuture<'_, Result<SchemaReport, ConnectorError>>;
-
-    /// The highest modification time seen by the last completed pull: where the next
-    /// incremental pull starts.
-    fn watermark(&self) -> Option<Watermark>;
 
     /// Deals (opportunities) of these accounts, for funnel reports. Account files have none.
     fn deals_for<'a>(&'a self, account_ids: &'a [String])
@@ -64,59 +65,21 @@ pub struct Watermark(pub i64);
 
 impl Watermark {
     /// Parses an RFC 3339 / ISO-8601 timestamp as CRMs send them: `2026-11-24T10:00:00Z`,
-    /// `2026-11-24T10:00:00.123+0000`, `...+01:00`, or a date alone; or epoch milliseconds.
+    /// `2026-11-24T10:00:00.123+0000`, `...+01:00`, or a date alone (its midnight UTC); or
+    /// epoch milliseconds.
     pub fn parse(text: &str) -> Option<Watermark> {
         let t = text.trim();
         if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
             return t.parse().ok().map(Watermark);
         }
-        let date: tierd_core::Date = t.get(..10)?.parse().ok()?;
-        let mut millis = i64::from(date.days()) * 86_400_000;
-        let rest = &t[10..];
-        if rest.is_empty() {
-            return Some(Watermark(millis));
+        // RFC 3339 proper, then the offset without a colon that Salesforce prints.
+        let at = chrono::DateTime::parse_from_rfc3339(t)
+            .or_else(|_| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z"));
+        if let Ok(at) = at {
+            return Some(Watermark(at.timestamp_millis()));
         }
-        let rest = rest.strip_prefix(['T', ' '])?;
-        let num = |s: &str| -> Option<i64> {
-            (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
-        let (h, m, s) = (
-            num(rest.get(0..2)?)?,
-            num(rest.get(3..5)?)?,
-            num(rest.get(6..8)?)?,
-        );
-        if rest.get(2..3)? != ":" || rest.get(5..6)? != ":" || h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        millis += (h * 3600 + m * 60 + s) * 1000;
-        let mut rest = &rest[8..];
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
-            millis += ms.parse::<i64>().ok()?;
-            rest = &frac[digits..];
-        }
-        let offset_minutes = match rest {
-            "" | "Z" | "z" => 0,
-            _ => {
-                let sign = match rest.as_bytes()[0] {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
-                if digits.len() != 4 {
-                    return None;
-                }
-                sign * (num(&digits[..2])? * 60 + num(&digits[2..])?)
-            }
-        };
-        Some(Watermark(millis - offset_minutes * 60_000))
+        let date: tierd_core::Date = (t.len() == 10).then(|| t.parse().ok())??;
+        Some(Watermark(i64::from(date.days()) * 86_400_000))
     }
 
     /// Milliseconds since the epoch.
@@ -128,21 +91,16 @@ impl Watermark {
     pub fn minus_millis(self, ms: i64) -> Watermark {
         Watermark(self.0.saturating_sub(ms))
     }
-
-    /// Salesforce's SOQL datetime literal form: `2026-11-24T10:00:00.000Z`.
-    pub fn to_soql(self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for Watermark {
     /// RFC 3339 in UTC with milliseconds: `2026-11-24T10:00:00.000Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.0.div_euclid(86_400_000);
-        let ms = self.0.rem_euclid(86_400_000);
-        let date = tierd_core::Date::from_days(days as i32);
-        let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-        write!(f, "{date}T{h:02}:{m:02}:{s:02}.{frac:03}Z")
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(at) => f.write_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            // Beyond chrono's ±262,000 years: only a corrupt store holds such a value.
+            None => write!(f, "{} ms since 1970-01-01", self.0),
+        }
     }
 }
 
@@ -157,8 +115,9 @@ pub struct CrmAccount {
     pub domain: Option<String>,
     /// Facts read through the connector's mapping (source: the connector's name).
     pub facts: Facts,
-    /// The tier the CRM holds now (tierd's field), as text, whoever set it.
-    pub crm_tier: Option<String>,
+    /// The tier the CRM holds now (tierd's field), whoever set it. A value that is not a
+    /// tier quarantines the record (a person's value tierd cannot read is never overwritten).
+    pub crm_tier: Option<Tier>,
     /// Whether a person locked the tier.
     pub locked: bool,
     /// When the CRM last changed the record.
@@ -192,7 +151,9 @@ pub struct AccountPage {
     pub accounts: Vec<CrmAccount>,
     /// Records that were not.
     pub quarantined: Vec<Quarantined>,
-    /// The highest modification time seen so far in this pull.
+    /// The highest modification time seen so far in this pull (at least the pull's `since`).
+    /// The last page's is the watermark to store once the run has succeeded; `None` when
+    /// neither `since` nor any record so far had a modification time.
     pub watermark: Option<Watermark>,
 }
 
@@ -226,8 +187,9 @@ pub enum PushOutcome {
     SkippedLocked,
     /// A person changed the tier since tierd last pushed it; not sent.
     SkippedOverridden {
-        /// The tier the CRM holds.
-        crm_tier: String,
+        /// The tier the CRM holds (`None`: a person emptied the field, see
+        /// `PlanOptions::respect_cleared`).
+        crm_tier: Option<Tier>,
     },
     /// The CRM refused the record.
     Rejected {
@@ -323,8 +285,14 @@ pub enum ConnectorError {
         message: String,
     },
     /// The configuration cannot work.
-    #[error("connector config: {0}")]
-    Config(String),
+    #[error("connector.{key}: {message}")]
+    Config {
+        /// The key's path within the `[connector]` section (`token`, `retry.timeout`,
+        /// `mapping[2].type`), or `type` for the choice of connector.
+        key: String,
+        /// What is wrong and what to set.
+        message: String,
+    },
     /// tierd's fields are missing in the CRM and cannot be created by tierd.
     #[error("{connector}: missing fields {}: create them in the CRM before pushing", fields.join(", "))]
     SchemaMissing {
@@ -336,6 +304,16 @@ pub enum ConnectorError {
     /// Reading or writing an account file failed.
     #[error(transparent)]
     File(#[from] FileError),
+}
+
+impl ConnectorError {
+    /// A config problem at `key` (its path within the `[connector]` section).
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -361,10 +339,18 @@ mod tests {
             Watermark::parse("2026-11-24"),
             Some(Watermark(base.0 - 10 * 3_600_000))
         );
+        assert_eq!(
+            Watermark::parse("2026-11-24T10:00:00.000+0000")
+                .map(|w| w.to_string())
+                .as_deref(),
+            Some("2026-11-24T10:00:00.000Z")
+        );
         for bad in [
             "",
             "yesterday",
             "2026-11-24T10:00",
+            "2026-11-24T10:00:00",
+            "2026-02-30T10:00:00Z",
             "2026-11-24T25:00:00Z",
             "2026-11-24T10:00:00+1",
         ] {

@@ -1,7 +1,7 @@
 //! The one HTTP layer every CRM connector goes through.
 //!
-//! Owns: the `reqwest` client setup (rustls, per-request timeout), the token-bucket
-//! [`RateLimiter`] sized from a vendor's documented limit, the retry policy (429, 5xx,
+//! Owns: the `reqwest` client setup (rustls, per-request timeout), pacing with tierd's one
+//! [`RateLimiter`] (`tierd-rate-limit`) sized from a vendor's documented limit, the retry policy (429, 5xx,
 //! timeouts and dropped connections, with jittered exponential back-off and a cap),
 //! reading vendors' rate-limit headers, and the counters behind `/metrics`.
 //!
@@ -9,178 +9,16 @@
 //! module sends it until it gets an answer worth interpreting, and hands back the
 //! status, headers and body. Tokens travel only inside [`Secret`], which never prints.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-
-/// A credential (API token, OAuth secret). Debug and Display print `***`, so it cannot
-/// leak through logs, errors or metrics; [`Secret::expose`] is the one way to read it.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The credential itself, for building an `Authorization` header or a token request.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether there is no credential at all.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// A token bucket: `burst` requests may go at once, then `rate` per second.
-///
-/// Vendors publish rolling-window limits ("100 per 10 s"); [`RateLimiter::for_window`]
-/// turns one into a bucket that can never exceed it (burst 1, rate 98% of the window's
-/// average), so the limiter, not the vendor's 429, paces a run. A 429 still pauses the
-/// bucket for everyone sharing it ([`RateLimiter::pause_for`]), and a lower limit
-/// reported by the vendor shrinks it ([`RateLimiter::lower_limit`]).
-#[derive(Debug)]
-pub struct RateLimiter {
-    state: Mutex<Bucket>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    /// Requests per second; `None` means unlimited.
-    rate: Option<f64>,
-    burst: f64,
-    tokens: f64,
-    refilled: Instant,
-    paused_until: Option<Instant>,
-}
-
-/// What [`RateLimiter::reserve`] gives: wait out a pause and ask again, or go after a delay.
-enum Slot {
-    Paused(Duration),
-    After(Duration),
-}
-
-/// Share of a documented window limit the bucket uses: the rest absorbs clock skew between
-/// our sends and the vendor's arrival times.
-const WINDOW_SHARE: f64 = 0.98;
-
-impl RateLimiter {
-    /// A bucket of `burst` requests refilled at `rate` per second.
-    pub fn new(rate: f64, burst: u32) -> RateLimiter {
-        let burst = f64::from(burst.max(1));
-        RateLimiter {
-            state: Mutex::new(Bucket {
-                rate: (rate > 0.0 && rate.is_finite()).then_some(rate),
-                burst,
-                tokens: burst,
-                refilled: Instant::now(),
-                paused_until: None,
-            }),
-        }
-    }
-
-    /// A bucket that never exceeds `limit` requests in any rolling `window`.
-    pub fn for_window(limit: u32, window: Duration) -> RateLimiter {
-        let secs = window.as_secs_f64().max(1e-3);
-        RateLimiter::new(f64::from(limit.max(1)) * WINDOW_SHARE / secs, 1)
-    }
-
-    /// No limit (tests, benches, files); 429s still pause it.
-    pub fn unlimited() -> RateLimiter {
-        RateLimiter::new(0.0, 1)
-    }
-
-    /// Waits for a token; returns how long it waited.
-    pub async fn acquire(&self) -> Duration {
-        let start = Instant::now();
-        loop {
-            match self.reserve(Instant::now()) {
-                Slot::Paused(d) => tokio::time::sleep(d).await,
-                Slot::After(d) => {
-                    if !d.is_zero() {
-                        tokio::time::sleep(d).await;
-                    }
-                    return start.elapsed();
-                }
-            }
-        }
-    }
-
-    /// Reserves the next token, which may lie in the future (the bucket goes into debt).
-    ///
-    /// Reserving instead of polling keeps each request on its theoretical schedule: a sleep
-    /// that overshoots (timers have millisecond resolution) is absorbed by the next slot
-    /// rather than added to every request, so a long paced run takes the time the rate
-    /// allows and not ~10% more.
-    fn reserve(&self, now: Instant) -> Slot {
-        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = b.paused_until {
-            if until > now {
-                return Slot::Paused(until - now);
-            }
-            b.paused_until = None;
-        }
-        let Some(rate) = b.rate else {
-            return Slot::After(Duration::ZERO);
-        };
-        let elapsed = now.saturating_duration_since(b.refilled).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * rate).min(b.burst) - 1.0;
-        b.refilled = now;
-        if b.tokens >= 0.0 {
-            Slot::After(Duration::ZERO)
-        } else {
-            Slot::After(Duration::from_secs_f64(-b.tokens / rate))
-        }
-    }
-
-    /// Holds every request on this bucket back for `delay` (after a 429).
-    pub fn pause_for(&self, delay: Duration) {
-        let until = Instant::now() + delay;
-        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        b.tokens = b.tokens.min(0.0);
-        b.paused_until = Some(b.paused_until.map_or(until, |u| u.max(until)));
-    }
-
-    /// Lowers the rate when the vendor reports a smaller limit than the bucket was sized for
-    /// (e.g. a lower subscription tier than configured). Never raises it.
-    pub fn lower_limit(&self, limit: u32, window: Duration) {
-        let rate = f64::from(limit.max(1)) * WINDOW_SHARE / window.as_secs_f64().max(1e-3);
-        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if b.rate.is_some_and(|r| rate < r) {
-            tracing::warn!(
-                limit,
-                window_ms = window.as_millis() as u64,
-                "vendor reports a lower rate limit"
-            );
-            b.rate = Some(rate);
-        }
-    }
-
-    /// Requests per second, `None` when unlimited.
-    pub fn rate(&self) -> Option<f64> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).rate
-    }
-}
+/// Tokens travel in tierd-core's one `Secret` type (re-exported here for connector configs).
+pub use tierd_core::Secret;
+/// Requests are paced by tierd's one rate limiter (re-exported here for connectors).
+pub use tierd_rate_limit::RateLimiter;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -259,7 +97,8 @@ pub struct HttpStats {
     pub server_errors: u64,
     /// Timeouts, refused and dropped connections.
     pub transport_errors: u64,
-    /// Time spent waiting for the rate limiter and in back-off.
+    /// Time spent waiting for the rate limiter and in back-off, as planned (the waits the
+    /// limiter, `Retry-After` and back-off asked for).
     pub waited: Duration,
     /// API calls used today as the vendor last reported them (Salesforce), 0 when unknown.
     pub api_used: u64,
@@ -363,11 +202,6 @@ impl HttpClient {
             vendor,
             counters: Arc::default(),
         })
-    }
-
-    /// The underlying client, to build requests with.
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
     }
 
     /// The counters as they are now.
@@ -588,39 +422,16 @@ fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Durati
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    // IMF-fixdate: day-name, DD Mon YYYY HH:MM:SS GMT.
-    let mut parts = text.split_once(", ")?.1.split_ascii_whitespace();
-    let day = parts.next()?;
-    let month = match parts.next()? {
-        "Jan" => "01",
-        "Feb" => "02",
-        "Mar" => "03",
-        "Apr" => "04",
-        "May" => "05",
-        "Jun" => "06",
-        "Jul" => "07",
-        "Aug" => "08",
-        "Sep" => "09",
-        "Oct" => "10",
-        "Nov" => "11",
-        "Dec" => "12",
-        _ => return None,
-    };
-    let (year, time) = (parts.next()?, parts.next()?);
-    if parts.next()? != "GMT" {
-        return None;
-    }
-    let at = crate::connector::Watermark::parse(&format!("{year}-{month}-{day:0>2}T{time}Z"))?;
-    let now_ms = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
-    Some(Duration::from_millis(
-        at.millis().saturating_sub(now_ms).max(0) as u64
-    ))
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+    use std::sync::Mutex;
+    use std::time::Instant;
 
     use axum::http::{HeaderValue, StatusCode as S};
     use axum::response::IntoResponse;
@@ -665,40 +476,6 @@ mod tests {
             timeout: Duration::from_secs(5),
             jitter_seed: 1,
         }
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("pat-na1-abc");
-        assert_eq!(format!("{s} {s:?}"), "*** ***");
-        assert_eq!(s.expose(), "pat-na1-abc");
-    }
-
-    #[test]
-    fn window_bucket_never_exceeds_the_window() {
-        let limiter = RateLimiter::for_window(100, Duration::from_secs(10));
-        let start = Instant::now();
-        // Simulated clock: count requests sent within the first 10 s.
-        let mut now = start;
-        let mut sent = 0;
-        loop {
-            let Slot::After(wait) = limiter.reserve(now) else {
-                panic!("not paused")
-            };
-            now += wait;
-            if now >= start + Duration::from_secs(10) {
-                break;
-            }
-            sent += 1;
-        }
-        assert!((95..=100).contains(&sent), "{sent} in one window");
-    }
-
-    #[test]
-    fn a_pause_holds_everyone_back() {
-        let limiter = RateLimiter::unlimited();
-        limiter.pause_for(Duration::from_secs(5));
-        assert!(matches!(limiter.reserve(Instant::now()), Slot::Paused(d) if d > Duration::from_secs(4)));
     }
 
     #[test]
@@ -775,18 +552,53 @@ mod tests {
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
+    /// A server that answers the first request 429 with `Retry-After: 1` and refuses, again
+    /// with a 429, any request that comes before that second is over.
+    async fn retry_after_enforcing_server() -> (String, Arc<AtomicU32>) {
+        let refused = Arc::new(AtomicU32::new(0));
+        let until: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let r = refused.clone();
+        let app = axum::Router::new().fallback(move || {
+            let (r, until) = (r.clone(), until.clone());
+            async move {
+                let mut until = until.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                match *until {
+                    Some(t) if now >= t => (S::OK, "done").into_response(),
+                    _ => {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        until.get_or_insert(now + Duration::from_secs(1));
+                        let mut resp = (S::TOO_MANY_REQUESTS, "{}").into_response();
+                        resp.headers_mut()
+                            .insert("retry-after", HeaderValue::from_static("1"));
+                        resp
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), refused)
+    }
+
     #[tokio::test]
     async fn honours_retry_after() {
-        let (url, _) = serve(vec![(429, vec![("retry-after", "1".into())], "{}")]).await;
+        // The server refuses a retry that comes early, so one 429 in all proves the wait.
+        let (url, refused) = retry_after_enforcing_server().await;
         let client = HttpClient::new(Vendor::HubSpot, fast_policy()).expect("client");
-        let start = Instant::now();
         let reply = client
             .send("test", &RateLimiter::unlimited(), |c| c.get(&url))
             .await
             .expect("reply");
         assert_eq!(reply.status.as_u16(), 200);
-        assert!(start.elapsed() >= Duration::from_secs(1));
-        assert_eq!(client.stats().rate_limited, 1);
+        assert_eq!(
+            refused.load(Ordering::SeqCst),
+            1,
+            "the retry came after Retry-After"
+        );
+        let stats = client.stats();
+        assert_eq!((stats.requests, stats.rate_limited), (2, 1), "{stats:?}");
     }
 
     #[tokio::test]

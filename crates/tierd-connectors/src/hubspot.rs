@@ -17,7 +17,6 @@
 //! JSON and nothing about scoring.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::stream;
@@ -98,14 +97,19 @@ impl Default for HubSpotConfig {
 }
 
 impl HubSpotConfig {
-    /// Validates the config and builds the connector.
-    pub fn build(self) -> Result<HubSpotConnector, ConnectorError> {
-        let bad = |msg: String| Err(ConnectorError::Config(format!("hubspot.{msg}")));
+    /// Checks every value, naming the key of the first problem.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
         if self.token.is_empty() {
-            return bad("token is empty: set the private app's access token".into());
+            return Err(ConnectorError::config(
+                "token",
+                "is empty: set the private app's access token (or token_env)",
+            ));
         }
         if reqwest::Url::parse(&self.base_url).is_err() {
-            return bad(format!("base_url '{}' is not a URL", self.base_url));
+            return Err(ConnectorError::config(
+                "base_url",
+                format!("'{}' is not a URL", self.base_url),
+            ));
         }
         for (key, value, max) in [
             ("page_size", self.page_size, 100),
@@ -113,12 +117,24 @@ impl HubSpotConfig {
             ("batch_size", self.batch_size, 100),
         ] {
             if !(1..=max).contains(&value) {
-                return bad(format!("{key} must be within 1..={max}, got {value}"));
+                return Err(ConnectorError::config(
+                    key,
+                    format!("must be within 1..={max}, got {value}"),
+                ));
             }
         }
         if self.search_result_cap < self.search_page_size {
-            return bad("search_result_cap must be at least search_page_size".into());
+            return Err(ConnectorError::config(
+                "search_result_cap",
+                "must be at least search_page_size",
+            ));
         }
+        Ok(())
+    }
+
+    /// Validates the config and builds the connector.
+    pub fn build(self) -> Result<HubSpotConnector, ConnectorError> {
+        self.validate()?;
         let window = Duration::from_millis(self.rate_window_ms.max(1));
         let limiter = match self.rate_limit {
             0 => RateLimiter::unlimited(),
@@ -143,7 +159,6 @@ impl HubSpotConfig {
             http,
             limiter,
             search_limiter,
-            watermark: Mutex::new(None),
             config: self,
         })
     }
@@ -158,7 +173,6 @@ pub struct HubSpotConnector {
     http: HttpClient,
     limiter: RateLimiter,
     search_limiter: RateLimiter,
-    watermark: Mutex<Option<Watermark>>,
 }
 
 #[derive(Deserialize)]
@@ -359,14 +373,19 @@ impl HubSpotConnector {
             if let Some(u) = updated_at {
                 page.watermark = Some(page.watermark.map_or(u, |w| w.max(u)));
             }
-            match mapping::read_facts(&self.config.mapping, &id, NAME, prop) {
-                Ok(facts) => page.accounts.push(CrmAccount {
+            let tier_property = &self.config.tier_property;
+            let read = mapping::read_facts(&self.config.mapping, &id, NAME, prop).and_then(|facts| {
+                Ok((
+                    facts,
+                    mapping::read_tier(&id, tier_property, prop(tier_property))?,
+                ))
+            });
+            match read {
+                Ok((facts, crm_tier)) => page.accounts.push(CrmAccount {
                     name: prop("name").map(str::to_string),
                     domain: prop("domain").map(str::to_string),
                     facts,
-                    crm_tier: prop(&self.config.tier_property)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string),
+                    crm_tier,
                     locked: prop(&self.config.lock_property).is_some_and(|v| v.eq_ignore_ascii_case("true")),
                     updated_at,
                     id,
@@ -759,7 +778,6 @@ impl Connector for HubSpotConnector {
         Box::pin(stream::unfold(Some(state), move |state| async move {
             let (cursor, mut mark) = state?;
             if matches!(cursor, Cursor::Done) {
-                *self.watermark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
                 return None;
             }
             match self.next_page(cursor).await {
@@ -825,10 +843,6 @@ impl Connector for HubSpotConnector {
         Box::pin(self.schema())
     }
 
-    fn watermark(&self) -> Option<Watermark> {
-        *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn deals_for<'a>(
         &'a self,
         account_ids: &'a [String],
@@ -848,16 +862,16 @@ mod tests {
     #[test]
     fn config_is_validated_with_the_key_named() {
         let err = HubSpotConfig::default().build().err().expect("no token");
-        assert!(err.to_string().contains("hubspot.token"), "{err}");
+        assert!(err.to_string().starts_with("connector.token: is empty"), "{err}");
         let cfg = HubSpotConfig {
             token: Secret::new("t"),
             batch_size: 101,
             ..HubSpotConfig::default()
         };
         let err = cfg.build().err().expect("batch too big");
-        assert!(
-            err.to_string().contains("batch_size must be within 1..=100"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "connector.batch_size: must be within 1..=100, got 101"
         );
     }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use tierd_core::fact::{Fact, FactName, FactType, FactValue, Facts};
+use tierd_core::tier::Tier;
 
 use crate::connector::Quarantined;
 
@@ -93,6 +94,26 @@ fn epoch_millis_date(text: &str) -> Option<FactValue> {
         .ok()
         .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))?;
     Some(FactValue::Date(tierd_core::Date::from_unix_seconds(ms / 1000)))
+}
+
+/// Reads the CRM's tier field: empty is no tier; a value that is not a tier quarantines the
+/// record, naming the field, so a person's value tierd cannot read is reported and never
+/// overwritten.
+pub(crate) fn read_tier(
+    record_id: &str,
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<Tier>, Quarantined> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    raw.parse()
+        .map(Some)
+        .map_err(|e: tierd_core::tier::TierParseError| Quarantined {
+            id: record_id.to_string(),
+            field: Some(field.to_string()),
+            reason: format!("{e}; set a tier tierd knows or clear the field"),
+        })
 }
 
 /// Reads every mapped field of one record; the first bad field quarantines it.
@@ -206,6 +227,22 @@ mod tests {
             Some("Snowflake;Segment")
         );
         assert_eq!(facts.len(), 4);
+    }
+
+    #[test]
+    fn the_crm_tier_is_parsed_and_an_unknown_one_reported() {
+        assert_eq!(
+            read_tier("hubspot:1", "tierd_tier", Some(" tier_2 ")),
+            Ok(Some(Tier::Tier2))
+        );
+        assert_eq!(read_tier("hubspot:1", "tierd_tier", Some("")), Ok(None));
+        assert_eq!(read_tier("hubspot:1", "tierd_tier", None), Ok(None));
+        let q = read_tier("hubspot:1", "tierd_tier", Some("Gold")).expect_err("not a tier");
+        assert_eq!(
+            (q.id.as_str(), q.field.as_deref()),
+            ("hubspot:1", Some("tierd_tier"))
+        );
+        assert!(q.reason.contains("'Gold' is not a tier"), "{}", q.reason);
     }
 
     #[test]

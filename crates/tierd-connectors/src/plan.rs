@@ -27,7 +27,7 @@ use crate::connector::{PushOutcome, TierUpdate};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CrmTierState {
     /// The tier field's value, whoever set it.
-    pub crm_tier: Option<String>,
+    pub crm_tier: Option<Tier>,
     /// Whether the tier is locked by a person.
     pub locked: bool,
 }
@@ -109,7 +109,7 @@ pub fn plan_push(
 
 /// The pull saw the tier field empty where tierd had pushed a tier.
 fn lost(crm: Option<&CrmTierState>, last: Option<&LastPush>) -> bool {
-    let empty = crm.is_some_and(|s| s.crm_tier.as_deref().is_none_or(|t| t.trim().is_empty()));
+    let empty = crm.is_some_and(|s| s.crm_tier.is_none());
     empty && last.is_some()
 }
 
@@ -124,19 +124,17 @@ fn decide(
         if state.locked {
             return Some(PushOutcome::SkippedLocked);
         }
-        if let Some(crm_tier) = state.crm_tier.as_deref().filter(|t| !t.trim().is_empty()) {
+        if let Some(crm_tier) = state.crm_tier {
             // tierd never pushed here, or pushed something else: the value is a person's.
-            if last.is_none_or(|l| l.tier.as_str() != crm_tier.trim()) {
+            if last.is_none_or(|l| l.tier != crm_tier) {
                 return Some(PushOutcome::SkippedOverridden {
-                    crm_tier: crm_tier.to_string(),
+                    crm_tier: Some(crm_tier),
                 });
             }
         }
         if lost(Some(state), last) {
             return if options.respect_cleared {
-                Some(PushOutcome::SkippedOverridden {
-                    crm_tier: String::new(),
-                })
+                Some(PushOutcome::SkippedOverridden { crm_tier: None })
             } else {
                 None
             };
@@ -191,16 +189,13 @@ mod tests {
         ];
         let crm: HashMap<_, _> = [
             ("a", None, true),
-            ("b", Some("tier_1"), false),
-            ("c", Some("tier_3"), false),
-            ("d", Some("tier_3"), false),
+            ("b", Some(Tier::Tier1), false),
+            ("c", Some(Tier::Tier3), false),
+            ("d", Some(Tier::Tier3), false),
         ]
         .into_iter()
         .map(|(id, t, locked)| {
-            let state = CrmTierState {
-                crm_tier: t.map(str::to_string),
-                locked,
-            };
+            let state = CrmTierState { crm_tier: t, locked };
             (id.to_string(), state)
         })
         .collect();
@@ -222,7 +217,7 @@ mod tests {
                 (
                     "b".to_string(),
                     PushOutcome::SkippedOverridden {
-                        crm_tier: "tier_1".into()
+                        crm_tier: Some(Tier::Tier1)
                     }
                 ),
                 ("d".to_string(), PushOutcome::Unchanged),
@@ -235,7 +230,7 @@ mod tests {
         let crm = HashMap::from([(
             "a".to_string(),
             CrmTierState {
-                crm_tier: Some("tier_2".into()),
+                crm_tier: Some(Tier::Tier2),
                 locked: false,
             },
         )]);
@@ -254,7 +249,7 @@ mod tests {
             (
                 "cleared".to_string(),
                 CrmTierState {
-                    crm_tier: Some(String::new()),
+                    crm_tier: None,
                     locked: false,
                 },
             ),
@@ -268,7 +263,7 @@ mod tests {
             (
                 "kept".to_string(),
                 CrmTierState {
-                    crm_tier: Some("tier_2".into()),
+                    crm_tier: Some(Tier::Tier2),
                     locked: false,
                 },
             ),
@@ -293,9 +288,7 @@ mod tests {
             plan.held[0],
             (
                 "cleared".to_string(),
-                PushOutcome::SkippedOverridden {
-                    crm_tier: String::new()
-                }
+                PushOutcome::SkippedOverridden { crm_tier: None }
             )
         );
     }
@@ -355,7 +348,7 @@ mod tests {
                 let id = format!("acc-{i}");
                 results.push(update(&id, *t, *s, &format!("reason {r}")));
                 if *pulled {
-                    crm.insert(id.clone(), CrmTierState { crm_tier: crm_tier.map(|t| t.to_string()), locked: *locked });
+                    crm.insert(id.clone(), CrmTierState { crm_tier: *crm_tier, locked: *locked });
                 }
                 if let Some((pt, ps, pr)) = prev {
                     last.insert(id.clone(), last_push(*pt, *ps, *pr));
@@ -366,9 +359,9 @@ mod tests {
             for u in &plan.send {
                 if let Some(state) = crm.get(&u.id) {
                     prop_assert!(!state.locked, "locked {} sent", u.id);
-                    if let Some(t) = &state.crm_tier {
-                        let pushed = last.get(&u.id).map(|l| l.tier.to_string());
-                        prop_assert_eq!(Some(t.clone()), pushed, "overridden {} sent", &u.id);
+                    if let Some(t) = state.crm_tier {
+                        let pushed = last.get(&u.id).map(|l| l.tier);
+                        prop_assert_eq!(Some(t), pushed, "overridden {} sent", &u.id);
                     }
                 }
             }
@@ -376,7 +369,7 @@ mod tests {
             for u in &plan.send {
                 last.insert(u.id.clone(), LastPush::from(u));
                 if let Some(state) = crm.get_mut(&u.id) {
-                    state.crm_tier = Some(u.tier.to_string());
+                    state.crm_tier = Some(u.tier);
                 }
             }
             let again = plan_push(results, &crm, &last, PlanOptions::default());

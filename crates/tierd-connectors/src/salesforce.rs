@@ -18,7 +18,6 @@
 //!   pushing stops while fewer calls than the configured reserve remain.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use futures_util::stream;
 use serde::Deserialize;
@@ -106,17 +105,23 @@ const WRITTEN_FIELDS: [&str; 4] = [
 ];
 
 impl SalesforceConfig {
-    /// Validates the config and builds the connector.
-    pub fn build(self) -> Result<SalesforceConnector, ConnectorError> {
-        let bad = |msg: String| Err(ConnectorError::Config(format!("salesforce.{msg}")));
-        if self.client_id.trim().is_empty() || self.client_secret.is_empty() {
+    /// Checks every value, naming the key of the first problem.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        let bad = |key: &str, message: String| Err(ConnectorError::config(key, message));
+        if self.client_id.trim().is_empty() {
             return bad(
-                "client_id and client_secret must be set (the connected app's consumer key and secret)"
-                    .into(),
+                "client_id",
+                "is empty: set the connected app's consumer key".into(),
+            );
+        }
+        if self.client_secret.is_empty() {
+            return bad(
+                "client_secret",
+                "is empty: set the connected app's consumer secret (or client_secret_env)".into(),
             );
         }
         if reqwest::Url::parse(&self.login_url).is_err() {
-            return bad(format!("login_url '{}' is not a URL", self.login_url));
+            return bad("login_url", format!("'{}' is not a URL", self.login_url));
         }
         let version_ok = self
             .api_version
@@ -124,23 +129,32 @@ impl SalesforceConfig {
             .and_then(|v| v.split_once('.'))
             .is_some_and(|(a, b)| !a.is_empty() && a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok());
         if !version_ok {
-            return bad(format!("api_version '{}' is not like v61.0", self.api_version));
+            return bad("api_version", format!("'{}' is not like v61.0", self.api_version));
         }
         if !(200..=2000).contains(&self.page_size) {
-            return bad(format!(
-                "page_size must be within 200..=2000, got {}",
-                self.page_size
-            ));
+            return bad(
+                "page_size",
+                format!("must be within 200..=2000, got {}", self.page_size),
+            );
         }
         if !(1..=200).contains(&self.batch_size) {
-            return bad(format!(
-                "batch_size must be within 1..=200, got {}",
-                self.batch_size
-            ));
+            return bad(
+                "batch_size",
+                format!("must be within 1..=200, got {}", self.batch_size),
+            );
         }
         if !(0.0..1.0).contains(&self.api_reserve_share) {
-            return bad("api_reserve_share must be within 0..1".into());
+            return bad(
+                "api_reserve_share",
+                format!("must be within 0..1, got {}", self.api_reserve_share),
+            );
         }
+        Ok(())
+    }
+
+    /// Validates the config and builds the connector.
+    pub fn build(self) -> Result<SalesforceConnector, ConnectorError> {
+        self.validate()?;
         let limiter = match self.rate_per_sec {
             0 => RateLimiter::unlimited(),
             n => RateLimiter::for_window(n, std::time::Duration::from_secs(1)),
@@ -150,7 +164,6 @@ impl SalesforceConfig {
             limiter,
             session: tokio::sync::Mutex::new(None),
             fields: tokio::sync::Mutex::new(None),
-            watermark: Mutex::new(None),
             config: self,
         })
     }
@@ -170,7 +183,6 @@ pub struct SalesforceConnector {
     session: tokio::sync::Mutex<Option<Session>>,
     /// Account field names from `describe`, read once.
     fields: tokio::sync::Mutex<Option<HashSet<String>>>,
-    watermark: Mutex<Option<Watermark>>,
 }
 
 #[derive(Deserialize)]
@@ -478,12 +490,15 @@ impl SalesforceConnector {
             if let Some(u) = updated_at {
                 page.watermark = Some(page.watermark.map_or(u, |w| w.max(u)));
             }
-            match mapping::read_facts(&self.config.mapping, &id, NAME, field) {
-                Ok(facts) => page.accounts.push(CrmAccount {
+            let tier_field = &self.config.tier_field;
+            let read = mapping::read_facts(&self.config.mapping, &id, NAME, field)
+                .and_then(|facts| Ok((facts, mapping::read_tier(&id, tier_field, field(tier_field))?)));
+            match read {
+                Ok((facts, crm_tier)) => page.accounts.push(CrmAccount {
                     name: field("Name").map(str::to_string),
                     domain: field("Website").map(domain_of),
                     facts,
-                    crm_tier: field(&self.config.tier_field).map(str::to_string),
+                    crm_tier,
                     locked: field(&self.config.lock_field).is_some_and(|v| v.eq_ignore_ascii_case("true")),
                     updated_at,
                     id,
@@ -837,10 +852,7 @@ impl Connector for SalesforceConnector {
                 let (step, mut mark) = state?;
                 let what = "query accounts";
                 let page = match step {
-                    Step::Done => {
-                        *self.watermark.lock().unwrap_or_else(|p| p.into_inner()) = mark;
-                        return None;
-                    }
+                    Step::Done => return None,
                     Step::Start => match self.account_query(since).await {
                         Ok(soql) => self.query_page(what, &self.query_path(&soql)).await,
                         Err(e) => Err(e),
@@ -882,10 +894,6 @@ impl Connector for SalesforceConnector {
         })
     }
 
-    fn watermark(&self) -> Option<Watermark> {
-        *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn deals_for<'a>(
         &'a self,
         account_ids: &'a [String],
@@ -905,7 +913,10 @@ mod tests {
     #[test]
     fn config_is_validated_with_the_key_named() {
         let err = SalesforceConfig::default().build().err().expect("no credentials");
-        assert!(err.to_string().contains("salesforce.client_id"), "{err}");
+        assert!(
+            err.to_string().starts_with("connector.client_id: is empty"),
+            "{err}"
+        );
         let cfg = SalesforceConfig {
             client_id: "id".into(),
             client_secret: Secret::new("s"),
@@ -913,7 +924,10 @@ mod tests {
             ..SalesforceConfig::default()
         };
         let err = cfg.build().err().expect("bad version");
-        assert!(err.to_string().contains("api_version"), "{err}");
+        assert!(
+            err.to_string().starts_with("connector.api_version: '61'"),
+            "{err}"
+        );
     }
 
     #[test]

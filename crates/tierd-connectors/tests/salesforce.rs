@@ -1,23 +1,19 @@
-//! The Salesforce connector against the Salesforce emulator: OAuth and token expiry, SOQL
-//! paging and incremental pulls, Contract facts, the describe check, composite updates
-//! with per-record results, the daily API limit, and 429s with `Retry-After`.
+//! What only the Salesforce connector does, against the Salesforce emulator: OAuth and token
+//! expiry, SOQL paging, composite updates retried past locked rows, the daily API limit and
+//! its reserve, and 429s with `Retry-After`. What every connector does is `conformance.rs`.
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tierd_connectors::connector::{
-    Connector, ConnectorError, CrmAccount, PushOutcome, TierUpdate, Watermark,
-};
+use tierd_connectors::connector::{Connector, CrmAccount, PushOutcome, TierUpdate, Watermark};
 use tierd_connectors::http::Secret;
 
 use common::{accounts, fast_retries, pull};
 use tierd_connectors::salesforce::{SalesforceConfig, SalesforceConnector};
 use tierd_core::Tier;
 use tierd_emulators::{SalesforceConfig as EmuConfig, SalesforceEmulator};
-use tierd_gen::{GenOptions, Generator};
 
 fn connector(emu: &SalesforceEmulator, tune: impl FnOnce(&mut SalesforceConfig)) -> SalesforceConnector {
     let mut cfg = SalesforceConfig {
@@ -50,73 +46,17 @@ fn sf_id(a: &CrmAccount) -> &str {
 }
 
 #[tokio::test]
-async fn full_pull_follows_next_records_url_and_reads_contract_facts() {
+async fn full_pull_follows_next_records_url_and_reads_the_api_usage() {
+    // Every account once with its facts (Contract facts included) is the conformance suite's.
     let emu = SalesforceEmulator::start(EmuConfig::new(2_500, 21))
         .await
         .expect("emulator");
     let c = connector(&emu, |_| {});
     let pages = pull(&c, None).await;
     assert_eq!(pages.len(), 2, "2000 + 500");
-    let all = accounts(&pages);
-    let ids: BTreeSet<&str> = all.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!((all.len(), ids.len()), (2_500, 2_500));
-
-    // Pulled in SystemModstamp order, so match on domains (unique): every generated fact arrives.
-    let as_of = "2026-11-24".parse().expect("date");
-    let by_domain: std::collections::HashMap<&str, &CrmAccount> = all
-        .iter()
-        .map(|a| (a.domain.as_deref().unwrap_or_default(), *a))
-        .collect();
-    let mut with_contract = 0;
-    for account in Generator::new(GenOptions { seed: 21, as_of }).take(2_500) {
-        let crm = by_domain[account.domain.as_str()];
-        with_contract += usize::from(account.current_vendor.is_some());
-        for (fact, value) in account.facts() {
-            let got = crm.facts.get(fact).map(|f| &f.value);
-            assert_eq!(got, value.as_ref(), "{} {fact}", crm.id);
-        }
-    }
-    assert!(with_contract > 0);
+    assert_eq!(accounts(&pages).len(), 2_500);
     let stats = c.http_stats();
     assert!(stats.api_used > 0 && stats.api_max == 100_000, "{stats:?}");
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn incremental_pull_reads_only_accounts_changed_after_the_watermark() {
-    let emu = SalesforceEmulator::start(EmuConfig::new(300, 22))
-        .await
-        .expect("emulator");
-    let c = connector(&emu, |_| {});
-    let full = pull(&c, None).await;
-    let mark = c.watermark().expect("watermark");
-    let all = accounts(&full);
-    let changed: Vec<String> = [3usize, 150, 299]
-        .iter()
-        .map(|&i| sf_id(all[i]).to_string())
-        .collect();
-    for id in &changed {
-        emu.set_fields(id, &[("Site_Visits_30d__c", "17")]);
-    }
-    let got: BTreeSet<String> = accounts(&pull(&c, Some(mark)).await)
-        .iter()
-        .map(|a| sf_id(a).to_string())
-        .collect();
-    // Whole-second filtering may re-read records of the watermark's own second.
-    let same_second: BTreeSet<String> = all
-        .iter()
-        .filter(|a| {
-            a.updated_at
-                .is_some_and(|u| u.millis() / 1000 == mark.millis() / 1000)
-        })
-        .map(|a| sf_id(a).to_string())
-        .collect();
-    let expected: BTreeSet<String> = changed.iter().cloned().collect();
-    assert!(expected.is_subset(&got), "{got:?}");
-    assert!(
-        got.difference(&expected).all(|id| same_second.contains(id)),
-        "{got:?}"
-    );
     emu.shutdown().await;
 }
 
@@ -156,30 +96,6 @@ async fn wrong_client_secret_is_an_auth_error_without_the_secret() {
 }
 
 #[tokio::test]
-async fn missing_tierd_fields_are_reported_by_name_before_any_push() {
-    let mut cfg = EmuConfig::new(10, 25);
-    cfg.omit_fields = vec!["Tier__c".into(), "Tier_Reason__c".into()];
-    let emu = SalesforceEmulator::start(cfg).await.expect("emulator");
-    let c = connector(&emu, |_| {});
-    let report = c.ensure_schema().await.expect("describe");
-    assert_eq!(report.missing, ["Tier__c", "Tier_Reason__c"]);
-    // Pulling still works: the query asks only for fields the org has.
-    let ids: Vec<String> = accounts(&pull(&c, None).await)
-        .iter()
-        .map(|a| a.id.clone())
-        .collect();
-    assert_eq!(ids.len(), 10);
-    match c.push(&[update(&ids[0], Tier::Tier2)]).await {
-        Err(ConnectorError::SchemaMissing { fields, .. }) => {
-            assert_eq!(fields, ["Tier__c", "Tier_Reason__c"])
-        }
-        other => panic!("expected SchemaMissing, got {other:?}"),
-    }
-    assert_eq!(emu.writes().total, 0);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
 async fn push_writes_each_account_once_and_retries_locked_rows() {
     let emu = SalesforceEmulator::start(EmuConfig::new(450, 26))
         .await
@@ -205,9 +121,7 @@ async fn push_writes_each_account_once_and_retries_locked_rows() {
     assert_eq!((log.total, log.max_per_record()), (450, 1));
     assert_eq!(emu.field(sf_id(all[5]), "Tier__c").as_deref(), Some("tier_2"));
     let locked = pull(&c, None).await;
-    assert!(accounts(&locked)
-        .iter()
-        .all(|a| a.crm_tier.as_deref() == Some("tier_2")));
+    assert!(accounts(&locked).iter().all(|a| a.crm_tier == Some(Tier::Tier2)));
     emu.shutdown().await;
 }
 
@@ -271,31 +185,23 @@ async fn a_429_with_retry_after_is_honoured() {
         .expect("emulator");
     let c = connector(&emu, |_| {});
     emu.faults().set_rate_limit_storm(1);
-    let started = std::time::Instant::now();
     assert_eq!(accounts(&pull(&c, None).await).len(), 20);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "waited for Retry-After: 1"
-    );
-    assert_eq!(c.http_stats().rate_limited, 1);
+    let stats = c.http_stats();
+    assert_eq!((stats.rate_limited, stats.retries), (1, 1), "{stats:?}");
+    // `waited` counts the waits asked for (here the emulator's `Retry-After: 1` and nothing
+    // else, the limiter being off), not a stopwatch; that the client really waits that long
+    // is `http`'s `honours_retry_after`, against a server that refuses an early retry.
+    assert_eq!(stats.waited, Duration::from_secs(1), "{stats:?}");
     emu.shutdown().await;
 }
 
 #[tokio::test]
-async fn malformed_accounts_are_quarantined_and_opportunities_read() {
+async fn opportunities_come_with_their_account() {
     let emu = SalesforceEmulator::start(EmuConfig::new(300, 30))
         .await
         .expect("emulator");
-    emu.faults().set_malformed_rate(0.05);
     let c = connector(&emu, |_| {});
     let pages = pull(&c, None).await;
-    let quarantined: Vec<_> = pages.iter().flat_map(|p| &p.quarantined).collect();
-    assert!(!quarantined.is_empty());
-    assert_eq!(accounts(&pages).len() + quarantined.len(), 300);
-    for q in &quarantined {
-        assert!(q.id.starts_with("salesforce:001") && q.field.is_some(), "{q}");
-    }
-    emu.faults().reset();
     let ids: Vec<String> = accounts(&pages).iter().take(50).map(|a| a.id.clone()).collect();
     let deals = c.deals_for(&ids).await.expect("opportunities");
     assert!(!deals.is_empty());

@@ -2,10 +2,12 @@
 //!
 //! Scoring only ever needs "how many days between two dates", so a date is an
 //! `i32` day number: cheap to copy, compare and subtract in the hot loop. The
-//! conversions use Howard Hinnant's `days_from_civil` algorithms.
+//! calendar itself (months, leap years, month arithmetic) is chrono's.
 
 use std::fmt;
 use std::str::FromStr;
+
+use chrono::{Datelike, Months, NaiveDate};
 
 /// A calendar day. Parse at the edge with [`Date::from_str`]; format with `Display` (ISO-8601).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -18,6 +20,9 @@ pub struct DateParseError {
     input: String,
 }
 
+/// `NaiveDate::num_days_from_ce` of 1970-01-01.
+const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
+
 impl Date {
     /// The date `days` days after 1970-01-01.
     pub const fn from_days(days: i32) -> Self {
@@ -29,37 +34,48 @@ impl Date {
         self.0
     }
 
+    fn from_naive(d: NaiveDate) -> Self {
+        Date(d.num_days_from_ce() - UNIX_EPOCH_CE_DAYS)
+    }
+
+    /// As chrono's date; days beyond chrono's range (±262,000 years) clamp to its ends.
+    fn naive(self) -> NaiveDate {
+        self.0
+            .checked_add(UNIX_EPOCH_CE_DAYS)
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
+            .unwrap_or(if self.0 < 0 {
+                NaiveDate::MIN
+            } else {
+                NaiveDate::MAX
+            })
+    }
+
     /// The date for a year, month (1..=12) and day (1..=31), or `None` when it does not exist.
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Self> {
-        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-            return None;
-        }
-        let y = if month <= 2 { year - 1 } else { year };
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400) as u32;
-        let mp = (month + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        Some(Date(era * 146_097 + doe as i32 - 719_468))
+        NaiveDate::from_ymd_opt(year, month, day).map(Date::from_naive)
     }
 
     /// The (year, month, day) of this date.
     pub fn ymd(self) -> (i32, u32, u32) {
-        let z = self.0 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097) as u32;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe as i32 + era * 400 + i32::from(month <= 2);
-        (year, month, day)
+        let d = self.naive();
+        (d.year(), d.month(), d.day())
     }
 
     /// This date moved by `days` (negative moves back).
     pub const fn add_days(self, days: i32) -> Self {
         Date(self.0 + days)
+    }
+
+    /// This date moved by `months` (negative moves back), the day clamped to the length of
+    /// the month it lands in (2025-01-31 plus one month is 2025-02-28); `None` past chrono's range.
+    pub fn add_months(self, months: i32) -> Option<Self> {
+        let d = self.naive();
+        let moved = if months >= 0 {
+            d.checked_add_months(Months::new(months.unsigned_abs()))
+        } else {
+            d.checked_sub_months(Months::new(months.unsigned_abs()))
+        };
+        moved.map(Date::from_naive)
     }
 
     /// Whole days from `self` to `later` (negative when `later` is earlier).
@@ -73,15 +89,6 @@ impl Date {
     }
 }
 
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 impl FromStr for Date {
     type Err = DateParseError;
 
@@ -91,21 +98,20 @@ impl FromStr for Date {
         let err = || DateParseError { input: s.to_string() };
         let t = s.trim();
         let b = t.as_bytes();
-        if b.len() < 10 || b[4] != b'-' || b[7] != b'-' || (b.len() > 10 && b[10] != b'T' && b[10] != b' ') {
+        // The shape is checked here, the calendar by chrono (which alone would also take
+        // `2024-1-1` and signed years).
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        if b.len() < 10
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !(digits(0..4) && digits(5..7) && digits(8..10))
+            || (b.len() > 10 && b[10] != b'T' && b[10] != b' ')
+        {
             return Err(err());
         }
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            let part = &t[r];
-            part.bytes()
-                .all(|c| c.is_ascii_digit())
-                .then(|| part.parse().ok())
-                .flatten()
-        };
-        let (y, m, d) = (num(0..4), num(5..7), num(8..10));
-        match (y, m, d) {
-            (Some(y), Some(m), Some(d)) => Date::from_ymd(y as i32, m, d).ok_or_else(err),
-            _ => Err(err()),
-        }
+        NaiveDate::parse_from_str(&t[..10], "%Y-%m-%d")
+            .map(Date::from_naive)
+            .map_err(|_| err())
     }
 }
 
@@ -157,6 +163,15 @@ mod tests {
         ] {
             assert!(bad.parse::<Date>().is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn months_move_by_the_calendar_and_clamp_to_the_month_end() {
+        let d = |s: &str| s.parse::<Date>().expect("date");
+        assert_eq!(d("2025-01-31").add_months(1), Some(d("2025-02-28")));
+        assert_eq!(d("2024-01-31").add_months(1), Some(d("2024-02-29")));
+        assert_eq!(d("2025-01-01").add_months(24), Some(d("2027-01-01")));
+        assert_eq!(d("2025-03-31").add_months(-1), Some(d("2025-02-28")));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Owns the types every other crate speaks ([`fact::FactValue`], [`model::FactRow`],
 //! [`tier::Tier`]...), the scoring [`model::Model`] with its explanations, scores at the
 //! precision they are printed and bucketed in ([`points`]), the [`tier::TierPolicy`] (both
-//! steps of every tiering decision and its words) and diffs between tierings.
+//! steps of every tiering decision and its words) and diffs between tierings; and the two
+//! value types every layer shares, plugins included (re-exported by `tierd-plugin-api`):
+//! calendar [`Date`]s and [`Secret`]s.
 //!
 //! Invariants: this crate is pure. It does no I/O (no files, no network, no clock:
 //! the scoring date is always passed in), has no async, and depends on no other
@@ -21,6 +23,7 @@ pub mod hash;
 pub mod model;
 pub mod points;
 pub mod score;
+pub mod secret;
 pub mod tier;
 
 pub use config_error::{ConfigError, ConfigErrors};
@@ -28,4 +31,5 @@ pub use date::Date;
 pub use model::{FactRow, FactSchema, Model};
 pub use points::{MilliPoints, ScoreBucket, ScoreStep};
 pub use score::ScoreCard;
+pub use secret::Secret;
 pub use tier::{Tier, TierPolicy};

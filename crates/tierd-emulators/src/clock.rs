@@ -2,143 +2,79 @@
 //!
 //! The emulators keep times as epoch milliseconds and dates as days since 1970-01-01;
 //! this module converts them to HubSpot's `2026-11-24T10:30:00.123Z` and Salesforce's
-//! `2026-11-24T10:30:00.000+0000`, and parses what clients send back.
+//! `2026-11-24T10:30:00.000+0000`, and parses what clients send back. The calendar is
+//! chrono's.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
-/// (year, month, day) of a day number (Howard Hinnant's `civil_from_days`).
+/// `NaiveDate::num_days_from_ce` of 1970-01-01.
+const UNIX_EPOCH_CE_DAYS: i64 = 719_163;
+
+fn naive(days: i64) -> Option<NaiveDate> {
+    i32::try_from(days + UNIX_EPOCH_CE_DAYS)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+}
+
+fn day_number(d: NaiveDate) -> i64 {
+    i64::from(d.num_days_from_ce()) - UNIX_EPOCH_CE_DAYS
+}
+
+/// (year, month, day) of a day number (1970-01-01 for days beyond chrono's range).
 pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    let d = naive(days).unwrap_or_default();
+    (i64::from(d.year()), d.month(), d.day())
 }
 
 /// Day number of a calendar date, `None` when it does not exist.
 pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let len = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > len {
-        return None;
-    }
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day).map(day_number)
 }
 
 /// `YYYY-MM-DD`.
 pub(crate) fn date_string(days: i64) -> String {
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    naive(days).unwrap_or_default().to_string()
 }
 
-fn split_ms(ms: i64) -> (i64, i64, i64, i64, i64) {
-    let days = ms.div_euclid(DAY_MS);
-    let rest = ms.rem_euclid(DAY_MS);
-    (
-        days,
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000,
-    )
+fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// HubSpot's datetime: `2026-11-24T10:30:00.123Z`.
 pub(crate) fn iso_utc(ms: i64) -> String {
-    let (days, h, mi, s, milli) = split_ms(ms);
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    utc(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Salesforce's datetime: `2026-11-24T10:30:00.000+0000`.
 pub(crate) fn sf_datetime(ms: i64) -> String {
-    let (days, h, mi, s, milli) = split_ms(ms);
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}+0000")
-}
-
-fn digits(s: &str) -> Option<i64> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
+    let mut text = iso_utc(ms);
+    text.pop(); // the `Z`
+    text.push_str("+0000");
+    text
 }
 
 /// Parses `YYYY-MM-DD` to a day number.
 pub(crate) fn parse_date(s: &str) -> Option<i64> {
+    // chrono alone would also take `2026-1-5`: the vendors' dates are zero-padded.
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    days_from_civil(
-        digits(&s[0..4])?,
-        digits(&s[5..7])? as u32,
-        digits(&s[8..10])? as u32,
-    )
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(day_number)
 }
 
 /// Parses an ISO-8601 datetime (`2026-01-01T00:00:00Z`, `...00.000Z`, `...+0000`, `...+02:00`)
 /// to epoch milliseconds.
 pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
-    if s.len() < 19 || s.as_bytes()[10] != b'T' {
-        return None;
-    }
-    let days = parse_date(&s[..10])?;
-    let t = &s[11..];
-    let b = t.as_bytes();
-    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
-        return None;
-    }
-    let (h, mi, sec) = (digits(&t[0..2])?, digits(&t[3..5])?, digits(&t[6..8])?);
-    if h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &t[8..];
-    let mut milli = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let end = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
-        let f = &frac[..end];
-        if f.is_empty() {
-            return None;
-        }
-        let padded = format!("{:0<3}", &f[..f.len().min(3)]);
-        milli = digits(&padded)?;
-        rest = &frac[end..];
-    }
-    let offset_min = match rest {
-        "Z" | "" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let o = rest[1..].replace(':', "");
-            if o.len() != 4 {
-                return None;
-            }
-            sign * (digits(&o[0..2])? * 60 + digits(&o[2..4])?)
-        }
-    };
-    Some(days * DAY_MS + ((h * 60 + mi - offset_min) * 60 + sec) * 1000 + milli)
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|at| at.timestamp_millis())
 }
 
 /// Wall-clock epoch milliseconds.

@@ -70,13 +70,12 @@ pub(crate) fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// FNV-1a, to turn record ids into numbers.
+/// FNV-1a (its offset basis mixed with `seed`), to turn record ids into numbers.
 pub(crate) fn hash_str(seed: u64, s: &str) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in s.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    splitmix(h)
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::with_key(0xcbf2_9ce4_8422_2325 ^ seed);
+    h.write(s.as_bytes());
+    splitmix(h.finish())
 }
 
 fn unit(x: u64) -> f64 {

@@ -35,6 +35,10 @@ pub struct EmulatorStats {
     pub dropped: u64,
     /// Record writes applied (see [`crate::WriteLog`]).
     pub writes: u64,
+    /// The most requests admitted within one rolling rate-limit window (HubSpot: the
+    /// ten-second window or the search second), 0 while no limit is on: what a client
+    /// pacing itself to the limit is judged by, without timing it.
+    pub busiest_window: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +48,7 @@ pub(crate) struct Stats {
     server_errors: AtomicU64,
     dropped: AtomicU64,
     correlation: AtomicU64,
+    busiest_window: AtomicU64,
 }
 
 impl Stats {
@@ -54,7 +59,13 @@ impl Stats {
             server_errors: self.server_errors.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             writes: writes.total(),
+            busiest_window: self.busiest_window.load(Ordering::Relaxed),
         }
+    }
+
+    /// Records that a rate-limit window now holds `admitted` requests.
+    pub(crate) fn count_window(&self, admitted: usize) {
+        self.busiest_window.fetch_max(admitted as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn count_rate_limited(&self) {

@@ -115,14 +115,14 @@ async fn a_full_run_pushes_each_change_once_and_a_second_run_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_on_postgres_pushes_each_change_once_and_a_second_run_nothing() {
-    let Some(pg) = postgres::Schema::create() else {
+    let Some(pg) = tierd_test_support::postgres::Schema::create("pipeline").await else {
         return;
     };
     let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await
         .expect("emulator");
     let metrics = Arc::new(Metrics::default());
-    let p = pipeline_with(&emulator, &pg.url, "2026-11-24", |_| {}, metrics, "test:1").await;
+    let p = pipeline_with(&emulator, &pg.url(), "2026-11-24", |_| {}, metrics, "test:1").await;
     full_runs_push_each_change_once(&emulator, &p).await;
     p.shutdown().await;
 }
@@ -595,73 +595,6 @@ async fn records_the_crm_refuses_stay_pending_with_its_reason_and_invalid_ones_a
     assert!(again.iter().all(|pp| pp.attempts == 1), "not retried: {again:?}");
 }
 
-/// A PostgreSQL schema of its own for one test, dropped afterwards (`psql` does the DDL).
-mod postgres {
-    use std::process::Command;
-
-    pub(super) struct Schema {
-        admin: String,
-        name: String,
-        /// The store URL, its search path set to the schema.
-        pub(super) url: String,
-    }
-
-    fn psql(admin: &str, sql: &str) -> Result<(), String> {
-        let out = Command::new("psql")
-            .args([admin, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-            .output()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
-
-    impl Schema {
-        /// `None` (with a note) when PostgreSQL is unreachable outside CI; under CI that fails.
-        pub(super) fn create() -> Option<Schema> {
-            let admins = match std::env::var("TIERD_TEST_POSTGRES") {
-                Ok(url) => vec![url],
-                Err(_) => vec![
-                    "postgres://postgres@127.0.0.1:5432/test".to_string(),
-                    "postgres://root@127.0.0.1:5432/test".to_string(),
-                ],
-            };
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let name = format!("pipeline_{}_{nanos}", std::process::id());
-            let mut last = String::new();
-            for admin in admins {
-                match psql(&admin, &format!("CREATE SCHEMA {name}")) {
-                    Ok(()) => {
-                        let sep = if admin.contains('?') { '&' } else { '?' };
-                        let url = format!("{admin}{sep}options[search_path]={name}");
-                        return Some(Schema { admin, name, url });
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PostgreSQL is required under CI but unreachable: {last}"
-            );
-            eprintln!("note: PostgreSQL unreachable ({last}); skipping this test");
-            None
-        }
-    }
-
-    impl Drop for Schema {
-        fn drop(&mut self) {
-            let _ = psql(
-                &self.admin,
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            );
-        }
-    }
-}
-
 /// The accounts this instance processed, from its metrics.
 fn processed(metrics: &Metrics) -> u64 {
     metrics
@@ -674,7 +607,7 @@ fn processed(metrics: &Metrics) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
-    let Some(pg) = postgres::Schema::create() else {
+    let Some(pg) = tierd_test_support::postgres::Schema::create("pipeline").await else {
         return;
     };
     // Small items, one local worker, and a follower that looks for work every 2 ms (not every
@@ -690,7 +623,7 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
     let (leader_metrics, follower_metrics) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
     let leader = pipeline_with(
         &emulator,
-        &pg.url,
+        &pg.url(),
         "2026-11-24",
         tweak,
         leader_metrics.clone(),
@@ -699,7 +632,7 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
     .await;
     let follower = pipeline_with(
         &emulator,
-        &pg.url,
+        &pg.url(),
         "2026-11-24",
         tweak,
         follower_metrics.clone(),
@@ -748,23 +681,6 @@ async fn two_instances_share_a_run_on_postgres_with_the_result_of_one() {
     follower.shutdown().await;
 }
 
-/// The misbehaving test plugin's library, built beside this test binary (a dev-dependency).
-fn misbehaving_plugin() -> std::path::PathBuf {
-    plugin_library("tierd_test_misbehaving")
-}
-
-/// A plugin library built beside this test binary (a dev-dependency), by crate name.
-fn plugin_library(stem: &str) -> std::path::PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}");
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    [deps.join(&file), deps.join("..").join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build --workspace`"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_failing_mid_run_leaves_its_previous_facts_flagged_stale() {
     use tierd_plugin_host::{Mode, PluginConfig};
@@ -779,7 +695,10 @@ async fn a_plugin_failing_mid_run_leaves_its_previous_facts_flagged_stale() {
         let plugin = PluginConfig {
             batch_size: Some(1),
             concurrency: 1,
-            ..PluginConfig::library(misbehaving_plugin(), Mode::InProcess)
+            ..PluginConfig::library(
+                tierd_test_support::cdylib("tierd-test-misbehaving"),
+                Mode::InProcess,
+            )
         };
         s.plugins.insert("m".into(), plugin);
         // Keep the plugin's fact, though the model does not score it.
@@ -884,7 +803,7 @@ async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) 
     let tweak = |s: &mut Settings| {
         let plugin = PluginConfig {
             cache_ttl_secs: 0,
-            ..PluginConfig::library(plugin_library("contract_renewals"), Mode::InProcess)
+            ..PluginConfig::library(tierd_test_support::cdylib("contract-renewals"), Mode::InProcess)
         };
         s.plugins.insert("contract-renewals".into(), plugin);
     };

@@ -45,7 +45,7 @@ impl WorkAccount {
             id: a.id.clone(),
             name: a.name.clone(),
             domain: a.domain.clone(),
-            crm_tier: a.crm_tier.clone(),
+            crm_tier: a.crm_tier.map(|t| t.to_string()),
             locked: a.locked,
             facts: codec::encode(&facts),
             pulled: true,

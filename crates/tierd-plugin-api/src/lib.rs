@@ -30,7 +30,9 @@
 //! # What stays out
 //! No async runtime, no HTTP stack, nothing of the host: a plugin depends on this crate, serde and
 //! serde_json only, and gets network access through [`Host::http`], where the host enforces the
-//! allowlist, timeouts and rate limits.
+//! allowlist, timeouts and rate limits. Calendar dates ([`Date`]) and credentials ([`Secret`])
+//! are tierd-core's, re-exported here, so a plugin uses the types tierd does without depending
+//! on any other tierd crate (tierd-core is pure: no I/O, no runtime).
 
 // This crate *is* the FFI boundary: raw pointers cross it and `extern "C"` functions are exported.
 // Each unsafe block is small and states its invariant.
@@ -50,11 +52,17 @@ pub use message::{
 pub use sdk::__private;
 pub use sdk::{Host, Level, PluginError, Provider};
 
+/// A calendar day (`YYYY-MM-DD`), with the arithmetic renewals need; tierd-core's.
+pub use tierd_core::Date;
+/// A credential that never prints; tierd-core's.
+pub use tierd_core::Secret;
+
 /// Everything a plugin author needs: `use tierd_plugin_api::prelude::*;`.
 pub mod prelude {
     pub use crate::message::{AccountInput, AccountResult, ConfigField, Description, EnrichRequest};
     pub use crate::message::{EnrichResponse, FactSpec, FactType, HttpRequest, HttpResponse, Signal};
     pub use crate::sdk::{Host, Level, PluginError, Provider};
+    pub use crate::{Date, Secret};
 }
 
 #[cfg(test)]

@@ -11,27 +11,15 @@
 //! them, so a profiler can watch one mode.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde_json::json;
 use tierd_plugin_host::{AccountInput, EnrichOptions, HostOptions, Mode, PluginConfig, PluginSet};
+use tierd_test_support::cdylib;
 
 const ACCOUNTS: usize = 10_000;
 const ROUNDS: usize = 5;
-
-fn cdylib(crate_name: &str) -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", crate_name.replace('-', "_"));
-    let dir = Path::new(env!("CARGO_BIN_EXE_tierd-plugin-child"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    [dir.join("deps").join(&file), dir.join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build --release -p {crate_name}`"))
-}
 
 fn accounts(name: &str) -> Vec<AccountInput> {
     (0..ACCOUNTS)

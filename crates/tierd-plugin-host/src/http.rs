@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tierd_plugin_api::{HttpRequest, HttpResponse};
+use tierd_rate_limit::RateLimiter;
 use tokio::task::JoinSet;
 
 use crate::error::HostError;
@@ -39,46 +40,6 @@ struct Stats {
     latency_micros: AtomicU64,
 }
 
-/// A token bucket of `per_minute` tokens, refilled continuously: bursts up to a minute's quota,
-/// matching the 60-second windows vendors count in.
-struct RateLimiter {
-    per_minute: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    fn new(per_minute: u32) -> Self {
-        let per_minute = f64::from(per_minute.max(1));
-        RateLimiter {
-            per_minute,
-            state: Mutex::new((per_minute, Instant::now())),
-        }
-    }
-
-    /// Takes a token, waiting at most `patience`; false when the wait would be longer.
-    async fn acquire(&self, patience: Duration) -> bool {
-        let deadline = Instant::now() + patience;
-        loop {
-            let wait = {
-                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                let refill = now.duration_since(state.1).as_secs_f64() * self.per_minute / 60.0;
-                state.0 = (state.0 + refill).min(self.per_minute);
-                state.1 = now;
-                if state.0 >= 1.0 {
-                    state.0 -= 1.0;
-                    return true;
-                }
-                Duration::from_secs_f64((1.0 - state.0) * 60.0 / self.per_minute)
-            };
-            if Instant::now() + wait > deadline {
-                return false;
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
 /// Sends chosen hosts to fixed addresses (`"*"`: every other host), for tests and the demo.
 struct Routes {
     exact: HashMap<String, SocketAddr>,
@@ -100,7 +61,8 @@ impl reqwest::dns::Resolve for Routes {
 
 struct Policy {
     allowed: Vec<String>,
-    limiter: Option<Arc<RateLimiter>>,
+    /// Requests a minute and the bucket pacing them.
+    limiter: Option<(u32, Arc<RateLimiter>)>,
 }
 
 /// One plugin's HTTP capability.
@@ -182,7 +144,7 @@ impl HttpCapability {
         let limiter = self
             .configured_rate
             .or(rate_limit_per_minute)
-            .map(|r| Arc::new(RateLimiter::new(r)));
+            .map(|r| (r, Arc::new(RateLimiter::per_minute(r))));
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Policy { allowed, limiter });
     }
 
@@ -259,12 +221,12 @@ impl HttpCapability {
             .timeout_ms
             .map(Duration::from_millis)
             .map_or(self.timeout, |t| t.min(self.timeout));
-        if let Some(limiter) = &policy.limiter {
-            if !limiter.acquire(timeout).await {
+        if let Some((per_minute, limiter)) = &policy.limiter {
+            if !limiter.acquire_within(timeout).await {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 return HttpResponse::failed(format!(
                     "refused: plugin {}'s rate limit ({}/minute) leaves no slot within the timeout",
-                    self.plugin, limiter.per_minute
+                    self.plugin, per_minute
                 ));
             }
         }
@@ -504,8 +466,8 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limiter_refuses_past_its_patience() {
-        let limiter = RateLimiter::new(1);
-        assert!(limiter.acquire(Duration::ZERO).await);
-        assert!(!limiter.acquire(Duration::from_millis(10)).await);
+        let limiter = RateLimiter::per_minute(1);
+        assert!(limiter.acquire_within(Duration::ZERO).await);
+        assert!(!limiter.acquire_within(Duration::from_millis(10)).await);
     }
 }

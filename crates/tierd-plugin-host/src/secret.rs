@@ -3,37 +3,10 @@
 use std::fmt;
 
 use serde_json::{Map, Value};
+pub use tierd_plugin_api::Secret;
 
 use crate::error::HostError;
 use crate::PluginConfig;
-
-/// A secret value; Debug and Display print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Replaces known secret values in text a plugin produced (log lines, errors) before the host
 /// shows it: a plugin echoing its API key in an error must not leak it into our logs.
@@ -100,12 +73,6 @@ pub(crate) fn init_config(plugin: &str, cfg: &PluginConfig) -> Result<(Value, Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("pdl_live_123");
-        assert_eq!(format!("{s} {s:?}"), "*** ***");
-    }
 
     #[test]
     fn api_key_comes_from_the_environment_and_is_redacted() {

@@ -3,28 +3,23 @@
 //! loaded once per process: every other in-process test would hang behind it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::json;
 use tierd_plugin_host::{AccountInput, HostOptions, Mode, Outcome, PluginConfig, PluginSet};
 
 #[tokio::test]
 async fn a_hang_in_process_is_abandoned_at_the_timeout() {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let child = Path::new(env!("CARGO_BIN_EXE_tierd-plugin-child"));
-    let file = format!("{DLL_PREFIX}tierd_test_misbehaving{DLL_SUFFIX}");
-    let dir = child.parent().expect("binary has a directory");
-    let library = [dir.join("deps").join(&file), dir.join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p tierd-test-misbehaving`"));
+    let library = tierd_test_support::cdylib("tierd-test-misbehaving");
     let cfg = PluginConfig {
         timeout_ms: 300,
         concurrency: 1,
         ..PluginConfig::library(library, Mode::InProcess)
     };
     let options = HostOptions {
-        child_command: vec![child.into(), "plugin-host".into()],
+        child_command: vec![
+            env!("CARGO_BIN_EXE_tierd-plugin-child").into(),
+            "plugin-host".into(),
+        ],
     };
     let set = PluginSet::load(&BTreeMap::from([("m".to_owned(), cfg)]), &options)
         .await

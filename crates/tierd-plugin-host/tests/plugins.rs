@@ -5,27 +5,11 @@
 //! builds them into `target/<profile>/deps/` first.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 use tierd_plugin_host::{AccountInput, HostOptions, Mode, Outcome, PluginConfig, PluginSet};
-
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_tierd-plugin-child"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf()
-}
-
-fn cdylib(crate_name: &str) -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", crate_name.replace('-', "_"));
-    let dir = target_dir();
-    [dir.join("deps").join(&file), dir.join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p {crate_name}`"))
-}
+use tierd_test_support::cdylib;
 
 fn options() -> HostOptions {
     HostOptions {

@@ -19,17 +19,6 @@ use tower::ServiceExt as _;
 
 const TOKEN: &str = "0123456789abcdef-test-token";
 
-fn plugin_library(stem: &str) -> std::path::PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}");
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps directory");
-    [deps.join(&file), deps.join("..").join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build --workspace`"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_route_shows_when_each_stored_fact_was_observed_and_its_age() {
     let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(200, 7))
@@ -55,7 +44,7 @@ async fn the_account_route_shows_when_each_stored_fact_was_observed_and_its_age(
         "contract-renewals".into(),
         PluginConfig {
             cache_ttl_secs: 0,
-            ..PluginConfig::library(plugin_library("contract_renewals"), Mode::InProcess)
+            ..PluginConfig::library(tierd_test_support::cdylib("contract-renewals"), Mode::InProcess)
         },
     );
     let pipeline = Arc::new(

@@ -452,6 +452,31 @@ map = { A = 1 }
 }
 
 #[test]
+fn config_validate_checks_the_connector_keys_as_sync_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("tierd.toml");
+    for (line, key) in [
+        ("tokn = \"x\"", "connector.tokn: unknown key"),
+        (
+            "search_rate_per_sec = -5",
+            "connector.search_rate_per_sec: invalid value",
+        ),
+        ("base_url = 4294967296", "connector.base_url: invalid type"),
+        ("rate_limit = nan", "connector.rate_limit: invalid type"),
+    ] {
+        let section = format!("[connector]\ntype = \"hubspot\"\ntoken_env = \"HUBSPOT_TOKEN\"\n{line}\n");
+        std::fs::write(&cfg, section).expect("write config");
+        let out = tierd(
+            &["config", "validate", "--config", cfg.to_str().expect("utf-8")],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(1), "{line} validated");
+        let err = text(&out.stderr);
+        assert!(err.contains(key), "{line}: missing {key:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn the_default_config_validates_and_env_overrides_apply() {
     let ok = tierd(&["config", "validate"], &[]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
@@ -539,20 +564,6 @@ fn gen_is_deterministic_and_its_output_scores_cleanly() {
     );
 }
 
-/// The hello example plugin's library, built beside this test (it is a dev-dependency).
-fn hello_plugin() -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let file = format!("{DLL_PREFIX}tierd_plugin_hello{DLL_SUFFIX}");
-    let dir = Path::new(env!("CARGO_BIN_EXE_tierd"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf();
-    [dir.join("deps").join(&file), dir.join(&file)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{file} not built: run `cargo build -p tierd-plugin-hello`"))
-}
-
 #[test]
 fn score_enrich_runs_the_plugins_before_scoring() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -578,7 +589,9 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
         &config,
         format!(
             "[model]\npath = \"model.toml\"\n\n[plugins.hello]\npath = {:?}\nmode = \"isolated\"\n",
-            hello_plugin().display().to_string()
+            tierd_test_support::cdylib("tierd-plugin-hello")
+                .display()
+                .to_string()
         ),
     )
     .expect("config");

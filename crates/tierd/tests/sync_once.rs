@@ -72,6 +72,40 @@ fn a_sync_exits_0_with_a_report_and_a_second_one_pushes_nothing() {
     assert_eq!(pushed(&out), 0, "nothing changed: {out}");
 }
 
+#[test]
+fn incremental_runs_over_an_unchanged_file_keep_their_watermark() {
+    // Regression: a pull that yields no page (the file did not change) stored no watermark,
+    // so the incremental run after it read the whole file again.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_in(dir.path(), &file_sections(dir.path()));
+    let runs: Vec<u64> = [
+        ["--job", "full"],
+        ["--job", "incremental"],
+        ["--job", "incremental"],
+    ]
+    .iter()
+    .map(|args| {
+        let run = sync(&config, args);
+        let out = text(&run.stdout);
+        assert_eq!(run.status.code(), Some(0), "{out}\n{}", text(&run.stderr));
+        scored(&out)
+    })
+    .collect();
+    assert!(runs[0] > 0, "{runs:?}");
+    assert_eq!(runs[2], runs[1], "the file is not read again: {runs:?}");
+    assert!(runs[2] < runs[0], "{runs:?}");
+}
+
+/// The `N accounts scored` figure of a report.
+fn scored(report: &str) -> u64 {
+    report
+        .split(" accounts scored")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no accounts figure in {report}"))
+}
+
 /// The `pushed N` figure of a report.
 fn pushed(report: &str) -> u64 {
     report

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::date;
+use tierd_plugin_api::Date;
 
 /// One contract, whatever its source.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Contract {
     pub(crate) vendor: Option<String>,
-    /// Day number of the renewal (end) date.
-    pub(crate) renewal: i64,
+    /// The renewal (end) date.
+    pub(crate) renewal: Date,
     pub(crate) annual_value: Option<f64>,
     pub(crate) active: bool,
 }
@@ -38,15 +38,24 @@ pub(crate) fn renewal(
     end: Option<&str>,
     start: Option<&str>,
     term_months: Option<f64>,
-) -> Result<i64, String> {
+) -> Result<Date, String> {
     if let Some(end) = end.filter(|e| !e.trim().is_empty()) {
-        return date::parse(end).ok_or_else(|| format!("end_date {end:?} is not a YYYY-MM-DD date"));
+        return end
+            .parse()
+            .map_err(|_| format!("end_date {end:?} is not a YYYY-MM-DD date"));
     }
     match (start.filter(|s| !s.trim().is_empty()), term_months) {
         (Some(start), Some(months)) if months.fract() == 0.0 && months > 0.0 => {
-            let start =
-                date::parse(start).ok_or_else(|| format!("start_date {start:?} is not a YYYY-MM-DD date"))?;
-            Ok(date::end_of_term(start, months as i64))
+            let start: Date = start
+                .parse()
+                .map_err(|_| format!("start_date {start:?} is not a YYYY-MM-DD date"))?;
+            // Salesforce's convention: a 12-month term from 2025-01-01 ends 2025-12-31 (the
+            // anniversary, its day clamped to the month's length, minus one day).
+            i32::try_from(months as i64)
+                .ok()
+                .and_then(|m| start.add_months(m))
+                .map(|anniversary| anniversary.add_days(-1))
+                .ok_or_else(|| format!("term_months {months} is too long"))
         }
         (Some(_), Some(months)) => Err(format!("term_months {months} is not a positive whole number")),
         _ => Err("neither end_date nor start_date with term_months".into()),
@@ -191,7 +200,7 @@ pub(crate) fn normalise_domain(d: &str) -> String {
 /// term the seller should check).
 pub(crate) fn next<'a>(
     contracts: impl IntoIterator<Item = &'a Contract>,
-    today: i64,
+    today: Date,
 ) -> Option<&'a Contract> {
     let live: Vec<&Contract> = contracts.into_iter().filter(|c| c.active).collect();
     live.iter()
@@ -215,11 +224,11 @@ mod tests {
     fn renewal_comes_from_the_end_date_else_start_plus_term() {
         let c = contract(json!({"vendor": "Talend", "end_date": "2026-12-31", "start_date": "2020-01-01"}))
             .unwrap();
-        assert_eq!(date::format(c.renewal), "2026-12-31");
+        assert_eq!(c.renewal.to_string(), "2026-12-31");
         let c = contract(
             json!({"Vendor": "Census", "StartDate": "2025-03-01", "ContractTerm": 12, "Status": "Activated"}),
         );
-        assert_eq!(date::format(c.unwrap().renewal), "2026-02-28");
+        assert_eq!(c.unwrap().renewal.to_string(), "2026-02-28");
         assert!(contract(json!({"vendor": "X"}))
             .unwrap_err()
             .contains("neither end_date"));
@@ -237,11 +246,11 @@ mod tests {
     fn the_next_live_contract_wins_else_the_latest_past_one() {
         let at = |s: &str, active| Contract {
             vendor: Some(s.into()),
-            renewal: date::parse(s).unwrap(),
+            renewal: s.parse().unwrap(),
             annual_value: None,
             active,
         };
-        let today = date::parse("2026-06-01").unwrap();
+        let today: Date = "2026-06-01".parse().unwrap();
         let all = [
             at("2026-01-01", true),
             at("2027-01-01", true),
@@ -279,7 +288,7 @@ mod tests {
         );
         let acme = file.find("x", Some("https://www.acme.com"));
         assert_eq!(
-            (acme[0].annual_value, date::format(acme[0].renewal)),
+            (acme[0].annual_value, acme[0].renewal.to_string()),
             (Some(48_000.0), "2026-05-31".into())
         );
         assert_eq!(file.find("hubspot:9", None)[0].vendor.as_deref(), Some("Census"));

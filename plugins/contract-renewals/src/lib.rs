@@ -10,7 +10,6 @@
 //! Written only against `tierd-plugin-api`; it makes no HTTP calls.
 
 mod contracts;
-mod date;
 mod provider;
 
 pub use provider::ContractRenewals;

@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 use tierd_plugin_api::prelude::*;
 
 use crate::contracts::{self, Contract, ContractFile};
-use crate::date;
 
 /// `[plugins.contract-renewals.config]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,7 +100,7 @@ impl ContractRenewals {
     }
 
     pub(crate) fn run(&self, request: EnrichRequest) -> Result<EnrichResponse, PluginError> {
-        let today = date::parse(&request.as_of).ok_or_else(|| {
+        let today: Date = request.as_of.parse().map_err(|_| {
             PluginError::new(format!(
                 "enrich request: as_of {:?} is not a YYYY-MM-DD date",
                 request.as_of
@@ -115,7 +114,7 @@ impl ContractRenewals {
         Ok(EnrichResponse { results })
     }
 
-    fn account(&self, account: &AccountInput, as_of: &str, today: i64) -> AccountResult {
+    fn account(&self, account: &AccountInput, as_of: &str, today: Date) -> AccountResult {
         let mut found: Vec<Contract> = Vec::new();
         let mut problems = Vec::new();
         if let Some(Value::Array(related)) = account.related.get("contracts") {
@@ -133,8 +132,8 @@ impl ContractRenewals {
             .get("contracts.renewal_date")
             .and_then(Value::as_str)
         {
-            match date::parse(end) {
-                Some(renewal) => found.push(Contract {
+            match end.parse::<Date>() {
+                Ok(renewal) => found.push(Contract {
                     vendor: account
                         .facts
                         .get("contracts.current_vendor")
@@ -144,7 +143,7 @@ impl ContractRenewals {
                     annual_value: None,
                     active: true,
                 }),
-                None => problems.push(format!(
+                Err(_) => problems.push(format!(
                     "fact contracts.renewal_date {end:?} is not a YYYY-MM-DD date"
                 )),
             }
@@ -163,11 +162,11 @@ impl ContractRenewals {
             };
         };
         let mut result = AccountResult::new(&account.key);
-        let days = contract.renewal - today;
+        let days = i64::from(today.days_until(contract.renewal));
         let facts = &mut result.facts;
         facts.insert(
             "contracts.renewal_date".into(),
-            json!(date::format(contract.renewal)),
+            json!(contract.renewal.to_string()),
         );
         facts.insert("contracts.days_to_renewal".into(), json!(days));
         if let Some(vendor) = &contract.vendor {
@@ -189,7 +188,7 @@ impl ContractRenewals {
                 if days <= i64::from(window) {
                     let mut detail = serde_json::Map::new();
                     detail.insert("days".into(), json!(window));
-                    detail.insert("renewal_date".into(), json!(date::format(contract.renewal)));
+                    detail.insert("renewal_date".into(), json!(contract.renewal.to_string()));
                     if let Some(vendor) = &contract.vendor {
                         detail.insert("vendor".into(), json!(vendor));
                     }

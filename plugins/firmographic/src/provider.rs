@@ -1,7 +1,6 @@
 //! The plugin: config, the API calls (one host HTTP batch per enrich, 429 retries), the
 //! dataset fallback, and what each API answer means for an account.
 
-use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -10,23 +9,6 @@ use tierd_plugin_api::prelude::*;
 
 use crate::company::Company;
 use crate::dataset::Dataset;
-
-/// An API key: never shown in Debug or Display output.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// `[plugins.firmographic.config]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -263,7 +245,7 @@ impl Firmographic {
             if let Some(m) = self.config.min_likelihood {
                 url.push_str(&format!("&min_likelihood={m}"));
             }
-            let mut r = HttpRequest::get(url).header("X-Api-Key", key.0.clone());
+            let mut r = HttpRequest::get(url).header("X-Api-Key", key.expose());
             r.timeout_ms = Some(self.config.timeout_ms);
             pending.push((i, r));
         }
@@ -304,6 +286,7 @@ impl Firmographic {
                         wait = wait.max(reset_wait(
                             &response,
                             Duration::from_millis(self.config.max_wait_ms),
+                            SystemTime::now(),
                         ));
                         limited.push((i, req));
                     }
@@ -388,9 +371,9 @@ fn error_message(body: &str) -> Option<String> {
 
 /// How long to wait after a 429: until `x-ratelimit-reset` (a UTC timestamp, or epoch seconds
 /// in PDL's older headers), else `retry-after` seconds, else a whole 60-second window; at most
-/// `cap`.
-fn reset_wait(response: &HttpResponse, cap: Duration) -> Duration {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+/// `cap`. `now` is an argument so the arithmetic is tested without the clock.
+fn reset_wait(response: &HttpResponse, cap: Duration, now: SystemTime) -> Duration {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let from_reset = response.header("x-ratelimit-reset").and_then(|v| {
         let v = v.trim();
         let at = match v.parse::<u64>() {
@@ -419,20 +402,12 @@ fn parse_utc(s: &str) -> Option<u64> {
         .strip_suffix('Z')
         .or_else(|| time.strip_suffix("+00:00"))
         .unwrap_or(time);
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let date: Date = date.parse().ok()?;
     let mut t = time
         .split(':')
         .map(|p| p.split('.').next().and_then(|x| x.parse::<i64>().ok()));
     let (hh, mm, ss) = (t.next()??, t.next()??, t.next().flatten().unwrap_or(0));
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+    u64::try_from(i64::from(date.days()) * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
 /// Percent-encodes a query value.
@@ -666,14 +641,20 @@ mod tests {
     #[test]
     fn reset_headers_in_every_published_shape_give_the_wait() {
         let cap = Duration::from_secs(65);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let r = response(429, &[("x-ratelimit-reset", &(now + 30).to_string())], "");
-        assert!((29..=30).contains(&reset_wait(&r, cap).as_secs()));
+        // 2026-11-24T14:20:00Z
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_530_000);
+        let r = response(429, &[("x-ratelimit-reset", "1795530030")], "");
+        assert_eq!(reset_wait(&r, cap, now), Duration::from_secs(30));
+        let r = response(429, &[("x-ratelimit-reset", "2026-11-24T14:20:45Z")], "");
+        assert_eq!(reset_wait(&r, cap, now), Duration::from_secs(45));
         let r = response(429, &[("retry-after", "7")], "");
-        assert_eq!(reset_wait(&r, cap), Duration::from_secs(7));
-        assert_eq!(reset_wait(&response(429, &[], ""), cap), Duration::from_secs(60));
+        assert_eq!(reset_wait(&r, cap, now), Duration::from_secs(7));
+        assert_eq!(
+            reset_wait(&response(429, &[], ""), cap, now),
+            Duration::from_secs(60)
+        );
         let r = response(429, &[("x-ratelimit-reset", "2999-01-01T00:00:00Z")], "");
-        assert_eq!(reset_wait(&r, cap), cap);
+        assert_eq!(reset_wait(&r, cap, now), cap);
         assert_eq!(parse_utc("2026-11-24T14:20:00Z"), Some(1_795_530_000));
         assert_eq!(parse_utc("1970-01-01T00:00:00+00:00"), Some(0));
     }

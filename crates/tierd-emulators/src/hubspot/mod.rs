@@ -349,6 +349,7 @@ impl Hub {
                     return refuse(Policy::Secondly);
                 }
                 w.search_second.push_back(now);
+                self.stats.count_window(w.search_second.len());
             }
         } else if let Some(max) = cfg.rate_limit {
             while w
@@ -362,6 +363,7 @@ impl Hub {
                 return refuse(Policy::TenSecondly);
             }
             w.ten_seconds.push_back(now);
+            self.stats.count_window(w.ten_seconds.len());
         }
         w.daily_used += 1;
         let mut headers = Vec::new();

@@ -44,6 +44,8 @@ pub(crate) async fn pull<S: Sink>(
         let mut stream = p.connector.pull(since);
         let mut quarantined = 0u64;
         let mut stopped = false;
+        // The last page's watermark is the one to store; no page means nothing new.
+        let mut watermark = since;
         while let Some(page) = stream.next().await {
             if *shutdown.borrow() {
                 stopped = true;
@@ -53,6 +55,7 @@ pub(crate) async fn pull<S: Sink>(
                 p.metrics.error("pull");
                 anyhow::Error::new(e).context("pull accounts from the CRM")
             })?;
+            watermark = page.watermark.or(watermark);
             quarantined += page.quarantined.len() as u64;
             for q in &page.quarantined {
                 tracing::warn!(record = %q, "record quarantined");
@@ -67,7 +70,7 @@ pub(crate) async fn pull<S: Sink>(
             }
         }
         drop(tx);
-        anyhow::Ok((quarantined, stopped))
+        anyhow::Ok((quarantined, stopped, watermark))
     };
     let cut = async {
         let size = p.settings.pipeline.batch_size.max(1);
@@ -92,12 +95,12 @@ pub(crate) async fn pull<S: Sink>(
         let (read, cut) = tokio::join!(read, cut);
         shared.pull_done.store(true, Ordering::SeqCst);
         shared.enqueued.notify_waiters();
-        let (quarantined, stopped) = read?;
+        let read = read?;
         cut?;
-        anyhow::Ok((quarantined, stopped))
+        anyhow::Ok(read)
     };
     let (produced, consumed) = tokio::join!(producer, sink.consume(ctx, shared));
-    let (quarantined, stopped) = match (produced, consumed) {
+    let (quarantined, stopped, watermark) = match (produced, consumed) {
         (Ok(v), Ok(())) => v,
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
@@ -105,7 +108,7 @@ pub(crate) async fn pull<S: Sink>(
         quarantined,
         stopped,
         ids,
-        watermark: p.connector.watermark(),
+        watermark,
     })
 }
 

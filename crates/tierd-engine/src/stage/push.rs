@@ -194,11 +194,7 @@ pub(crate) async fn push<S: Sink>(
             crm.insert(
                 id.clone(),
                 CrmTierState {
-                    crm_tier: if view.pulled_now {
-                        view.crm_tier.map(|t| t.to_string())
-                    } else {
-                        None
-                    },
+                    crm_tier: if view.pulled_now { view.crm_tier } else { None },
                     locked: view.locked,
                 },
             );

@@ -1,21 +1,18 @@
 //! A fresh database per test, on either backend: a SQLite file in a temporary directory, or a
-//! PostgreSQL schema of its own (dropped afterwards) so tests run in parallel without seeing each
-//! other. PostgreSQL is found at `TIERD_TEST_POSTGRES`, else `postgres://postgres@127.0.0.1:5432/test`
-//! (then user `root`). When it cannot be reached the PostgreSQL half of a test is skipped with a
-//! note, except under CI, where that is a failure.
+//! PostgreSQL schema of its own (`tierd_test_support::postgres::Schema`, dropped afterwards) so
+//! tests run in parallel without seeing each other. When PostgreSQL cannot be reached the
+//! PostgreSQL half of a test is skipped with a note, except under CI, where that is a failure.
 
+use std::hash::Hasher;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::Connection;
 use tempfile::TempDir;
 use tierd_store::Store;
+use tierd_test_support::postgres::Schema;
 
-/// Runs the test body `$name(db: TestDb)` once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_backends {
     ($name:ident) => {
@@ -36,64 +33,14 @@ macro_rules! on_both_backends {
 }
 
 enum Target {
-    Sqlite {
-        _dir: TempDir,
-        path: PathBuf,
-    },
-    Postgres {
-        admin: Box<PgConnectOptions>,
-        schema: String,
-    },
+    Sqlite { _dir: TempDir, path: PathBuf },
+    Postgres(Box<Schema>),
 }
 
 /// One test's database and a store opened on it.
 pub struct TestDb {
     pub store: Store,
     target: Target,
-}
-
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
-}
-
-async fn reachable_admin() -> Option<PgConnectOptions> {
-    let urls: Vec<String> = match std::env::var("TIERD_TEST_POSTGRES") {
-        Ok(url) => vec![url],
-        Err(_) => vec![
-            "postgres://postgres@127.0.0.1:5432/test".to_string(),
-            "postgres://root@127.0.0.1:5432/test".to_string(),
-        ],
-    };
-    let mut last_error = String::new();
-    for url in &urls {
-        let Ok(options) = PgConnectOptions::from_str(url) else {
-            last_error = format!("'{}' is not a PostgreSQL URL", tierd_store::redact_url(url));
-            continue;
-        };
-        match PgConnection::connect_with(&options).await {
-            Ok(conn) => {
-                let _ = conn.close().await;
-                return Some(options);
-            }
-            Err(e) => last_error = e.to_string(),
-        }
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "PostgreSQL is required under CI but unreachable: {last_error}"
-    );
-    eprintln!("note: PostgreSQL unreachable ({last_error}); skipping the PostgreSQL half of this test");
-    None
 }
 
 impl TestDb {
@@ -112,20 +59,7 @@ impl TestDb {
 
     /// A new schema in the test database, or `None` when PostgreSQL is unreachable outside CI.
     pub async fn postgres() -> Option<TestDb> {
-        let admin = reachable_admin().await?;
-        let schema = format!("t_{}", unique_suffix());
-        let mut conn = PgConnection::connect_with(&admin)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .await
-            .expect("create the test schema");
-        let _ = conn.close().await;
-        let target = Target::Postgres {
-            admin: Box::new(admin),
-            schema,
-        };
+        let target = Target::Postgres(Box::new(Schema::create("t").await?));
         let store = open(&target).await.expect("open the PostgreSQL store");
         Some(TestDb { store, target })
     }
@@ -141,14 +75,12 @@ impl TestDb {
     pub fn unique_key(&self) -> i64 {
         let name = match &self.target {
             Target::Sqlite { path, .. } => path.display().to_string(),
-            Target::Postgres { schema, .. } => schema.clone(),
+            Target::Postgres(schema) => schema.name().to_string(),
         };
         // FNV-1a: stable and good enough to keep concurrent tests apart.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in name.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        i64::from_ne_bytes(h.to_ne_bytes())
+        let mut h = fnv::FnvHasher::default();
+        h.write(name.as_bytes());
+        i64::from_ne_bytes(h.finish().to_ne_bytes())
     }
 
     /// Runs `sql` on the database directly, behind the store's back.
@@ -161,8 +93,8 @@ impl TestDb {
                 sqlx::raw_sql(sql).execute(&mut conn).await.expect("run raw SQL");
                 let _ = conn.close().await;
             }
-            Target::Postgres { admin, schema } => {
-                let mut conn = PgConnection::connect_with(&schema_options(admin, schema))
+            Target::Postgres(schema) => {
+                let mut conn = PgConnection::connect_with(&schema.options())
                     .await
                     .expect("connect to PostgreSQL");
                 sqlx::raw_sql(sql).execute(&mut conn).await.expect("run raw SQL");
@@ -172,38 +104,9 @@ impl TestDb {
     }
 }
 
-fn schema_options(admin: &PgConnectOptions, schema: &str) -> PgConnectOptions {
-    admin.clone().options([("search_path", schema)])
-}
-
 async fn open(target: &Target) -> Result<Store, tierd_store::StoreError> {
     match target {
         Target::Sqlite { path, .. } => Store::connect(&format!("sqlite://{}", path.display())).await,
-        Target::Postgres { admin, schema } => Store::connect_postgres(schema_options(admin, schema)).await,
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Target::Postgres { admin, schema } = &self.target else {
-            return;
-        };
-        let (admin, schema) = (admin.as_ref().clone(), schema.clone());
-        // Drop runs inside the test's runtime, where we cannot block on async work: use a thread
-        // with its own small runtime, so the schema goes even when the test panicked.
-        let dropped = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        });
-        let _ = dropped.join();
+        Target::Postgres(schema) => Store::connect_postgres(schema.options()).await,
     }
 }
