@@ -2,13 +2,12 @@
 //! in every version (stored facts hashes, pilot sampling, generated data): 64-bit FNV-1a, with a
 //! finaliser for uses that need well-mixed high bits.
 
-/// 64-bit FNV-1a of `bytes`.
+/// 64-bit FNV-1a of `bytes` (the `fnv` crate's, as the rest of the workspace uses).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    use std::hash::Hasher as _;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
 }
 
 /// A number in `0..1` from `bytes`, uniform enough for sampling: FNV-1a's high bits barely move
