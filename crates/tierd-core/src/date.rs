@@ -135,6 +135,13 @@ impl<'de> serde::Deserialize<'de> for Date {
     }
 }
 
+/// Whether an event dated `event` has happened by `as_of`. One rule for scoring, explanations
+/// and engagement overrides: an event dated after the as-of date has not happened, so it
+/// neither scores nor lifts ([`crate::model::FactSchema::future_events`] names it for a warning).
+pub fn has_happened(event: Date, as_of: Date) -> bool {
+    event <= as_of
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,14 +228,14 @@ impl FactSchema {
 impl FactSchema {
     /// The event facts (date lists) of `row` holding events dated after `as_of`. Such events
     /// have not happened: scoring and engagement overrides ignore them
-    /// ([`crate::score::has_happened`]); callers log these so a person can fix the source.
+    /// ([`crate::date::has_happened`]); callers log these so a person can fix the source.
     pub fn future_events(&self, row: &FactRow, as_of: Date) -> Vec<FutureEvent> {
         let mut out = Vec::new();
         for (slot, name) in self.names.iter().enumerate() {
             let Some(FactValue::DateList(dates)) = row.get(slot) else {
                 continue;
             };
-            let mut future = dates.iter().filter(|d| !crate::score::has_happened(**d, as_of));
+            let mut future = dates.iter().filter(|d| !crate::date::has_happened(**d, as_of));
             if let Some(&first) = future.next() {
                 let (count, latest) = future.fold((1, first), |(n, l), &d| (n + 1, l.max(d)));
                 out.push(FutureEvent {

@@ -59,12 +59,7 @@ fn list_contains(list: &[String], item: &str) -> bool {
     list.iter().any(|v| v.eq_ignore_ascii_case(item))
 }
 
-/// Whether an event dated `event` has happened by `as_of`. One rule for scoring, explanations
-/// and engagement overrides: an event dated after the as-of date has not happened, so it
-/// neither scores nor lifts ([`crate::model::FactSchema::future_events`] names it for a warning).
-pub fn has_happened(event: Date, as_of: Date) -> bool {
-    event <= as_of
-}
+pub use crate::date::has_happened;
 
 /// The events of `dates` that have happened by `as_of`.
 pub(crate) fn happened(dates: &[Date], as_of: Date) -> impl Iterator<Item = Date> + '_ {

@@ -31,11 +31,11 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::config_error::ConfigErrors;
+use crate::date::has_happened;
 use crate::date::Date;
 use crate::fact::{FactName, FactType, FactValue};
 use crate::model::{FactRow, FactSchema, FactSlot, MAX_POINTS};
 use crate::points::MilliPoints;
-use crate::score::has_happened;
 
 /// A tier. Ordered best first: `Tier1 < Tier2 < Tier3 < Untiered`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -47,10 +47,14 @@
 //! population's facts.
 
 mod cache;
+mod commit_sink;
 mod context;
 pub mod enrich;
+mod memory_sink;
 pub mod metrics;
 mod pilot;
+mod plan;
+mod queue;
 mod run;
 pub mod shutdown;
 mod sink;
@@ -75,9 +79,10 @@ use crate::shutdown::ShutdownSignal;
 use tierd_config::Settings;
 
 use self::cache::StoreCache;
+use self::commit_sink::CommitSink;
 use self::context::RunCtx;
-use self::sink::{CommitSink, MemorySink};
-use self::stage::push::Ending;
+use self::memory_sink::MemorySink;
+use self::plan::Ending;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -514,7 +519,7 @@ impl Pipeline {
                         },
                         pilot: None,
                     };
-                    work::consume_one(&ctx, &CommitSink).await?
+                    queue::consume_one(&ctx, &CommitSink).await?
                 }
                 Ok(_) => false,
                 Err(e) => {

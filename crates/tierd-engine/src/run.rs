@@ -8,9 +8,10 @@ use tierd_core::diff::Movements;
 use tierd_store::{RunKind, RunStatus};
 
 use crate::context::RunCtx;
+use crate::plan::{Ending, Final};
 use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
-use crate::stage::push::{self, Ending, Final};
+use crate::stage::push;
 use crate::stage::{pull, tier};
 use crate::work::Shared;
 use crate::{pyramid_of, Job, Progress, RunReport};

@@ -10,95 +10,15 @@ use std::collections::HashMap;
 
 use tierd_connectors::connector::{PushOutcome, TierUpdate, Watermark};
 use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
-use tierd_core::{ScoreBucket, ScoreStep, Tier};
-use tierd_store::{AccountState, PushRecord, RunId, ScoredAccount, Timestamp};
+use tierd_core::ScoreStep;
+use tierd_store::{PushRecord, Timestamp};
 
 use crate::context::RunCtx;
+use crate::plan::{bucket, final_state, Ending, Final, PushPlan};
 use crate::shutdown::ShutdownSignal;
-use crate::sink::{final_state, Sink};
-use crate::stage::score::{last_push_of, ScoredItem};
+use crate::sink::Sink;
 use crate::stage::tier::final_reason;
 use crate::{MovementLine, Progress, RunReport};
-use tierd_core::tier::Assignment;
-
-/// The score bucket the store keeps for a push (`ScoreBucket`: one rounding for every path).
-pub(crate) fn bucket(score: f64, step: ScoreStep) -> f64 {
-    ScoreBucket::of(score as f32, step).points()
-}
-
-/// One account the push stage looks at.
-pub(crate) struct Final {
-    pub(crate) id: String,
-    pub(crate) compare: Option<Tier>,
-    pub(crate) decided: Assignment,
-}
-
-/// One push batch's plan, for the sink.
-pub(crate) struct PushPlan {
-    /// Updates to write.
-    pub(crate) send: Vec<TierUpdate>,
-    /// Recorded as pushed without a write (the adoption rule).
-    pub(crate) adopted: Vec<PushRecord>,
-    /// Accounts whose final tier or reason is new, to store with the outcome.
-    pub(crate) scored: Vec<ScoredAccount>,
-    /// Pending pushes no longer wanted.
-    pub(crate) cleared: Vec<String>,
-    /// Of `send`, the accounts whose tier the CRM had lost.
-    pub(crate) repaired: std::collections::HashSet<String>,
-}
-
-/// What the push stage needs of one account, from the store or from memory.
-pub(crate) struct View {
-    name: String,
-    score: f64,
-    coverage: f64,
-    reason: String,
-    model: String,
-    scored_at: i64,
-    locked: bool,
-    crm_tier: Option<Tier>,
-    pulled_now: bool,
-    last_push: Option<LastPush>,
-}
-
-impl View {
-    pub(crate) fn from_state(s: &AccountState, run: RunId) -> View {
-        View {
-            name: s.name.clone(),
-            score: s.score,
-            coverage: s.coverage,
-            reason: s.explanation["reasons"].as_str().unwrap_or_default().to_string(),
-            model: s.model_version.clone(),
-            scored_at: s.scored_at.millis(),
-            locked: s.locked,
-            crm_tier: s.crm_tier_seen,
-            pulled_now: s.updated_run == Some(run),
-            last_push: last_push_of(s),
-        }
-    }
-
-    pub(crate) fn from_scored(s: &ScoredItem) -> View {
-        let a = &s.rescored.account;
-        View {
-            name: a.name.clone(),
-            score: a.score,
-            coverage: a.coverage,
-            reason: a.reason.clone(),
-            model: a.model_version.clone(),
-            scored_at: Timestamp::now().millis(),
-            locked: a.locked,
-            crm_tier: a.crm_tier_seen,
-            pulled_now: true,
-            last_push: s.last_push.clone(),
-        }
-    }
-}
-
-/// How the push stage ended.
-pub(crate) enum Ending {
-    Done,
-    Stopped,
-}
 
 /// Plans and delivers the final tiers, batch by batch.
 pub(crate) async fn push<S: Sink>(
@@ -239,18 +159,4 @@ pub(crate) async fn push<S: Sink>(
         p.metrics.pushes(outcome, n);
     }
     Ok(Ending::Done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn score_buckets_round_to_the_step() {
-        let step = ScoreStep::new(0.1).expect("step");
-        assert!((bucket(3.84, step) - 3.8).abs() < 1e-6);
-        assert!((bucket(3.86, step) - 3.9).abs() < 1e-6);
-        // Regression (issue 12 #7): a score on a half step is one bucket on every path.
-        assert!((bucket(2.75, step) - 2.8).abs() < 1e-6);
-    }
 }

@@ -7,6 +7,8 @@
 //! first run after it expires, rescored or not, and a freed cap seat goes to the next account at
 //! once. Both steps are `tierd_core::tier`'s; this module only feeds them.
 
+use std::collections::HashMap;
+
 use tierd_core::model::FactRow;
 use tierd_core::tier::{Assignment, Lock, RunKind as TierRunKind, TierBasis, TierCandidate, TierMember};
 use tierd_core::{ScoreCard, Tier};
@@ -109,4 +111,63 @@ pub(crate) fn decide(ctx: &RunCtx<'_>, population: &[Member]) -> Vec<Assignment>
 /// An account's reason in a seller's words: what decided its tier, then the score's reasons.
 pub(crate) fn final_reason(ctx: &RunCtx<'_>, score_reasons: &str, d: &Assignment) -> String {
     ctx.scorer.policy.reason(d, score_reasons)
+}
+
+/// The whole population from the store, paged; `overlay` replaces the accounts a run that keeps
+/// nothing scored in memory.
+pub(crate) async fn population(
+    ctx: &RunCtx<'_>,
+    overlay: &HashMap<String, Member>,
+) -> anyhow::Result<Vec<Member>> {
+    const PAGE: u32 = 5_000;
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    loop {
+        let page = ctx.p.store.account_summaries(after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for s in page {
+            let stored = s.tiered.then_some(s.tier);
+            let member = match overlay.get(&s.id) {
+                Some(o) => {
+                    seen.insert(o.id.clone());
+                    Member {
+                        stored,
+                        compare: stored,
+                        ..o.clone()
+                    }
+                }
+                None => Member {
+                    // Committing runs compare with what the CRM was given, except for a person's
+                    // lock, which tierd never pushes: it is reported once, when it first decides
+                    // the tier. Dry runs compare with the live tier.
+                    compare: if overlay.is_empty() && !s.locked {
+                        s.pushed_tier
+                    } else {
+                        stored
+                    },
+                    engagement: s.engagement,
+                    stored,
+                    id: s.id,
+                    score: s.score,
+                    coverage: s.coverage,
+                    potential_value: s.potential_value,
+                    base: s.base_tier,
+                    locked: s.locked,
+                },
+            };
+            out.push(member);
+        }
+    }
+    if seen.len() < overlay.len() {
+        let mut fresh: Vec<&Member> = overlay.values().filter(|m| !seen.contains(&m.id)).collect();
+        fresh.sort_by(|a, b| a.id.cmp(&b.id));
+        out.extend(fresh.into_iter().map(|m| Member {
+            stored: None,
+            compare: None,
+            ..m.clone()
+        }));
+    }
+    Ok(out)
 }

@@ -1,0 +1,202 @@
+//! The sink of full and incremental runs: work through the store's queue (every instance takes
+//! part), scores committed, tiers pushed to the CRM with each batch's outcome committed with it.
+
+use anyhow::Context as _;
+use tierd_connectors::connector::PushOutcome;
+use tierd_store::{AccountState, BatchCommit, NewSignal, PushRecord, RejectedPush};
+
+use crate::context::RunCtx;
+use crate::plan::{PushPlan, View};
+use crate::queue;
+use crate::sink::Sink;
+use crate::stage::score::ScoredItem;
+use crate::stage::tier::{self, Member};
+use crate::work::{BatchCounts, Payload, Shared, WorkAccount};
+use crate::RunReport;
+
+/// Full and incremental runs: work through the store's queue, scores committed, tiers pushed.
+pub(crate) struct CommitSink;
+
+impl Sink for CommitSink {
+    async fn prepare(&self, ctx: &RunCtx<'_>) -> anyhow::Result<()> {
+        let p = ctx.p;
+        let schema = p
+            .connector
+            .ensure_schema()
+            .await
+            .inspect_err(|_| p.metrics.error("push"))
+            .context("check tierd's fields in the CRM")?;
+        if !schema.is_complete() {
+            anyhow::bail!(
+                "{}: tierd's fields are missing in the CRM: {}; create them, then run again",
+                p.connector.kind(),
+                schema.missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    async fn hand_over(
+        &self,
+        ctx: &RunCtx<'_>,
+        batch: Vec<WorkAccount>,
+        shared: &Shared,
+    ) -> anyhow::Result<()> {
+        let payload = serde_json::to_value(Payload { accounts: batch })?;
+        ctx.p.store.enqueue_work(ctx.run, &[payload]).await?;
+        shared.enqueued.notify_waiters();
+        Ok(())
+    }
+
+    async fn consume(&self, ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<()> {
+        let workers =
+            (0..ctx.p.settings.pipeline.workers).map(|_| queue::consume_until_done(ctx, self, shared));
+        for r in futures_util::future::join_all(workers).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn keep(
+        &self,
+        ctx: &RunCtx<'_>,
+        scored: Vec<ScoredItem>,
+        signals: Vec<NewSignal>,
+    ) -> anyhow::Result<()> {
+        let store = &ctx.p.store;
+        let rescored: Vec<_> = scored.into_iter().map(|s| s.rescored).collect();
+        store
+            .commit_scores(ctx.run, &rescored)
+            .await
+            .context("commit the batch's scores")?;
+        if !signals.is_empty() {
+            store
+                .insert_signals(Some(ctx.run), &signals)
+                .await
+                .context("record signals")?;
+        }
+        Ok(())
+    }
+
+    async fn counts(&self, ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<BatchCounts> {
+        // Queued items counted by whichever instance took them, plus accounts processed here
+        // directly (restored for their signals).
+        let mut total = queue::recorded_counts(ctx).await?;
+        total.add(*shared.counts.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(total)
+    }
+
+    async fn population(&self, ctx: &RunCtx<'_>) -> anyhow::Result<Vec<Member>> {
+        tier::population(ctx, &std::collections::HashMap::new()).await
+    }
+
+    fn view(&self, ctx: &RunCtx<'_>, _id: &str, state: Option<&AccountState>) -> Option<View> {
+        state.map(|s| View::from_state(s, ctx.run))
+    }
+
+    async fn deliver(
+        &self,
+        ctx: &RunCtx<'_>,
+        batch_no: usize,
+        plan: PushPlan,
+        report: &mut RunReport,
+    ) -> anyhow::Result<()> {
+        let p = ctx.p;
+        let step = tierd_core::ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default();
+        let adopted_here = plan.adopted.len() as u64;
+        let mut pushed = plan.adopted;
+        let mut rejected = Vec::new();
+        let mut deferred_reason = None;
+        let mut deferred_here = 0u64;
+        let mut stop_error = None;
+        for batch in plan.send.chunks(p.settings.pipeline.push_batch_size.max(1)) {
+            match p.connector.push(batch).await {
+                Ok(outcomes) => {
+                    for (u, o) in batch.iter().zip(outcomes) {
+                        match o {
+                            PushOutcome::Written => {
+                                if plan.repaired.contains(&u.id) {
+                                    report.repaired += 1;
+                                }
+                                pushed.push(PushRecord {
+                                    account: u.id.clone(),
+                                    tier: u.tier,
+                                    score_bucket: crate::plan::bucket(f64::from(u.score), step),
+                                    reason: u.reason.clone(),
+                                })
+                            }
+                            PushOutcome::Rejected { reason, permanent } => {
+                                rejected.push(rejection(u, reason, permanent, step))
+                            }
+                            PushOutcome::Deferred { reason } => {
+                                rejected.push(rejection(u, reason.clone(), false, step));
+                                deferred_reason = Some(reason);
+                                deferred_here += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    p.metrics.error("push");
+                    stop_error = Some(format!("{}: {e}", p.connector.kind()));
+                    break;
+                }
+            }
+        }
+        let written = pushed.len() as u64 - adopted_here;
+        let refused = rejected.len() as u64 - deferred_here;
+        report.deferred += deferred_here;
+        report.pushed += written;
+        report.rejected += refused;
+        p.store
+            .commit_batch(&BatchCommit {
+                run: ctx.run,
+                scored: plan.scored,
+                pushed,
+                rejected,
+                cleared: plan.cleared,
+                checkpoint: Some(("push".into(), batch_no.to_string())),
+                events: Vec::new(),
+            })
+            .await
+            .inspect_err(|_| p.metrics.error("store"))
+            .context("commit a pushed batch")?;
+        p.metrics.pushes("written", written);
+        p.metrics.pushes("rejected", refused);
+        if let Some(e) = stop_error {
+            anyhow::bail!("the push stopped: {e}; what was pushed is recorded, the next run resumes");
+        }
+        if let Some(reason) = deferred_reason {
+            anyhow::bail!(
+                "the CRM did not take more updates ({reason}); {} deferred to the next run",
+                report.deferred
+            );
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, ctx: &RunCtx<'_>, watermark: Option<String>) -> anyhow::Result<()> {
+        if let Some(w) = watermark {
+            ctx.p.store.set_watermark(ctx.run, &w).await?;
+        }
+        Ok(())
+    }
+}
+
+fn rejection(
+    u: &tierd_connectors::connector::TierUpdate,
+    error: String,
+    permanent: bool,
+    step: tierd_core::ScoreStep,
+) -> RejectedPush {
+    RejectedPush {
+        account: u.id.clone(),
+        tier: u.tier,
+        score_bucket: crate::plan::bucket(f64::from(u.score), step),
+        reason: u.reason.clone(),
+        error,
+        permanent,
+        retry_after: None,
+    }
+}
