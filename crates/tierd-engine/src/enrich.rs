@@ -51,11 +51,7 @@ impl Enricher {
                 "--enrich needs plugins: add a [plugins.<name>] section to the config (see docs/plugins.md)"
             );
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime for plugins")?;
+        let runtime = crate::runtime("plugins")?;
         let set = runtime
             .block_on(PluginSet::load(&settings.plugins, &HostOptions::default()))
             .context("cannot start the enrichment plugins")?;

@@ -558,6 +558,15 @@ impl Pipeline {
     }
 }
 
+/// The async runtime every tierd command runs on (multi-threaded, every driver enabled); `what`
+/// names the command in the error. One builder, so every command runs on the same kind of runtime.
+pub fn runtime(what: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .with_context(|| format!("cannot start the async runtime for {what}"))
+}
+
 /// The advisory-lock key every instance of a deployment agrees on ("tierd" in ASCII): the
 /// daemon's leader and `tierd sync --once` hold it, so runs never overlap across processes.
 pub const LEADER_LOCK_KEY: i64 = 0x0074_6965_7264;

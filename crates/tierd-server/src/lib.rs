@@ -55,10 +55,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         true => Some(settings.api.token().map_err(|e| anyhow::anyhow!(e))?),
         false => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = tierd_engine::runtime("the daemon")?;
     runtime.block_on(serve(Arc::new(settings), token))?;
     Ok(ExitCode::SUCCESS)
 }

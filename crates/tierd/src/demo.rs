@@ -111,11 +111,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::env::set_var(API_TOKEN_ENV, &api_token);
 
     let keep_serving = args.keep_serving || std::io::stdin().is_terminal();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = tierd_engine::runtime("the demo")?;
     runtime.block_on(async move {
         let demo = Demo {
             args,

@@ -104,10 +104,7 @@ fn apply_faults(faults: &Faults, args: &EmulateArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = tierd_engine::runtime("the emulator")?;
     runtime.block_on(serve(args))?;
     Ok(ExitCode::SUCCESS)
 }

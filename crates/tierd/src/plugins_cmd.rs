@@ -47,11 +47,7 @@ pub enum CheckMode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tierd_engine::runtime("plugins")
 }
 
 /// Runs a `plugins` action.

@@ -85,11 +85,7 @@ impl SyncArgs {
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
     tierd_server::logging::init(&settings.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = tierd_engine::runtime("sync")?;
     runtime.block_on(async move {
         let (_stop, signal) =
             tierd_engine::shutdown::install().context("cannot install the signal handlers")?;
