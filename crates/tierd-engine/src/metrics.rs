@@ -1,35 +1,54 @@
-//! The daemon's counters and their Prometheus text rendering for `/metrics`.
+//! The daemon's counters, exposed at `/metrics` through `prometheus-client` (OpenMetrics text).
 //!
-//! The pipeline increments, the admin API renders. Counters that vary by label (run kind, push
-//! outcome, error stage, plugin) sit in small mutex-guarded maps: they are touched once per batch or
-//! per run, never per account, so a lock costs nothing measurable and keeps the code plain.
-//! Nothing here may hold a secret: label values are kinds, outcomes, stages and plugin names only.
-//! Connector and plugin HTTP counters are owned by their clients; `render` takes a snapshot of them
-//! in [`ExtraGauges`] so this module does not depend on the pipeline.
+//! The pipeline increments, the admin API renders. Families are keyed by small label sets (run
+//! kind, push outcome, error stage, plugin) and touched once per batch or per run, never per
+//! account. Nothing here may hold a secret: label values are kinds, outcomes, stages and plugin
+//! names only. Connector and plugin HTTP counters are owned by their clients; `render` takes a
+//! snapshot of them in [`ExtraGauges`], which a collector encodes, so this module does not depend
+//! on the pipeline.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use tierd_connectors::http::HttpStats;
 use tierd_plugin_host::HttpCounters;
 
 /// Tier label values in the order of [`Metrics::set_tier_counts`].
 const TIERS: [&str; 4] = ["tier_1", "tier_2", "tier_3", "untiered"];
 
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(String, String)>;
+type FloatCounter = Counter<f64, AtomicU64>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Counters of one daemon process.
-#[derive(Default)]
 pub struct Metrics {
-    /// (kind, status) -> (runs, seconds).
-    runs: Mutex<BTreeMap<(String, String), (u64, f64)>>,
-    tiers: [AtomicU64; 4],
-    pushes: Mutex<BTreeMap<String, u64>>,
-    errors: Mutex<BTreeMap<String, u64>>,
-    accounts_processed: AtomicU64,
-    quarantined: AtomicU64,
-    /// plugin -> (ok calls, failed calls, seconds).
-    plugin_calls: Mutex<BTreeMap<String, (u64, u64, f64)>>,
+    registry: Registry,
+    runs: Family<Labels, Counter>,
+    run_seconds: Family<Labels, FloatCounter>,
+    tiers: Family<Labels, Gauge>,
+    pushes: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    accounts_processed: Counter,
+    quarantined: Counter,
+    plugin_calls: Family<Labels, Counter>,
+    plugin_seconds: Family<Labels, FloatCounter>,
+    extra: Arc<Mutex<ExtraGauges>>,
 }
 
 /// Snapshots of counters owned by the connector and plugin HTTP clients, taken when rendering.
@@ -41,274 +60,284 @@ pub struct ExtraGauges {
     pub plugins: Vec<(String, HttpCounters)>,
 }
 
-/// Locks a counter map; a panic elsewhere while holding it leaves plain numbers, still usable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            runs: Family::default(),
+            run_seconds: Family::default(),
+            tiers: Family::default(),
+            pushes: Family::default(),
+            errors: Family::default(),
+            accounts_processed: Counter::default(),
+            quarantined: Counter::default(),
+            plugin_calls: Family::default(),
+            plugin_seconds: Family::default(),
+            extra: Arc::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "tierd_runs",
+            "Runs finished, by kind and final status",
+            m.runs.clone(),
+        );
+        registry.register(
+            "tierd_run_duration_seconds",
+            "Wall time spent in finished runs, by kind and final status",
+            m.run_seconds.clone(),
+        );
+        registry.register(
+            "tierd_accounts",
+            "Accounts per tier after the last run",
+            m.tiers.clone(),
+        );
+        registry.register("tierd_pushes", "Push decisions, by outcome", m.pushes.clone());
+        registry.register("tierd_errors", "Errors, by pipeline stage", m.errors.clone());
+        registry.register(
+            "tierd_accounts_processed",
+            "Accounts scored",
+            m.accounts_processed.clone(),
+        );
+        registry.register(
+            "tierd_accounts_quarantined",
+            "Records set aside as invalid",
+            m.quarantined.clone(),
+        );
+        registry.register(
+            "tierd_plugin_calls",
+            "Calls into enrichment plugins, by plugin and result",
+            m.plugin_calls.clone(),
+        );
+        registry.register(
+            "tierd_plugin_call_duration_seconds",
+            "Time spent in enrichment plugin calls; divide by tierd_plugin_calls_total for the mean latency",
+            m.plugin_seconds.clone(),
+        );
+        registry.register_collector(Box::new(HttpCollector(m.extra.clone())));
+        for t in TIERS {
+            m.tiers.get_or_create(&labels(&[("tier", t)])).set(0);
+        }
+        Metrics { registry, ..m }
+    }
 }
 
 impl Metrics {
     /// A run ended with `status` (`succeeded`, `failed`, `interrupted`) after `seconds`.
     pub fn run_finished(&self, kind: &str, status: &str, seconds: f64) {
-        let mut runs = lock(&self.runs);
-        let entry = runs.entry((kind.to_owned(), status.to_owned())).or_default();
-        entry.0 += 1;
-        entry.1 += seconds;
+        let key = labels(&[("kind", kind), ("status", status)]);
+        self.runs.get_or_create(&key).inc();
+        self.run_seconds.get_or_create(&key).inc_by(seconds);
     }
 
     /// Accounts per tier after a run: tier_1, tier_2, tier_3, untiered.
     pub fn set_tier_counts(&self, counts: [u64; 4]) {
-        for (gauge, n) in self.tiers.iter().zip(counts) {
-            gauge.store(n, Ordering::Relaxed);
+        for (t, n) in TIERS.iter().zip(counts) {
+            self.tiers
+                .get_or_create(&labels(&[("tier", t)]))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
     /// `n` push decisions with `outcome`: written, unchanged, skipped_locked, skipped_overridden,
     /// rejected, deferred.
     pub fn pushes(&self, outcome: &str, n: u64) {
-        *lock(&self.pushes).entry(outcome.to_owned()).or_default() += n;
+        self.pushes
+            .get_or_create(&labels(&[("outcome", outcome)]))
+            .inc_by(n);
     }
 
     /// One error in `stage`: pull, enrich, score, tier, push, store.
     pub fn error(&self, stage: &str) {
-        *lock(&self.errors).entry(stage.to_owned()).or_default() += 1;
+        self.errors.get_or_create(&labels(&[("stage", stage)])).inc();
     }
 
     /// `n` accounts went through scoring.
     pub fn accounts_processed(&self, n: u64) {
-        self.accounts_processed.fetch_add(n, Ordering::Relaxed);
+        self.accounts_processed.inc_by(n);
     }
 
     /// `n` records were set aside as invalid.
     pub fn quarantined(&self, n: u64) {
-        self.quarantined.fetch_add(n, Ordering::Relaxed);
+        self.quarantined.inc_by(n);
     }
 
     /// One call into `plugin` took `seconds` and succeeded or not.
     pub fn plugin_call(&self, plugin: &str, seconds: f64, ok: bool) {
-        let mut calls = lock(&self.plugin_calls);
-        let entry = calls.entry(plugin.to_owned()).or_default();
-        match ok {
-            true => entry.0 += 1,
-            false => entry.1 += 1,
-        }
-        entry.2 += seconds;
+        let result = if ok { "ok" } else { "error" };
+        self.plugin_calls
+            .get_or_create(&labels(&[("plugin", plugin), ("result", result)]))
+            .inc();
+        self.plugin_seconds
+            .get_or_create(&labels(&[("plugin", plugin)]))
+            .inc_by(seconds);
     }
 
-    /// The Prometheus text exposition (version 0.0.4) of every counter and of `extra`.
+    /// Accounts scored so far (for reports and tests).
+    pub fn accounts_processed_total(&self) -> u64 {
+        self.accounts_processed.get()
+    }
+
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]) of every counter and of `extra`.
     pub fn render(&self, extra: &ExtraGauges) -> String {
+        *self.extra.lock().unwrap_or_else(|p| p.into_inner()) = extra.clone();
         let mut out = String::with_capacity(4096);
-        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-
-        let runs = lock(&self.runs).clone();
-        family(
-            "tierd_runs_total",
-            "counter",
-            "Runs finished, by kind and final status.",
-            runs.iter()
-                .map(|((k, s), (n, _))| (labels(&[("kind", k), ("status", s)]), n.to_string()))
-                .collect(),
-        );
-        family(
-            "tierd_run_duration_seconds_total",
-            "counter",
-            "Wall time spent in finished runs, by kind and final status.",
-            runs.iter()
-                .map(|((k, s), (_, secs))| (labels(&[("kind", k), ("status", s)]), float(*secs)))
-                .collect(),
-        );
-        family(
-            "tierd_accounts",
-            "gauge",
-            "Accounts per tier after the last run.",
-            TIERS
-                .iter()
-                .zip(&self.tiers)
-                .map(|(t, n)| (labels(&[("tier", t)]), n.load(Ordering::Relaxed).to_string()))
-                .collect(),
-        );
-        family(
-            "tierd_pushes_total",
-            "counter",
-            "Push decisions, by outcome.",
-            lock(&self.pushes)
-                .iter()
-                .map(|(o, n)| (labels(&[("outcome", o)]), n.to_string()))
-                .collect(),
-        );
-        family(
-            "tierd_errors_total",
-            "counter",
-            "Errors, by pipeline stage.",
-            lock(&self.errors)
-                .iter()
-                .map(|(s, n)| (labels(&[("stage", s)]), n.to_string()))
-                .collect(),
-        );
-        family(
-            "tierd_accounts_processed_total",
-            "counter",
-            "Accounts scored.",
-            vec![(
-                String::new(),
-                self.accounts_processed.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        family(
-            "tierd_accounts_quarantined_total",
-            "counter",
-            "Records set aside as invalid.",
-            vec![(
-                String::new(),
-                self.quarantined.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        let calls = lock(&self.plugin_calls).clone();
-        family(
-            "tierd_plugin_calls_total",
-            "counter",
-            "Calls into enrichment plugins, by plugin and result.",
-            calls
-                .iter()
-                .flat_map(|(p, (ok, failed, _))| {
-                    [
-                        (labels(&[("plugin", p), ("result", "ok")]), ok.to_string()),
-                        (labels(&[("plugin", p), ("result", "error")]), failed.to_string()),
-                    ]
-                })
-                .collect(),
-        );
-        family(
-            "tierd_plugin_call_duration_seconds_total",
-            "counter",
-            "Time spent in enrichment plugin calls; divide by tierd_plugin_calls_total for the mean latency.",
-            calls
-                .iter()
-                .map(|(p, (_, _, secs))| (labels(&[("plugin", p)]), float(*secs)))
-                .collect(),
-        );
-
-        let connector: Vec<(String, HttpStats)> = extra.connector.iter().cloned().collect();
-        let per_connector = |f: fn(&HttpStats) -> String| -> Vec<(String, String)> {
-            connector
-                .iter()
-                .map(|(c, s)| (labels(&[("connector", c)]), f(s)))
-                .collect()
-        };
-        family(
-            "tierd_connector_http_requests_total",
-            "counter",
-            "HTTP requests sent to the CRM, retries included.",
-            per_connector(|s| s.requests.to_string()),
-        );
-        family(
-            "tierd_connector_http_retries_total",
-            "counter",
-            "HTTP requests to the CRM that were retries.",
-            per_connector(|s| s.retries.to_string()),
-        );
-        family(
-            "tierd_connector_http_rate_limited_total",
-            "counter",
-            "429 answers from the CRM.",
-            per_connector(|s| s.rate_limited.to_string()),
-        );
-        family(
-            "tierd_connector_http_server_errors_total",
-            "counter",
-            "5xx answers from the CRM.",
-            per_connector(|s| s.server_errors.to_string()),
-        );
-        family(
-            "tierd_connector_http_transport_errors_total",
-            "counter",
-            "Timeouts, refused and dropped connections to the CRM.",
-            per_connector(|s| s.transport_errors.to_string()),
-        );
-        family(
-            "tierd_connector_rate_limit_wait_seconds_total",
-            "counter",
-            "Time spent waiting for the CRM rate limiter and in back-off.",
-            per_connector(|s| float(s.waited.as_secs_f64())),
-        );
-        family(
-            "tierd_connector_api_calls_used",
-            "gauge",
-            "API calls used today as the CRM last reported them (0 when unknown).",
-            per_connector(|s| s.api_used.to_string()),
-        );
-        family(
-            "tierd_connector_api_calls_limit",
-            "gauge",
-            "The CRM's daily API call limit as last reported (0 when unknown).",
-            per_connector(|s| s.api_max.to_string()),
-        );
-
-        let per_plugin = |f: fn(&HttpCounters) -> String| -> Vec<(String, String)> {
-            extra
-                .plugins
-                .iter()
-                .map(|(p, c)| (labels(&[("plugin", p)]), f(c)))
-                .collect()
-        };
-        family(
-            "tierd_plugin_http_requests_total",
-            "counter",
-            "HTTP requests sent by enrichment plugins.",
-            per_plugin(|c| c.requests.to_string()),
-        );
-        family(
-            "tierd_plugin_http_errors_total",
-            "counter",
-            "Plugin HTTP requests without a response or with a 5xx.",
-            per_plugin(|c| c.errors.to_string()),
-        );
-        family(
-            "tierd_plugin_http_refused_total",
-            "counter",
-            "Plugin HTTP requests refused by the host allowlist.",
-            per_plugin(|c| c.refused.to_string()),
-        );
-        family(
-            "tierd_plugin_http_latency_seconds_total",
-            "counter",
-            "Sum of plugin HTTP request latencies.",
-            per_plugin(|c| float(c.latency_micros as f64 / 1e6)),
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// `{a="x",b="y"}` with values escaped as the exposition format requires.
-fn labels(pairs: &[(&str, &str)]) -> String {
-    let mut s = String::from("{");
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(k);
-        s.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => s.push_str("\\\\"),
-                '"' => s.push_str("\\\""),
-                '\n' => s.push_str("\\n"),
-                c => s.push(c),
-            }
-        }
-        s.push('"');
+/// Encodes the connector's and plugins' HTTP counters from the last snapshot `render` was given.
+#[derive(Debug)]
+struct HttpCollector(Arc<Mutex<ExtraGauges>>);
+
+/// One family of constant samples: `(labels, value)` per connector or plugin.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: Vec<(Labels, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (l, value) in samples {
+        value.encode(family.encode_family(&l)?)?;
     }
-    s.push('}');
-    s
+    Ok(())
 }
 
-fn float(v: f64) -> String {
-    format!("{v:.6}")
+impl Collector for HttpCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let extra = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let connector: Vec<(Labels, HttpStats)> = extra
+            .connector
+            .iter()
+            .map(|(c, s)| (labels(&[("connector", c)]), *s))
+            .collect();
+        let counter = |f: fn(&HttpStats) -> u64| -> Vec<(Labels, ConstCounter)> {
+            connector
+                .iter()
+                .map(|(l, s)| (l.clone(), ConstCounter::new(f(s))))
+                .collect()
+        };
+        let gauge = |f: fn(&HttpStats) -> u64| -> Vec<(Labels, ConstGauge)> {
+            connector
+                .iter()
+                .map(|(l, s)| {
+                    (
+                        l.clone(),
+                        ConstGauge::new(i64::try_from(f(s)).unwrap_or(i64::MAX)),
+                    )
+                })
+                .collect()
+        };
+        let e = &mut encoder;
+        family(
+            e,
+            "tierd_connector_http_requests",
+            "HTTP requests sent to the CRM, retries included",
+            MetricType::Counter,
+            counter(|s| s.requests),
+        )?;
+        family(
+            e,
+            "tierd_connector_http_retries",
+            "HTTP requests to the CRM that were retries",
+            MetricType::Counter,
+            counter(|s| s.retries),
+        )?;
+        family(
+            e,
+            "tierd_connector_http_rate_limited",
+            "429 answers from the CRM",
+            MetricType::Counter,
+            counter(|s| s.rate_limited),
+        )?;
+        family(
+            e,
+            "tierd_connector_http_server_errors",
+            "5xx answers from the CRM",
+            MetricType::Counter,
+            counter(|s| s.server_errors),
+        )?;
+        family(
+            e,
+            "tierd_connector_http_transport_errors",
+            "Timeouts, refused and dropped connections to the CRM",
+            MetricType::Counter,
+            counter(|s| s.transport_errors),
+        )?;
+        family(
+            e,
+            "tierd_connector_rate_limit_wait_seconds",
+            "Time spent waiting for the CRM rate limiter and in back-off",
+            MetricType::Counter,
+            connector
+                .iter()
+                .map(|(l, s)| (l.clone(), ConstCounter::new(s.waited.as_secs_f64())))
+                .collect(),
+        )?;
+        family(
+            e,
+            "tierd_connector_api_calls_used",
+            "API calls used today as the CRM last reported them (0 when unknown)",
+            MetricType::Gauge,
+            gauge(|s| s.api_used),
+        )?;
+        family(
+            e,
+            "tierd_connector_api_calls_limit",
+            "The CRM's daily API call limit as last reported (0 when unknown)",
+            MetricType::Gauge,
+            gauge(|s| s.api_max),
+        )?;
+
+        let plugins = |f: fn(&HttpCounters) -> u64| -> Vec<(Labels, ConstCounter)> {
+            extra
+                .plugins
+                .iter()
+                .map(|(p, c)| (labels(&[("plugin", p)]), ConstCounter::new(f(c))))
+                .collect()
+        };
+        family(
+            e,
+            "tierd_plugin_http_requests",
+            "HTTP requests sent by enrichment plugins",
+            MetricType::Counter,
+            plugins(|c| c.requests),
+        )?;
+        family(
+            e,
+            "tierd_plugin_http_errors",
+            "Plugin HTTP requests without a response or with a 5xx",
+            MetricType::Counter,
+            plugins(|c| c.errors),
+        )?;
+        family(
+            e,
+            "tierd_plugin_http_refused",
+            "Plugin HTTP requests refused by the host allowlist",
+            MetricType::Counter,
+            plugins(|c| c.refused),
+        )?;
+        family(
+            e,
+            "tierd_plugin_http_latency_seconds",
+            "Sum of plugin HTTP request latencies",
+            MetricType::Counter,
+            extra
+                .plugins
+                .iter()
+                .map(|(p, c)| {
+                    (
+                        labels(&[("plugin", p)]),
+                        ConstCounter::new(c.latency_micros as f64 / 1e6),
+                    )
+                })
+                .collect(),
+        )?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -351,7 +380,7 @@ mod tests {
         let text = m.render(&extra);
         for line in [
             "tierd_runs_total{kind=\"full\",status=\"succeeded\"} 2",
-            "tierd_run_duration_seconds_total{kind=\"full\",status=\"succeeded\"} 3.000000",
+            "tierd_run_duration_seconds_total{kind=\"full\",status=\"succeeded\"} 3.0",
             "tierd_accounts{tier=\"tier_1\"} 1",
             "tierd_accounts{tier=\"untiered\"} 4",
             "tierd_pushes_total{outcome=\"written\"} 10",
@@ -360,25 +389,31 @@ mod tests {
             "tierd_accounts_quarantined_total 2",
             "tierd_plugin_calls_total{plugin=\"firmographic\",result=\"ok\"} 1",
             "tierd_plugin_calls_total{plugin=\"firmographic\",result=\"error\"} 1",
-            "tierd_plugin_call_duration_seconds_total{plugin=\"firmographic\"} 0.500000",
+            "tierd_plugin_call_duration_seconds_total{plugin=\"firmographic\"} 0.5",
             "tierd_connector_http_rate_limited_total{connector=\"hubspot\"} 4",
-            "tierd_connector_rate_limit_wait_seconds_total{connector=\"hubspot\"} 1.500000",
-            "tierd_plugin_http_latency_seconds_total{plugin=\"technographic\"} 2.000000",
+            "tierd_connector_rate_limit_wait_seconds_total{connector=\"hubspot\"} 1.5",
+            "tierd_plugin_http_latency_seconds_total{plugin=\"technographic\"} 2.0",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }
-        // Every sample belongs to a declared family.
+        // Every sample belongs to a declared family, and the exposition is terminated.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap_or_default();
-            assert!(text.contains(&format!("# TYPE {name} ")), "undeclared {name}");
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            assert!(text.contains(&format!("# TYPE {family} ")), "undeclared {name}");
         }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(m.accounts_processed_total(), 100);
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(
-            labels(&[("plugin", "a\"b\\c\nd")]),
-            "{plugin=\"a\\\"b\\\\c\\nd\"}"
+        let m = Metrics::default();
+        m.error("a\"b\\c\nd");
+        let text = m.render(&ExtraGauges::default());
+        assert!(
+            text.contains(r#"tierd_errors_total{stage="a\"b\\c\nd"} 1"#),
+            "{text}"
         );
     }
 }

@@ -597,12 +597,7 @@ async fn records_the_crm_refuses_stay_pending_with_its_reason_and_invalid_ones_a
 
 /// The accounts this instance processed, from its metrics.
 fn processed(metrics: &Metrics) -> u64 {
-    metrics
-        .render(&crate::metrics::ExtraGauges::default())
-        .lines()
-        .find_map(|l| l.strip_prefix("tierd_accounts_processed_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    metrics.accounts_processed_total()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,7 +273,7 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult {
 async fn metrics(State(s): State<ApiState>) -> Response {
     let text = s.metrics.render(&s.view.http_gauges());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(header::CONTENT_TYPE, tierd_engine::metrics::CONTENT_TYPE)],
         text,
     )
         .into_response()
