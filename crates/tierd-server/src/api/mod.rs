@@ -11,6 +11,7 @@
 //! tested with a stand-in. Manual runs go into [`RunQueue`], which only the leader's loop drains.
 
 pub mod auth;
+pub mod schema;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,8 +34,41 @@ use tokio::sync::Notify;
 use crate::schedule::{rfc3339, NextRuns};
 use tierd_engine::metrics::{ExtraGauges, Metrics};
 
-/// The OpenAPI 3 document of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
+use self::schema::{
+    AccountBody, ErrorBody, HistoryEntry, NextScheduled, PendingBody, PendingList, PluginBody, PluginHttp,
+    PluginList, PushedBody, Queued, Role, RunBody, RunDetail, RunsPage, ScheduleBody, SignalBody, Status,
+};
+
+/// The OpenAPI document of this API, generated from the handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "tierd admin API", description = "Every route but /healthz and /readyz needs `Authorization: Bearer <token>`, /api/v1/openapi.json included."),
+    paths(healthz, readyz, metrics, list_runs, queue_run, get_run, schedule, get_account, tiers, pending_pushes, plugins, openapi),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+/// The bearer token scheme, required on every route but the health checks.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path == "/healthz" || path == "/readyz" {
+                continue;
+            }
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            }
+        }
+    }
+}
 
 /// Largest page of `GET /api/v1/tiers?tier=` and `GET /api/v1/runs`.
 const MAX_LIMIT: u32 = 1000;
@@ -56,13 +90,15 @@ pub trait DaemonView: Send + Sync {
 }
 
 /// A run asked for through the API, waiting for the leader.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualRun {
     /// `full`, `incremental`, `dry_run` or `pilot`.
+    #[schema(value_type = String)]
     pub kind: RunKind,
     /// Pilot only: a candidate model file on the server (default: the live model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub model: Option<std::path::PathBuf>,
     /// Pilot only: which accounts, e.g. `firmographic.region=EMEA`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,17 +295,32 @@ pub async fn serve(
         .await
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok".into() })
 }
 
+/// Readiness: the store answers and the CRM has tierd's fields (checked at most once a minute).
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, body = Status),
+    (status = 503, description = "Not ready, with the reason", body = ErrorBody),
+))]
 async fn readyz(State(s): State<ApiState>) -> ApiResult {
     match s.view.ready().await {
-        Ok(()) => Ok(Json(json!({ "status": "ready" })).into_response()),
+        Ok(()) => Ok(Json(Status {
+            status: "ready".into(),
+        })
+        .into_response()),
         Err(reason) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason)),
     }
 }
 
+/// The counters in OpenMetrics text: runs, tiers, pushes, errors, plugins, HTTP.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, content_type = "application/openmetrics-text", body = String),
+    (status = 401, body = ErrorBody),
+))]
 async fn metrics(State(s): State<ApiState>) -> Response {
     let text = s.metrics.render(&s.view.http_gauges());
     (
@@ -279,49 +330,38 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
+    /// How many runs, newest first (1..=1000, default 20).
     limit: Option<u32>,
 }
 
-fn schedule_json(next: Option<NextRuns>) -> Value {
-    let time = |t: Option<Timestamp>| t.map(rfc3339);
-    match next {
-        Some(n) => json!({ "full": time(n.full), "incremental": time(n.incremental) }),
-        None => Value::Null,
-    }
-}
-
+/// Recent runs, queued manual runs, this instance's role and the next scheduled times.
+#[utoipa::path(get, path = "/api/v1/runs", params(RunsQuery), responses(
+    (status = 200, body = RunsPage), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
 async fn list_runs(State(s): State<ApiState>, query: Query<RunsQuery>) -> ApiResult {
     let limit = query.limit.unwrap_or(20).clamp(1, MAX_LIMIT);
     let runs = s.store.runs(limit).await?;
-    let runs: Vec<Value> = runs.iter().map(run_json).collect();
-    Ok(Json(json!({
-        "instance": s.instance,
-        "role": if s.runs.is_leading() { "leader" } else { "standby" },
-        "next_scheduled": schedule_json(s.runs.next()),
-        "queued": s.runs.snapshot(),
-        "runs": runs,
-    }))
+    Ok(Json(RunsPage {
+        instance: s.instance.clone(),
+        role: Role::of(s.runs.is_leading()),
+        next_scheduled: NextScheduled::of(s.runs.next()),
+        queued: s.runs.snapshot(),
+        runs: runs.iter().map(RunBody::from).collect(),
+    })
     .into_response())
 }
 
-fn run_json(run: &tierd_store::Run) -> Value {
-    json!({
-        "id": run.id,
-        "kind": run.kind,
-        "status": run.status,
-        "model_version": run.model_version,
-        "owner": run.owner,
-        "started_at": rfc3339(run.started_at),
-        "finished_at": run.finished_at.map(rfc3339),
-        "watermark": run.watermark,
-        "stats": run.stats,
-        "error": run.error,
-    })
-}
-
+/// Queue a manual run; the leader starts it once no run is in flight.
+#[utoipa::path(post, path = "/api/v1/runs", request_body = ManualRun, responses(
+    (status = 202, body = Queued),
+    (status = 400, body = ErrorBody),
+    (status = 401, body = ErrorBody),
+    (status = 409, description = "This instance is a standby", body = ErrorBody),
+    (status = 429, description = "Too many runs queued", body = ErrorBody),
+))]
 async fn queue_run(State(s): State<ApiState>, body: Option<Json<Value>>) -> ApiResult {
     let Some(Json(body)) = body else {
         return Err(ApiError::bad_request(
@@ -341,11 +381,19 @@ async fn queue_run(State(s): State<ApiState>, body: Option<Json<Value>>) -> ApiR
     tracing::info!(kind = %run.kind, position, "manual run queued through the admin API");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "queued": run, "position": position })),
+        Json(Queued {
+            queued: run,
+            position,
+        }),
     )
         .into_response())
 }
 
+/// One run with its statistics and its work items by state.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path, description = "The run's id")), responses(
+    (status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+))]
 async fn get_run(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     let id: i64 = id
         .parse()
@@ -353,20 +401,28 @@ async fn get_run(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult
     let Some(run) = s.store.run(RunId(id)).await? else {
         return Err(ApiError::not_found(format!("no run {id}")));
     };
-    let mut body = run_json(&run);
-    let progress = s.store.work_progress(run.id).await?;
-    body["work"] = serde_json::to_value(progress).unwrap_or(Value::Null);
-    Ok(Json(body).into_response())
-}
-
-async fn schedule(State(s): State<ApiState>) -> ApiResult {
-    Ok(Json(json!({
-        "role": if s.runs.is_leading() { "leader" } else { "standby" },
-        "next_scheduled": schedule_json(s.runs.next()),
-    }))
+    let work = s.store.work_progress(run.id).await?.into();
+    Ok(Json(RunDetail {
+        run: RunBody::from(&run),
+        work,
+    })
     .into_response())
 }
 
+/// This instance's role and when each scheduled job runs next.
+#[utoipa::path(get, path = "/api/v1/schedule", responses((status = 200, body = ScheduleBody), (status = 401, body = ErrorBody)))]
+async fn schedule(State(s): State<ApiState>) -> ApiResult {
+    Ok(Json(ScheduleBody {
+        role: Role::of(s.runs.is_leading()),
+        next_scheduled: NextScheduled::of(s.runs.next()),
+    })
+    .into_response())
+}
+
+/// One account: its facts with their ages, score breakdown, tier history, signals and pending push.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path, description = "The account's id, `hubspot:123`")), responses(
+    (status = 200, body = AccountBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
 async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     let Some(account) = s.store.account(&id).await? else {
         return Err(ApiError::not_found(format!("no account '{id}' in the store")));
@@ -380,45 +436,32 @@ async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
         .into_iter()
         .find(|p| p.account == id);
     let now = Timestamp::now();
-    let age = |t: Timestamp| (now.millis() - t.millis()).max(0) / 1000;
-    let history: Vec<Value> = history
-        .iter()
-        .map(|h| {
-            json!({
-                "run": h.run, "at": rfc3339(h.at), "from": h.from.map(Tier::as_str), "to": h.to.as_str(),
-                "score": h.score, "reason": h.reason, "model_version": h.model_version,
-            })
-        })
-        .collect();
-    let pending = pending.map(|p| {
-        json!({
-            "tier": p.tier.as_str(), "score_bucket": p.score_bucket, "reason": p.reason,
-            "attempts": p.attempts, "last_error": p.last_error, "permanent": p.permanent,
-            "next_attempt_at": rfc3339(p.next_attempt_at), "first_failed_at": rfc3339(p.first_failed_at),
-        })
-    });
-    Ok(Json(json!({
-        "id": account.id,
-        "name": account.name,
-        "domain": account.domain,
-        "score": account.score,
-        "coverage": account.coverage,
-        "potential_value": account.potential_value,
-        "tier": account.tier.as_str(),
-        "locked": account.locked,
-        "model_version": account.model_version,
-        "scored_at": rfc3339(account.scored_at),
-        "scored_age_seconds": age(account.scored_at),
-        "facts": facts_json(&s.schema, &account.facts, fact_as_of(&account.explanation, now)),
-        "explanation": account.explanation,
-        "pushed": account.pushed.map(|p| json!({
-            "tier": p.tier.as_str(), "score_bucket": p.score_bucket, "reason": p.reason, "at": rfc3339(p.at),
-        })),
-        "crm_tier_seen": account.crm_tier_seen.map(Tier::as_str),
-        "pending_push": pending,
-        "tier_history": history,
-        "signals": signals,
-    }))
+    let facts = facts_json(&s.schema, &account.facts, fact_as_of(&account.explanation, now));
+    Ok(Json(AccountBody {
+        scored_at: rfc3339(account.scored_at),
+        scored_age_seconds: (now.millis() - account.scored_at.millis()).max(0) / 1000,
+        tier: account.tier.as_str().to_string(),
+        pushed: account.pushed.map(|p| PushedBody {
+            tier: p.tier.as_str().to_string(),
+            score_bucket: p.score_bucket,
+            reason: p.reason,
+            at: rfc3339(p.at),
+        }),
+        crm_tier_seen: account.crm_tier_seen.map(|t| t.as_str().to_string()),
+        pending_push: pending.as_ref().map(PendingBody::from),
+        tier_history: history.iter().map(HistoryEntry::from).collect(),
+        signals: signals.iter().map(SignalBody::from).collect(),
+        facts,
+        id: account.id,
+        name: account.name,
+        domain: account.domain,
+        score: account.score,
+        coverage: account.coverage,
+        potential_value: account.potential_value,
+        locked: account.locked,
+        model_version: account.model_version,
+        explanation: account.explanation,
+    })
     .into_response())
 }
 
@@ -461,14 +504,22 @@ fn facts_json(schema: &tierd_core::FactSchema, stored: &Value, as_of: tierd_core
     Value::Object(out)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct TiersQuery {
+    /// List the accounts of this tier (`tier_1`, `tier_2`, `tier_3`, `untiered`).
     tier: Option<String>,
+    /// Accounts per page (1..=1000, default 100).
     limit: Option<u32>,
+    /// Continue after this account id (the previous page's `next_after`).
     after: Option<String>,
 }
 
+/// Accounts per tier; with `tier`, that tier's accounts, paged.
+#[utoipa::path(get, path = "/api/v1/tiers", params(TiersQuery), responses(
+    (status = 200, description = "`counts`, `total`; with `tier`: `accounts` and `next_after`", body = Object),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+))]
 async fn tiers(State(s): State<ApiState>, query: Query<TiersQuery>) -> ApiResult {
     let counts = s.store.tier_counts().await?;
     let mut body = json!({
@@ -516,14 +567,21 @@ async fn tiers(State(s): State<ApiState>, query: Query<TiersQuery>) -> ApiResult
     Ok(Json(body).into_response())
 }
 
+/// Tier updates the CRM refused or deferred, kept to retry, with the CRM's reason.
+#[utoipa::path(get, path = "/api/v1/pending-pushes", responses((status = 200, body = PendingList), (status = 401, body = ErrorBody)))]
 async fn pending_pushes(State(s): State<ApiState>) -> ApiResult {
     let pending = s.store.pending_pushes(true).await?;
-    Ok(Json(json!({ "pending": pending })).into_response())
+    Ok(Json(PendingList {
+        pending: pending.iter().map(PendingBody::from).collect(),
+    })
+    .into_response())
 }
 
-async fn plugins(State(s): State<ApiState>) -> Json<Value> {
+/// The running plugins, what they declared, and their HTTP counters.
+#[utoipa::path(get, path = "/api/v1/plugins", responses((status = 200, body = PluginList), (status = 401, body = ErrorBody)))]
+async fn plugins(State(s): State<ApiState>) -> Json<PluginList> {
     let gauges = s.view.http_gauges();
-    let plugins: Vec<Value> = s
+    let plugins = s
         .view
         .plugins()
         .into_iter()
@@ -532,22 +590,30 @@ async fn plugins(State(s): State<ApiState>) -> Json<Value> {
                 .plugins
                 .iter()
                 .find(|(name, _)| *name == p.name)
-                .map(|(_, c)| {
-                    json!({ "requests": c.requests, "errors": c.errors, "refused": c.refused,
-                        "latency_seconds_total": c.latency_micros as f64 / 1e6 })
+                .map(|(_, c)| PluginHttp {
+                    requests: c.requests,
+                    errors: c.errors,
+                    refused: c.refused,
+                    latency_seconds_total: c.latency_micros as f64 / 1e6,
                 });
-            json!({
-                "name": p.name, "version": p.version, "abi": p.abi, "mode": p.mode.as_str(),
-                "facts": p.facts, "signals": p.signals, "allowed_hosts": p.allowed_hosts,
-                "batch_size": p.batch_size, "http": http,
-            })
+            PluginBody::of(p, http)
         })
         .collect();
-    Json(json!({ "plugins": plugins }))
+    Json(PluginList { plugins })
 }
 
+/// This document (OpenAPI 3.1), generated from the handlers and their types.
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "The OpenAPI document", body = Object), (status = 401, body = ErrorBody)))]
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    use utoipa::OpenApi as _;
+    match ApiDoc::openapi().to_json() {
+        Ok(doc) => ([(header::CONTENT_TYPE, "application/json")], doc).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the OpenAPI document: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 #[cfg(test)]
