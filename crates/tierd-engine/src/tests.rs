@@ -1042,3 +1042,47 @@ async fn list_items_holding_separators_survive_full_and_incremental_runs() {
     assert_eq!(again.score, stored.score);
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_on_a_half_step_is_not_rewritten_by_every_full_run() {
+    // Regression (issue 12 #7): with seed 120, hubspot:1000003634 scores 2.75; the planner
+    // bucketed it in f32 (28) and the store in f64 (27), so every full run wrote it again.
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(3_700, 120))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let tweak = |s: &mut Settings| {
+        s.policy = tierd_core::TierPolicy {
+            caps: [None, None],
+            ..s.policy.clone()
+        };
+    };
+    let p = pipeline_with(
+        &emulator,
+        &url,
+        "2026-11-24",
+        tweak,
+        Arc::new(Metrics::default()),
+        "test:1",
+    )
+    .await;
+    let first = run(&p, RunKind::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    let id = format!("hubspot:{}", hubspot_id(3_634));
+    let state = p.store().account(&id).await.expect("read").expect("stored");
+    assert!(
+        (state.score - 2.75).abs() < 5e-4,
+        "the half-step account: {}",
+        state.score
+    );
+    for _ in 0..2 {
+        let again = run(&p, RunKind::Full).await;
+        assert_eq!(
+            (again.status, again.pushed),
+            (RunStatus::Succeeded, 0),
+            "{again:?}"
+        );
+    }
+    p.shutdown().await;
+}
