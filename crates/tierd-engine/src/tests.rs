@@ -793,8 +793,13 @@ async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice()
 /// A pipeline with the contract-renewals plugin, uncached as its docs advise: it answers from the
 /// CRM's renewal date and signals `renewal_within` on the day it sees one.
 async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
-    use tierd_plugin_host::{Mode, PluginConfig};
     let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    with_contracts_on(emulator, &url, as_of).await
+}
+
+/// The same on the store at `url`.
+async fn with_contracts_on(emulator: &HubSpotEmulator, url: &str, as_of: &str) -> Pipeline {
+    use tierd_plugin_host::{Mode, PluginConfig};
     let tweak = |s: &mut Settings| {
         let plugin = PluginConfig {
             cache_ttl_secs: 0,
@@ -804,7 +809,7 @@ async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) 
     };
     pipeline_with(
         emulator,
-        url.as_str(),
+        url,
         as_of,
         tweak,
         Arc::new(Metrics::default()),
@@ -1085,4 +1090,64 @@ async fn a_score_on_a_half_step_is_not_rewritten_by_every_full_run() {
         );
     }
     p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_postgres_store_over_a_crm_holding_tierds_tiers_adopts_them_and_keeps_contract_facts() {
+    // Issue 12 #1, the other start: the CRM already carries tierd's tiers (a store re-created, or
+    // moved from SQLite to PostgreSQL). The new store's full run adopts them, and incremental
+    // runs on later days, with nothing changed in the CRM, keep every contract fact; the only
+    // tiers that move are those whose engagement lift ended (news, by design).
+    let Some(pg) = tierd_test_support::postgres::Schema::create("pipeline").await else {
+        return;
+    };
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let first_store = TempDir::new().expect("temp dir");
+    let p = with_contracts(&emulator, &first_store, "2026-11-24").await;
+    assert_eq!(run(&p, RunKind::Full).await.status, RunStatus::Succeeded);
+    p.shutdown().await;
+    let writes = emulator.writes().total;
+
+    let p = with_contracts_on(&emulator, &pg.url(), "2026-11-24").await;
+    let adopted = run(&p, RunKind::Full).await;
+    assert_eq!(adopted.status, RunStatus::Succeeded, "{:?}", adopted.error);
+    assert_eq!(
+        emulator.writes().total,
+        writes,
+        "the CRM's tiers are adopted, not written again"
+    );
+    p.shutdown().await;
+    let ids: Vec<String> = (0..ACCOUNTS)
+        .map(|n| format!("hubspot:{}", hubspot_id(n)))
+        .collect();
+    for (day, runs) in [("2026-11-25", 2), ("2026-11-26", 1)] {
+        let p = with_contracts_on(&emulator, &pg.url(), day).await;
+        for _ in 0..runs {
+            let before = p.store().accounts(&ids).await.expect("states");
+            let incr = run(&p, RunKind::Incremental).await;
+            assert_eq!(incr.status, RunStatus::Succeeded, "{:?}", incr.error);
+            let after = p.store().accounts(&ids).await.expect("states");
+            for (id, a) in &after {
+                if a.tier != before[id].tier {
+                    let lifted = before[id]
+                        .pushed
+                        .as_ref()
+                        .is_some_and(|p| p.reason.contains("(lifted one tier)"));
+                    assert!(
+                        lifted,
+                        "{id} moved on {day} without its lift ending: {:?}",
+                        before[id].pushed
+                    );
+                }
+                assert_eq!(
+                    a.facts["contracts.renewal_date"]["value"],
+                    before[id].facts["contracts.renewal_date"]["value"],
+                    "{id} kept its renewal date on {day}"
+                );
+            }
+        }
+        p.shutdown().await;
+    }
 }
