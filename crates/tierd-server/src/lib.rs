@@ -392,6 +392,9 @@ mod tests {
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ReadWritePaths=/var/lib/tierd",
+            // The store, its WAL and anything tierd writes are owner-only.
+            "UMask=0077",
+            "StateDirectoryMode=0700",
         ] {
             assert!(unit.lines().any(|l| l == line), "missing `{line}`");
         }
