@@ -253,7 +253,7 @@ impl Leader {
                             pilot: None,
                             job: Default::default(),
                         },
-                        "scheduled",
+                        self.scheduler.trigger(now, last, job),
                     )
                 }),
             };
@@ -406,6 +406,17 @@ mod tests {
         assert!(
             stop > SHUTDOWN_GRACE.as_secs(),
             "systemd must wait longer than tierd's own grace"
+        );
+    }
+
+    /// The router puts `/api/v1/openapi.json` behind the token: the operations guide says so.
+    #[test]
+    fn the_operations_guide_says_the_openapi_document_needs_the_token() {
+        let doc = std::fs::read_to_string(repo_file("docs/operations.md")).expect("docs/operations.md");
+        assert!(
+            doc.lines()
+                .any(|l| l.starts_with("| `GET /api/v1/openapi.json` | bearer |")),
+            "docs/operations.md must list GET /api/v1/openapi.json as needing the bearer token"
         );
     }
 

@@ -55,12 +55,6 @@ pub struct DemoArgs {
     keep_serving: bool,
 }
 
-/// The three built-in plugins: (config name, crate name).
-const PLUGINS: [(&str, &str); 3] = [
-    ("firmographic", "firmographic"),
-    ("technographic", "technographic"),
-    ("contract-renewals", "contract_renewals"),
-];
 /// The secrets the demo config names (`*_env`): the emulators' credentials and the API token.
 const HUBSPOT_TOKEN_ENV: &str = "TIERD_DEMO_HUBSPOT_TOKEN";
 const PDL_KEY_ENV: &str = "TIERD_DEMO_PDL_API_KEY";
@@ -486,14 +480,22 @@ filter = "warn,sqlx=warn"
             let Some(state) = states.get(&s.id) else {
                 continue;
             };
+            // What HubSpot holds: the pushed tier and its reason, which starts with what put the
+            // account there (a lift, a cap, a lock) before the score's reasons.
+            let pushed = match &state.pushed {
+                Some(p) => format!("pushed {}: {}", p.tier.as_str(), p.reason),
+                None => format!(
+                    "not pushed: {}",
+                    state.explanation["reasons"].as_str().unwrap_or("")
+                ),
+            };
             say!(
                 self,
-                "  {} {:<26} {:.2} {:<8}  {}",
+                "  {} {:<26} {:.2} {:<8}  {pushed}",
                 s.id,
                 state.name,
                 s.score,
                 s.tier.as_str(),
-                state.explanation["reasons"].as_str().unwrap_or("")
             );
         }
         Ok(())
@@ -692,22 +694,18 @@ async fn run_step(
 /// The built-in plugins' libraries next to the running executable (`target/release/`), or in its
 /// `deps/` (where cargo puts them when they are built as another crate's dependency).
 fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let exe = std::env::current_exe().context("cannot find the running executable")?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    PLUGINS
+    let found = crate::plugins_cmd::beside_binary();
+    crate::plugins_cmd::BUILT_IN
         .iter()
-        .map(|(name, krate)| {
-            let file = format!("{DLL_PREFIX}{krate}{DLL_SUFFIX}");
-            [dir.join(&file), dir.join("deps").join(&file)]
-                .into_iter()
-                .find(|p| p.exists())
-                .map(|p| (*name, p))
+        .map(|(name, _)| {
+            found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| (*name, p.clone()))
                 .with_context(|| {
                     format!(
-                        "the plugins are not built: run `cargo build --release --workspace` first \
-                         ({file} is neither in {} nor in its deps/)",
-                        dir.display()
+                        "the {name} plugin is not built: run `cargo build --release --workspace` first \
+                         (it is neither beside the tierd binary nor in its deps/)"
                     )
                 })
         })
@@ -715,7 +713,7 @@ fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
 }
 
 /// Every account's summary, paged by id.
-async fn all_summaries(store: &Store) -> anyhow::Result<Vec<tierd_store::AccountSummary>> {
+pub(crate) async fn all_summaries(store: &Store) -> anyhow::Result<Vec<tierd_store::AccountSummary>> {
     let mut out = Vec::new();
     loop {
         let page = store
