@@ -692,9 +692,25 @@ async fn run_step(
 }
 
 /// The built-in plugins' libraries next to the running executable (`target/release/`), or in its
-/// `deps/` (where cargo puts them when they are built as another crate's dependency).
+/// `deps/` (where cargo puts them when they are built as another crate's dependency). Run from a
+/// checkout by `cargo run` (which sets `CARGO` and `CARGO_MANIFEST_DIR`), missing ones are built
+/// first, with the same profile into the same target directory, so `cargo run --release -- demo`
+/// works from a fresh clone.
 fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
-    let found = crate::plugins_cmd::beside_binary();
+    let mut found = crate::plugins_cmd::beside_binary();
+    let missing = |found: &[(String, PathBuf)]| {
+        crate::plugins_cmd::BUILT_IN
+            .iter()
+            .any(|(name, _)| !found.iter().any(|(n, _)| n == name))
+    };
+    if missing(&found) {
+        if let (Some(cargo), Some(manifest)) =
+            (std::env::var_os("CARGO"), std::env::var_os("CARGO_MANIFEST_DIR"))
+        {
+            build_plugins(&cargo, Path::new(&manifest))?;
+            found = crate::plugins_cmd::beside_binary();
+        }
+    }
     crate::plugins_cmd::BUILT_IN
         .iter()
         .map(|(name, _)| {
@@ -704,12 +720,37 @@ fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
                 .map(|(_, p)| (*name, p.clone()))
                 .with_context(|| {
                     format!(
-                        "the {name} plugin is not built: run `cargo build --release --workspace` first \
-                         (it is neither beside the tierd binary nor in its deps/)"
+                        "the {name} plugin is not built: run the demo with `cargo run --release -- demo` \
+                         from a checkout, or `cargo build --release --workspace` first (it is neither \
+                         beside the tierd binary nor in its deps/)"
                     )
                 })
         })
         .collect()
+}
+
+/// `cargo build` of the built-in plugins, for a demo started by `cargo run` from a checkout.
+fn build_plugins(cargo: &std::ffi::OsStr, manifest_dir: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let profile_dir = exe.parent().context("the executable has no directory")?;
+    let target_dir = profile_dir
+        .parent()
+        .context("the executable is not in a target directory")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .map_or("dev", |p| if p == "debug" { "dev" } else { p });
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(manifest_dir)
+        .args(["build", "--profile", profile, "--target-dir"])
+        .arg(target_dir);
+    for (name, _) in crate::plugins_cmd::BUILT_IN {
+        cmd.args(["-p", name]);
+    }
+    eprintln!("Building the built-in plugins ({profile} profile), once: the demo loads them");
+    let status = cmd.status().context("cannot run cargo to build the plugins")?;
+    anyhow::ensure!(status.success(), "building the plugins failed ({status})");
+    Ok(())
 }
 
 /// Every account's summary, paged by id.
