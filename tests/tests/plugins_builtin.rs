@@ -322,3 +322,33 @@ fn plugins_check_page_prints_detections_and_the_ignored_pattern_kinds() {
         assert!(stderr.contains(kind), "{kind} not in {stderr}");
     }
 }
+
+/// `tierd plugins check --resolve HOST=ADDR` routes a plugin's vendor to a local emulator: the
+/// firmographic plugin's sample enrich reaches the enrichment API (one request) instead of
+/// failing on DNS.
+#[tokio::test]
+async fn plugins_check_resolve_routes_the_vendor_host_to_an_emulator() {
+    let api = EnrichmentEmulator::start(EnrichmentConfig::new(20, 4))
+        .await
+        .unwrap();
+    let config = json!({"base_url": "http://api.peopledatalabs.com", "api_key": "test-key"});
+    let resolve = format!("api.peopledatalabs.com={}", api.addr());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(tierd_e2e::tierd_bin())
+            .args(["plugins", "check", "--mode", "isolated"])
+            .arg(cdylib("firmographic"))
+            .args(["--resolve", &resolve, "--plugin-config", &config.to_string()])
+            .output()
+            .expect("tierd runs")
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("firmographic "), "named by describe(): {stdout}");
+    assert_eq!(api.stats().requests, 1, "{stdout}\n{stderr}");
+    api.shutdown().await;
+}

@@ -117,6 +117,7 @@ impl Backend {
                         ctx,
                         program,
                         args,
+                        env: cfg.process_environment(),
                         max_message_bytes: cfg.max_message_bytes,
                         exec: cfg.mode == Mode::Exec,
                     }),
@@ -393,6 +394,8 @@ pub(crate) struct ChildSpec {
     ctx: Arc<CallContext>,
     program: OsString,
     args: Vec<OsString>,
+    /// The child's whole environment (`PluginConfig::process_environment`).
+    env: Vec<(OsString, OsString)>,
     max_message_bytes: usize,
     exec: bool,
 }
@@ -538,6 +541,8 @@ impl Worker {
         }
         let mut child = Command::new(&spec.program)
             .args(&spec.args)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

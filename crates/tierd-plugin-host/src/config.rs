@@ -1,6 +1,7 @@
 //! Per-plugin configuration: the `[plugins.<name>]` tables of `tierd.toml`.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,15 @@ pub struct PluginConfig {
     /// Environment variable holding the API key, passed to the plugin as `config.api_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// Environment variables passed to the plugin's process (`isolated`, `exec`) besides `PATH`,
+    /// the locale and `api_key_env`; the rest of tierd's environment (its CRM token, admin
+    /// token, store URL, other plugins' keys) is withheld.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
+
+/// Variables every plugin process gets when set: the search path and the locale.
+const BASE_ENV: &[&str] = &["PATH", "LANG", "LANGUAGE", "TZ"];
 
 fn default_timeout_ms() -> u64 {
     30_000
@@ -116,6 +125,7 @@ impl Default for PluginConfig {
             resolve: BTreeMap::new(),
             config: Map::new(),
             api_key_env: None,
+            env: Vec::new(),
         }
     }
 }
@@ -154,6 +164,21 @@ impl PluginConfig {
         }
     }
 
+    /// The whole environment of this plugin's process (`isolated`, `exec`): `PATH`, the locale
+    /// (`LANG`, `LANGUAGE`, `TZ`, `LC_*`), its own `api_key_env` and the variables its `env`
+    /// names, taken from this process's environment where set. Nothing else is inherited.
+    pub fn process_environment(&self) -> Vec<(OsString, OsString)> {
+        let wanted = |name: &str| {
+            BASE_ENV.contains(&name)
+                || name.starts_with("LC_")
+                || self.api_key_env.as_deref() == Some(name)
+                || self.env.iter().any(|e| e == name)
+        };
+        std::env::vars_os()
+            .filter(|(name, _)| name.to_str().is_some_and(wanted))
+            .collect()
+    }
+
     /// Problems a person must fix, as `(key, message)` pairs relative to `[plugins.<name>]`.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -176,6 +201,11 @@ impl PluginConfig {
         }
         if self.timeout_ms == 0 {
             out.push(("timeout_ms", "must be at least 1".to_owned()));
+        }
+        for name in &self.env {
+            if name.is_empty() || name.contains('=') {
+                out.push(("env", format!("{name:?} is not an environment variable name")));
+            }
         }
         for (host, addr) in &self.resolve {
             if addr.parse::<std::net::SocketAddr>().is_err() {

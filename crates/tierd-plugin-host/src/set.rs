@@ -26,8 +26,11 @@ const DEFAULT_BATCH_SIZE: usize = 100;
 /// What a running plugin is, for `tierd plugins list` and the admin API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginInfo {
-    /// The configured name (`[plugins.<name>]`).
+    /// The configured name (`[plugins.<name>]`): the plugin's name in tierd (cache, logs,
+    /// metrics, fact rejections).
     pub name: String,
+    /// The name `describe` reported (informational; may differ from the configured one).
+    pub described_name: String,
     /// The version `describe` reported.
     pub version: String,
     /// The ABI the plugin was built for (`1.0`), or `exec protocol 1`.
@@ -307,6 +310,7 @@ async fn start_one(
         .map_or(DEFAULT_BATCH_SIZE, |b| b.max(1) as usize);
     let info = PluginInfo {
         name: name.to_owned(),
+        described_name: d.name.clone(),
         version: d.version.clone(),
         abi: started.abi,
         mode: cfg.mode,

@@ -455,3 +455,83 @@ async fn one_library_is_loaded_in_process_by_one_plugin_only() {
     );
     set.shutdown().await;
 }
+
+/// A plugin process (isolated child or exec program) sees PATH, the locale, its own key and the
+/// variables its `env` names: never tierd's own secrets or another plugin's key.
+#[tokio::test]
+async fn plugin_processes_get_only_their_own_environment() {
+    let secrets = [
+        ("HUBSPOT_TOKEN", "pat-na1-crm-secret"),
+        ("TIERD_API_TOKEN", "admin-token-0123456789"),
+        ("TIERD__STORE__URL", "postgres://tierd:db-password@db/tierd"),
+        ("TIERD_TEST_OTHER_PLUGIN_KEY", "other-plugin-key"),
+    ];
+    let given = [
+        ("TIERD_TEST_OWN_PLUGIN_KEY", "own-key"),
+        ("TIERD_TEST_ALLOWED_VAR", "allowed"),
+        ("LC_TIME", "C"),
+    ];
+    for (k, v) in secrets.iter().chain(&given) {
+        std::env::set_var(k, v);
+    }
+    let library = cdylib("tierd-test-misbehaving");
+    let exec = PluginConfig::exec(env!("CARGO_BIN_EXE_tierd-plugin-child")).with_args([
+        "plugin-host",
+        "--library",
+        library.to_str().unwrap(),
+    ]);
+    for (mode, base) in [("isolated", misbehaving(Mode::Isolated)), ("exec", exec)] {
+        let me = PluginConfig {
+            api_key_env: Some("TIERD_TEST_OWN_PLUGIN_KEY".into()),
+            env: vec!["TIERD_TEST_ALLOWED_VAR".into()],
+            ..base
+        };
+        let other = PluginConfig {
+            api_key_env: Some("TIERD_TEST_OTHER_PLUGIN_KEY".into()),
+            ..misbehaving(Mode::Isolated)
+        };
+        let configs = BTreeMap::from([("me".to_owned(), me), ("other".to_owned(), other)]);
+        let set = PluginSet::load(&configs, &options())
+            .await
+            .expect("plugins start");
+        let out = set.enrich("2026-11-24", vec![account("a", "env")]).await;
+        let mine = out[0]
+            .results
+            .iter()
+            .find(|r| r.plugin == "me")
+            .expect("a result of plugin me");
+        let env: Vec<String> = facts(&mine.outcome)["test.env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        for (k, v) in &given {
+            assert!(
+                env.contains(&format!("{k}={v}")),
+                "{mode}: {k} missing from {env:?}"
+            );
+        }
+        assert!(
+            env.iter().any(|e| e.starts_with("PATH=")),
+            "{mode}: PATH missing from {env:?}"
+        );
+        for (k, v) in &secrets {
+            assert!(
+                !env.iter()
+                    .any(|e| e.starts_with(&format!("{k}=")) || e.contains(v)),
+                "{mode}: {k} visible to the plugin: {env:?}"
+            );
+        }
+        let names: Vec<&str> = env.iter().filter_map(|e| e.split('=').next()).collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| ["PATH", "LANG", "LANGUAGE", "TZ"].contains(n)
+                    || n.starts_with("LC_")
+                    || n.starts_with("TIERD_TEST_")),
+            "{mode}: unexpected variables {names:?}"
+        );
+        set.shutdown().await;
+    }
+}

@@ -250,7 +250,7 @@ impl Leader {
                             pilot: None,
                             job: Default::default(),
                         },
-                        "scheduled",
+                        self.scheduler.trigger(now, last, job),
                     )
                 }),
             };
@@ -389,6 +389,9 @@ mod tests {
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ReadWritePaths=/var/lib/tierd",
+            // The store, its WAL and anything tierd writes are owner-only.
+            "UMask=0077",
+            "StateDirectoryMode=0700",
         ] {
             assert!(unit.lines().any(|l| l == line), "missing `{line}`");
         }
@@ -400,6 +403,17 @@ mod tests {
         assert!(
             stop > SHUTDOWN_GRACE.as_secs(),
             "systemd must wait longer than tierd's own grace"
+        );
+    }
+
+    /// The router puts `/api/v1/openapi.json` behind the token: the operations guide says so.
+    #[test]
+    fn the_operations_guide_says_the_openapi_document_needs_the_token() {
+        let doc = std::fs::read_to_string(repo_file("docs/operations.md")).expect("docs/operations.md");
+        assert!(
+            doc.lines()
+                .any(|l| l.starts_with("| `GET /api/v1/openapi.json` | bearer |")),
+            "docs/operations.md must list GET /api/v1/openapi.json as needing the bearer token"
         );
     }
 

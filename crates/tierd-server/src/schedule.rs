@@ -138,6 +138,27 @@ impl Scheduler {
             .map(|t| Timestamp::from_millis(t.timestamp_millis()))
     }
 
+    /// Why `job`, due now, runs (the `trigger` of the "starting a run" log line): `resumed` (its
+    /// last run was interrupted), `first_run` (the store has no run yet), `caught_up` (its fire
+    /// time passed while no instance was up) or `scheduled` (its fire time came while up).
+    pub fn trigger(&self, now: Timestamp, last: LastRuns, job: Job) -> &'static str {
+        if self.catch_up && last.interrupted == Some(job) {
+            return "resumed";
+        }
+        if self.catch_up && job == Job::Full && last.full.is_none() && last.incremental.is_none() {
+            return "first_run";
+        }
+        let (schedule, last_run) = match job {
+            Job::Full => (self.full.as_ref(), last.full),
+            Job::Incremental => (self.incremental.as_ref(), last.full.max(last.incremental)),
+        };
+        let fired = schedule.and_then(|s| self.fire_after(s, last_run));
+        match fired {
+            Some(at) if at < self.started && at <= now => "caught_up",
+            _ => "scheduled",
+        }
+    }
+
     /// The earliest of `next`'s times: how long the leader may sleep before asking again.
     pub fn wake_at(&self, now: Timestamp, last: LastRuns) -> Option<Timestamp> {
         let next = self.next(now, last);
@@ -188,6 +209,10 @@ mod tests {
             scheduler(true, "2025-02-10T09:05:00Z").due(now, l),
             Some(Job::Incremental)
         );
+        assert_eq!(
+            scheduler(true, "2025-02-10T09:05:00Z").trigger(now, l, Job::Incremental),
+            "resumed"
+        );
         assert_eq!(scheduler(false, "2025-02-10T09:05:00Z").due(now, l), None);
         l.interrupted = Some(Job::Full);
         assert_eq!(
@@ -235,12 +260,20 @@ mod tests {
         let s = scheduler(true, "2025-02-10T15:20:00Z");
         let before = last(Some("2025-01-01T06:00:00Z"), Some("2025-02-10T09:00:00Z"));
         assert_eq!(s.due(at("2025-02-10T15:20:00Z"), before), Some(Job::Incremental));
+        assert_eq!(
+            s.trigger(at("2025-02-10T15:20:00Z"), before, Job::Incremental),
+            "caught_up"
+        );
         // The catch-up run starts at 15:20; the next one is 16:00, not another missed one.
         let after = last(Some("2025-01-01T06:00:00Z"), Some("2025-02-10T15:20:01Z"));
         assert_eq!(s.due(at("2025-02-10T15:20:30Z"), after), None);
         assert_eq!(
             s.next(at("2025-02-10T15:20:30Z"), after).incremental,
             Some(at("2025-02-10T16:00:00Z"))
+        );
+        assert_eq!(
+            s.trigger(at("2025-02-10T16:00:00Z"), after, Job::Incremental),
+            "scheduled"
         );
     }
 

@@ -212,13 +212,20 @@ impl Store {
     }
 
     /// Opens (creating if needed) and migrates the SQLite store in the file at `path`.
+    /// Folders and the file tierd creates are owner-only (0700, 0600 on Unix): the store holds
+    /// scores, facts, reasons and plugin state. Existing ones keep their modes.
     pub async fn connect_sqlite_file(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            owner_only_dir(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
+        // SQLite gives its -wal and -shm files the database file's mode.
+        owner_only_file(path).map_err(|source| StoreError::Connect {
+            url: format!("sqlite://{}", path.display()),
+            source: sqlx::Error::Io(source),
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -302,5 +309,27 @@ impl Store {
     /// Closes every connection, waiting for the ones in use to be returned.
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Creates `dir` and any missing parents, owner-only on Unix.
+fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the file at `path` empty and owner-only (on Unix) unless it exists.
+fn owner_only_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }

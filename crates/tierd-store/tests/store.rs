@@ -860,6 +860,30 @@ async fn a_sqlite_store_is_always_its_own_leader() {
     guard.release().await.expect("release");
 }
 
+/// The store holds scores, facts and reasons: a file tierd creates is readable by its owner
+/// only, and so are the folders it creates for it.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_store_and_its_folders_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("state/tierd/tierd.db");
+    let store = tierd_store::Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("store");
+    store
+        .begin_run(RunKind::Full, "m@1", "instance-a")
+        .await
+        .expect("a write creates the WAL");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&temp.path().join("state")), 0o700);
+    assert_eq!(mode(&temp.path().join("state/tierd")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    let wal = path.with_extension("db-wal");
+    assert!(wal.exists(), "WAL journal expected");
+    assert_eq!(mode(&wal), 0o600);
+}
+
 #[tokio::test]
 async fn passwords_stay_out_of_errors_and_debug_output() {
     // Nothing listens on port 1: the connection fails, and the error must not carry the password.

@@ -55,12 +55,6 @@ pub struct DemoArgs {
     keep_serving: bool,
 }
 
-/// The three built-in plugins: (config name, crate name).
-const PLUGINS: [(&str, &str); 3] = [
-    ("firmographic", "firmographic"),
-    ("technographic", "technographic"),
-    ("contract-renewals", "contract_renewals"),
-];
 /// The secrets the demo config names (`*_env`): the emulators' credentials and the API token.
 const HUBSPOT_TOKEN_ENV: &str = "TIERD_DEMO_HUBSPOT_TOKEN";
 const PDL_KEY_ENV: &str = "TIERD_DEMO_PDL_API_KEY";
@@ -482,14 +476,22 @@ filter = "warn,sqlx=warn"
             let Some(state) = states.get(&s.id) else {
                 continue;
             };
+            // What HubSpot holds: the pushed tier and its reason, which starts with what put the
+            // account there (a lift, a cap, a lock) before the score's reasons.
+            let pushed = match &state.pushed {
+                Some(p) => format!("pushed {}: {}", p.tier.as_str(), p.reason),
+                None => format!(
+                    "not pushed: {}",
+                    state.explanation["reasons"].as_str().unwrap_or("")
+                ),
+            };
             say!(
                 self,
-                "  {} {:<26} {:.2} {:<8}  {}",
+                "  {} {:<26} {:.2} {:<8}  {pushed}",
                 s.id,
                 state.name,
                 s.score,
                 s.tier.as_str(),
-                state.explanation["reasons"].as_str().unwrap_or("")
             );
         }
         Ok(())
@@ -686,32 +688,69 @@ async fn run_step(
 }
 
 /// The built-in plugins' libraries next to the running executable (`target/release/`), or in its
-/// `deps/` (where cargo puts them when they are built as another crate's dependency).
+/// `deps/` (where cargo puts them when they are built as another crate's dependency). Run from a
+/// checkout by `cargo run` (which sets `CARGO` and `CARGO_MANIFEST_DIR`), missing ones are built
+/// first, with the same profile into the same target directory, so `cargo run --release -- demo`
+/// works from a fresh clone.
 fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    let exe = std::env::current_exe().context("cannot find the running executable")?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    PLUGINS
+    let mut found = crate::plugins_cmd::beside_binary();
+    let missing = |found: &[(String, PathBuf)]| {
+        crate::plugins_cmd::BUILT_IN
+            .iter()
+            .any(|(name, _)| !found.iter().any(|(n, _)| n == name))
+    };
+    if missing(&found) {
+        if let (Some(cargo), Some(manifest)) =
+            (std::env::var_os("CARGO"), std::env::var_os("CARGO_MANIFEST_DIR"))
+        {
+            build_plugins(&cargo, Path::new(&manifest))?;
+            found = crate::plugins_cmd::beside_binary();
+        }
+    }
+    crate::plugins_cmd::BUILT_IN
         .iter()
-        .map(|(name, krate)| {
-            let file = format!("{DLL_PREFIX}{krate}{DLL_SUFFIX}");
-            [dir.join(&file), dir.join("deps").join(&file)]
-                .into_iter()
-                .find(|p| p.exists())
-                .map(|p| (*name, p))
+        .map(|(name, _)| {
+            found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| (*name, p.clone()))
                 .with_context(|| {
                     format!(
-                        "the plugins are not built: run `cargo build --release --workspace` first \
-                         ({file} is neither in {} nor in its deps/)",
-                        dir.display()
+                        "the {name} plugin is not built: run the demo with `cargo run --release -- demo` \
+                         from a checkout, or `cargo build --release --workspace` first (it is neither \
+                         beside the tierd binary nor in its deps/)"
                     )
                 })
         })
         .collect()
 }
 
+/// `cargo build` of the built-in plugins, for a demo started by `cargo run` from a checkout.
+fn build_plugins(cargo: &std::ffi::OsStr, manifest_dir: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let profile_dir = exe.parent().context("the executable has no directory")?;
+    let target_dir = profile_dir
+        .parent()
+        .context("the executable is not in a target directory")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .map_or("dev", |p| if p == "debug" { "dev" } else { p });
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(manifest_dir)
+        .args(["build", "--profile", profile, "--target-dir"])
+        .arg(target_dir);
+    for (name, _) in crate::plugins_cmd::BUILT_IN {
+        cmd.args(["-p", name]);
+    }
+    eprintln!("Building the built-in plugins ({profile} profile), once: the demo loads them");
+    let status = cmd.status().context("cannot run cargo to build the plugins")?;
+    anyhow::ensure!(status.success(), "building the plugins failed ({status})");
+    Ok(())
+}
+
 /// Every account's summary, paged by id.
-async fn all_summaries(store: &Store) -> anyhow::Result<Vec<tierd_store::AccountSummary>> {
+pub(crate) async fn all_summaries(store: &Store) -> anyhow::Result<Vec<tierd_store::AccountSummary>> {
     let mut out = Vec::new();
     loop {
         let page = store

@@ -1,20 +1,33 @@
-//! `tierd explain`: one account's score breakdown and tier from a file.
+//! `tierd explain`: one account's score breakdown and tier, from a file or from the store.
 //!
-//! The tier is decided over the whole file, as `tierd score` decides it (a full run: caps
-//! rank every account in the file, overrides lift), so the tier and the reason shown here
+//! From a file, the tier is decided over the whole file, as `tierd score` decides it (a full
+//! run: caps rank every account in the file, overrides lift; with `--enrich` the plugins run
+//! first, in batches, as `score --enrich` runs them), so the tier and the reason shown here
 //! are the ones the tiers file holds for the account.
+//!
+//! From the store (`--store`), the account's stored facts, score and tier, and the population
+//! step decided again over every stored account exactly as a run decides it (stored base tiers,
+//! engagement windows and locks), so the words for the cap, lift and lock come from
+//! `TierPolicy::reason` like everywhere else.
 
 use std::io::{self, Write};
+
+use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
 use tierd_connectors::files::{AccountReader, AccountRecord, ReadItem, Rejected};
 use tierd_core::explain::Explanation;
-use tierd_core::tier::{Assignment, Lock, RunKind, TierCandidate};
+use tierd_core::tier::{Assignment, Engagement, Lock, RunKind, TierBasis, TierCandidate, TierMember};
 use tierd_core::{Date, ScoreCard, Tier};
+use tierd_store::{redact_url, Store};
 
 use tierd_config::Settings;
+use tierd_engine::enrich::Enricher;
+
+/// Accounts enriched per plugin call with `--enrich`.
+const ENRICH_BATCH: usize = 500;
 
 /// `tierd explain --json`: the breakdown, the final tier and how it was decided.
 #[derive(Serialize)]
@@ -48,6 +61,7 @@ pub fn explain(
     id: &str,
     as_of: Date,
     json: bool,
+    mut enricher: Option<Enricher>,
 ) -> anyhow::Result<ExitCode> {
     let reader = AccountReader::open(input, &settings.schema)?;
     let model = &settings.model;
@@ -56,21 +70,33 @@ pub fn explain(
     let mut card = ScoreCard::default();
     let mut target: Option<(usize, AccountRecord)> = None;
     let mut rejected: Option<Rejected> = None;
+    let mut batch: Vec<AccountRecord> = Vec::with_capacity(ENRICH_BATCH);
+    let mut score_batch = |batch: &mut Vec<AccountRecord>, enricher: &mut Option<Enricher>| {
+        if let Some(e) = enricher {
+            e.enrich(&settings.schema, batch);
+        }
+        for acc in batch.drain(..) {
+            model.score_into(&acc.facts, as_of, &mut card);
+            candidates.push(TierCandidate {
+                id: acc.id.as_str().into(),
+                score: card.score,
+                potential_value: card.potential_value.unwrap_or(0.0),
+                coverage: card.coverage,
+                previous: None,
+                lock: Lock::from(acc.lock),
+                engagement: policy.engagement_on(&acc.facts, as_of),
+            });
+            if target.is_none() && acc.id == id {
+                target = Some((candidates.len() - 1, acc));
+            }
+        }
+    };
     for item in reader {
         match item? {
             ReadItem::Account(acc) => {
-                model.score_into(&acc.facts, as_of, &mut card);
-                candidates.push(TierCandidate {
-                    id: acc.id.as_str().into(),
-                    score: card.score,
-                    potential_value: card.potential_value.unwrap_or(0.0),
-                    coverage: card.coverage,
-                    previous: None,
-                    lock: Lock::from(acc.lock),
-                    engagement: policy.engagement_on(&acc.facts, as_of),
-                });
-                if target.is_none() && acc.id == id {
-                    target = Some((candidates.len() - 1, acc));
+                batch.push(acc);
+                if batch.len() == ENRICH_BATCH {
+                    score_batch(&mut batch, &mut enricher);
                 }
             }
             ReadItem::Rejected(r) if rejected.is_none() && r.id.as_deref() == Some(id) => {
@@ -78,6 +104,11 @@ pub fn explain(
             }
             ReadItem::Rejected(_) => {}
         }
+    }
+    score_batch(&mut batch, &mut enricher);
+    if let Some(e) = enricher {
+        let summary = e.finish();
+        tierd_engine::enrich::print_summary(&mut io::stderr().lock(), &summary)?;
     }
     let Some((index, acc)) = target else {
         if let Some(r) = rejected {
@@ -200,4 +231,175 @@ fn print_breakdown(
         writeln!(out, "  - {r}")?;
     }
     Ok(())
+}
+
+/// `tierd explain --store`: the account as the store at `url` holds it, and why its tier.
+pub fn explain_stored(
+    settings: &Settings,
+    url: &str,
+    id: &str,
+    as_of: Option<Date>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    // A store that does not exist is a mistake here, not something to create.
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        if !url.contains(":memory:") && !path.exists() {
+            anyhow::bail!(
+                "no store at {}: run `tierd sync --once` first, or name one with --store URL",
+                path.display()
+            );
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let store = Store::connect(url).await?;
+        let mut states = store.accounts(&[id.to_owned()]).await?;
+        let Some(state) = states.remove(id) else {
+            eprintln!("{}: no account with id '{id}'", redact_url(url));
+            return Ok(ExitCode::from(1));
+        };
+        let summaries = crate::demo::all_summaries(&store).await?;
+        store.close().await;
+        let as_of = as_of
+            .or_else(|| state.explanation["as_of"].as_str().and_then(|d| d.parse().ok()))
+            .unwrap_or_else(crate::today);
+        let policy = &settings.policy;
+        // The population step as a run takes it (tierd-engine's stage::tier::decide): the
+        // stored base tier (thresholds, hysteresis, lock), engagement window and lock.
+        let members: Vec<TierMember> = summaries
+            .iter()
+            .filter(|s| s.tiered)
+            .map(|s| TierMember {
+                id: s.id.as_str().into(),
+                score: s.score as f32,
+                potential_value: s.potential_value,
+                coverage: s.coverage as f32,
+                basis: TierBasis {
+                    base: s.base_tier,
+                    held_by_hysteresis: false,
+                    locked: s.locked,
+                    engagement: s.engagement.map(|e| Engagement {
+                        until: e.until,
+                        by: e.by,
+                    }),
+                },
+            })
+            .collect();
+        let decided = policy.decide(&members, as_of);
+        let assignment = members.iter().position(|m| &*m.id == id).map(|i| decided[i]);
+        let by_thresholds = policy.tier_for(state.score as f32);
+        let held = !state.locked && state.base_tier != by_thresholds;
+        let score_reasons = state.explanation["reasons"].as_str().unwrap_or("");
+        let reason = assignment.map(|a| policy.reason(&a, score_reasons));
+        let mut out = io::stdout().lock();
+        if json {
+            let doc = serde_json::json!({
+                "id": id,
+                "name": state.name,
+                "domain": state.domain,
+                "score": state.score,
+                "coverage": state.coverage,
+                "potential_value": state.potential_value,
+                "model": state.model_version,
+                "tier": state.tier,
+                "base_tier": state.base_tier,
+                "tier_by_thresholds": by_thresholds,
+                "held_by_hysteresis": held,
+                "as_of": as_of.to_string(),
+                "reason": reason,
+                "decision": assignment.map(|a| serde_json::json!({
+                    "locked": a.decision.locked,
+                    "lifted_by": a.decision.lifted_by.map(|by| policy.override_label(by)),
+                    "capped_from": a.decision.capped_from,
+                })),
+                "pushed": state.pushed,
+                "facts": state.facts,
+                "explanation": state.explanation["detail"],
+            });
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        writeln!(
+            out,
+            "{id}  {}{}",
+            state.name,
+            state
+                .domain
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        )?;
+        writeln!(
+            out,
+            "score {:.2}  coverage {:.0}%  model {}  (stored; tiering as of {as_of})",
+            state.score,
+            state.coverage * 100.0,
+            state.model_version
+        )?;
+        let base_how = if state.locked {
+            "locked by a person".to_owned()
+        } else if held {
+            format!("held by hysteresis: the thresholds give {by_thresholds}")
+        } else {
+            "by thresholds".to_owned()
+        };
+        writeln!(out, "tier  {} ({} {base_how})", state.tier, state.base_tier)?;
+        match (assignment, &reason) {
+            (Some(a), Some(reason)) => {
+                if a.tier != state.tier {
+                    writeln!(
+                        out,
+                        "      deciding again as of {as_of} gives {} (the store holds the last run's tier)",
+                        a.tier
+                    )?;
+                }
+                writeln!(out, "reason  {reason}")?;
+            }
+            _ => writeln!(out, "reason  {score_reasons} (scored, not tiered yet)")?,
+        }
+        match &state.pushed {
+            Some(p) => writeln!(out, "pushed  {}: {}", p.tier, p.reason)?,
+            None => writeln!(out, "pushed  nothing yet")?,
+        }
+        writeln!(out, "\nfacts (source):")?;
+        if let Some(facts) = state.facts.as_object() {
+            for (name, fact) in facts {
+                let value = fact.get("value").unwrap_or(fact);
+                let source = fact.get("source").and_then(|s| s.as_str()).unwrap_or("?");
+                writeln!(out, "  {name} = {value} ({source})")?;
+            }
+        }
+        if let Some(criteria) = state.explanation["detail"]["criteria"].as_array() {
+            writeln!(
+                out,
+                "\n{:<26} {:<32} {:>6} {:>7}",
+                "criterion", "value", "points", "contrib"
+            )?;
+            for c in criteria {
+                let text = |k: &str| c[k].as_str().map(str::to_owned);
+                let mut value = text("value").unwrap_or_else(|| "(unknown)".into());
+                if value.chars().count() > 32 {
+                    value = value.chars().take(31).collect::<String>() + "…";
+                }
+                let points = c["points"]
+                    .as_f64()
+                    .map_or_else(|| "skip".to_owned(), |p| format!("{p:.2}"));
+                writeln!(
+                    out,
+                    "{:<26} {value:<32} {points:>6} {:>7.3}",
+                    text("criterion").unwrap_or_default(),
+                    c["contribution"].as_f64().unwrap_or(0.0)
+                )?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -61,9 +61,22 @@ enum Command {
     },
     /// Show why one account scored what it did.
     Explain {
-        /// Accounts file holding the account.
-        #[arg(long, value_name = "FILE")]
-        input: PathBuf,
+        /// Accounts file holding the account (tiered over the whole file, as `score` does).
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "store",
+            conflicts_with = "store"
+        )]
+        input: Option<PathBuf>,
+        /// Explain the account as the store holds it: stored facts, tier and why [default URL:
+        /// the config's `[store] url`].
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+        store: Option<String>,
+        /// Run the configured plugins ([plugins.*]) over the file's accounts first, as
+        /// `score --enrich` does.
+        #[arg(long, requires = "input")]
+        enrich: bool,
         /// The account's id.
         id: String,
         /// Score as of this date (YYYY-MM-DD) [default: today, UTC].
@@ -143,11 +156,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that stopped early (`tierd explain ... | head`) is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text an outer message
+/// already holds (errors that print their source, such as a file error naming its path).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -165,7 +205,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load(config)?;
             let as_of = as_of.unwrap_or_else(today);
             let enrich = match enrich {
-                true => Some(enrich::Enricher::start(&settings, as_of)?),
+                true => {
+                    // Plugins log (their load report, failures) as they would in the daemon.
+                    tierd_server::logging::init(&settings.log)?;
+                    Some(enrich::Enricher::start(&settings, as_of)?)
+                }
                 false => None,
             };
             let prev = match &previous {
@@ -210,12 +254,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Explain {
             input,
+            store,
+            enrich,
             id,
             as_of,
             json,
         } => {
             let settings = load(config)?;
-            explain::explain(&settings, &input, &id, as_of.unwrap_or_else(today), json)
+            match (input, store) {
+                (Some(input), _) => {
+                    let as_of = as_of.unwrap_or_else(today);
+                    let enricher = match enrich {
+                        true => {
+                            tierd_server::logging::init(&settings.log)?;
+                            Some(enrich::Enricher::start(&settings, as_of)?)
+                        }
+                        false => None,
+                    };
+                    explain::explain(&settings, &input, &id, as_of, json, enricher)
+                }
+                (None, store) => {
+                    let url = match store.as_deref() {
+                        None | Some("") => settings.store.url.clone(),
+                        Some(url) => url.to_owned(),
+                    };
+                    explain::explain_stored(&settings, &url, &id, as_of, json)
+                }
+            }
         }
         Command::Config {
             action: ConfigAction::Validate,
@@ -260,7 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Run => tierd_server::run(load(config)?),
-        Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
+        Command::Plugins { action } => plugins_cmd::run(action, load(config)?),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }
 }

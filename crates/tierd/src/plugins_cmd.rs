@@ -15,11 +15,14 @@ use tierd_config::Settings;
 /// `tierd plugins ...`
 #[derive(Subcommand)]
 pub enum PluginsAction {
-    /// Start the configured plugins and show name, version, ABI, mode, facts and allowed hosts.
+    /// Start the configured plugins and show name, version, ABI, mode, facts and allowed hosts;
+    /// list the plugin libraries beside the tierd binary, marking which are configured.
     List,
-    /// Load one plugin, check its ABI, run describe and a sample enrich on one account.
+    /// Load one plugin, check its ABI, run describe and a sample enrich on one account. Uses its
+    /// `[plugins.<name>]` table when the config has one for this path (or PATH is a table's name).
     Check {
-        /// A plugin library (.so/.dylib/.dll) or, with --mode exec, an executable.
+        /// A plugin library (.so/.dylib/.dll), with --mode exec an executable, or the name of a
+        /// configured plugin.
         path: PathBuf,
         /// How to run it [default: isolated for libraries, exec for anything else].
         #[arg(long, value_enum)]
@@ -32,7 +35,23 @@ pub enum PluginsAction {
         /// plugin config says otherwise).
         #[arg(long, value_name = "FILE")]
         page: Option<PathBuf>,
+        /// Route HOST to ADDR (IP:port) for the plugin's HTTP calls, e.g. to a local emulator of
+        /// its vendor; repeatable. `*` routes every host.
+        #[arg(long, value_name = "HOST=ADDR", value_parser = parse_resolve)]
+        resolve: Vec<(String, String)>,
+        /// Let the plugin reach HOST besides the hosts it declares; repeatable.
+        #[arg(long, value_name = "HOST")]
+        allow_host: Vec<String>,
     },
+}
+
+fn parse_resolve(s: &str) -> Result<(String, String), String> {
+    let (host, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected HOST=IP:PORT"))?;
+    addr.parse::<std::net::SocketAddr>()
+        .map_err(|_| format!("{s:?}: {addr:?} is not an IP:port address"))?;
+    Ok((host.to_owned(), addr.to_owned()))
 }
 
 /// Modes for `plugins check`.
@@ -50,34 +69,131 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tierd_engine::runtime("plugins")
 }
 
-/// Runs a `plugins` action.
-pub fn run(
-    action: PluginsAction,
-    settings: impl FnOnce() -> anyhow::Result<Settings>,
-) -> anyhow::Result<ExitCode> {
+/// Runs a `plugins` action. Both actions log as the daemon would (the `[log]` section), so a
+/// plugin's own log lines, such as its load report, are shown on stderr.
+pub fn run(action: PluginsAction, settings: Settings) -> anyhow::Result<ExitCode> {
+    tierd_server::logging::init(&settings.log)?;
     match action {
-        PluginsAction::List => list(&settings()?.plugins),
+        PluginsAction::List => list(&settings),
         PluginsAction::Check {
             path,
             mode,
             plugin_config,
             page,
-        } => check(&path, mode, plugin_config.as_deref(), page.as_deref()),
+            resolve,
+            allow_host,
+        } => check(
+            &settings,
+            &path,
+            CheckOptions {
+                mode,
+                config: plugin_config.as_deref(),
+                page: page.as_deref(),
+                resolve,
+                allow_hosts: allow_host,
+            },
+        ),
     }
 }
 
-fn list(configs: &BTreeMap<String, PluginConfig>) -> anyhow::Result<ExitCode> {
-    if configs.is_empty() {
-        println!("No plugins configured: add a [plugins.<name>] table (see docs/plugins.md).");
-        return Ok(ExitCode::SUCCESS);
+/// The built-in plugins: (config name, library name without prefix and suffix).
+pub const BUILT_IN: [(&str, &str); 3] = [
+    ("firmographic", "firmographic"),
+    ("technographic", "technographic"),
+    ("contract-renewals", "contract_renewals"),
+];
+
+/// The plugin libraries beside the tierd binary (and in its `deps/`, where cargo puts libraries
+/// built as another crate's dependency): the built-in ones and any named `tierd_plugin_<name>`,
+/// as `(name, path)` by name.
+pub fn beside_binary() -> Vec<(String, PathBuf)> {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    else {
+        return Vec::new();
+    };
+    let plugin_name = |file: &str| {
+        let stem = file.strip_prefix(DLL_PREFIX)?.strip_suffix(DLL_SUFFIX)?;
+        match BUILT_IN.iter().find(|(_, lib)| *lib == stem) {
+            Some((name, _)) => Some((*name).to_owned()),
+            None => stem.strip_prefix("tierd_plugin_").map(|n| n.replace('_', "-")),
+        }
+    };
+    let mut found = BTreeMap::new();
+    for d in [dir.join("deps"), dir] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(name) = file.to_str().and_then(plugin_name) else {
+                continue;
+            };
+            // Later directories win: the binary's own directory over deps/.
+            found.insert(name, entry.path());
+        }
     }
-    let rt = runtime()?;
-    let (set, errors) = rt.block_on(PluginSet::start(configs, &HostOptions::default()));
+    found.into_iter().collect()
+}
+
+/// The configured plugin whose library or command is `path`, by file identity.
+fn configured_for<'a>(
+    configs: &'a BTreeMap<String, PluginConfig>,
+    path: &Path,
+) -> Option<(&'a String, &'a PluginConfig)> {
+    let want = std::fs::canonicalize(path).ok()?;
+    configs.iter().find(|(_, cfg)| {
+        [&cfg.path, &cfg.command]
+            .into_iter()
+            .flatten()
+            .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == want))
+    })
+}
+
+fn list(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let configs = &settings.plugins;
     let mut out = std::io::stdout().lock();
-    for info in set.plugins() {
-        print_info(&mut out, &info)?;
+    let mut errors = Vec::new();
+    if configs.is_empty() {
+        writeln!(
+            out,
+            "No plugins configured in {}: add a [plugins.<name>] table (see docs/plugins.md).",
+            settings.origin
+        )?;
+    } else {
+        writeln!(out, "Configured in {}:", settings.origin)?;
+        let rt = runtime()?;
+        let (set, failed) = rt.block_on(PluginSet::start(configs, &HostOptions::default()));
+        for info in set.plugins() {
+            print_info(&mut out, &info)?;
+            if let Some(cfg) = configs.get(&info.name) {
+                let what = match (&cfg.path, &cfg.command) {
+                    (Some(p), _) => format!("path {}", p.display()),
+                    (None, Some(c)) => format!("command {}", c.display()),
+                    (None, None) => String::new(),
+                };
+                writeln!(out, "  config: [plugins.{}] {what}", info.name)?;
+            }
+        }
+        rt.block_on(set.shutdown());
+        errors = failed;
     }
-    rt.block_on(set.shutdown());
+    let found = beside_binary();
+    if !found.is_empty() {
+        writeln!(out, "\nFound beside the tierd binary:")?;
+        for (name, path) in &found {
+            let status = match configured_for(configs, path) {
+                Some((table, cfg)) => format!("configured as [plugins.{table}], {}", cfg.mode.as_str()),
+                None => format!(
+                    "not configured: add [plugins.{name}] with path = {:?}",
+                    path.display().to_string()
+                ),
+            };
+            writeln!(out, "  {name:<20} {}\n    {status}", path.display())?;
+        }
+    }
     for e in &errors {
         eprintln!("error: {e}");
     }
@@ -99,7 +215,15 @@ fn print_info(out: &mut impl std::io::Write, info: &PluginInfo) -> std::io::Resu
     } else {
         info.allowed_hosts.join(", ")
     };
-    writeln!(out, "{} {}", info.name, info.version)?;
+    if info.described_name == info.name {
+        writeln!(out, "{} {}", info.name, info.version)?;
+    } else {
+        writeln!(
+            out,
+            "{} {} (describes itself as {})",
+            info.name, info.version, info.described_name
+        )?;
+    }
     writeln!(out, "  ABI:    {}", info.abi)?;
     writeln!(
         out,
@@ -140,30 +264,49 @@ async fn serve_page(html: String) -> anyhow::Result<std::net::SocketAddr> {
     Ok(addr)
 }
 
-fn check(
-    path: &Path,
+/// What `plugins check` was told besides the path.
+struct CheckOptions<'a> {
     mode: Option<CheckMode>,
-    config: Option<&str>,
-    page: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    // The plugin's own log lines (its load report) go to stderr, as the daemon would log them.
-    tierd_server::logging::init(&tierd_config::log::LogSettings::default())?;
+    config: Option<&'a str>,
+    page: Option<&'a Path>,
+    resolve: Vec<(String, String)>,
+    allow_hosts: Vec<String>,
+}
+
+fn check(settings: &Settings, path: &Path, opts: CheckOptions<'_>) -> anyhow::Result<ExitCode> {
     let is_library = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("so" | "dylib" | "dll")
     );
-    let mode = match mode {
-        Some(CheckMode::InProcess) => Mode::InProcess,
-        Some(CheckMode::Isolated) => Mode::Isolated,
-        Some(CheckMode::Exec) => Mode::Exec,
-        None if is_library => Mode::Isolated,
-        None => Mode::Exec,
+    // The plugin's own table when there is one: by name, or by the file it names.
+    let configured = match settings.plugins.get_key_value(&*path.to_string_lossy()) {
+        Some(found) if !path.exists() => Some(found),
+        _ => configured_for(&settings.plugins, path),
     };
-    let mut cfg = match mode {
-        Mode::Exec => PluginConfig::exec(path),
-        mode => PluginConfig::library(path, mode),
+    let mut cfg = match configured {
+        Some((name, cfg)) => {
+            eprintln!("using [plugins.{name}] from {}", settings.origin);
+            cfg.clone()
+        }
+        None => match opts.mode {
+            Some(CheckMode::Exec) => PluginConfig::exec(path),
+            None if !is_library => PluginConfig::exec(path),
+            _ => PluginConfig::library(path, Mode::Isolated),
+        },
     };
-    if let Some(json) = config {
+    match opts.mode {
+        Some(CheckMode::InProcess) => cfg.mode = Mode::InProcess,
+        Some(CheckMode::Isolated) => cfg.mode = Mode::Isolated,
+        Some(CheckMode::Exec) => cfg.mode = Mode::Exec,
+        None => {}
+    }
+    if cfg.mode == Mode::Exec && cfg.command.is_none() {
+        cfg.command = Some(path.to_path_buf());
+    } else if cfg.mode != Mode::Exec && cfg.path.is_none() {
+        cfg.path = Some(path.to_path_buf());
+    }
+    let mode = cfg.mode;
+    if let Some(json) = opts.config {
         let value: serde_json::Value = serde_json::from_str(json)
             .context("--plugin-config must be a JSON object, e.g. '{\"key\": \"value\"}'")?;
         let serde_json::Value::Object(map) = value else {
@@ -171,20 +314,35 @@ fn check(
         };
         cfg.config = map;
     }
+    cfg.resolve.extend(opts.resolve);
+    cfg.allow_hosts.extend(opts.allow_hosts);
     let rt = runtime()?;
-    if let Some(page) = page {
+    if let Some(page) = opts.page {
         let html = std::fs::read_to_string(page).with_context(|| format!("--page {}", page.display()))?;
         let addr = rt.block_on(serve_page(html))?;
         cfg.resolve.insert(SAMPLE_DOMAIN.to_owned(), addr.to_string());
         cfg.config.entry("scheme").or_insert_with(|| "http".into());
     }
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .map(|s| s.trim_start_matches("lib").to_owned())
-        .unwrap_or_else(|| "plugin".to_owned());
-    let configs = BTreeMap::from([(name, cfg)]);
-    let set = match rt.block_on(PluginSet::load(&configs, &HostOptions::default())) {
+    let load = |name: String, cfg: PluginConfig| {
+        let configs = BTreeMap::from([(name, cfg)]);
+        rt.block_on(PluginSet::load(&configs, &HostOptions::default()))
+    };
+    // Named as configured; otherwise by the name the plugin gives itself in describe().
+    let provisional = match configured {
+        Some((name, _)) => name.clone(),
+        None => "plugin-check".to_owned(),
+    };
+    let loaded = load(provisional.clone(), cfg.clone()).and_then(|set| {
+        let described = set.plugins().first().map(|p| p.described_name.clone());
+        match described {
+            Some(name) if configured.is_none() && name != provisional && !name.is_empty() => {
+                rt.block_on(set.shutdown());
+                load(name, cfg)
+            }
+            _ => Ok(set),
+        }
+    });
+    let set = match loaded {
         Ok(set) => set,
         Err(e) => {
             eprintln!("FAILED: {e}");

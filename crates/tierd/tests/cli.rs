@@ -501,7 +501,36 @@ fn a_missing_input_file_is_fatal_and_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (out, _) = score(dir.path(), &dir.path().join("nope.csv"), "t.csv", &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("nope.csv"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("nope.csv"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "the reason once: {stderr}"
+    );
+}
+
+/// `tierd explain ... | head`: a reader that closes the pipe early gets no "Broken pipe" error.
+#[test]
+fn explain_into_a_closed_pipe_exits_quietly() {
+    use std::process::Stdio;
+    let child = Command::new(env!("CARGO_BIN_EXE_tierd"))
+        .args(["explain", "--as-of", AS_OF, "--input"])
+        .arg(fixture("accounts.csv"))
+        .arg("acc-1")
+        .env_remove("TIERD_CONFIG")
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tierd runs");
+    // The reader end closes before tierd writes anything: every write fails with EPIPE.
+    let mut child = child;
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("tierd exits");
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
 }
 
 #[test]
@@ -609,6 +638,8 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
         stdout.contains("Enriched with hello: 2 fresh, 0 cached, 0 no match, 0 failed"),
         "{stdout}"
     );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("plugin started plugin=hello"), "logged: {stderr}");
     let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&tiers)
         .expect("tiers")
         .records()
@@ -634,6 +665,34 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     let plain = std::fs::read_to_string(tiers).expect("tiers");
     assert!(plain.contains("long,0.000,untiered"), "{plain}");
+
+    // `explain --enrich` scores the account as `score --enrich` did; without it the plugin's
+    // fact is unknown.
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--as-of",
+            AS_OF,
+        ];
+        args.extend_from_slice(extra);
+        args.push("long");
+        tierd(&args, &[])
+    };
+    let enriched = explain(&["--enrich"]);
+    assert!(enriched.status.success(), "{}", text(&enriched.stderr));
+    let s = text(&enriched.stdout);
+    assert!(s.contains("score 5.00"), "{s}");
+    assert!(s.contains("tier  tier_1"), "{s}");
+    assert!(s.contains("name length 18"), "{s}");
+    let bare = text(&explain(&[]).stdout);
+    assert!(
+        bare.contains("score 0.00") && bare.contains("(unknown)"),
+        "{bare}"
+    );
 }
 
 /// `tierd emulate` serves at the vendor's documented limits unless told `--no-limits`, and says
@@ -678,5 +737,90 @@ fn emulate_starts_at_the_vendors_limits_unless_told_otherwise() {
         child.kill().expect("stop the emulator");
         child.wait().expect("reap the emulator");
         assert_eq!(limits.as_deref(), Some(expected), "{args:?}");
+    }
+}
+
+/// A config naming the hello example as `[plugins.greeter]`, greeting "Hi".
+fn greeter_config(dir: &Path) -> PathBuf {
+    let config = dir.join("tierd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\npath = {:?}\n\n[plugins.greeter]\npath = {:?}\nmode = \"isolated\"\nconfig = {{ greeting = \"Hi\" }}\n",
+            repo().join("config/model.toml").display().to_string(),
+            tierd_test_support::cdylib("tierd-plugin-hello").display().to_string()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// `plugins list` shows the built-in libraries beside the binary even when none is configured,
+/// and marks a configured one with its table and mode.
+#[test]
+fn plugins_list_shows_the_libraries_beside_the_binary_and_how_they_are_configured() {
+    let shipped = tierd(&["plugins", "list"], &[]);
+    assert!(shipped.status.success(), "{}", text(&shipped.stderr));
+    let s = text(&shipped.stdout);
+    assert!(s.contains("No plugins configured"), "{s}");
+    for name in ["firmographic", "technographic", "contract-renewals"] {
+        assert!(
+            s.contains(&format!("not configured: add [plugins.{name}] with path = ")),
+            "{name} missing from:\n{s}"
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = greeter_config(dir.path());
+    let out = tierd(
+        &["plugins", "list", "--config", config.to_str().expect("utf-8")],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("greeter 0.1.0 (describes itself as hello)"), "{s}");
+    assert!(s.contains("configured as [plugins.greeter], isolated"), "{s}");
+    // The plugins' load is logged, as the daemon logs it.
+    assert!(
+        text(&out.stderr).contains("plugin started"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `plugins check` uses the plugin's `[plugins.X]` table when one names the same library, names
+/// the plugin by that table or else by its describe() name, and logs.
+#[test]
+fn plugins_check_uses_the_configured_table_and_the_plugin_s_own_name() {
+    let library = tierd_test_support::cdylib("tierd-plugin-hello");
+    let library = library.to_str().expect("utf-8");
+    let bare = tierd(&["plugins", "check", library], &[]);
+    assert!(bare.status.success(), "{}", text(&bare.stderr));
+    let s = text(&bare.stdout);
+    assert!(s.contains("\nhello 0.1.0\n"), "named by describe(): {s}");
+    assert!(s.contains("Hello, Acme Corporation!"), "{s}");
+    assert!(
+        text(&bare.stderr).contains("plugin=hello"),
+        "{}",
+        text(&bare.stderr)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = greeter_config(dir.path());
+    let config = config.to_str().expect("utf-8");
+    for target in [library, "greeter"] {
+        let out = tierd(&["plugins", "check", target, "--config", config], &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let s = text(&out.stdout);
+        assert!(
+            s.contains("Hi, Acme Corporation!"),
+            "the table's config is used: {s}"
+        );
+        assert!(s.contains("greeter 0.1.0 (describes itself as hello)"), "{s}");
+        assert!(
+            text(&out.stderr).contains("using [plugins.greeter]"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }

@@ -34,7 +34,8 @@ fn number_after(line: &str, prefix: &str) -> u64 {
 fn the_demo_runs_the_whole_loop_on_a_small_world() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = tierd()
-        .args(["demo", "--accounts", "500", "--seed", "7", "--dir"])
+        // 1,500 accounts: with seed 7, a world with Tier 1 accounts lifted by a demo request.
+        .args(["demo", "--accounts", "1500", "--seed", "7", "--dir"])
         .arg(dir.path())
         .stdin(Stdio::null())
         .output()
@@ -57,6 +58,65 @@ fn the_demo_runs_the_whole_loop_on_a_small_world() {
     ] {
         assert!(stdout.contains(section), "missing '{section}' in:\n{stdout}");
     }
+    // Each top account shows what HubSpot received, and a Tier 1 below the 4.5 threshold says
+    // what lifted it there.
+    let top: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Top Tier 1 accounts:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(
+        top.iter()
+            .any(|l| l.contains(" tier_1 ") && l.contains("(lifted one tier)")),
+        "a lifted Tier 1 account among the top ones: {stdout}"
+    );
+    for l in &top {
+        assert!(l.contains(" pushed ") || l.contains("not pushed: "), "{l}");
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        let tier_at = fields
+            .iter()
+            .position(|f| f.starts_with("tier_") || *f == "untiered");
+        let tier_at = tier_at.unwrap_or_else(|| panic!("a tier in {l}"));
+        let score: f64 = fields[tier_at - 1]
+            .parse()
+            .unwrap_or_else(|_| panic!("a score in {l}"));
+        if fields[tier_at] == "tier_1" && score < 4.5 {
+            assert!(
+                l.contains("lifted") || l.contains("locked"),
+                "Tier 1 at {score} without its reason: {l}"
+            );
+        }
+    }
+    // `explain --store` of a lifted account: its stored facts, its tier and the lift, in the
+    // words the tiers file and the CRM use.
+    let lifted = top
+        .iter()
+        .find(|l| l.contains(" tier_1 ") && l.contains("(lifted one tier)"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a lifted account");
+    let explain = tierd()
+        .args(["explain", "--store", "--config"])
+        .arg(dir.path().join("tierd.toml"))
+        .arg(lifted)
+        .output()
+        .expect("tierd explain runs");
+    let shown = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        explain.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    for expected in [
+        format!("{lifted}  "),
+        "tier  tier_1 (tier_2 by thresholds)".to_owned(),
+        "reason  demo request (lifted one tier); ".to_owned(),
+        "pushed  tier_1: demo request (lifted one tier)".to_owned(),
+        "firmographic.".to_owned(),
+        "(firmographic)".to_owned(),
+    ] {
+        assert!(shown.contains(&expected), "missing {expected:?} in:\n{shown}");
+    }
     let line = |start: &str| {
         stdout
             .lines()
@@ -64,7 +124,7 @@ fn the_demo_runs_the_whole_loop_on_a_small_world() {
             .unwrap_or_else(|| panic!("no line starting '{start}' in:\n{stdout}"))
     };
     assert!(
-        line("Run 1 (full)").contains("succeeded; 500 accounts scored"),
+        line("Run 1 (full)").contains("succeeded; 1500 accounts scored"),
         "{stdout}"
     );
     assert!(line("Run 2 (incremental)").contains("succeeded"), "{stdout}");

@@ -3,7 +3,8 @@
 //! The account's `name` picks the behaviour for the whole batch: `panic`, `segfault` (a null
 //! write; run it isolated only), `hang`, `oversized` (a 2 MiB answer), `bad_facts` (an undeclared
 //! fact and a mistyped one), `undeclared_signal`, `http` (GETs the URL in the account's `test.url`
-//! fact), `log` (logs a line including the configured api_key). Any other name is answered
+//! fact), `log` (logs a line including the configured api_key), `env` (`test.env`: the process's
+//! environment as `NAME=VALUE` strings). Any other name is answered
 //! normally with `test.seen` = how many batches this instance served and `test.state` echoing
 //! the state it got back. `noop` batches answer empty results (the overhead benchmark).
 //! Config: `{"fail_init": true}` refuses to start.
@@ -45,6 +46,7 @@ impl Provider for Misbehaving {
                 FactSpec::new("test.status", FactType::Number),
                 FactSpec::new("test.error", FactType::String),
                 FactSpec::new("test.blob", FactType::String),
+                FactSpec::new("test.env", FactType::StringList),
             ],
             signals: vec!["test_signal".into()],
             hosts: vec!["allowed.test".into()],
@@ -92,6 +94,12 @@ impl Provider for Misbehaving {
             match behaviour.as_str() {
                 "oversized" => {
                     r.facts.insert("test.blob".into(), json!("x".repeat(2 << 20)));
+                }
+                "env" => {
+                    let vars: Vec<String> = std::env::vars_os()
+                        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                        .collect();
+                    r.facts.insert("test.env".into(), json!(vars));
                 }
                 "bad_facts" => {
                     r.facts.insert("test.seen".into(), json!("many"));
