@@ -10,6 +10,7 @@
 //! Must not: start anything (no store connection, no plugin, no network). Secrets are read by
 //! the crates that use them, when they start, so `tierd config validate` works without them.
 
+pub mod activation;
 pub mod api;
 pub mod engine;
 pub mod log;
@@ -40,6 +41,9 @@ const SECTIONS: &[&str] = &[
     "schedule",
     "api",
     "log",
+    "budget",
+    "webhooks",
+    "exports",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +107,13 @@ pub struct Settings {
     pub api: api::ApiSettings,
     /// `[log]`: log format and filter.
     pub log: log::LogSettings,
+    /// `[budget]`: spend per account per tier, when configured.
+    pub budget: Option<tierd_activation::budget::Budget>,
+    /// `[[webhooks]]` as written: checked here except for the secrets, which are read from the
+    /// environment by whoever delivers (`tierd_activation::webhooks::Webhooks::compile_usable`).
+    pub webhooks: Vec<tierd_activation::webhooks::RawWebhook>,
+    /// `[exports]`: audiences written after each committing run.
+    pub exports: activation::ExportSettings,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -181,6 +192,7 @@ impl Settings {
         let schedule: schedule::ScheduleSettings = checked(&cfg, &mut errors, "schedule");
         let api: api::ApiSettings = checked(&cfg, &mut errors, "api");
         let log: log::LogSettings = checked(&cfg, &mut errors, "log");
+        let (budget, webhooks, exports) = activation::read_sections(&cfg, &mut errors, base_dir.as_deref());
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -218,6 +230,9 @@ impl Settings {
                 schedule,
                 api,
                 log,
+                budget,
+                webhooks,
+                exports,
             }),
             _ => Err(invalid(errors)),
         }

@@ -49,6 +49,9 @@
 mod cache;
 mod context;
 pub mod enrich;
+mod events;
+#[cfg(test)]
+mod events_tests;
 pub mod metrics;
 mod pilot;
 mod run;
@@ -272,6 +275,8 @@ pub struct Pipeline {
     cache: Arc<StoreCache>,
     metrics: Arc<Metrics>,
     instance: String,
+    /// The `[[webhooks]]` endpoints that could be set up (the others are reported at start).
+    webhooks: tierd_activation::webhooks::Webhooks,
     /// One run at a time in this process (the store refuses overlap across processes).
     busy: tokio::sync::Mutex<()>,
     /// The last connector check, for readiness probes.
@@ -310,7 +315,9 @@ impl Pipeline {
                 .context("cannot start the enrichment plugins")?;
             Some(set.with_cache(cache::shared(&cache)))
         };
+        let webhooks = events::compile(&settings.webhooks);
         Ok(Pipeline {
+            webhooks,
             settings,
             store,
             connector,
@@ -326,6 +333,17 @@ impl Pipeline {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The webhook endpoints events are written for (the daemon and `sync --once` deliver to
+    /// them).
+    pub fn webhooks(&self) -> &tierd_activation::webhooks::Webhooks {
+        &self.webhooks
+    }
+
+    /// This process's instance name (`host:pid`), for claims and logs.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The facts the live model and policy read.
@@ -463,9 +481,10 @@ impl Pipeline {
         };
         report.status = status;
         report.error = error;
+        let end_events = self.run_end_events(&report);
         if let Err(e) = self
             .store
-            .finish_run(id, status, &report.stats(), report.error.as_deref())
+            .finish_run_with_events(id, status, &report.stats(), report.error.as_deref(), &end_events)
             .await
         {
             self.metrics.error("store");
@@ -490,6 +509,28 @@ impl Pipeline {
             }
         }
         Ok(report)
+    }
+
+    /// `run.finished` or `run.failed` for a committing run's end (dry runs and pilots change
+    /// nothing, so announce nothing; an interrupted run is neither).
+    fn run_end_events(&self, report: &RunReport) -> Vec<tierd_store::NewEvent> {
+        if !matches!(report.kind, RunKind::Full | RunKind::Incremental) {
+            return Vec::new();
+        }
+        let event = match report.status {
+            RunStatus::Succeeded => tierd_activation::webhooks::Event::RunFinished {
+                run: report.run.0,
+                kind: report.kind.as_str().to_string(),
+                stats: report.stats(),
+            },
+            RunStatus::Failed => tierd_activation::webhooks::Event::RunFailed {
+                run: report.run.0,
+                kind: report.kind.as_str().to_string(),
+                error: report.error.clone().unwrap_or_default(),
+            },
+            _ => return Vec::new(),
+        };
+        events::outbox(&self.webhooks, &event).into_iter().collect()
     }
 
     /// Follower side: processes work items of whichever run is running, until `shutdown`.

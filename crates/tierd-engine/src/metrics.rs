@@ -311,6 +311,27 @@ fn float(v: f64) -> String {
     format!("{v:.6}")
 }
 
+/// The webhook outbox's deliveries per state (`Store::webhook_delivery_counts`), as Prometheus
+/// text: `tierd_webhook_deliveries{state="pending"} 3`. Appended to [`Metrics::render`]'s output by
+/// the admin API, which reads the counts from the store at each scrape (every instance shares them).
+pub fn render_webhook_deliveries(counts: &tierd_store::DeliveryCounts) -> String {
+    let mut out = String::with_capacity(400);
+    let _ = writeln!(
+        out,
+        "# HELP tierd_webhook_deliveries Webhook deliveries in the outbox, by state (delivered and failed ones until purged)."
+    );
+    let _ = writeln!(out, "# TYPE tierd_webhook_deliveries gauge");
+    for (state, n) in [
+        ("pending", counts.pending),
+        ("delivering", counts.delivering),
+        ("delivered", counts.delivered),
+        ("failed", counts.failed),
+    ] {
+        let _ = writeln!(out, "tierd_webhook_deliveries{} {n}", labels(&[("state", state)]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,5 +401,25 @@ mod tests {
             labels(&[("plugin", "a\"b\\c\nd")]),
             "{plugin=\"a\\\"b\\\\c\\nd\"}"
         );
+    }
+
+    #[test]
+    fn webhook_deliveries_render_one_gauge_per_state() {
+        let counts = tierd_store::DeliveryCounts {
+            pending: 3,
+            delivering: 1,
+            delivered: 40,
+            failed: 2,
+        };
+        let text = render_webhook_deliveries(&counts);
+        assert!(text.contains("# TYPE tierd_webhook_deliveries gauge\n"), "{text}");
+        for line in [
+            "tierd_webhook_deliveries{state=\"pending\"} 3\n",
+            "tierd_webhook_deliveries{state=\"delivering\"} 1\n",
+            "tierd_webhook_deliveries{state=\"delivered\"} 40\n",
+            "tierd_webhook_deliveries{state=\"failed\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

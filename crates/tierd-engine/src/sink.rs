@@ -10,9 +10,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use anyhow::Context as _;
+use tierd_activation::webhooks::{AccountRef, Event};
 use tierd_connectors::connector::PushOutcome;
 use tierd_core::Tier;
-use tierd_store::{AccountState, BatchCommit, NewSignal, PushRecord, RejectedPush, ScoredAccount};
+use tierd_store::{AccountState, BatchCommit, NewEvent, NewSignal, PushRecord, RejectedPush, ScoredAccount};
+
+use crate::events;
+use crate::stage::enrich::SeenSignal;
 
 use crate::context::RunCtx;
 use crate::stage::push::{PushPlan, View};
@@ -40,7 +44,7 @@ pub(crate) trait Sink: Sync {
         &self,
         ctx: &RunCtx<'_>,
         scored: Vec<ScoredItem>,
-        signals: Vec<NewSignal>,
+        signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()>;
     /// What processing counted, every instance's included.
     async fn counts(&self, ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<BatchCounts>;
@@ -107,17 +111,50 @@ impl Sink for CommitSink {
         &self,
         ctx: &RunCtx<'_>,
         scored: Vec<ScoredItem>,
-        signals: Vec<NewSignal>,
+        signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()> {
         let store = &ctx.p.store;
+        // Signal events show the account with the tier it holds now (the run has not tiered yet).
+        let refs: HashMap<String, AccountRef> = scored
+            .iter()
+            .map(|s| {
+                let a = &s.rescored.account;
+                let tier = s.live.unwrap_or(a.tier);
+                (
+                    a.id.clone(),
+                    events::account(&a.id, &a.name, a.domain.as_deref(), tier),
+                )
+            })
+            .collect();
         let rescored: Vec<_> = scored.into_iter().map(|s| s.rescored).collect();
         store
             .commit_scores(ctx.run, &rescored)
             .await
             .context("commit the batch's scores")?;
         if !signals.is_empty() {
+            let with_events: Vec<(NewSignal, Vec<NewEvent>)> = signals
+                .into_iter()
+                .map(|seen| {
+                    let s = seen.signal;
+                    let event = refs.get(&s.account).and_then(|account| {
+                        Event::from_signal(
+                            account.clone(),
+                            &s.kind,
+                            &s.subject,
+                            s.date,
+                            &s.source,
+                            &seen.detail,
+                        )
+                    });
+                    let events = event
+                        .and_then(|e| events::outbox(&ctx.p.webhooks, &e))
+                        .into_iter()
+                        .collect();
+                    (s, events)
+                })
+                .collect();
             store
-                .insert_signals(Some(ctx.run), &signals)
+                .insert_signals_with_events(Some(ctx.run), &with_events)
                 .await
                 .context("record signals")?;
         }
@@ -151,6 +188,7 @@ impl Sink for CommitSink {
         let step = tierd_core::ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default();
         let adopted_here = plan.adopted.len() as u64;
         let mut pushed = plan.adopted;
+        let mut events = plan.events;
         let mut rejected = Vec::new();
         let mut deferred_reason = None;
         let mut deferred_here = 0u64;
@@ -172,6 +210,14 @@ impl Sink for CommitSink {
                                 })
                             }
                             PushOutcome::Rejected { reason, permanent } => {
+                                if !plan.pending_before.contains(&u.id) {
+                                    let event = plan.refs.get(&u.id).map(|account| Event::PushRejected {
+                                        account: account.clone(),
+                                        error: reason.clone(),
+                                        permanent,
+                                    });
+                                    events.extend(event.and_then(|e| events::outbox(&p.webhooks, &e)));
+                                }
                                 rejected.push(rejection(u, reason, permanent, step))
                             }
                             PushOutcome::Deferred { reason } => {
@@ -203,7 +249,7 @@ impl Sink for CommitSink {
                 rejected,
                 cleared: plan.cleared,
                 checkpoint: Some(("push".into(), batch_no.to_string())),
-                events: Vec::new(),
+                events,
             })
             .await
             .inspect_err(|_| p.metrics.error("store"))
@@ -300,7 +346,7 @@ impl Sink for MemorySink {
         &self,
         _ctx: &RunCtx<'_>,
         scored: Vec<ScoredItem>,
-        _signals: Vec<NewSignal>,
+        _signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()> {
         let mut kept = self.scored();
         for s in scored {

@@ -17,6 +17,7 @@ mod plugins_cmd;
 mod progress;
 mod score_file;
 mod sync_cmd;
+mod webhooks_cmd;
 
 use tierd_config::{LoadError, Settings};
 use tierd_engine::enrich;
@@ -106,6 +107,11 @@ enum Command {
     Plugins {
         #[command(subcommand)]
         action: plugins_cmd::PluginsAction,
+    },
+    /// Webhook endpoints: send a signed test event.
+    Webhooks {
+        #[command(subcommand)]
+        action: webhooks_cmd::WebhooksAction,
     },
     /// The child process of an isolated plugin (started by tierd itself).
     #[command(hide = true)]
@@ -261,6 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
+        Command::Webhooks { action } => webhooks_cmd::run(action, load(config)?),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }
 }

@@ -14,6 +14,7 @@ use tierd_core::{ScoreBucket, ScoreStep, Tier};
 use tierd_store::{AccountState, PushRecord, RunId, ScoredAccount, Timestamp};
 
 use crate::context::RunCtx;
+use crate::events;
 use crate::shutdown::ShutdownSignal;
 use crate::sink::{final_state, Sink};
 use crate::stage::score::{last_push_of, ScoredItem};
@@ -45,6 +46,13 @@ pub(crate) struct PushPlan {
     pub(crate) cleared: Vec<String>,
     /// Of `send`, the accounts whose tier the CRM had lost.
     pub(crate) repaired: std::collections::HashSet<String>,
+    /// Webhook events of this batch's commit (`tier.changed`, `account.locked`), committed with
+    /// it; the sink adds `push.rejected` for first refusals.
+    pub(crate) events: Vec<tierd_store::NewEvent>,
+    /// Of `send`, each account as events show it (with the tier to be written).
+    pub(crate) refs: HashMap<String, tierd_activation::webhooks::AccountRef>,
+    /// Of `send`, the accounts already refused before (a refusal is announced once).
+    pub(crate) pending_before: std::collections::HashSet<String>,
 }
 
 /// What the push stage needs of one account, from the store or from memory.
@@ -146,6 +154,9 @@ pub(crate) async fn push<S: Sink>(
             scored: Vec::new(),
             cleared: Vec::new(),
             repaired: Default::default(),
+            events: Vec::new(),
+            refs: HashMap::new(),
+            pending_before: Default::default(),
         };
         let mut held_rejected = 0u64;
         for Final { id, compare, decided } in chunk {
@@ -166,6 +177,7 @@ pub(crate) async fn push<S: Sink>(
             if let Some(state) = states.get(id) {
                 if state.tier != tier || !state.tiered {
                     plan.scored.push(final_state(state, tier, &view.reason));
+                    plan.events.extend(committed_events(ctx, state, decided, &view));
                 }
             }
             if let Some(l) = &view.last_push {
@@ -190,6 +202,15 @@ pub(crate) async fn push<S: Sink>(
                     held_rejected += 1;
                     continue;
                 }
+            }
+            if pending.contains_key(id) {
+                plan.pending_before.insert(id.clone());
+            }
+            if let Some(state) = states.get(id) {
+                plan.refs.insert(
+                    id.clone(),
+                    events::account(&state.id, &state.name, state.domain.as_deref(), tier),
+                );
             }
             crm.insert(
                 id.clone(),
@@ -239,6 +260,39 @@ pub(crate) async fn push<S: Sink>(
         p.metrics.pushes(outcome, n);
     }
     Ok(Ending::Done)
+}
+
+/// The events of committing an account's final `decided` tier over its stored `state`:
+/// `tier.changed` for a real move (not a first tiering), `account.locked` when a person's lock
+/// decided the tier.
+fn committed_events(
+    ctx: &RunCtx<'_>,
+    state: &AccountState,
+    decided: &Assignment,
+    view: &View,
+) -> Vec<tierd_store::NewEvent> {
+    let webhooks = &ctx.p.webhooks;
+    let tier = decided.tier;
+    let account = events::account(&state.id, &state.name, state.domain.as_deref(), tier);
+    let mut out = Vec::new();
+    if state.tiered && state.tier != tier {
+        let event = tierd_activation::webhooks::Event::TierChanged {
+            account: account.clone(),
+            from: Some(state.tier),
+            score: (view.score * 1000.0).round() / 1000.0,
+            reason: view.reason.clone(),
+            run: Some(ctx.run.0),
+        };
+        out.extend(events::outbox(webhooks, &event));
+    }
+    if decided.decision.locked {
+        let event = tierd_activation::webhooks::Event::AccountLocked {
+            account,
+            tierd_tier: crate::stage::tier::unlocked_tier(ctx, state),
+        };
+        out.extend(events::outbox(webhooks, &event));
+    }
+    out
 }
 
 #[cfg(test)]

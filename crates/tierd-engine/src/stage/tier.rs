@@ -110,3 +110,18 @@ pub(crate) fn decide(ctx: &RunCtx<'_>, population: &[Member]) -> Vec<Assignment>
 pub(crate) fn final_reason(ctx: &RunCtx<'_>, score_reasons: &str, d: &Assignment) -> String {
     ctx.scorer.policy.reason(d, score_reasons)
 }
+
+/// The tier tierd would give a locked account by its score (thresholds and hysteresis, before
+/// the lift and the caps): what `account.locked` reports beside the person's tier.
+pub(crate) fn unlocked_tier(ctx: &RunCtx<'_>, state: &AccountState) -> Tier {
+    let candidate = TierCandidate {
+        id: state.id.as_str().into(),
+        score: state.score as f32,
+        potential_value: state.potential_value,
+        coverage: state.coverage as f32,
+        previous: None,
+        lock: Lock::Unlocked,
+        engagement: None,
+    };
+    ctx.scorer.policy.basis(&candidate, TierRunKind::Full).base
+}

@@ -238,6 +238,7 @@ pub fn router(state: ApiState, token: auth::Token) -> Router {
         .route("/api/v1/tiers", get(tiers))
         .route("/api/v1/pending-pushes", get(pending_pushes))
         .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/webhooks/deliveries", get(webhook_deliveries))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
@@ -271,7 +272,11 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    let text = s.metrics.render(&s.view.http_gauges());
+    let mut text = s.metrics.render(&s.view.http_gauges());
+    match s.store.webhook_delivery_counts().await {
+        Ok(counts) => text.push_str(&tierd_engine::metrics::render_webhook_deliveries(&counts)),
+        Err(e) => tracing::warn!(error = %e, "cannot count webhook deliveries for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
@@ -514,6 +519,45 @@ async fn tiers(State(s): State<ApiState>, query: Query<TiersQuery>) -> ApiResult
     body["accounts"] = Value::Array(accounts);
     body["next_after"] = if exhausted { Value::Null } else { json!(after) };
     Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    endpoint: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The webhook delivery log, newest first, with each delivery's attempts, the endpoints switched
+/// off and the counts per state. Of an endpoint only its name is shown, never its URL or secret.
+async fn webhook_deliveries(State(s): State<ApiState>, query: Query<DeliveriesQuery>) -> ApiResult {
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let deliveries = s
+        .store
+        .webhook_deliveries(
+            query.endpoint.as_deref(),
+            query.before.map(tierd_store::DeliveryId),
+            limit,
+        )
+        .await?;
+    let mut out = Vec::with_capacity(deliveries.len());
+    for d in &deliveries {
+        let attempts = s.store.webhook_attempts(d.id).await?;
+        let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+        v["attempt_log"] = serde_json::to_value(attempts).unwrap_or(Value::Null);
+        out.push(v);
+    }
+    let next_before = (deliveries.len() as u32 == limit)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(json!({
+        "deliveries": out,
+        "next_before": next_before,
+        "disabled": s.store.disabled_webhook_endpoints().await?,
+        "counts": s.store.webhook_delivery_counts().await?,
+    }))
+    .into_response())
 }
 
 async fn pending_pushes(State(s): State<ApiState>) -> ApiResult {
