@@ -407,4 +407,67 @@ mod tests {
         assert!(p.iter().all(|e| e.starts_with("pipeline")), "{p:?}");
         assert!(problems("[api]\nenabled = false\n").is_empty());
     }
+
+    #[test]
+    fn activation_sections_are_checked_by_key_without_their_secrets() {
+        let text = r#"
+[budget]
+tier_1 = 50
+tier_2 = 30
+tier_3 = 5
+period = "week"
+currency = "USD"
+
+[[webhooks]]
+name = "sales"
+url = "not a url"
+secret_env = "TIERD_NO_SUCH_SECRET_VARIABLE"
+events = ["tier.changed", "tier.exploded"]
+
+[[webhooks]]
+name = "ops"
+url = "https://hooks.example.com/tierd"
+secret_env = "TIERD_NO_SUCH_SECRET_VARIABLE"
+events = ["run.failed"]
+
+[exports.linkedin]
+industry = "firmographic.industry"
+
+[[exports.audiences]]
+name = "t1-linkedin"
+tiers = ["tier_1", "tier_9"]
+format = "linkedin"
+directory = "audiences/t1"
+"#;
+        let p = problems(text);
+        let has = |prefix: &str| p.iter().any(|e| e.starts_with(prefix));
+        assert!(has("budget.period: "), "{p:?}");
+        assert!(has("webhooks[0].url: "), "{p:?}");
+        assert!(has("webhooks[0].events[1]: "), "{p:?}");
+        assert!(has("exports.audiences[0].tiers[1]: "), "{p:?}");
+        assert!(has("exports.audiences[0].format: "), "{p:?}");
+        // The secret is read by whoever delivers: validation works without it.
+        assert!(!p.iter().any(|e| e.contains("secret_env")), "{p:?}");
+        assert!(!p.iter().any(|e| e.starts_with("webhooks[1]")), "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
+
+        let good = text
+            .replace("\"week\"", "\"month\"")
+            .replace("not a url", "https://a.example/x")
+            .replace(", \"tier.exploded\"", "")
+            .replace(", \"tier_9\"", "")
+            .replace("\"linkedin\"", "\"linkedin-companies\"");
+        let settings = match load_text(&good) {
+            Ok(s) => s,
+            Err(LoadError::Invalid(_, e)) => panic!("{e}"),
+            Err(LoadError::Io(e)) => panic!("{e:#}"),
+        };
+        let budget = settings.budget.expect("[budget]");
+        assert_eq!(budget.per_account, [50.0, 30.0, 5.0]);
+        assert_eq!(settings.webhooks.len(), 2);
+        assert_eq!(settings.webhooks[1].name(), "ops");
+        let audience = &settings.exports.audiences[0];
+        assert_eq!(audience.tiers, vec![tierd_core::Tier::Tier1]);
+        assert!(audience.directory.ends_with("audiences/t1") && audience.directory.is_absolute());
+    }
 }
