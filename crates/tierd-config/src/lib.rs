@@ -216,6 +216,16 @@ impl Settings {
         // The policy is checked even when the model is not, so every problem shows at once.
         let mut schema = model.as_ref().map(|m| m.schema().clone()).unwrap_or_default();
         let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
+        if let Ok(p) = &policy {
+            for (i, sized) in p.budget_caps.iter().enumerate() {
+                if *sized && budget.as_ref().and_then(|b| b.total).is_none() {
+                    errors.push(
+                        format!("tiering.tier_{}_cap.budget", i + 1),
+                        "sizes the cap from the budget: add [budget] with a total",
+                    );
+                }
+            }
+        }
         match (model, policy) {
             (Some(model), Ok(policy)) if errors.is_empty() => Ok(Settings {
                 origin,
@@ -380,7 +390,14 @@ mod tests {
     fn load_text(text: &str) -> Result<Settings, LoadError> {
         let dir = std::env::temp_dir().join(format!("tierd-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("model.toml"), DEFAULT_MODEL).expect("model");
+        // Written aside and renamed into place: tests run in parallel, and a reader must never
+        // see the file truncated by another test's write.
+        let aside = dir.join(format!(
+            "model.{:x}.tmp",
+            tierd_core::hash::fnv1a(text.as_bytes())
+        ));
+        std::fs::write(&aside, DEFAULT_MODEL).expect("model");
+        std::fs::rename(&aside, dir.join("model.toml")).expect("model");
         let path = dir.join(format!("{:x}.toml", tierd_core::hash::fnv1a(text.as_bytes())));
         std::fs::write(&path, format!("[model]\npath = \"model.toml\"\n{text}")).expect("config");
         Settings::load(Some(&path))
@@ -462,6 +479,16 @@ directory = "audiences/t1"
             Err(LoadError::Invalid(_, e)) => panic!("{e}"),
             Err(LoadError::Io(e)) => panic!("{e:#}"),
         };
+        let p = problems(&good.replace("[budget]", "[tiering]\ntier_1_cap = { budget = true }\n[budget]"));
+        assert_eq!(
+            p,
+            ["tiering.tier_1_cap.budget: sizes the cap from the budget: add [budget] with a total"]
+        );
+        assert!(problems(&good.replace(
+            "[budget]",
+            "[tiering]\ntier_1_cap = { budget = true }\n[budget]\ntotal = 900"
+        ))
+        .is_empty());
         let budget = settings.budget.expect("[budget]");
         assert_eq!(budget.per_account, [50.0, 30.0, 5.0]);
         assert_eq!(settings.webhooks.len(), 2);

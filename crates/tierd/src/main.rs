@@ -15,6 +15,7 @@ mod emulate;
 mod explain;
 mod plugins_cmd;
 mod progress;
+mod report_cmd;
 mod score_file;
 mod sync_cmd;
 mod webhooks_cmd;
@@ -107,6 +108,11 @@ enum Command {
     Plugins {
         #[command(subcommand)]
         action: plugins_cmd::PluginsAction,
+    },
+    /// Reports over the store: `budget` (planned spend per tier, seats a total buys).
+    Report {
+        #[command(subcommand)]
+        action: report_cmd::ReportAction,
     },
     /// Webhook endpoints: send a signed test event.
     Webhooks {
@@ -267,6 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
+        Command::Report { action } => report_cmd::run(action, load(config)?, today()),
         Command::Webhooks { action } => webhooks_cmd::run(action, load(config)?),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }

@@ -103,7 +103,28 @@ pub(crate) fn decide(ctx: &RunCtx<'_>, population: &[Member]) -> Vec<Assignment>
             },
         })
         .collect();
-    ctx.scorer.policy.decide(&members, ctx.scorer.as_of)
+    let policy = &ctx.scorer.policy;
+    if !policy.has_budget_caps() {
+        return policy.decide(&members, ctx.scorer.as_of);
+    }
+    // Caps sized from the budget: the seats its total buys for this run's candidates.
+    let candidates = policy.candidates(&members, ctx.scorer.as_of);
+    let seats = ctx.p.settings.budget.as_ref().and_then(|b| b.seats(candidates));
+    match seats {
+        Some(plan) => {
+            tracing::info!(
+                tier_1_seats = plan.tier_1_seats,
+                tier_2_seats = plan.tier_2_seats,
+                shortfall = plan.shortfall,
+                "pyramid caps sized from the budget"
+            );
+            policy
+                .with_budget_caps(plan.caps())
+                .decide(&members, ctx.scorer.as_of)
+        }
+        // Configuration checks refuse budget caps without a total; never reached.
+        None => policy.decide(&members, ctx.scorer.as_of),
+    }
 }
 
 /// An account's reason in a seller's words: what decided its tier, then the score's reasons.
