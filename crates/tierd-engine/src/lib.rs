@@ -492,6 +492,11 @@ impl Pipeline {
             let previous = report.error.take().map(|e| format!("{e}; ")).unwrap_or_default();
             report.error = Some(format!("{previous}cannot record the end of run {id}: {e}"));
         }
+        if matches!(request.kind, RunKind::Full | RunKind::Incremental)
+            && report.status == RunStatus::Succeeded
+        {
+            self.export_audiences().await;
+        }
         if matches!(request.kind, RunKind::Full | RunKind::Incremental) {
             if let Ok(counts) = self.store.tier_counts().await {
                 self.metrics.set_tier_counts(counts);
@@ -531,6 +536,41 @@ impl Pipeline {
             _ => return Vec::new(),
         };
         events::outbox(&self.webhooks, &event).into_iter().collect()
+    }
+
+    /// Writes the configured audiences (`[[exports.audiences]]`) after a successful committing
+    /// run, each with its adds and removes. A failure is logged with its audience and path and
+    /// never fails the run: the next run writes the audience again.
+    pub async fn export_audiences(
+        &self,
+    ) -> Vec<(String, Result<tierd_activation::export::ExportReport, String>)> {
+        let exports = &self.settings.exports;
+        let mut out = Vec::with_capacity(exports.audiences.len());
+        for a in &exports.audiences {
+            let result = tierd_activation::export::export_tiers(
+                &self.store,
+                &a.directory,
+                a.format,
+                &a.tiers,
+                &exports.linkedin,
+            )
+            .await;
+            match &result {
+                Ok(r) => {
+                    tracing::info!(audience = %a.name, directory = %a.directory.display(), rows = r.rows,
+                        added = r.added, removed = r.removed, "audience exported");
+                    for w in &r.warnings {
+                        tracing::warn!(audience = %a.name, warning = %w, "audience export");
+                    }
+                }
+                Err(e) => {
+                    self.metrics.error("export");
+                    tracing::error!(audience = %a.name, key = "exports.audiences", error = %e, "audience not exported");
+                }
+            }
+            out.push((a.name.clone(), result.map_err(|e| e.to_string())));
+        }
+        out
     }
 
     /// Follower side: processes work items of whichever run is running, until `shutdown`.

@@ -13,6 +13,7 @@ use tierd_core::Date;
 mod demo;
 mod emulate;
 mod explain;
+mod export_cmd;
 mod plugins_cmd;
 mod progress;
 mod report_cmd;
@@ -108,6 +109,11 @@ enum Command {
     Plugins {
         #[command(subcommand)]
         action: plugins_cmd::PluginsAction,
+    },
+    /// Export audiences (a tier's accounts in an ad platform's template).
+    Export {
+        #[command(subcommand)]
+        action: export_cmd::ExportAction,
     },
     /// Reports over the store: `budget` (planned spend per tier, seats a total buys).
     Report {
@@ -273,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
+        Command::Export { action } => export_cmd::run(action, load(config)?),
         Command::Report { action } => report_cmd::run(action, load(config)?, today()),
         Command::Webhooks { action } => webhooks_cmd::run(action, load(config)?),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
