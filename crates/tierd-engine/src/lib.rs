@@ -46,6 +46,8 @@
 //! Must not: speak HTTP itself (connectors do), decide tiers (tierd-core does), or hold the whole
 //! population's facts.
 
+#[cfg(test)]
+mod budget_caps_tests;
 mod cache;
 mod context;
 pub mod enrich;

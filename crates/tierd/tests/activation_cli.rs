@@ -294,3 +294,30 @@ fn a_missing_secret_names_its_key_and_the_run_still_completes() {
     assert!(err.contains("webhooks[0].secret_env"), "the key is named: {err}");
     assert!(got.lock().expect("lock").is_empty());
 }
+
+#[test]
+fn an_unreachable_receiver_leaves_the_event_in_the_outbox_and_the_run_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let config = config(dir.path(), &format!("http://127.0.0.1:{port}/hook"));
+    let run = tierd(
+        &config,
+        &["sync", "--once", "--job", "full", "--deliver-timeout", "5"],
+    );
+    let (out, err) = (text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("(full): succeeded"), "{out}");
+    assert!(
+        out.contains("webhooks: 0 delivered, 1 to retry, 0 given up; 1 left in the outbox"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("/hook") && !err.contains("/hook"),
+        "only the origin is shown: {err}"
+    );
+}
