@@ -2,6 +2,9 @@
 //! once (outside the outbox) and says what the endpoint answered. Exit codes: 0 the endpoint
 //! answered 2xx, 1 it did not (or could not be reached), 2 no such endpoint or it is not usable
 //! (the problem names its key).
+//!
+//! `tierd webhooks enable NAME`: switches an endpoint disabled after a 410 or its last retry back
+//! on; its pending events resume.
 
 use std::process::ExitCode;
 
@@ -18,11 +21,19 @@ pub enum WebhooksAction {
         /// The endpoint's configured name.
         name: String,
     },
+    /// Switch the endpoint NAME back on after it was disabled (410, or retries exhausted).
+    Enable {
+        /// The endpoint's configured name.
+        name: String,
+    },
 }
 
 /// Runs `tierd webhooks ...`.
 pub fn run(action: WebhooksAction, settings: Settings) -> anyhow::Result<ExitCode> {
-    let WebhooksAction::Test { name } = action;
+    let name = match action {
+        WebhooksAction::Test { name } => name,
+        WebhooksAction::Enable { name } => return enable(&settings, &name),
+    };
     let (webhooks, problems) =
         Webhooks::compile_usable(&settings.webhooks, |k| std::env::var(k).ok(), "webhooks");
     let Some(endpoint) = webhooks.endpoint(&name) else {
@@ -78,4 +89,34 @@ pub fn run(action: WebhooksAction, settings: Settings) -> anyhow::Result<ExitCod
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn enable(settings: &Settings, name: &str) -> anyhow::Result<ExitCode> {
+    if !settings.webhooks.iter().any(|w| w.name().trim() == name) {
+        eprintln!("error: no webhook named '{name}' in {}", settings.origin);
+        return Ok(ExitCode::from(2));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let was_off = runtime.block_on(async {
+        let store = tierd_store::Store::connect(&settings.store.url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the store at {}",
+                    tierd_store::redact_url(&settings.store.url)
+                )
+            })?;
+        let r = store.enable_webhook_endpoint(name).await;
+        store.close().await;
+        anyhow::Ok(r?)
+    })?;
+    if was_off {
+        println!("{name} is enabled again; its pending events will be delivered");
+    } else {
+        println!("{name} was not disabled");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,11 @@ struct Received {
 
 /// An HTTP receiver on an ephemeral port answering 200 to every POST and keeping it.
 fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
+    receiver_answering(200)
+}
+
+/// An HTTP receiver answering `status` to every POST and keeping it.
+fn receiver_answering(status: u16) -> (String, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -61,7 +66,10 @@ fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
                 signature: header("webhook-signature"),
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
         }
     });
     (url, got)
@@ -319,5 +327,38 @@ fn an_unreachable_receiver_leaves_the_event_in_the_outbox_and_the_run_succeeds()
     assert!(
         !out.contains("/hook") && !err.contains("/hook"),
         "only the origin is shown: {err}"
+    );
+}
+
+#[test]
+fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (url, got) = receiver_answering(410);
+    let config = config(dir.path(), &url);
+    let run = tierd(&config, &["sync", "--once", "--job", "full"]);
+    let (out, err) = (text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("webhooks: 0 delivered, 0 to retry, 1 given up; 0 left in the outbox"),
+        "{out}"
+    );
+    assert!(err.contains("webhook endpoint disabled"), "reported: {err}");
+    assert_eq!(got.lock().expect("lock").len(), 1);
+    let enable = tierd(&config, &["webhooks", "enable", "ops"]);
+    assert_eq!(enable.status.code(), Some(0), "{}", text(&enable.stderr));
+    assert!(
+        text(&enable.stdout).contains("ops is enabled again"),
+        "{}",
+        text(&enable.stdout)
+    );
+    let again = tierd(&config, &["webhooks", "enable", "ops"]);
+    assert!(
+        text(&again.stdout).contains("ops was not disabled"),
+        "{}",
+        text(&again.stdout)
+    );
+    assert_eq!(
+        tierd(&config, &["webhooks", "enable", "nope"]).status.code(),
+        Some(2)
     );
 }
