@@ -370,6 +370,74 @@ impl SeatPlan {
     }
 }
 
+/// `tierd report budget`: what the current pyramid costs, what the total buys, and (with the
+/// funnel) cost per deal and return per tier. One report for the CLI, the API and the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetReport {
+    /// The budget's currency.
+    pub currency: String,
+    /// The period of the rates and of the total.
+    pub period: Period,
+    /// Accounts and planned spend per tier, as tiered now.
+    pub plan: SpendPlan,
+    /// Accounts qualifying for Tier 1, 2 and 3 before the caps (what seats are bought for).
+    pub candidates: [u64; 3],
+    /// The Tier 1 and Tier 2 seats the total buys (none without a total).
+    pub seats: Option<SeatPlan>,
+    /// Cost per deal and return per tier (none until the funnel is given).
+    pub returns: Option<Vec<TierReturn>>,
+}
+
+/// The budget report over the store's accounts: their tiers now, their candidates for each tier
+/// on `as_of` (base tier lifted by an engagement window that holds, as tiering counts them), and
+/// the returns of `funnel` when given.
+pub async fn report(
+    store: &tierd_store::Store,
+    budget: &Budget,
+    policy: &tierd_core::TierPolicy,
+    as_of: tierd_core::Date,
+    funnel: Option<&FunnelInput>,
+) -> Result<BudgetReport, tierd_store::StoreError> {
+    use tierd_core::tier::{Engagement, TierBasis, TierMember};
+    const PAGE: u32 = 5_000;
+    let mut candidates = [0u64; 3];
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.account_summaries(after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        let members: Vec<TierMember> = page
+            .iter()
+            .map(|a| TierMember {
+                id: a.id.as_str().into(),
+                score: a.score as f32,
+                potential_value: a.potential_value,
+                coverage: a.coverage as f32,
+                basis: TierBasis {
+                    base: a.base_tier,
+                    held_by_hysteresis: false,
+                    locked: a.locked,
+                    engagement: a.engagement.map(|e| Engagement {
+                        until: e.until,
+                        by: e.by,
+                    }),
+                },
+            })
+            .collect();
+        for (sum, n) in candidates.iter_mut().zip(policy.candidates(&members, as_of)) {
+            *sum += n;
+        }
+    }
+    Ok(BudgetReport {
+        currency: budget.currency.clone(),
+        period: budget.period,
+        plan: budget.planned_spend(store.tier_counts().await?),
+        candidates,
+        seats: budget.seats(candidates),
+        returns: funnel.map(|f| budget.returns(f)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

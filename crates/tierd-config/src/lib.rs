@@ -10,6 +10,7 @@
 //! Must not: start anything (no store connection, no plugin, no network). Secrets are read by
 //! the crates that use them, when they start, so `tierd config validate` works without them.
 
+pub mod activation;
 pub mod api;
 pub mod engine;
 pub mod log;
@@ -40,6 +41,9 @@ const SECTIONS: &[&str] = &[
     "schedule",
     "api",
     "log",
+    "budget",
+    "webhooks",
+    "exports",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +107,13 @@ pub struct Settings {
     pub api: api::ApiSettings,
     /// `[log]`: log format and filter.
     pub log: log::LogSettings,
+    /// `[budget]`: spend per account per tier, when configured.
+    pub budget: Option<tierd_activation::budget::Budget>,
+    /// `[[webhooks]]` as written: checked here except for the secrets, which are read from the
+    /// environment by whoever delivers (`tierd_activation::webhooks::Webhooks::compile_usable`).
+    pub webhooks: Vec<tierd_activation::webhooks::RawWebhook>,
+    /// `[exports]`: audiences written after each committing run.
+    pub exports: activation::ExportSettings,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -181,6 +192,7 @@ impl Settings {
         let schedule: schedule::ScheduleSettings = checked(&cfg, &mut errors, "schedule");
         let api: api::ApiSettings = checked(&cfg, &mut errors, "api");
         let log: log::LogSettings = checked(&cfg, &mut errors, "log");
+        let (budget, webhooks, exports) = activation::read_sections(&cfg, &mut errors, base_dir.as_deref());
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -204,6 +216,16 @@ impl Settings {
         // The policy is checked even when the model is not, so every problem shows at once.
         let mut schema = model.as_ref().map(|m| m.schema().clone()).unwrap_or_default();
         let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
+        if let Ok(p) = &policy {
+            for (i, sized) in p.budget_caps.iter().enumerate() {
+                if *sized && budget.as_ref().and_then(|b| b.total).is_none() {
+                    errors.push(
+                        format!("tiering.tier_{}_cap.budget", i + 1),
+                        "sizes the cap from the budget: add [budget] with a total",
+                    );
+                }
+            }
+        }
         match (model, policy) {
             (Some(model), Ok(policy)) if errors.is_empty() => Ok(Settings {
                 origin,
@@ -218,6 +240,9 @@ impl Settings {
                 schedule,
                 api,
                 log,
+                budget,
+                webhooks,
+                exports,
             }),
             _ => Err(invalid(errors)),
         }
@@ -365,7 +390,14 @@ mod tests {
     fn load_text(text: &str) -> Result<Settings, LoadError> {
         let dir = std::env::temp_dir().join(format!("tierd-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("model.toml"), DEFAULT_MODEL).expect("model");
+        // Written aside and renamed into place: tests run in parallel, and a reader must never
+        // see the file truncated by another test's write.
+        let aside = dir.join(format!(
+            "model.{:x}.tmp",
+            tierd_core::hash::fnv1a(text.as_bytes())
+        ));
+        std::fs::write(&aside, DEFAULT_MODEL).expect("model");
+        std::fs::rename(&aside, dir.join("model.toml")).expect("model");
         let path = dir.join(format!("{:x}.toml", tierd_core::hash::fnv1a(text.as_bytes())));
         std::fs::write(&path, format!("[model]\npath = \"model.toml\"\n{text}")).expect("config");
         Settings::load(Some(&path))
@@ -391,5 +423,78 @@ mod tests {
         let p = problems("[pipeline]\nstale_work_secs = 18446744073709551615\n");
         assert!(p.iter().all(|e| e.starts_with("pipeline")), "{p:?}");
         assert!(problems("[api]\nenabled = false\n").is_empty());
+    }
+
+    #[test]
+    fn activation_sections_are_checked_by_key_without_their_secrets() {
+        let text = r#"
+[budget]
+tier_1 = 50
+tier_2 = 30
+tier_3 = 5
+period = "week"
+currency = "USD"
+
+[[webhooks]]
+name = "sales"
+url = "not a url"
+secret_env = "TIERD_NO_SUCH_SECRET_VARIABLE"
+events = ["tier.changed", "tier.exploded"]
+
+[[webhooks]]
+name = "ops"
+url = "https://hooks.example.com/tierd"
+secret_env = "TIERD_NO_SUCH_SECRET_VARIABLE"
+events = ["run.failed"]
+
+[exports.linkedin]
+industry = "firmographic.industry"
+
+[[exports.audiences]]
+name = "t1-linkedin"
+tiers = ["tier_1", "tier_9"]
+format = "linkedin"
+directory = "audiences/t1"
+"#;
+        let p = problems(text);
+        let has = |prefix: &str| p.iter().any(|e| e.starts_with(prefix));
+        assert!(has("budget.period: "), "{p:?}");
+        assert!(has("webhooks[0].url: "), "{p:?}");
+        assert!(has("webhooks[0].events[1]: "), "{p:?}");
+        assert!(has("exports.audiences[0].tiers[1]: "), "{p:?}");
+        assert!(has("exports.audiences[0].format: "), "{p:?}");
+        // The secret is read by whoever delivers: validation works without it.
+        assert!(!p.iter().any(|e| e.contains("secret_env")), "{p:?}");
+        assert!(!p.iter().any(|e| e.starts_with("webhooks[1]")), "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
+
+        let good = text
+            .replace("\"week\"", "\"month\"")
+            .replace("not a url", "https://a.example/x")
+            .replace(", \"tier.exploded\"", "")
+            .replace(", \"tier_9\"", "")
+            .replace("\"linkedin\"", "\"linkedin-companies\"");
+        let settings = match load_text(&good) {
+            Ok(s) => s,
+            Err(LoadError::Invalid(_, e)) => panic!("{e}"),
+            Err(LoadError::Io(e)) => panic!("{e:#}"),
+        };
+        let p = problems(&good.replace("[budget]", "[tiering]\ntier_1_cap = { budget = true }\n[budget]"));
+        assert_eq!(
+            p,
+            ["tiering.tier_1_cap.budget: sizes the cap from the budget: add [budget] with a total"]
+        );
+        assert!(problems(&good.replace(
+            "[budget]",
+            "[tiering]\ntier_1_cap = { budget = true }\n[budget]\ntotal = 900"
+        ))
+        .is_empty());
+        let budget = settings.budget.expect("[budget]");
+        assert_eq!(budget.per_account, [50.0, 30.0, 5.0]);
+        assert_eq!(settings.webhooks.len(), 2);
+        assert_eq!(settings.webhooks[1].name(), "ops");
+        let audience = &settings.exports.audiences[0];
+        assert_eq!(audience.tiers, vec![tierd_core::Tier::Tier1]);
+        assert!(audience.directory.ends_with("audiences/t1") && audience.directory.is_absolute());
     }
 }

@@ -168,6 +168,11 @@ pub struct TierPolicy {
     pub hysteresis_margin: f32,
     /// Signals that lift one tier.
     pub overrides: Vec<EngagementOverride>,
+    /// Caps on Tier 1 and Tier 2 sized from the budget at each run (`tier_1_cap = { budget =
+    /// true }`): the caller computes the seats the budget buys for the run's candidates
+    /// ([`TierPolicy::candidates`]) and tiers with [`TierPolicy::with_budget_caps`]. Until then
+    /// such a cap is `None` in `caps`.
+    pub budget_caps: [bool; 2],
 }
 
 impl Default for TierPolicy {
@@ -177,6 +182,7 @@ impl Default for TierPolicy {
             caps: [None, None],
             hysteresis_margin: 0.0,
             overrides: Vec::new(),
+            budget_caps: [false, false],
         }
     }
 }
@@ -188,6 +194,9 @@ struct RawCap {
     count: Option<u64>,
     #[serde(default)]
     percent: Option<f64>,
+    /// `true`: sized from `[budget]` at each run.
+    #[serde(default)]
+    budget: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,21 +259,38 @@ impl TierPolicy {
             );
         }
         let mut caps = [None, None];
+        let mut budget_caps = [false, false];
         for (i, raw_cap) in [&raw.tier_1_cap, &raw.tier_2_cap].into_iter().enumerate() {
             let path = format!("{prefix}.tier_{}_cap", i + 1);
             caps[i] = match raw_cap {
                 None => None,
                 Some(RawCap {
+                    count: None,
+                    percent: None,
+                    budget: Some(true),
+                }) => {
+                    budget_caps[i] = true;
+                    None
+                }
+                Some(RawCap {
+                    count: None,
+                    percent: None,
+                    budget: Some(false),
+                }) => None,
+                Some(RawCap {
                     count: Some(c),
                     percent: None,
+                    budget: None,
                 }) => Some(Cap::Count(*c)),
                 Some(RawCap {
                     count: None,
                     percent: Some(p),
+                    budget: None,
                 }) if (0.0..=100.0).contains(p) => Some(Cap::Percent(*p)),
                 Some(RawCap {
                     count: None,
                     percent: Some(p),
+                    budget: None,
                 }) => {
                     errors.push(
                         format!("{path}.percent"),
@@ -273,7 +299,7 @@ impl TierPolicy {
                     None
                 }
                 Some(_) => {
-                    errors.push(path, "give exactly one of `count` or `percent`");
+                    errors.push(path, "give exactly one of `count`, `percent` or `budget = true`");
                     None
                 }
             };
@@ -302,7 +328,42 @@ impl TierPolicy {
             caps,
             hysteresis_margin: hysteresis_margin as f32,
             overrides,
+            budget_caps,
         })
+    }
+
+    /// Whether a cap is sized from the budget.
+    pub fn has_budget_caps(&self) -> bool {
+        self.budget_caps.iter().any(|b| *b)
+    }
+
+    /// How many accounts qualify for Tier 1, 2 and 3 before the caps: their base tier (score,
+    /// hysteresis, lock) lifted by an engagement window that holds on `as_of`. What a budget
+    /// sizes its seats for.
+    pub fn candidates(&self, members: &[TierMember], as_of: Date) -> [u64; 3] {
+        let mut out = [0u64; 3];
+        for m in members {
+            let b = &m.basis;
+            let mut tier = b.base;
+            if b.engagement.is_some_and(|e| !b.locked && e.holds_on(as_of)) {
+                tier = tier.lifted();
+            }
+            if let Some(slot) = out.get_mut(tier.index()) {
+                *slot += 1;
+            }
+        }
+        out
+    }
+
+    /// This policy with its budget-sized caps set to `seats` (the other caps as configured).
+    pub fn with_budget_caps(&self, seats: [Option<Cap>; 2]) -> TierPolicy {
+        let mut policy = self.clone();
+        for (i, seat) in seats.into_iter().enumerate() {
+            if self.budget_caps[i] {
+                policy.caps[i] = seat;
+            }
+        }
+        policy
     }
 
     /// The tier a score earns by thresholds alone. Scores and thresholds compare in

@@ -528,3 +528,63 @@ proptest! {
         prop_assert_eq!(p.decide(&m, AS_OF), p.assign(&c, kind, AS_OF));
     }
 }
+
+#[test]
+fn budget_sized_caps_are_set_per_run_from_the_candidates() {
+    let mut schema = tierd_core::FactSchema::default();
+    let raw: tierd_core::tier::RawTierPolicy =
+        toml::from_str("tier_1_cap = { budget = true }\ntier_2_cap = { percent = 50 }\n")
+            .expect("policy toml");
+    let p = TierPolicy::compile(&raw, &mut schema, "tiering").expect("policy");
+    assert_eq!(p.budget_caps, [true, false]);
+    assert_eq!(p.caps, [None, Some(Cap::Percent(50.0))]);
+    assert!(p.has_budget_caps());
+    // Three accounts qualify for Tier 1, one for Tier 2 (lifted from Tier 3), one for Tier 3.
+    let mut c = [
+        cand("a", 4.9),
+        cand("b", 4.8),
+        cand("c", 4.7),
+        cand("d", 3.2),
+        cand("e", 3.1),
+        cand("f", 1.0),
+    ];
+    c[3].engagement = engaged(0);
+    let members: Vec<TierMember> = c
+        .iter()
+        .map(|x| TierMember::new(x, p.basis(x, RunKind::Full)))
+        .collect();
+    assert_eq!(p.candidates(&members, AS_OF), [3, 1, 1]);
+    // The budget buys one Tier 1 seat: the other two fall to Tier 2 (half of six: 3 seats).
+    let sized = p.with_budget_caps([Some(Cap::Count(1)), Some(Cap::Count(0))]);
+    assert_eq!(
+        sized.caps,
+        [Some(Cap::Count(1)), Some(Cap::Percent(50.0))],
+        "only budget caps change"
+    );
+    let got: Vec<Tier> = sized
+        .decide(&members, AS_OF)
+        .into_iter()
+        .map(|a| a.tier)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            Tier::Tier1,
+            Tier::Tier2,
+            Tier::Tier2,
+            Tier::Tier2,
+            Tier::Tier3,
+            Tier::Untiered
+        ]
+    );
+
+    let bad: tierd_core::tier::RawTierPolicy =
+        toml::from_str("tier_1_cap = { budget = true, count = 3 }\n").expect("policy toml");
+    let err = TierPolicy::compile(&bad, &mut schema, "tiering")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tiering.tier_1_cap: give exactly one of `count`, `percent` or `budget = true`"),
+        "{err}"
+    );
+}

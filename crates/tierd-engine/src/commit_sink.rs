@@ -1,14 +1,19 @@
 //! The sink of full and incremental runs: work through the store's queue (every instance takes
 //! part), scores committed, tiers pushed to the CRM with each batch's outcome committed with it.
 
+use std::collections::HashMap;
+
 use anyhow::Context as _;
+use tierd_activation::webhooks::{AccountRef, Event};
 use tierd_connectors::connector::PushOutcome;
-use tierd_store::{AccountState, BatchCommit, NewSignal, PushRecord, RejectedPush};
+use tierd_store::{AccountState, BatchCommit, NewEvent, NewSignal, PushRecord, RejectedPush};
 
 use crate::context::RunCtx;
+use crate::events;
 use crate::plan::{PushPlan, View};
 use crate::queue;
 use crate::sink::Sink;
+use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::{self, Member};
 use crate::work::{BatchCounts, Payload, Shared, WorkAccount};
@@ -61,17 +66,50 @@ impl Sink for CommitSink {
         &self,
         ctx: &RunCtx<'_>,
         scored: Vec<ScoredItem>,
-        signals: Vec<NewSignal>,
+        signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()> {
         let store = &ctx.p.store;
+        // Signal events show the account with the tier it holds now (the run has not tiered yet).
+        let refs: HashMap<String, AccountRef> = scored
+            .iter()
+            .map(|s| {
+                let a = &s.rescored.account;
+                let tier = s.live.unwrap_or(a.tier);
+                (
+                    a.id.clone(),
+                    events::account(&a.id, &a.name, a.domain.as_deref(), tier),
+                )
+            })
+            .collect();
         let rescored: Vec<_> = scored.into_iter().map(|s| s.rescored).collect();
         store
             .commit_scores(ctx.run, &rescored)
             .await
             .context("commit the batch's scores")?;
         if !signals.is_empty() {
+            let with_events: Vec<(NewSignal, Vec<NewEvent>)> = signals
+                .into_iter()
+                .map(|seen| {
+                    let s = seen.signal;
+                    let event = refs.get(&s.account).and_then(|account| {
+                        Event::from_signal(
+                            account.clone(),
+                            &s.kind,
+                            &s.subject,
+                            s.date,
+                            &s.source,
+                            &seen.detail,
+                        )
+                    });
+                    let events = event
+                        .and_then(|e| events::outbox(&ctx.p.webhooks, &e))
+                        .into_iter()
+                        .collect();
+                    (s, events)
+                })
+                .collect();
             store
-                .insert_signals(Some(ctx.run), &signals)
+                .insert_signals_with_events(Some(ctx.run), &with_events)
                 .await
                 .context("record signals")?;
         }
@@ -105,6 +143,7 @@ impl Sink for CommitSink {
         let step = tierd_core::ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default();
         let adopted_here = plan.adopted.len() as u64;
         let mut pushed = plan.adopted;
+        let mut events = plan.events;
         let mut rejected = Vec::new();
         let mut deferred_reason = None;
         let mut deferred_here = 0u64;
@@ -126,6 +165,15 @@ impl Sink for CommitSink {
                                 })
                             }
                             PushOutcome::Rejected { reason, permanent } => {
+                                // A refusal is announced once, not again while it stays pending.
+                                if !plan.pending_before.contains(&u.id) {
+                                    let event = plan.refs.get(&u.id).map(|account| Event::PushRejected {
+                                        account: account.clone(),
+                                        error: reason.clone(),
+                                        permanent,
+                                    });
+                                    events.extend(event.and_then(|e| events::outbox(&p.webhooks, &e)));
+                                }
                                 rejected.push(rejection(u, reason, permanent, step))
                             }
                             PushOutcome::Deferred { reason } => {
@@ -157,7 +205,7 @@ impl Sink for CommitSink {
                 rejected,
                 cleared: plan.cleared,
                 checkpoint: Some(("push".into(), batch_no.to_string())),
-                events: Vec::new(),
+                events,
             })
             .await
             .inspect_err(|_| p.metrics.error("store"))

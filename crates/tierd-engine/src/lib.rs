@@ -46,10 +46,15 @@
 //! Must not: speak HTTP itself (connectors do), decide tiers (tierd-core does), or hold the whole
 //! population's facts.
 
+#[cfg(test)]
+mod budget_caps_tests;
 mod cache;
 mod commit_sink;
 mod context;
 pub mod enrich;
+mod events;
+#[cfg(test)]
+mod events_tests;
 mod memory_sink;
 pub mod metrics;
 mod pilot;
@@ -277,6 +282,8 @@ pub struct Pipeline {
     cache: Arc<StoreCache>,
     metrics: Arc<Metrics>,
     instance: String,
+    /// The `[[webhooks]]` endpoints that could be set up (the others are reported at start).
+    webhooks: tierd_activation::webhooks::Webhooks,
     /// One run at a time in this process (the store refuses overlap across processes).
     busy: tokio::sync::Mutex<()>,
     /// The last connector check, for readiness probes.
@@ -315,7 +322,9 @@ impl Pipeline {
                 .context("cannot start the enrichment plugins")?;
             Some(set.with_cache(cache::shared(&cache)))
         };
+        let webhooks = events::compile(&settings.webhooks);
         Ok(Pipeline {
+            webhooks,
             settings,
             store,
             connector,
@@ -331,6 +340,17 @@ impl Pipeline {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The webhook endpoints events are written for (the daemon and `sync --once` deliver to
+    /// them).
+    pub fn webhooks(&self) -> &tierd_activation::webhooks::Webhooks {
+        &self.webhooks
+    }
+
+    /// This process's instance name (`host:pid`), for claims and logs.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The facts the live model and policy read.
@@ -468,15 +488,21 @@ impl Pipeline {
         };
         report.status = status;
         report.error = error;
+        let end_events = self.run_end_events(&report);
         if let Err(e) = self
             .store
-            .finish_run(id, status, &report.stats(), report.error.as_deref())
+            .finish_run_with_events(id, status, &report.stats(), report.error.as_deref(), &end_events)
             .await
         {
             self.metrics.error("store");
             report.status = RunStatus::Failed;
             let previous = report.error.take().map(|e| format!("{e}; ")).unwrap_or_default();
             report.error = Some(format!("{previous}cannot record the end of run {id}: {e}"));
+        }
+        if matches!(request.kind, RunKind::Full | RunKind::Incremental)
+            && report.status == RunStatus::Succeeded
+        {
+            self.export_audiences().await;
         }
         if matches!(request.kind, RunKind::Full | RunKind::Incremental) {
             if let Ok(counts) = self.store.tier_counts().await {
@@ -495,6 +521,63 @@ impl Pipeline {
             }
         }
         Ok(report)
+    }
+
+    /// `run.finished` or `run.failed` for a committing run's end (dry runs and pilots change
+    /// nothing, so announce nothing; an interrupted run is neither).
+    fn run_end_events(&self, report: &RunReport) -> Vec<tierd_store::NewEvent> {
+        if !matches!(report.kind, RunKind::Full | RunKind::Incremental) {
+            return Vec::new();
+        }
+        let event = match report.status {
+            RunStatus::Succeeded => tierd_activation::webhooks::Event::RunFinished {
+                run: report.run.0,
+                kind: report.kind.as_str().to_string(),
+                stats: report.stats(),
+            },
+            RunStatus::Failed => tierd_activation::webhooks::Event::RunFailed {
+                run: report.run.0,
+                kind: report.kind.as_str().to_string(),
+                error: report.error.clone().unwrap_or_default(),
+            },
+            _ => return Vec::new(),
+        };
+        events::outbox(&self.webhooks, &event).into_iter().collect()
+    }
+
+    /// Writes the configured audiences (`[[exports.audiences]]`) after a successful committing
+    /// run, each with its adds and removes. A failure is logged with its audience and path and
+    /// never fails the run: the next run writes the audience again.
+    pub async fn export_audiences(
+        &self,
+    ) -> Vec<(String, Result<tierd_activation::export::ExportReport, String>)> {
+        let exports = &self.settings.exports;
+        let mut out = Vec::with_capacity(exports.audiences.len());
+        for a in &exports.audiences {
+            let result = tierd_activation::export::export_tiers(
+                &self.store,
+                &a.directory,
+                a.format,
+                &a.tiers,
+                &exports.linkedin,
+            )
+            .await;
+            match &result {
+                Ok(r) => {
+                    tracing::info!(audience = %a.name, directory = %a.directory.display(), rows = r.rows,
+                        added = r.added, removed = r.removed, "audience exported");
+                    for w in &r.warnings {
+                        tracing::warn!(audience = %a.name, warning = %w, "audience export");
+                    }
+                }
+                Err(e) => {
+                    self.metrics.error("export");
+                    tracing::error!(audience = %a.name, key = "exports.audiences", error = %e, "audience not exported");
+                }
+            }
+            out.push((a.name.clone(), result.map_err(|e| e.to_string())));
+        }
+        out
     }
 
     /// Follower side: processes work items of whichever run is running, until `shutdown`.

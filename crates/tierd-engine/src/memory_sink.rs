@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tierd_store::{AccountState, NewSignal};
+use tierd_store::AccountState;
 
 use crate::context::RunCtx;
 use crate::plan::{PushPlan, View};
 use crate::sink::Sink;
 use crate::stage;
+use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::{self, Member};
 use crate::work::{BatchCounts, Shared, WorkAccount};
@@ -68,7 +69,7 @@ impl Sink for MemorySink {
         &self,
         _ctx: &RunCtx<'_>,
         scored: Vec<ScoredItem>,
-        _signals: Vec<NewSignal>,
+        _signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()> {
         let mut kept = self.scored();
         for s in scored {

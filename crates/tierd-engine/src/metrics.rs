@@ -58,6 +58,9 @@ pub struct ExtraGauges {
     pub connector: Option<(String, HttpStats)>,
     /// Each plugin's name and HTTP counters.
     pub plugins: Vec<(String, HttpCounters)>,
+    /// The webhook outbox's deliveries per state (`Store::webhook_delivery_counts`, shared by
+    /// every instance); `None` when the store could not be read.
+    pub webhook_deliveries: Option<tierd_store::DeliveryCounts>,
 }
 
 impl Default for Metrics {
@@ -336,6 +339,31 @@ impl Collector for HttpCollector {
                 })
                 .collect(),
         )?;
+        let deliveries: Vec<(Labels, ConstGauge)> = extra
+            .webhook_deliveries
+            .iter()
+            .flat_map(|c| {
+                [
+                    ("pending", c.pending),
+                    ("delivering", c.delivering),
+                    ("delivered", c.delivered),
+                    ("failed", c.failed),
+                ]
+            })
+            .map(|(state, n)| {
+                (
+                    labels(&[("state", state)]),
+                    ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)),
+                )
+            })
+            .collect();
+        family(
+            e,
+            "tierd_webhook_deliveries",
+            "Webhook deliveries in the outbox, by state (delivered and failed ones until purged)",
+            MetricType::Gauge,
+            deliveries,
+        )?;
         Ok(())
     }
 }
@@ -376,6 +404,10 @@ mod tests {
                     latency_micros: 2_000_000,
                 },
             )],
+            webhook_deliveries: Some(tierd_store::DeliveryCounts {
+                pending: 3,
+                ..Default::default()
+            }),
         };
         let text = m.render(&extra);
         for line in [
@@ -393,6 +425,7 @@ mod tests {
             "tierd_connector_http_rate_limited_total{connector=\"hubspot\"} 4",
             "tierd_connector_rate_limit_wait_seconds_total{connector=\"hubspot\"} 1.5",
             "tierd_plugin_http_latency_seconds_total{plugin=\"technographic\"} 2.0",
+            "tierd_webhook_deliveries{state=\"pending\"} 3",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }
@@ -415,5 +448,29 @@ mod tests {
             text.contains(r#"tierd_errors_total{stage="a\"b\\c\nd"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn webhook_deliveries_render_one_gauge_per_state() {
+        let counts = tierd_store::DeliveryCounts {
+            pending: 3,
+            delivering: 1,
+            delivered: 40,
+            failed: 2,
+        };
+        let extra = ExtraGauges {
+            webhook_deliveries: Some(counts),
+            ..ExtraGauges::default()
+        };
+        let text = Metrics::default().render(&extra);
+        assert!(text.contains("# TYPE tierd_webhook_deliveries gauge\n"), "{text}");
+        for line in [
+            "tierd_webhook_deliveries{state=\"pending\"} 3\n",
+            "tierd_webhook_deliveries{state=\"delivering\"} 1\n",
+            "tierd_webhook_deliveries{state=\"delivered\"} 40\n",
+            "tierd_webhook_deliveries{state=\"failed\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

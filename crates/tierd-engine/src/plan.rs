@@ -34,6 +34,13 @@ pub(crate) struct PushPlan {
     pub(crate) cleared: Vec<String>,
     /// Of `send`, the accounts whose tier the CRM had lost.
     pub(crate) repaired: std::collections::HashSet<String>,
+    /// Webhook events of this batch's commit (`tier.changed`, `account.locked`), committed with
+    /// it; the sink adds `push.rejected` for first refusals.
+    pub(crate) events: Vec<tierd_store::NewEvent>,
+    /// Of `send`, each account as events show it (with the tier to be written).
+    pub(crate) refs: std::collections::HashMap<String, tierd_activation::webhooks::AccountRef>,
+    /// Of `send`, the accounts already refused before (a refusal is announced once).
+    pub(crate) pending_before: std::collections::HashSet<String>,
 }
 
 /// What the push stage needs of one account, from the store or from memory.

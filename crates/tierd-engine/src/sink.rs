@@ -7,10 +7,11 @@
 //! where scores are kept, which population tiering sees, what movements compare with, and whether
 //! a push plan is sent or only counted.
 
-use tierd_store::{AccountState, NewSignal};
+use tierd_store::AccountState;
 
 use crate::context::RunCtx;
 use crate::plan::{PushPlan, View};
+use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::Member;
 use crate::work::{BatchCounts, Shared, WorkAccount};
@@ -34,7 +35,7 @@ pub(crate) trait Sink: Sync {
         &self,
         ctx: &RunCtx<'_>,
         scored: Vec<ScoredItem>,
-        signals: Vec<NewSignal>,
+        signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()>;
     /// What processing counted, every instance's included.
     async fn counts(&self, ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<BatchCounts>;

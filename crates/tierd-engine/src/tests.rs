@@ -13,7 +13,7 @@ use crate::{Pipeline, RunReport, RunRequest};
 use tierd_config::engine::ConnectorSettings;
 use tierd_config::Settings;
 
-const ACCOUNTS: u64 = 300;
+pub(crate) const ACCOUNTS: u64 = 300;
 
 struct World {
     emulator: HubSpotEmulator,
@@ -70,7 +70,7 @@ async fn pipeline_on(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> 
 }
 
 /// A pipeline on the store at `url`, its settings adjusted by `tweak`.
-async fn pipeline_with(
+pub(crate) async fn pipeline_with(
     emulator: &HubSpotEmulator,
     url: &str,
     as_of: &str,
@@ -98,12 +98,12 @@ async fn pipeline_with(
         .expect("pipeline starts")
 }
 
-async fn run(p: &Pipeline, kind: RunKind) -> RunReport {
+pub(crate) async fn run(p: &Pipeline, kind: RunKind) -> RunReport {
     let (_tx, rx) = crate::shutdown::never();
     p.run(RunRequest::new(kind), rx, None).await.expect("run starts")
 }
 
-fn hubspot_id(n: u64) -> String {
+pub(crate) fn hubspot_id(n: u64) -> String {
     (1_000_000_000 + n).to_string()
 }
 
@@ -505,7 +505,7 @@ async fn dry_run(p: &Pipeline, job: crate::Job) -> RunReport {
 }
 
 /// Sends one JSON request to the emulator with the test token; the status code.
-async fn emulator_post(base_url: &str, path: &str, body: &serde_json::Value) -> u16 {
+pub(crate) async fn emulator_post(base_url: &str, path: &str, body: &serde_json::Value) -> u16 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let host = base_url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host)
@@ -792,7 +792,7 @@ async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice()
 
 /// A pipeline with the contract-renewals plugin, uncached as its docs advise: it answers from the
 /// CRM's renewal date and signals `renewal_within` on the day it sees one.
-async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
+pub(crate) async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
     let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
     with_contracts_on(emulator, &url, as_of).await
 }

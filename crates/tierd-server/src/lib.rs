@@ -33,6 +33,7 @@ use api::auth::Token;
 use api::{ApiState, DaemonView, ManualRun, RunQueue};
 
 pub mod api;
+mod deliver;
 pub mod logging;
 pub mod schedule;
 
@@ -113,6 +114,8 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
         let shutdown = shutdown.clone();
         tokio::spawn(async move { pipeline.work(shutdown).await })
     };
+    // Every instance delivers webhooks from the outbox, continuously.
+    let delivery = tokio::spawn(deliver::deliver_webhooks(pipeline.clone(), shutdown.clone()));
     let scheduler = Scheduler::new(&settings.schedule, Timestamp::now()).map_err(|e| anyhow::anyhow!(e))?;
     let leader = Leader {
         pipeline: pipeline.clone(),
@@ -141,6 +144,11 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
         Ok(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "work queue consumer stopped"),
         Ok(_) => {}
         Err(_) => tracing::warn!("the work item in flight did not finish in time"),
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, delivery).await.is_err() {
+        tracing::warn!(
+            "the webhook deliveries in flight did not finish in time; they are retried after their lease"
+        );
     }
     let _ = api_stop.send(true);
     if let Some(api) = api {
@@ -363,6 +371,7 @@ impl DaemonView for Pipeline {
         ExtraGauges {
             connector: Some((connector.kind().to_string(), connector.http_stats())),
             plugins,
+            webhook_deliveries: None,
         }
     }
 }

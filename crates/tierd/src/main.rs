@@ -13,10 +13,13 @@ use tierd_core::Date;
 mod demo;
 mod emulate;
 mod explain;
+mod export_cmd;
 mod plugins_cmd;
 mod progress;
+mod report_cmd;
 mod score_file;
 mod sync_cmd;
+mod webhooks_cmd;
 
 use tierd_config::{LoadError, Settings};
 use tierd_engine::enrich;
@@ -119,6 +122,21 @@ enum Command {
     Plugins {
         #[command(subcommand)]
         action: plugins_cmd::PluginsAction,
+    },
+    /// Export audiences (a tier's accounts in an ad platform's template).
+    Export {
+        #[command(subcommand)]
+        action: export_cmd::ExportAction,
+    },
+    /// Reports over the store: `budget` (planned spend per tier, seats a total buys).
+    Report {
+        #[command(subcommand)]
+        action: report_cmd::ReportAction,
+    },
+    /// Webhook endpoints: send a signed test event.
+    Webhooks {
+        #[command(subcommand)]
+        action: webhooks_cmd::WebhooksAction,
     },
     /// The child process of an isolated plugin (started by tierd itself).
     #[command(hide = true)]
@@ -326,6 +344,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, load(config)?),
+        Command::Export { action } => export_cmd::run(action, load(config)?),
+        Command::Report { action } => report_cmd::run(action, load(config)?, today()),
+        Command::Webhooks { action } => webhooks_cmd::run(action, load(config)?),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }
 }

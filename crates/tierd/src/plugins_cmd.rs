@@ -143,13 +143,30 @@ fn configured_for<'a>(
     configs: &'a BTreeMap<String, PluginConfig>,
     path: &Path,
 ) -> Option<(&'a String, &'a PluginConfig)> {
-    let want = std::fs::canonicalize(path).ok()?;
     configs.iter().find(|(_, cfg)| {
         [&cfg.path, &cfg.command]
             .into_iter()
             .flatten()
-            .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == want))
+            .any(|p| same_file(p, path))
     })
+}
+
+/// Whether two paths name one file: the same canonical path, or (cargo uplifts a library from
+/// `deps/` by a hard link) the same device and inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(x), Ok(y)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        if x == y {
+            return true;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
 }
 
 fn list(settings: &Settings) -> anyhow::Result<ExitCode> {

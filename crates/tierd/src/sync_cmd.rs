@@ -37,6 +37,10 @@ pub struct SyncArgs {
     /// Pilot a deterministic share (0..1) of accounts.
     #[arg(long, value_name = "SHARE")]
     pub sample: Option<f64>,
+    /// After the run, deliver due webhook events for at most this many seconds; what is left
+    /// stays in the outbox for the daemon or the next run.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub deliver_timeout: u64,
 }
 
 impl SyncArgs {
@@ -107,13 +111,62 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
         if interactive {
             eprintln!();
         }
+        let delivered = match &report {
+            Ok(r) if matches!(r.kind, RunKind::Full | RunKind::Incremental) => {
+                deliver(&pipeline, std::time::Duration::from_secs(args.deliver_timeout)).await
+            }
+            _ => None,
+        };
         pipeline.shutdown().await;
         let report = report?;
         print_report(&mut std::io::stdout().lock(), &report)?;
+        if let Some(line) = delivered {
+            println!("  {line}");
+        }
         Ok(match report.status {
             RunStatus::Succeeded => ExitCode::SUCCESS,
             _ => ExitCode::from(1),
         })
+    })
+}
+
+/// Delivers the outbox's due webhook events within `budget`; the summary line, `None` when no
+/// endpoint is configured. A failure is reported, never fatal: the events stay in the outbox.
+async fn deliver(pipeline: &Pipeline, budget: std::time::Duration) -> Option<String> {
+    let webhooks = pipeline.webhooks();
+    if webhooks.endpoints().is_empty() {
+        return None;
+    }
+    let http = match tierd_activation::webhooks::Webhooks::http_client() {
+        Ok(c) => c,
+        Err(e) => return Some(format!("webhooks: not delivered ({e}); they stay in the outbox")),
+    };
+    let report = webhooks
+        .deliver_until_idle(
+            pipeline.store(),
+            &http,
+            pipeline.instance(),
+            tierd_store::Timestamp::now,
+            budget,
+        )
+        .await;
+    let left = pipeline
+        .store()
+        .webhook_delivery_counts()
+        .await
+        .map(|c| c.pending + c.delivering)
+        .unwrap_or_default();
+    Some(match report {
+        Ok(r) => {
+            for d in &r.disabled {
+                tracing::warn!(endpoint = %d.endpoint, reason = %d.reason, "webhook endpoint disabled");
+            }
+            format!(
+                "webhooks: {} delivered, {} to retry, {} given up; {left} left in the outbox",
+                r.delivered, r.retrying, r.failed
+            )
+        }
+        Err(e) => format!("webhooks: delivery stopped ({e}); {left} left in the outbox"),
     })
 }
 

@@ -445,7 +445,7 @@ map = { A = 1 }
         "model.criteria[0].rule.bands: ranges overlap at 1000",
         "model.criteria[1].component: 'fti' is not a declared component",
         "tiering.tier_1: must be within 0..=5, found 7",
-        "tiering.tier_1_cap: give exactly one of `count` or `percent`",
+        "tiering.tier_1_cap: give exactly one of `count`, `percent` or `budget = true`",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }

@@ -19,8 +19,11 @@
 //! [`AudienceAccount`]s; people lists (`google-customer-match`, `meta-custom-audience`) from the
 //! [`Contact`]s of the tier's accounts, normalised and hashed in [`people`].
 
+mod from_store;
 mod linkedin;
 pub mod people;
+
+pub use from_store::{accounts_in_tiers, export_tiers, AudienceError};
 
 use std::collections::HashSet;
 use std::fmt;

@@ -57,6 +57,13 @@ impl fmt::Debug for RawWebhook {
     }
 }
 
+impl RawWebhook {
+    /// Its name, as written.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// A signing secret: the bytes behind `whsec_...`. Never printed: `Debug` shows `***`, and there is
 /// no `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -232,6 +239,18 @@ impl Webhooks {
         env: impl Fn(&str) -> Option<String>,
         prefix: &str,
     ) -> Result<Webhooks, ConfigErrors> {
+        let (webhooks, errors) = Webhooks::compile_usable(raw, env, prefix);
+        errors.into_result(webhooks)
+    }
+
+    /// Like [`Webhooks::compile`], but keeps the endpoints that are fine beside the problems of
+    /// the others: a run must not fail because one receiver's secret is missing. The caller
+    /// reports the problems (they name the key, never a secret) and delivers to the rest.
+    pub fn compile_usable(
+        raw: &[RawWebhook],
+        env: impl Fn(&str) -> Option<String>,
+        prefix: &str,
+    ) -> (Webhooks, ConfigErrors) {
         let mut errors = ConfigErrors::default();
         let mut endpoints = Vec::with_capacity(raw.len());
         let mut names = HashSet::new();
@@ -323,7 +342,8 @@ impl Webhooks {
                     format!("must be within 1..=120, found {timeout_secs}"),
                 );
             }
-            if let (Some(url), Some(secret)) = (url, secret) {
+            let entry_ok = errors.0.iter().all(|e| !e.path.starts_with(&format!("{path}.")));
+            if let (Some(url), Some(secret), true) = (url, secret, entry_ok) {
                 endpoints.push(Endpoint {
                     name: name.to_string(),
                     url,
@@ -338,7 +358,7 @@ impl Webhooks {
                 });
             }
         }
-        errors.into_result(Webhooks { endpoints })
+        (Webhooks { endpoints }, errors)
     }
 
     /// The endpoints, in configuration order.

@@ -24,9 +24,16 @@ pub(crate) struct Enriched {
     /// Per account, in the item's order.
     pub(crate) facts: Vec<StoredFacts>,
     /// Signals the plugins reported.
-    pub(crate) signals: Vec<NewSignal>,
+    pub(crate) signals: Vec<SeenSignal>,
     /// Plugin results that failed (previous facts kept).
     pub(crate) stale: u64,
+}
+
+/// A signal a plugin reported, with its detail (a renewal's date...), which webhook events carry
+/// and the store does not keep.
+pub(crate) struct SeenSignal {
+    pub(crate) signal: NewSignal,
+    pub(crate) detail: Value,
 }
 
 /// The cache key the host would choose: the domain (lower-cased) or the id.
@@ -156,12 +163,15 @@ pub(crate) async fn enrich(
             }
             for s in plugin_signals {
                 match s.date.parse() {
-                    Ok(date) => out.signals.push(NewSignal {
-                        account: account.id.clone(),
-                        kind: s.kind,
-                        subject: s.subject.unwrap_or_default(),
-                        date,
-                        source: r.plugin.clone(),
+                    Ok(date) => out.signals.push(SeenSignal {
+                        signal: NewSignal {
+                            account: account.id.clone(),
+                            kind: s.kind,
+                            subject: s.subject.unwrap_or_default(),
+                            date,
+                            source: r.plugin.clone(),
+                        },
+                        detail: Value::Object(s.detail),
                     }),
                     Err(_) => {
                         tracing::warn!(plugin = %r.plugin, account = %account.id, date = %s.date, "signal left out: its date is not YYYY-MM-DD")

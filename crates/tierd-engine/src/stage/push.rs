@@ -10,11 +10,13 @@ use std::collections::HashMap;
 
 use tierd_connectors::connector::{PushOutcome, TierUpdate, Watermark};
 use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
+use tierd_core::tier::Assignment;
 use tierd_core::ScoreStep;
-use tierd_store::{PushRecord, Timestamp};
+use tierd_store::{AccountState, PushRecord, Timestamp};
 
 use crate::context::RunCtx;
-use crate::plan::{bucket, final_state, Ending, Final, PushPlan};
+use crate::events;
+use crate::plan::{bucket, final_state, Ending, Final, PushPlan, View};
 use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
 use crate::stage::tier::final_reason;
@@ -66,6 +68,9 @@ pub(crate) async fn push<S: Sink>(
             scored: Vec::new(),
             cleared: Vec::new(),
             repaired: Default::default(),
+            events: Vec::new(),
+            refs: HashMap::new(),
+            pending_before: Default::default(),
         };
         let mut held_rejected = 0u64;
         for Final { id, compare, decided } in chunk {
@@ -86,6 +91,7 @@ pub(crate) async fn push<S: Sink>(
             if let Some(state) = states.get(id) {
                 if state.tier != tier || !state.tiered {
                     plan.scored.push(final_state(state, tier, &view.reason));
+                    plan.events.extend(committed_events(ctx, state, decided, &view));
                 }
             }
             if let Some(l) = &view.last_push {
@@ -110,6 +116,15 @@ pub(crate) async fn push<S: Sink>(
                     held_rejected += 1;
                     continue;
                 }
+            }
+            if pending.contains_key(id) {
+                plan.pending_before.insert(id.clone());
+            }
+            if let Some(state) = states.get(id) {
+                plan.refs.insert(
+                    id.clone(),
+                    events::account(&state.id, &state.name, state.domain.as_deref(), tier),
+                );
             }
             crm.insert(
                 id.clone(),
@@ -159,4 +174,36 @@ pub(crate) async fn push<S: Sink>(
         p.metrics.pushes(outcome, n);
     }
     Ok(Ending::Done)
+}
+/// The events of committing an account's final `decided` tier over its stored `state`:
+/// `tier.changed` for a real move (not a first tiering), `account.locked` when a person's lock
+/// decided the tier.
+fn committed_events(
+    ctx: &RunCtx<'_>,
+    state: &AccountState,
+    decided: &Assignment,
+    view: &View,
+) -> Vec<tierd_store::NewEvent> {
+    let webhooks = &ctx.p.webhooks;
+    let tier = decided.tier;
+    let account = events::account(&state.id, &state.name, state.domain.as_deref(), tier);
+    let mut out = Vec::new();
+    if state.tiered && state.tier != tier {
+        let event = tierd_activation::webhooks::Event::TierChanged {
+            account: account.clone(),
+            from: Some(state.tier),
+            score: (view.score * 1000.0).round() / 1000.0,
+            reason: view.reason.clone(),
+            run: Some(ctx.run.0),
+        };
+        out.extend(events::outbox(webhooks, &event));
+    }
+    if decided.decision.locked {
+        let event = tierd_activation::webhooks::Event::AccountLocked {
+            account,
+            tierd_tier: crate::stage::tier::unlocked_tier(ctx, state),
+        };
+        out.extend(events::outbox(webhooks, &event));
+    }
+    out
 }

@@ -105,7 +105,28 @@ pub(crate) fn decide(ctx: &RunCtx<'_>, population: &[Member]) -> Vec<Assignment>
             },
         })
         .collect();
-    ctx.scorer.policy.decide(&members, ctx.scorer.as_of)
+    let policy = &ctx.scorer.policy;
+    if !policy.has_budget_caps() {
+        return policy.decide(&members, ctx.scorer.as_of);
+    }
+    // Caps sized from the budget: the seats its total buys for this run's candidates.
+    let candidates = policy.candidates(&members, ctx.scorer.as_of);
+    let seats = ctx.p.settings.budget.as_ref().and_then(|b| b.seats(candidates));
+    match seats {
+        Some(plan) => {
+            tracing::info!(
+                tier_1_seats = plan.tier_1_seats,
+                tier_2_seats = plan.tier_2_seats,
+                shortfall = plan.shortfall,
+                "pyramid caps sized from the budget"
+            );
+            policy
+                .with_budget_caps(plan.caps())
+                .decide(&members, ctx.scorer.as_of)
+        }
+        // Configuration checks refuse budget caps without a total; never reached.
+        None => policy.decide(&members, ctx.scorer.as_of),
+    }
 }
 
 /// An account's reason in a seller's words: what decided its tier, then the score's reasons.
@@ -170,4 +191,19 @@ pub(crate) async fn population(
         }));
     }
     Ok(out)
+}
+
+/// The tier tierd would give a locked account by its score (thresholds and hysteresis, before
+/// the lift and the caps): what `account.locked` reports beside the person's tier.
+pub(crate) fn unlocked_tier(ctx: &RunCtx<'_>, state: &AccountState) -> Tier {
+    let candidate = TierCandidate {
+        id: state.id.as_str().into(),
+        score: state.score as f32,
+        potential_value: state.potential_value,
+        coverage: state.coverage as f32,
+        previous: None,
+        lock: Lock::Unlocked,
+        engagement: None,
+    };
+    ctx.scorer.policy.basis(&candidate, TierRunKind::Full).base
 }

@@ -43,7 +43,7 @@ use self::schema::{
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "tierd admin API", description = "Every route but /healthz and /readyz needs `Authorization: Bearer <token>`, /api/v1/openapi.json included."),
-    paths(healthz, readyz, metrics, list_runs, queue_run, get_run, schedule, get_account, tiers, pending_pushes, plugins, openapi),
+    paths(healthz, readyz, metrics, list_runs, queue_run, get_run, schedule, get_account, tiers, pending_pushes, webhook_deliveries, plugins, openapi),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -274,6 +274,7 @@ pub fn router(state: ApiState, token: auth::Token) -> Router {
         .route("/api/v1/tiers", get(tiers))
         .route("/api/v1/pending-pushes", get(pending_pushes))
         .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/webhooks/deliveries", get(webhook_deliveries))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
@@ -322,7 +323,15 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult {
     (status = 401, body = ErrorBody),
 ))]
 async fn metrics(State(s): State<ApiState>) -> Response {
-    let text = s.metrics.render(&s.view.http_gauges());
+    let mut extra = s.view.http_gauges();
+    extra.webhook_deliveries = match s.store.webhook_delivery_counts().await {
+        Ok(counts) => Some(counts),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count webhook deliveries for /metrics");
+            None
+        }
+    };
+    let text = s.metrics.render(&extra);
     (
         [(header::CONTENT_TYPE, tierd_engine::metrics::CONTENT_TYPE)],
         text,
@@ -565,6 +574,52 @@ async fn tiers(State(s): State<ApiState>, query: Query<TiersQuery>) -> ApiResult
     body["accounts"] = Value::Array(accounts);
     body["next_after"] = if exhausted { Value::Null } else { json!(after) };
     Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    /// Only this endpoint's deliveries (its `[[webhooks]]` name).
+    endpoint: Option<String>,
+    /// Deliveries older than this id (the previous page's `next_before`).
+    before: Option<i64>,
+    /// Deliveries per page (1..=1000, default 50).
+    limit: Option<u32>,
+}
+
+/// The webhook delivery log, newest first, with each delivery's attempts, the endpoints switched
+/// off and the counts per state. Of an endpoint only its name is shown, never its URL or secret.
+#[utoipa::path(get, path = "/api/v1/webhooks/deliveries", params(DeliveriesQuery), responses(
+    (status = 200, description = "`deliveries` (each with its `attempt_log`), `next_before`, `disabled`, `counts`", body = Object),
+    (status = 401, body = ErrorBody),
+))]
+async fn webhook_deliveries(State(s): State<ApiState>, query: Query<DeliveriesQuery>) -> ApiResult {
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let deliveries = s
+        .store
+        .webhook_deliveries(
+            query.endpoint.as_deref(),
+            query.before.map(tierd_store::DeliveryId),
+            limit,
+        )
+        .await?;
+    let mut out = Vec::with_capacity(deliveries.len());
+    for d in &deliveries {
+        let attempts = s.store.webhook_attempts(d.id).await?;
+        let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+        v["attempt_log"] = serde_json::to_value(attempts).unwrap_or(Value::Null);
+        out.push(v);
+    }
+    let next_before = (deliveries.len() as u32 == limit)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(json!({
+        "deliveries": out,
+        "next_before": next_before,
+        "disabled": s.store.disabled_webhook_endpoints().await?,
+        "counts": s.store.webhook_delivery_counts().await?,
+    }))
+    .into_response())
 }
 
 /// Tier updates the CRM refused or deferred, kept to retry, with the CRM's reason.

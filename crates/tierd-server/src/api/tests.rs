@@ -30,6 +30,7 @@ impl DaemonView for StandIn {
         ExtraGauges {
             connector: Some(("hubspot".into(), Default::default())),
             plugins: Vec::new(),
+            webhook_deliveries: None,
         }
     }
 }
@@ -128,6 +129,7 @@ async fn every_other_route_needs_the_right_token() {
         "/api/v1/tiers",
         "/api/v1/pending-pushes",
         "/api/v1/plugins",
+        "/api/v1/webhooks/deliveries",
         "/api/v1/openapi.json",
     ] {
         let (status, body) = send(&a.router, Method::GET, uri, None, None).await;
@@ -481,4 +483,88 @@ async fn the_openapi_document_lists_every_route() {
             "{path} is documented but not routed"
         );
     }
+}
+
+#[tokio::test]
+async fn the_webhook_delivery_log_pages_filters_and_counts() {
+    use tierd_store::{DeliveryAttempt, DeliveryOutcome, NewEvent, Timestamp};
+    let a = api(Ok(())).await;
+    let t0 = Timestamp::from_millis(1_900_000_000_000);
+    let event = |id: &str| NewEvent {
+        id: id.to_string(),
+        kind: "tier.changed".into(),
+        body: "{}".into(),
+        occurred_at: t0,
+        endpoints: vec!["sales".into()],
+    };
+    a.store
+        .enqueue_events(&[event("msg_1"), event("msg_2")])
+        .await
+        .expect("enqueue");
+    // The first is delivered with a 200; the second waits.
+    let claimed = a
+        .store
+        .claim_deliveries(
+            "test",
+            &["sales".to_string()],
+            t0,
+            std::time::Duration::from_secs(60),
+            1,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let attempt = DeliveryAttempt {
+        at: t0,
+        status: Some(200),
+        error: None,
+        duration: std::time::Duration::from_millis(12),
+        outcome: DeliveryOutcome::Delivered,
+    };
+    assert!(a
+        .store
+        .record_delivery_attempt(claimed[0].id, "test", &attempt)
+        .await
+        .expect("record"));
+
+    let all = get_ok(&a.router, "/api/v1/webhooks/deliveries").await;
+    let deliveries = all["deliveries"].as_array().expect("deliveries");
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[0]["event_id"], "msg_2", "newest first");
+    assert_eq!(deliveries[0]["state"], "pending");
+    assert_eq!(deliveries[0]["attempt_log"], json!([]));
+    assert_eq!(deliveries[1]["event_id"], "msg_1");
+    assert_eq!(deliveries[1]["state"], "delivered");
+    assert_eq!(deliveries[1]["attempt_log"][0]["status"], 200);
+    assert_eq!(deliveries[1]["attempt_log"][0]["duration_ms"], 12);
+    assert_eq!(
+        all["counts"],
+        json!({"pending": 1, "delivering": 0, "delivered": 1, "failed": 0})
+    );
+    assert_eq!(all["disabled"], json!([]));
+    assert_eq!(all["next_before"], Value::Null);
+
+    let first = get_ok(&a.router, "/api/v1/webhooks/deliveries?limit=1").await;
+    assert_eq!(first["deliveries"][0]["event_id"], "msg_2");
+    let before = first["next_before"].as_i64().expect("a next page");
+    let second = get_ok(
+        &a.router,
+        &format!("/api/v1/webhooks/deliveries?limit=1&before={before}"),
+    )
+    .await;
+    assert_eq!(second["deliveries"][0]["event_id"], "msg_1");
+    let other = get_ok(&a.router, "/api/v1/webhooks/deliveries?endpoint=ops").await;
+    assert_eq!(other["deliveries"], json!([]));
+
+    let (status, metrics) = send(&a.router, Method::GET, "/metrics", Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().expect("text");
+    assert!(
+        text.contains("tierd_webhook_deliveries{state=\"delivered\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tierd_webhook_deliveries{state=\"pending\"} 1\n"),
+        "{text}"
+    );
 }

@@ -1,0 +1,189 @@
+//! `tierd report ...`: reports over the store, each one library function's struct formatted as
+//! a table, CSV or JSON. `budget`: `tierd_activation::budget::report` (planned spend per tier,
+//! the seats a total buys; cost per deal and return per tier once a funnel is given to it).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tierd_activation::budget::BudgetReport;
+use tierd_config::Settings;
+use tierd_core::Date;
+use tierd_store::Store;
+
+/// `tierd report` actions.
+#[derive(clap::Subcommand, Debug)]
+pub enum ReportAction {
+    /// Accounts and planned spend per tier ([budget]), and the Tier 1 and Tier 2 seats a total
+    /// buys.
+    Budget {
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Count engagement lifts as of this date [default: today, UTC].
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<Date>,
+    },
+}
+
+/// Runs `tierd report ...`.
+pub fn run(action: ReportAction, settings: Settings, today: Date) -> anyhow::Result<ExitCode> {
+    let ReportAction::Budget { format, as_of } = action;
+    if !matches!(format.as_str(), "table" | "csv" | "json") {
+        anyhow::bail!("--format {format}: expected table, csv or json");
+    }
+    let Some(budget) = settings.budget.as_ref() else {
+        anyhow::bail!(
+            "no [budget] section in {}: add tier_1, tier_2, tier_3, period and currency (docs/activation.md)",
+            settings.origin
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let store = Store::connect(&settings.store.url).await.with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                tierd_store::redact_url(&settings.store.url)
+            )
+        })?;
+        // The funnel (deals per tier) is not connected yet: planned spend and seats only.
+        let r =
+            tierd_activation::budget::report(&store, budget, &settings.policy, as_of.unwrap_or(today), None)
+                .await
+                .context("cannot read the accounts")?;
+        store.close().await;
+        anyhow::Ok(r)
+    })?;
+    let mut out = std::io::stdout().lock();
+    match format.as_str() {
+        "json" => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        "csv" => write_csv(&mut out, &report)?,
+        _ => write_table(&mut out, &report)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn money(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+fn write_csv(out: &mut impl std::io::Write, r: &BudgetReport) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "tier",
+        "accounts",
+        "per_account",
+        "spend",
+        "currency",
+        "period",
+        "seats",
+    ])?;
+    for (i, t) in r.plan.tiers.iter().enumerate() {
+        let seats = match (&r.seats, i) {
+            (Some(s), 0) => s.tier_1_seats.to_string(),
+            (Some(s), 1) => s.tier_2_seats.to_string(),
+            (Some(s), _) => s.tier_3_accounts.to_string(),
+            (None, _) => String::new(),
+        };
+        w.write_record([
+            t.tier.as_str().to_string(),
+            t.accounts.to_string(),
+            money(t.per_account),
+            money(t.spend),
+            r.currency.clone(),
+            r.period.as_str().to_string(),
+            seats,
+        ])?;
+    }
+    w.write_record([
+        "untiered".to_string(),
+        r.plan.untiered.to_string(),
+        money(0.0),
+        money(0.0),
+        r.currency.clone(),
+        r.period.as_str().to_string(),
+        String::new(),
+    ])?;
+    w.flush()?;
+    Ok(())
+}
+
+fn write_table(out: &mut impl std::io::Write, r: &BudgetReport) -> anyhow::Result<()> {
+    writeln!(out, "Budget per {} ({})", r.period.as_str(), r.currency)?;
+    writeln!(out, "  tier       accounts  per account        spend")?;
+    for t in &r.plan.tiers {
+        writeln!(
+            out,
+            "  {:<9} {:>9} {:>12} {:>12}",
+            t.tier.as_str(),
+            t.accounts,
+            money(t.per_account),
+            money(t.spend)
+        )?;
+    }
+    writeln!(
+        out,
+        "  {:<9} {:>9} {:>12} {:>12}",
+        "untiered",
+        r.plan.untiered,
+        "-",
+        money(0.0)
+    )?;
+    writeln!(
+        out,
+        "  {:<9} {:>9} {:>12} {:>12}",
+        "total",
+        "",
+        "",
+        money(r.plan.total)
+    )?;
+    if let (Some(total), Some(over)) = (r.plan.budget, r.plan.over_budget) {
+        if over > 0.0 {
+            writeln!(out, "  over the total of {} by {}", money(total), money(over))?;
+        } else {
+            writeln!(out, "  within the total of {}", money(total))?;
+        }
+    }
+    if let Some(s) = &r.seats {
+        writeln!(
+            out,
+            "  the total buys {} Tier 1 and {} Tier 2 seats for {} / {} / {} candidates; {} accounts in Tier 3; spend {}, left {}",
+            s.tier_1_seats,
+            s.tier_2_seats,
+            r.candidates[0],
+            r.candidates[1],
+            r.candidates[2],
+            s.tier_3_accounts,
+            money(s.spend),
+            money(s.left_over)
+        )?;
+        if let Some(short) = s.shortfall {
+            writeln!(
+                out,
+                "  Tier 3 for every candidate alone needs {} more",
+                money(short)
+            )?;
+        }
+    }
+    if let Some(returns) = &r.returns {
+        writeln!(
+            out,
+            "  tier       cost/deal created  cost/deal won  return on spend"
+        )?;
+        let opt = |x: Option<f64>| x.map_or("-".to_string(), money);
+        for t in returns {
+            writeln!(
+                out,
+                "  {:<9} {:>18} {:>14} {:>16}",
+                t.tier.as_str(),
+                opt(t.cost_per_deal_created),
+                opt(t.cost_per_deal_won),
+                opt(t.return_on_spend)
+            )?;
+        }
+    }
+    Ok(())
+}
