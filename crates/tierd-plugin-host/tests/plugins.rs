@@ -451,6 +451,64 @@ async fn dns_resolves_batch_domains_through_the_configured_nameserver_in_each_mo
     }
 }
 
+/// An exec plugin (any language) asks through a `dns` message once `init` lists the capability.
+const EXEC_DNS_PLUGIN: &str = r#"
+import json, struct, sys
+IN, OUT = sys.stdin.buffer, sys.stdout.buffer
+def read():
+    header = IN.read(4)
+    if len(header) < 4:
+        sys.exit(0)
+    return json.loads(IN.read(struct.unpack(">I", header)[0]))
+def send(message):
+    body = json.dumps(message).encode()
+    OUT.write(struct.pack(">I", len(body)) + body)
+    OUT.flush()
+capabilities = []
+while True:
+    m = read()
+    if m["kind"] == "init":
+        capabilities = m.get("capabilities", [])
+        send({"kind": "ok", "body": {}})
+    elif m["kind"] == "describe":
+        send({"kind": "ok", "body": {"name": "exec-dns", "version": "1",
+              "facts": [{"name": "x.mx", "type": "string_list"}]}})
+    elif m["kind"] == "enrich":
+        results = []
+        for a in m["request"]["accounts"]:
+            mx = []
+            if "dns" in capabilities:
+                send({"kind": "dns", "queries": [{"name": a["domain"], "type": "MX"}]})
+                answer = read()
+                assert answer["kind"] == "dns_result", answer
+                mx = ["%s %d" % (r["exchange"], r["preference"]) for r in answer["answers"][0]["records"]]
+            results.append({"key": a["key"], "facts": {"x.mx": mx}})
+        send({"kind": "ok", "body": {"results": results}})
+    else:
+        sys.exit(0)
+"#;
+
+#[tokio::test]
+async fn an_exec_plugin_resolves_through_dns_messages() {
+    use tierd_emulators::{DnsConfig, DnsEmulator};
+    let responder = DnsEmulator::start(DnsConfig::new().mx("acme.test", 5, "mx.acme.test"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("exec_dns.py");
+    std::fs::write(&script, EXEC_DNS_PLUGIN).unwrap();
+    let mut cfg = PluginConfig::exec("python3").with_args([script.to_str().unwrap()]);
+    cfg.dns.nameservers = vec![responder.addr().to_string()];
+    let set = load("exec-dns", cfg).await;
+    let out = set.enrich("2026-11-24", vec![account("acme", "Acme")]).await;
+    assert_eq!(
+        facts(&out[0].results[0].outcome)["x.mx"],
+        json!(["mx.acme.test 5"])
+    );
+    assert_eq!(set.dns_counters("exec-dns").unwrap().queries, 1);
+    set.shutdown().await;
+}
+
 #[tokio::test]
 async fn dns_turned_off_or_over_its_rate_limit_answers_errors_not_failures() {
     use tierd_emulators::{DnsConfig, DnsEmulator};
