@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use tierd_test_support::cdylib;
+use tierd_test_support::{cdylib, tierd_bin};
 
 use serde_json::{json, Value};
 use tierd_emulators::enrichment::{EnrichmentConfig, EnrichmentEmulator};
 use tierd_emulators::websites::{WebsiteConfig, WebsiteEmulator};
+use tierd_emulators::{DnsConfig, DnsEmulator};
 use tierd_plugin_host::{AccountInput, EnrichOptions, HostOptions, Mode, Outcome, PluginConfig, PluginSet};
 
 async fn load(name: &str, cfg: PluginConfig) -> PluginSet {
@@ -281,7 +282,8 @@ async fn contract_renewals_reads_related_contracts_and_signals_windows() {
 }
 
 /// `tierd plugins check --page` shows each detection with its version and confidence, and the
-/// plugin's load report names the pattern kinds it cannot use.
+/// plugin's load report names the pattern kinds it cannot use (no longer `dns`: the host has a
+/// DNS capability).
 #[test]
 fn plugins_check_page_prints_detections_and_the_ignored_pattern_kinds() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/wappalyzer");
@@ -317,9 +319,98 @@ fn plugins_check_page_prints_detections_and_the_ignored_pattern_kinds() {
         "js: 1 patterns in 1 technologies ignored (needs a browser",
         "dom: 1 patterns",
         "xhr: 1 patterns",
-        "dns patterns cannot match",
     ] {
         assert!(stderr.contains(kind), "{kind} not in {stderr}");
+    }
+    assert!(!stderr.contains("dns patterns"), "{stderr}");
+}
+
+/// A technology known only by its `dns` patterns (the conformance corpus's "Acme Mail": a TXT
+/// verification record and MX servers) is detected from the records the emulator's DNS responder
+/// serves for the site's domain, in process and in an isolated child (which relays the queries).
+#[tokio::test]
+async fn technographic_detects_a_technology_known_only_by_its_dns_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = root.join("conformance/wappalyzer/rules");
+    let web = WebsiteEmulator::start(WebsiteConfig::new(2, 7)).await.unwrap();
+    let domains: Vec<String> = web.domains().map(str::to_owned).collect();
+    let responder = DnsEmulator::start(
+        DnsConfig::new()
+            .txt(&domains[0], "v=spf1 include:acme-mail.test ~all")
+            .txt(&domains[0], "acme-mail-verification=1f2e")
+            .mx(&domains[0], 10, "mx1.acme-mail.test")
+            .name(&domains[1]),
+    )
+    .await
+    .unwrap();
+    let isolated = HostOptions {
+        child_command: vec![tierd_bin().into_os_string(), "plugin-host".into()],
+    };
+    let mut asked = 0;
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let mut cfg = PluginConfig::library(cdylib("technographic"), mode);
+        cfg.resolve.insert("*".into(), web.addr().to_string());
+        cfg.dns.nameservers = vec![responder.addr().to_string()];
+        cfg.config.insert("scheme".into(), json!("http"));
+        cfg.config.insert("paths".into(), json!([]));
+        cfg.config.insert("site_files".into(), json!(false));
+        cfg.config.insert(
+            "rules_path".into(),
+            json!(rules.join("technologies.json").to_str().unwrap()),
+        );
+        cfg.config.insert(
+            "categories_path".into(),
+            json!(rules.join("categories.json").to_str().unwrap()),
+        );
+        let configs = BTreeMap::from([("technographic".to_owned(), cfg)]);
+        let set = PluginSet::load(&configs, &isolated).await.expect("plugin loads");
+        let accounts = domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| account(&format!("crm:{i}"), d, Some(d)))
+            .collect();
+        let out = set.enrich("2026-11-24", accounts).await;
+        let techs = |i: usize| -> Vec<String> {
+            serde_json::from_value(facts(&out[i].results[0].outcome)["technographic.technologies"].clone())
+                .unwrap()
+        };
+        assert!(
+            techs(0).contains(&"Acme Mail".to_owned()),
+            "{mode:?}: {:?}",
+            techs(0)
+        );
+        assert!(
+            !techs(1).contains(&"Acme Mail".to_owned()),
+            "{mode:?}: {:?}",
+            techs(1)
+        );
+        let counters = set.dns_counters("technographic").unwrap();
+        assert_eq!(
+            (counters.queries, counters.refused, counters.errors),
+            (4, 0, 0),
+            "{mode:?}"
+        );
+        asked += 4;
+        assert_eq!(responder.queries(), asked, "{mode:?}: TXT and MX of each domain");
+        set.shutdown().await;
+
+        // Turned off in the plugin's config: nothing is asked, nothing is detected from DNS.
+        let mut cfg = configs["technographic"].clone();
+        cfg.config.insert("dns".into(), json!(false));
+        let configs = BTreeMap::from([("technographic".to_owned(), cfg)]);
+        let set = PluginSet::load(&configs, &isolated).await.expect("plugin loads");
+        let out = set
+            .enrich(
+                "2026-11-24",
+                vec![account("crm:0", &domains[0], Some(&domains[0]))],
+            )
+            .await;
+        let techs: Vec<String> =
+            serde_json::from_value(facts(&out[0].results[0].outcome)["technographic.technologies"].clone())
+                .unwrap();
+        assert!(!techs.contains(&"Acme Mail".to_owned()), "{mode:?}: {techs:?}");
+        assert_eq!(responder.queries(), asked, "{mode:?}: dns = false asks nothing");
+        set.shutdown().await;
     }
 }
 

@@ -497,4 +497,34 @@ directory = "audiences/t1"
         assert_eq!(audience.tiers, vec![tierd_core::Tier::Tier1]);
         assert!(audience.directory.ends_with("audiences/t1") && audience.directory.is_absolute());
     }
+
+    #[test]
+    fn a_plugin_dns_table_is_read_and_its_problems_are_named_by_key() {
+        let ok = "[plugins.t]\npath = \"x.so\"\n[plugins.t.dns]\nnameservers = [\"127.0.0.1:5353\"]\n\
+                  allow = [\"*.vendor.test\"]\nrate_limit_per_minute = 60\n";
+        let Ok(settings) = load_text(ok) else {
+            panic!("invalid: {:?}", problems(ok));
+        };
+        let dns = &settings.plugins["t"].dns;
+        assert_eq!(
+            (dns.enabled, dns.nameservers.as_slice(), dns.rate_limit_per_minute),
+            (true, &["127.0.0.1:5353".to_owned()][..], Some(60))
+        );
+        let p = problems("[plugins.t]\npath = \"x.so\"\n[plugins.t.dns]\nnameservers = [\"dns.test\"]\n");
+        // Only the plugin's own problem: exactly one, under its key (the model file these tests share
+        // is rewritten by each, so its problems are not this test's).
+        let named = |p: &[String], start: &str| {
+            let plugin: Vec<&String> = p.iter().filter(|e| e.starts_with("plugins")).collect();
+            plugin.len() == 1 && plugin[0].starts_with(start)
+        };
+        assert!(
+            named(&p, "plugins.t.dns.nameservers: \"dns.test\" is not an IP:port"),
+            "{p:?}"
+        );
+        let p = problems("[plugins.t]\npath = \"x.so\"\n[plugins.t.dns]\nresolver = \"x\"\n");
+        assert!(
+            named(&p, "plugins.t.dns.resolver: unknown field") && !p.is_empty(),
+            "{p:?}"
+        );
+    }
 }

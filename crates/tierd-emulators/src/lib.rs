@@ -1,9 +1,10 @@
-//! tierd-emulators: HTTP emulators of the SaaS APIs tierd talks to.
+//! tierd-emulators: HTTP emulators of the SaaS APIs tierd talks to, and a DNS responder.
 //!
 //! Owns faithful stand-ins for HubSpot, Salesforce, the company-enrichment API and
 //! company websites, seeded from `tierd-gen`, with the vendors' paging, limits, error
 //! bodies, rate limiting and partial failures, plus fault injection. Tests, benches and
-//! `tierd demo` run against them.
+//! `tierd demo` run against them. [`dns`] answers TXT and MX questions for configured names,
+//! for the plugins' DNS capability.
 //!
 //! Must not depend on the other tierd crates except `tierd-gen` (its synthetic accounts
 //! are the emulators' world): connectors and plugins reach an emulator over HTTP only,
@@ -24,6 +25,7 @@
 mod clock;
 mod server;
 
+pub mod dns;
 pub mod enrichment;
 pub mod faults;
 pub mod hubspot;
@@ -31,6 +33,7 @@ pub mod salesforce;
 pub mod websites;
 pub mod writes;
 
+pub use dns::{DnsConfig, DnsEmulator};
 pub use faults::Faults;
 pub use hubspot::{HubSpotConfig, HubSpotEmulator};
 pub use salesforce::{SalesforceConfig, SalesforceEmulator};

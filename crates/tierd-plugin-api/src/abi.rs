@@ -12,7 +12,10 @@ use std::ffi::c_void;
 /// The ABI major version this crate speaks. A host refuses a plugin with a different major.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version this crate speaks. A host accepts plugins with a lower or equal minor.
-pub const ABI_MINOR: u32 = 0;
+///
+/// - 1.0: log, HTTP, free.
+/// - 1.1: [`HostApi::dns`] appended (TXT and MX lookups).
+pub const ABI_MINOR: u32 = 1;
 
 /// The one symbol a plugin library exports: `extern "C" fn() -> *const PluginTable`.
 pub const ENTRY_SYMBOL: &str = "tierd_plugin_entry";
@@ -195,6 +198,9 @@ pub struct PluginTable {
 unsafe impl Sync for PluginTable {}
 
 /// Capabilities the host passes to `init`. Every function receives `ctx` back as its first argument.
+///
+/// Minor versions only append fields: a plugin may read a field only when the host's
+/// `abi_minor` has it (the SDK checks; a 1.0 host's table ends at `free`).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct HostApi {
@@ -210,5 +216,27 @@ pub struct HostApi {
     /// (allocated by the host: give it back to `free`). Returns [`RC_OK`] or [`RC_ERROR`].
     pub http: unsafe extern "C" fn(ctx: *mut c_void, request: ByteSlice, out: *mut Buffer) -> i32,
     /// Frees a buffer the host produced.
+    pub free: unsafe extern "C" fn(ctx: *mut c_void, buf: Buffer),
+    /// Since 1.1. Resolves a [`crate::DnsBatch`] JSON and writes a [`crate::DnsResults`] JSON into
+    /// `out` (allocated by the host: give it back to `free`). Returns [`RC_OK`] or [`RC_ERROR`].
+    pub dns: unsafe extern "C" fn(ctx: *mut c_void, request: ByteSlice, out: *mut Buffer) -> i32,
+}
+
+/// The 1.0 layout of [`HostApi`], a prefix of every later one: what a plugin may read from a
+/// host whose `abi_minor` is 0.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HostApiV1_0 {
+    /// The host's [`ABI_MAJOR`].
+    pub abi_major: u32,
+    /// The host's [`ABI_MINOR`] (0).
+    pub abi_minor: u32,
+    /// Opaque host state.
+    pub ctx: *mut c_void,
+    /// As [`HostApi::log`].
+    pub log: unsafe extern "C" fn(ctx: *mut c_void, level: u32, message: ByteSlice),
+    /// As [`HostApi::http`].
+    pub http: unsafe extern "C" fn(ctx: *mut c_void, request: ByteSlice, out: *mut Buffer) -> i32,
+    /// As [`HostApi::free`].
     pub free: unsafe extern "C" fn(ctx: *mut c_void, buf: Buffer),
 }

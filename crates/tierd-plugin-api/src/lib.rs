@@ -22,15 +22,15 @@
 //! `enrich(request, out)`, `free(buf)`, `shutdown()`. Requests and responses are UTF-8 JSON
 //! ([`message`]); return 0 means `out` holds the answer, non-zero means `out` holds
 //! `{"error": "..."}`. A buffer is always freed by the side that allocated it. The host hands
-//! `init` a [`HostApi`] (logging, HTTP, free) valid until `shutdown`.
+//! `init` a [`HostApi`] (logging, HTTP, free, and since 1.1 DNS) valid until `shutdown`.
 //!
 //! Versioning: [`ABI_MAJOR`] changes break the layout and hosts refuse other majors;
 //! [`ABI_MINOR`] changes only append (fields, optional JSON keys), and hosts accept lower minors.
 //!
 //! # What stays out
 //! No async runtime, no HTTP stack, nothing of the host: a plugin depends on this crate, serde and
-//! serde_json only, and gets network access through [`Host::http`], where the host enforces the
-//! allowlist, timeouts and rate limits. Calendar dates ([`Date`]) and credentials ([`Secret`])
+//! serde_json only, and gets network access through [`Host::http`] and [`Host::dns`], where the
+//! host enforces the allowlists, timeouts and rate limits. Calendar dates ([`Date`]) and credentials ([`Secret`])
 //! are tierd-core's, re-exported here, so a plugin uses the types tierd does without depending
 //! on any other tierd crate (tierd-core is pure: no I/O, no runtime).
 
@@ -42,11 +42,12 @@ pub mod abi;
 pub mod message;
 mod sdk;
 
-pub use abi::{Buffer, ByteSlice, EntryFn, HostApi, PluginTable, StrRef};
+pub use abi::{Buffer, ByteSlice, EntryFn, HostApi, HostApiV1_0, PluginTable, StrRef};
 pub use abi::{ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, RC_ERROR, RC_OK, RC_PANIC};
 pub use message::{AccountInput, AccountResult, ConfigField, Description, EnrichRequest, EnrichResponse};
 pub use message::{
-    ErrorReply, FactSpec, FactType, HttpBatch, HttpRequest, HttpResponse, HttpResults, Signal,
+    DnsAnswer, DnsBatch, DnsKind, DnsQuery, DnsRecord, DnsResults, ErrorReply, FactSpec, FactType, HttpBatch,
+    HttpRequest, HttpResponse, HttpResults, Signal,
 };
 #[doc(hidden)]
 pub use sdk::__private;
@@ -60,6 +61,7 @@ pub use tierd_core::Secret;
 /// Everything a plugin author needs: `use tierd_plugin_api::prelude::*;`.
 pub mod prelude {
     pub use crate::message::{AccountInput, AccountResult, ConfigField, Description, EnrichRequest};
+    pub use crate::message::{DnsAnswer, DnsKind, DnsQuery, DnsRecord};
     pub use crate::message::{EnrichResponse, FactSpec, FactType, HttpRequest, HttpResponse, Signal};
     pub use crate::sdk::{Host, Level, PluginError, Provider};
     pub use crate::{Date, Secret};
@@ -145,6 +147,24 @@ mod tests {
         unsafe { out.write(Buffer::from_vec(bytes)) };
         RC_OK
     }
+    unsafe extern "C" fn dns(_ctx: *mut c_void, request: ByteSlice, out: *mut Buffer) -> i32 {
+        // SAFETY: the SDK passes a valid slice for the call.
+        let batch: DnsBatch = serde_json::from_slice(unsafe { request.as_slice() }).unwrap();
+        let answers = batch
+            .queries
+            .iter()
+            .map(|q| DnsAnswer {
+                records: vec![DnsRecord::Txt {
+                    strings: vec![format!("{}:{:?}", q.name, q.kind)],
+                }],
+                error: None,
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&DnsResults { answers }).unwrap();
+        // SAFETY: out is valid for writes.
+        unsafe { out.write(Buffer::from_vec(bytes)) };
+        RC_OK
+    }
     unsafe extern "C" fn free(_ctx: *mut c_void, buf: Buffer) {
         // SAFETY: produced by Buffer::from_vec above.
         drop(unsafe { buf.into_vec() });
@@ -184,6 +204,7 @@ mod tests {
             log,
             http,
             free,
+            dns,
         };
         let bad = br#"{"fail": true}"#;
         // SAFETY: valid host table, config slice and out buffer.
@@ -244,6 +265,7 @@ mod tests {
             log,
             http,
             free,
+            dns,
         };
         let sdk_slot = __private::Slot::<Echo>::new();
         let mut out = Buffer::empty();
@@ -256,8 +278,94 @@ mod tests {
         assert!(text.contains("host speaks plugin ABI 7.0"), "{text}");
     }
 
+    /// Initialises a fresh provider slot with `api` and returns the host it was given.
+    fn host_given(api: *const HostApi) -> Host {
+        static GIVEN: Mutex<Option<Host>> = Mutex::new(None);
+        struct Keep;
+        impl Provider for Keep {
+            fn init(_config: Value, host: Host) -> Result<Self, PluginError> {
+                *GIVEN.lock().unwrap() = Some(host);
+                Ok(Keep)
+            }
+            fn describe(&self) -> Description {
+                unreachable!("not described")
+            }
+            fn enrich(&mut self, _request: EnrichRequest) -> Result<EnrichResponse, PluginError> {
+                unreachable!("not called")
+            }
+        }
+        let slot = __private::Slot::<Keep>::new();
+        let mut out = Buffer::empty();
+        // SAFETY: api points at a table of the layout its minor says; empty config; out buffer.
+        let rc = unsafe { __private::init(&slot, api, ByteSlice::new(b""), &mut out) };
+        // SAFETY: produced by the SDK in this binary.
+        drop(unsafe { out.into_vec() });
+        assert_eq!(rc, RC_OK);
+        let host = GIVEN.lock().unwrap().take();
+        host.expect("init ran")
+    }
+
+    #[test]
+    fn dns_runs_through_a_1_1_host_and_is_refused_by_a_1_0_one() {
+        let api = HostApi {
+            abi_major: ABI_MAJOR,
+            abi_minor: 1,
+            ctx: std::ptr::null_mut(),
+            log,
+            http,
+            free,
+            dns,
+        };
+        let host = host_given(&api);
+        assert!(host.has_dns());
+        let answers = host
+            .dns(&[DnsQuery::txt("acme.com"), DnsQuery::mx("acme.com")])
+            .unwrap();
+        let texts: Vec<_> = answers.iter().map(|a| a.records[0].clone()).collect();
+        assert_eq!(
+            texts,
+            [
+                DnsRecord::Txt {
+                    strings: vec!["acme.com:Txt".into()]
+                },
+                DnsRecord::Txt {
+                    strings: vec!["acme.com:Mx".into()]
+                }
+            ]
+        );
+
+        // A 1.0 host's table is only as long as the 1.0 layout; the SDK must not read past it.
+        let old = Box::new(HostApiV1_0 {
+            abi_major: ABI_MAJOR,
+            abi_minor: 0,
+            ctx: std::ptr::null_mut(),
+            log,
+            http,
+            free,
+        });
+        let host = host_given(&*old as *const HostApiV1_0 as *const HostApi);
+        assert!(!host.has_dns());
+        let error = host.dns(&[DnsQuery::txt("acme.com")]).unwrap_err();
+        assert!(
+            error.message().contains("ABI 1.0, which has no DNS capability"),
+            "{error}"
+        );
+        // HTTP still works through the 1.0 table.
+        let answers = host.http(vec![HttpRequest::get("https://a.test/")]).unwrap();
+        assert_eq!(answers[0].status, 204);
+    }
+
     #[test]
     fn local_hosts_serve_provider_unit_tests() {
+        assert!(!Host::detached().has_dns());
+        assert!(Host::detached().dns(&[DnsQuery::mx("a.test")]).is_err());
+        let host =
+            Host::detached().with_dns(|queries| queries.iter().map(|_| DnsAnswer::failed("nope")).collect());
+        assert!(host.has_dns());
+        assert_eq!(
+            host.dns(&[DnsQuery::mx("a.test")]).unwrap(),
+            [DnsAnswer::failed("nope")]
+        );
         assert!(Host::detached()
             .http(vec![HttpRequest::get("https://a.test/")])
             .is_err());

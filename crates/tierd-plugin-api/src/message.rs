@@ -354,6 +354,105 @@ impl HttpResponse {
     }
 }
 
+/// A batch of DNS queries for the host's DNS capability (ABI 1.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsBatch {
+    /// Resolved concurrently; answered in the same order.
+    pub queries: Vec<DnsQuery>,
+}
+
+/// The answers to a [`DnsBatch`], in query order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsResults {
+    /// One per query.
+    pub answers: Vec<DnsAnswer>,
+}
+
+/// The record types the DNS capability resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DnsKind {
+    /// Text records (verification tokens, SPF).
+    #[serde(rename = "TXT")]
+    Txt,
+    /// Mail exchangers.
+    #[serde(rename = "MX")]
+    Mx,
+}
+
+/// One DNS question: the records of `kind` at `name`. The host allows the domains of the
+/// accounts in the current batch (a leading `www.` dropped) and their subdomains, plus the names
+/// configured for the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsQuery {
+    /// A host name, e.g. `acme.com`.
+    pub name: String,
+    /// `TXT` or `MX`.
+    #[serde(rename = "type")]
+    pub kind: DnsKind,
+}
+
+impl DnsQuery {
+    /// The TXT records of `name`.
+    pub fn txt(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: DnsKind::Txt,
+        }
+    }
+
+    /// The MX records of `name`.
+    pub fn mx(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: DnsKind::Mx,
+        }
+    }
+}
+
+/// One resource record of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum DnsRecord {
+    /// A TXT record: its character-strings in order (lossy UTF-8). A long record is split into
+    /// several strings of at most 255 bytes; SPF joins them with nothing, Wappalyzer with a space.
+    #[serde(rename = "TXT")]
+    Txt {
+        /// The character-strings.
+        strings: Vec<String>,
+    },
+    /// An MX record.
+    #[serde(rename = "MX")]
+    Mx {
+        /// Lower is preferred.
+        preference: u16,
+        /// The mail server's host name, without the trailing dot.
+        exchange: String,
+    },
+}
+
+/// The answer to one [`DnsQuery`]. A name without records of that type (or that does not exist)
+/// is an answer with no records and no error; `error` means no answer: refused by the allowlist
+/// or the rate limit, timed out, or the server failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsAnswer {
+    /// The records found, in the order the server gave them.
+    #[serde(default)]
+    pub records: Vec<DnsRecord>,
+    /// Why there is no answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DnsAnswer {
+    /// A "no answer" answer.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            records: Vec::new(),
+            error: Some(error.into()),
+        }
+    }
+}
+
 /// The body of every error return: `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
@@ -399,6 +498,30 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             json!({"key": "acme.com", "facts": {}, "no_match": true})
         );
+    }
+
+    #[test]
+    fn dns_messages_use_the_documented_json() {
+        let batch = DnsBatch {
+            queries: vec![DnsQuery::txt("acme.com"), DnsQuery::mx("acme.com")],
+        };
+        assert_eq!(
+            serde_json::to_value(&batch).unwrap(),
+            json!({"queries": [{"name": "acme.com", "type": "TXT"}, {"name": "acme.com", "type": "MX"}]})
+        );
+        let results: DnsResults = serde_json::from_value(json!({"answers": [
+            {"records": [{"type": "TXT", "strings": ["v=spf1 ", "-all"]},
+                         {"type": "MX", "preference": 10, "exchange": "mx.acme.com"}]},
+            {"error": "refused"}]}))
+        .unwrap();
+        assert_eq!(
+            results.answers[0].records[1],
+            DnsRecord::Mx {
+                preference: 10,
+                exchange: "mx.acme.com".into()
+            }
+        );
+        assert_eq!(results.answers[1], DnsAnswer::failed("refused"));
     }
 
     #[test]

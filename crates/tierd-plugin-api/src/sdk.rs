@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::abi::{Buffer, ByteSlice, HostApi, ABI_MAJOR, RC_ERROR, RC_OK, RC_PANIC};
-use crate::message::{Description, EnrichRequest, EnrichResponse, ErrorReply, HttpBatch, HttpRequest};
-use crate::message::{HttpResponse, HttpResults};
+use crate::abi::{Buffer, ByteSlice, HostApi, HostApiV1_0, ABI_MAJOR, RC_ERROR, RC_OK, RC_PANIC};
+use crate::message::{Description, DnsAnswer, DnsBatch, DnsQuery, DnsResults, EnrichRequest};
+use crate::message::{EnrichResponse, ErrorReply, HttpBatch, HttpRequest, HttpResponse, HttpResults};
 
 /// A data provider: what a plugin author implements, then exports with [`crate::export_plugin!`].
 ///
@@ -93,16 +93,21 @@ pub enum Level {
 }
 
 type LocalHttp = dyn Fn(Vec<HttpRequest>) -> Vec<HttpResponse> + Send + Sync;
+type LocalDns = dyn Fn(&[DnsQuery]) -> Vec<DnsAnswer> + Send + Sync;
 
 #[derive(Clone)]
 enum HostKind {
+    /// The host's table; `dns` is only read when `abi_minor` is 1 or more.
     Abi(HostApi),
-    Local(Option<Arc<LocalHttp>>),
+    Local {
+        http: Option<Arc<LocalHttp>>,
+        dns: Option<Arc<LocalDns>>,
+    },
 }
 
-/// The host's capabilities, handed to [`Provider::init`]: logging under the plugin's name and
-/// HTTP through the host's client (allowlist, timeouts, rate limit, metrics enforced by the host).
-/// Cheap to clone.
+/// The host's capabilities, handed to [`Provider::init`]: logging under the plugin's name, HTTP
+/// through the host's client and DNS through its resolver (allowlists, timeouts, rate limits and
+/// metrics enforced by the host). Cheap to clone.
 #[derive(Clone)]
 pub struct Host {
     kind: HostKind,
@@ -118,7 +123,7 @@ impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.kind {
             HostKind::Abi(_) => "Host(abi)",
-            HostKind::Local(_) => "Host(local)",
+            HostKind::Local { .. } => "Host(local)",
         })
     }
 }
@@ -127,14 +132,41 @@ impl Host {
     /// A host for unit tests of a provider: logs go nowhere and every HTTP request fails.
     pub fn detached() -> Self {
         Self {
-            kind: HostKind::Local(None),
+            kind: HostKind::Local {
+                http: None,
+                dns: None,
+            },
         }
     }
 
     /// A host for unit tests of a provider whose HTTP capability is `answer` (called with each batch).
     pub fn with_http(answer: impl Fn(Vec<HttpRequest>) -> Vec<HttpResponse> + Send + Sync + 'static) -> Self {
         Self {
-            kind: HostKind::Local(Some(Arc::new(answer))),
+            kind: HostKind::Local {
+                http: Some(Arc::new(answer)),
+                dns: None,
+            },
+        }
+    }
+
+    /// This unit-test host with a DNS capability answering from `answer` (called with each
+    /// batch): `Host::with_http(pages).with_dns(records)`. No effect on a real host.
+    pub fn with_dns(
+        mut self,
+        answer: impl Fn(&[DnsQuery]) -> Vec<DnsAnswer> + Send + Sync + 'static,
+    ) -> Self {
+        if let HostKind::Local { dns, .. } = &mut self.kind {
+            *dns = Some(Arc::new(answer));
+        }
+        self
+    }
+
+    /// Whether [`Host::dns`] can answer: the host speaks ABI 1.1 or later (or, in unit tests,
+    /// was given answers with [`Host::with_dns`]).
+    pub fn has_dns(&self) -> bool {
+        match &self.kind {
+            HostKind::Abi(api) => api.abi_minor >= 1,
+            HostKind::Local { dns, .. } => dns.is_some(),
         }
     }
 
@@ -154,8 +186,12 @@ impl Host {
     pub fn http(&self, requests: Vec<HttpRequest>) -> Result<Vec<HttpResponse>, PluginError> {
         let api = match &self.kind {
             HostKind::Abi(api) => api,
-            HostKind::Local(Some(answer)) => return Ok(answer(requests)),
-            HostKind::Local(None) => return Err(PluginError::new("no HTTP capability (detached host)")),
+            HostKind::Local {
+                http: Some(answer), ..
+            } => return Ok(answer(requests)),
+            HostKind::Local { http: None, .. } => {
+                return Err(PluginError::new("no HTTP capability (detached host)"))
+            }
         };
         let count = requests.len();
         let body = serde_json::to_vec(&HttpBatch { requests })?;
@@ -181,6 +217,85 @@ impl Host {
             )));
         }
         Ok(results.responses)
+    }
+}
+
+impl Host {
+    /// Resolves `queries` through the host's resolver, concurrently; answers come back in query
+    /// order. A query the host refuses (a name that is not one of the batch's account domains or
+    /// the configured ones, the rate limit) or that fails is an answer with `error` set; a name
+    /// without such records is an answer without records. `Err` means the whole batch could not
+    /// run, e.g. a host older than ABI 1.1 (see [`Host::has_dns`]).
+    pub fn dns(&self, queries: &[DnsQuery]) -> Result<Vec<DnsAnswer>, PluginError> {
+        let api = match &self.kind {
+            HostKind::Abi(api) if api.abi_minor >= 1 => api,
+            HostKind::Abi(api) => {
+                return Err(PluginError::new(format!(
+                    "the host speaks plugin ABI {}.{}, which has no DNS capability (1.1 and later)",
+                    api.abi_major, api.abi_minor
+                )))
+            }
+            HostKind::Local {
+                dns: Some(answer), ..
+            } => return Ok(answer(queries)),
+            HostKind::Local { dns: None, .. } => {
+                return Err(PluginError::new("no DNS capability (detached host)"))
+            }
+        };
+        let body = serde_json::to_vec(&DnsBatch {
+            queries: queries.to_vec(),
+        })?;
+        let mut out = Buffer::empty();
+        // SAFETY: api is valid until shutdown and has `dns` (minor >= 1, checked above); body
+        // outlives the call; out is a valid place for the host to write its buffer into.
+        let rc = unsafe { (api.dns)(api.ctx, ByteSlice::new(&body), &mut out) };
+        // SAFETY: out was written by the host (or left empty) and is read before being freed.
+        let parsed = unsafe { out.as_slice() }.to_vec();
+        // SAFETY: out was allocated by the host, so it goes back to the host's free, once.
+        unsafe { (api.free)(api.ctx, out) };
+        if rc != RC_OK {
+            let why = serde_json::from_slice::<ErrorReply>(&parsed)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&parsed).into_owned());
+            return Err(PluginError::new(format!("host DNS capability failed: {why}")));
+        }
+        let results: DnsResults = serde_json::from_slice(&parsed)?;
+        if results.answers.len() != queries.len() {
+            return Err(PluginError::new(format!(
+                "host answered {} of {} DNS queries",
+                results.answers.len(),
+                queries.len()
+            )));
+        }
+        Ok(results.answers)
+    }
+}
+
+/// Stands in for [`HostApi::dns`] when the host's table is 1.0 (which ends before it); never
+/// called, since [`Host::dns`] checks the minor first.
+unsafe extern "C" fn no_dns(_ctx: *mut std::ffi::c_void, _request: ByteSlice, _out: *mut Buffer) -> i32 {
+    RC_ERROR
+}
+
+/// Reads the host's table, only as far as its minor version has fields.
+///
+/// # Safety
+/// `host` points at a table of the layout its `abi_minor` says (1.0: [`HostApiV1_0`]).
+unsafe fn read_host_table(host: *const HostApi) -> HostApi {
+    // SAFETY: every layout starts with the 1.0 one, so reading that prefix is valid.
+    let prefix = unsafe { (host as *const HostApiV1_0).read() };
+    if prefix.abi_minor >= 1 {
+        // SAFETY: a 1.1 (or later) host's table holds every field of ours.
+        return unsafe { host.read() };
+    }
+    HostApi {
+        abi_major: prefix.abi_major,
+        abi_minor: prefix.abi_minor,
+        ctx: prefix.ctx,
+        log: prefix.log,
+        http: prefix.http,
+        free: prefix.free,
+        dns: no_dns,
     }
 }
 
@@ -278,8 +393,9 @@ pub mod __private {
         let host = if host.is_null() {
             None
         } else {
-            // SAFETY: a non-null host pointer points at a HostApi valid until shutdown.
-            Some(unsafe { *host })
+            // SAFETY: a non-null host pointer points at a host table valid until shutdown, of
+            // the layout its minor version says.
+            Some(unsafe { read_host_table(host) })
         };
         // SAFETY: out is writable per the ABI.
         unsafe {
@@ -378,14 +494,18 @@ pub mod __private {
 /// The table's name and version are the crate's `CARGO_PKG_NAME` / `CARGO_PKG_VERSION`; the host
 /// keys caches by the name and version `describe` returns.
 ///
-/// `export_plugin!(MyProvider, abi_major = N)` builds a table claiming another ABI major; it
-/// exists for the host's refusal tests only.
+/// `export_plugin!(MyProvider, abi_major = N)` builds a table claiming another ABI major, and
+/// `export_plugin!(MyProvider, abi_major = N, abi_minor = M)` another version altogether; they
+/// exist for the host's version tests only.
 #[macro_export]
 macro_rules! export_plugin {
     ($provider:ty) => {
         $crate::export_plugin!($provider, abi_major = $crate::ABI_MAJOR);
     };
     ($provider:ty, abi_major = $major:expr) => {
+        $crate::export_plugin!($provider, abi_major = $major, abi_minor = $crate::ABI_MINOR);
+    };
+    ($provider:ty, abi_major = $major:expr, abi_minor = $minor:expr) => {
         // The generated glue is the plugin's FFI boundary; `unsafe` is confined to it.
         #[allow(unsafe_code)]
         const _: () = {
@@ -417,7 +537,7 @@ macro_rules! export_plugin {
 
             static TABLE: $crate::PluginTable = $crate::PluginTable {
                 abi_major: $major,
-                abi_minor: $crate::ABI_MINOR,
+                abi_minor: $minor,
                 name: $crate::StrRef::from_static(env!("CARGO_PKG_NAME")),
                 version: $crate::StrRef::from_static(env!("CARGO_PKG_VERSION")),
                 init,

@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 
 use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
-use tierd_plugin_api::{Description, HttpBatch, HttpResults};
+use tierd_plugin_api::{Description, DnsBatch, DnsResults, HttpBatch, HttpResults};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::dns::DnsCapability;
 use crate::error::HostError;
 use crate::http::HttpCapability;
 use crate::library::{HostCallbacks, PluginLibrary};
 use crate::protocol::{
-    encode, encode_enrich, read_frame, write_frame, FromPlugin, ToPlugin, PROTOCOL_VERSION,
+    encode, encode_enrich, read_frame, write_frame, FromPlugin, ToPlugin, CAPABILITIES, PROTOCOL_VERSION,
 };
 use crate::secret::Redactor;
 use crate::{Mode, PluginConfig};
@@ -74,6 +75,7 @@ pub(crate) struct CallContext {
     pub(crate) plugin: String,
     pub(crate) timeout: Duration,
     pub(crate) http: Arc<HttpCapability>,
+    pub(crate) dns: Arc<DnsCapability>,
     pub(crate) redactor: Redactor,
     pub(crate) init_config: Value,
 }
@@ -202,6 +204,18 @@ impl HostCallbacks for InProcessCallbacks {
         // Plugin calls run on their own thread, outside the runtime, where blocking on it is allowed.
         let responses = self.runtime.block_on(self.ctx.http.run(batch.requests, domains));
         serde_json::to_vec(&HttpResults { responses }).map_err(|e| e.to_string())
+    }
+
+    fn dns(&self, batch: &[u8]) -> Result<Vec<u8>, String> {
+        let batch: DnsBatch = serde_json::from_slice(batch).map_err(|e| format!("bad DNS batch: {e}"))?;
+        let domains = self
+            .batch_domains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // As for HTTP: plugin calls run on their own thread, outside the runtime.
+        let answers = self.runtime.block_on(self.ctx.dns.run(batch.queries, domains));
+        serde_json::to_vec(&DnsResults { answers }).map_err(|e| e.to_string())
     }
 }
 
@@ -574,6 +588,7 @@ impl Worker {
         let init = ToPlugin::Init {
             protocol: PROTOCOL_VERSION,
             config: spec.ctx.init_config.clone(),
+            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
         };
         match self.call(spec, encode(&init), Arc::default()).await {
             Ok(frame) => Ok(answer::<Value>(&frame).unwrap_or(Value::Null)),
@@ -594,7 +609,7 @@ impl Worker {
         self.next_start = Some(Instant::now() + backoff(self.failures));
     }
 
-    /// One request/answer exchange, serving the child's log and http messages meanwhile, all
+    /// One request/answer exchange, serving the child's log, http and dns messages meanwhile, all
     /// under the call timeout. Anything but a clean answer kills the child.
     async fn call(
         &mut self,
@@ -675,6 +690,12 @@ async fn converse(
             FromPlugin::Http { requests } => {
                 let responses = spec.ctx.http.run(requests, batch_domains.clone()).await;
                 write_frame(&mut process.stdin, &ToPlugin::HttpResult { responses })
+                    .await
+                    .map_err(|e| broken(format!("cannot write to the plugin process: {e}")))?;
+            }
+            FromPlugin::Dns { queries } => {
+                let answers = spec.ctx.dns.run(queries, batch_domains.clone()).await;
+                write_frame(&mut process.stdin, &ToPlugin::DnsResult { answers })
                     .await
                     .map_err(|e| broken(format!("cannot write to the plugin process: {e}")))?;
             }

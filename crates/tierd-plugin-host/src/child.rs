@@ -1,7 +1,7 @@
 //! The child side of `isolated` mode: `tierd plugin-host --library PATH` loads one plugin library
 //! and serves the stdio protocol for it, so a crash or hang in the plugin kills only this process.
 //!
-//! HTTP requests are relayed to the parent rather than run here: the parent owns the one HTTP
+//! HTTP requests and DNS queries are relayed to the parent rather than run here: the parent owns the one HTTP
 //! client, so the allowlist, rate limit and counters hold across restarts and across the several
 //! children of one plugin, and the child needs no async runtime or TLS stack.
 
@@ -11,8 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tierd_plugin_api::HttpBatch;
-use tierd_plugin_api::HttpResults;
+use tierd_plugin_api::{DnsBatch, DnsResults, HttpBatch, HttpResults};
 
 use crate::library::{HostCallbacks, PluginLibrary};
 use crate::protocol::{read_frame_sync, write_frame_sync, FromPlugin, ToPlugin};
@@ -80,6 +79,25 @@ impl HostCallbacks for Relay {
                 serde_json::to_vec(&HttpResults { responses }).map_err(|e| e.to_string())
             }
             Ok(Some(other)) => Err(format!("host answered an http request with {other:?}")),
+            Ok(None) => Err("the host closed the channel".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn dns(&self, batch: &[u8]) -> Result<Vec<u8>, String> {
+        let batch: DnsBatch = serde_json::from_slice(batch).map_err(|e| format!("bad DNS batch: {e}"))?;
+        // As for HTTP: the lock is held until the answer arrives.
+        let mut channel = self.channel.lock().unwrap_or_else(|p| p.into_inner());
+        channel
+            .send(&FromPlugin::Dns {
+                queries: batch.queries,
+            })
+            .map_err(|e| format!("cannot reach the host: {e}"))?;
+        match channel.receive() {
+            Ok(Some(ToPlugin::DnsResult { answers })) => {
+                serde_json::to_vec(&DnsResults { answers }).map_err(|e| e.to_string())
+            }
+            Ok(Some(other)) => Err(format!("host answered a dns request with {other:?}")),
             Ok(None) => Err("the host closed the channel".to_owned()),
             Err(e) => Err(e.to_string()),
         }
@@ -159,6 +177,7 @@ fn handle(plugin: &PluginLibrary, message: ToPlugin) -> Result<Value, String> {
             parse(plugin.enrich(&request)?)
         }
         ToPlugin::HttpResult { .. } => Err("unexpected http_result: no HTTP request is pending".to_owned()),
+        ToPlugin::DnsResult { .. } => Err("unexpected dns_result: no DNS query is pending".to_owned()),
         ToPlugin::Shutdown => Ok(Value::Null),
     }
 }

@@ -74,6 +74,9 @@ pub struct PluginConfig {
     /// Routes hosts to fixed addresses (tests, demo): `{"api.example.com" = "127.0.0.1:8080", "*" = ...}`.
     #[serde(default)]
     pub resolve: BTreeMap<String, String>,
+    /// The DNS capability (`[plugins.<name>.dns]`).
+    #[serde(default)]
+    pub dns: DnsSettings,
     /// The plugin's own settings, passed to `init`.
     #[serde(default)]
     pub config: Map<String, Value>,
@@ -90,6 +93,47 @@ pub struct PluginConfig {
 /// Variables every plugin process gets when set: the search path and the locale.
 const BASE_ENV: &[&str] = &["PATH", "LANG", "LANGUAGE", "TZ"];
 
+/// `[plugins.<name>.dns]`: the plugin's DNS capability (TXT and MX lookups, plugin ABI 1.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Whether the plugin may resolve names at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Nameservers as `IP:port` [default: the system's, from `/etc/resolv.conf`]; tests point
+    /// this at a local responder.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// Names the plugin may query besides the domains of the accounts in its batch and their
+    /// subdomains (`"example.com"`, `"*.example.com"`, `"*"`).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Queries per minute [default: unlimited].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Longest one query may take.
+    #[serde(default = "default_dns_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            enabled: true,
+            nameservers: Vec::new(),
+            allow: Vec::new(),
+            rate_limit_per_minute: None,
+            timeout_ms: default_dns_timeout_ms(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_dns_timeout_ms() -> u64 {
+    5_000
+}
 fn default_timeout_ms() -> u64 {
     30_000
 }
@@ -123,6 +167,7 @@ impl Default for PluginConfig {
             http_timeout_ms: default_http_timeout_ms(),
             max_message_bytes: default_max_message_bytes(),
             resolve: BTreeMap::new(),
+            dns: DnsSettings::default(),
             config: Map::new(),
             api_key_env: None,
             env: Vec::new(),
@@ -206,6 +251,14 @@ impl PluginConfig {
             if name.is_empty() || name.contains('=') {
                 out.push(("env", format!("{name:?} is not an environment variable name")));
             }
+        }
+        for server in &self.dns.nameservers {
+            if server.parse::<std::net::SocketAddr>().is_err() {
+                out.push(("dns.nameservers", format!("{server:?} is not an IP:port address")));
+            }
+        }
+        if self.dns.timeout_ms == 0 {
+            out.push(("dns.timeout_ms", "must be at least 1".to_owned()));
         }
         for (host, addr) in &self.resolve {
             if addr.parse::<std::net::SocketAddr>().is_err() {

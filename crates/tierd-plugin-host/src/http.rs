@@ -325,7 +325,7 @@ fn certificate_issuer(der: &[u8]) -> Option<String> {
 
 /// Whether `host` matches one of `patterns`: exact names, `*`, `*.suffix`, or `{account.domain}`
 /// (a batch domain or one of its subdomains).
-fn host_allowed(host: &str, patterns: &[String], batch_domains: &[String]) -> bool {
+pub(crate) fn host_allowed(host: &str, patterns: &[String], batch_domains: &[String]) -> bool {
     let within = |domain: &str| {
         host == domain
             || (host.len() > domain.len()

@@ -11,8 +11,9 @@
 //! (batched by the plugin's preferred size, `concurrency` batches in flight, results cached per
 //! plugin, plugin version and account key through a [`FactsCache`]), and check every returned
 //! fact against the types the plugin declared. Plugins reach the network only through the host's
-//! HTTP capability (allowlist, timeouts, rate limit, counters); in isolated mode the child relays
-//! HTTP requests to the parent so those limits hold in one place.
+//! HTTP capability and, since plugin ABI 1.1, its DNS capability (each with its allowlist,
+//! timeouts, rate limit and counters); in isolated mode the child relays HTTP requests and DNS
+//! queries to the parent so those limits hold in one place.
 //!
 //! Must not depend on the connectors or the store: it sees accounts only as plugin requests.
 
@@ -23,6 +24,7 @@ mod backend;
 mod cache;
 pub mod child;
 mod config;
+mod dns;
 mod error;
 mod http;
 mod keyhash;
@@ -33,7 +35,8 @@ mod set;
 
 pub use backend::HostOptions;
 pub use cache::{CacheKey, CachedResult, FactsCache, Lookup, MemoryCache};
-pub use config::{Mode, PluginConfig};
+pub use config::{DnsSettings, Mode, PluginConfig};
+pub use dns::DnsCounters;
 pub use error::HostError;
 pub use http::HttpCounters;
 pub use secret::Secret;

@@ -17,6 +17,8 @@ pub(crate) trait HostCallbacks: Send + Sync {
     fn log(&self, level: u32, message: &str);
     /// Runs an `HttpBatch` JSON, answering `HttpResults` JSON, or an error message.
     fn http(&self, batch: &[u8]) -> Result<Vec<u8>, String>;
+    /// Resolves a `DnsBatch` JSON, answering `DnsResults` JSON, or an error message.
+    fn dns(&self, batch: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// A loaded plugin library and the host table handed to its `init`.
@@ -84,6 +86,7 @@ impl PluginLibrary {
             log: log_callback,
             http: http_callback,
             free: free_callback,
+            dns: dns_callback,
         });
         Ok(PluginLibrary {
             table,
@@ -165,12 +168,32 @@ unsafe extern "C" fn log_callback(ctx: *mut c_void, level: u32, message: ByteSli
 }
 
 unsafe extern "C" fn http_callback(ctx: *mut c_void, request: ByteSlice, out: *mut Buffer) -> i32 {
+    // SAFETY: forwarded from the plugin, which follows the ABI.
+    unsafe { capability_call(ctx, request, out, "HTTP", |cb, bytes| cb.http(bytes)) }
+}
+
+unsafe extern "C" fn dns_callback(ctx: *mut c_void, request: ByteSlice, out: *mut Buffer) -> i32 {
+    // SAFETY: forwarded from the plugin, which follows the ABI.
+    unsafe { capability_call(ctx, request, out, "DNS", |cb, bytes| cb.dns(bytes)) }
+}
+
+/// Runs one capability call for the plugin, answering its JSON (or an error) in `out`.
+///
+/// # Safety
+/// `ctx` is ours, `request` valid for the call, `out` null or valid for writes.
+unsafe fn capability_call(
+    ctx: *mut c_void,
+    request: ByteSlice,
+    out: *mut Buffer,
+    what: &str,
+    call: impl FnOnce(&Arc<dyn HostCallbacks>, &[u8]) -> Result<Vec<u8>, String>,
+) -> i32 {
     let answer = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the plugin passes a slice valid for this call, and our ctx.
         let (cb, bytes) = unsafe { (callbacks(ctx), request.as_slice()) };
-        cb.http(bytes)
+        call(cb, bytes)
     }))
-    .unwrap_or_else(|_| Err("the host's HTTP capability panicked".to_owned()));
+    .unwrap_or_else(|_| Err(format!("the host's {what} capability panicked")));
     let (rc, bytes) = match answer {
         Ok(bytes) => (RC_OK, bytes),
         Err(error) => (
@@ -186,6 +209,6 @@ unsafe extern "C" fn http_callback(ctx: *mut c_void, request: ByteSlice, out: *m
 }
 
 unsafe extern "C" fn free_callback(_ctx: *mut c_void, buf: Buffer) {
-    // SAFETY: only buffers made by http_callback (Buffer::from_vec in this binary) come back here.
+    // SAFETY: only buffers made by capability_call (Buffer::from_vec in this binary) come back here.
     drop(unsafe { buf.into_vec() });
 }

@@ -9,11 +9,15 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tierd_plugin_api::{HttpRequest, HttpResponse};
+use tierd_plugin_api::{DnsAnswer, DnsQuery, HttpRequest, HttpResponse};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Protocol version, sent in `init`.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What the host offers, sent in `init` (`capabilities`): a plugin sends `dns` only to a host
+/// listing it (hosts before it send no list).
+pub const CAPABILITIES: &[&str] = &["http", "dns"];
 
 /// Host to plugin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +29,9 @@ pub enum ToPlugin {
         protocol: u32,
         /// The `[plugins.<name>.config]` table, secrets resolved.
         config: Value,
+        /// The host's capabilities ([`CAPABILITIES`]); absent from hosts before DNS.
+        #[serde(default)]
+        capabilities: Vec<String>,
     },
     /// Answer: `ok` with a `Description` body.
     Describe,
@@ -37,6 +44,11 @@ pub enum ToPlugin {
     HttpResult {
         /// One per request.
         responses: Vec<HttpResponse>,
+    },
+    /// The answer to the plugin's `dns` message, answers in query order.
+    DnsResult {
+        /// One per query.
+        answers: Vec<DnsAnswer>,
     },
     /// Last message; the plugin exits (the host kills it after a grace period).
     Shutdown,
@@ -69,6 +81,11 @@ pub enum FromPlugin {
     Http {
         /// Run concurrently.
         requests: Vec<HttpRequest>,
+    },
+    /// Asks the host to resolve DNS queries; the host answers with `dns_result` before anything else.
+    Dns {
+        /// Resolved concurrently.
+        queries: Vec<DnsQuery>,
     },
 }
 
@@ -200,6 +217,11 @@ mod tests {
     fn messages_use_the_documented_json() {
         let m = serde_json::to_value(ToPlugin::Describe).unwrap();
         assert_eq!(m, serde_json::json!({"kind": "describe"}));
+        let dns: FromPlugin =
+            serde_json::from_str(r#"{"kind":"dns","queries":[{"name":"acme.test","type":"MX"}]}"#).unwrap();
+        assert!(matches!(dns, FromPlugin::Dns { queries } if queries[0] == DnsQuery::mx("acme.test")));
+        let init: ToPlugin = serde_json::from_str(r#"{"kind":"init","protocol":1,"config":{}}"#).unwrap();
+        assert!(matches!(init, ToPlugin::Init { capabilities, .. } if capabilities.is_empty()));
         let log: FromPlugin = serde_json::from_str(r#"{"kind":"log","message":"hi"}"#).unwrap();
         assert!(matches!(log, FromPlugin::Log { level, .. } if level == "info"));
     }

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::backend::{Backend, CallContext, HostOptions};
 use crate::cache::{CachedResult, FactsCache, Lookup, MemoryCache};
+use crate::dns::{DnsCapability, DnsCounters};
 use crate::error::HostError;
 use crate::http::{HttpCapability, HttpCounters};
 use crate::keyhash::KeyHashState;
@@ -131,10 +132,12 @@ struct RunningPlugin {
     key_version: Arc<str>,
     backend: Backend,
     http: Arc<HttpCapability>,
+    dns: Arc<DnsCapability>,
     facts: HashMap<String, FactType>,
     signals: HashSet<String>,
     ttl: Duration,
-    /// Whether the allowlist holds `{account.domain}`, so calls need their batch's domains.
+    /// Whether calls need their batch's domains: the HTTP allowlist holds `{account.domain}`, or
+    /// the DNS capability is on (it allows the batch's domains).
     needs_batch_domains: bool,
 }
 
@@ -224,6 +227,14 @@ impl PluginSet {
             .map(|p| p.http.counters())
     }
 
+    /// DNS counters of one plugin.
+    pub fn dns_counters(&self, plugin: &str) -> Option<DnsCounters> {
+        self.plugins
+            .iter()
+            .find(|p| p.info.name == plugin)
+            .map(|p| p.dns.counters())
+    }
+
     /// Enriches `accounts` through every plugin, using fresh cache entries. `as_of` is the run's
     /// date (`YYYY-MM-DD`). An account's `key` is chosen by the host when empty; its `state` is
     /// replaced by what the plugin returned last time.
@@ -294,10 +305,12 @@ async fn start_one(
     }
     let (init_config, redactor) = crate::secret::init_config(name, cfg)?;
     let http = Arc::new(HttpCapability::new(name, cfg)?);
+    let dns = Arc::new(DnsCapability::new(name, &cfg.dns)?);
     let ctx = Arc::new(CallContext {
         plugin: name.to_owned(),
         timeout: Duration::from_millis(cfg.timeout_ms),
         http: http.clone(),
+        dns: dns.clone(),
         redactor,
         init_config,
     });
@@ -319,7 +332,7 @@ async fn start_one(
         allowed_hosts: http.allowed_hosts(),
         batch_size,
     };
-    let needs_batch_domains = http.permits_batch_domains();
+    let needs_batch_domains = http.permits_batch_domains() || cfg.dns.enabled;
     tracing::info!(plugin = %name, version = %d.version, mode = cfg.mode.as_str(), "plugin started");
     Ok(RunningPlugin {
         key_name: Arc::from(name),
@@ -327,6 +340,7 @@ async fn start_one(
         info,
         backend,
         http,
+        dns,
         facts: d.facts.iter().map(|f| (f.name.clone(), f.fact_type)).collect(),
         signals: d.signals.into_iter().collect(),
         ttl: Duration::from_secs(cfg.cache_ttl_secs),
@@ -551,7 +565,7 @@ async fn run_batch(
 ) -> Vec<(usize, Settled)> {
     let name = &plugin.info.name;
     let account = |b: &Asked| &all[b.account];
-    // Only `{account.domain}` in the allowlist reads them; most plugins never do.
+    // Only `{account.domain}` in the HTTP allowlist and the DNS capability read them.
     let domains: Arc<Vec<String>> = match plugin.needs_batch_domains {
         true => Arc::new(batch.iter().filter_map(|b| account(b).domain.clone()).collect()),
         false => Arc::default(),

@@ -69,7 +69,7 @@ async fn hello_runs_in_each_library_mode_and_is_cached() {
     for mode in [Mode::InProcess, Mode::Isolated] {
         let set = load("hello", PluginConfig::library(cdylib("tierd-plugin-hello"), mode)).await;
         let info = &set.plugins()[0];
-        assert_eq!((info.abi.as_str(), info.mode, info.facts.len()), ("1.0", mode, 2));
+        assert_eq!((info.abi.as_str(), info.mode, info.facts.len()), ("1.1", mode, 2));
 
         let out = set
             .enrich(
@@ -118,8 +118,8 @@ async fn the_python_exec_example_speaks_the_protocol() {
 async fn a_library_of_another_abi_major_is_refused_in_every_mode() {
     for mode in [Mode::InProcess, Mode::Isolated] {
         let error = load_error(PluginConfig::library(cdylib("tierd-test-abi-mismatch"), mode)).await;
-        assert!(error.contains("was built for plugin ABI 999.0"), "{error}");
-        assert!(error.contains("this host speaks ABI 1.0"), "{error}");
+        assert!(error.contains("was built for plugin ABI 999.1"), "{error}");
+        assert!(error.contains("this host speaks ABI 1.1"), "{error}");
     }
 }
 
@@ -382,6 +382,164 @@ async fn http_goes_through_the_allowlist_and_the_routes() {
         assert_eq!((counters.requests, counters.refused, counters.errors), (1, 1, 0));
         set.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn a_plugin_of_the_previous_minor_loads_and_runs_in_each_library_mode() {
+    let addr = serve_ok().await;
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let mut cfg = PluginConfig::library(cdylib("tierd-test-abi-1-0"), mode);
+        cfg.resolve.insert("*".into(), addr.to_string());
+        let set = load("old", cfg).await;
+        assert_eq!(set.plugins()[0].abi, "1.0", "{mode:?}");
+        let mut a = account("a", "A");
+        a.facts
+            .insert("test.url".into(), json!("http://allowed.test/company"));
+        let out = set.enrich("2026-11-24", vec![a]).await;
+        assert_eq!(facts(&out[0].results[0].outcome)["old.status"], 200, "{mode:?}");
+        set.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn dns_resolves_batch_domains_through_the_configured_nameserver_in_each_mode() {
+    use tierd_emulators::{DnsConfig, DnsEmulator};
+    let responder = DnsEmulator::start(
+        DnsConfig::new()
+            .txt("acme.test", "acme-mail-verification=1f2e")
+            .txt_strings("acme.test", &["v=spf1 include:acme-mail.test ", "~all"])
+            .mx("acme.test", 10, "mx1.acme-mail.test")
+            .txt("outside.test", "never asked"),
+    )
+    .await
+    .unwrap();
+    let mut asked = 0;
+    for mode in [Mode::InProcess, Mode::Isolated] {
+        let mut cfg = misbehaving(mode);
+        cfg.dns.nameservers = vec![responder.addr().to_string()];
+        let set = load("dns", cfg).await;
+        assert_eq!(set.plugins()[0].abi, "1.1");
+        let out = set.enrich("2026-11-24", vec![account("acme", "dns")]).await;
+        let got = facts(&out[0].results[0].outcome);
+        assert_eq!(
+            got["test.dns"],
+            json!([
+                "TXT acme-mail-verification=1f2e",
+                "TXT v=spf1 include:acme-mail.test |~all",
+                "MX 10 mx1.acme-mail.test"
+            ]),
+            "{mode:?}"
+        );
+        let refused = got["test.error"].as_str().unwrap();
+        assert!(
+            refused.starts_with("refused: outside.test is neither the domain of an account"),
+            "{refused}"
+        );
+        let counters = set.dns_counters("dns").unwrap();
+        assert_eq!(
+            (counters.queries, counters.refused, counters.errors),
+            (2, 1, 0),
+            "{mode:?}"
+        );
+        asked += 2;
+        assert_eq!(
+            responder.queries(),
+            asked,
+            "{mode:?}: the refused name never reached the server"
+        );
+        set.shutdown().await;
+    }
+}
+
+/// An exec plugin (any language) asks through a `dns` message once `init` lists the capability.
+const EXEC_DNS_PLUGIN: &str = r#"
+import json, struct, sys
+IN, OUT = sys.stdin.buffer, sys.stdout.buffer
+def read():
+    header = IN.read(4)
+    if len(header) < 4:
+        sys.exit(0)
+    return json.loads(IN.read(struct.unpack(">I", header)[0]))
+def send(message):
+    body = json.dumps(message).encode()
+    OUT.write(struct.pack(">I", len(body)) + body)
+    OUT.flush()
+capabilities = []
+while True:
+    m = read()
+    if m["kind"] == "init":
+        capabilities = m.get("capabilities", [])
+        send({"kind": "ok", "body": {}})
+    elif m["kind"] == "describe":
+        send({"kind": "ok", "body": {"name": "exec-dns", "version": "1",
+              "facts": [{"name": "x.mx", "type": "string_list"}]}})
+    elif m["kind"] == "enrich":
+        results = []
+        for a in m["request"]["accounts"]:
+            mx = []
+            if "dns" in capabilities:
+                send({"kind": "dns", "queries": [{"name": a["domain"], "type": "MX"}]})
+                answer = read()
+                assert answer["kind"] == "dns_result", answer
+                mx = ["%s %d" % (r["exchange"], r["preference"]) for r in answer["answers"][0]["records"]]
+            results.append({"key": a["key"], "facts": {"x.mx": mx}})
+        send({"kind": "ok", "body": {"results": results}})
+    else:
+        sys.exit(0)
+"#;
+
+#[tokio::test]
+async fn an_exec_plugin_resolves_through_dns_messages() {
+    use tierd_emulators::{DnsConfig, DnsEmulator};
+    let responder = DnsEmulator::start(DnsConfig::new().mx("acme.test", 5, "mx.acme.test"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("exec_dns.py");
+    std::fs::write(&script, EXEC_DNS_PLUGIN).unwrap();
+    let mut cfg = PluginConfig::exec("python3").with_args([script.to_str().unwrap()]);
+    cfg.dns.nameservers = vec![responder.addr().to_string()];
+    let set = load("exec-dns", cfg).await;
+    let out = set.enrich("2026-11-24", vec![account("acme", "Acme")]).await;
+    assert_eq!(
+        facts(&out[0].results[0].outcome)["x.mx"],
+        json!(["mx.acme.test 5"])
+    );
+    assert_eq!(set.dns_counters("exec-dns").unwrap().queries, 1);
+    set.shutdown().await;
+}
+
+#[tokio::test]
+async fn dns_turned_off_or_over_its_rate_limit_answers_errors_not_failures() {
+    use tierd_emulators::{DnsConfig, DnsEmulator};
+    let responder = DnsEmulator::start(DnsConfig::new().txt("acme.test", "x"))
+        .await
+        .unwrap();
+    let mut off = misbehaving(Mode::InProcess);
+    off.dns.enabled = false;
+    let set = load("off", off).await;
+    let out = set.enrich("2026-11-24", vec![account("acme", "dns")]).await;
+    let got = facts(&out[0].results[0].outcome);
+    assert_eq!(got["test.dns"], json!([]));
+    assert!(got["test.error"]
+        .as_str()
+        .unwrap()
+        .contains("dns.enabled = false"));
+    set.shutdown().await;
+
+    let mut limited = misbehaving(Mode::Isolated);
+    limited.dns.nameservers = vec![responder.addr().to_string()];
+    limited.dns.rate_limit_per_minute = Some(1);
+    limited.dns.timeout_ms = 50;
+    let set = load("limited", limited).await;
+    let out = set.enrich("2026-11-24", vec![account("acme", "dns")]).await;
+    let got = facts(&out[0].results[0].outcome);
+    // One slot a minute: one of the two allowed queries runs, the other is refused.
+    assert_eq!(got["test.dns"].as_array().unwrap().len(), 1, "{got:?}");
+    let counters = set.dns_counters("limited").unwrap();
+    assert_eq!((counters.queries, counters.refused), (1, 2));
+    assert_eq!(responder.queries(), 1);
+    set.shutdown().await;
 }
 
 #[tokio::test]

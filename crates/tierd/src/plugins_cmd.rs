@@ -339,6 +339,8 @@ fn check(settings: &Settings, path: &Path, opts: CheckOptions<'_>) -> anyhow::Re
         let addr = rt.block_on(serve_page(html))?;
         cfg.resolve.insert(SAMPLE_DOMAIN.to_owned(), addr.to_string());
         cfg.config.entry("scheme").or_insert_with(|| "http".into());
+        // A saved page has no DNS records: the sample domain is not asked of the system's resolver.
+        cfg.dns.enabled = false;
     }
     let load = |name: String, cfg: PluginConfig| {
         let configs = BTreeMap::from([(name, cfg)]);

@@ -38,6 +38,9 @@ pub(crate) struct Config {
     pub(crate) stylesheets: usize,
     /// Fetch `/robots.txt` and the paths `probe` patterns name, when any rule uses them.
     pub(crate) site_files: bool,
+    /// Resolve the TXT and MX records of each account's domain through the host's DNS
+    /// capability, when any rule has `dns` patterns.
+    pub(crate) dns: bool,
 }
 
 impl Default for Config {
@@ -54,11 +57,12 @@ impl Default for Config {
             strict_rules: false,
             stylesheets: 0,
             site_files: true,
+            dns: true,
         }
     }
 }
 
-const KNOWN_KEYS: [&str; 11] = [
+const KNOWN_KEYS: [&str; 12] = [
     "scheme",
     "paths",
     "rules_path",
@@ -70,6 +74,7 @@ const KNOWN_KEYS: [&str; 11] = [
     "strict_rules",
     "stylesheets",
     "site_files",
+    "dns",
 ];
 
 /// The technographic provider.
@@ -166,10 +171,12 @@ impl Technographic {
                 ),
             );
         }
-        if rules.uses("dns") {
+        if rules.uses("dns") && !config.dns {
+            host.log(Level::Info, "dns patterns are not used: dns = false");
+        } else if rules.uses("dns") && !host.has_dns() {
             host.log(
                 Level::Warn,
-                "dns patterns cannot match: the host offers no DNS resolver capability",
+                "dns patterns cannot match: the host offers no DNS capability (plugin ABI 1.1 and later do)",
             );
         }
         if rules.uses("certIssuer") && config.scheme != "https" {
@@ -254,6 +261,10 @@ impl Technographic {
                     "site_files",
                     "fetch /robots.txt and probed paths when rules use them (true)",
                 ),
+                field(
+                    "dns",
+                    "resolve each domain's TXT and MX records when rules have dns patterns (true)",
+                ),
             ],
         }
     }
@@ -332,6 +343,9 @@ impl Technographic {
         }
         if self.config.stylesheets > 0 && self.rules.uses("css") {
             self.add_stylesheets(&targets, &mut sites)?;
+        }
+        if self.config.dns && self.rules.uses("dns") && self.host.has_dns() {
+            self.add_dns(&targets, &mut sites);
         }
         for (i, pages) in sites {
             let account = &request.accounts[i];
@@ -429,6 +443,55 @@ impl Technographic {
             }
         }
         Ok(())
+    }
+
+    /// Resolves the TXT and MX records of each readable site's domain (without a leading
+    /// `www.`, as the reference asks) into its home page's `dns`, in the reference's shapes: a TXT
+    /// record's strings joined by a space, an MX record as `exchange preference`. A query that
+    /// fails leaves that type empty, as the reference does; a batch the host cannot run is
+    /// logged and the pages are matched without DNS.
+    fn add_dns(&self, targets: &[(usize, String)], sites: &mut [(usize, Result<Vec<Page>, String>)]) {
+        let mut queries = Vec::new();
+        let mut asked = Vec::new();
+        for (n, ((_, origin), (_, pages))) in targets.iter().zip(sites.iter()).enumerate() {
+            if pages.is_err() {
+                continue;
+            }
+            let host = origin.split_once("://").map_or(origin.as_str(), |(_, h)| h);
+            let host = host.split(':').next().unwrap_or(host);
+            let domain = host.strip_prefix("www.").unwrap_or(host);
+            queries.push(DnsQuery::txt(domain));
+            queries.push(DnsQuery::mx(domain));
+            asked.push(n);
+        }
+        if queries.is_empty() {
+            return;
+        }
+        let answers = match self.host.dns(&queries) {
+            Ok(answers) => answers,
+            Err(e) => {
+                self.host.log(
+                    Level::Warn,
+                    format!("DNS lookups failed; dns patterns skipped: {e}"),
+                );
+                return;
+            }
+        };
+        for (n, pair) in asked.into_iter().zip(answers.chunks(2)) {
+            let Ok(pages) = &mut sites[n].1 else { continue };
+            for answer in pair {
+                if let Some(e) = &answer.error {
+                    self.host.log(Level::Debug, format!("DNS: {e}"));
+                }
+                for record in &answer.records {
+                    let (kind, value) = match record {
+                        DnsRecord::Txt { strings } => ("txt", strings.join(" ")),
+                        DnsRecord::Mx { preference, exchange } => ("mx", format!("{exchange} {preference}")),
+                    };
+                    pages[0].dns.entry(kind.to_owned()).or_default().push(value);
+                }
+            }
+        }
     }
 
     /// Turns one site's pages into the account's result.
@@ -833,6 +896,90 @@ mod tests {
         let mut p = Technographic::new(config, host).unwrap();
         let r = &enrich(&mut p, "2026-01-01", vec![account("secure.test", Value::Null)])[0];
         assert_eq!(techs(r), ["Let's Encrypt"]);
+    }
+
+    #[test]
+    fn dns_records_of_the_domain_reach_dns_patterns_in_the_reference_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("technologies.json");
+        // The TXT pattern spans the space the reference puts between a record's strings; the
+        // MX pattern reads the preference after the exchange, as the reference writes it.
+        std::fs::write(
+            &rules,
+            r#"{"Mailer": {"cats": [1], "dns": {"TXT": "mailer-verification=ab cd",
+                                                 "MX": "mx\\.mailer\\.test (\\d+)\\;version:\\1"}}}"#,
+        )
+        .unwrap();
+        let asked: Arc<Mutex<Vec<DnsQuery>>> = Arc::default();
+        let log = asked.clone();
+        let host = Host::with_http(|requests| {
+            requests
+                .iter()
+                .map(|_| HttpResponse {
+                    status: 200,
+                    body: "<html></html>".into(),
+                    ..HttpResponse::default()
+                })
+                .collect()
+        })
+        .with_dns(move |queries| {
+            log.lock().unwrap().extend_from_slice(queries);
+            queries
+                .iter()
+                .map(|q| match (q.name.as_str(), q.kind) {
+                    ("acme.test", DnsKind::Txt) => DnsAnswer {
+                        records: vec![DnsRecord::Txt {
+                            strings: vec!["mailer-verification=ab".into(), "cd".into()],
+                        }],
+                        error: None,
+                    },
+                    ("acme.test", DnsKind::Mx) => DnsAnswer {
+                        records: vec![DnsRecord::Mx {
+                            preference: 10,
+                            exchange: "mx.mailer.test".into(),
+                        }],
+                        error: None,
+                    },
+                    _ => DnsAnswer::failed("refused"),
+                })
+                .collect()
+        });
+        let config = json!({"paths": [], "rules_path": rules.to_str().unwrap()});
+        let mut p = Technographic::new(config.clone(), host.clone()).unwrap();
+        let r = &enrich(
+            &mut p,
+            "2026-01-01",
+            vec![
+                account("www.acme.test", Value::Null),
+                account("other.test", Value::Null),
+            ],
+        );
+        assert_eq!(techs(&r[0]), ["Mailer"]);
+        assert_eq!(
+            r[0].facts["technographic.detections"],
+            json!(["Mailer 10 (100%)"])
+        );
+        assert_eq!(
+            techs(&r[1]),
+            Vec::<String>::new(),
+            "a refused query detects nothing"
+        );
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [
+                DnsQuery::txt("acme.test"),
+                DnsQuery::mx("acme.test"),
+                DnsQuery::txt("other.test"),
+                DnsQuery::mx("other.test")
+            ]
+        );
+
+        let mut config = config;
+        config["dns"] = json!(false);
+        let mut off = Technographic::new(config, host).unwrap();
+        let r = &enrich(&mut off, "2026-01-01", vec![account("acme.test", Value::Null)]);
+        assert_eq!(techs(&r[0]), Vec::<String>::new());
+        assert_eq!(asked.lock().unwrap().len(), 4, "dns = false asks nothing");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! write; run it isolated only), `hang`, `oversized` (a 2 MiB answer), `bad_facts` (an undeclared
 //! fact and a mistyped one), `undeclared_signal`, `http` (GETs the URL in the account's `test.url`
 //! fact), `log` (logs a line including the configured api_key), `env` (`test.env`: the process's
-//! environment as `NAME=VALUE` strings). Any other name is answered
+//! environment as `NAME=VALUE` strings), `dns` (resolves the TXT and MX records of the account's
+//! domain, and the TXT records of `outside.test`, which the host must refuse). Any other name is answered
 //! normally with `test.seen` = how many batches this instance served and `test.state` echoing
 //! the state it got back. `noop` batches answer empty results (the overhead benchmark).
 //! Config: `{"fail_init": true}` refuses to start.
@@ -47,6 +48,7 @@ impl Provider for Misbehaving {
                 FactSpec::new("test.error", FactType::String),
                 FactSpec::new("test.blob", FactType::String),
                 FactSpec::new("test.env", FactType::StringList),
+                FactSpec::new("test.dns", FactType::StringList),
             ],
             signals: vec!["test_signal".into()],
             hosts: vec!["allowed.test".into()],
@@ -122,6 +124,27 @@ impl Provider for Misbehaving {
                         .http(vec![HttpRequest::get(url).header("X-Api-Key", &self.api_key)])?;
                     r.facts.insert("test.status".into(), json!(answers[0].status));
                     if let Some(e) = &answers[0].error {
+                        r.facts.insert("test.error".into(), json!(e));
+                    }
+                }
+                "dns" => {
+                    let domain = account.domain.clone().unwrap_or_default();
+                    let queries = [
+                        DnsQuery::txt(&domain),
+                        DnsQuery::mx(&domain),
+                        DnsQuery::txt("outside.test"),
+                    ];
+                    let answers = self.host.dns(&queries)?;
+                    let records: Vec<String> = answers[..2]
+                        .iter()
+                        .flat_map(|a| &a.records)
+                        .map(|record| match record {
+                            DnsRecord::Txt { strings } => format!("TXT {}", strings.join("|")),
+                            DnsRecord::Mx { preference, exchange } => format!("MX {preference} {exchange}"),
+                        })
+                        .collect();
+                    r.facts.insert("test.dns".into(), json!(records));
+                    if let Some(e) = answers.iter().find_map(|a| a.error.as_ref()) {
                         r.facts.insert("test.error".into(), json!(e));
                     }
                 }
