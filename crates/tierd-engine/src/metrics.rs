@@ -39,7 +39,15 @@ pub struct ExtraGauges {
     pub connector: Option<(String, HttpStats)>,
     /// Each plugin's name and HTTP counters.
     pub plugins: Vec<(String, HttpCounters)>,
+    /// Rejected pushes held in the store: (the CRM's reason, permanent, records), most first;
+    /// `None` when not read.
+    pub rejections: Option<Vec<(String, bool, u64)>>,
 }
+
+/// Reasons exported as labels at most; the rest are summed under `other`.
+const MAX_REJECTION_REASONS: usize = 20;
+/// Characters of a reason kept in its label.
+const MAX_REASON_CHARS: usize = 120;
 
 /// Locks a counter map; a panic elsewhere while holding it leaves plain numbers, still usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,6 +140,30 @@ impl Metrics {
                 .map(|(t, n)| (labels(&[("tier", t)]), n.load(Ordering::Relaxed).to_string()))
                 .collect(),
         );
+        if let Some(rejections) = &extra.rejections {
+            let mut samples: Vec<(String, String)> = Vec::new();
+            let mut other = [0u64; 2];
+            for (i, (reason, permanent, n)) in rejections.iter().enumerate() {
+                let state = if *permanent { "permanent" } else { "pending" };
+                if i < MAX_REJECTION_REASONS {
+                    let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+                    samples.push((labels(&[("state", state), ("reason", &reason)]), n.to_string()));
+                } else {
+                    other[usize::from(*permanent)] += n;
+                }
+            }
+            for (state, n) in [("pending", other[0]), ("permanent", other[1])] {
+                if n > 0 {
+                    samples.push((labels(&[("state", state), ("reason", "other")]), n.to_string()));
+                }
+            }
+            family(
+                "tierd_rejected_pushes",
+                "gauge",
+                "Records the CRM rejected, held in the store now, by state and the CRM's reason.",
+                samples,
+            );
+        }
         family(
             "tierd_pushes_total",
             "counter",
@@ -347,6 +379,10 @@ mod tests {
                     latency_micros: 2_000_000,
                 },
             )],
+            rejections: Some(vec![
+                ("INVALID_OPTION: \"tier_1\"".into(), true, 3),
+                ("rate limited".into(), false, 1),
+            ]),
         };
         let text = m.render(&extra);
         for line in [
@@ -357,6 +393,8 @@ mod tests {
             "tierd_pushes_total{outcome=\"written\"} 10",
             "tierd_errors_total{stage=\"push\"} 1",
             "tierd_accounts_processed_total 100",
+            "tierd_rejected_pushes{state=\"permanent\",reason=\"INVALID_OPTION: \\\"tier_1\\\"\"} 3",
+            "tierd_rejected_pushes{state=\"pending\",reason=\"rate limited\"} 1",
             "tierd_accounts_quarantined_total 2",
             "tierd_plugin_calls_total{plugin=\"firmographic\",result=\"ok\"} 1",
             "tierd_plugin_calls_total{plugin=\"firmographic\",result=\"error\"} 1",

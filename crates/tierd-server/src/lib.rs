@@ -366,6 +366,7 @@ impl DaemonView for Pipeline {
         ExtraGauges {
             connector: Some((connector.kind().to_string(), connector.http_stats())),
             plugins,
+            rejections: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use tierd_core::Date;
 mod demo;
 mod emulate;
 mod explain;
+mod pending_cmd;
 mod plugins_cmd;
 mod progress;
 mod score_file;
@@ -106,6 +107,11 @@ enum Command {
     Plugins {
         #[command(subcommand)]
         action: plugins_cmd::PluginsAction,
+    },
+    /// Records the CRM rejected, held in the store: list them, or retry them at the next run.
+    Pending {
+        #[command(subcommand)]
+        action: pending_cmd::PendingAction,
     },
     /// The child process of an isolated plugin (started by tierd itself).
     #[command(hide = true)]
@@ -259,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
+        Command::Pending { action } => pending_cmd::run(&action, &load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),

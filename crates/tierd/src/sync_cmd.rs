@@ -81,6 +81,9 @@ impl SyncArgs {
     }
 }
 
+/// Rejection reasons named in the run summary.
+const TOP_REJECTION_REASONS: usize = 5;
+
 /// Runs `tierd sync --once`.
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
@@ -111,9 +114,13 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
         if interactive {
             eprintln!();
         }
+        let rejections = pipeline.store().rejection_summary().await;
         pipeline.shutdown().await;
         let report = report?;
-        print_report(&mut std::io::stdout().lock(), &report)?;
+        let mut out = std::io::stdout().lock();
+        print_report(&mut out, &report)?;
+        // The top reasons, not only a count: what to fix in the CRM.
+        crate::pending_cmd::print_rejections(&mut out, &rejections?, TOP_REJECTION_REASONS)?;
         Ok(match report.status {
             RunStatus::Succeeded => ExitCode::SUCCESS,
             _ => ExitCode::from(1),

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -38,10 +38,6 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Largest page of `GET /api/v1/tiers?tier=` and `GET /api/v1/runs`.
 const MAX_LIMIT: u32 = 1000;
-/// Accounts read per store page while filtering a tier listing.
-const SCAN_PAGE: u32 = 1000;
-/// Accounts scanned at most per tier-listing request; the answer's `next_after` continues.
-const MAX_SCAN: usize = 50_000;
 /// Manual runs waiting at most: more is a client looping, not an operator.
 const MAX_QUEUED: usize = 16;
 
@@ -234,9 +230,13 @@ pub fn router(state: ApiState, token: auth::Token) -> Router {
         .route("/api/v1/runs", get(list_runs).post(queue_run))
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/schedule", get(schedule))
+        .route("/api/v1/accounts", get(list_accounts))
         .route("/api/v1/accounts/{id}", get(get_account))
         .route("/api/v1/tiers", get(tiers))
+        .route("/api/v1/pyramid", get(pyramid))
+        .route("/api/v1/movements", get(movements))
         .route("/api/v1/pending-pushes", get(pending_pushes))
+        .route("/api/v1/pending-pushes/retry", post(retry_pending))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
@@ -271,7 +271,20 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    let text = s.metrics.render(&s.view.http_gauges());
+    let mut extra = s.view.http_gauges();
+    // Rejections held in the store, whichever process or run recorded them.
+    match s.store.rejection_summary().await {
+        Ok(groups) => {
+            extra.rejections = Some(
+                groups
+                    .into_iter()
+                    .map(|g| (g.reason, g.permanent, g.records))
+                    .collect(),
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read rejected pushes"),
+    }
+    let text = s.metrics.render(&extra);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
@@ -469,51 +482,166 @@ struct TiersQuery {
     after: Option<String>,
 }
 
-async fn tiers(State(s): State<ApiState>, query: Query<TiersQuery>) -> ApiResult {
-    let counts = s.store.tier_counts().await?;
-    let mut body = json!({
-        "counts": Tier::ALL.iter().zip(counts).map(|(t, n)| (t.as_str().to_string(), json!(n)))
+fn parse_tier(tier: Option<&str>) -> Result<Option<Tier>, ApiError> {
+    tier.filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(|e| ApiError::bad_request(format!("tier: {e}"))))
+        .transpose()
+}
+
+fn counts_json(totals: &tierd_store::TierCounts) -> Value {
+    json!({
+        "counts": Tier::ALL.iter().zip(totals.counts).map(|(t, n)| (t.as_str().to_string(), json!(n)))
             .collect::<serde_json::Map<_, _>>(),
-        "total": counts.iter().sum::<u64>(),
-    });
-    let Some(tier) = &query.tier else {
+        "total": totals.total,
+    })
+}
+
+/// Counts per tier (kept by the store, not recomputed) and, with `tier`, a page of that tier's
+/// accounts read through the `(tier, id)` index: name, tier, score, coverage and reasons.
+async fn tiers(State(s): State<ApiState>, query: Query<TiersQuery>) -> ApiResult {
+    let mut body = counts_json(&s.store.tier_totals().await?);
+    let Some(tier) = parse_tier(query.tier.as_deref())? else {
         return Ok(Json(body).into_response());
     };
-    let tier: Tier = tier
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("tier: {e}")))?;
-    let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT) as usize;
-    // The store pages accounts by id; the tier filter is applied here with a bound on the rows
-    // read per request, and `next_after` tells the client where to continue.
-    let mut accounts = Vec::new();
-    let mut after = query.after.clone();
-    let mut scanned = 0;
-    let mut exhausted = false;
-    while accounts.len() < limit && scanned < MAX_SCAN {
-        let page = s.store.account_summaries(after.as_deref(), SCAN_PAGE).await?;
-        if page.is_empty() {
-            exhausted = true;
-            break;
-        }
-        for a in page {
-            scanned += 1;
-            after = Some(a.id.clone());
-            if a.tier == tier {
-                accounts.push(json!({
-                    "id": a.id, "score": a.score, "coverage": a.coverage,
-                    "potential_value": a.potential_value, "locked": a.locked,
-                    "pushed_tier": a.pushed_tier.map(Tier::as_str),
-                }));
-                if accounts.len() == limit {
-                    break;
-                }
-            }
-        }
-    }
+    let page = s
+        .store
+        .account_page(&tierd_store::AccountQuery {
+            tier: Some(tier),
+            search: None,
+            after: query.after.clone(),
+            limit: query.limit.unwrap_or(100).clamp(1, MAX_LIMIT),
+        })
+        .await?;
     body["tier"] = json!(tier.as_str());
-    body["accounts"] = Value::Array(accounts);
-    body["next_after"] = if exhausted { Value::Null } else { json!(after) };
+    body["accounts"] = serde_json::to_value(&page.accounts).unwrap_or(Value::Null);
+    body["next_after"] = json!(page.next_after);
     Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsQuery {
+    q: Option<String>,
+    tier: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// Accounts found by id, name or domain prefix, optionally of one tier, paged by cursor.
+async fn list_accounts(State(s): State<ApiState>, query: Query<AccountsQuery>) -> ApiResult {
+    let page = s
+        .store
+        .account_page(&tierd_store::AccountQuery {
+            tier: parse_tier(query.tier.as_deref())?,
+            search: query.q.clone(),
+            after: query.after.clone(),
+            limit: query.limit.unwrap_or(50).clamp(1, MAX_LIMIT),
+        })
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PyramidQuery {
+    runs: Option<u32>,
+}
+
+/// The pyramid now and after each recent committed run.
+async fn pyramid(State(s): State<ApiState>, query: Query<PyramidQuery>) -> ApiResult {
+    let now = s.store.tier_totals().await?;
+    let history = s
+        .store
+        .pyramid_history(query.runs.unwrap_or(30).clamp(1, MAX_LIMIT))
+        .await?;
+    Ok(Json(json!({ "now": now, "history": history })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MovementsQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// The two runs a movements report compares: as asked, else the last two committed runs.
+pub(crate) async fn movement_runs(
+    store: &Store,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Option<(RunId, RunId)>, ApiError> {
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(ApiError::bad_request(format!(
+                "from ({from}) must be an earlier run than to ({to})"
+            )));
+        }
+        return Ok(Some((RunId(from), RunId(to))));
+    }
+    let last = store.pyramid_history(2).await?;
+    Ok(match (last.as_slice(), from, to) {
+        ([.., latest], Some(from), None) => Some((RunId(from), latest.run)),
+        ([earlier, latest], None, None) => Some((earlier.run, latest.run)),
+        ([only], None, None) => Some((RunId(0), only.run)),
+        (_, None, Some(to)) => Some((RunId(0), RunId(to))),
+        _ => None,
+    })
+}
+
+/// How tiers moved between two runs (default: the last two committed runs).
+async fn movements(State(s): State<ApiState>, query: Query<MovementsQuery>) -> ApiResult {
+    let Some((from, to)) = movement_runs(&s.store, query.from, query.to).await? else {
+        return Err(ApiError::not_found("no committed run yet"));
+    };
+    let report = s
+        .store
+        .movements(
+            from,
+            to,
+            query.after.as_deref(),
+            query.limit.unwrap_or(100).clamp(1, MAX_LIMIT),
+        )
+        .await?;
+    Ok(Json(report).into_response())
+}
+
+/// What `POST /api/v1/pending-pushes/retry` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Every held rejection.
+    #[serde(default)]
+    pub all: bool,
+    /// These accounts' rejections.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+}
+
+async fn retry_pending(State(s): State<ApiState>, body: Option<Json<RetryRequest>>) -> ApiResult {
+    let Some(Json(request)) = body else {
+        return Err(ApiError::bad_request(
+            "send {\"all\": true} or {\"accounts\": [\"hubspot:1\", ...]} with Content-Type: application/json",
+        ));
+    };
+    let retried = retry(&s.store, &request).await?;
+    Ok(Json(json!({ "retried": retried })).into_response())
+}
+
+/// Makes the asked rejections due at the next run (the API's and the dashboard's one way).
+pub(crate) async fn retry(store: &Store, request: &RetryRequest) -> Result<u64, ApiError> {
+    let retried = match (request.all, request.accounts.is_empty()) {
+        (true, true) => store.retry_pending(None).await?,
+        (false, false) => store.retry_pending(Some(&request.accounts)).await?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either all: true or a list of accounts",
+            ))
+        }
+    };
+    tracing::info!(retried, "rejected pushes rescheduled for the next run");
+    Ok(retried)
 }
 
 async fn pending_pushes(State(s): State<ApiState>) -> ApiResult {
