@@ -102,6 +102,14 @@ impl Metrics {
         entry.2 += seconds;
     }
 
+    /// Each plugin's calls so far: (plugin, succeeded, failed, seconds), by name.
+    pub fn plugin_calls(&self) -> Vec<(String, u64, u64, f64)> {
+        lock(&self.plugin_calls)
+            .iter()
+            .map(|(name, (ok, failed, secs))| (name.clone(), *ok, *failed, *secs))
+            .collect()
+    }
+
     /// The Prometheus text exposition (version 0.0.4) of every counter and of `extra`.
     pub fn render(&self, extra: &ExtraGauges) -> String {
         let mut out = String::with_capacity(4096);

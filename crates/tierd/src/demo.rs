@@ -637,7 +637,7 @@ filter = "warn,sqlx=warn"
             instance: tierd_engine::instance_name(),
             schema: Arc::new(pipeline.schema().clone()),
         };
-        let router = tierd_server::api::router(state, settings_token);
+        let router = tierd_server::app(state, settings_token);
         let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));
         say!(self, "\n== 4. Admin API on http://{address}");
         let (status, body) = http_get(address, "/api/v1/tiers", &self.api_token).await?;

@@ -124,7 +124,7 @@ impl RunQueue {
         self.added.notified().await;
     }
 
-    fn snapshot(&self) -> Vec<ManualRun> {
+    pub(crate) fn snapshot(&self) -> Vec<ManualRun> {
         self.queued
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -148,7 +148,7 @@ impl RunQueue {
         *self.next.lock().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
-    fn next(&self) -> Option<NextRuns> {
+    pub(crate) fn next(&self) -> Option<NextRuns> {
         *self.next.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -185,15 +185,24 @@ impl ApiError {
         }
     }
 
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// The status and the message.
+    pub(crate) fn parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
+
     fn unauthorized(message: &str) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, message)
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
@@ -298,7 +307,7 @@ struct RunsQuery {
     limit: Option<u32>,
 }
 
-fn schedule_json(next: Option<NextRuns>) -> Value {
+pub(crate) fn schedule_json(next: Option<NextRuns>) -> Value {
     let time = |t: Option<Timestamp>| t.map(rfc3339);
     match next {
         Some(n) => json!({ "full": time(n.full), "incremental": time(n.incremental) }),
@@ -320,7 +329,7 @@ async fn list_runs(State(s): State<ApiState>, query: Query<RunsQuery>) -> ApiRes
     .into_response())
 }
 
-fn run_json(run: &tierd_store::Run) -> Value {
+pub(crate) fn run_json(run: &tierd_store::Run) -> Value {
     json!({
         "id": run.id,
         "kind": run.kind,
@@ -381,8 +390,18 @@ async fn schedule(State(s): State<ApiState>) -> ApiResult {
 }
 
 async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    match account_detail(&s, &id).await? {
+        Some(body) => Ok(Json(body).into_response()),
+        None => Err(ApiError::not_found(format!("no account '{id}' in the store"))),
+    }
+}
+
+/// One account as the API and the dashboard show it: facts with sources and ages, score
+/// breakdown, tier history, signals, what was pushed, a pending push, the lock.
+pub(crate) async fn account_detail(s: &ApiState, id: &str) -> Result<Option<Value>, ApiError> {
+    let id = id.to_string();
     let Some(account) = s.store.account(&id).await? else {
-        return Err(ApiError::not_found(format!("no account '{id}' in the store")));
+        return Ok(None);
     };
     let history = s.store.tier_history(&id, 50).await?;
     let signals = s.store.signals(&id).await?;
@@ -410,7 +429,7 @@ async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
             "next_attempt_at": rfc3339(p.next_attempt_at), "first_failed_at": rfc3339(p.first_failed_at),
         })
     });
-    Ok(Json(json!({
+    Ok(Some(json!({
         "id": account.id,
         "name": account.name,
         "domain": account.domain,
@@ -431,8 +450,7 @@ async fn get_account(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
         "pending_push": pending,
         "tier_history": history,
         "signals": signals,
-    }))
-    .into_response())
+    })))
 }
 
 /// The date an account's facts were scored as of (stored with its explanation), else today.
@@ -650,6 +668,11 @@ async fn pending_pushes(State(s): State<ApiState>) -> ApiResult {
 }
 
 async fn plugins(State(s): State<ApiState>) -> Json<Value> {
+    Json(plugins_json(&s))
+}
+
+/// The running plugins with their HTTP counters (the API's and the dashboard's).
+pub(crate) fn plugins_json(s: &ApiState) -> Value {
     let gauges = s.view.http_gauges();
     let plugins: Vec<Value> = s
         .view
@@ -671,7 +694,7 @@ async fn plugins(State(s): State<ApiState>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({ "plugins": plugins }))
+    json!({ "plugins": plugins })
 }
 
 async fn openapi() -> Response {
