@@ -165,9 +165,11 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// The reason texts of a stored explanation's `positive` or `negative` list.
+/// The reason texts of a stored explanation's `positive` or `negative` list (the engine stores
+/// the model's explanation under `detail`, beside the one-line `reasons`).
 fn reason_texts(explanation: &serde_json::Value, key: &str, max: usize) -> Vec<String> {
-    explanation[key]
+    let detail = explanation.get("detail").unwrap_or(explanation);
+    detail[key]
         .as_array()
         .map(|list| {
             list.iter()
@@ -207,21 +209,42 @@ fn listing_from_row(row: &impl StoreRow) -> Result<AccountListing, StoreError> {
     })
 }
 
-/// One tier's accounts (or all) after a cursor. `$1` tier or NULL, `$2` cursor or NULL, `$3`
-/// limit; search adds `$4` the exact id, `$5..$6` the lower-cased prefix range and `$7` the
-/// same prefix as a LIKE pattern (exact on every collation; the range lets the index serve it).
-const PAGE_SQL: &str = "SELECT id, name, domain, tier, score, coverage, locked, pushed_tier, explanation
-    FROM accounts
-    WHERE ($1 IS NULL OR tier = $1) AND ($2 IS NULL OR id > $2)
-    ORDER BY id LIMIT $3";
-
-const SEARCH_SQL: &str = "SELECT id, name, domain, tier, score, coverage, locked, pushed_tier, explanation
-    FROM accounts
-    WHERE ($1 IS NULL OR tier = $1) AND ($2 IS NULL OR id > $2)
-      AND (id = $4
-           OR (lower(name) >= $5 AND lower(name) < $6 AND lower(name) LIKE $7 ESCAPE '\\')
-           OR (lower(domain) >= $5 AND lower(domain) < $6 AND lower(domain) LIKE $7 ESCAPE '\\'))
-    ORDER BY id LIMIT $3";
+/// The listing's statement: only the conditions asked for, so each backend's planner sees a
+/// plain `tier = ? AND id > ? ORDER BY id` and walks the `(tier, id)` index (SQLite does not fold
+/// `? IS NULL OR ...` away). `$1` is the limit; the tier, cursor and search follow in that order.
+/// A search matches the id exactly, or the lower-cased name or domain by prefix: a range the
+/// index serves, plus the same prefix as a LIKE pattern, exact on every collation.
+fn page_sql(tier: bool, after: bool, search: bool) -> String {
+    let mut conditions = Vec::new();
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if tier {
+        conditions.push(format!("tier = ${}", next()));
+    }
+    if after {
+        conditions.push(format!("id > ${}", next()));
+    }
+    if search {
+        let (id, lo, hi, like) = (next(), next(), next(), next());
+        conditions.push(format!(
+            "(id = ${id}
+              OR (lower(name) >= ${lo} AND lower(name) < ${hi} AND lower(name) LIKE ${like} ESCAPE '\\')
+              OR (lower(domain) >= ${lo} AND lower(domain) < ${hi} AND lower(domain) LIKE ${like} ESCAPE '\\'))"
+        ));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "SELECT id, name, domain, tier, score, coverage, locked, pushed_tier, explanation
+         FROM accounts {filter} ORDER BY id LIMIT $1"
+    )
+}
 
 /// The tiers' pending delta rows beyond which a read folds them (PostgreSQL appends one per tier
 /// and statement that changed it; SQLite keeps one row per tier).
@@ -236,39 +259,33 @@ impl Store {
         // One row more than asked tells whether there is a next page.
         let fetch = i64::from(limit) + 1;
         let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        let rows = match search {
-            None => with_pool!(self, pool => sqlx::query(PAGE_SQL)
-                .bind(tier)
-                .bind(q.after.as_deref())
-                .bind(fetch)
+        let sql = page_sql(tier.is_some(), q.after.is_some(), search.is_some());
+        // SQLite's lower() folds ASCII only; folding the same way keeps both backends' answers
+        // the same.
+        let prefix = search.map(str::to_ascii_lowercase);
+        let end = prefix
+            .as_deref()
+            .map(|p| prefix_end(p).unwrap_or_else(|| p.to_string()));
+        let pattern = prefix.as_deref().map(|p| format!("{}%", like_escaped(p)));
+        let rows = with_pool!(self, pool => {
+            let mut query = sqlx::query(&sql).bind(fetch);
+            if let Some(t) = tier {
+                query = query.bind(t);
+            }
+            if let Some(a) = q.after.as_deref() {
+                query = query.bind(a);
+            }
+            if let (Some(s), Some(p), Some(e), Some(l)) = (search, &prefix, &end, &pattern) {
+                query = query.bind(s).bind(p).bind(e).bind(l);
+            }
+            query
                 .fetch_all(pool)
                 .await
                 .map_err(query_error("list accounts", "accounts"))?
                 .iter()
                 .map(listing_from_row)
-                .collect::<Result<Vec<_>, _>>()?),
-            Some(s) => {
-                // SQLite's lower() folds ASCII only; folding the same way keeps both backends'
-                // answers the same.
-                let prefix = s.to_ascii_lowercase();
-                let end = prefix_end(&prefix).unwrap_or_else(|| prefix.clone());
-                let pattern = format!("{}%", like_escaped(&prefix));
-                with_pool!(self, pool => sqlx::query(SEARCH_SQL)
-                    .bind(tier)
-                    .bind(q.after.as_deref())
-                    .bind(fetch)
-                    .bind(s)
-                    .bind(&prefix)
-                    .bind(&end)
-                    .bind(&pattern)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(query_error("search accounts", "accounts"))?
-                    .iter()
-                    .map(listing_from_row)
-                    .collect::<Result<Vec<_>, _>>()?)
-            }
-        };
+                .collect::<Result<Vec<_>, _>>()?
+        });
         let mut accounts = rows;
         let next_after = if accounts.len() > limit as usize {
             accounts.truncate(limit as usize);

@@ -62,6 +62,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 const STYLE: &str = include_str!("assets/style.css");
 const TIME_JS: &str = include_str!("assets/time.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// Rows per accounts page.
 const ACCOUNTS_PER_PAGE: u32 = 50;
@@ -151,6 +152,7 @@ pub fn router(state: ApiState, token: Token) -> Router {
             "/assets/time.js",
             get(|| async { asset("text/javascript; charset=utf-8", TIME_JS) }),
         )
+        .route("/assets/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
         .merge(pages)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(d)
@@ -175,7 +177,7 @@ async fn security_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -404,12 +406,18 @@ async fn pyramid_page(State(d): State<Arc<Dashboard>>, Extension(s): Extension<S
             .iter()
             .map(|p| (format!("#{}", p.run), p.counts))
             .collect();
+        // A line needs two runs; the table below shows the first one alone.
+        let history_svg = if points.len() >= 2 {
+            svg::history(&points)
+        } else {
+            String::new()
+        };
         Ok(json!({
             "total": now.total,
             "tiers": tiers,
             "pyramid_svg": svg::pyramid(now.counts),
             "history": history,
-            "history_svg": svg::history(&points),
+            "history_svg": history_svg,
         }))
     }
     .await;
@@ -713,7 +721,10 @@ async fn account_page(
                 .collect()
         })
         .unwrap_or_default();
-    let explanation = &detail["explanation"];
+    // The engine stores the model's explanation under `detail`, beside the one-line reasons.
+    let explanation = detail["explanation"]
+        .get("detail")
+        .unwrap_or(&detail["explanation"]);
     let texts = |key: &str| -> Vec<String> {
         explanation[key]
             .as_array()
@@ -739,6 +750,9 @@ async fn account_page(
                 .collect()
         })
         .unwrap_or_default();
+    let score = detail["score"]
+        .as_f64()
+        .map_or(String::new(), |v| format!("{v:.2}"));
     let coverage = detail["coverage"]
         .as_f64()
         .map_or(String::new(), |c| format!("{:.0}%", c * 100.0));
@@ -750,7 +764,7 @@ async fn account_page(
         Some(&s),
         json!({
             "a": detail, "facts": facts, "up": texts("positive"), "down": texts("negative"),
-            "criteria": criteria, "coverage": coverage,
+            "criteria": criteria, "coverage": coverage, "score": score,
         }),
     )
 }

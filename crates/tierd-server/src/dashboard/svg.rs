@@ -23,28 +23,33 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// The pyramid now: one centred bar per tier, Tier 1 on top, widths by count (square-root
-/// scaled, so a small Tier 1 stays visible beside a large untiered base).
+/// scaled, so a small Tier 1 stays visible beside a large untiered base), each named with its
+/// count in a column at the left (dark text on white, readable whatever the bar's width).
 pub fn pyramid(counts: [u64; 4]) -> String {
-    let (w, row, gap) = (600.0_f64, 44.0_f64, 8.0_f64);
+    let (w, label_w, row, gap) = (640.0_f64, 170.0_f64, 40.0_f64, 8.0_f64);
     let h = 4.0 * (row + gap);
+    let bars = w - label_w;
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let mut out = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"pyramid-title\">\
          <title id=\"pyramid-title\">Accounts per tier</title>"
     );
     for (i, n) in counts.iter().enumerate() {
-        let width = ((*n as f64 / max).sqrt() * (w - 40.0)).max(2.0);
-        let x = (w - width) / 2.0;
+        let width = if *n == 0 {
+            0.0
+        } else {
+            ((*n as f64 / max).sqrt() * (bars - 10.0)).max(3.0)
+        };
+        let x = label_w + (bars - width) / 2.0;
         let y = i as f64 * (row + gap);
         let _ = write!(
             out,
             "<g><title>{label}: {count}</title>\
-             <rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{row}\" fill=\"{fill}\" rx=\"3\"></rect>\
-             <text x=\"{cx:.1}\" y=\"{ty:.1}\" class=\"bar-label\">{label}: {count}</text></g>",
+             <text x=\"0\" y=\"{ty:.1}\" class=\"bar-label\">{label}: {count}</text>\
+             <rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{row}\" fill=\"{fill}\" rx=\"3\"></rect></g>",
             label = TIER_LABELS[i],
             count = thousands(*n),
             fill = COLOURS[i],
-            cx = w / 2.0,
             ty = y + row / 2.0 + 5.0,
         );
     }
