@@ -113,6 +113,7 @@ fn environment() -> Environment<'static> {
             None => v.to_string(),
         }
     });
+    env.add_filter("score", |v: f64| format!("{v:.2}"));
     env.add_filter("time", |ms: i64| {
         Tmpl::from_safe_string(time_html(&rfc3339(Timestamp::from_millis(ms))))
     });
