@@ -38,6 +38,10 @@ impl Sink for CommitSink {
                 schema.missing.join(", ")
             );
         }
+        if !schema.created.is_empty() {
+            p.retry_permanent_rejections("tierd's fields were created in the CRM")
+                .await;
+        }
         Ok(())
     }
 

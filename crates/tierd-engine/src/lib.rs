@@ -391,8 +391,28 @@ impl Pipeline {
             )),
             Err(e) => Err(format!("{}: {e}", self.connector.kind())),
         };
-        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), result.clone()));
+        let failed_before = {
+            let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            let failed_before = matches!(checked.as_ref(), Some((_, Err(_))));
+            *checked = Some((Instant::now(), result.clone()));
+            failed_before
+        };
+        if failed_before && result.is_ok() {
+            // The CRM's schema check passes anew: whatever made records permanently invalid
+            // (a missing field or option) may be fixed, so they are tried again.
+            self.retry_permanent_rejections("the CRM's schema check passes again")
+                .await;
+        }
         result
+    }
+
+    /// Makes permanently rejected pushes pending again (the next run retries them), logging why.
+    pub(crate) async fn retry_permanent_rejections(&self, why: &str) {
+        match self.store.retry_permanent().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, why, "permanently rejected pushes will be retried"),
+            Err(e) => tracing::warn!(error = %e, "cannot reschedule permanently rejected pushes"),
+        }
     }
 
     /// The live scorer.

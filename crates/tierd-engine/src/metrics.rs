@@ -48,6 +48,8 @@ pub struct Metrics {
     quarantined: Counter,
     plugin_calls: Family<Labels, Counter>,
     plugin_seconds: Family<Labels, FloatCounter>,
+    /// plugin -> (ok calls, failed calls, seconds), for the dashboard's plugins page.
+    plugin_totals: Mutex<std::collections::BTreeMap<String, (u64, u64, f64)>>,
     extra: Arc<Mutex<ExtraGauges>>,
 }
 
@@ -61,7 +63,15 @@ pub struct ExtraGauges {
     /// The webhook outbox's deliveries per state (`Store::webhook_delivery_counts`, shared by
     /// every instance); `None` when the store could not be read.
     pub webhook_deliveries: Option<tierd_store::DeliveryCounts>,
+    /// Rejected pushes held in the store: (the CRM's reason, permanent, records), most first;
+    /// `None` when not read.
+    pub rejections: Option<Vec<(String, bool, u64)>>,
 }
+
+/// Reasons exported as labels at most; the rest are summed under `other`.
+const MAX_REJECTION_REASONS: usize = 20;
+/// Characters of a reason kept in its label.
+const MAX_REASON_CHARS: usize = 120;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -76,6 +86,7 @@ impl Default for Metrics {
             quarantined: Counter::default(),
             plugin_calls: Family::default(),
             plugin_seconds: Family::default(),
+            plugin_totals: Mutex::default(),
             extra: Arc::default(),
             registry: Registry::default(),
         };
@@ -173,6 +184,24 @@ impl Metrics {
         self.plugin_seconds
             .get_or_create(&labels(&[("plugin", plugin)]))
             .inc_by(seconds);
+        let mut totals = self.plugin_totals.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = totals.entry(plugin.to_owned()).or_default();
+        if ok {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+        entry.2 += seconds;
+    }
+
+    /// Each plugin's calls so far: (plugin, succeeded, failed, seconds), by name.
+    pub fn plugin_calls(&self) -> Vec<(String, u64, u64, f64)> {
+        self.plugin_totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, (ok, failed, secs))| (name.clone(), *ok, *failed, *secs))
+            .collect()
     }
 
     /// Accounts scored so far (for reports and tests).
@@ -357,6 +386,39 @@ impl Collector for HttpCollector {
                 )
             })
             .collect();
+        if let Some(rejections) = &extra.rejections {
+            let mut samples: Vec<(Labels, ConstGauge)> = Vec::new();
+            let mut other = [0u64; 2];
+            for (i, (reason, permanent, n)) in rejections.iter().enumerate() {
+                let state = if *permanent { "permanent" } else { "pending" };
+                if i < MAX_REJECTION_REASONS {
+                    let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+                    let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                    samples.push((
+                        labels(&[("state", state), ("reason", &reason)]),
+                        ConstGauge::new(n),
+                    ));
+                } else {
+                    other[usize::from(*permanent)] += n;
+                }
+            }
+            for (state, n) in [("pending", other[0]), ("permanent", other[1])] {
+                if n > 0 {
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    samples.push((
+                        labels(&[("state", state), ("reason", "other")]),
+                        ConstGauge::new(n),
+                    ));
+                }
+            }
+            family(
+                e,
+                "tierd_rejected_pushes",
+                "Records the CRM rejected, held in the store now, by state and the CRM's reason",
+                MetricType::Gauge,
+                samples,
+            )?;
+        }
         family(
             e,
             "tierd_webhook_deliveries",
@@ -408,6 +470,10 @@ mod tests {
                 pending: 3,
                 ..Default::default()
             }),
+            rejections: Some(vec![
+                ("INVALID_OPTION: \"tier_1\"".into(), true, 3),
+                ("rate limited".into(), false, 1),
+            ]),
         };
         let text = m.render(&extra);
         for line in [
@@ -418,6 +484,8 @@ mod tests {
             "tierd_pushes_total{outcome=\"written\"} 10",
             "tierd_errors_total{stage=\"push\"} 1",
             "tierd_accounts_processed_total 100",
+            "tierd_rejected_pushes{state=\"permanent\",reason=\"INVALID_OPTION: \\\"tier_1\\\"\"} 3",
+            "tierd_rejected_pushes{state=\"pending\",reason=\"rate limited\"} 1",
             "tierd_accounts_quarantined_total 2",
             "tierd_plugin_calls_total{plugin=\"firmographic\",result=\"ok\"} 1",
             "tierd_plugin_calls_total{plugin=\"firmographic\",result=\"error\"} 1",

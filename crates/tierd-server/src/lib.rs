@@ -33,9 +33,16 @@ use api::auth::Token;
 use api::{ApiState, DaemonView, ManualRun, RunQueue};
 
 pub mod api;
+pub mod dashboard;
 mod deliver;
 pub mod logging;
 pub mod schedule;
+
+/// Everything served at the admin address: the API under `/api/v1` (plus `/healthz`, `/readyz`,
+/// `/metrics`) and the dashboard at `/`, both authorised by the same admin token.
+pub fn app(state: ApiState, token: Token) -> axum::Router {
+    api::router(state.clone(), token.clone()).merge(dashboard::router(state, token))
+}
 
 /// How often a standby asks for leadership and a leader checks it still holds it: the bound on
 /// how long a dead leader goes unnoticed, besides the database's own detection of the dropped
@@ -99,7 +106,7 @@ async fn serve(settings: Arc<Settings>, token: Option<Token>) -> anyhow::Result<
             };
             let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(address = %address, "admin API listening");
-            let router = api::router(state, token);
+            let router = app(state, token);
             Some(tokio::spawn(api::serve(listener, router, api_stopped)))
         }
         _ => {
@@ -372,6 +379,7 @@ impl DaemonView for Pipeline {
             connector: Some((connector.kind().to_string(), connector.http_stats())),
             plugins,
             webhook_deliveries: None,
+            rejections: None,
         }
     }
 }

@@ -772,22 +772,6 @@ impl Store {
         Ok(changes)
     }
 
-    /// Accounts per tier: `[tier_1, tier_2, tier_3, untiered]`.
-    pub async fn tier_counts(&self) -> Result<[u64; 4], StoreError> {
-        let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT tier, COUNT(*) FROM accounts GROUP BY tier",
-        )
-        .fetch_all(pool)
-        .await)
-        .map_err(query_error("count accounts per tier", "accounts"))?;
-        let mut counts = [0u64; 4];
-        for (tier, n) in rows {
-            let tier: Tier = parse_col(&tier, "accounts", "tier", "(count)")?;
-            counts[Tier::ALL.iter().position(|t| *t == tier).unwrap_or(3)] = u64::try_from(n).unwrap_or(0);
-        }
-        Ok(counts)
-    }
-
     /// What was last pushed for each of `ids` that has been pushed at all.
     pub async fn last_pushed(&self, ids: &[String]) -> Result<HashMap<String, PushedState>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());

@@ -5,7 +5,7 @@
 //! facts, score, tier, explanation, what was last pushed, lock), `tier_history`, `facts_cache`,
 //! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected), `work_items` (the
 //! PostgreSQL work queue) and the webhook outbox (`webhook_events`, `webhook_deliveries`,
-//! `webhook_attempts`, `webhook_endpoints`). It must not depend on connectors or plugins: it stores their results as
+//! `webhook_attempts`, `webhook_endpoints`) and `tier_counts`; the reports read from them (`reports.rs`). It must not depend on connectors or plugins: it stores their results as
 //! JSON and domain types from `tierd-core`, and knows nothing of how they were obtained.
 //!
 //! # One store, two backends
@@ -53,6 +53,7 @@ mod cluster;
 mod error;
 mod migrate;
 mod outbox;
+mod reports;
 mod row;
 mod runs;
 mod signals;
@@ -78,6 +79,10 @@ pub use error::{redact_url, StoreError};
 pub use outbox::{
     AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryCounts, DeliveryId, DeliveryOutcome,
     DeliveryRecord, DeliveryState, DisabledEndpoint, NewEvent,
+};
+pub use reports::{
+    AccountListing, AccountPage, AccountQuery, Movement, MovementReport, PyramidPoint, RejectionGroup,
+    TierCounts, MAX_PAGE,
 };
 pub use runs::{Run, RunId, RunKind, RunStatus};
 pub use signals::{NewSignal, StoredSignal};

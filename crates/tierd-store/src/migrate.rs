@@ -44,6 +44,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_webhooks.sql"),
         postgres: include_str!("../migrations/postgres/0004_webhooks.sql"),
     },
+    // 5 is taken on another branch; the lead renumbers when merging.
+    Migration {
+        version: 6,
+        name: "reports",
+        sqlite: include_str!("../migrations/sqlite/0006_reports.sql"),
+        postgres: include_str!("../migrations/postgres/0006_reports.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

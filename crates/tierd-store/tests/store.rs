@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 use tierd_core::{Date, Tier};
 use tierd_store::{
-    BatchCommit, CachedFacts, DeliveryAttempt, DeliveryOutcome, DeliveryState, Engagement, NewEvent,
-    NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind, RunStatus, ScoredAccount, StoreError,
-    Timestamp,
+    AccountQuery, BatchCommit, CachedFacts, DeliveryAttempt, DeliveryOutcome, DeliveryState, Engagement,
+    NewEvent, NewSignal, PushRecord, RejectedPush, Rescored, RunId, RunKind, RunStatus, ScoredAccount,
+    StoreError, Timestamp,
 };
 
 use common::TestDb;
@@ -75,11 +75,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 4);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 6);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 4);
+        assert_eq!(again.schema_version().await.expect("schema version"), 6);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -87,7 +87,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 4 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 6 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
@@ -1310,3 +1310,260 @@ async fn events_are_written_with_their_cause_only(db: TestDb) {
     );
 }
 on_both_backends!(events_are_written_with_their_cause_only);
+
+fn explained(id: &str, name: &str, score: f64, tier: Tier) -> ScoredAccount {
+    ScoredAccount {
+        name: name.to_string(),
+        explanation: json!({
+            "positive": [{"text": format!("{name} fits"), "impact": 1.0}],
+            "negative": [{"text": "no demo request", "impact": -0.5}],
+        }),
+        ..scored(id, score, tier)
+    }
+}
+
+async fn commit(db: &TestDb, run: RunId, accounts: Vec<ScoredAccount>) {
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: accounts,
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
+}
+
+async fn finished(db: &TestDb, run: RunId, pyramid: [u64; 4]) {
+    db.store
+        .finish_run(run, RunStatus::Succeeded, &json!({ "pyramid": pyramid }), None)
+        .await
+        .expect("finish");
+}
+
+/// Reports read by the API and the dashboard, on a fixture small enough to count by hand:
+/// run 1 tiers a1..a5 (T1: a1, a2; T2: a3; T3: a4; untiered: a5); run 2 moves a2 to T2 and a5
+/// to T3 and adds a6 in T1; run 3 moves a2 back to T1 (so between runs 1 and 3 it did not move).
+async fn reports_page_count_search_and_compare_runs(db: TestDb) {
+    let r1 = started_run(&db).await;
+    commit(
+        &db,
+        r1,
+        vec![
+            explained("a1", "Acme Corp", 4.8, Tier::Tier1),
+            explained("a2", "Beta Labs", 4.6, Tier::Tier1),
+            explained("a3", "acme widgets", 4.0, Tier::Tier2),
+            explained("a4", "Gamma 50%", 3.2, Tier::Tier3),
+            explained("a5", "Delta", 1.0, Tier::Untiered),
+        ],
+    )
+    .await;
+    finished(&db, r1, [2, 1, 1, 1]).await;
+    assert_eq!(db.store.tier_counts().await.expect("counts"), [2, 1, 1, 1]);
+
+    let r2 = started_run(&db).await;
+    commit(
+        &db,
+        r2,
+        vec![
+            explained("a2", "Beta Labs", 4.0, Tier::Tier2),
+            explained("a5", "Delta", 3.1, Tier::Tier3),
+            explained("a6", "Epsilon", 4.9, Tier::Tier1),
+            // Rescored with the same tier: not a move, and not counted twice.
+            explained("a1", "Acme Corp", 4.7, Tier::Tier1),
+        ],
+    )
+    .await;
+    finished(&db, r2, [2, 2, 2, 0]).await;
+    assert_eq!(db.store.tier_counts().await.expect("counts"), [2, 2, 2, 0]);
+    let r3 = started_run(&db).await;
+    commit(&db, r3, vec![explained("a2", "Beta Labs", 4.6, Tier::Tier1)]).await;
+    finished(&db, r3, [3, 1, 2, 0]).await;
+    let totals = db.store.tier_totals().await.expect("totals");
+    assert_eq!((totals.counts, totals.total), ([3, 1, 2, 0], 6));
+    // Folding the counts changes nothing.
+    db.store.compact_tier_counts().await.expect("compact");
+    assert_eq!(db.store.tier_counts().await.expect("counts"), [3, 1, 2, 0]);
+
+    // Tier 1 paged two at a time: a1, a2 then a6.
+    let q = |tier, search: Option<&str>, after: Option<&str>, limit| AccountQuery {
+        tier,
+        search: search.map(str::to_string),
+        after: after.map(str::to_string),
+        limit,
+    };
+    let page = db
+        .store
+        .account_page(&q(Some(Tier::Tier1), None, None, 2))
+        .await
+        .expect("page");
+    let ids: Vec<&str> = page.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    assert_eq!(page.next_after.as_deref(), Some("a2"));
+    assert_eq!(page.accounts[0].name, "Acme Corp");
+    assert_eq!(page.accounts[0].reasons_up, ["Acme Corp fits"]);
+    assert_eq!(page.accounts[0].reasons_down, ["no demo request"]);
+    let page = db
+        .store
+        .account_page(&q(Some(Tier::Tier1), None, Some("a2"), 2))
+        .await
+        .expect("page");
+    let ids: Vec<&str> = page.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!((ids, page.next_after), (vec!["a6"], None));
+
+    // Search: a name prefix in any case, a domain prefix, an exact id, LIKE wildcards literal.
+    let found = |page: tierd_store::AccountPage| page.accounts.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(
+        found(
+            db.store
+                .account_page(&q(None, Some("ACME"), None, 10))
+                .await
+                .expect("search")
+        ),
+        ["a1", "a3"]
+    );
+    assert_eq!(
+        found(
+            db.store
+                .account_page(&q(Some(Tier::Tier2), Some("acme"), None, 10))
+                .await
+                .expect("search")
+        ),
+        ["a3"]
+    );
+    assert_eq!(
+        found(
+            db.store
+                .account_page(&q(None, Some("a5.exa"), None, 10))
+                .await
+                .expect("search")
+        ),
+        ["a5"]
+    );
+    assert_eq!(
+        found(
+            db.store
+                .account_page(&q(None, Some("a4"), None, 10))
+                .await
+                .expect("search")
+        ),
+        ["a4"]
+    );
+    assert_eq!(
+        found(
+            db.store
+                .account_page(&q(None, Some("gamma 50%"), None, 10))
+                .await
+                .expect("search")
+        ),
+        ["a4"]
+    );
+    assert!(found(
+        db.store
+            .account_page(&q(None, Some("gamma 5_"), None, 10))
+            .await
+            .expect("search")
+    )
+    .is_empty());
+
+    // The pyramid per run, oldest first.
+    let history = db.store.pyramid_history(10).await.expect("history");
+    let points: Vec<(RunId, [u64; 4])> = history.iter().map(|p| (p.run, p.counts)).collect();
+    assert_eq!(
+        points,
+        [(r1, [2, 1, 1, 1]), (r2, [2, 2, 2, 0]), (r3, [3, 1, 2, 0])]
+    );
+
+    // From run 1 to run 3: a5 untiered -> T3, a6 new -> T1; a2 went down and back up (no move).
+    let report = db.store.movements(r1, r3, None, 10).await.expect("movements");
+    let mut expected = [[0u64; 4]; 5];
+    expected[3][2] = 1;
+    expected[4][0] = 1;
+    assert_eq!(report.matrix, expected);
+    let moves: Vec<(&str, Option<Tier>, Tier)> = report
+        .moves
+        .iter()
+        .map(|m| (m.account.as_str(), m.from, m.to))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("a5", Some(Tier::Untiered), Tier::Tier3),
+            ("a6", None, Tier::Tier1)
+        ]
+    );
+    assert_eq!(report.moves[0].name, "Delta");
+    assert_eq!(report.moves[0].reason, "score 3.1");
+    // From run 1 to run 2 a2 did move; paged one at a time.
+    let report = db.store.movements(r1, r2, None, 1).await.expect("movements");
+    assert_eq!(report.matrix[0][1], 1);
+    assert_eq!(report.moves[0].account, "a2");
+    assert_eq!(report.next_after.as_deref(), Some("a2"));
+}
+on_both_backends!(reports_page_count_search_and_compare_runs);
+
+async fn rejections_are_summarised_by_reason_and_retried(db: TestDb) {
+    let run = started_run(&db).await;
+    let accounts = ["r1", "r2", "r3", "r4"]
+        .map(|id| scored(id, 4.0, Tier::Tier2))
+        .to_vec();
+    let picklist = "INVALID_OPTION: tier_2 is not a picklist value";
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: accounts,
+            rejected: vec![
+                RejectedPush {
+                    retry_after: Some(Duration::from_secs(3600)),
+                    ..rejected("r1", Tier::Tier2, "rate limited", false)
+                },
+                rejected("r2", Tier::Tier2, picklist, true),
+                rejected("r3", Tier::Tier2, picklist, true),
+                rejected("r4", Tier::Tier2, "field is read-only", true),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
+    let groups: Vec<(String, bool, u64)> = db
+        .store
+        .rejection_summary()
+        .await
+        .expect("summary")
+        .into_iter()
+        .map(|g| (g.reason, g.permanent, g.records))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (picklist.to_string(), true, 2),
+            ("field is read-only".to_string(), true, 1),
+            ("rate limited".to_string(), false, 1),
+        ]
+    );
+
+    // Retrying one makes it pending and due; the others stay as they were.
+    assert_eq!(
+        db.store
+            .retry_pending(Some(&["r2".to_string(), "zz".to_string()]))
+            .await
+            .expect("retry"),
+        1
+    );
+    let due = |p: &tierd_store::PendingPush| !p.permanent && p.next_attempt_at <= Timestamp::now();
+    let pending = db.store.pending_pushes(true).await.expect("pending");
+    let state: Vec<(&str, bool)> = pending.iter().map(|p| (p.account.as_str(), due(p))).collect();
+    assert_eq!(state, [("r1", false), ("r2", true), ("r3", false), ("r4", false)]);
+    // The schema check passing again frees the permanent ones only.
+    assert_eq!(db.store.retry_permanent().await.expect("retry permanent"), 2);
+    assert!(db.store.pending_pushes(false).await.expect("pending").len() == 4);
+    // Everything.
+    assert_eq!(db.store.retry_pending(None).await.expect("retry all"), 4);
+    assert!(db
+        .store
+        .pending_pushes(true)
+        .await
+        .expect("pending")
+        .iter()
+        .all(due));
+}
+on_both_backends!(rejections_are_summarised_by_reason_and_retried);

@@ -635,9 +635,14 @@ filter = "warn,sqlx=warn"
             instance: tierd_engine::instance_name(),
             schema: Arc::new(pipeline.schema().clone()),
         };
-        let router = tierd_server::api::router(state, settings_token);
+        let router = tierd_server::app(state, settings_token);
         let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));
-        say!(self, "\n== 4. Admin API on http://{address}");
+        say!(self, "\n== 4. Admin API and dashboard on http://{address}");
+        say!(
+            self,
+            "  Dashboard: open http://{address}/ and sign in with the token {}",
+            self.api_token
+        );
         let (status, body) = http_get(address, "/api/v1/tiers", &self.api_token).await?;
         say!(self, "  GET /api/v1/tiers -> {status} {body}");
         say!(

@@ -14,6 +14,7 @@ mod demo;
 mod emulate;
 mod explain;
 mod export_cmd;
+mod pending_cmd;
 mod plugins_cmd;
 mod progress;
 mod report_cmd;
@@ -137,6 +138,11 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         action: webhooks_cmd::WebhooksAction,
+    },
+    /// Records the CRM rejected, held in the store: list them, or retry them at the next run.
+    Pending {
+        #[command(subcommand)]
+        action: pending_cmd::PendingAction,
     },
     /// The child process of an isolated plugin (started by tierd itself).
     #[command(hide = true)]
@@ -342,6 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
+        Command::Pending { action } => pending_cmd::run(&action, &load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, load(config)?),
         Command::Export { action } => export_cmd::run(action, load(config)?),

@@ -2,7 +2,7 @@
 //! summary at the end. Exit codes: 0 the run succeeded, 1 it failed or was stopped (the report
 //! says why; the next run resumes), 2 it could not start (configuration, store, another run).
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -85,6 +85,9 @@ impl SyncArgs {
     }
 }
 
+/// Rejection reasons named in the run summary.
+const TOP_REJECTION_REASONS: usize = 5;
+
 /// Runs `tierd sync --once`.
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
@@ -117,11 +120,15 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
             }
             _ => None,
         };
+        let rejections = pipeline.store().rejection_summary().await;
         pipeline.shutdown().await;
         let report = report?;
-        print_report(&mut std::io::stdout().lock(), &report)?;
+        let mut out = std::io::stdout().lock();
+        print_report(&mut out, &report)?;
+        // The top reasons, not only a count: what to fix in the CRM.
+        crate::pending_cmd::print_rejections(&mut out, &rejections?, TOP_REJECTION_REASONS)?;
         if let Some(line) = delivered {
-            println!("  {line}");
+            writeln!(out, "  {line}")?;
         }
         Ok(match report.status {
             RunStatus::Succeeded => ExitCode::SUCCESS,

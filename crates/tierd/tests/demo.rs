@@ -52,7 +52,8 @@ fn the_demo_runs_the_whole_loop_on_a_small_world() {
         "== 3. Incremental sync",
         "Movements:",
         "Top movements:",
-        "== 4. Admin API on http://127.0.0.1:",
+        "== 4. Admin API and dashboard on http://127.0.0.1:",
+        "Dashboard: open http://127.0.0.1:",
         "curl -H \"Authorization: Bearer ",
         "Demo finished in ",
     ] {

@@ -31,6 +31,7 @@ impl DaemonView for StandIn {
             connector: Some(("hubspot".into(), Default::default())),
             plugins: Vec::new(),
             webhook_deliveries: None,
+            rejections: None,
         }
     }
 }
@@ -341,6 +342,10 @@ async fn accounts_and_tiers_read_the_stored_state() {
         .filter_map(|a| a["id"].as_str())
         .collect();
     assert_eq!(ids, ["acc-0", "acc-2"]);
+    assert_eq!(page["accounts"][0]["name"], "Account acc-0");
+    assert_eq!(page["accounts"][0]["tier"], "tier_1");
+    assert_eq!(page["accounts"][0]["coverage"], 0.8);
+    assert!(page["accounts"][0]["reasons_up"].is_array());
     let next = page["next_after"].as_str().expect("more to come");
     let rest = get_ok(
         &a.router,
@@ -362,6 +367,93 @@ async fn accounts_and_tiers_read_the_stored_state() {
 
     let pending = get_ok(&a.router, "/api/v1/pending-pushes").await;
     assert_eq!(pending["pending"][0]["account"], "acc-0");
+}
+
+/// Rejections recorded before this process started (by `sync --once`, say) are in `/metrics`, and
+/// retrying one through the API makes it due at the next run.
+#[tokio::test]
+async fn held_rejections_are_metrics_and_can_be_retried() {
+    let a = api(Ok(())).await;
+    let run = a
+        .store
+        .begin_run(RunKind::Full, "m@1", "earlier")
+        .await
+        .expect("begin");
+    let reject = |id: &str, error: &str, permanent| RejectedPush {
+        account: id.into(),
+        tier: Tier::Tier1,
+        score_bucket: 4.0,
+        reason: "fits the ICP".into(),
+        error: error.into(),
+        permanent,
+        retry_after: Some(std::time::Duration::from_secs(86_400)),
+    };
+    let batch = BatchCommit {
+        run,
+        scored: (0..3)
+            .map(|i| scored(&format!("acc-{i}"), Tier::Tier1, 4.6))
+            .collect(),
+        rejected: vec![
+            reject("acc-0", "INVALID_OPTION: tier_1", true),
+            reject("acc-1", "INVALID_OPTION: tier_1", true),
+            reject("acc-2", "UNABLE_TO_LOCK_ROW", false),
+        ],
+        ..BatchCommit::default()
+    };
+    a.store.commit_batch(&batch).await.expect("commit");
+
+    let (_, text) = send(&a.router, Method::GET, "/metrics", Some(TOKEN), None).await;
+    let text = text.as_str().expect("text");
+    assert!(
+        text.contains("tierd_rejected_pushes{state=\"permanent\",reason=\"INVALID_OPTION: tier_1\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("tierd_rejected_pushes{state=\"pending\",reason=\"UNABLE_TO_LOCK_ROW\"} 1"));
+
+    let (status, body) = send(
+        &a.router,
+        Method::POST,
+        "/api/v1/pending-pushes/retry",
+        Some(TOKEN),
+        Some(json!({"accounts": ["acc-1"]})),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"retried": 1})));
+    let due: Vec<String> = a
+        .store
+        .pending_pushes(true)
+        .await
+        .expect("pending")
+        .into_iter()
+        .filter(|p| !p.permanent && p.next_attempt_at <= Timestamp::now())
+        .map(|p| p.account)
+        .collect();
+    assert_eq!(due, ["acc-1"]);
+    let (status, _) = send(
+        &a.router,
+        Method::POST,
+        "/api/v1/pending-pushes/retry",
+        Some(TOKEN),
+        Some(json!({"all": true, "accounts": ["acc-1"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, body) = send(
+        &a.router,
+        Method::POST,
+        "/api/v1/pending-pushes/retry",
+        Some(TOKEN),
+        Some(json!({"all": true})),
+    )
+    .await;
+    assert_eq!(body, json!({"retried": 3}));
+
+    // The listing, search and pyramid routes answer from the same store.
+    let found = get_ok(&a.router, "/api/v1/accounts?q=ACCOUNT%20ACC-2").await;
+    assert_eq!(found["accounts"][0]["id"], "acc-2");
+    assert_eq!(found["accounts"].as_array().map(Vec::len), Some(1));
+    let pyramid = get_ok(&a.router, "/api/v1/pyramid").await;
+    assert_eq!(pyramid["now"]["counts"], json!([3, 0, 0, 0]));
 }
 
 #[tokio::test]
