@@ -208,6 +208,35 @@ fn list(settings: &Settings) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// For `tierd config validate`: a warning for each configured plugin none of whose declared
+/// facts the model (or an engagement override) reads, since the host keeps only the facts the
+/// model's schema has a slot for; and for each plugin that cannot start to say what it provides.
+/// Starts the plugins (to read their `describe`), then stops them.
+pub fn unread_plugin_warnings(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    if settings.plugins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rt = runtime()?;
+    let (set, errors) = rt.block_on(PluginSet::start(&settings.plugins, &HostOptions::default()));
+    let mut warnings: Vec<String> = errors
+        .iter()
+        .map(|e| format!("cannot check which facts a plugin provides: {e}"))
+        .collect();
+    for info in set.plugins() {
+        if info.facts.iter().all(|f| settings.schema.slot(&f.name).is_none()) {
+            let facts: Vec<&str> = info.facts.iter().map(|f| f.name.as_str()).collect();
+            warnings.push(format!(
+                "plugins.{}: no criterion of model {} reads any of its facts ({}): its results would be dropped",
+                info.name,
+                settings.model.id(),
+                facts.join(", ")
+            ));
+        }
+    }
+    rt.block_on(set.shutdown());
+    Ok(warnings)
+}
+
 fn print_info(out: &mut impl std::io::Write, info: &PluginInfo) -> std::io::Result<()> {
     let facts: Vec<String> = info
         .facts
