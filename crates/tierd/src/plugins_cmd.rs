@@ -216,6 +216,8 @@ pub fn unread_plugin_warnings(settings: &Settings) -> anyhow::Result<Vec<String>
     if settings.plugins.is_empty() {
         return Ok(Vec::new());
     }
+    // Like every command that loads plugins, show what they log (their load report).
+    tierd_server::logging::init(&settings.log)?;
     let rt = runtime()?;
     let (set, errors) = rt.block_on(PluginSet::start(&settings.plugins, &HostOptions::default()));
     let mut warnings: Vec<String> = errors

@@ -841,4 +841,8 @@ fn config_validate_warns_about_a_plugin_whose_facts_nothing_reads() {
             && stderr.contains("(hello.name_length, hello.greeting)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("plugin started plugin=greeter"),
+        "logged: {stderr}"
+    );
 }
