@@ -323,6 +323,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         s.policy.thresholds[1],
                         s.policy.thresholds[2]
                     );
+                    for w in plugins_cmd::unread_plugin_warnings(&s)? {
+                        eprintln!("warning: {w}");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(LoadError::Io(e)) => Err(e),

@@ -151,9 +151,13 @@ fn configured_for<'a>(
     })
 }
 
-/// Whether two paths name one file: the same canonical path, or (cargo uplifts a library from
-/// `deps/` by a hard link) the same device and inode.
+/// Whether two paths name one plugin library: the same canonical path, the same device and inode
+/// (a hard link), or the same library file name (cargo builds `deps/libX.so` and copies it beside
+/// the binary as `libX.so`).
 fn same_file(a: &Path, b: &Path) -> bool {
+    if a.file_name().is_some() && a.file_name() == b.file_name() {
+        return true;
+    }
     if let (Ok(x), Ok(y)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         if x == y {
             return true;
@@ -219,6 +223,37 @@ fn list(settings: &Settings) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// For `tierd config validate`: a warning for each configured plugin none of whose declared
+/// facts the model (or an engagement override) reads, since the host keeps only the facts the
+/// model's schema has a slot for; and for each plugin that cannot start to say what it provides.
+/// Starts the plugins (to read their `describe`), then stops them.
+pub fn unread_plugin_warnings(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    if settings.plugins.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Like every command that loads plugins, show what they log (their load report).
+    tierd_server::logging::init(&settings.log)?;
+    let rt = runtime()?;
+    let (set, errors) = rt.block_on(PluginSet::start(&settings.plugins, &HostOptions::default()));
+    let mut warnings: Vec<String> = errors
+        .iter()
+        .map(|e| format!("cannot check which facts a plugin provides: {e}"))
+        .collect();
+    for info in set.plugins() {
+        if info.facts.iter().all(|f| settings.schema.slot(&f.name).is_none()) {
+            let facts: Vec<&str> = info.facts.iter().map(|f| f.name.as_str()).collect();
+            warnings.push(format!(
+                "plugins.{}: no criterion of model {} reads any of its facts ({}): its results would be dropped",
+                info.name,
+                settings.model.id(),
+                facts.join(", ")
+            ));
+        }
+    }
+    rt.block_on(set.shutdown());
+    Ok(warnings)
 }
 
 fn print_info(out: &mut impl std::io::Write, info: &PluginInfo) -> std::io::Result<()> {

@@ -824,3 +824,25 @@ fn plugins_check_uses_the_configured_table_and_the_plugin_s_own_name() {
         );
     }
 }
+
+/// A configured plugin whose facts no criterion reads is kept by nobody: `config validate` warns.
+#[test]
+fn config_validate_warns_about_a_plugin_whose_facts_nothing_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = greeter_config(dir.path());
+    let out = tierd(
+        &["config", "validate", "--config", config.to_str().expect("utf-8")],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: plugins.greeter: no criterion of model")
+            && stderr.contains("(hello.name_length, hello.greeting)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("plugin started plugin=greeter"),
+        "logged: {stderr}"
+    );
+}

@@ -1,7 +1,9 @@
-//! hello: the smallest useful tierd plugin. It greets every account and measures its name,
-//! and shows the whole SDK surface: config, describe, enrich and host logging.
+//! hello: the smallest useful tierd plugin. It greets every account, measures its name and
+//! signals a rename, and shows the whole SDK surface: config, describe, enrich, state kept by
+//! the host, signals and host logging. docs/plugins.md quotes this file; a test below keeps the
+//! guide's code identical to it.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tierd_plugin_api::prelude::*;
 
 /// Greets accounts with a configurable greeting (`[plugins.hello.config] greeting = "Hi"`).
@@ -27,7 +29,7 @@ impl Provider for Hello {
                 FactSpec::new("hello.name_length", FactType::Number),
                 FactSpec::new("hello.greeting", FactType::String),
             ],
-            signals: vec![],
+            signals: vec!["renamed".into()],
             hosts: vec![],
             batch_size: Some(100),
             rate_limit_per_minute: None,
@@ -45,6 +47,7 @@ impl Provider for Hello {
             Level::Debug,
             format!("greeting {} accounts", request.accounts.len()),
         );
+        let as_of = request.as_of;
         let results = request.accounts.into_iter().map(|account| {
             let mut result = AccountResult::new(account.key);
             result
@@ -54,6 +57,21 @@ impl Provider for Hello {
                 "hello.greeting".into(),
                 json!(format!("{}, {}!", self.greeting, account.name)),
             );
+            // `account.state` is what this plugin returned as `result.state` for this account
+            // last time: a `Value`, `Value::Null` the first time.
+            if let Some(old) = account.state.get("name").and_then(Value::as_str) {
+                if old != account.name {
+                    let mut detail = Map::new();
+                    detail.insert("from".into(), json!(old));
+                    result.signals.push(Signal {
+                        kind: "renamed".into(), // declared in describe().signals
+                        subject: Some(account.name.clone()),
+                        date: as_of.clone(), // "YYYY-MM-DD"
+                        detail,
+                    });
+                }
+            }
+            result.state = json!({ "name": account.name });
             result
         });
         Ok(EnrichResponse {
@@ -69,13 +87,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn greets_by_name() {
+    fn greets_by_name_and_signals_a_rename() {
         let mut hello = Hello::init(json!({"greeting": "Hi"}), Host::detached()).unwrap();
+        // Host::with_http(|requests| ...) answers HTTP requests from a closure instead.
         let request: EnrichRequest = serde_json::from_value(json!({"as_of": "2026-11-24",
-            "accounts": [{"key": "acme.com", "id": "hubspot:1", "name": "Acme"}]}))
+            "accounts": [{"key": "acme.com", "id": "hubspot:1", "name": "Acme Inc",
+                          "state": {"name": "Acme"}}]}))
         .unwrap();
-        let response = hello.enrich(request).unwrap();
-        assert_eq!(response.results[0].facts["hello.greeting"], "Hi, Acme!");
-        assert_eq!(response.results[0].facts["hello.name_length"], 4);
+        let result = &hello.enrich(request).unwrap().results[0];
+        assert_eq!(result.facts["hello.greeting"], "Hi, Acme Inc!");
+        assert_eq!(result.facts["hello.name_length"], 8);
+        assert_eq!(result.signals[0].kind, "renamed");
+        assert_eq!(result.signals[0].detail["from"], "Acme");
+        assert_eq!(result.state, json!({"name": "Acme Inc"}));
+    }
+
+    /// Every ```rust block of docs/plugins.md is a piece of this file, line for line (leading
+    /// spaces aside), so the guide's code is the code compiled and tested here.
+    #[test]
+    fn the_plugin_guide_quotes_this_file() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let guide = std::fs::read_to_string(root.join("docs/plugins.md")).expect("docs/plugins.md");
+        let normal = |text: &str| -> String { text.lines().map(str::trim).collect::<Vec<_>>().join("\n") };
+        let source = normal(include_str!("lib.rs"));
+        let mut blocks = 0;
+        for block in guide.split("```rust\n").skip(1) {
+            let code = block.split("```").next().unwrap_or_default();
+            assert!(
+                source.contains(normal(code).trim()),
+                "docs/plugins.md has Rust code that is not in plugins/examples/hello/src/lib.rs:\n{code}"
+            );
+            blocks += 1;
+        }
+        assert!(blocks >= 2, "the guide shows the plugin and its test");
     }
 }

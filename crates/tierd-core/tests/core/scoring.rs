@@ -260,7 +260,8 @@ fn nothing_known_scores_zero_with_zero_coverage() {
 fn a_score_printed_as_3_000_is_tier_3() {
     // Issue 12 #4: this row of the default model summed to 2.9999998 in f32, printed as
     // 3.000 and fell below the 3.0 threshold. Scores are kept to the printed thousandth.
-    let model = Model::from_toml(include_str!("../../../config/model.toml"), "model").expect("default model");
+    let model =
+        Model::from_toml(include_str!("../../../../config/model.toml"), "model").expect("default model");
     let r = row(
         &model,
         &[
