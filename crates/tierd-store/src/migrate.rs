@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_webhooks.sql"),
         postgres: include_str!("../migrations/postgres/0004_webhooks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "deals",
+        sqlite: include_str!("../migrations/sqlite/0005_deals.sql"),
+        postgres: include_str!("../migrations/postgres/0005_deals.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
