@@ -15,6 +15,7 @@ mod emulate;
 mod explain;
 mod plugins_cmd;
 mod progress;
+mod report_cmd;
 mod score_file;
 mod sync_cmd;
 
@@ -97,6 +98,11 @@ enum Command {
     Emulate(emulate::EmulateArgs),
     /// One pull-enrich-score-tier-push run against the configured CRM, in the foreground.
     Sync(sync_cmd::SyncArgs),
+    /// Reports over what the store remembers.
+    Report {
+        #[command(subcommand)]
+        what: report_cmd::ReportCommand,
+    },
     /// Run the daemon: scheduled runs, the admin API, leadership among instances; until SIGTERM.
     Run,
     /// The whole loop locally: emulated HubSpot and providers, a full run, a week of changes, an
@@ -259,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
+        Command::Report { what } => report_cmd::run(what, load(config)?),
         Command::Run => tierd_server::run(load(config)?),
         Command::Plugins { action } => plugins_cmd::run(action, || load(config)),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
