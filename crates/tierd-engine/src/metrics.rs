@@ -30,6 +30,17 @@ pub struct Metrics {
     quarantined: AtomicU64,
     /// plugin -> (ok calls, failed calls, seconds).
     plugin_calls: Mutex<BTreeMap<String, (u64, u64, f64)>>,
+    /// The funnel's headline per tier (tier_1..untiered) after the last committing run.
+    funnel: Mutex<Option<[FunnelHeadline; 4]>>,
+}
+
+/// A tier's headline figures of the funnel report (`tierd_outcomes::Funnel`), for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct FunnelHeadline {
+    deals: u64,
+    win_rate: Option<f64>,
+    win_rate_lift: Option<f64>,
+    velocity: Option<f64>,
 }
 
 /// Snapshots of counters owned by the connector and plugin HTTP clients, taken when rendering.
@@ -60,6 +71,23 @@ impl Metrics {
         for (gauge, n) in self.tiers.iter().zip(counts) {
             gauge.store(n, Ordering::Relaxed);
         }
+    }
+
+    /// Takes the headline figures of the funnel report: deals, win rate, its lift over the
+    /// baseline and velocity per tier (the report's own numbers, not recomputed).
+    pub fn set_funnel(&self, funnel: &tierd_outcomes::Funnel) {
+        let mut heads = [FunnelHeadline::default(); 4];
+        for (head, tier) in heads.iter_mut().zip(tierd_core::Tier::ALL) {
+            if let Some(r) = funnel.row(tier) {
+                *head = FunnelHeadline {
+                    deals: r.deals,
+                    win_rate: r.win_rate.value,
+                    win_rate_lift: r.win_rate_lift.value,
+                    velocity: r.velocity,
+                };
+            }
+        }
+        *lock(&self.funnel) = Some(heads);
     }
 
     /// `n` push decisions with `outcome`: written, unchanged, skipped_locked, skipped_overridden,
@@ -168,6 +196,39 @@ impl Metrics {
                 self.quarantined.load(Ordering::Relaxed).to_string(),
             )],
         );
+        if let Some(heads) = *lock(&self.funnel) {
+            let per_tier = |f: fn(&FunnelHeadline) -> Option<String>| -> Vec<(String, String)> {
+                TIERS
+                    .iter()
+                    .zip(&heads)
+                    .filter_map(|(t, h)| f(h).map(|v| (labels(&[("tier", t)]), v)))
+                    .collect()
+            };
+            family(
+                "tierd_funnel_deals",
+                "gauge",
+                "Deals created under each tier (the tier held on the deal's creation day), from the funnel report.",
+                per_tier(|h| Some(h.deals.to_string())),
+            );
+            family(
+                "tierd_funnel_win_rate",
+                "gauge",
+                "Won / closed deals per tier, from the funnel report.",
+                per_tier(|h| h.win_rate.map(float)),
+            );
+            family(
+                "tierd_funnel_win_rate_lift",
+                "gauge",
+                "Each tier's win rate over the untiered baseline's, from the funnel report.",
+                per_tier(|h| h.win_rate_lift.map(float)),
+            );
+            family(
+                "tierd_funnel_velocity",
+                "gauge",
+                "Sales velocity per tier (deals x win rate x mean won amount / mean days to close), from the funnel report.",
+                per_tier(|h| h.velocity.map(float)),
+            );
+        }
         let calls = lock(&self.plugin_calls).clone();
         family(
             "tierd_plugin_calls_total",

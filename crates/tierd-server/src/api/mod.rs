@@ -238,6 +238,7 @@ pub fn router(state: ApiState, token: auth::Token) -> Router {
         .route("/api/v1/tiers", get(tiers))
         .route("/api/v1/pending-pushes", get(pending_pushes))
         .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/reports/funnel", get(funnel_report))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
@@ -277,6 +278,34 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         text,
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunnelParams {
+    from: Option<String>,
+    to: Option<String>,
+    currency: Option<String>,
+}
+
+/// The funnel per tier against the untiered baseline (`tierd_outcomes::Funnel` as JSON).
+async fn funnel_report(State(s): State<ApiState>, query: Query<FunnelParams>) -> ApiResult {
+    let date = |key: &str, v: &Option<String>| -> Result<Option<tierd_core::Date>, ApiError> {
+        v.as_deref()
+            .map(|d| {
+                d.parse()
+                    .map_err(|e| ApiError::bad_request(format!("{key}: {e}")))
+            })
+            .transpose()
+    };
+    let q = tierd_outcomes::FunnelQuery {
+        from: date("from", &query.from)?,
+        to: date("to", &query.to)?,
+        currency: query.currency.clone(),
+        model: "live".into(),
+    };
+    let funnel = tierd_outcomes::funnel_from_store(&s.store, &q).await?;
+    Ok(Json(funnel).into_response())
 }
 
 #[derive(Deserialize)]
