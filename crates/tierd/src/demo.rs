@@ -210,6 +210,19 @@ impl Demo {
         self.print_signals(pipeline.store(), &second, &changes).await?;
         self.print_writes(&after_full, &world.hubspot.writes(), &changes)?;
 
+        // The funnel per tier over the emulated deals (each under its account's tier on the day
+        // it was created: deals from before tierd's first run count under none).
+        say!(self, "\n== 4. Funnel per tier (tierd report funnel)");
+        let funnel = tierd_outcomes::funnel_from_store(
+            pipeline.store(),
+            &tierd_outcomes::FunnelQuery {
+                model: "live".into(),
+                ..tierd_outcomes::FunnelQuery::default()
+            },
+        )
+        .await?;
+        crate::report_cmd::write_table(&mut self.out, &funnel)?;
+
         // Step 6: the admin API over the result.
         let (api_stop, api_stopped) = tokio::sync::watch::channel(false);
         let api = self.start_api(&pipeline, &metrics, api_stopped).await?;
@@ -639,7 +652,7 @@ filter = "warn,sqlx=warn"
         };
         let router = tierd_server::api::router(state, settings_token);
         let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));
-        say!(self, "\n== 4. Admin API on http://{address}");
+        say!(self, "\n== 5. Admin API on http://{address}");
         let (status, body) = http_get(address, "/api/v1/tiers", &self.api_token).await?;
         say!(self, "  GET /api/v1/tiers -> {status} {body}");
         say!(
