@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tierd_core::decimal::push_fixed;
 use tierd_core::fact::{FactType, FactValue};
@@ -174,8 +175,10 @@ const REJECT_COLUMNS: [&str; 2] = ["reject_line", "reject_reason"];
 
 enum Source {
     Csv {
+        /// Added to the parser's line numbers (a chunk's reader starts mid-file).
+        line_offset: u64,
         reader: csv::Reader<Box<dyn io::Read + Send>>,
-        columns: Vec<Column>,
+        columns: Arc<[Column]>,
         record: csv::ByteRecord,
     },
     Jsonl {
@@ -209,8 +212,7 @@ impl AccountReader {
         format: FileFormat,
         schema: &FactSchema,
     ) -> Result<AccountReader, FileError> {
-        let mut header = Vec::new();
-        let mut ignored = Vec::new();
+        let (mut header, mut ignored) = (Vec::new(), Vec::new());
         let source = match format {
             FileFormat::Csv => {
                 let mut reader = csv::ReaderBuilder::new()
@@ -218,39 +220,12 @@ impl AccountReader {
                     .buffer_capacity(1 << 16)
                     .from_reader(input);
                 let head = reader.headers().map_err(csv_err(path))?.clone();
-                let mut columns = Vec::with_capacity(head.len());
-                for name in head.iter() {
-                    let name = name.trim().trim_start_matches('\u{feff}');
-                    header.push(name.to_string());
-                    let col = match name {
-                        "id" => Column::Id,
-                        "name" => Column::Name,
-                        "domain" => Column::Domain,
-                        "locked_tier" => Column::Lock,
-                        n => match schema.slot(n) {
-                            Some(slot) => Column::Fact(slot, schema.fact_type(slot)),
-                            None => {
-                                if !REJECT_COLUMNS.contains(&n) {
-                                    ignored.push(n.to_string());
-                                }
-                                Column::Ignored
-                            }
-                        },
-                    };
-                    columns.push(col);
-                }
-                if !columns.iter().any(|c| matches!(c, Column::Id)) {
-                    return Err(FileError::Header {
-                        path: path.to_path_buf(),
-                        message: format!(
-                            "line 1: no `id` column in the header (found: {})",
-                            header.join(", ")
-                        ),
-                    });
-                }
+                let (columns, h, i) = csv_columns(path, &head, schema)?;
+                (header, ignored) = (h, i);
                 Source::Csv {
+                    line_offset: 0,
                     reader,
-                    columns,
+                    columns: columns.into(),
                     record: csv::ByteRecord::new(),
                 }
             }
@@ -263,7 +238,7 @@ impl AccountReader {
             path: path.to_path_buf(),
             check: RowCheck {
                 schema: schema.clone(),
-                seen: SeenIds::default(),
+                seen: Some(SeenIds::default()),
             },
             source,
             header,
@@ -300,6 +275,7 @@ impl AccountReader {
             path, check, source, ..
         } = self;
         let Source::Csv {
+            line_offset,
             reader,
             columns,
             record,
@@ -316,7 +292,7 @@ impl AccountReader {
                 return match e.kind() {
                     csv::ErrorKind::Io(_) => Err(csv_err(path)(e)),
                     _ => {
-                        let line = e.position().map_or(0, |p| p.line());
+                        let line = *line_offset + e.position().map_or(0, |p| p.line());
                         Ok(Next::Rejected(Rejected {
                             line,
                             id: None,
@@ -327,7 +303,7 @@ impl AccountReader {
                 };
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = *line_offset + record.position().map_or(0, |p| p.line());
         // The record is read in place: no per-row vector of fields.
         let fields: &csv::ByteRecord = record;
         let raw = || {
@@ -484,6 +460,307 @@ impl AccountReader {
     }
 }
 
+/// Why a record is rejected as a repeat.
+fn duplicate_reason(id: &str, first: u64) -> String {
+    format!("duplicate id '{id}' (first seen on line {first})")
+}
+
+/// An accounts file cut into chunks of whole records, so that several threads can parse
+/// (and score) it at once: [`Chunks::next_chunk`] reads on one thread, [`ChunkParser::reader`]
+/// parses a chunk on any. Ids repeat across chunks, so chunk readers do not check them: the
+/// caller passes every account, in file order, through one [`IdSet`].
+pub struct Chunks {
+    input: File,
+    parser: ChunkParser,
+    /// Read but not yet handed out: the start of a record cut by the last read.
+    carry: Vec<u8>,
+    /// Line of the first byte of `carry` (1-based).
+    next_line: u64,
+    eof: bool,
+    header: Vec<String>,
+    ignored: Vec<String>,
+}
+
+/// Whole records of an accounts file, and the line the first starts on.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    bytes: Arc<[u8]>,
+    first_line: u64,
+}
+
+impl Chunk {
+    /// The chunk's size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the chunk holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// What a chunk's reader needs of the file: its format, columns and schema (cheap to clone).
+#[derive(Clone)]
+pub struct ChunkParser {
+    path: PathBuf,
+    format: FileFormat,
+    columns: Arc<[Column]>,
+    schema: FactSchema,
+}
+
+/// In-memory bytes shared between a chunk and its reader.
+struct Shared(Arc<[u8]>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Chunks {
+    /// Opens `path` and reads its header (CSV), reading the facts `schema` names.
+    pub fn open(path: &Path, schema: &FactSchema) -> Result<Chunks, FileError> {
+        let format = FileFormat::from_path(path)?;
+        let mut input = File::open(path).map_err(io_err(path))?;
+        let mut chunks = Chunks {
+            input: File::open(path).map_err(io_err(path))?,
+            parser: ChunkParser {
+                path: path.to_path_buf(),
+                format,
+                columns: Arc::from(Vec::new()),
+                schema: schema.clone(),
+            },
+            carry: Vec::new(),
+            next_line: 1,
+            eof: false,
+            header: Vec::new(),
+            ignored: Vec::new(),
+        };
+        if format == FileFormat::Csv {
+            // The header is the first record; the chunks start after it.
+            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(&mut input);
+            let head = reader.headers().map_err(csv_err(path))?.clone();
+            let end = reader.position().byte();
+            let (columns, header, ignored) = csv_columns(path, &head, schema)?;
+            chunks.parser.columns = columns.into();
+            chunks.header = header;
+            chunks.ignored = ignored;
+            chunks.next_line = reader.position().line();
+            drop(reader);
+            io::Seek::seek(&mut chunks.input, io::SeekFrom::Start(end)).map_err(io_err(path))?;
+        }
+        Ok(chunks)
+    }
+
+    /// The CSV header as read (empty for JSONL).
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Columns that are neither tierd's nor read by the model (CSV only).
+    pub fn ignored_columns(&self) -> &[String] {
+        &self.ignored
+    }
+
+    /// What parses this file's chunks.
+    pub fn parser(&self) -> ChunkParser {
+        self.parser.clone()
+    }
+
+    /// The next chunk of whole records, of about `size` bytes or more (a record is never cut),
+    /// or `None` at the end of the file.
+    pub fn next_chunk(&mut self, size: usize) -> Result<Option<Chunk>, FileError> {
+        let mut buf = std::mem::take(&mut self.carry);
+        loop {
+            if !self.eof {
+                let start = buf.len();
+                buf.resize(start + size.max(1), 0);
+                let mut filled = start;
+                while filled < buf.len() {
+                    match io::Read::read(&mut self.input, &mut buf[filled..]) {
+                        Ok(0) => {
+                            self.eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(io_err(&self.parser.path)(e)),
+                    }
+                }
+                buf.truncate(filled);
+            }
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let cut = if self.eof {
+                Some(buf.len())
+            } else {
+                record_end(&buf, self.parser.format)
+            };
+            if let Some(cut) = cut {
+                self.carry = buf.split_off(cut);
+                let first_line = self.next_line;
+                self.next_line += count_byte(&buf, b'\n');
+                return Ok(Some(Chunk {
+                    bytes: Arc::from(buf),
+                    first_line,
+                }));
+            }
+            // One record longer than the chunk: read on.
+        }
+    }
+}
+
+/// How many times `byte` occurs in `bytes` (a loop the compiler vectorises).
+fn count_byte(bytes: &[u8], byte: u8) -> u64 {
+    bytes.iter().map(|&b| u64::from(b == byte)).sum()
+}
+
+/// Just past the last record boundary of `buf` (a newline outside quotes, for CSV), if any.
+fn record_end(buf: &[u8], format: FileFormat) -> Option<usize> {
+    if format == FileFormat::Jsonl {
+        return buf.iter().rposition(|&b| b == b'\n').map(|nl| nl + 1);
+    }
+    let mut quotes = count_byte(buf, b'"');
+    // Walk back over the newlines: the quotes after a newline decide whether the text before
+    // it left a quote open (CSV doubles a quote inside quotes, so only the parity counts).
+    let mut end = buf.len();
+    while let Some(nl) = buf[..end].iter().rposition(|&b| b == b'\n') {
+        quotes -= count_byte(&buf[nl..end], b'"');
+        if quotes % 2 == 0 {
+            return Some(nl + 1);
+        }
+        end = nl;
+    }
+    None
+}
+
+impl ChunkParser {
+    /// A reader of `chunk`'s records, with the file's line numbers. It does not check ids
+    /// across records: pass them through an [`IdSet`].
+    pub fn reader(&self, chunk: &Chunk) -> AccountReader {
+        let input: Box<dyn io::Read + Send> = Box::new(io::Cursor::new(Shared(chunk.bytes.clone())));
+        let source = match self.format {
+            FileFormat::Csv => Source::Csv {
+                line_offset: chunk.first_line - 1,
+                reader: csv::ReaderBuilder::new()
+                    .flexible(true)
+                    .has_headers(false)
+                    .buffer_capacity(1 << 16)
+                    .from_reader(input),
+                columns: self.columns.clone(),
+                record: csv::ByteRecord::new(),
+            },
+            FileFormat::Jsonl => Source::Jsonl {
+                lines: BufReader::with_capacity(1 << 16, input).lines(),
+                line: chunk.first_line - 1,
+            },
+        };
+        AccountReader {
+            path: self.path.clone(),
+            check: RowCheck {
+                schema: self.schema.clone(),
+                seen: None,
+            },
+            source,
+            header: Vec::new(),
+            ignored: Vec::new(),
+        }
+    }
+
+    /// The record of `chunk` that starts on `line`, rejected as a repeat of the account first
+    /// seen on line `first` (what [`IdSet::insert`] returned), as the rejects file keeps it.
+    pub fn duplicate(&self, chunk: &Chunk, line: u64, id: &str, first: u64) -> Rejected {
+        let raw = match self.format {
+            FileFormat::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .flexible(true)
+                    .has_headers(false)
+                    .from_reader(&chunk.bytes[..]);
+                let mut record = csv::ByteRecord::new();
+                let mut fields = Vec::new();
+                while let Ok(true) = reader.read_byte_record(&mut record) {
+                    if chunk.first_line - 1 + record.position().map_or(0, |p| p.line()) == line {
+                        fields = record
+                            .iter()
+                            .map(|f| String::from_utf8_lossy(f).into_owned())
+                            .collect();
+                        break;
+                    }
+                }
+                RawRecord::Csv(fields)
+            }
+            FileFormat::Jsonl => {
+                let nth = usize::try_from(line.saturating_sub(chunk.first_line)).unwrap_or(usize::MAX);
+                let text = chunk.bytes.split(|&b| b == b'\n').nth(nth).unwrap_or_default();
+                RawRecord::Jsonl(String::from_utf8_lossy(text).trim_end_matches('\r').to_string())
+            }
+        };
+        Rejected {
+            line,
+            id: Some(id.to_string()),
+            reason: duplicate_reason(id, first),
+            raw,
+        }
+    }
+}
+
+/// The ids of a file read in chunks, checked in file order.
+#[derive(Default)]
+pub struct IdSet(SeenIds);
+
+impl IdSet {
+    /// Remembers `id` at `line`; when it was seen before, returns the line it was first seen on.
+    pub fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
+        self.0.insert(id, line)
+    }
+}
+
+/// What each column holds, the header as read, and the columns nothing reads.
+type HeaderColumns = (Vec<Column>, Vec<String>, Vec<String>);
+
+/// The columns of a CSV header: what each holds, the header as read and the columns nothing reads.
+fn csv_columns(
+    path: &Path,
+    head: &csv::StringRecord,
+    schema: &FactSchema,
+) -> Result<HeaderColumns, FileError> {
+    let mut header = Vec::new();
+    let mut ignored = Vec::new();
+    let mut columns = Vec::with_capacity(head.len());
+    for name in head.iter() {
+        let name = name.trim().trim_start_matches('\u{feff}');
+        header.push(name.to_string());
+        let col = match name {
+            "id" => Column::Id,
+            "name" => Column::Name,
+            "domain" => Column::Domain,
+            "locked_tier" => Column::Lock,
+            n => match schema.slot(n) {
+                Some(slot) => Column::Fact(slot, schema.fact_type(slot)),
+                None => {
+                    if !REJECT_COLUMNS.contains(&n) {
+                        ignored.push(n.to_string());
+                    }
+                    Column::Ignored
+                }
+            },
+        };
+        columns.push(col);
+    }
+    if !columns.iter().any(|c| matches!(c, Column::Id)) {
+        return Err(FileError::Header {
+            path: path.to_path_buf(),
+            message: format!(
+                "line 1: no `id` column in the header (found: {})",
+                header.join(", ")
+            ),
+        });
+    }
+    Ok((columns, header, ignored))
+}
+
 /// Sets an optional text, reusing its allocation; empty text is no value.
 fn assign(slot: &mut Option<String>, text: &str) {
     match slot {
@@ -499,7 +776,8 @@ fn assign(slot: &mut Option<String>, text: &str) {
 /// Checks a parsed record and remembers ids, so repeats are rejected.
 struct RowCheck {
     schema: FactSchema,
-    seen: SeenIds,
+    /// `None` in a chunk's reader: the caller checks ids across chunks ([`IdSet`]).
+    seen: Option<SeenIds>,
 }
 
 impl RowCheck {
@@ -524,8 +802,8 @@ impl RowCheck {
         if !has_id {
             problems.insert(0, "missing id".to_string());
         } else if problems.is_empty() {
-            if let Some(first) = self.seen.insert(&rec.id, rec.line) {
-                problems.push(format!("duplicate id '{}' (first seen on line {first})", rec.id));
+            if let Some(first) = self.seen.as_mut().and_then(|s| s.insert(&rec.id, rec.line)) {
+                problems.push(duplicate_reason(&rec.id, first));
             }
         }
         if problems.is_empty() {
@@ -925,6 +1203,66 @@ rule = { map = { software = 5 } }
         c,Corp,,Looker,\n\
         a,Again,5,,\n\
         d,Dee,7,Snowflake,Media\n";
+
+    /// Everything a reader gives: accounts as (line, id, facts) and rejects as they are.
+    fn all_items(reader: &mut AccountReader) -> Vec<Result<(u64, String, FactRow), Rejected>> {
+        let mut rec = reader.empty_record();
+        let mut out = Vec::new();
+        loop {
+            match reader.read_into(&mut rec).expect("read") {
+                Next::Account => out.push(Ok((rec.line, rec.id.clone(), rec.facts.clone()))),
+                Next::Rejected(r) => out.push(Err(r)),
+                Next::End => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_of_any_size_give_what_one_reader_gives() {
+        // Quoted newlines and quotes, a repeated id, a bad value, a short row and no final
+        // newline (and a blank line in JSONL): chunk borders must fall between records, lines
+        // must stay the file's, and a repeat is found across chunks. (A blank CSV line is left
+        // out: the csv crate numbers the record after it from the blank line, a chunk from the
+        // record itself.)
+        let csv = "id,name,firmographic.employee_count,technographic.technologies,firmographic.industry\n\
+            a,\"Acme,\nInc\",120,Snowflake;dbt,Software\n\
+            b,\"Bee \"\"B\"\"\",12k,,Retail\n\
+            c,Corp,,Looker,\n\
+            a,\"Again\n\n\",5,,\n\
+            d,Dee\n\
+            e,Eee,7,Snowflake,Media";
+        let jsonl = "{\"id\":\"a\",\"firmographic.employee_count\":120}\n\n{\"id\":\"b\"}\nnot json\n{\"id\":\"a\"}\n{\"id\":\"c\"}";
+        let model = Model::from_toml(MODEL, "model").expect("model");
+        let dir = tempfile::tempdir().expect("dir");
+        for (name, text) in [("accounts.csv", csv), ("accounts.jsonl", jsonl)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            let mut whole = AccountReader::open(&path, model.schema()).expect("open");
+            let expected = all_items(&mut whole);
+            assert!(expected
+                .iter()
+                .any(|i| matches!(i, Err(r) if r.reason.starts_with("duplicate id 'a'"))));
+            for size in [1, 2, 7, 16, 33, 64, 1 << 16] {
+                let mut chunks = Chunks::open(&path, model.schema()).expect("chunks");
+                assert_eq!(chunks.header(), whole.header(), "{name}");
+                let parser = chunks.parser();
+                let mut ids = IdSet::default();
+                let mut got = Vec::new();
+                while let Some(chunk) = chunks.next_chunk(size).expect("chunk") {
+                    for item in all_items(&mut parser.reader(&chunk)) {
+                        got.push(match item {
+                            Ok((line, id, facts)) => match ids.insert(&id, line) {
+                                Some(first) => Err(parser.duplicate(&chunk, line, &id, first)),
+                                None => Ok((line, id, facts)),
+                            },
+                            Err(r) => Err(r),
+                        });
+                    }
+                }
+                assert_eq!(got, expected, "{name} in chunks of {size} bytes");
+            }
+        }
+    }
 
     #[test]
     fn reading_into_one_reused_record_gives_what_fresh_records_give() {

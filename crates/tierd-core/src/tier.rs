@@ -460,8 +460,14 @@ impl TierPolicy {
     /// tier); industry: Software (+0.3)`. Every view of a tier (the tiers file, `tierd
     /// explain`, the CRM's reason field, history) uses these words.
     pub fn reason(&self, assignment: &Assignment, score_reasons: &str) -> String {
-        let d = &assignment.decision;
         let mut out = String::with_capacity(score_reasons.len() + 48);
+        self.reason_into(assignment, score_reasons, &mut out);
+        out
+    }
+
+    /// [`TierPolicy::reason`] appended to `out`, for writers that reuse one buffer per row.
+    pub fn reason_into(&self, assignment: &Assignment, score_reasons: &str, out: &mut String) {
+        let d = &assignment.decision;
         if d.locked {
             out.push_str("locked by a person at ");
             out.push_str(assignment.tier.as_str());
@@ -477,7 +483,6 @@ impl TierPolicy {
             out.push_str(" (lifted one tier); ");
         }
         out.push_str(score_reasons);
-        out
     }
 
     /// Words for override `by` (`engagement` when this policy has no such override).

@@ -8,18 +8,19 @@
 //! grows with the number of accounts times a candidate's size, never with the
 //! explanations; that is what keeps 1M accounts well under 300 MB.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 use anyhow::{bail, Context as _};
 use tierd_connectors::files::{
-    AccountReader, AccountRecord, FileError, Next, RejectWriter, Rejected, TierRecord, TierWriter,
+    AccountRecord, Chunk, ChunkParser, Chunks, FileError, IdSet, Next, RejectWriter, Rejected, TierRecord,
+    TierWriter,
 };
 use tierd_core::diff::Movements;
 use tierd_core::model::FutureEvent;
-use tierd_core::tier::{pyramid, Decision, Lock, RunKind, TierCandidate};
+use tierd_core::tier::{pyramid, Decision, Engagement, Lock, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 
 use tierd_config::Settings;
@@ -76,131 +77,158 @@ pub struct ScoreSummary {
     pub first_future_events: Vec<(u64, String, FutureEvent)>,
 }
 
-const BATCH: usize = 1024;
-
-/// Up to [`BATCH`] accounts read in a row (the first `filled` of `accounts`; the rest are
-/// records kept for reuse) and the records rejected among them.
-#[derive(Default)]
-struct Batch {
-    accounts: Vec<AccountRecord>,
-    filled: usize,
-    rejected: Vec<Rejected>,
-}
+/// Input bytes per chunk: large enough that handing chunks between threads costs nothing,
+/// small enough that the chunks in flight stay a few MB.
+const CHUNK: usize = 1 << 20;
 const KEEP_REJECTS: usize = 20;
+
+/// One chunk of the input, parsed and scored: everything pass 1 keeps of it, in input order.
+struct Scored {
+    chunk: Chunk,
+    /// The accounts' ids, one after the other (`Row::id_end` marks where each ends).
+    ids: String,
+    rows: Vec<Row>,
+    /// The accounts' compact explanations, a line each (`Row::spill_end` marks each end).
+    spill: Vec<u8>,
+    rejected: Vec<Rejected>,
+    /// Events after the as-of date: (row, what).
+    future: Vec<(usize, FutureEvent)>,
+}
+
+/// What tiering and the summary need of one scored account.
+struct Row {
+    line: u64,
+    id_end: usize,
+    spill_end: usize,
+    score: f32,
+    coverage: f32,
+    potential_value: f64,
+    lock: Option<Tier>,
+    engagement: Option<Engagement>,
+}
+
+/// A thread's reusable buffers: the records a chunk is parsed into, a score card, a text.
+#[derive(Default)]
+struct Scratch {
+    records: Vec<AccountRecord>,
+    card: ScoreCard,
+    reasons: String,
+}
+
+/// Parses `chunk`, enriches its accounts when asked, and scores them with their explanations.
+fn score_chunk(
+    settings: &Settings,
+    parser: &ChunkParser,
+    chunk: Chunk,
+    as_of: Date,
+    scratch: &mut Scratch,
+    enrich: Option<&mut Enricher>,
+) -> Result<Scored, FileError> {
+    let mut reader = parser.reader(&chunk);
+    let mut out = Scored {
+        ids: String::with_capacity(chunk.len() / 16),
+        rows: Vec::with_capacity(chunk.len() / 128),
+        spill: Vec::with_capacity(chunk.len()),
+        rejected: Vec::new(),
+        future: Vec::new(),
+        chunk,
+    };
+    let mut filled = 0;
+    loop {
+        if filled == scratch.records.len() {
+            scratch.records.push(reader.empty_record());
+        }
+        match reader.read_into(&mut scratch.records[filled])? {
+            Next::Account => filled += 1,
+            Next::Rejected(r) => out.rejected.push(r),
+            Next::End => break,
+        }
+    }
+    let accounts = &mut scratch.records[..filled];
+    if let Some(enricher) = enrich {
+        enricher.enrich(&settings.schema, accounts);
+    }
+    let model = &settings.model;
+    let (up, down) = (settings.output.reasons_up, settings.output.reasons_down);
+    let Scratch { card, reasons, .. } = scratch;
+    for acc in accounts.iter() {
+        for event in settings.schema.future_events(&acc.facts, as_of) {
+            out.future.push((out.rows.len(), event));
+        }
+        model.score_into(&acc.facts, as_of, card);
+        reasons.clear();
+        model.compact_reasons(&acc.facts, card, as_of, up, down, reasons);
+        let start = out.spill.len();
+        out.spill.extend_from_slice(reasons.as_bytes());
+        // One explanation per spill line.
+        for b in &mut out.spill[start..] {
+            if *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        out.spill.push(b'\n');
+        out.ids.push_str(&acc.id);
+        out.rows.push(Row {
+            line: acc.line,
+            id_end: out.ids.len(),
+            spill_end: out.spill.len(),
+            score: card.score,
+            coverage: card.coverage,
+            potential_value: card.potential_value.unwrap_or(0.0),
+            lock: acc.lock,
+            engagement: settings.policy.engagement_on(&acc.facts, as_of),
+        });
+    }
+    Ok(out)
+}
 
 /// Runs one scoring job.
 pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<ScoreSummary> {
-    let reader = AccountReader::open(job.input, &settings.schema)?;
-    let header = reader.header().to_vec();
+    let mut chunks = Chunks::open(job.input, &settings.schema)?;
+    let header = chunks.header().to_vec();
+    let parser = chunks.parser();
     let mut summary = ScoreSummary {
-        ignored_columns: reader.ignored_columns().to_vec(),
+        ignored_columns: chunks.ignored_columns().to_vec(),
         ..ScoreSummary::default()
     };
 
-    // Parsing runs on its own thread; the bounded channel keeps at most a few batches in flight.
-    // Used batches go back to the parser, which reads the next rows into the same records:
-    // after the first few batches, parsing allocates almost nothing.
-    let (tx, rx) = mpsc::sync_channel::<Result<Batch, FileError>>(4);
-    let (used_tx, used_rx) = mpsc::sync_channel::<Batch>(8);
-    let parser = std::thread::spawn(move || {
-        let mut reader = reader;
-        loop {
-            let mut batch = used_rx.try_recv().unwrap_or_default();
-            batch.filled = 0;
-            batch.rejected.clear();
-            let mut end = false;
-            while batch.filled < BATCH {
-                if batch.filled == batch.accounts.len() {
-                    batch.accounts.push(reader.empty_record());
-                }
-                match reader.read_into(&mut batch.accounts[batch.filled]) {
-                    Ok(Next::Account) => batch.filled += 1,
-                    Ok(Next::Rejected(r)) => batch.rejected.push(r),
-                    Ok(Next::End) => {
-                        end = true;
-                        break;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-            if tx.send(Ok(batch)).is_err() || end {
-                return;
-            }
-        }
-    });
-
-    let model = &settings.model;
-    let model_id = model.id();
+    let model_id = settings.model.id();
     // The spill holds one explanation per line, in input order.
     let spill_file = tempfile::tempfile().context("cannot create a temporary spill file")?;
-    let mut spill = BufWriter::with_capacity(1 << 16, spill_file);
-    let mut rejects: Option<RejectWriter> = None;
-    let mut candidates: Vec<TierCandidate> = Vec::new();
-    let mut card = ScoreCard::default();
-    let mut reasons = String::new();
-    let mut movements = job.previous.as_ref().map(|_| Movements::default());
-    let (up, down) = (settings.output.reasons_up, settings.output.reasons_down);
+    let mut pass1 = Pass1 {
+        parser: &parser,
+        ids: IdSet::default(),
+        spill: BufWriter::with_capacity(1 << 16, spill_file),
+        rejects: None,
+        rejects_path: &job.rejects,
+        header: &header,
+        candidates: Vec::new(),
+        previous: job.previous.as_mut(),
+        summary: &mut summary,
+    };
 
-    for batch in rx {
-        let mut batch = batch?;
-        if let Some(enricher) = &mut job.enrich {
-            enricher.enrich(&settings.schema, &mut batch.accounts[..batch.filled]);
+    if let Some(enricher) = job.enrich.as_mut() {
+        // Plugins take batches one at a time, in order: one thread reads, enriches and scores.
+        let mut scratch = Scratch::default();
+        while let Some(chunk) = chunks.next_chunk(CHUNK)? {
+            let scored = score_chunk(settings, &parser, chunk, job.as_of, &mut scratch, Some(enricher))?;
+            pass1.take(scored)?;
         }
-        for acc in &batch.accounts[..batch.filled] {
-            for event in settings.schema.future_events(&acc.facts, job.as_of) {
-                summary.future_events += 1;
-                if summary.first_future_events.len() < KEEP_REJECTS {
-                    summary
-                        .first_future_events
-                        .push((acc.line, acc.id.clone(), event));
-                }
-            }
-            model.score_into(&acc.facts, job.as_of, &mut card);
-            reasons.clear();
-            model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
-            if reasons.contains('\n') {
-                reasons = reasons.replace('\n', " ");
-            }
-            reasons.push('\n');
-            spill
-                .write_all(reasons.as_bytes())
-                .context("cannot write the spill file")?;
-            let previous = job.previous.as_mut().and_then(|p| p.remove(&acc.id));
-            candidates.push(TierCandidate {
-                id: acc.id.as_str().into(),
-                score: card.score,
-                potential_value: card.potential_value.unwrap_or(0.0),
-                coverage: card.coverage,
-                previous,
-                lock: Lock::from(acc.lock),
-                engagement: settings.policy.engagement_on(&acc.facts, job.as_of),
-            });
-        }
-        for r in &batch.rejected {
-            let writer = match &mut rejects {
-                Some(w) => w,
-                None => rejects.insert(RejectWriter::create(&job.rejects, &header)?),
-            };
-            writer.write(r)?;
-            summary.rejected += 1;
-            if summary.first_rejects.len() < KEEP_REJECTS {
-                summary.first_rejects.push(r.clone());
-            }
-        }
-        let _ = used_tx.try_send(batch);
+    } else {
+        score_in_parallel(settings, &mut chunks, &parser, job.as_of, &mut pass1)?;
     }
-    drop(used_tx);
+    let Pass1 {
+        spill,
+        rejects,
+        candidates,
+        ..
+    } = pass1;
     summary.enrichment = job.enrich.take().map(Enricher::finish);
-    if parser.join().is_err() {
-        bail!("the reader of {} stopped unexpectedly", job.input.display());
-    }
     if let Some(w) = rejects {
         w.finish()?;
         summary.rejects_path = Some(job.rejects.clone());
     }
+    let mut movements = job.previous.as_ref().map(|_| Movements::default());
 
     let assignments = settings.policy.assign(&candidates, job.kind, job.as_of);
     let tiers: Vec<Tier> = assignments.iter().map(|a| a.tier).collect();
@@ -235,6 +263,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     let mut spilled = BufReader::with_capacity(1 << 16, spill_file);
     let mut out = TierWriter::create(job.output)?;
     let mut line = String::new();
+    let mut explanation = String::new();
     for (c, a) in candidates.iter().zip(&assignments) {
         line.clear();
         if spilled
@@ -244,17 +273,173 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
         {
             bail!("the spill file ended early");
         }
+        explanation.clear();
+        settings
+            .policy
+            .reason_into(a, line.trim_end_matches('\n'), &mut explanation);
         out.write(&TierRecord {
             id: &c.id,
             score: c.score,
             tier: a.tier,
             coverage: c.coverage,
             model_version: &model_id,
-            explanation: &settings.policy.reason(a, line.trim_end_matches('\n')),
+            explanation: &explanation,
         })?;
     }
     out.finish()?;
     Ok(summary)
+}
+
+/// Pass 1's state: what it keeps of the scored chunks, taken in input order.
+struct Pass1<'a> {
+    parser: &'a ChunkParser,
+    ids: IdSet,
+    spill: BufWriter<std::fs::File>,
+    rejects: Option<RejectWriter>,
+    rejects_path: &'a Path,
+    header: &'a [String],
+    candidates: Vec<TierCandidate>,
+    previous: Option<&'a mut HashMap<String, Tier>>,
+    summary: &'a mut ScoreSummary,
+}
+
+impl Pass1<'_> {
+    /// Keeps one scored chunk: the next in input order.
+    fn take(&mut self, scored: Scored) -> anyhow::Result<()> {
+        let Scored {
+            chunk,
+            ids,
+            rows,
+            spill,
+            mut rejected,
+            future,
+        } = scored;
+        let mut future = future.into_iter().peekable();
+        let (mut id_start, mut spill_start) = (0, 0);
+        for (i, row) in rows.iter().enumerate() {
+            let id = &ids[id_start..row.id_end];
+            let text = &spill[spill_start..row.spill_end];
+            id_start = row.id_end;
+            spill_start = row.spill_end;
+            let duplicate = self.ids.insert(id, row.line);
+            while let Some((_, event)) = future.next_if(|(r, _)| *r == i) {
+                if duplicate.is_some() {
+                    continue;
+                }
+                self.summary.future_events += 1;
+                if self.summary.first_future_events.len() < KEEP_REJECTS {
+                    self.summary
+                        .first_future_events
+                        .push((row.line, id.to_string(), event));
+                }
+            }
+            if let Some(first) = duplicate {
+                rejected.push(self.parser.duplicate(&chunk, row.line, id, first));
+                continue;
+            }
+            self.spill
+                .write_all(text)
+                .context("cannot write the spill file")?;
+            let previous = self.previous.as_mut().and_then(|p| p.remove(id));
+            self.candidates.push(TierCandidate {
+                id: id.into(),
+                score: row.score,
+                potential_value: row.potential_value,
+                coverage: row.coverage,
+                previous,
+                lock: Lock::from(row.lock),
+                engagement: row.engagement,
+            });
+        }
+        rejected.sort_by_key(|r| r.line);
+        for r in &rejected {
+            let writer = match &mut self.rejects {
+                Some(w) => w,
+                None => self
+                    .rejects
+                    .insert(RejectWriter::create(self.rejects_path, self.header)?),
+            };
+            writer.write(r)?;
+            self.summary.rejected += 1;
+            if self.summary.first_rejects.len() < KEEP_REJECTS {
+                self.summary.first_rejects.push(r.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pass 1 on every core: one thread cuts the input into chunks, one worker per core parses and
+/// scores them, and this thread takes their results in input order. At most `IN_FLIGHT` chunks
+/// are read but not yet taken, so memory does not grow with the input.
+fn score_in_parallel(
+    settings: &Settings,
+    chunks: &mut Chunks,
+    parser: &ChunkParser,
+    as_of: Date,
+    pass1: &mut Pass1<'_>,
+) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let in_flight = 4 * workers;
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Chunk)>(in_flight);
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Result<Scored, FileError>)>(in_flight);
+        // A token per chunk in flight: the reader takes one per chunk, this thread gives it back.
+        let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
+        for _ in 0..in_flight {
+            let _ = token_tx.send(());
+        }
+        let reader = scope.spawn(move || -> Result<(), FileError> {
+            let mut seq = 0;
+            while token_rx.recv().is_ok() {
+                let Some(chunk) = chunks.next_chunk(CHUNK)? else {
+                    break;
+                };
+                if work_tx.send((seq, chunk)).is_err() {
+                    break;
+                }
+                seq += 1;
+            }
+            Ok(())
+        });
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            scope.spawn(move || {
+                let mut scratch = Scratch::default();
+                loop {
+                    let next = work_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok((seq, chunk))) = next else { return };
+                    let scored = score_chunk(settings, parser, chunk, as_of, &mut scratch, None);
+                    if done_tx.send((seq, scored)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let taken = (|| -> anyhow::Result<()> {
+            let mut waiting: BTreeMap<u64, Scored> = BTreeMap::new();
+            let mut next = 0;
+            for (seq, scored) in done_rx.iter() {
+                waiting.insert(seq, scored?);
+                while let Some(scored) = waiting.remove(&next) {
+                    pass1.take(scored)?;
+                    next += 1;
+                    let _ = token_tx.send(());
+                }
+            }
+            Ok(())
+        })();
+        // On an error, stop the reader and the workers before waiting for them.
+        drop(token_tx);
+        drop(done_rx);
+        let read = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reader of the accounts file stopped unexpectedly"))?;
+        taken?;
+        Ok(read?)
+    })
 }
 
 /// `accounts.csv` -> `accounts.rejects.csv` beside the output.
