@@ -1,12 +1,14 @@
 //! `tierd score`: an accounts file in, a tiers file out, in two streaming passes.
 //!
-//! Pass 1 reads and scores accounts as they stream in (a reader thread parses
-//! while this thread scores, over a bounded channel), writes each scored row to
-//! an anonymous spill file, and keeps only a small [`TierCandidate`] per account.
-//! Tiering needs the whole population (caps rank everybody). Pass 2 reads the
-//! spill back and writes the output with each account's tier. Memory therefore
-//! grows with the number of accounts times a candidate's size, never with the
-//! explanations; that is what keeps 1M accounts well under 300 MB.
+//! Pass 1 cuts the input into chunks of whole records (one reader thread), parses and scores
+//! the chunks on one worker per core (with their explanations), and takes the results in input
+//! order on this thread: ids are checked across chunks, each explanation goes to an anonymous
+//! spill file, and only a small [`TierCandidate`] per account is kept. With `--enrich`, the
+//! plugins take the chunks one at a time on this thread instead. Tiering needs the whole
+//! population (caps rank everybody). Pass 2 reads the spill back and writes the output with
+//! each account's tier. Memory therefore grows with the number of accounts times a
+//! candidate's size (plus a few chunks in flight), never with the explanations; that is what
+//! keeps 1M accounts well under 300 MB.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
