@@ -10,8 +10,6 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,28 +86,16 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
 
 /// What the independent Python verifier says of each message.
 fn python_verifies(messages: &[Received]) -> Vec<bool> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_standard_webhooks.py");
-    let input = json!({
-        "secret": SECRET,
-        "messages": messages.iter().map(|m| json!({
-            "id": m.id, "timestamp": m.timestamp, "signature": m.signature, "body": m.body,
-        })).collect::<Vec<_>>(),
-    });
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write to python3");
-    let out = child.wait_with_output().expect("python3 output");
-    assert!(out.status.success(), "the verifier failed");
-    serde_json::from_slice(&out.stdout).expect("a list of booleans")
+    let messages: Vec<tierd_test_support::SignedMessage> = messages
+        .iter()
+        .map(|m| tierd_test_support::SignedMessage {
+            id: m.id.clone(),
+            timestamp: m.timestamp.clone(),
+            signature: m.signature.clone(),
+            body: m.body.clone(),
+        })
+        .collect();
+    tierd_test_support::python_verifies(SECRET, &messages)
 }
 
 fn webhooks(entries: &[(&str, &str, &str)]) -> Webhooks {

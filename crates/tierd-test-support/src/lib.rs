@@ -8,7 +8,7 @@
 //! cycle would give their unit tests two copies of their own types. A dev-dependency (and the
 //! e2e harness's dependency) only; `publish = false`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub mod postgres;
 
@@ -59,4 +59,47 @@ pub fn tierd_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// One webhook message as a receiver got it: its Standard Webhooks headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedMessage {
+    /// `webhook-id`.
+    pub id: String,
+    /// `webhook-timestamp`.
+    pub timestamp: String,
+    /// `webhook-signature`.
+    pub signature: String,
+    /// The raw body.
+    pub body: String,
+}
+
+/// Whether each message's signature verifies with `secret` (a `whsec_` secret), by an
+/// independent implementation: `verify_standard_webhooks.py`, Python's standard library only,
+/// never tierd's own signing code.
+pub fn python_verifies(secret: &str, messages: &[SignedMessage]) -> Vec<bool> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("verify_standard_webhooks.py");
+    let input = serde_json::json!({
+        "secret": secret,
+        "messages": messages.iter().map(|m| serde_json::json!({
+            "id": m.id, "timestamp": m.timestamp, "signature": m.signature, "body": m.body,
+        })).collect::<Vec<_>>(),
+    });
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write to python3");
+    let out = child.wait_with_output().expect("python3 output");
+    assert!(out.status.success(), "the verifier failed");
+    serde_json::from_slice(&out.stdout).expect("a list of booleans")
 }

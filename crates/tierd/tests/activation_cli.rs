@@ -6,7 +6,7 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -77,27 +77,16 @@ fn receiver_answering(status: u16) -> (String, Arc<Mutex<Vec<Received>>>) {
 
 /// What the independent Python verifier says of each message.
 fn python_verifies(messages: &[Received]) -> Vec<bool> {
-    let script = repo().join("crates/tierd-activation/tests/verify_standard_webhooks.py");
-    let input = json!({
-        "secret": SECRET,
-        "messages": messages.iter().map(|m| json!({
-            "id": m.id, "timestamp": m.timestamp, "signature": m.signature, "body": m.body,
-        })).collect::<Vec<_>>(),
-    });
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("verifier");
-    serde_json::from_slice(&out.stdout).expect("the verifier's answer")
+    let messages: Vec<tierd_test_support::SignedMessage> = messages
+        .iter()
+        .map(|m| tierd_test_support::SignedMessage {
+            id: m.id.clone(),
+            timestamp: m.timestamp.clone(),
+            signature: m.signature.clone(),
+            body: m.body.clone(),
+        })
+        .collect();
+    tierd_test_support::python_verifies(SECRET, &messages)
 }
 
 fn tierd(config: &Path, args: &[&str]) -> Output {
