@@ -52,14 +52,15 @@ TOML
   local t0=$(date +%s.%N)
   eval "$3"
   echo "$1: seeded $N accounts in $(echo "$(date +%s.%N) - $t0" | bc) s"
-  curl -s -c "$DIR/jar" -o /dev/null -X POST -d "token=$TOKEN&next=/" "http://127.0.0.1:$port/login"
+  curl -s -c "$DIR/$1.jar" -o /dev/null -X POST -d "token=$TOKEN&next=/" "http://127.0.0.1:$port/login"
   # Signed in, or the figures would be the sign-in page's.
-  curl -s -b "$DIR/jar" "http://127.0.0.1:$port/accounts" | grep -q "Sign out" \
-    || { echo "$1: sign-in failed" >&2; exit 1; }
+  curl -s -b "$DIR/$1.jar" -o "$DIR/page.html" "http://127.0.0.1:$port/accounts"
+  grep -q "Sign out" "$DIR/page.html" \
+    || { echo "$1: sign-in failed; the daemon's log:" >&2; tail -20 "$DIR/$1.log" >&2; exit 1; }
   for page in "/" "/accounts" "/accounts?tier=tier_2" "/accounts?q=Company%2077" "/accounts/hubspot:1000000042" "/runs"; do
     local times=()
     for _ in $(seq 20); do
-      times+=("$(curl -s -b "$DIR/jar" -o "$DIR/page.html" -w '%{http_code} %{time_total}' "http://127.0.0.1:$port$page")")
+      times+=("$(curl -s -b "$DIR/$1.jar" -o "$DIR/page.html" -w '%{http_code} %{time_total}' "http://127.0.0.1:$port$page")")
     done
     grep -q "Sign out" "$DIR/page.html" || { echo "$1 $page: not a signed-in page" >&2; exit 1; }
     printf '%s\n' "${times[@]}" | awk -v b="$1" -v p="$page" '
@@ -69,6 +70,6 @@ TOML
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 }
 
-run sqlite "sqlite://$DIR/tierd.db" 'python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()" "$DIR/tierd.db" "$SEED"'
+[ "${ONLY:-}" = postgres ] || run sqlite "sqlite://$DIR/tierd.db" 'python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()" "$DIR/tierd.db" "$SEED"'
 psql -h 127.0.0.1 -d test -qc "CREATE SCHEMA $SCHEMA" >/dev/null
 run postgres "postgres://127.0.0.1/test?options=-csearch_path%3D$SCHEMA" 'psql -h 127.0.0.1 -d test -qc "SET search_path TO $SCHEMA; $SEED; ANALYZE accounts" >/dev/null'

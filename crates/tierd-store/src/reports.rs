@@ -12,7 +12,7 @@
 use tierd_core::Tier;
 
 use crate::error::{query_error, StoreError};
-use crate::row::{json_col, parse_col, StoreRow, WritePool};
+use crate::row::{json_col, json_col_as, parse_col, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -165,19 +165,36 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// The reason texts of a stored explanation's `positive` or `negative` list (the engine stores
-/// the model's explanation under `detail`, beside the one-line `reasons`).
-fn reason_texts(explanation: &serde_json::Value, key: &str, max: usize) -> Vec<String> {
-    let detail = explanation.get("detail").unwrap_or(explanation);
-    detail[key]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|r| r["text"].as_str().map(str::to_string))
-                .take(max)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The parts of a stored explanation a listing shows: the reason texts of its `positive` and
+/// `negative` lists (the engine stores the model's explanation under `detail`, beside the
+/// one-line `reasons`). Read straight into these few fields, the rest of the explanation (every
+/// criterion's breakdown) skipped without building a JSON tree: a listing page reads a hundred.
+#[derive(serde::Deserialize, Default)]
+struct ListedExplanation {
+    #[serde(default)]
+    detail: Option<ListedReasons>,
+    #[serde(default)]
+    positive: Vec<ListedReason>,
+    #[serde(default)]
+    negative: Vec<ListedReason>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ListedReasons {
+    #[serde(default)]
+    positive: Vec<ListedReason>,
+    #[serde(default)]
+    negative: Vec<ListedReason>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedReason {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+fn reason_texts(list: &[ListedReason], max: usize) -> Vec<String> {
+    list.iter().filter_map(|r| r.text.clone()).take(max).collect()
 }
 
 /// Reasons shown per account in a listing, each way.
@@ -186,12 +203,16 @@ const LISTING_REASONS: usize = 3;
 fn listing_from_row(row: &impl StoreRow) -> Result<AccountListing, StoreError> {
     let decode = query_error("list accounts", "accounts");
     let id = row.text("id").map_err(decode)?;
-    let explanation = json_col(
+    let explanation: ListedExplanation = json_col_as(
         &row.text("explanation").map_err(decode)?,
         "accounts",
         "explanation",
         &id,
     )?;
+    let reasons = explanation.detail.unwrap_or(ListedReasons {
+        positive: explanation.positive,
+        negative: explanation.negative,
+    });
     let pushed = row.opt_text("pushed_tier").map_err(decode)?;
     Ok(AccountListing {
         name: row.text("name").map_err(decode)?,
@@ -203,8 +224,8 @@ fn listing_from_row(row: &impl StoreRow) -> Result<AccountListing, StoreError> {
         pushed_tier: pushed
             .map(|t| parse_col(&t, "accounts", "pushed_tier", &id))
             .transpose()?,
-        reasons_up: reason_texts(&explanation, "positive", LISTING_REASONS),
-        reasons_down: reason_texts(&explanation, "negative", LISTING_REASONS),
+        reasons_up: reason_texts(&reasons.positive, LISTING_REASONS),
+        reasons_down: reason_texts(&reasons.negative, LISTING_REASONS),
         id,
     })
 }

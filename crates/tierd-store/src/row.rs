@@ -95,19 +95,30 @@ where
     })
 }
 
-/// Parses a stored JSON column.
-pub(crate) fn json_col(
+/// A stored JSON column read straight into `T` (fields `T` does not name are skipped, no tree
+/// built).
+pub(crate) fn json_col_as<T: serde::de::DeserializeOwned>(
     raw: &str,
     table: &'static str,
     column: &'static str,
     key: &str,
-) -> Result<serde_json::Value, StoreError> {
+) -> Result<T, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
         table,
         column,
         key: key.to_string(),
         detail: e.to_string(),
     })
+}
+
+/// A stored JSON column as a JSON tree.
+pub(crate) fn json_col(
+    raw: &str,
+    table: &'static str,
+    column: &'static str,
+    key: &str,
+) -> Result<serde_json::Value, StoreError> {
+    json_col_as(raw, table, column, key)
 }
 
 /// `$first, $first+1, ...` for `n` values: the placeholder list of an `IN (...)`.
