@@ -79,12 +79,7 @@ async fn pipeline(emulator: &HubSpotEmulator, dir: &TempDir, url: &str, contract
     let tweak = move |s: &mut tierd_config::Settings| {
         s.webhooks = serde_json::from_value(hooks).expect("webhooks");
         if contracts {
-            use tierd_plugin_host::{Mode, PluginConfig};
-            let plugin = PluginConfig {
-                cache_ttl_secs: 0,
-                ..PluginConfig::library(tierd_test_support::cdylib("contract-renewals"), Mode::InProcess)
-            };
-            s.plugins.insert("contract-renewals".into(), plugin);
+            crate::tests::add_contract_renewals(s);
         }
     };
     pipeline_with(

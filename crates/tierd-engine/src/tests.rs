@@ -797,21 +797,23 @@ pub(crate) async fn with_contracts(emulator: &HubSpotEmulator, dir: &TempDir, as
     with_contracts_on(emulator, &url, as_of).await
 }
 
+/// Adds the contract-renewals plugin, in-process and uncached as its docs advise.
+pub(crate) fn add_contract_renewals(s: &mut Settings) {
+    use tierd_plugin_host::{Mode, PluginConfig};
+    let plugin = PluginConfig {
+        cache_ttl_secs: 0,
+        ..PluginConfig::library(tierd_test_support::cdylib("contract-renewals"), Mode::InProcess)
+    };
+    s.plugins.insert("contract-renewals".into(), plugin);
+}
+
 /// The same on the store at `url`.
 async fn with_contracts_on(emulator: &HubSpotEmulator, url: &str, as_of: &str) -> Pipeline {
-    use tierd_plugin_host::{Mode, PluginConfig};
-    let tweak = |s: &mut Settings| {
-        let plugin = PluginConfig {
-            cache_ttl_secs: 0,
-            ..PluginConfig::library(tierd_test_support::cdylib("contract-renewals"), Mode::InProcess)
-        };
-        s.plugins.insert("contract-renewals".into(), plugin);
-    };
     pipeline_with(
         emulator,
         url,
         as_of,
-        tweak,
+        add_contract_renewals,
         Arc::new(Metrics::default()),
         "test:1",
     )
