@@ -128,6 +128,18 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     local.exists().then(|| local.to_path_buf())
 }
 
+/// Locates and loads the configuration (`--config PATH`, `TIERD_CONFIG`, `./config/tierd.toml`,
+/// else the built-in defaults), every problem listed in one error.
+pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
+    let path = locate(explicit);
+    Settings::load(path.as_deref()).map_err(|e| match e {
+        LoadError::Io(e) => e,
+        LoadError::Invalid(origin, errors) => {
+            anyhow::anyhow!("{origin} is not valid ({} problems):\n{errors}", errors.0.len())
+        }
+    })
+}
+
 /// Why a configuration could not be loaded: either it could not be read at all,
 /// or it was read and has problems (all of them listed).
 pub enum LoadError {

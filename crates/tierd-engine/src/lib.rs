@@ -59,6 +59,7 @@ mod memory_sink;
 pub mod metrics;
 mod pilot;
 mod plan;
+pub mod progress;
 mod queue;
 mod run;
 pub mod shutdown;
@@ -700,7 +701,51 @@ fn owner_is_dead(owner: &str) -> bool {
     }
 }
 
-fn today() -> Date {
+/// Every account's summary in the store, paged by id (for commands that show the whole
+/// population: the demo, `tierd explain --store`).
+pub async fn all_summaries(store: &Store) -> anyhow::Result<Vec<tierd_store::AccountSummary>> {
+    let mut out = Vec::new();
+    loop {
+        let page = store
+            .account_summaries(
+                out.last().map(|s: &tierd_store::AccountSummary| s.id.as_str()),
+                1000,
+            )
+            .await
+            .context("cannot read the accounts from the store")?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
+}
+
+/// The population step's input from the store: each tiered account's stored basis (base tier from
+/// thresholds, hysteresis and lock; engagement window), as a run's tier stage reads it.
+pub fn tier_members(summaries: &[tierd_store::AccountSummary]) -> Vec<tierd_core::tier::TierMember> {
+    summaries
+        .iter()
+        .filter(|s| s.tiered)
+        .map(|s| tierd_core::tier::TierMember {
+            id: s.id.as_str().into(),
+            score: s.score as f32,
+            potential_value: s.potential_value,
+            coverage: s.coverage as f32,
+            basis: tierd_core::tier::TierBasis {
+                base: s.base_tier,
+                held_by_hysteresis: false,
+                locked: s.locked,
+                engagement: s.engagement.map(|e| tierd_core::tier::Engagement {
+                    until: e.until,
+                    by: e.by,
+                }),
+            },
+        })
+        .collect()
+}
+
+/// Today's date (UTC): what runs score as of unless `[pipeline] as_of` says otherwise.
+pub fn today() -> Date {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

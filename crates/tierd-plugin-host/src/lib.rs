@@ -29,6 +29,7 @@ mod error;
 mod http;
 mod keyhash;
 mod library;
+pub mod locate;
 pub mod protocol;
 mod secret;
 mod set;

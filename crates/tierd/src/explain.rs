@@ -12,14 +12,13 @@
 
 use std::io::{self, Write};
 
-use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
 use tierd_connectors::files::{AccountReader, AccountRecord, ReadItem, Rejected};
 use tierd_core::explain::Explanation;
-use tierd_core::tier::{Assignment, Engagement, Lock, RunKind, TierBasis, TierCandidate, TierMember};
+use tierd_core::tier::{Assignment, Lock, RunKind, TierCandidate};
 use tierd_core::{Date, ScoreCard, Tier};
 use tierd_store::{redact_url, Store};
 
@@ -254,10 +253,7 @@ pub fn explain_stored(
             );
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = tierd_engine::runtime("explain")?;
     rt.block_on(async {
         let store = Store::connect(url).await?;
         let mut states = store.accounts(&[id.to_owned()]).await?;
@@ -265,33 +261,14 @@ pub fn explain_stored(
             eprintln!("{}: no account with id '{id}'", redact_url(url));
             return Ok(ExitCode::from(1));
         };
-        let summaries = crate::demo::all_summaries(&store).await?;
+        let summaries = tierd_engine::all_summaries(&store).await?;
         store.close().await;
         let as_of = as_of
             .or_else(|| state.explanation["as_of"].as_str().and_then(|d| d.parse().ok()))
             .unwrap_or_else(crate::today);
         let policy = &settings.policy;
-        // The population step as a run takes it (tierd-engine's stage::tier::decide): the
-        // stored base tier (thresholds, hysteresis, lock), engagement window and lock.
-        let members: Vec<TierMember> = summaries
-            .iter()
-            .filter(|s| s.tiered)
-            .map(|s| TierMember {
-                id: s.id.as_str().into(),
-                score: s.score as f32,
-                potential_value: s.potential_value,
-                coverage: s.coverage as f32,
-                basis: TierBasis {
-                    base: s.base_tier,
-                    held_by_hysteresis: false,
-                    locked: s.locked,
-                    engagement: s.engagement.map(|e| Engagement {
-                        until: e.until,
-                        by: e.by,
-                    }),
-                },
-            })
-            .collect();
+        // The population step as a run takes it, from each stored basis.
+        let members = tierd_engine::tier_members(&summaries);
         let decided = policy.decide(&members, as_of);
         let assignment = members.iter().position(|m| &*m.id == id).map(|i| decided[i]);
         let by_thresholds = policy.tier_for(state.score as f32);

@@ -10,20 +10,18 @@ use clap::{Parser, Subcommand};
 use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
-mod demo;
 mod emulate;
 mod explain;
 mod export_cmd;
 mod pending_cmd;
 mod plugins_cmd;
-mod progress;
 mod report_cmd;
 mod score_file;
 mod sync_cmd;
 mod webhooks_cmd;
 
-use tierd_config::{LoadError, Settings};
-use tierd_engine::enrich;
+use tierd_config::{load, LoadError, Settings};
+use tierd_engine::{enrich, today};
 
 /// B2B account tiering: score accounts over firmographic, technographic, contract and
 /// engagement facts, and sort them into a Tier 1 / 2 / 3 pyramid.
@@ -118,7 +116,7 @@ enum Command {
     Run,
     /// The whole loop locally: emulated HubSpot and providers, a full run, a week of changes, an
     /// incremental run, the admin API.
-    Demo(demo::DemoArgs),
+    Demo(tierd_demo::DemoArgs),
     /// List the configured enrichment plugins, or check one.
     Plugins {
         #[command(subcommand)]
@@ -157,23 +155,6 @@ enum Command {
 enum ConfigAction {
     /// Report every problem in the configuration and model, with its key path.
     Validate,
-}
-
-fn today() -> Date {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    Date::from_unix_seconds(secs)
-}
-
-fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
-    let path = tierd_config::locate(config);
-    Settings::load(path.as_deref()).map_err(|e| match e {
-        LoadError::Io(e) => e,
-        LoadError::Invalid(origin, errors) => {
-            anyhow::anyhow!("{origin} is not valid ({} problems):\n{errors}", errors.0.len())
-        }
-    })
 }
 
 fn main() -> ExitCode {
@@ -348,7 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("Wrote {accounts} accounts to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => tierd_demo::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Sync(args) => sync_cmd::run(&args, load(config)?),
         Command::Pending { action } => pending_cmd::run(&action, &load(config)?),

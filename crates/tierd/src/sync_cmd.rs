@@ -10,9 +10,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tierd_store::{RunKind, RunStatus};
 
-use crate::progress::ProgressLine;
 use tierd_config::Settings;
 use tierd_engine::metrics::Metrics;
+use tierd_engine::progress::ProgressLine;
 use tierd_engine::{instance_name, Job, PilotSpec, Pipeline, Progress, RunReport, RunRequest};
 
 /// `tierd sync` arguments.

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tierd_engine::Progress;
+use crate::Progress;
 
 /// A `\r`-redrawn stderr line, at most ten times a second; silent when stderr is not a terminal.
-pub(crate) struct ProgressLine {
+pub struct ProgressLine {
     interactive: bool,
     /// The stage, its size, and when the line was last drawn.
     stage: Mutex<(String, Option<u64>, Instant)>,
@@ -17,7 +17,7 @@ pub(crate) struct ProgressLine {
 
 impl ProgressLine {
     /// A line drawn only when `interactive` (stderr is a terminal).
-    pub(crate) fn new(interactive: bool) -> Self {
+    pub fn new(interactive: bool) -> Self {
         ProgressLine {
             interactive,
             stage: Mutex::new((String::new(), None, Instant::now())),

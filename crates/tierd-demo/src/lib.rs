@@ -26,9 +26,9 @@ use tierd_emulators::{HubSpotConfig, HubSpotEmulator, WriteLog};
 use tierd_store::{RunKind, RunStatus, Store};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::progress::ProgressLine;
 use tierd_config::Settings;
 use tierd_engine::metrics::Metrics;
+use tierd_engine::progress::ProgressLine;
 use tierd_engine::{MovementLine, Pipeline, Progress, RunReport, RunRequest};
 use tierd_server::api::{ApiState, RunQueue};
 
@@ -148,11 +148,11 @@ impl Demo {
     async fn run(mut self, keep_serving: bool) -> anyhow::Result<ExitCode> {
         let (_stop, stop) = tierd_engine::shutdown::install().context("cannot install the Ctrl-C handler")?;
         let n = self.args.accounts;
-        let today = crate::today();
+        let today = tierd_engine::today();
         let world = self.start_world(today).await?;
         let config = self.dir.join("tierd.toml");
         self.write_config(&config, &world, today)?;
-        let settings = crate::load(Some(&config))?;
+        let settings = tierd_config::load(Some(&config))?;
         tierd_server::logging::init(&settings.log)?;
         say!(
             self,
@@ -185,7 +185,7 @@ impl Demo {
         let changes = self.change_world(&world, pipeline.store(), later).await?;
         pipeline.shutdown().await;
         self.write_config(&config, &world, later)?;
-        let settings = crate::load(Some(&config))?;
+        let settings = tierd_config::load(Some(&config))?;
         let pipeline = Arc::new(start_pipeline(settings, &metrics).await?);
 
         // Step 5: the incremental sync.
@@ -343,7 +343,7 @@ filter = "warn,sqlx=warn"
     /// arrive; a person locks one Tier 2 account at Tier 1.
     async fn change_world(&mut self, world: &World, store: &Store, later: Date) -> anyhow::Result<Changes> {
         world.websites.set_snapshot(NEXT_SNAPSHOT);
-        let summaries = all_summaries(store).await?;
+        let summaries = tierd_engine::all_summaries(store).await?;
         let ids: Vec<String> = summaries.iter().map(|s| s.id.clone()).collect();
         // A seller's conviction: the best account below Tier 1 is set one tier up, by hand.
         let locked = summaries
@@ -456,7 +456,7 @@ filter = "warn,sqlx=warn"
     }
 
     async fn print_top_tier_1(&mut self, store: &Store) -> anyhow::Result<()> {
-        let mut top = all_summaries(store).await?;
+        let mut top = tierd_engine::all_summaries(store).await?;
         top.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         // Small worlds may have no Tier 1 account: then the best accounts, whatever their tier.
         match top.iter().any(|s| s.tier == Tier::Tier1) {
@@ -698,9 +698,9 @@ async fn run_step(
 /// first, with the same profile into the same target directory, so `cargo run --release -- demo`
 /// works from a fresh clone.
 fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
-    let mut found = crate::plugins_cmd::beside_binary();
+    let mut found = tierd_plugin_host::locate::beside_binary();
     let missing = |found: &[(String, PathBuf)]| {
-        crate::plugins_cmd::BUILT_IN
+        tierd_plugin_host::locate::BUILT_IN
             .iter()
             .any(|(name, _)| !found.iter().any(|(n, _)| n == name))
     };
@@ -709,10 +709,10 @@ fn plugin_libraries() -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
             (std::env::var_os("CARGO"), std::env::var_os("CARGO_MANIFEST_DIR"))
         {
             build_plugins(&cargo, Path::new(&manifest))?;
-            found = crate::plugins_cmd::beside_binary();
+            found = tierd_plugin_host::locate::beside_binary();
         }
     }
-    crate::plugins_cmd::BUILT_IN
+    tierd_plugin_host::locate::BUILT_IN
         .iter()
         .map(|(name, _)| {
             found
@@ -745,31 +745,13 @@ fn build_plugins(cargo: &std::ffi::OsStr, manifest_dir: &Path) -> anyhow::Result
     cmd.current_dir(manifest_dir)
         .args(["build", "--profile", profile, "--target-dir"])
         .arg(target_dir);
-    for (name, _) in crate::plugins_cmd::BUILT_IN {
+    for (name, _) in tierd_plugin_host::locate::BUILT_IN {
         cmd.args(["-p", name]);
     }
     eprintln!("Building the built-in plugins ({profile} profile), once: the demo loads them");
     let status = cmd.status().context("cannot run cargo to build the plugins")?;
     anyhow::ensure!(status.success(), "building the plugins failed ({status})");
     Ok(())
-}
-
-/// Every account's summary, paged by id.
-pub(crate) async fn all_summaries(store: &Store) -> anyhow::Result<Vec<tierd_store::AccountSummary>> {
-    let mut out = Vec::new();
-    loop {
-        let page = store
-            .account_summaries(
-                out.last().map(|s: &tierd_store::AccountSummary| s.id.as_str()),
-                1000,
-            )
-            .await
-            .context("cannot read the accounts from the store")?;
-        if page.is_empty() {
-            return Ok(out);
-        }
-        out.extend(page);
-    }
 }
 
 /// The HubSpot record id of a stored account id (`hubspot:1000000042`).
