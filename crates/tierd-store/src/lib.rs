@@ -5,7 +5,9 @@
 //! facts, score, tier, explanation, what was last pushed, lock), `tier_history`, `facts_cache`,
 //! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected), `work_items` (the
 //! PostgreSQL work queue) and the webhook outbox (`webhook_events`, `webhook_deliveries`,
-//! `webhook_attempts`, `webhook_endpoints`) and `tier_counts`; the reports read from them (`reports.rs`). It must not depend on connectors or plugins: it stores their results as
+//! `webhook_attempts`, `webhook_endpoints`), `tier_counts`, and deals with their history
+//! (`deals`, `deal_history`); the reports read from them (`reports.rs`). It must not depend on
+//! connectors or plugins: it stores their results as
 //! JSON and domain types from `tierd-core`, and knows nothing of how they were obtained.
 //!
 //! # One store, two backends
@@ -50,6 +52,7 @@
 mod accounts;
 mod cache;
 mod cluster;
+mod deals;
 mod error;
 mod migrate;
 mod outbox;
@@ -75,6 +78,7 @@ pub use accounts::{
 };
 pub use cache::CachedFacts;
 pub use cluster::{LeaderGuard, WorkItem, WorkItemId, WorkProgress};
+pub use deals::{DealEvent, DealRecord, DealSync, StoredDeal, TierEvent};
 pub use error::{redact_url, StoreError};
 pub use outbox::{
     AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryCounts, DeliveryId, DeliveryOutcome,

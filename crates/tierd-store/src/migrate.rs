@@ -44,12 +44,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_webhooks.sql"),
         postgres: include_str!("../migrations/postgres/0004_webhooks.sql"),
     },
-    // 5 is taken on another branch; the lead renumbers when merging.
     Migration {
         version: 5,
         name: "reports",
         sqlite: include_str!("../migrations/sqlite/0005_reports.sql"),
         postgres: include_str!("../migrations/postgres/0005_reports.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "deals",
+        sqlite: include_str!("../migrations/sqlite/0006_deals.sql"),
+        postgres: include_str!("../migrations/postgres/0006_deals.sql"),
     },
 ];
 

@@ -21,6 +21,7 @@ pub(crate) trait StoreRow {
     fn real(&self, col: &str) -> Result<f64, sqlx::Error>;
     fn opt_real(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
     fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
+    fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error>;
 }
 
 macro_rules! impl_store_row {
@@ -45,6 +46,9 @@ macro_rules! impl_store_row {
                 self.try_get(col)
             }
             fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error> {
                 self.try_get(col)
             }
         }

@@ -1,0 +1,436 @@
+//! Deals per account and their history: what the funnel per tier counts.
+//!
+//! A connector's deals arrive as [`DealRecord`]s; [`Store::record_deals`] keeps each as last seen
+//! in `deals` and appends to `deal_history` what changed since (created, a stage entered, moved to
+//! another account, amount changed, reopened, restored after a deletion), dated by the CRM when it
+//! dates the change (stage entry dates) and by the time tierd saw it otherwise.
+//! [`Store::delete_deals`] marks deals the CRM no longer has. Reads for reports
+//! ([`Store::deals_for_report`], [`Store::tier_timeline`]) return plain rows; the arithmetic is the
+//! caller's (`tierd-outcomes`). Knows nothing of connectors: the caller maps their deals here.
+
+use tierd_core::tier::Tier;
+use tierd_core::Date;
+
+use crate::error::{query_error, StoreError};
+use crate::row::{parse_col, StoreRow, WritePool};
+use crate::runs::RunId;
+use crate::{with_pool, Store, Timestamp};
+
+/// A deal as a connector (or a deals file) gives it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DealRecord {
+    /// The deal's id in its CRM.
+    pub id: String,
+    /// The account it belongs to (the connector's account id); `None` when the CRM gave none.
+    pub account: Option<String>,
+    /// Pipeline, when the CRM has several.
+    pub pipeline: Option<String>,
+    /// Current stage.
+    pub stage: Option<String>,
+    /// Amount, when set.
+    pub amount: Option<f64>,
+    /// Currency of the amount (ISO 4217), when the CRM says.
+    pub currency: Option<String>,
+    /// When it was created.
+    pub created_at: Option<Timestamp>,
+    /// Close date (expected while open, actual once closed).
+    pub close_date: Option<Date>,
+    /// Closed (won or lost); `None` when the stage does not say.
+    pub closed: Option<bool>,
+    /// Won; `None` when the stage does not say.
+    pub won: Option<bool>,
+    /// When each stage was entered, as the CRM dates it (HubSpot `hs_v2_date_entered_<stage>`,
+    /// Salesforce `OpportunityHistory`), oldest first.
+    pub stage_entries: Vec<(String, Timestamp)>,
+}
+
+/// A stored deal, as the funnel reads it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredDeal {
+    /// The deal's id in its CRM.
+    pub id: String,
+    /// The account, `None` when the CRM gave none.
+    pub account: Option<String>,
+    /// Pipeline.
+    pub pipeline: Option<String>,
+    /// Current stage.
+    pub stage: Option<String>,
+    /// Amount.
+    pub amount: Option<f64>,
+    /// Currency of the amount.
+    pub currency: Option<String>,
+    /// When it was created (epoch milliseconds).
+    pub created_at: Option<i64>,
+    /// Close date.
+    pub close_date: Option<Date>,
+    /// Closed; `None` for an unknown stage.
+    pub closed: Option<bool>,
+    /// Won; `None` for an unknown stage.
+    pub won: Option<bool>,
+}
+
+/// What [`Store::record_deals`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DealSync {
+    /// Deals seen for the first time.
+    pub new: u64,
+    /// Known deals whose stage, amount, close date or account changed.
+    pub changed: u64,
+    /// Of those, moved to another account.
+    pub moved: u64,
+    /// Of those, closed before and open again.
+    pub reopened: u64,
+    /// Deals marked deleted earlier and seen again.
+    pub restored: u64,
+}
+
+/// A row of a deal's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DealEvent {
+    /// `created`, `stage`, `moved`, `amount`, `deleted`, `reopened` or `restored`.
+    pub event: String,
+    /// When (epoch milliseconds).
+    pub at: i64,
+    /// The account it belonged to after the event.
+    pub account: Option<String>,
+    /// The stage entered (`stage`, `reopened`).
+    pub stage: Option<String>,
+}
+
+/// A tier an account took at an instant (a row of `tier_history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierEvent {
+    /// The account.
+    pub account: String,
+    /// When (epoch milliseconds).
+    pub at: i64,
+    /// The tier it took.
+    pub tier: Tier,
+}
+
+const SELECT_ONE: &str =
+    "SELECT account, stage, amount, close_date, closed, deleted FROM deals WHERE id = $1";
+
+const UPSERT: &str =
+    "INSERT INTO deals (id, account, pipeline, stage, amount, currency, created_at, close_date,
+        closed, won, deleted, first_seen, updated_at, updated_run)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, FALSE, $11, $11, $12)
+    ON CONFLICT (id) DO UPDATE SET account = excluded.account, pipeline = excluded.pipeline,
+        stage = excluded.stage, amount = excluded.amount, currency = excluded.currency,
+        created_at = excluded.created_at, close_date = excluded.close_date, closed = excluded.closed,
+        won = excluded.won, deleted = FALSE, updated_at = excluded.updated_at,
+        updated_run = excluded.updated_run";
+
+const HISTORY: &str =
+    "INSERT INTO deal_history (deal, account, at, event, stage, amount, run) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// The previous state of a deal, for the diff.
+struct Known {
+    account: Option<String>,
+    stage: Option<String>,
+    amount: Option<f64>,
+    close_date: Option<String>,
+    closed: Option<bool>,
+    deleted: bool,
+}
+
+fn known_from_row(row: &impl StoreRow) -> Result<Known, StoreError> {
+    let decode = query_error("read a deal", "deals");
+    Ok(Known {
+        account: row.opt_text("account").map_err(decode)?,
+        stage: row.opt_text("stage").map_err(decode)?,
+        amount: row.opt_real("amount").map_err(decode)?,
+        close_date: row.opt_text("close_date").map_err(decode)?,
+        closed: row.opt_flag("closed").map_err(decode)?,
+        deleted: row.flag("deleted").map_err(decode)?,
+    })
+}
+
+/// One history row to write.
+struct Change<'a> {
+    event: &'static str,
+    at: i64,
+    stage: Option<&'a str>,
+}
+
+/// What changed between `known` (None: a new deal) and `deal`, in the order it happened.
+fn changes<'a>(known: Option<&Known>, deal: &'a DealRecord, now: i64) -> Vec<Change<'a>> {
+    let entered = |stage: &str| {
+        deal.stage_entries
+            .iter()
+            .rev()
+            .find(|(s, _)| s == stage)
+            .map(|(_, at)| at.millis())
+    };
+    let mut out = Vec::new();
+    match known {
+        None => {
+            let created = deal.created_at.map_or(now, Timestamp::millis);
+            out.push(Change {
+                event: "created",
+                at: created,
+                stage: None,
+            });
+            // Every dated stage entry the CRM reports, then the current stage if it is undated.
+            for (stage, at) in &deal.stage_entries {
+                out.push(Change {
+                    event: "stage",
+                    at: at.millis(),
+                    stage: Some(stage),
+                });
+            }
+            if let Some(stage) = deal.stage.as_deref() {
+                if entered(stage).is_none() {
+                    out.push(Change {
+                        event: "stage",
+                        at: created,
+                        stage: Some(stage),
+                    });
+                }
+            }
+        }
+        Some(k) => {
+            if k.deleted {
+                out.push(Change {
+                    event: "restored",
+                    at: now,
+                    stage: None,
+                });
+            }
+            if k.account != deal.account {
+                out.push(Change {
+                    event: "moved",
+                    at: now,
+                    stage: None,
+                });
+            }
+            if k.closed == Some(true) && deal.closed == Some(false) {
+                let at = deal.stage.as_deref().and_then(entered).unwrap_or(now);
+                out.push(Change {
+                    event: "reopened",
+                    at,
+                    stage: deal.stage.as_deref(),
+                });
+            }
+            if k.stage != deal.stage {
+                let at = deal.stage.as_deref().and_then(entered).unwrap_or(now);
+                out.push(Change {
+                    event: "stage",
+                    at,
+                    stage: deal.stage.as_deref(),
+                });
+            }
+            if k.amount != deal.amount {
+                out.push(Change {
+                    event: "amount",
+                    at: now,
+                    stage: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Stores `deals` as seen by `run`, in one transaction, and appends what changed to their
+    /// history: a deal moved to another account, reopened, restored after a deletion, or its stage
+    /// or amount changed. Seeing the same deal unchanged writes nothing new.
+    pub async fn record_deals(
+        &self,
+        run: Option<RunId>,
+        deals: &[DealRecord],
+    ) -> Result<DealSync, StoreError> {
+        let mut sync = DealSync::default();
+        if deals.is_empty() {
+            return Ok(sync);
+        }
+        let now = Timestamp::now().millis();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query_error("begin recording deals", "deals"))?;
+            for d in deals {
+                let row = sqlx::query(SELECT_ONE)
+                    .bind(&d.id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error("read a deal", "deals"))?;
+                let known = row.as_ref().map(known_from_row).transpose()?;
+                let changes = changes(known.as_ref(), d, now);
+                // A close date alone moving changes the deal but is no event of its history.
+                let close_moved = known
+                    .as_ref()
+                    .is_some_and(|k| k.close_date != d.close_date.map(|c| c.to_string()));
+                match &known {
+                    None => sync.new += 1,
+                    Some(k) if !changes.is_empty() || close_moved => {
+                        sync.changed += 1;
+                        sync.moved += u64::from(k.account != d.account);
+                        sync.reopened += u64::from(k.closed == Some(true) && d.closed == Some(false));
+                        sync.restored += u64::from(k.deleted);
+                    }
+                    Some(_) => continue,
+                }
+                sqlx::query(UPSERT)
+                    .bind(&d.id)
+                    .bind(&d.account)
+                    .bind(&d.pipeline)
+                    .bind(&d.stage)
+                    .bind(d.amount)
+                    .bind(&d.currency)
+                    .bind(d.created_at.map(Timestamp::millis))
+                    .bind(d.close_date.map(|c| c.to_string()))
+                    .bind(d.closed)
+                    .bind(d.won)
+                    .bind(now)
+                    .bind(run.map(|r| r.0))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("record a deal", "deals"))?;
+                for c in &changes {
+                    sqlx::query(HISTORY)
+                        .bind(&d.id)
+                        .bind(&d.account)
+                        .bind(c.at)
+                        .bind(c.event)
+                        .bind(c.stage)
+                        .bind(d.amount)
+                        .bind(run.map(|r| r.0))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("record deal history", "deal_history"))?;
+                }
+            }
+            tx.commit().await.map_err(query_error("commit deals", "deals"))?;
+        });
+        Ok(sync)
+    }
+
+    /// Marks deals the CRM no longer has as deleted (kept, with a `deleted` history row, and left
+    /// out of reports). Returns how many were live before.
+    pub async fn delete_deals(&self, run: Option<RunId>, ids: &[String]) -> Result<u64, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut deleted = 0;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query_error("begin deleting deals", "deals"))?;
+            for id in ids {
+                let n = sqlx::query("UPDATE deals SET deleted = TRUE, updated_at = $2, updated_run = $3
+                                     WHERE id = $1 AND deleted = FALSE")
+                    .bind(id)
+                    .bind(now)
+                    .bind(run.map(|r| r.0))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error("delete a deal", "deals"))?
+                    .rows_affected();
+                if n > 0 {
+                    sqlx::query("INSERT INTO deal_history (deal, account, at, event, stage, amount, run)
+                                 SELECT id, account, $2, 'deleted', stage, amount, $3 FROM deals WHERE id = $1")
+                        .bind(id)
+                        .bind(now)
+                        .bind(run.map(|r| r.0))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error("record deal history", "deal_history"))?;
+                }
+                deleted += n;
+            }
+            tx.commit().await.map_err(query_error("commit deleted deals", "deals"))?;
+        });
+        Ok(deleted)
+    }
+
+    /// Ids of the live (not deleted) deals of these accounts: what a full pull of those accounts
+    /// must see again, or they were deleted in the CRM.
+    pub async fn live_deal_ids(&self, accounts: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for chunk in accounts.chunks(500) {
+            let sql = format!(
+                "SELECT id FROM deals WHERE deleted = FALSE AND account IN ({}) ORDER BY id",
+                crate::row::placeholders(1, chunk.len())
+            );
+            let rows: Vec<(String,)> = with_pool!(self, pool => {
+                let mut q = sqlx::query_as(&sql);
+                for a in chunk {
+                    q = q.bind(a);
+                }
+                q.fetch_all(pool).await
+            })
+            .map_err(query_error("read deal ids", "deals"))?;
+            ids.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(ids)
+    }
+
+    /// The live deals, ordered by id: the funnel's input.
+    pub async fn deals_for_report(&self) -> Result<Vec<StoredDeal>, StoreError> {
+        let sql = "SELECT id, account, pipeline, stage, amount, currency, created_at, close_date,
+                          closed, won
+                   FROM deals WHERE deleted = FALSE ORDER BY id";
+        let deals = with_pool!(self, pool => sqlx::query(sql)
+            .fetch_all(pool)
+            .await
+            .map_err(query_error("read deals", "deals"))?
+            .iter()
+            .map(stored_deal_from_row)
+            .collect::<Result<Vec<_>, _>>()?);
+        Ok(deals)
+    }
+
+    /// A deal's history, oldest first: `(event, at, account, stage)`.
+    pub async fn deal_history(&self, deal: &str) -> Result<Vec<DealEvent>, StoreError> {
+        let sql = "SELECT event, at, account, stage FROM deal_history WHERE deal = $1 ORDER BY at, id";
+        let rows: Vec<(String, i64, Option<String>, Option<String>)> =
+            with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(deal)
+            .fetch_all(pool)
+            .await)
+            .map_err(query_error("read deal history", "deal_history"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(event, at, account, stage)| DealEvent {
+                event,
+                at,
+                account,
+                stage,
+            })
+            .collect())
+    }
+
+    /// Every tier change of every account, ordered by account then time: when each account took
+    /// each tier (`tier_history`), so a report can say which tier an account held on any day.
+    pub async fn tier_timeline(&self) -> Result<Vec<TierEvent>, StoreError> {
+        let sql = "SELECT account, at, to_tier FROM tier_history ORDER BY account, at, id";
+        let rows: Vec<(String, i64, String)> = with_pool!(self, pool => sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await)
+        .map_err(query_error("read tier history", "tier_history"))?;
+        rows.into_iter()
+            .map(|(account, at, tier)| {
+                let tier = parse_col(&tier, "tier_history", "to_tier", &account)?;
+                Ok(TierEvent { account, at, tier })
+            })
+            .collect()
+    }
+}
+
+fn stored_deal_from_row(row: &impl StoreRow) -> Result<StoredDeal, StoreError> {
+    let decode = query_error("read deals", "deals");
+    let id = row.text("id").map_err(decode)?;
+    let close_date = row
+        .opt_text("close_date")
+        .map_err(decode)?
+        .map(|d| parse_col(&d, "deals", "close_date", &id))
+        .transpose()?;
+    Ok(StoredDeal {
+        account: row.opt_text("account").map_err(decode)?,
+        pipeline: row.opt_text("pipeline").map_err(decode)?,
+        stage: row.opt_text("stage").map_err(decode)?,
+        amount: row.opt_real("amount").map_err(decode)?,
+        currency: row.opt_text("currency").map_err(decode)?,
+        created_at: row.opt_int("created_at").map_err(decode)?,
+        close_date,
+        closed: row.opt_flag("closed").map_err(decode)?,
+        won: row.opt_flag("won").map_err(decode)?,
+        id,
+    })
+}
