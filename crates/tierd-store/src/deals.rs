@@ -396,6 +396,28 @@ impl Store {
             .collect())
     }
 
+    /// Records tier history that tierd did not decide itself (tiers from before tierd, another
+    /// system's history, a benchmark's population) as rows of `run`, in one transaction.
+    pub async fn import_tier_history(&self, run: RunId, events: &[TierEvent]) -> Result<(), StoreError> {
+        const PER_STATEMENT: usize = 500;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query_error("begin importing tier history", "tier_history"))?;
+            for chunk in events.chunks(PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO tier_history (account, at, to_tier, run, from_tier, score, reason, model_version) VALUES {}",
+                    crate::row::tuples(1, chunk.len(), 3, &format!(", {}, NULL, 0, 'imported', 'imported'", run.0))
+                );
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = q.bind(&e.account).bind(e.at).bind(e.tier.as_str());
+                }
+                q.execute(&mut *tx).await.map_err(query_error("import tier history", "tier_history"))?;
+            }
+            tx.commit().await.map_err(query_error("commit imported tier history", "tier_history"))?;
+        });
+        Ok(())
+    }
+
     /// Every tier change of every account, ordered by account then time: when each account took
     /// each tier (`tier_history`), so a report can say which tier an account held on any day.
     pub async fn tier_timeline(&self) -> Result<Vec<TierEvent>, StoreError> {
