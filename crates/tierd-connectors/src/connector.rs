@@ -48,7 +48,10 @@ pub trait Connector: Send + Sync {
     /// Creates tierd's fields where the connector can, and reports what exists and what is missing.
     fn ensure_schema(&self) -> BoxFuture<'_, Result<SchemaReport, ConnectorError>>;
 
-    /// Deals (opportunities) of these accounts, for funnel reports. Account files have none.
+    /// Deals (opportunities) of these accounts, for funnel reports, each with its pipeline,
+    /// currency and the dates its stages were entered where the CRM keeps them. A deal of several
+    /// accounts is returned once per account asked for. Account files have none (a deals file is
+    /// read by [`crate::files::read_deals`]).
     fn deals_for<'a>(&'a self, account_ids: &'a [String])
         -> BoxFuture<'a, Result<Vec<Deal>, ConnectorError>>;
 
@@ -252,6 +255,13 @@ pub struct Deal {
     pub close_date: Option<tierd_core::Date>,
     /// When it was created.
     pub created: Option<Watermark>,
+    /// Pipeline (HubSpot `pipeline`), when the CRM has several.
+    pub pipeline: Option<String>,
+    /// Currency of the amount (HubSpot `deal_currency_code`), when the CRM says.
+    pub currency: Option<String>,
+    /// When each stage was entered, oldest first (HubSpot `hs_v2_date_entered_<stage>`,
+    /// Salesforce `OpportunityHistory`).
+    pub stage_entries: Vec<(String, Watermark)>,
 }
 
 /// Why a connector could not do what it was asked.

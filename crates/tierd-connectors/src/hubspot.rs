@@ -200,6 +200,71 @@ struct Company {
     updated_at: Option<String>,
 }
 
+/// The deal properties read: HubSpot's own names (`hs_is_closed` and `hs_is_closed_won` say
+/// closed and won whatever the pipeline's stage ids; `deal_currency_code` is the amount's currency).
+const DEAL_PROPERTIES: [&str; 8] = [
+    "amount",
+    "dealstage",
+    "pipeline",
+    "closedate",
+    "createdate",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "deal_currency_code",
+];
+
+/// The stage ids of HubSpot's default sales pipeline; `hs_v2_date_entered_<stage id>` dates when a
+/// deal entered each (custom pipelines' stage ids are not asked for).
+const DEFAULT_STAGES: [&str; 7] = [
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedlost",
+];
+
+/// Prefix of the stage-calculated "date entered" properties.
+const STAGE_ENTERED: &str = "hs_v2_date_entered_";
+
+/// A deal from its properties (all strings or null, as HubSpot sends them). `hs_is_closed` /
+/// `hs_is_closed_won` decide closed and won when present; otherwise the default pipeline's
+/// `closedwon` / `closedlost` stages do, and any other stage is open.
+fn deal_of(id: String, account: Option<String>, props: &HashMap<String, Option<String>>) -> Deal {
+    let prop = |n: &str| props.get(n).and_then(|v| v.as_deref()).filter(|s| !s.is_empty());
+    let flag = |n: &str| prop(n).map(|v| v.eq_ignore_ascii_case("true"));
+    let stage = prop("dealstage").map(str::to_string);
+    let closed =
+        flag("hs_is_closed").or_else(|| stage.as_deref().map(|s| s == "closedwon" || s == "closedlost"));
+    let won = flag("hs_is_closed_won").or_else(|| stage.as_deref().map(|s| s == "closedwon"));
+    let mut stage_entries: Vec<(String, Watermark)> = props
+        .iter()
+        .filter_map(|(name, v)| {
+            let stage = name.strip_prefix(STAGE_ENTERED)?;
+            let at = v.as_deref().and_then(Watermark::parse)?;
+            Some((stage.to_string(), at))
+        })
+        .collect();
+    stage_entries.sort();
+    stage_entries.sort_by_key(|(_, at)| *at);
+    Deal {
+        account_id: account.unwrap_or_default(),
+        amount: prop("amount").and_then(|a| a.parse().ok()),
+        won,
+        closed,
+        stage,
+        close_date: prop("closedate")
+            .and_then(Watermark::parse)
+            .map(|w| tierd_core::Date::from_unix_seconds(w.millis().div_euclid(1000))),
+        created: prop("createdate").and_then(Watermark::parse),
+        pipeline: prop("pipeline").map(str::to_string),
+        currency: prop("deal_currency_code").map(str::to_string),
+        stage_entries,
+        id,
+    }
+}
+
 /// HubSpot's error body.
 #[derive(Deserialize, Default)]
 struct ApiError {
@@ -595,36 +660,19 @@ impl HubSpotConnector {
         }
         let deal_ids: Vec<&String> = owner.keys().collect();
         let url = self.url("/crm/v3/objects/deals/batch/read");
+        let mut properties: Vec<String> = DEAL_PROPERTIES.iter().map(|p| p.to_string()).collect();
+        properties.extend(DEFAULT_STAGES.iter().map(|s| format!("{STAGE_ENTERED}{s}")));
         let mut deals = Vec::with_capacity(deal_ids.len());
         for chunk in deal_ids.chunks(100) {
             let body = json!({
-                "properties": ["amount", "dealstage", "closedate", "createdate", "pipeline"],
+                "properties": properties,
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
             let page: Page = self
                 .get_json("read deals", &self.limiter, |c| c.post(&url).json(&body))
                 .await?;
             for d in page.results {
-                let prop = |n: &str| {
-                    d.properties
-                        .get(n)
-                        .and_then(|v| v.as_deref())
-                        .filter(|s| !s.is_empty())
-                };
-                let stage = prop("dealstage").map(str::to_string);
-                let closed = stage.as_deref().map(|s| s == "closedwon" || s == "closedlost");
-                deals.push(Deal {
-                    account_id: owner.get(&d.id).cloned().unwrap_or_default(),
-                    amount: prop("amount").and_then(|a| a.parse().ok()),
-                    won: stage.as_deref().map(|s| s == "closedwon"),
-                    closed,
-                    stage,
-                    close_date: prop("closedate")
-                        .and_then(Watermark::parse)
-                        .map(|w| tierd_core::Date::from_unix_seconds(w.millis().div_euclid(1000))),
-                    created: prop("createdate").and_then(Watermark::parse),
-                    id: d.id,
-                });
+                deals.push(deal_of(d.id.clone(), owner.get(&d.id).cloned(), &d.properties));
             }
         }
         Ok(deals)

@@ -809,6 +809,9 @@ impl SalesforceConnector {
                     closed: o.get("IsClosed").and_then(Json::as_bool),
                     close_date: s("CloseDate").and_then(|d| d.parse().ok()),
                     created: s("CreatedDate").and_then(Watermark::parse),
+                    pipeline: None,
+                    currency: None,
+                    stage_entries: Vec::new(),
                 });
             }
         }

@@ -322,6 +322,28 @@ async fn deals_come_with_their_company() {
     for d in &deals {
         assert!(ids.contains(&d.account_id), "{d:?}");
         assert!(d.stage.is_some() && d.created.is_some(), "{d:?}");
+        // Closed and won from hs_is_closed / hs_is_closed_won, the currency, and the stage entry
+        // dates: the first stage on creation, a closing stage on the close date.
+        let stage = d.stage.as_deref().unwrap_or_default();
+        assert_eq!(d.won, Some(stage == "closedwon"), "{d:?}");
+        assert_eq!(
+            d.closed,
+            Some(stage == "closedwon" || stage == "closedlost"),
+            "{d:?}"
+        );
+        assert_eq!(
+            (d.currency.as_deref(), d.pipeline.as_deref()),
+            (Some("USD"), Some("default"))
+        );
+        assert_eq!(
+            d.stage_entries[0],
+            ("appointmentscheduled".to_string(), d.created.expect("created"))
+        );
+        assert_eq!(
+            d.stage_entries.len(),
+            if d.closed == Some(true) { 2 } else { 1 },
+            "{d:?}"
+        );
     }
     emu.shutdown().await;
 }

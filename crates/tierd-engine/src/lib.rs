@@ -69,6 +69,8 @@ mod stage;
 mod tests;
 mod work;
 
+pub use stage::deals::DealsReport;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,6 +209,8 @@ pub struct RunReport {
     pub stale_plugin_results: u64,
     /// The first movements with their reasons.
     pub top_movements: Vec<MovementLine>,
+    /// What the deals stage did (committing runs that got that far).
+    pub deals: Option<DealsReport>,
     /// Why the run failed or stopped.
     pub error: Option<String>,
 }
@@ -230,6 +234,7 @@ impl RunReport {
             quarantined: 0,
             stale_plugin_results: 0,
             top_movements: Vec::new(),
+            deals: None,
             error: None,
         }
     }
@@ -253,6 +258,7 @@ impl RunReport {
                 "upgrades": m.upgrades(), "downgrades": m.downgrades(),
             })),
             "top_movements": self.top_movements,
+            "deals": self.deals,
         })
     }
 }
@@ -455,6 +461,16 @@ impl Pipeline {
         scorer.schema = schema;
         scorer.policy = policy;
         Ok(scorer)
+    }
+
+    /// `tierd sync --once --job deals`: pulls the deals of every stored account, outside any run
+    /// (their history rows carry no run), and stores them; accounts and tiers are not touched.
+    pub async fn sync_deals(&self) -> anyhow::Result<DealsReport> {
+        let Ok(_guard) = self.busy.try_lock() else {
+            anyhow::bail!("a run is already in progress in this process; try again when it has finished");
+        };
+        let accounts = stage::deals::all_accounts(self).await?;
+        stage::deals::pull(self, None, &accounts).await
     }
 
     /// Runs one whole run as the leader. A run that cannot start (another one is running) is an

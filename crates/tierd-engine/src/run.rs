@@ -12,7 +12,7 @@ use crate::plan::{Ending, Final};
 use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
 use crate::stage::push;
-use crate::stage::{pull, tier};
+use crate::stage::{deals, pull, tier};
 use crate::work::Shared;
 use crate::{pyramid_of, Job, Progress, RunReport};
 
@@ -99,8 +99,26 @@ pub(crate) async fn execute<S: Sink>(
             decided: d,
         })
         .collect();
+    let all_ids: Vec<String> = if incremental {
+        Vec::new()
+    } else {
+        to_finalize.iter().map(|f| f.id.clone()).collect()
+    };
     let ending = push::push(ctx, sink, to_finalize, report, &shutdown, progress).await?;
     if let Ending::Done = ending {
+        // Deals, for the funnel: only committing runs keep them (a dry run or pilot stores nothing).
+        if matches!(ctx.kind, RunKind::Full | RunKind::Incremental) {
+            if let Some(pr) = progress {
+                pr.stage("deals", None);
+            }
+            let mut accounts = if incremental {
+                pulled.ids.iter().cloned().collect()
+            } else {
+                all_ids
+            };
+            accounts.sort();
+            report.deals = Some(deals::pull(p, Some(ctx.run), &accounts).await?);
+        }
         sink.finish(ctx, pulled.watermark.map(|w| w.millis().to_string()))
             .await?;
     }

@@ -1153,3 +1153,40 @@ async fn a_new_postgres_store_over_a_crm_holding_tierds_tiers_adopts_them_and_ke
         p.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committing_runs_keep_the_deals_of_their_accounts_and_a_deals_job_changes_nothing_more() {
+    let w = world().await;
+    let first = run(&w.pipeline, RunKind::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    let deals = first.deals.expect("a full run pulls deals");
+    assert_eq!(deals.accounts, ACCOUNTS);
+    assert!(deals.pulled > 0);
+    assert_eq!(
+        (deals.sync.new, deals.deleted, deals.without_account),
+        (deals.pulled, 0, 0)
+    );
+    let stored = w.pipeline.store().deals_for_report().await.expect("deals");
+    assert_eq!(stored.len() as u64, deals.pulled);
+    assert!(stored
+        .iter()
+        .all(|d| d.account.is_some() && d.created_at.is_some()));
+
+    // Nothing changed in the CRM: the deals job and the next run see the same deals.
+    let again = w.pipeline.sync_deals().await.expect("deals job");
+    assert_eq!(
+        (again.pulled, again.sync.new, again.sync.changed, again.deleted),
+        (deals.pulled, 0, 0, 0)
+    );
+    let incremental = run(&w.pipeline, RunKind::Incremental).await;
+    assert_eq!(
+        incremental.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        incremental.error
+    );
+    assert_eq!(
+        incremental.deals.map(|d| d.sync),
+        Some(tierd_store::DealSync::default())
+    );
+}

@@ -21,8 +21,8 @@ pub struct SyncArgs {
     /// Run once and exit (the only mode; `tierd run` is the daemon).
     #[arg(long)]
     pub once: bool,
-    /// full (every account, caches refreshed, no hysteresis) or incremental (changes since the
-    /// last successful run).
+    /// full (every account, caches refreshed, no hysteresis), incremental (changes since the
+    /// last successful run) or deals (only the deals of every stored account, for the funnel).
     #[arg(long, value_name = "JOB", default_value = "incremental")]
     pub job: String,
     /// Compute everything and report what would be pushed; push and record nothing.
@@ -51,7 +51,7 @@ impl SyncArgs {
         let job = match self.job.as_str() {
             "full" => Job::Full,
             "incremental" => Job::Incremental,
-            other => anyhow::bail!("--job {other}: expected full or incremental"),
+            other => anyhow::bail!("--job {other}: expected full, incremental or deals"),
         };
         if let Some(s) = self.sample {
             if !(0.0..=1.0).contains(&s) {
@@ -90,6 +90,9 @@ const TOP_REJECTION_REASONS: usize = 5;
 
 /// Runs `tierd sync --once`.
 pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
+    if args.job == "deals" {
+        return deals_only(args, settings);
+    }
     let request = args.request()?;
     tierd_server::logging::init(&settings.log)?;
     let runtime = tierd_engine::runtime("sync")?;
@@ -177,6 +180,30 @@ async fn deliver(pipeline: &Pipeline, budget: std::time::Duration) -> Option<Str
     })
 }
 
+/// `tierd sync --once --job deals`: the deals of every stored account, nothing else.
+fn deals_only(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
+    if !args.once {
+        anyhow::bail!("tierd sync runs once: pass --once (the scheduled daemon is `tierd run`)");
+    }
+    if args.dry_run || args.pilot.is_some() || args.filter.is_some() || args.sample.is_some() {
+        anyhow::bail!("--job deals only pulls deals: it takes no --dry-run, --pilot, --filter or --sample");
+    }
+    tierd_server::logging::init(&settings.log)?;
+    let runtime = tierd_engine::runtime("sync")?;
+    runtime.block_on(async move {
+        let pipeline =
+            Pipeline::start(Arc::new(settings), Arc::new(Metrics::default()), instance_name()).await?;
+        let report = pipeline.sync_deals().await;
+        pipeline.shutdown().await;
+        let r = report?;
+        println!(
+            "Deals of {} accounts: {} pulled, {} new, {} changed ({} moved, {} reopened, {} restored), {} deleted, {} without an account",
+            r.accounts, r.pulled, r.sync.new, r.sync.changed, r.sync.moved, r.sync.reopened, r.sync.restored, r.deleted, r.without_account
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// The run's summary for people.
 pub fn print_report(out: &mut impl std::io::Write, r: &RunReport) -> std::io::Result<()> {
     writeln!(out, "Run {} ({}): {}", r.run, r.kind, r.status)?;
@@ -226,6 +253,13 @@ pub fn print_report(out: &mut impl std::io::Write, r: &RunReport) -> std::io::Re
             out,
             "  {} {}: {from} -> {}: {}",
             line.id, line.name, line.to, line.reason
+        )?;
+    }
+    if let Some(d) = &r.deals {
+        writeln!(
+            out,
+            "  deals of {} accounts: {} pulled, {} new, {} changed, {} deleted, {} without an account",
+            d.accounts, d.pulled, d.sync.new, d.sync.changed, d.deleted, d.without_account
         )?;
     }
     if let Some(e) = &r.error {

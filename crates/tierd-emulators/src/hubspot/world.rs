@@ -460,7 +460,7 @@ pub(crate) struct Deal {
     pub(crate) created_ms: i64,
 }
 
-pub(crate) const DEAL_PROPERTIES: [&str; 8] = [
+pub(crate) const DEAL_PROPERTIES: [&str; 18] = [
     "dealname",
     "amount",
     "dealstage",
@@ -469,9 +469,24 @@ pub(crate) const DEAL_PROPERTIES: [&str; 8] = [
     "createdate",
     "hs_lastmodifieddate",
     "hs_object_id",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "deal_currency_code",
+    // Stage-calculated properties, one per stage of the default pipeline.
+    "hs_v2_date_entered_appointmentscheduled",
+    "hs_v2_date_entered_qualifiedtobuy",
+    "hs_v2_date_entered_presentationscheduled",
+    "hs_v2_date_entered_decisionmakerboughtin",
+    "hs_v2_date_entered_contractsent",
+    "hs_v2_date_entered_closedwon",
+    "hs_v2_date_entered_closedlost",
 ];
 
 impl Deal {
+    fn is_closed(&self) -> bool {
+        self.stage == "closedwon" || self.stage == "closedlost"
+    }
+
     pub(crate) fn property(&self, name: &str) -> Option<String> {
         Some(match name {
             "dealname" => self.name.clone(),
@@ -481,7 +496,22 @@ impl Deal {
             "closedate" => clock::iso_utc(self.close_ms),
             "createdate" | "hs_lastmodifieddate" => clock::iso_utc(self.created_ms),
             "hs_object_id" => self.id.to_string(),
-            _ => return None,
+            "hs_is_closed" => self.is_closed().to_string(),
+            "hs_is_closed_won" => (self.stage == "closedwon").to_string(),
+            "deal_currency_code" => "USD".to_string(),
+            other => {
+                // Every deal entered the first stage when created, and its closing stage on its
+                // close date; the stages between are not dated (HubSpot leaves them empty when
+                // a deal skipped them).
+                let stage = other.strip_prefix("hs_v2_date_entered_")?;
+                if stage == DEAL_STAGES[0] {
+                    clock::iso_utc(self.created_ms)
+                } else if stage == self.stage && self.is_closed() {
+                    clock::iso_utc(self.close_ms)
+                } else {
+                    return None;
+                }
+            }
         })
     }
 

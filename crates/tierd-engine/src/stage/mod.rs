@@ -1,7 +1,8 @@
 //! The stages of one run, in order: pull (`pull.rs`), enrich (`enrich.rs`), score (`score.rs`),
-//! tier (`tier.rs`), push (`push.rs`). Each takes the run's context and its sink; none knows which
+//! tier (`tier.rs`), push (`push.rs`), then deals (`deals.rs`, committing runs only). Each takes the run's context and its sink; none knows which
 //! kind of run it serves.
 
+pub(crate) mod deals;
 pub(crate) mod enrich;
 pub(crate) mod pull;
 pub(crate) mod push;

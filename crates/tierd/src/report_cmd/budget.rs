@@ -1,6 +1,5 @@
-//! `tierd report ...`: reports over the store, each one library function's struct formatted as
-//! a table, CSV or JSON. `budget`: `tierd_activation::budget::report` (planned spend per tier,
-//! the seats a total buys; cost per deal and return per tier once a funnel is given to it).
+//! `tierd report budget`: `tierd_activation::budget::report` over the store, with the funnel of
+//! the same window for cost per deal and return per tier.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -11,27 +10,21 @@ use tierd_config::Settings;
 use tierd_core::Date;
 use tierd_store::Store;
 
-/// `tierd report` actions.
-#[derive(clap::Subcommand, Debug)]
-pub enum ReportAction {
-    /// Accounts and planned spend per tier ([budget]), and the Tier 1 and Tier 2 seats a total
-    /// buys.
-    Budget {
-        /// table, csv or json.
-        #[arg(long, default_value = "table")]
-        format: String,
-        /// Count engagement lifts as of this date [default: today, UTC].
-        #[arg(long, value_name = "DATE")]
-        as_of: Option<Date>,
-    },
+/// `tierd report budget` arguments.
+#[derive(clap::Args, Debug)]
+pub struct BudgetArgs {
+    /// table, csv or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Count engagement lifts as of this date [default: today, UTC].
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<Date>,
 }
 
-/// Runs `tierd report ...`.
-pub fn run(action: ReportAction, settings: Settings, today: Date) -> anyhow::Result<ExitCode> {
-    let ReportAction::Budget { format, as_of } = action;
-    if !matches!(format.as_str(), "table" | "csv" | "json") {
-        anyhow::bail!("--format {format}: expected table, csv or json");
-    }
+/// Runs `tierd report budget`.
+pub fn run(args: &BudgetArgs, settings: &Settings, today: Date) -> anyhow::Result<ExitCode> {
+    let BudgetArgs { format, as_of } = args;
+    super::check_format(format)?;
     let Some(budget) = settings.budget.as_ref() else {
         anyhow::bail!(
             "no [budget] section in {}: add tier_1, tier_2, tier_3, period and currency (docs/activation.md)",

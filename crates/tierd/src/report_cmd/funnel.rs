@@ -1,0 +1,230 @@
+//! `tierd report funnel`: the funnel per tier against the untiered baseline, from the store, as a
+//! table, CSV or JSON. The figures are `tierd_outcomes::funnel`'s; this module only formats them.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tierd_config::Settings;
+use tierd_core::Date;
+use tierd_outcomes::{Funnel, FunnelQuery, FunnelRow, Lift, Rate};
+use tierd_store::Store;
+
+/// `tierd report funnel` arguments.
+#[derive(clap::Args, Debug)]
+pub struct FunnelArgs {
+    /// Count deals created on or after this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<Date>,
+    /// Count deals created on or before this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<Date>,
+    /// Count amounts in this currency only (ISO 4217); deals in another are counted, their amounts
+    /// are not, and they are listed.
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
+    /// table, csv or json.
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+}
+
+/// Runs `tierd report funnel`.
+pub fn run(args: &FunnelArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    super::check_format(&args.format)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let funnel = runtime.block_on(async {
+        let store = Store::connect(&settings.store.url).await?;
+        let query = FunnelQuery {
+            from: args.from,
+            to: args.to,
+            currency: args.currency.clone(),
+            model: "live".into(),
+        };
+        let report = funnel_of(&store, &query).await;
+        store.close().await;
+        report
+    })?;
+    let mut out = std::io::stdout().lock();
+    match args.format.as_str() {
+        "json" => {
+            serde_json::to_writer_pretty(&mut out, &funnel)?;
+            writeln!(out)?;
+        }
+        "csv" => write_csv(&mut out, &funnel)?,
+        _ => write_table(&mut out, &funnel)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The funnel over what the store holds.
+pub async fn funnel_of(store: &Store, query: &FunnelQuery) -> anyhow::Result<Funnel> {
+    let history = store.tier_timeline().await.context("read tier history")?;
+    let deals = store.deals_for_report().await.context("read deals")?;
+    Ok(tierd_outcomes::funnel(&history, &deals, query))
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn pct(r: &Rate) -> String {
+    match (r.value, r.interval) {
+        (Some(v), Some(i)) => format!(
+            "{:.1}% [{:.1}-{:.1}] n={}",
+            v * 100.0,
+            i.low * 100.0,
+            i.high * 100.0,
+            r.trials
+        ),
+        _ => format!("- n={}", r.trials),
+    }
+}
+
+fn lift(l: &Lift) -> String {
+    match (l.value, l.interval) {
+        (Some(v), Some(i)) => format!("{v:.2}x [{:.2}-{:.2}]", i.low, i.high),
+        (Some(v), None) => format!("{v:.2}x"),
+        _ => "-".into(),
+    }
+}
+
+fn label(r: &FunnelRow) -> &'static str {
+    match r.tier {
+        tierd_core::Tier::Untiered => "baseline",
+        t => t.as_str(),
+    }
+}
+
+/// The report for people.
+pub fn write_table(out: &mut impl Write, f: &Funnel) -> std::io::Result<()> {
+    let period = match (f.from, f.to) {
+        (None, None) => "all deals".to_string(),
+        (from, to) => format!(
+            "deals created {} to {}",
+            from.map_or("the start".into(), |d| d.to_string()),
+            to.map_or("today".into(), |d| d.to_string())
+        ),
+    };
+    writeln!(
+        out,
+        "Funnel per tier ({} model; {period}; a deal counts under its account's tier on the day it was created)",
+        f.model
+    )?;
+    writeln!(
+        out,
+        "{:<9} {:>8} {:>26} {:>7} {:>26} {:>11} {:>11} {:>7} {:>13} {:>11} {:>20} {:>8}",
+        "tier",
+        "accounts",
+        "conversion",
+        "deals",
+        "win rate",
+        "mean won",
+        "median won",
+        "days",
+        "pipeline",
+        "velocity/d",
+        "win-rate lift",
+        "vel/acct"
+    )?;
+    for r in &f.rows {
+        writeln!(
+            out,
+            "{:<9} {:>8} {:>26} {:>7} {:>26} {:>11} {:>11} {:>7} {:>13.0} {:>11} {:>20} {:>8}",
+            label(r),
+            r.accounts,
+            pct(&r.conversion),
+            r.deals,
+            pct(&r.win_rate),
+            num(r.mean_won_amount, 0),
+            num(r.median_won_amount, 0),
+            num(r.median_days_to_close, 0),
+            r.pipeline,
+            num(r.velocity, 1),
+            lift(&r.win_rate_lift),
+            lift(&r.velocity_per_account_lift),
+        )?;
+    }
+    writeln!(
+        out,
+        "{} deals created in the period; {} before their account was first tiered (in no tier). Rates: 95% Wilson interval and sample size; lifts against the baseline, 95% interval.",
+        f.deals_in_period, f.deals_before_tiering
+    )?;
+    if !f.issues.is_empty() {
+        writeln!(out, "{} deals not fully counted:", f.issues.len())?;
+        for (reason, n) in &f.issue_counts {
+            let ids: Vec<&str> = f
+                .issues
+                .iter()
+                .filter(|i| i.reason == *reason)
+                .take(5)
+                .map(|i| i.deal.as_str())
+                .collect();
+            let more = if *n > 5 {
+                format!(", ... ({} more: --format json lists all)", n - 5)
+            } else {
+                String::new()
+            };
+            writeln!(out, "  {n} {}: {}{more}", reason.describe(), ids.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per tier, figures unformatted, for spreadsheets.
+pub fn write_csv(out: &mut impl Write, f: &Funnel) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "tier",
+        "accounts",
+        "accounts_with_deal",
+        "conversion",
+        "deals",
+        "closed",
+        "won",
+        "win_rate",
+        "win_rate_low",
+        "win_rate_high",
+        "mean_won_amount",
+        "median_won_amount",
+        "mean_days_to_close",
+        "median_days_to_close",
+        "pipeline",
+        "velocity",
+        "conversion_lift",
+        "win_rate_lift",
+        "won_amount_lift",
+        "days_to_close_lift",
+        "velocity_per_account_lift",
+    ])?;
+    let o = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
+    for r in &f.rows {
+        w.write_record([
+            r.tier.as_str().to_string(),
+            r.accounts.to_string(),
+            r.conversion.successes.to_string(),
+            o(r.conversion.value),
+            r.deals.to_string(),
+            r.win_rate.trials.to_string(),
+            r.win_rate.successes.to_string(),
+            o(r.win_rate.value),
+            o(r.win_rate.interval.map(|i| i.low)),
+            o(r.win_rate.interval.map(|i| i.high)),
+            o(r.mean_won_amount),
+            o(r.median_won_amount),
+            o(r.mean_days_to_close),
+            o(r.median_days_to_close),
+            r.pipeline.to_string(),
+            o(r.velocity),
+            o(r.conversion_lift.value),
+            o(r.win_rate_lift.value),
+            o(r.won_amount_lift.value),
+            o(r.days_to_close_lift.value),
+            o(r.velocity_per_account_lift.value),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
