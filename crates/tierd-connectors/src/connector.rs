@@ -50,8 +50,9 @@ pub trait Connector: Send + Sync {
 
     /// Deals (opportunities) of these accounts, for funnel reports, each with its pipeline,
     /// currency and the dates its stages were entered where the CRM keeps them. A deal of several
-    /// accounts is returned once per account asked for. Account files have none (a deals file is
-    /// read by [`crate::files::read_deals`]).
+    /// accounts is returned once per account asked for; one without an account (a deals file's)
+    /// may be returned with every call. The file connector reads its `deals` file
+    /// ([`crate::deals_file`]).
     fn deals_for<'a>(&'a self, account_ids: &'a [String])
         -> BoxFuture<'a, Result<Vec<Deal>, ConnectorError>>;
 

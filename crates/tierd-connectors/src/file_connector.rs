@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// Accounts per page.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
+    /// A deals file (`.csv` or `.jsonl`, see [`crate::deals_file`]), for the funnel per tier.
+    #[serde(default)]
+    pub deals: Option<PathBuf>,
 }
 
 fn default_page_size() -> usize {
@@ -43,7 +46,10 @@ fn default_page_size() -> usize {
 impl FileConfig {
     /// Checks every value, naming the key of the first problem, and returns the facts schema.
     fn checked_schema(&self) -> Result<FactSchema, ConnectorError> {
-        for (key, path) in [("path", &self.path), ("output", &self.output)] {
+        for (key, path) in [("path", &self.path), ("output", &self.output)]
+            .into_iter()
+            .chain(self.deals.as_ref().map(|d| ("deals", d)))
+        {
             FileFormat::from_path(path).map_err(|e| ConnectorError::config(key, e.to_string()))?;
         }
         if self.page_size == 0 {
@@ -271,10 +277,20 @@ impl Connector for FileConnector {
 
     fn deals_for<'a>(
         &'a self,
-        _account_ids: &'a [String],
+        account_ids: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Deal>, ConnectorError>> {
-        // An accounts file carries no deals.
-        Box::pin(async { Ok(Vec::new()) })
+        Box::pin(async move {
+            // Without a deals file there are none. The file is small next to a CRM: read whole.
+            let Some(path) = &self.config.deals else {
+                return Ok(Vec::new());
+            };
+            let wanted: std::collections::HashSet<&str> = account_ids.iter().map(String::as_str).collect();
+            let mut deals = crate::deals_file::read_deals(path)?;
+            // A deal without an account belongs to no account asked about; it is returned with
+            // every call so that it is stored and reported, never lost.
+            deals.retain(|d| d.account_id.is_empty() || wanted.contains(d.account_id.as_str()));
+            Ok(deals)
+        })
     }
 }
 
@@ -300,6 +316,7 @@ mod tests {
             output: output.clone(),
             facts: BTreeMap::new(),
             page_size: 2,
+            deals: None,
         }
         .build()
         .expect("builds");

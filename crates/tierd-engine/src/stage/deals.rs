@@ -77,8 +77,13 @@ pub(crate) async fn pull(
             p.metrics.error("deals");
             anyhow::Error::new(e).context("pull deals from the CRM")
         })?;
-        report.pulled += deals.len() as u64;
-        let records: Vec<DealRecord> = deals.into_iter().map(record_of).collect();
+        // A deal already seen in an earlier chunk (one without an account) is counted once.
+        let records: Vec<DealRecord> = deals
+            .into_iter()
+            .filter(|d| !seen.contains(&d.id))
+            .map(record_of)
+            .collect();
+        report.pulled += records.len() as u64;
         report.without_account += records.iter().filter(|r| r.account.is_none()).count() as u64;
         seen.extend(records.iter().map(|r| r.id.clone()));
         let sync = p.store.record_deals(run, &records).await.context("store deals")?;
