@@ -545,6 +545,14 @@ impl Pipeline {
             if let Ok(counts) = self.store.tier_counts().await {
                 self.metrics.set_tier_counts(counts);
             }
+            let query = tierd_outcomes::FunnelQuery {
+                model: "live".into(),
+                ..tierd_outcomes::FunnelQuery::default()
+            };
+            match tierd_outcomes::funnel_from_store(&self.store, &query).await {
+                Ok(funnel) => self.metrics.set_funnel(&funnel),
+                Err(e) => tracing::warn!(error = %e, "cannot compute the funnel for /metrics"),
+            }
         }
         self.metrics.run_finished(
             request.kind.as_str(),

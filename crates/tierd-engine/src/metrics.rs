@@ -28,6 +28,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 type Labels = Vec<(String, String)>;
 type FloatCounter = Counter<f64, AtomicU64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -50,6 +51,11 @@ pub struct Metrics {
     plugin_seconds: Family<Labels, FloatCounter>,
     /// plugin -> (ok calls, failed calls, seconds), for the dashboard's plugins page.
     plugin_totals: Mutex<std::collections::BTreeMap<String, (u64, u64, f64)>>,
+    /// The funnel report's headline per tier after the last committing run.
+    funnel_deals: Family<Labels, Gauge>,
+    funnel_win_rate: Family<Labels, FloatGauge>,
+    funnel_win_rate_lift: Family<Labels, FloatGauge>,
+    funnel_velocity: Family<Labels, FloatGauge>,
     extra: Arc<Mutex<ExtraGauges>>,
 }
 
@@ -87,6 +93,10 @@ impl Default for Metrics {
             plugin_calls: Family::default(),
             plugin_seconds: Family::default(),
             plugin_totals: Mutex::default(),
+            funnel_deals: Family::default(),
+            funnel_win_rate: Family::default(),
+            funnel_win_rate_lift: Family::default(),
+            funnel_velocity: Family::default(),
             extra: Arc::default(),
             registry: Registry::default(),
         };
@@ -127,6 +137,26 @@ impl Default for Metrics {
             "Time spent in enrichment plugin calls; divide by tierd_plugin_calls_total for the mean latency",
             m.plugin_seconds.clone(),
         );
+        registry.register(
+            "tierd_funnel_deals",
+            "Deals created under each tier (the tier held on the deal's creation day), from the funnel report",
+            m.funnel_deals.clone(),
+        );
+        registry.register(
+            "tierd_funnel_win_rate",
+            "Won / closed deals per tier, from the funnel report",
+            m.funnel_win_rate.clone(),
+        );
+        registry.register(
+            "tierd_funnel_win_rate_lift",
+            "Each tier's win rate over the untiered baseline's, from the funnel report",
+            m.funnel_win_rate_lift.clone(),
+        );
+        registry.register(
+            "tierd_funnel_velocity",
+            "Sales velocity per tier (deals x win rate x mean won amount / mean days to close), from the funnel report",
+            m.funnel_velocity.clone(),
+        );
         registry.register_collector(Box::new(HttpCollector(m.extra.clone())));
         for t in TIERS {
             m.tiers.get_or_create(&labels(&[("tier", t)])).set(0);
@@ -141,6 +171,30 @@ impl Metrics {
         let key = labels(&[("kind", kind), ("status", status)]);
         self.runs.get_or_create(&key).inc();
         self.run_seconds.get_or_create(&key).inc_by(seconds);
+    }
+
+    /// Takes the headline figures of the funnel report: deals, win rate, its lift over the
+    /// baseline and velocity per tier (the report's own numbers, not recomputed). A figure the
+    /// report could not compute (no closed deals) is left out rather than exported as 0.
+    pub fn set_funnel(&self, funnel: &tierd_outcomes::Funnel) {
+        self.funnel_win_rate.clear();
+        self.funnel_win_rate_lift.clear();
+        self.funnel_velocity.clear();
+        for (t, tier) in TIERS.iter().zip(tierd_core::Tier::ALL) {
+            let Some(r) = funnel.row(tier) else { continue };
+            let key = labels(&[("tier", t)]);
+            self.funnel_deals
+                .get_or_create(&key)
+                .set(i64::try_from(r.deals).unwrap_or(i64::MAX));
+            let mut float = |family: &Family<Labels, FloatGauge>, v: Option<f64>| {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    family.get_or_create(&key).set(v);
+                }
+            };
+            float(&self.funnel_win_rate, r.win_rate.value);
+            float(&self.funnel_win_rate_lift, r.win_rate_lift.value);
+            float(&self.funnel_velocity, r.velocity);
+        }
     }
 
     /// Accounts per tier after a run: tier_1, tier_2, tier_3, untiered.

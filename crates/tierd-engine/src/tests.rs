@@ -1156,7 +1156,18 @@ async fn a_new_postgres_store_over_a_crm_holding_tierds_tiers_adopts_them_and_ke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committing_runs_keep_the_deals_of_their_accounts_and_a_deals_job_changes_nothing_more() {
-    let w = world().await;
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let metrics = Arc::new(Metrics::default());
+    let pipeline = pipeline_with(&emulator, &url, "2026-11-24", |_| {}, metrics.clone(), "test:1").await;
+    let w = World {
+        emulator,
+        _dir: dir,
+        pipeline,
+    };
     let first = run(&w.pipeline, RunKind::Full).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
     let deals = first.deals.expect("a full run pulls deals");
@@ -1171,6 +1182,33 @@ async fn committing_runs_keep_the_deals_of_their_accounts_and_a_deals_job_change
     assert!(stored
         .iter()
         .all(|d| d.account.is_some() && d.created_at.is_some()));
+    // /metrics carries the funnel report's headline: its deals per tier are the report's.
+    let text = metrics.render(&crate::metrics::ExtraGauges::default());
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tierd_funnel_deals{"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let deals_per_tier: u64 = lines
+        .iter()
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("a count")
+        })
+        .sum();
+    let funnel =
+        tierd_outcomes::funnel_from_store(w.pipeline.store(), &tierd_outcomes::FunnelQuery::default())
+            .await
+            .expect("funnel");
+    assert_eq!(deals_per_tier, funnel.rows.iter().map(|r| r.deals).sum::<u64>());
+    // Every emulated deal is counted: under a tier, or before its account was first tiered.
+    assert_eq!(
+        funnel.deals_before_tiering + deals_per_tier,
+        funnel.deals_in_period
+    );
+    assert_eq!(funnel.deals_in_period, deals.pulled);
 
     // Nothing changed in the CRM: the deals job and the next run see the same deals.
     let again = w.pipeline.sync_deals().await.expect("deals job");

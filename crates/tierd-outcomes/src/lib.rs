@@ -3,7 +3,9 @@
 //! function, one serde struct ([`Funnel`]) that the CLI formats, the API returns and `/metrics`
 //! takes its headline figures from.
 //!
-//! Must not know where rows come from (no database, no connector) nor how the report is shown.
+//! The computation is pure; [`funnel_from_store`] is the one place that reads its rows, so the
+//! CLI, the API and `/metrics` cannot read them differently. Knows no connector, and not how the
+//! report is shown.
 //!
 //! # No hindsight
 //!
@@ -16,3 +18,13 @@ mod stats;
 
 pub use funnel::{funnel, DealIssue, Funnel, FunnelQuery, FunnelRow, IssueReason, Lift};
 pub use stats::{median, ratio_interval, wilson, Interval, Rate};
+
+/// The funnel over what `store` holds: its tier history and live deals.
+pub async fn funnel_from_store(
+    store: &tierd_store::Store,
+    query: &FunnelQuery,
+) -> Result<Funnel, tierd_store::StoreError> {
+    let history = store.tier_timeline().await?;
+    let deals = store.deals_for_report().await?;
+    Ok(funnel(&history, &deals, query))
+}

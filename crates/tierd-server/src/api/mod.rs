@@ -43,7 +43,7 @@ use self::schema::{
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "tierd admin API", description = "Every route but /healthz and /readyz needs `Authorization: Bearer <token>`, /api/v1/openapi.json included."),
-    paths(healthz, readyz, metrics, list_runs, queue_run, get_run, schedule, list_accounts, get_account, tiers, pyramid, movements, pending_pushes, retry_pending, webhook_deliveries, plugins, openapi),
+    paths(healthz, readyz, metrics, list_runs, queue_run, get_run, schedule, list_accounts, get_account, tiers, pyramid, movements, pending_pushes, retry_pending, webhook_deliveries, funnel_report, plugins, openapi),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -284,6 +284,7 @@ pub fn router(state: ApiState, token: auth::Token) -> Router {
         .route("/api/v1/pending-pushes/retry", post(retry_pending))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/webhooks/deliveries", get(webhook_deliveries))
+        .route("/api/v1/reports/funnel", get(funnel_report))
         .route("/api/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
@@ -361,6 +362,43 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FunnelParams {
+    /// Count deals created on or after this day (YYYY-MM-DD).
+    from: Option<String>,
+    /// Count deals created on or before this day (YYYY-MM-DD).
+    to: Option<String>,
+    /// Count amounts in this currency only (ISO 4217); other deals are counted and listed.
+    currency: Option<String>,
+}
+
+/// The funnel per tier against the untiered baseline: a deal counts under the tier its account
+/// held on the day it was created. The same figures as `tierd report funnel --format json`.
+#[utoipa::path(get, path = "/api/v1/reports/funnel", params(FunnelParams), responses(
+    (status = 200, description = "`rows` (tier_1, tier_2, tier_3, untiered: accounts, conversion, deals, win_rate, won amounts, days to close, pipeline, velocity and each figure's lift with its interval), `deals_in_period`, `deals_before_tiering`, `issue_counts`, `issues`", body = Object),
+    (status = 400, body = ErrorBody),
+    (status = 401, body = ErrorBody),
+))]
+async fn funnel_report(State(s): State<ApiState>, query: Query<FunnelParams>) -> ApiResult {
+    let date = |key: &str, v: &Option<String>| -> Result<Option<tierd_core::Date>, ApiError> {
+        v.as_deref()
+            .map(|d| {
+                d.parse()
+                    .map_err(|e| ApiError::bad_request(format!("{key}: {e}")))
+            })
+            .transpose()
+    };
+    let q = tierd_outcomes::FunnelQuery {
+        from: date("from", &query.from)?,
+        to: date("to", &query.to)?,
+        currency: query.currency.clone(),
+        model: "live".into(),
+    };
+    let funnel = tierd_outcomes::funnel_from_store(&s.store, &q).await?;
+    Ok(Json(funnel).into_response())
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
     /// How many runs, newest first (1..=1000, default 20).

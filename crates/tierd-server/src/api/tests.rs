@@ -660,3 +660,68 @@ async fn the_webhook_delivery_log_pages_filters_and_counts() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_funnel_report_is_the_library_s_struct_as_json() {
+    use tierd_store::{DealRecord, TierEvent};
+    let a = api(Ok(())).await;
+    let run = a
+        .store
+        .begin_run(RunKind::Full, "m@1", "test")
+        .await
+        .expect("run");
+    let day = 86_400_000;
+    let tiered = |account: &str, tier| TierEvent {
+        account: account.into(),
+        at: 20_000 * day,
+        tier,
+    };
+    a.store
+        .import_tier_history(run, &[tiered("a", Tier::Tier1), tiered("b", Tier::Untiered)])
+        .await
+        .expect("history");
+    let deal = |id: &str, account: &str, won: bool| DealRecord {
+        id: id.into(),
+        account: Some(account.into()),
+        amount: Some(100.0),
+        created_at: Some(Timestamp::from_millis(20_001 * day)),
+        close_date: Some(tierd_core::Date::from_days(20_011)),
+        closed: Some(true),
+        won: Some(won),
+        ..DealRecord::default()
+    };
+    a.store
+        .record_deals(
+            None,
+            &[
+                deal("d1", "a", true),
+                deal("d2", "a", false),
+                deal("d3", "b", false),
+            ],
+        )
+        .await
+        .expect("deals");
+    let body = get_ok(&a.router, "/api/v1/reports/funnel?from=2024-01-01").await;
+    // Tier 1: d1 won, d2 lost: 1 of 2; won 100 in 10 days; velocity 2 × 1/2 × 100 / 10 = 10.
+    let t1 = &body["rows"][0];
+    assert_eq!(
+        (
+            t1["tier"].clone(),
+            t1["win_rate"]["successes"].clone(),
+            t1["win_rate"]["trials"].clone()
+        ),
+        (json!("tier_1"), json!(1), json!(2))
+    );
+    assert_eq!(t1["velocity"], json!(10.0));
+    // The baseline: d3 lost, 0 of 1.
+    assert_eq!(body["rows"][3]["win_rate"]["successes"], json!(0));
+    let (status, body) = send(
+        &a.router,
+        Method::GET,
+        "/api/v1/reports/funnel?from=soon",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

@@ -43,9 +43,9 @@ pub fn run(args: &FunnelArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
             currency: args.currency.clone(),
             model: "live".into(),
         };
-        let report = funnel_of(&store, &query).await;
+        let report = tierd_outcomes::funnel_from_store(&store, &query).await;
         store.close().await;
-        report
+        anyhow::Ok(report?)
     })?;
     let mut out = std::io::stdout().lock();
     match args.format.as_str() {
@@ -57,13 +57,6 @@ pub fn run(args: &FunnelArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         _ => write_table(&mut out, &funnel)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The funnel over what the store holds.
-pub async fn funnel_of(store: &Store, query: &FunnelQuery) -> anyhow::Result<Funnel> {
-    let history = store.tier_timeline().await.context("read tier history")?;
-    let deals = store.deals_for_report().await.context("read deals")?;
-    Ok(tierd_outcomes::funnel(&history, &deals, query))
 }
 
 fn num(v: Option<f64>, decimals: usize) -> String {
