@@ -84,6 +84,11 @@ pub struct SyntheticAccount {
     pub content_downloads: Vec<Date>,
     /// `crm.expected_acv`, in whole US dollars.
     pub expected_acv: Option<u64>,
+    /// Hidden account quality in thousandths (0..=1000): how likely the account is to buy, from its true (unmasked)
+    /// size, industry, data stack and interest, plus noise. Written to no file and no fact; the
+    /// emulators draw deals from it, so a model that reads the right facts shows lift and a
+    /// random one shows none.
+    pub quality: u16,
 }
 
 /// Column names in output order: `id`, `name`, `domain`, then one column per fact.

@@ -18,6 +18,7 @@ const STREAM_TECH: u64 = 3;
 const STREAM_CONTRACT: u64 = 4;
 const STREAM_ENGAGEMENT: u64 = 5;
 const STREAM_MASK: u64 = 6;
+const STREAM_QUALITY: u64 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Industry {
@@ -411,6 +412,23 @@ pub(crate) fn fill(acc: &mut SyntheticAccount, opts: GenOptions, n: u64) {
         let acv = 5000.0 * (employees as f64 / 20.0).sqrt() * rng.log_normal(1.0, 0.4);
         (acv.clamp(5000.0, 500_000.0) / 100.0).round() as u64 * 100
     });
+
+    // Hidden quality, from the true values (before masking) and its own noise.
+    let mut rng = Rng::for_account(seed, n, STREAM_QUALITY);
+    let interest = if demos > 0 {
+        1.0
+    } else if engaged {
+        0.5
+    } else {
+        0.0
+    };
+    let raw = 0.30 * (bucket as f64 / 3.0)
+        + 0.20 * ((industry.fit() - 0.6) / 0.9)
+        + 0.15 * f64::from(u8::from(has_warehouse))
+        + 0.10 * f64::from(u8::from(competitor.is_some()))
+        + 0.25 * interest
+        + 0.15 * (rng.unit() - 0.5);
+    acc.quality = (raw.clamp(0.0, 1.0) * 1000.0).round() as u16;
 
     // What the CRM does not know.
     let mut rng = Rng::for_account(seed, n, STREAM_MASK);
