@@ -780,6 +780,43 @@ impl SalesforceConnector {
             .collect())
     }
 
+    /// Each opportunity's stage changes from `OpportunityHistory` (one row per change of stage,
+    /// amount, probability or close date; `CreatedDate` is when it happened), as the dates its
+    /// stages were entered.
+    async fn stage_history(&self, deals: &mut [Deal]) -> Result<(), ConnectorError> {
+        let mut entries: HashMap<String, Vec<(String, Watermark)>> = HashMap::new();
+        let ids: Vec<String> = deals.iter().map(|d| d.id.clone()).collect();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list: Vec<String> = chunk.iter().map(|id| quote(id)).collect();
+            let soql = format!(
+                "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory \
+                 WHERE OpportunityId IN ({}) ORDER BY OpportunityId, CreatedDate",
+                list.join(",")
+            );
+            for h in self.query_all("read opportunity history", &soql).await? {
+                let s = |k: &str| h.get(k).and_then(Json::as_str);
+                let (Some(opp), Some(stage), Some(at)) = (
+                    s("OpportunityId"),
+                    s("StageName"),
+                    s("CreatedDate").and_then(Watermark::parse),
+                ) else {
+                    continue;
+                };
+                let list = entries.entry(opp.to_string()).or_default();
+                // A row per change of any tracked field: keep only changes of stage.
+                if list.last().is_none_or(|(last, _)| last != stage) {
+                    list.push((stage.to_string(), at));
+                }
+            }
+        }
+        for d in deals {
+            if let Some(e) = entries.get(&d.id) {
+                d.stage_entries = e.clone();
+            }
+        }
+        Ok(())
+    }
+
     async fn opportunities(&self, account_ids: &[String]) -> Result<Vec<Deal>, ConnectorError> {
         let ids: Vec<&str> = account_ids
             .iter()
@@ -815,6 +852,7 @@ impl SalesforceConnector {
                 });
             }
         }
+        self.stage_history(&mut deals).await?;
         Ok(deals)
     }
 }

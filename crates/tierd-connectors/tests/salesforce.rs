@@ -207,6 +207,18 @@ async fn opportunities_come_with_their_account() {
     assert!(!deals.is_empty());
     for d in &deals {
         assert!(ids.contains(&d.account_id) && d.closed.is_some(), "{d:?}");
+        // OpportunityHistory: the first stage on creation, then the current one.
+        assert_eq!(
+            d.stage_entries[0],
+            ("Prospecting".to_string(), d.created.expect("created")),
+            "{d:?}"
+        );
+        assert_eq!(
+            d.stage_entries.last().map(|e| e.0.as_str()),
+            d.stage.as_deref(),
+            "{d:?}"
+        );
     }
+    assert!(deals.iter().any(|d| d.won == Some(true)) && deals.iter().any(|d| d.won == Some(false)));
     emu.shutdown().await;
 }

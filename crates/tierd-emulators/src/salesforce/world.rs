@@ -253,6 +253,18 @@ fn opportunity_fields() -> Vec<FieldDef> {
     ]
 }
 
+fn opportunity_history_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Opportunity History ID", T::Id, false),
+        f("OpportunityId", "Opportunity ID", T::Reference, false),
+        pick("StageName", "Stage Name", &STAGES, false),
+        f("Amount", "Amount", T::Currency, false),
+        f("CloseDate", "Close Date", T::Date, false),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+    ]
+}
+
 /// A stored field value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum V {
@@ -315,6 +327,7 @@ pub(crate) enum Object {
     Account,
     Contract,
     Opportunity,
+    OpportunityHistory,
 }
 
 impl Object {
@@ -323,13 +336,19 @@ impl Object {
             Object::Account => "Account",
             Object::Contract => "Contract",
             Object::Opportunity => "Opportunity",
+            Object::OpportunityHistory => "OpportunityHistory",
         }
     }
 
     pub(crate) fn parse(name: &str) -> Option<Object> {
-        [Object::Account, Object::Contract, Object::Opportunity]
-            .into_iter()
-            .find(|o| o.name().eq_ignore_ascii_case(name))
+        [
+            Object::Account,
+            Object::Contract,
+            Object::Opportunity,
+            Object::OpportunityHistory,
+        ]
+        .into_iter()
+        .find(|o| o.name().eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn prefix(self) -> &'static str {
@@ -337,6 +356,7 @@ impl Object {
             Object::Account => "001",
             Object::Contract => "800",
             Object::Opportunity => "006",
+            Object::OpportunityHistory => "008",
         }
     }
 }
@@ -541,6 +561,7 @@ pub(crate) struct World {
     pub(crate) accounts: Table,
     pub(crate) contracts: Table,
     pub(crate) opportunities: Table,
+    pub(crate) opportunity_history: Table,
     pub(crate) seeded_until_ms: i64,
 }
 
@@ -584,6 +605,7 @@ impl World {
             accounts: Table::new(Object::Account, account_fields(), omit),
             contracts: Table::new(Object::Contract, contract_fields(), &[]),
             opportunities: Table::new(Object::Opportunity, opportunity_fields(), &[]),
+            opportunity_history: Table::new(Object::OpportunityHistory, opportunity_history_fields(), &[]),
             seeded_until_ms: as_of_ms - DAY_MS,
         };
         for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
@@ -648,27 +670,74 @@ impl World {
                 ("SystemModstamp", V::DateTime(start * DAY_MS)),
             ]);
         }
-        for j in 0..(h >> 12) % 4 {
+        // Opportunities follow the generator's hidden quality (as HubSpot's deals do): better
+        // accounts open more, win more and close faster. Each stage entered is a row of
+        // OpportunityHistory, dated.
+        let q = f64::from(a.quality) / 1000.0;
+        let jitter = ((h >> 12) % 1000) as f64 / 1000.0;
+        let n = (0.2 + 2.4 * q + jitter - 0.5).round().clamp(0.0, 3.0) as u64;
+        for j in 0..n {
             let d = splitmix(h ^ (j + 1));
-            let opened = created + ((d % 300) as i64 + 1) * DAY_MS;
-            let stage = STAGES[((d >> 16) % STAGES.len() as u64) as usize];
+            let opened = (as_of_ms - ((d % 540) as i64 + 1) * DAY_MS).max(created + DAY_MS);
+            let cycle_days = 15 + ((1.0 - q) * 90.0) as i64 + ((d >> 24) % 30) as i64;
+            let close_ms = opened + cycle_days * DAY_MS;
+            let p_win = 0.08 + 0.55 * q;
+            let stage = if close_ms <= as_of_ms {
+                if (((d >> 32) % 1000) as f64) < p_win * 1000.0 {
+                    "Closed Won"
+                } else {
+                    "Closed Lost"
+                }
+            } else {
+                STAGES[((d >> 16) % 5) as usize]
+            };
+            let amount = ((a.expected_acv.unwrap_or(20_000) / 1000) * (50 + (d >> 8) % 100) * 10) as f64;
+            let close_day = close_ms / DAY_MS;
+            let modified = if stage.starts_with("Closed") {
+                close_ms
+            } else {
+                opened
+            };
             let oid = record_id(Object::Opportunity.prefix(), self.opportunities.rows.len() as u64);
             self.opportunities.push(vec![
-                ("Id", V::text(oid)),
+                ("Id", V::text(oid.as_str())),
                 ("AccountId", V::text(id.as_str())),
                 ("Name", V::text(format!("{} - opportunity {}", a.name, j + 1))),
-                (
-                    "Amount",
-                    V::Num(((a.expected_acv.unwrap_or(20_000) / 1000) * (50 + (d >> 8) % 100) * 10) as f64),
-                ),
-                ("CloseDate", V::Date((opened / DAY_MS) + ((d >> 24) % 180) as i64)),
+                ("Amount", V::Num(amount)),
+                ("CloseDate", V::Date(close_day)),
                 ("StageName", V::text(stage)),
                 ("IsWon", V::Bool(stage == "Closed Won")),
                 ("IsClosed", V::Bool(stage.starts_with("Closed"))),
                 ("CreatedDate", V::DateTime(opened)),
-                ("LastModifiedDate", V::DateTime(opened)),
-                ("SystemModstamp", V::DateTime(opened)),
+                ("LastModifiedDate", V::DateTime(modified)),
+                ("SystemModstamp", V::DateTime(modified)),
             ]);
+            let mut history = vec![(STAGES[0], opened)];
+            if stage != STAGES[0] {
+                history.push((
+                    stage,
+                    if stage.starts_with("Closed") {
+                        close_ms
+                    } else {
+                        opened + DAY_MS
+                    },
+                ));
+            }
+            for (stage, at) in history {
+                let hid = record_id(
+                    Object::OpportunityHistory.prefix(),
+                    self.opportunity_history.rows.len() as u64,
+                );
+                self.opportunity_history.push(vec![
+                    ("Id", V::text(hid)),
+                    ("OpportunityId", V::text(oid.as_str())),
+                    ("StageName", V::text(stage)),
+                    ("Amount", V::Num(amount)),
+                    ("CloseDate", V::Date(close_day)),
+                    ("CreatedDate", V::DateTime(at)),
+                    ("SystemModstamp", V::DateTime(at)),
+                ]);
+            }
         }
     }
 
@@ -677,6 +746,7 @@ impl World {
             Object::Account => &self.accounts,
             Object::Contract => &self.contracts,
             Object::Opportunity => &self.opportunities,
+            Object::OpportunityHistory => &self.opportunity_history,
         }
     }
 
@@ -685,14 +755,20 @@ impl World {
             Object::Account => &mut self.accounts,
             Object::Contract => &mut self.contracts,
             Object::Opportunity => &mut self.opportunities,
+            Object::OpportunityHistory => &mut self.opportunity_history,
         }
     }
 
     /// Which table an Id belongs to, by its key prefix.
     pub(crate) fn object_of(id: &str) -> Option<Object> {
-        [Object::Account, Object::Contract, Object::Opportunity]
-            .into_iter()
-            .find(|o| id.starts_with(o.prefix()))
+        [
+            Object::Account,
+            Object::Contract,
+            Object::Opportunity,
+            Object::OpportunityHistory,
+        ]
+        .into_iter()
+        .find(|o| id.starts_with(o.prefix()))
     }
 }
 
