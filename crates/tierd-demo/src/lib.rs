@@ -200,6 +200,19 @@ impl Demo {
         self.print_signals(pipeline.store(), &second, &changes).await?;
         self.print_writes(&after_full, &world.hubspot.writes(), &changes)?;
 
+        // The funnel per tier over the emulated deals (each under its account's tier on the day
+        // it was created: deals from before tierd's first run count under none).
+        say!(self, "\n== 4. Funnel per tier (tierd report funnel)");
+        let funnel = tierd_outcomes::funnel_from_store(
+            pipeline.store(),
+            &tierd_outcomes::FunnelQuery {
+                model: "live".into(),
+                ..tierd_outcomes::FunnelQuery::default()
+            },
+        )
+        .await?;
+        tierd_outcomes::write_table(&mut self.out, &funnel)?;
+
         // Step 6: the admin API over the result.
         let (api_stop, api_stopped) = tokio::sync::watch::channel(false);
         let api = self.start_api(&pipeline, &metrics, api_stopped).await?;
@@ -637,7 +650,7 @@ filter = "warn,sqlx=warn"
         };
         let router = tierd_server::app(state, settings_token);
         let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));
-        say!(self, "\n== 4. Admin API and dashboard on http://{address}");
+        say!(self, "\n== 5. Admin API and dashboard on http://{address}");
         say!(
             self,
             "  Dashboard: open http://{address}/ and sign in with the token {}",

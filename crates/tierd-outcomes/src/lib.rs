@@ -4,8 +4,8 @@
 //! takes its headline figures from.
 //!
 //! The computation is pure; [`funnel_from_store`] is the one place that reads its rows, so the
-//! CLI, the API and `/metrics` cannot read them differently. Knows no connector, and not how the
-//! report is shown.
+//! CLI, the API and `/metrics` cannot read them differently; [`write_table`] is its one rendering
+//! for people (the CLI's and the demo's). Knows no connector.
 //!
 //! # No hindsight
 //!
@@ -15,9 +15,11 @@
 
 mod funnel;
 mod stats;
+mod table;
 
 pub use funnel::{funnel, DealIssue, Funnel, FunnelQuery, FunnelRow, IssueReason, Lift};
 pub use stats::{median, ratio_interval, wilson, Interval, Rate};
+pub use table::write_table;
 
 /// The funnel over what `store` holds: its tier history and live deals.
 pub async fn funnel_from_store(

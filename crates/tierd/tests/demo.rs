@@ -52,7 +52,10 @@ fn the_demo_runs_the_whole_loop_on_a_small_world() {
         "== 3. Incremental sync",
         "Movements:",
         "Top movements:",
-        "== 4. Admin API and dashboard on http://127.0.0.1:",
+        // The funnel over the emulated deals comes before the API (which is now section 5).
+        "== 4. Funnel per tier",
+        "deals created in the period;",
+        "== 5. Admin API and dashboard on http://127.0.0.1:",
         "Dashboard: open http://127.0.0.1:",
         "curl -H \"Authorization: Bearer ",
         "Demo finished in ",

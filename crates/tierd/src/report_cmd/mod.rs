@@ -12,8 +12,6 @@ use tierd_core::Date;
 mod budget;
 mod funnel;
 
-pub use funnel::funnel_of;
-
 /// `tierd report` actions.
 #[derive(clap::Subcommand, Debug)]
 pub enum ReportAction {
