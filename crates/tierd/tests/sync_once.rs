@@ -133,7 +133,7 @@ fn a_bad_configuration_exits_2_and_names_the_problem() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("--job weekly: expected full or incremental"),
+        err.contains("--job weekly: expected full, incremental or deals"),
         "{err}"
     );
 }
