@@ -87,7 +87,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 5 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 6 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }

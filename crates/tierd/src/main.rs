@@ -112,11 +112,6 @@ enum Command {
     Emulate(emulate::EmulateArgs),
     /// One pull-enrich-score-tier-push run against the configured CRM, in the foreground.
     Sync(sync_cmd::SyncArgs),
-    /// Reports over what the store remembers.
-    Report {
-        #[command(subcommand)]
-        what: report_cmd::ReportCommand,
-    },
     /// Run the daemon: scheduled runs, the admin API, leadership among instances; until SIGTERM.
     Run,
     /// The whole loop locally: emulated HubSpot and providers, a full run, a week of changes, an
@@ -132,7 +127,8 @@ enum Command {
         #[command(subcommand)]
         action: export_cmd::ExportAction,
     },
-    /// Reports over the store: `budget` (planned spend per tier, seats a total buys).
+    /// Reports over the store: `funnel` (deals per tier against the untiered baseline) and
+    /// `budget` (planned spend per tier, seats a total buys, cost per deal and return per tier).
     Report {
         #[command(subcommand)]
         action: report_cmd::ReportAction,

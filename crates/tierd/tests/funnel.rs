@@ -72,7 +72,7 @@ fn the_funnel_of_a_deals_file_matches_the_hand_computation() {
     std::fs::write(
         &config,
         format!(
-            "{base}\n[store]\nurl = \"sqlite://{}\"\n\n[connector]\ntype = \"file\"\npath = \"{}\"\noutput = \"{}\"\ndeals = \"{}\"\n\n[pipeline]\nas_of = \"2026-11-24\"\n",
+            "{base}\n[store]\nurl = \"sqlite://{}\"\n\n[connector]\ntype = \"file\"\npath = \"{}\"\noutput = \"{}\"\ndeals = \"{}\"\n\n[pipeline]\nas_of = \"2026-11-24\"\n\n[budget]\ntier_1 = 50\ntier_2 = 30\ntier_3 = 5\nperiod = \"month\"\ncurrency = \"USD\"\n",
             d.join("tierd.db").display(),
             d.join("accounts.csv").display(),
             d.join("tiers.csv").display(),
@@ -146,6 +146,48 @@ fn the_funnel_of_a_deals_file_matches_the_hand_computation() {
         json["issues"],
         serde_json::json!([{"deal": "x1", "reason": "no_account"}, {"deal": "x2", "reason": "other_currency"}])
     );
+
+    // The budget's returns over the same deals, 30 days of January 2099 (30 / (365.25 / 12) =
+    // 0.985626 months). Tier 1: 50 × 1 account × 0.985626 = 49.2813 spent; 3 deals created, 2 won:
+    // 16.4271 per deal created, 24.6407 per deal won; 4000 won per account against the baseline's
+    // 200 / 2 = 100: lift 40, incremental (4000 - 100) × 1 = 3900, return 3900 / 49.2813 = 79.137.
+    let budget: Value = serde_json::from_str(&ok(&tierd(
+        &config,
+        &[
+            "report",
+            "budget",
+            "--from",
+            "2099-01-01",
+            "--to",
+            "2099-01-30",
+            "--format",
+            "json",
+        ],
+    )))
+    .expect("json");
+    let r1 = &budget["returns"][0];
+    assert_eq!(
+        (r1["tier"].as_str(), r1["accounts"].as_u64()),
+        (Some("tier_1"), Some(1))
+    );
+    close(&r1["spend"], 49.2813);
+    close(&r1["cost_per_deal_created"], 16.4271);
+    close(&r1["cost_per_deal_won"], 24.6407);
+    close(&r1["won_per_account"], 4000.0);
+    close(&r1["baseline_won_per_account"], 100.0);
+    close(&r1["lift"], 40.0);
+    close(&r1["incremental_won"], 3900.0);
+    close(&r1["return_on_spend"], 79.137);
+    // Tier 2 (acc-1): x2 won in EUR counts as a deal won, its amount does not: 30 × 0.985626.
+    let r2 = &budget["returns"][1];
+    close(&r2["spend"], 29.5688);
+    close(&r2["cost_per_deal_won"], 29.5688);
+    close(&r2["won_per_account"], 0.0);
+    let table = ok(&tierd(
+        &config,
+        &["report", "budget", "--from", "2099-01-01", "--to", "2099-01-30"],
+    ));
+    assert!(table.contains("cost/deal created"), "{table}");
 
     // The CRM side changes: b4 moves to acc-6, b3 is deleted. The deals job sees both.
     std::fs::write(

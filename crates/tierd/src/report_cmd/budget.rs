@@ -5,9 +5,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use tierd_activation::budget::BudgetReport;
+use tierd_activation::budget::{BudgetReport, FunnelInput, Period, TierFunnel};
 use tierd_config::Settings;
-use tierd_core::Date;
+use tierd_core::{Date, Tier};
 use tierd_store::Store;
 
 /// `tierd report budget` arguments.
@@ -19,11 +19,24 @@ pub struct BudgetArgs {
     /// Count engagement lifts as of this date [default: today, UTC].
     #[arg(long, value_name = "DATE")]
     as_of: Option<Date>,
+    /// The funnel window's first day (deals created on or after it) [default: the day tierd
+    /// first tiered an account].
+    #[arg(long, value_name = "DATE")]
+    from: Option<Date>,
+    /// The funnel window's last day [default: --as-of].
+    #[arg(long, value_name = "DATE")]
+    to: Option<Date>,
 }
 
 /// Runs `tierd report budget`.
 pub fn run(args: &BudgetArgs, settings: &Settings, today: Date) -> anyhow::Result<ExitCode> {
-    let BudgetArgs { format, as_of } = args;
+    let BudgetArgs {
+        format,
+        as_of,
+        from,
+        to,
+    } = args;
+    let as_of = as_of.unwrap_or(today);
     super::check_format(format)?;
     let Some(budget) = settings.budget.as_ref() else {
         anyhow::bail!(
@@ -42,11 +55,10 @@ pub fn run(args: &BudgetArgs, settings: &Settings, today: Date) -> anyhow::Resul
                 tierd_store::redact_url(&settings.store.url)
             )
         })?;
-        // The funnel (deals per tier) is not connected yet: planned spend and seats only.
-        let r =
-            tierd_activation::budget::report(&store, budget, &settings.policy, as_of.unwrap_or(today), None)
-                .await
-                .context("cannot read the accounts")?;
+        let funnel = budget_funnel(&store, budget, *from, to.unwrap_or(as_of)).await?;
+        let r = tierd_activation::budget::report(&store, budget, &settings.policy, as_of, funnel.as_ref())
+            .await
+            .context("cannot read the accounts")?;
         store.close().await;
         anyhow::Ok(r)
     })?;
@@ -57,6 +69,56 @@ pub fn run(args: &BudgetArgs, settings: &Settings, today: Date) -> anyhow::Resul
         _ => write_table(&mut out, &report)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The funnel of the window `from..=to` in the budget's currency, as the budget report takes it;
+/// `None` before tierd has tiered any account (no window to speak of).
+async fn budget_funnel(
+    store: &Store,
+    budget: &tierd_activation::budget::Budget,
+    from: Option<Date>,
+    to: Date,
+) -> anyhow::Result<Option<FunnelInput>> {
+    let history = store
+        .tier_timeline()
+        .await
+        .context("cannot read the tier history")?;
+    let Some(first) = history.iter().map(|e| e.at).min() else {
+        return Ok(None);
+    };
+    let from =
+        from.unwrap_or_else(|| Date::from_days(i32::try_from(first.div_euclid(86_400_000)).unwrap_or(0)));
+    if to < from {
+        anyhow::bail!("--to {to} is before the window's first day {from}");
+    }
+    let deals = store.deals_for_report().await.context("cannot read the deals")?;
+    let query = tierd_outcomes::FunnelQuery {
+        from: Some(from),
+        to: Some(to),
+        currency: Some(budget.currency.clone()),
+        model: "live".into(),
+    };
+    let funnel = tierd_outcomes::funnel(&history, &deals, &query);
+    let days = f64::from(to.days() - from.days() + 1);
+    Ok(Some(funnel_input(&funnel, days, budget.period)))
+}
+
+/// The funnel's rows as the budget's input: `days` of window in budget periods (a month is
+/// 365.25 / 12 days).
+fn funnel_input(f: &tierd_outcomes::Funnel, days: f64, period: Period) -> FunnelInput {
+    let row = |tier: Tier| {
+        f.row(tier).map_or(TierFunnel::default(), |r| TierFunnel {
+            accounts: r.accounts,
+            deals_created: r.deals,
+            deals_won: r.win_rate.successes,
+            won_amount: r.mean_won_amount.unwrap_or(0.0) * r.won_with_amount as f64,
+        })
+    };
+    FunnelInput {
+        tiers: [row(Tier::Tier1), row(Tier::Tier2), row(Tier::Tier3)],
+        baseline: row(Tier::Untiered),
+        periods: days / (365.25 / 12.0 * f64::from(period.months())),
+    }
 }
 
 fn money(x: f64) -> String {
