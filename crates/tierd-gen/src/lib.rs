@@ -27,7 +27,7 @@
 
 use std::io::{self, BufWriter, Write};
 
-use tierd_core::date::Date;
+pub use tierd_core::date::Date;
 use tierd_core::fact::FactValue;
 
 mod format;

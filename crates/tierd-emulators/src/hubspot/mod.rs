@@ -216,6 +216,21 @@ impl HubSpotEmulator {
         world.write(k, values, stamp, self.hub.cfg.search_index_lag, Instant::now());
     }
 
+    /// Lets the CRM's deal history run on to `day` (midnight UTC; never back): the deals the
+    /// seeded script opens by then appear, open deals past their close date close won or lost,
+    /// and their companies are modified now (their deal roll-ups changed), so an incremental
+    /// pull sees them. Returns (deals opened, deals closed).
+    pub fn advance_deals_to(&self, day: tierd_gen::Date) -> (u64, u64) {
+        let mut world = self.hub.world_mut();
+        let stamp = self.hub.clock.next();
+        world.advance_deals(
+            i64::from(day.days()) * clock::DAY_MS,
+            stamp,
+            self.hub.cfg.search_index_lag,
+            Instant::now(),
+        )
+    }
+
     /// The current (not search-lagged) value of a company property.
     pub fn property(&self, id: &str, name: &str) -> Option<String> {
         let world = self.hub.world();
@@ -1159,19 +1174,20 @@ async fn list_deals(State(hub): Shared, RawQuery(raw): RawQuery) -> Response {
         Some(Err(_)) => return hub.invalid("after must be a paging cursor returned by a previous page"),
     };
     let world = hub.world();
+    let now = world.deals_now_ms;
     let props = deal_props(&q.properties);
     let start = world.deals.partition_point(|d| d.id < after);
-    let end = start.saturating_add(limit).min(world.deals.len());
-    let mut out = Vec::with_capacity(64 + (end - start) * 400);
+    let mut page = world.deals[start..].iter().filter(|d| d.visible(now));
+    let mut out = Vec::with_capacity(64 + limit * 400);
     out.extend_from_slice(b"{\"results\":[");
-    for (i, d) in world.deals[start..end].iter().enumerate() {
+    for (i, d) in page.by_ref().take(limit).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        d.render(&props, &mut out);
+        d.render(&props, now, &mut out);
     }
     out.push(b']');
-    if let Some(next) = world.deals.get(end) {
+    if let Some(next) = page.next() {
         hub.paging(&mut out, "/crm/v3/objects/deals", &next.id.to_string());
     }
     out.push(b'}');
@@ -1181,11 +1197,12 @@ async fn list_deals(State(hub): Shared, RawQuery(raw): RawQuery) -> Response {
 async fn get_deal(State(hub): Shared, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let q = list_query(raw);
     let world = hub.world();
-    let Some(i) = world.deal_index(&id) else {
+    let now = world.deals_now_ms;
+    let Some(i) = world.deal_index(&id).filter(|i| world.deals[*i].visible(now)) else {
         return not_found(&hub, "deal", &id);
     };
     let mut out = Vec::new();
-    world.deals[i].render(&deal_props(&q.properties), &mut out);
+    world.deals[i].render(&deal_props(&q.properties), now, &mut out);
     json_bytes(StatusCode::OK, out)
 }
 
@@ -1207,12 +1224,15 @@ async fn batch_read_deals(State(hub): Shared, body: Bytes) -> Response {
     let mut missing = Vec::new();
     for input in &req.inputs {
         let id = input_id(&input.id);
-        match world.deal_index(&id) {
+        match world
+            .deal_index(&id)
+            .filter(|i| world.deals[*i].visible(world.deals_now_ms))
+        {
             Some(i) => {
                 if !out.is_empty() {
                     out.push(b',');
                 }
-                world.deals[i].render(&props, &mut out);
+                world.deals[i].render(&props, world.deals_now_ms, &mut out);
             }
             None => missing.push(id),
         }
@@ -1244,7 +1264,13 @@ async fn company_deal_associations(State(hub): Shared, body: Bytes) -> Response 
     let mut errors = Vec::new();
     for input in &req.inputs {
         let id = input_id(&input.id);
-        let deals = world.company_index(&id).map(|k| world.deals_of(k)).unwrap_or(&[]);
+        let deals: Vec<_> = world
+            .company_index(&id)
+            .map(|k| world.deals_of(k))
+            .unwrap_or(&[])
+            .iter()
+            .filter(|d| d.visible(world.deals_now_ms))
+            .collect();
         if deals.is_empty() {
             errors.push(json!({"status": "error", "category": "OBJECT_NOT_FOUND",
                 "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",

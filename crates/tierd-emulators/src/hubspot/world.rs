@@ -17,6 +17,8 @@ use crate::server::push_json_str;
 
 pub(crate) const FIRST_COMPANY_ID: u64 = 1_000_000_000;
 pub(crate) const FIRST_DEAL_ID: u64 = 5_000_000_000;
+/// Days after as-of in which the seeded script opens its later deals.
+pub(crate) const FUTURE_DAYS: i64 = 90;
 
 /// Generator industry -> HubSpot's internal `industry` value.
 pub(crate) const INDUSTRY_VALUES: [(&str, &str); 13] = [
@@ -455,7 +457,10 @@ pub(crate) struct Deal {
     pub(crate) id: u64,
     pub(crate) name: String,
     pub(crate) amount: u64,
-    pub(crate) stage: &'static str,
+    /// Whether it is won when it closes (drawn at seeding: the emulator's script).
+    pub(crate) won: bool,
+    /// Its stage while open.
+    pub(crate) open_stage: &'static str,
     pub(crate) pipeline: &'static str,
     pub(crate) close_ms: i64,
     pub(crate) created_ms: i64,
@@ -484,21 +489,48 @@ pub(crate) const DEAL_PROPERTIES: [&str; 18] = [
 ];
 
 impl Deal {
-    fn is_closed(&self) -> bool {
-        self.stage == "closedwon" || self.stage == "closedlost"
+    /// Whether the deal exists at `now` (epoch ms of the deal clock): created by then.
+    pub(crate) fn visible(&self, now: i64) -> bool {
+        self.created_ms <= now
     }
 
-    pub(crate) fn property(&self, name: &str) -> Option<String> {
+    /// Closed by `now`.
+    pub(crate) fn is_closed(&self, now: i64) -> bool {
+        self.close_ms <= now
+    }
+
+    /// Its stage at `now`: the open stage until its close date, then won or lost.
+    pub(crate) fn stage(&self, now: i64) -> &'static str {
+        match (self.is_closed(now), self.won) {
+            (false, _) => self.open_stage,
+            (true, true) => "closedwon",
+            (true, false) => "closedlost",
+        }
+    }
+
+    /// Its last change by `now`: creation, or its close.
+    fn modified_ms(&self, now: i64) -> i64 {
+        if self.is_closed(now) {
+            self.close_ms.max(self.created_ms)
+        } else {
+            self.created_ms
+        }
+    }
+
+    pub(crate) fn property(&self, name: &str, now: i64) -> Option<String> {
+        let stage = self.stage(now);
+        let closed = self.is_closed(now);
         Some(match name {
             "dealname" => self.name.clone(),
             "amount" => self.amount.to_string(),
-            "dealstage" => self.stage.to_string(),
+            "dealstage" => stage.to_string(),
             "pipeline" => self.pipeline.to_string(),
             "closedate" => clock::iso_utc(self.close_ms),
-            "createdate" | "hs_lastmodifieddate" => clock::iso_utc(self.created_ms),
+            "createdate" => clock::iso_utc(self.created_ms),
+            "hs_lastmodifieddate" => clock::iso_utc(self.modified_ms(now)),
             "hs_object_id" => self.id.to_string(),
-            "hs_is_closed" => self.is_closed().to_string(),
-            "hs_is_closed_won" => (self.stage == "closedwon").to_string(),
+            "hs_is_closed" => closed.to_string(),
+            "hs_is_closed_won" => (stage == "closedwon").to_string(),
             "deal_currency_code" => "USD".to_string(),
             other => {
                 // Every deal entered the first stage when created, and its closing stage on its
@@ -507,7 +539,7 @@ impl Deal {
                 let stage = other.strip_prefix("hs_v2_date_entered_")?;
                 if stage == DEAL_STAGES[0] {
                     clock::iso_utc(self.created_ms)
-                } else if stage == self.stage && self.is_closed() {
+                } else if stage == self.stage(now) && closed {
                     clock::iso_utc(self.close_ms)
                 } else {
                     return None;
@@ -517,7 +549,7 @@ impl Deal {
     }
 
     /// `{"id","properties",...}` with the requested (or default) properties.
-    pub(crate) fn render(&self, props: &[&str], out: &mut Vec<u8>) {
+    pub(crate) fn render(&self, props: &[&str], now: i64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(self.id.to_string().as_bytes());
         out.extend_from_slice(b"\",\"properties\":{");
@@ -529,16 +561,15 @@ impl Deal {
             }
             push_json_str(out, name);
             out.push(b':');
-            match self.property(name) {
+            match self.property(name, now) {
                 Some(v) => push_json_str(out, &v),
                 None => out.extend_from_slice(b"null"),
             }
         }
-        let stamp = clock::iso_utc(self.created_ms);
         out.extend_from_slice(b"},\"createdAt\":\"");
-        out.extend_from_slice(stamp.as_bytes());
+        out.extend_from_slice(clock::iso_utc(self.created_ms).as_bytes());
         out.extend_from_slice(b"\",\"updatedAt\":\"");
-        out.extend_from_slice(stamp.as_bytes());
+        out.extend_from_slice(clock::iso_utc(self.modified_ms(now)).as_bytes());
         out.extend_from_slice(b"\",\"archived\":false}");
     }
 }
@@ -605,6 +636,9 @@ pub(crate) struct World {
     pub(crate) generation: u64,
     /// The latest seeded modification stamp.
     pub(crate) seeded_until_ms: i64,
+    /// The deal clock (epoch ms): deals created after it do not exist yet, and deals close
+    /// when it passes their close date. Starts at as-of; [`World::advance_deals`] moves it.
+    pub(crate) deals_now_ms: i64,
 }
 
 fn list(dates: &[impl std::fmt::Display]) -> Value {
@@ -675,28 +709,32 @@ impl World {
             let q = f64::from(a.quality) / 1000.0;
             let jitter = ((h >> 12) % 1000) as f64 / 1000.0;
             let n_deals = (0.2 + 2.4 * q + jitter - 0.5).round().clamp(0.0, 3.0) as u64;
-            deal_ranges.push((deals.len() as u32, n_deals as u8));
-            for j in 0..n_deals {
+            // The script goes on after as-of: one more deal, opened within the next
+            // FUTURE_DAYS, for about a third of the companies (more of the better ones). It is
+            // invisible until the deal clock ([`World::advance_deals`]) passes its creation.
+            let future = splitmix(h ^ 0xF0);
+            let n_future = u64::from(((future % 1000) as f64) < (0.10 + 0.45 * q) * 1000.0);
+            deal_ranges.push((deals.len() as u32, (n_deals + n_future) as u8));
+            for j in 0..n_deals + n_future {
                 let d = splitmix(h ^ (j + 1));
-                // Created in the 18 months before as-of, never before the company.
-                let deal_created = (as_of_ms - ((d % 540) as i64 + 1) * DAY_MS).max(created_ms + DAY_MS);
+                let deal_created = if j < n_deals {
+                    // Created in the 18 months before as-of, never before the company.
+                    (as_of_ms - ((d % 540) as i64 + 1) * DAY_MS).max(created_ms + DAY_MS)
+                } else {
+                    as_of_ms
+                        + ((future >> 16) % FUTURE_DAYS as u64) as i64 * DAY_MS
+                        + ((future >> 40) % 36_000_000) as i64
+                        + 1
+                };
                 let cycle_days = 15 + ((1.0 - q) * 90.0) as i64 + ((d >> 24) % 30) as i64;
                 let close_ms = deal_created + cycle_days * DAY_MS;
                 let p_win = 0.08 + 0.55 * q;
-                let stage = if close_ms <= as_of_ms {
-                    if (((d >> 32) % 1000) as f64) < p_win * 1000.0 {
-                        "closedwon"
-                    } else {
-                        "closedlost"
-                    }
-                } else {
-                    DEAL_STAGES[((d >> 16) % 5) as usize]
-                };
                 deals.push(Deal {
                     id: FIRST_DEAL_ID + k as u64 * 4 + j,
                     name: format!("{} - deal {}", a.name, j + 1),
                     amount: (a.expected_acv.unwrap_or(20_000) / 1000 * (50 + (d >> 8) % 100)) * 10,
-                    stage,
+                    won: (((d >> 32) % 1000) as f64) < p_win * 1000.0,
+                    open_stage: DEAL_STAGES[((d >> 16) % 5) as usize],
                     pipeline: if (d >> 44) % 5 == 0 { "renewals" } else { "default" },
                     close_ms,
                     created_ms: deal_created,
@@ -717,7 +755,47 @@ impl World {
             pending: VecDeque::new(),
             generation: 0,
             seeded_until_ms,
+            deals_now_ms: as_of_ms,
         }
+    }
+
+    /// Moves the deal clock to `to_ms` (never back): deals created by then appear, open deals
+    /// whose close date has passed close won or lost, as the seeded script says. Each company
+    /// with such a deal is modified at `stamp`, as HubSpot's deal roll-ups on the company
+    /// (`num_associated_deals`, `hs_num_open_deals`, `recent_deal_close_date`) change its
+    /// `hs_lastmodifieddate`, so an incremental pull sees it. Returns (opened, closed) deals.
+    pub(crate) fn advance_deals(
+        &mut self,
+        to_ms: i64,
+        stamp: i64,
+        lag: Duration,
+        now: Instant,
+    ) -> (u64, u64) {
+        let from = self.deals_now_ms;
+        if to_ms <= from {
+            return (0, 0);
+        }
+        let (mut opened, mut closed) = (0, 0);
+        let mut touched = Vec::new();
+        for k in 0..self.companies.len() as u32 {
+            let mut changed = false;
+            for d in self.deals_of(k) {
+                let opens = !d.visible(from) && d.visible(to_ms);
+                let closes = !d.is_closed(from) && d.is_closed(to_ms);
+                opened += u64::from(opens);
+                closed += u64::from(closes);
+                changed |= opens || closes;
+            }
+            if changed {
+                touched.push(k);
+            }
+        }
+        self.deals_now_ms = to_ms;
+        for k in touched {
+            self.write(k, Vec::new(), stamp, lag, now);
+        }
+        self.generation += 1;
+        (opened, closed)
     }
 
     /// Index of company `id`, if it exists.
@@ -853,9 +931,12 @@ mod tests {
             }
             accounts += 1;
             for d in w.deals_of(k as u32) {
+                if !d.visible(w.deals_now_ms) {
+                    continue;
+                }
                 deals += 1;
-                closed += u64::from(d.is_closed());
-                won += u64::from(d.stage == "closedwon");
+                closed += u64::from(d.is_closed(w.deals_now_ms));
+                won += u64::from(d.stage(w.deals_now_ms) == "closedwon");
             }
         }
         (won, closed, deals as f64 / accounts.max(1) as f64)
@@ -876,16 +957,68 @@ mod tests {
         assert!(rate_hi > 1.5 * rate_lo, "win rates {rate_hi} vs {rate_lo}");
         assert!(per_hi > 1.5 * per_lo, "deals per account {per_hi} vs {per_lo}");
         // Lost deals, open deals and both pipelines exist.
-        assert!(w.deals.iter().any(|d| d.stage == "closedlost"));
-        assert!(w.deals.iter().any(|d| !d.is_closed()));
+        assert!(w.deals.iter().any(|d| d.stage(w.deals_now_ms) == "closedlost"));
+        assert!(w
+            .deals
+            .iter()
+            .any(|d| d.visible(w.deals_now_ms) && !d.is_closed(w.deals_now_ms)));
         assert!(w.deals.iter().any(|d| d.pipeline == "renewals"));
         let again = World::seed(opts(), n, false);
         let key = |w: &World| {
             w.deals
                 .iter()
-                .map(|d| (d.id, d.stage, d.close_ms, d.amount))
+                .map(|d| (d.id, d.stage(w.deals_now_ms), d.close_ms, d.amount))
                 .collect::<Vec<_>>()
         };
         assert_eq!(key(&w), key(&again));
+    }
+
+    #[test]
+    fn the_deal_clock_opens_the_scripted_deals_and_closes_open_ones_and_touches_their_companies() {
+        let mut w = World::seed(opts(), 2000, false);
+        let now = w.deals_now_ms;
+        let visible = |w: &World| w.deals.iter().filter(|d| d.visible(w.deals_now_ms)).count() as u64;
+        let open = |w: &World| {
+            w.deals
+                .iter()
+                .filter(|d| d.visible(w.deals_now_ms) && !d.is_closed(w.deals_now_ms))
+                .count() as u64
+        };
+        let hidden = w.deals.len() as u64 - visible(&w);
+        assert!(
+            hidden > 300,
+            "about a third of 2000 companies get a later deal: {hidden}"
+        );
+        let (visible_before, open_before) = (visible(&w), open(&w));
+        let modified_before: Vec<i64> = w.companies.iter().map(|c| c.modified_ms).collect();
+        let stamp = now + 1;
+        let (opened, closed) =
+            w.advance_deals(now + FUTURE_DAYS * DAY_MS, stamp, Duration::ZERO, Instant::now());
+        // Every scripted deal opens within FUTURE_DAYS; the counts agree with what is visible.
+        assert_eq!(opened, hidden);
+        assert_eq!(visible(&w), visible_before + opened);
+        assert_eq!(open(&w), open_before + opened - closed);
+        assert!(closed > 0);
+        // Exactly the companies with a deal that opened or closed were modified at `stamp`.
+        let touched = (0..w.companies.len() as u32)
+            .filter(|k| {
+                w.deals_of(*k).iter().any(|d| {
+                    (!d.visible(now) && d.visible(w.deals_now_ms))
+                        || (!d.is_closed(now) && d.is_closed(w.deals_now_ms))
+                })
+            })
+            .count();
+        let stamped = w.companies.iter().filter(|c| c.modified_ms == stamp).count();
+        assert_eq!(stamped, touched);
+        assert!(w
+            .companies
+            .iter()
+            .zip(&modified_before)
+            .all(|(c, before)| c.modified_ms == stamp || c.modified_ms == *before));
+        // The clock never goes back.
+        assert_eq!(
+            w.advance_deals(now, stamp + 1, Duration::ZERO, Instant::now()),
+            (0, 0)
+        );
     }
 }
