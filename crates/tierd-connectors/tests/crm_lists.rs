@@ -1,0 +1,234 @@
+//! CRM lists kept in step with a tier (`tierd_connectors::lists`), against the emulators:
+//! created when missing and found again by name, members added and removed, hand edits put
+//! right, memberships read past one page, changes cut to the vendor's limit per call, and the
+//! lists tierd may not change refused with the CRM's words.
+
+#[allow(dead_code)]
+mod common;
+
+use tierd_connectors::connector::Connector;
+use tierd_connectors::http::Secret;
+use tierd_connectors::hubspot::{HubSpotConfig, HubSpotConnector};
+use tierd_connectors::lists::ListSync;
+use tierd_emulators::{HubSpotConfig as HubSpotEmuConfig, HubSpotEmulator};
+
+use common::fast_retries;
+
+const LIST: &str = "tierd: Tier 1";
+
+fn hubspot(emu: &HubSpotEmulator, tune: impl FnOnce(&mut HubSpotConfig)) -> HubSpotConnector {
+    let mut cfg = HubSpotConfig {
+        base_url: emu.base_url(),
+        token: Secret::new("test-token"),
+        rate_limit: 0,
+        search_rate_per_sec: 0,
+        retry: fast_retries(11),
+        ..HubSpotConfig::default()
+    };
+    tune(&mut cfg);
+    cfg.build().expect("valid config")
+}
+
+/// HubSpot company `k` (the emulator's ids start at 1,000,000,000).
+fn company(k: u64) -> String {
+    (1_000_000_000 + k).to_string()
+}
+
+fn hubspot_ids(ks: impl IntoIterator<Item = u64>) -> Vec<String> {
+    ks.into_iter()
+        .map(|k| format!("hubspot:{}", company(k)))
+        .collect()
+}
+
+fn companies(ks: impl IntoIterator<Item = u64>) -> Vec<String> {
+    let mut ids: Vec<String> = ks.into_iter().map(company).collect();
+    ids.sort();
+    ids
+}
+
+async fn sync(c: &dyn Connector, name: &str, members: &[String]) -> ListSync {
+    c.lists()
+        .expect("HubSpot keeps lists")
+        .sync_list(name, members)
+        .await
+        .expect("list synced")
+}
+
+#[tokio::test]
+async fn a_missing_hubspot_list_is_created_as_manual_then_found_again_by_name() {
+    let emu = HubSpotEmulator::start(HubSpotEmuConfig::new(20, 1))
+        .await
+        .expect("emulator");
+    let c = hubspot(&emu, |_| {});
+    let first = sync(&c, LIST, &hubspot_ids([3, 1, 2])).await;
+    assert!(first.created);
+    assert_eq!((first.added, first.removed, first.unchanged), (3, 0, 0));
+    assert!(first.refused.is_empty(), "{:?}", first.refused);
+    assert_eq!(emu.list_members(LIST), Some(companies([1, 2, 3])));
+
+    // Found again by name, in any case: nothing created, nothing to change.
+    let again = sync(&c, "TIERD: tier 1", &hubspot_ids([1, 2, 3])).await;
+    assert!(!again.created);
+    assert_eq!(again.list_id, first.list_id);
+    assert_eq!((again.added, again.removed, again.unchanged), (0, 0, 3));
+    assert_eq!(emu.list_count(), 1);
+    assert_eq!(
+        emu.list_membership_calls(),
+        1,
+        "nothing to change: no membership call"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_members_are_added_and_removed_and_hand_edits_put_right() {
+    let emu = HubSpotEmulator::start(HubSpotEmuConfig::unlimited(30, 2))
+        .await
+        .expect("emulator");
+    let c = hubspot(&emu, |_| {});
+    sync(&c, LIST, &hubspot_ids(0..10)).await;
+    // A person adds company 20 and removes company 0 by hand.
+    emu.edit_list(LIST, &company(20), true);
+    emu.edit_list(LIST, &company(0), false);
+    // The tier now holds 0..5 and 10..13.
+    let s = sync(&c, LIST, &hubspot_ids((0..5).chain(10..13))).await;
+    assert_eq!(
+        (s.added, s.removed, s.unchanged),
+        (4, 6, 4),
+        "adds 0 (removed by hand) and 10..13; removes 5..10 and 20 (added by hand)"
+    );
+    assert_eq!(emu.list_members(LIST), Some(companies((0..5).chain(10..13))));
+    // Emptying the tier empties the list.
+    let s = sync(&c, LIST, &[]).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (0, 8, 0));
+    assert_eq!(emu.list_members(LIST), Some(vec![]));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_memberships_are_read_past_one_page() {
+    let emu = HubSpotEmulator::start(HubSpotEmuConfig::unlimited(700, 3))
+        .await
+        .expect("emulator");
+    let c = hubspot(&emu, |_| {});
+    let s = sync(&c, LIST, &hubspot_ids(0..600)).await;
+    assert_eq!(s.added, 600);
+    // 600 members are three pages of 250: every one is seen, so only the news is sent.
+    let s = sync(&c, LIST, &hubspot_ids((1..600).chain([650]))).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (1, 1, 599));
+    // Smaller pages read the same members.
+    let small = hubspot(&emu, |cfg| cfg.list_page_size = 7);
+    let s = sync(&small, LIST, &hubspot_ids((1..600).chain([650]))).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (0, 0, 600));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn hubspot_changes_are_cut_to_the_limit_per_call() {
+    let mut cfg = HubSpotEmuConfig::unlimited(200, 4);
+    cfg.list_batch_max = 50;
+    let emu = HubSpotEmulator::start(cfg).await.expect("emulator");
+    let c = hubspot(&emu, |cfg| cfg.list_batch_size = 50);
+    let s = sync(&c, LIST, &hubspot_ids(0..120)).await;
+    assert_eq!(s.added, 120);
+    assert_eq!(emu.list_membership_calls(), 3, "50 + 50 + 20");
+    // 30 adds and 40 removes are 70 ids: two calls, adds first.
+    let s = sync(&c, LIST, &hubspot_ids((40..120).chain(150..180))).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (30, 40, 80));
+    assert_eq!(emu.list_membership_calls(), 5);
+    assert_eq!(emu.list_members(LIST), Some(companies((40..120).chain(150..180))));
+
+    // A call over the emulator's limit is refused whole, and the error says so.
+    let greedy = hubspot(&emu, |cfg| cfg.list_batch_size = 51);
+    let err = greedy
+        .lists()
+        .expect("lists")
+        .sync_list(LIST, &hubspot_ids(0..60))
+        .await
+        .expect_err("over the limit");
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 400") && text.contains("at most 50") && text.contains(LIST),
+        "{text}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dynamic_hubspot_list_is_refused_with_hubspots_words() {
+    let emu = HubSpotEmulator::start(HubSpotEmuConfig::unlimited(10, 5))
+        .await
+        .expect("emulator");
+    let id = emu.create_company_list(LIST, "DYNAMIC");
+    let c = hubspot(&emu, |_| {});
+    let err = c
+        .lists()
+        .expect("lists")
+        .sync_list(LIST, &hubspot_ids(0..3))
+        .await
+        .expect_err("DYNAMIC lists take no changes");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("'{LIST}' (id {id}, DYNAMIC)"))
+            && text.contains("HTTP 400")
+            && text.contains("MANUAL or SNAPSHOT"),
+        "{text}"
+    );
+    assert_eq!(emu.list_members(LIST), Some(vec![]));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_companies_and_foreign_ids_are_refused_and_the_rest_kept() {
+    let emu = HubSpotEmulator::start(HubSpotEmuConfig::unlimited(10, 6))
+        .await
+        .expect("emulator");
+    // The legacy v3 path spells the added ids differently; both are read.
+    for path in ["/crm/v3/lists", "/crm/lists/2026-03"] {
+        let c = hubspot(&emu, |cfg| cfg.lists_path = path.into());
+        let name = format!("{LIST} via {path}");
+        let mut members = hubspot_ids([1, 2]);
+        members.push("hubspot:999".into());
+        members.push("salesforce:001000000000001AAA".into());
+        let s = sync(&c, &name, &members).await;
+        assert_eq!((s.added, s.removed, s.unchanged), (2, 0, 0), "{path}");
+        let refused: Vec<String> = s.refused.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            refused,
+            [
+                "salesforce:001000000000001AAA: not a HubSpot account id (hubspot:<id>)",
+                "hubspot:999: HubSpot has no company 999",
+            ],
+            "{path}"
+        );
+        assert_eq!(emu.list_members(&name), Some(companies([1, 2])));
+    }
+    emu.shutdown().await;
+}
+
+#[test]
+fn hubspot_list_settings_are_checked_by_key() {
+    let base = || HubSpotConfig {
+        token: Secret::new("t"),
+        ..HubSpotConfig::default()
+    };
+    let err = HubSpotConfig {
+        list_page_size: 251,
+        ..base()
+    }
+    .build()
+    .err()
+    .expect("too big a page");
+    assert_eq!(
+        err.to_string(),
+        "connector.list_page_size: must be within 1..=250, got 251"
+    );
+    let err = HubSpotConfig {
+        lists_path: "/crm/v4/lists".into(),
+        ..base()
+    }
+    .build()
+    .err()
+    .expect("unknown path");
+    assert!(err.to_string().starts_with("connector.lists_path: "), "{err}");
+}
