@@ -10,9 +10,11 @@ use tierd_connectors::connector::Connector;
 use tierd_connectors::http::Secret;
 use tierd_connectors::hubspot::{HubSpotConfig, HubSpotConnector};
 use tierd_connectors::lists::ListSync;
+use tierd_connectors::salesforce::{SalesforceConfig, SalesforceConnector};
 use tierd_emulators::{HubSpotConfig as HubSpotEmuConfig, HubSpotEmulator};
+use tierd_emulators::{SalesforceConfig as SalesforceEmuConfig, SalesforceEmulator};
 
-use common::fast_retries;
+use common::{accounts, fast_retries, pull};
 
 const LIST: &str = "tierd: Tier 1";
 
@@ -48,7 +50,7 @@ fn companies(ks: impl IntoIterator<Item = u64>) -> Vec<String> {
 
 async fn sync(c: &dyn Connector, name: &str, members: &[String]) -> ListSync {
     c.lists()
-        .expect("HubSpot keeps lists")
+        .expect("the connector keeps lists")
         .sync_list(name, members)
         .await
         .expect("list synced")
@@ -231,4 +233,130 @@ fn hubspot_list_settings_are_checked_by_key() {
     .err()
     .expect("unknown path");
     assert!(err.to_string().starts_with("connector.lists_path: "), "{err}");
+}
+
+fn salesforce(emu: &SalesforceEmulator, tune: impl FnOnce(&mut SalesforceConfig)) -> SalesforceConnector {
+    let mut cfg = SalesforceConfig {
+        login_url: emu.base_url(),
+        client_id: "tierd-test".into(),
+        client_secret: Secret::new("test-secret"),
+        api_reserve_share: 0.0,
+        read_contracts: false,
+        retry: fast_retries(12),
+        ..SalesforceConfig::default()
+    };
+    tune(&mut cfg);
+    cfg.build().expect("valid config")
+}
+
+/// The org's Account Ids, in row order, as a pull reads them.
+async fn account_ids(c: &SalesforceConnector) -> Vec<String> {
+    let pages = pull(c, None).await;
+    let mut ids: Vec<String> = accounts(&pages)
+        .iter()
+        .map(|a| {
+            a.id.strip_prefix("salesforce:")
+                .expect("salesforce id")
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn salesforce_ids(ids: &[String]) -> Vec<String> {
+    ids.iter().map(|id| format!("salesforce:{id}")).collect()
+}
+
+fn sorted(ids: &[String]) -> Vec<String> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_missing_campaign_is_created_then_found_again_by_name() {
+    let emu = SalesforceEmulator::start(SalesforceEmuConfig::new(20, 7))
+        .await
+        .expect("emulator");
+    let c = salesforce(&emu, |_| {});
+    let ids = account_ids(&c).await;
+    let first = sync(&c, LIST, &salesforce_ids(&ids[..3])).await;
+    assert!(first.created && first.list_id.starts_with("701"), "{first:?}");
+    assert_eq!((first.added, first.removed, first.unchanged), (3, 0, 0));
+    assert!(first.refused.is_empty(), "{:?}", first.refused);
+    assert_eq!(emu.campaign_accounts(LIST), Some(sorted(&ids[..3])));
+    let again = sync(&c, LIST, &salesforce_ids(&ids[..3])).await;
+    assert_eq!(again.list_id, first.list_id);
+    assert!(!again.created);
+    assert_eq!((again.added, again.removed, again.unchanged), (0, 0, 3));
+    assert_eq!(emu.campaigns_named(LIST), 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn campaign_members_are_read_past_a_page_and_changed_200_per_call() {
+    let emu = SalesforceEmulator::start(SalesforceEmuConfig::unlimited(600, 8))
+        .await
+        .expect("emulator");
+    // Pages of 200 (Salesforce's smallest batchSize): 450 members are three pages.
+    let c = salesforce(&emu, |cfg| cfg.page_size = 200);
+    let ids = account_ids(&c).await;
+    let writes = emu.writes().total;
+    let s = sync(&c, LIST, &salesforce_ids(&ids[..450])).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (450, 0, 0));
+    // One Campaign and 450 members written; 200 + 200 + 50 per call is the emulator's limit.
+    assert_eq!(emu.writes().total - writes, 451);
+    // The tier moves: 250 leave, 100 join.
+    let now: Vec<String> = ids[250..550].to_vec();
+    let s = sync(&c, LIST, &salesforce_ids(&now)).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (100, 250, 200));
+    assert_eq!(emu.campaign_accounts(LIST), Some(sorted(&now)));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn campaign_hand_edits_are_put_right_and_foreign_ids_refused() {
+    let emu = SalesforceEmulator::start(SalesforceEmuConfig::unlimited(30, 9))
+        .await
+        .expect("emulator");
+    let c = salesforce(&emu, |_| {});
+    let ids = account_ids(&c).await;
+    sync(&c, LIST, &salesforce_ids(&ids[..5])).await;
+    // A person adds account 20 and removes account 0.
+    emu.add_campaign_member(LIST, &ids[20]);
+    emu.remove_campaign_member(LIST, &ids[0]);
+    let mut members = salesforce_ids(&ids[..5]);
+    members.push("hubspot:1000000001".into());
+    let s = sync(&c, LIST, &members).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (1, 1, 4));
+    let refused: Vec<String> = s.refused.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        refused,
+        ["hubspot:1000000001: not a Salesforce account id (salesforce:<id>)"]
+    );
+    assert_eq!(emu.campaign_accounts(LIST), Some(sorted(&ids[..5])));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_accounts_as_campaign_members_the_sync_names_the_setting() {
+    let mut cfg = SalesforceEmuConfig::unlimited(10, 10);
+    cfg.accounts_as_campaign_members = false;
+    let emu = SalesforceEmulator::start(cfg).await.expect("emulator");
+    let c = salesforce(&emu, |_| {});
+    let ids = account_ids(&c).await;
+    let err = c
+        .lists()
+        .expect("lists")
+        .sync_list(LIST, &salesforce_ids(&ids[..2]))
+        .await
+        .expect_err("accounts cannot be members");
+    assert!(
+        err.to_string().contains("CampaignMember.AccountId")
+            && err.to_string().contains("Accounts as Campaign Members"),
+        "{err}"
+    );
+    assert_eq!(emu.campaigns_named(LIST), 0, "nothing written");
+    emu.shutdown().await;
 }
