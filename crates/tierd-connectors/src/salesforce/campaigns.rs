@@ -18,6 +18,8 @@
 //!   `allOrNone: false`, read per record. `DUPLICATE_VALUE` (already a member) counts as
 //!   unchanged; a member someone else deleted meanwhile (`ENTITY_IS_DELETED`) is gone as wanted.
 //!   Writing stops at the configured API reserve, the rest reported as refused.
+//!
+//! Knows Salesforce's JSON and SOQL and nothing of tiers or the store.
 
 use std::collections::{HashMap, HashSet};
 
