@@ -360,3 +360,34 @@ async fn without_accounts_as_campaign_members_the_sync_names_the_setting() {
     assert_eq!(emu.campaigns_named(LIST), 0, "nothing written");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn list_syncs_ride_out_rate_limits_and_never_add_a_member_twice() {
+    let emu = HubSpotEmulator::start(HubSpotEmuConfig::unlimited(20, 13))
+        .await
+        .expect("emulator");
+    let c = hubspot(&emu, |_| {});
+    // HubSpot's 429s (no Retry-After) on the first calls: waited out, nothing lost.
+    emu.faults().set_rate_limit_storm(3);
+    let s = sync(&c, LIST, &hubspot_ids(0..5)).await;
+    assert_eq!((s.added, s.unchanged), (5, 0));
+    assert_eq!(c.http_stats().rate_limited, 3);
+    assert_eq!(emu.list_members(LIST), Some(companies(0..5)));
+    assert_eq!(emu.list_count(), 1);
+
+    let sf = SalesforceEmulator::start(SalesforceEmuConfig::unlimited(10, 14))
+        .await
+        .expect("emulator");
+    let c = salesforce(&sf, |_| {});
+    let ids = account_ids(&c).await;
+    let s = sync(&c, LIST, &salesforce_ids(&ids[..4])).await;
+    assert_eq!(s.added, 4);
+    // A member a person added by hand is already there: unchanged, never added twice.
+    sf.add_campaign_member(LIST, &ids[4]);
+    let s = sync(&c, LIST, &salesforce_ids(&ids[..5])).await;
+    assert_eq!((s.added, s.removed, s.unchanged), (0, 0, 5));
+    assert!(s.refused.is_empty(), "{:?}", s.refused);
+    assert_eq!(sf.campaign_accounts(LIST), Some(sorted(&ids[..5])));
+    emu.shutdown().await;
+    sf.shutdown().await;
+}
