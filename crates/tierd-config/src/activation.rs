@@ -1,5 +1,5 @@
-//! The activation sections: `[budget]`, `[[webhooks]]` and `[exports]` (what tierd does with
-//! tiers once decided). Their types and checks are `tierd-activation`'s; this module reads them
+//! The activation sections: `[budget]`, `[[webhooks]]`, `[exports]` and `[crm_lists]` (what
+//! tierd does with tiers once decided). Their types and checks are `tierd-activation`'s; this module reads them
 //! from the layered configuration and reports every problem at its key path.
 //!
 //! Webhook secrets are not read here (`config validate` runs without them): the URL, events,
@@ -125,4 +125,106 @@ pub(crate) fn read_sections(
         }
     }
     (budget, webhooks, ExportSettings { linkedin, audiences })
+}
+
+/// `[crm_lists]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrmLists {
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    tier_1: Option<String>,
+    tier_2: Option<String>,
+    tier_3: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// One CRM list kept in step with a tier after each committing run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmList {
+    /// The tier whose accounts it holds.
+    pub tier: Tier,
+    /// Its name in the CRM (a HubSpot list, a Salesforce Campaign), found again by name.
+    pub name: String,
+    /// Its key in the configuration (`crm_lists.tier_1`), for messages.
+    pub key: String,
+}
+
+/// `[crm_lists]`: a CRM list per tier, kept in step after each committing run. Empty when the
+/// section is absent or `enabled = false`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmListSettings {
+    /// The lists, best tier first.
+    pub lists: Vec<CrmList>,
+}
+
+/// Reads `[crm_lists]`; `connector` is the `[connector]` type, when there is one: lists need a
+/// connector that keeps them (not account files).
+pub(crate) fn read_crm_lists(
+    cfg: &config::Config,
+    errors: &mut ConfigErrors,
+    connector: Option<&str>,
+) -> CrmListSettings {
+    let Some(raw) = section::<RawCrmLists>(cfg, errors, "crm_lists") else {
+        return CrmListSettings::default();
+    };
+    if !raw.enabled {
+        return CrmListSettings::default();
+    }
+    let mut lists = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    for (tier, name) in [
+        (Tier::Tier1, &raw.tier_1),
+        (Tier::Tier2, &raw.tier_2),
+        (Tier::Tier3, &raw.tier_3),
+    ] {
+        let Some(name) = name else { continue };
+        let key = format!("crm_lists.{}", tier.as_str());
+        let name = name.trim();
+        if name.is_empty() {
+            errors.push(key, "must name a list (or leave the key out)");
+            continue;
+        }
+        if let Some(other) = names.insert(name.to_lowercase(), key.clone()) {
+            errors.push(
+                key,
+                format!("'{name}' is also {other}'s list: each tier needs a list of its own"),
+            );
+            continue;
+        }
+        lists.push(CrmList {
+            tier,
+            name: name.to_string(),
+            key,
+        });
+    }
+    if [&raw.tier_1, &raw.tier_2, &raw.tier_3]
+        .iter()
+        .all(|n| n.is_none())
+    {
+        errors.push(
+            "crm_lists",
+            "names no list: set tier_1, tier_2 and/or tier_3 to a list name (or enabled = false)",
+        );
+    }
+    let with_lists = tierd_connectors::registry::with_lists().join(", ");
+    match connector.map(tierd_connectors::registry::has_lists) {
+        None => errors.push(
+            "crm_lists.enabled",
+            format!("CRM lists need a [connector] that keeps them ({with_lists})"),
+        ),
+        Some(Ok(false)) => errors.push(
+            "crm_lists.enabled",
+            format!(
+                "the {} connector keeps no CRM lists: use {with_lists}, or set enabled = false",
+                connector.unwrap_or_default()
+            ),
+        ),
+        // An unknown connector type is reported at connector.type.
+        Some(Ok(true) | Err(_)) => {}
+    }
+    CrmListSettings { lists }
 }

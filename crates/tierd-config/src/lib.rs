@@ -44,6 +44,7 @@ const SECTIONS: &[&str] = &[
     "budget",
     "webhooks",
     "exports",
+    "crm_lists",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +115,8 @@ pub struct Settings {
     pub webhooks: Vec<tierd_activation::webhooks::RawWebhook>,
     /// `[exports]`: audiences written after each committing run.
     pub exports: activation::ExportSettings,
+    /// `[crm_lists]`: a CRM list per tier kept in step after each committing run.
+    pub crm_lists: activation::CrmListSettings,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -205,6 +208,8 @@ impl Settings {
         let api: api::ApiSettings = checked(&cfg, &mut errors, "api");
         let log: log::LogSettings = checked(&cfg, &mut errors, "log");
         let (budget, webhooks, exports) = activation::read_sections(&cfg, &mut errors, base_dir.as_deref());
+        let crm_lists =
+            activation::read_crm_lists(&cfg, &mut errors, connector.as_ref().map(|c| c.kind.as_str()));
 
         let model_text = match (&model_section, &base_dir) {
             (Some(m), Some(dir)) => {
@@ -255,6 +260,7 @@ impl Settings {
                 budget,
                 webhooks,
                 exports,
+                crm_lists,
             }),
             _ => Err(invalid(errors)),
         }
@@ -508,6 +514,64 @@ directory = "audiences/t1"
         let audience = &settings.exports.audiences[0];
         assert_eq!(audience.tiers, vec![tierd_core::Tier::Tier1]);
         assert!(audience.directory.ends_with("audiences/t1") && audience.directory.is_absolute());
+    }
+
+    #[test]
+    fn crm_lists_are_checked_by_key_and_need_a_connector_with_lists() {
+        let hubspot = "[connector]\ntype = \"hubspot\"\ntoken = \"pat-x\"\n";
+        let lists = "[crm_lists]\ntier_1 = \" tierd: Tier 1 \"\ntier_3 = \"tierd: Tier 3\"\n";
+        let settings = match load_text(&format!("{hubspot}{lists}")) {
+            Ok(s) => s,
+            Err(LoadError::Invalid(_, e)) => panic!("{e}"),
+            Err(LoadError::Io(e)) => panic!("{e:#}"),
+        };
+        let got: Vec<(tierd_core::Tier, &str, &str)> = settings
+            .crm_lists
+            .lists
+            .iter()
+            .map(|l| (l.tier, l.name.as_str(), l.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (tierd_core::Tier::Tier1, "tierd: Tier 1", "crm_lists.tier_1"),
+                (tierd_core::Tier::Tier3, "tierd: Tier 3", "crm_lists.tier_3")
+            ]
+        );
+        // Only this section's problems: the model file these tests share is rewritten by each.
+        let ours = |text: &str| -> Vec<String> {
+            problems(text)
+                .into_iter()
+                .filter(|p| p.starts_with("crm_lists"))
+                .collect()
+        };
+        let file = "[connector]\ntype = \"file\"\npath = \"a.csv\"\noutput = \"t.csv\"\n";
+        assert_eq!(
+            ours(&format!("{file}{lists}")),
+            ["crm_lists.enabled: the file connector keeps no CRM lists: use hubspot, salesforce, or set enabled = false"]
+        );
+        assert!(ours(&format!("{file}{lists}enabled = false\n")).is_empty());
+        assert_eq!(
+            ours(lists),
+            ["crm_lists.enabled: CRM lists need a [connector] that keeps them (hubspot, salesforce)"]
+        );
+        let bad = "[crm_lists]\ntier_1 = \"Tier 1\"\ntier_2 = \"tier 1\"\ntier_3 = \" \"\n";
+        assert_eq!(
+            ours(&format!("{hubspot}{bad}")),
+            [
+                "crm_lists.tier_2: 'tier 1' is also crm_lists.tier_1's list: each tier needs a list of its own",
+                "crm_lists.tier_3: must name a list (or leave the key out)"
+            ]
+        );
+        let p = ours(&format!("{hubspot}[crm_lists]\ntier_4 = \"x\"\n"));
+        assert!(
+            p.len() == 1 && p[0].starts_with("crm_lists.tier_4: unknown field"),
+            "{p:?}"
+        );
+        assert_eq!(
+            ours(&format!("{hubspot}[crm_lists]\n")),
+            ["crm_lists: names no list: set tier_1, tier_2 and/or tier_3 to a list name (or enabled = false)"]
+        );
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub trait Connector: Send + Sync {
     fn http_stats(&self) -> HttpStats {
         HttpStats::default()
     }
+
+    /// The CRM's lists kept in step with tiers ([`crate::lists`]); `None` for a connector
+    /// without lists (account files).
+    fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
+        None
+    }
 }
 
 /// A point in time as milliseconds since 1970-01-01 UTC: how far a pull got.

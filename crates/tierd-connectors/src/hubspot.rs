@@ -12,6 +12,7 @@
 //!   refused whole (400) is split until the bad record is isolated; records refused for
 //!   a reason that may pass are retried with back-off within the run.
 //! - **Deals**: v4 company→deal associations, then a batch read of the deals.
+//! - **Lists**: a MANUAL company list per tier kept in step (`lists.rs`).
 //!
 //! Everything over the wire goes through [`crate::http`]; this module knows HubSpot's
 //! JSON and nothing about scoring.
@@ -29,6 +30,8 @@ use crate::connector::{
 };
 use crate::http::{HttpClient, HttpStats, RateLimiter, Reply, RetryPolicy, Secret, Vendor};
 use crate::mapping::{self, FieldMapping};
+
+mod lists;
 
 const ID_PREFIX: &str = "hubspot:";
 const NAME: &str = "hubspot";
@@ -69,6 +72,13 @@ pub struct HubSpotConfig {
     pub batch_size: usize,
     /// Extra rounds, within one push, for records refused for a reason that may pass.
     pub record_retries: u32,
+    /// Where the Lists API lives: `/crm/lists/2026-03` (HubSpot's current date-versioned
+    /// path) or `/crm/v3/lists` (the legacy v3 path, same calls).
+    pub lists_path: String,
+    /// List members read per page (HubSpot: at most 250).
+    pub list_page_size: usize,
+    /// Record ids (added and removed together) per membership change.
+    pub list_batch_size: usize,
     /// Retries and timeouts of single requests.
     pub retry: RetryPolicy,
 }
@@ -91,6 +101,9 @@ impl Default for HubSpotConfig {
             search_overlap_ms: 30_000,
             batch_size: 100,
             record_retries: 3,
+            lists_path: lists::CURRENT_PATH.into(),
+            list_page_size: lists::PAGE_MAX,
+            list_batch_size: lists::DEFAULT_BATCH,
             retry: RetryPolicy::default(),
         }
     }
@@ -115,6 +128,8 @@ impl HubSpotConfig {
             ("page_size", self.page_size, 100),
             ("search_page_size", self.search_page_size, 200),
             ("batch_size", self.batch_size, 100),
+            ("list_page_size", self.list_page_size, lists::PAGE_MAX),
+            ("list_batch_size", self.list_batch_size, lists::BATCH_MAX),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConnectorError::config(
@@ -122,6 +137,16 @@ impl HubSpotConfig {
                     format!("must be within 1..={max}, got {value}"),
                 ));
             }
+        }
+        if !lists::PATHS.contains(&self.lists_path.trim_end_matches('/')) {
+            return Err(ConnectorError::config(
+                "lists_path",
+                format!(
+                    "'{}' is not a HubSpot Lists API path (expected one of: {})",
+                    self.lists_path,
+                    lists::PATHS.join(", ")
+                ),
+            ));
         }
         if self.search_result_cap < self.search_page_size {
             return Err(ConnectorError::config(
@@ -900,6 +925,10 @@ impl Connector for HubSpotConnector {
 
     fn http_stats(&self) -> HttpStats {
         self.http.stats()
+    }
+
+    fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
+        Some(self)
     }
 }
 

@@ -8,6 +8,8 @@
 //! - the connectors: [`hubspot`] (CRM v3 API, private-app token), [`salesforce`] (REST API,
 //!   OAuth client credentials) and [`file_connector`] (CSV/JSONL in, tiers file out, over
 //!   the account-file formats of `tierd score` in [`files`]);
+//! - [`lists`]: CRM lists kept per tier (HubSpot lists, Salesforce Campaigns), synced to the
+//!   members the caller names;
 //! - [`mapping`] of CRM fields to typed facts, with the shared contract's defaults;
 //! - [`plan`], the pure push planning: never overwrite a person's tier, send only changes;
 //! - [`http`], the one HTTP layer: token-bucket rate limiting sized from each vendor's
@@ -26,6 +28,7 @@ pub mod file_connector;
 pub mod files;
 pub mod http;
 pub mod hubspot;
+pub mod lists;
 pub mod mapping;
 pub mod plan;
 pub mod registry;

@@ -17,6 +17,9 @@ use crate::salesforce::SalesforceConfig;
 
 /// A connector's config: deserialised from the connector's section, checked, then built.
 pub trait ConnectorConfig: DeserializeOwned {
+    /// Whether the connector keeps CRM lists ([`Connector::lists`] is `Some`).
+    const LISTS: bool = false;
+
     /// Checks every value, naming the key of the first problem.
     fn validate(&self) -> Result<(), ConnectorError>;
 
@@ -35,6 +38,8 @@ impl ConnectorConfig for FileConfig {
 }
 
 impl ConnectorConfig for HubSpotConfig {
+    const LISTS: bool = true;
+
     fn validate(&self) -> Result<(), ConnectorError> {
         HubSpotConfig::validate(self)
     }
@@ -45,6 +50,8 @@ impl ConnectorConfig for HubSpotConfig {
 }
 
 impl ConnectorConfig for SalesforceConfig {
+    const LISTS: bool = true;
+
     fn validate(&self) -> Result<(), ConnectorError> {
         SalesforceConfig::validate(self)
     }
@@ -89,6 +96,8 @@ fn validator<C: ConnectorConfig>(value: serde_json::Value) -> Result<(), Connect
 pub struct Registration {
     /// The name in config (`[connector] type = "hubspot"`).
     pub name: &'static str,
+    /// Whether it keeps CRM lists (`[crm_lists]`).
+    pub lists: bool,
     validate: Validator,
     build: Builder,
 }
@@ -96,6 +105,7 @@ pub struct Registration {
 const fn register<C: ConnectorConfig>(name: &'static str) -> Registration {
     Registration {
         name,
+        lists: C::LISTS,
         validate: validator::<C>,
         build: builder::<C>,
     }
@@ -123,6 +133,17 @@ fn find(kind: &str) -> Result<&'static Registration, ConnectorError> {
 /// should be given as placeholders.
 pub fn validate(kind: &str, config: serde_json::Value) -> Result<(), ConnectorError> {
     (find(kind)?.validate)(config)
+}
+
+/// Whether the connector named `kind` keeps CRM lists (what `[crm_lists]` needs), checked at
+/// validation so a list configured for account files is refused before the first sync.
+pub fn has_lists(kind: &str) -> Result<bool, ConnectorError> {
+    Ok(find(kind)?.lists)
+}
+
+/// The names of the connectors that keep CRM lists, for messages.
+pub fn with_lists() -> Vec<&'static str> {
+    CONNECTORS.iter().filter(|r| r.lists).map(|r| r.name).collect()
 }
 
 /// Builds the connector named `kind` from its config section.
@@ -168,6 +189,18 @@ mod tests {
         let (key, message) = problem("pipedrive", json!({}));
         assert_eq!(key, "type");
         assert!(message.contains("known: file, hubspot, salesforce"), "{message}");
+    }
+
+    #[test]
+    fn only_crm_connectors_keep_lists() {
+        assert_eq!(with_lists(), ["hubspot", "salesforce"]);
+        assert!(!has_lists("file").expect("known"));
+        assert!(has_lists("pipedrive").is_err());
+        let file =
+            build("file", json!({ "path": "accounts.csv", "output": "tiers.csv" })).expect("file connector");
+        assert!(file.lists().is_none(), "account files have no lists");
+        let hubspot = build("hubspot", hubspot(json!({}))).expect("hubspot connector");
+        assert!(hubspot.lists().is_some());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!   back-off in the same run; `REQUEST_LIMIT_EXCEEDED` stops the push and defers the rest.
 //! - **API usage**: `Sforce-Limit-Info` is read on every answer ([`Connector::http_stats`]);
 //!   pushing stops while fewer calls than the configured reserve remain.
+//! - **Lists**: a Campaign of accounts per tier kept in step (`campaigns.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,6 +31,8 @@ use crate::connector::{
 };
 use crate::http::{HttpClient, HttpStats, RateLimiter, Reply, RetryPolicy, Secret, Vendor};
 use crate::mapping::{self, FieldMapping};
+
+mod campaigns;
 
 const ID_PREFIX: &str = "salesforce:";
 const NAME: &str = "salesforce";
@@ -944,6 +947,10 @@ impl Connector for SalesforceConnector {
 
     fn http_stats(&self) -> HttpStats {
         self.http.stats()
+    }
+
+    fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
+        Some(self)
     }
 }
 

@@ -3,5 +3,7 @@
 
 #[path = "emulators/hubspot.rs"]
 mod hubspot;
+#[path = "emulators/lists.rs"]
+mod lists;
 #[path = "emulators/salesforce.rs"]
 mod salesforce;

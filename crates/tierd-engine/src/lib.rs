@@ -51,6 +51,9 @@ mod budget_caps_tests;
 mod cache;
 mod commit_sink;
 mod context;
+mod crm_lists;
+#[cfg(test)]
+mod crm_lists_tests;
 pub mod enrich;
 mod events;
 #[cfg(test)]
@@ -89,6 +92,7 @@ use tierd_config::Settings;
 use self::cache::StoreCache;
 use self::commit_sink::CommitSink;
 use self::context::RunCtx;
+pub use self::crm_lists::CrmListOutcome;
 use self::memory_sink::MemorySink;
 use self::plan::Ending;
 
@@ -540,6 +544,7 @@ impl Pipeline {
             && report.status == RunStatus::Succeeded
         {
             self.export_audiences().await;
+            self.sync_crm_lists().await;
         }
         if matches!(request.kind, RunKind::Full | RunKind::Incremental) {
             if let Ok(counts) = self.store.tier_counts().await {

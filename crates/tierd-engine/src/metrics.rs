@@ -45,6 +45,7 @@ pub struct Metrics {
     tiers: Family<Labels, Gauge>,
     pushes: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
+    crm_list_members: Family<Labels, Counter>,
     accounts_processed: Counter,
     quarantined: Counter,
     plugin_calls: Family<Labels, Counter>,
@@ -88,6 +89,7 @@ impl Default for Metrics {
             tiers: Family::default(),
             pushes: Family::default(),
             errors: Family::default(),
+            crm_list_members: Family::default(),
             accounts_processed: Counter::default(),
             quarantined: Counter::default(),
             plugin_calls: Family::default(),
@@ -117,6 +119,11 @@ impl Default for Metrics {
         );
         registry.register("tierd_pushes", "Push decisions, by outcome", m.pushes.clone());
         registry.register("tierd_errors", "Errors, by pipeline stage", m.errors.clone());
+        registry.register(
+            "tierd_crm_list_members",
+            "CRM list members changed after runs ([crm_lists]), by tier and change (added, removed, refused)",
+            m.crm_list_members.clone(),
+        );
         registry.register(
             "tierd_accounts_processed",
             "Accounts scored",
@@ -211,6 +218,13 @@ impl Metrics {
     pub fn pushes(&self, outcome: &str, n: u64) {
         self.pushes
             .get_or_create(&labels(&[("outcome", outcome)]))
+            .inc_by(n);
+    }
+
+    /// `n` members of the tier's CRM list had `change`: added, removed, refused.
+    pub fn crm_list_members(&self, tier: &str, change: &str, n: u64) {
+        self.crm_list_members
+            .get_or_create(&labels(&[("tier", tier), ("change", change)]))
             .inc_by(n);
     }
 

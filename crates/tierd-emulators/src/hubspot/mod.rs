@@ -1,5 +1,6 @@
 //! The HubSpot CRM emulator: companies (list, get, search, batch read and update,
-//! properties and property groups), deals and company-deal associations, behind a
+//! properties and property groups), deals and company-deal associations, company lists
+//! (`lists.rs`: create, find by name, memberships, add-and-remove), behind a
 //! private-app bearer token, HubSpot's rate-limit windows and its error bodies.
 //!
 //! Paths and shapes follow HubSpot's v3 CRM API (v4 for associations). Departures from
@@ -9,6 +10,7 @@
 //! carry no `X-HubSpot-RateLimit-*` headers (as HubSpot documents); a batch update where
 //! every record fails still answers 207.
 
+mod lists;
 mod search;
 mod world;
 
@@ -59,6 +61,9 @@ pub struct HubSpotConfig {
     pub port: u16,
     /// Results one search can page through (HubSpot: 10,000); smaller values make the cap testable.
     pub search_result_cap: usize,
+    /// Record ids one list add-and-remove call may name. HubSpot documents no limit; the default,
+    /// [`LIST_BATCH_MAX`], is the largest membership count it documents for one call.
+    pub list_batch_max: usize,
 }
 
 /// HubSpot's documented limits for a private app on the lowest subscription (Free and
@@ -69,6 +74,9 @@ pub const PRIVATE_APP_TEN_SECONDLY: u32 = 100;
 pub const PRIVATE_APP_DAILY: u64 = 250_000;
 /// CRM search requests per second, per account, on every subscription.
 pub const SEARCH_PER_SECOND: u32 = 5;
+/// The emulator's default limit of ids per list membership change: 100,000, the largest
+/// membership count HubSpot documents for one call (copying a list of fewer than 100,000).
+pub const LIST_BATCH_MAX: usize = 100_000;
 
 impl HubSpotConfig {
     /// `accounts` companies from `seed`, as of 2026-11-24, token `test-token`, HubSpot's
@@ -88,6 +96,7 @@ impl HubSpotConfig {
             tierd_properties: false,
             port: 0,
             search_result_cap: 10_000,
+            list_batch_max: LIST_BATCH_MAX,
         }
     }
 
@@ -125,6 +134,7 @@ struct Hub {
     stats: Arc<Stats>,
     clock: WriteClock,
     search_cache: Mutex<SearchCache>,
+    lists: lists::Lists,
     base_url: OnceLock<String>,
 }
 
@@ -160,6 +170,7 @@ impl HubSpotEmulator {
             faults: Faults::new(cfg.seed),
             stats: Arc::default(),
             search_cache: Mutex::default(),
+            lists: lists::Lists::default(),
             base_url: OnceLock::new(),
             cfg,
         });
@@ -239,6 +250,46 @@ impl HubSpotEmulator {
         world.value(k, def, View::Live).to_owned_string()
     }
 
+    /// A person creates a company list (`processing_type` MANUAL, SNAPSHOT or DYNAMIC) in
+    /// HubSpot; its list id.
+    ///
+    /// # Panics
+    /// When a list of that name exists: this is a test's instruction, and a wrong one should stop
+    /// the test.
+    pub fn create_company_list(&self, name: &str, processing_type: &str) -> String {
+        self.hub
+            .lists
+            .create(name, "0-2", processing_type)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string()
+    }
+
+    /// The record ids (ascending) in the list called `name` (any case), `None` when there is none.
+    pub fn list_members(&self, name: &str) -> Option<Vec<String>> {
+        self.hub.lists.members(name)
+    }
+
+    /// A person adds (`true`) or removes company `record` in the list called `name` by hand.
+    ///
+    /// # Panics
+    /// When there is no such list or `record` is not a company id.
+    pub fn edit_list(&self, name: &str, record: &str, add: bool) {
+        let id = record
+            .parse()
+            .unwrap_or_else(|_| panic!("{record} is not a company id"));
+        assert!(self.hub.lists.edit(name, id, add), "no list named {name}");
+    }
+
+    /// Membership changes (add-and-remove calls) answered so far.
+    pub fn list_membership_calls(&self) -> u64 {
+        self.hub.lists.membership_calls()
+    }
+
+    /// How many lists the portal holds.
+    pub fn list_count(&self) -> usize {
+        self.hub.lists.count()
+    }
+
     /// Stops serving and waits for open requests to finish.
     pub async fn shutdown(self) {
         self.running.shutdown().await;
@@ -284,6 +335,7 @@ fn router(hub: Arc<Hub>) -> Router {
             "/crm/v4/associations/companies/deals/batch/read",
             post(company_deal_associations),
         )
+        .merge(lists::routes())
         .layer(middleware::from_fn_with_state(hub.clone(), guard))
         .layer(middleware::from_fn_with_state(gate, server::fault_gate))
         .with_state(hub.clone());

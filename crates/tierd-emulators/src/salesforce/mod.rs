@@ -1,13 +1,15 @@
 //! The Salesforce REST API emulator: OAuth client-credentials tokens that expire, SOQL
 //! queries (a subset, see `soql`) with server-side cursors and `nextRecordsUrl`,
 //! `describe`, record get/update, sObject Collections updates with per-record results,
-//! `limits`, and the daily API request limit reported in `Sforce-Limit-Info`.
+//! Campaigns and their members created and deleted (`campaigns.rs`), `limits`, and the daily
+//! API request limit reported in `Sforce-Limit-Info`.
 //!
 //! Departures from the real service, all deliberate: the daily count starts with the
 //! emulator (no rolling 24 hours); `/services/oauth2/token` does not count as an API
 //! request (as in Salesforce); the 429 of an injected storm carries `Retry-After: 1`
 //! (Salesforce itself rarely answers 429), so clients can be tested with and without it.
 
+mod campaigns;
 mod soql;
 mod world;
 
@@ -53,6 +55,9 @@ pub struct SalesforceConfig {
     pub omit_fields: Vec<String>,
     /// Record Ids whose next update fails once with `UNABLE_TO_LOCK_ROW`.
     pub lock_once: Vec<String>,
+    /// The org's "Accounts as Campaign Members" setting: CampaignMember has `AccountId` only
+    /// when it is on.
+    pub accounts_as_campaign_members: bool,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
 }
@@ -72,6 +77,7 @@ impl SalesforceConfig {
             daily_api_limit: DAILY_API_REQUESTS,
             omit_fields: Vec::new(),
             lock_once: Vec::new(),
+            accounts_as_campaign_members: true,
             port: 0,
         }
     }
@@ -141,7 +147,10 @@ impl SalesforceEmulator {
             seed: cfg.seed,
             as_of,
         };
-        let (accounts, omit) = (cfg.accounts, cfg.omit_fields.clone());
+        let (accounts, mut omit) = (cfg.accounts, cfg.omit_fields.clone());
+        if !cfg.accounts_as_campaign_members {
+            omit.push("AccountId".into());
+        }
         let world = tokio::task::spawn_blocking(move || World::seed(opts, accounts, &omit)).await?;
         let org = Arc::new(Org {
             clock: WriteClock::starting_after(world.seeded_until_ms),
@@ -286,12 +295,18 @@ fn router(org: Arc<Org>) -> Router {
             get(describe),
         ),
         (
+            "/services/data/{version}/sobjects/{object}",
+            post(campaigns::create_record),
+        ),
+        (
             "/services/data/{version}/sobjects/{object}/{id}",
             get(get_record).patch(patch_record),
         ),
         (
             "/services/data/{version}/composite/sobjects",
-            patch(composite_update),
+            patch(composite_update)
+                .post(campaigns::composite_create)
+                .delete(campaigns::composite_delete),
         ),
         ("/services/data/{version}/limits", get(limits)),
     ]

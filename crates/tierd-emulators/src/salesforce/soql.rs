@@ -1,6 +1,6 @@
 //! The SOQL subset tierd and simple scripts use:
 //!
-//! `SELECT f1, f2 FROM Account|Contract|Opportunity [WHERE cond [AND cond]*]
+//! `SELECT f1, f2 FROM Account|Contract|Opportunity|Campaign|CampaignMember [WHERE cond [AND cond]*]
 //!  [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST][, ...]] [LIMIT n]`
 //!
 //! where `cond` is `field op literal` (`=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`) or
@@ -8,7 +8,7 @@
 //! (`2026-01-01`), datetimes (`2026-01-01T00:00:00Z`), `true`/`false` and `null`.
 //! Anything else is refused with Salesforce's error codes: `MALFORMED_QUERY` for syntax,
 //! `INVALID_FIELD` for unknown fields or a literal of the wrong type, `INVALID_TYPE` for
-//! an unknown object. `OR`, relationship paths, functions and subqueries are outside the
+//! an unknown object. Deleted rows (`IsDeleted`) are not returned, as in `query`. `OR`, relationship paths, functions and subqueries are outside the
 //! subset and are refused as malformed.
 
 use std::cmp::Ordering;
@@ -516,7 +516,7 @@ impl Query {
             .rows
             .iter()
             .enumerate()
-            .filter(|(_, row)| self.conds.iter().all(|c| c.matches(row)))
+            .filter(|(_, row)| !table.is_deleted(row) && self.conds.iter().all(|c| c.matches(row)))
             .map(|(k, _)| k as u32)
             .collect();
         if !self.order.is_empty() {

@@ -1,8 +1,9 @@
 //! Salesforce's data: Account, Contract and Opportunity tables seeded from `tierd-gen`,
-//! with typed fields so SOQL compares dates as dates and numbers as numbers.
+//! Campaign and CampaignMember tables that start empty (`campaigns.rs` fills them), with typed
+//! fields so SOQL compares dates as dates and numbers as numbers.
 //!
 //! Row `k` of a table has an 18-character Id: the object's key prefix (`001`, `800`,
-//! `006`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
+//! `006`, `701`, `00v`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
 //! case, which is also ASCII order, so Ids sort like rows), and Salesforce's 3-character
 //! case-checksum suffix, which makes the 18-character form safe to compare without case.
 
@@ -265,6 +266,43 @@ fn opportunity_history_fields() -> Vec<FieldDef> {
     ]
 }
 
+/// Campaign fields (a subset of Salesforce's).
+fn campaign_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Campaign ID", T::Id, false),
+        f("Name", "Campaign Name", T::String, true),
+        f("IsActive", "Active", T::Boolean, true),
+        pick(
+            "Status",
+            "Status",
+            &["Planned", "In Progress", "Completed", "Aborted"],
+            false,
+        ),
+        f("Description", "Description", T::Textarea, true),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+        f("IsDeleted", "Deleted", T::Boolean, false),
+    ]
+}
+
+/// CampaignMember fields. `AccountId` exists only in orgs with the Accounts as Campaign
+/// Members setting (API 50.0 and later); [`World::seed`] leaves it out otherwise.
+fn campaign_member_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Campaign Member ID", T::Id, false),
+        f("CampaignId", "Campaign ID", T::Reference, true),
+        f("AccountId", "Account ID", T::Reference, true),
+        f("ContactId", "Contact ID", T::Reference, true),
+        f("LeadId", "Lead ID", T::Reference, true),
+        f("Status", "Status", T::String, true),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+        f("IsDeleted", "Deleted", T::Boolean, false),
+    ]
+}
+
 /// A stored field value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum V {
@@ -321,14 +359,25 @@ impl V {
     }
 }
 
-/// The three objects the emulator holds.
+/// The objects the emulator holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Object {
     Account,
     Contract,
     Opportunity,
     OpportunityHistory,
+    Campaign,
+    CampaignMember,
 }
+
+const OBJECTS: [Object; 6] = [
+    Object::Account,
+    Object::Contract,
+    Object::Opportunity,
+    Object::OpportunityHistory,
+    Object::Campaign,
+    Object::CampaignMember,
+];
 
 impl Object {
     pub(crate) fn name(self) -> &'static str {
@@ -337,18 +386,13 @@ impl Object {
             Object::Contract => "Contract",
             Object::Opportunity => "Opportunity",
             Object::OpportunityHistory => "OpportunityHistory",
+            Object::Campaign => "Campaign",
+            Object::CampaignMember => "CampaignMember",
         }
     }
 
     pub(crate) fn parse(name: &str) -> Option<Object> {
-        [
-            Object::Account,
-            Object::Contract,
-            Object::Opportunity,
-            Object::OpportunityHistory,
-        ]
-        .into_iter()
-        .find(|o| o.name().eq_ignore_ascii_case(name))
+        OBJECTS.into_iter().find(|o| o.name().eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn prefix(self) -> &'static str {
@@ -357,6 +401,8 @@ impl Object {
             Object::Contract => "800",
             Object::Opportunity => "006",
             Object::OpportunityHistory => "008",
+            Object::Campaign => "701",
+            Object::CampaignMember => "00v",
         }
     }
 }
@@ -484,6 +530,34 @@ impl Table {
         (k < self.rows.len()).then_some(k)
     }
 
+    /// Whether row `k` was deleted (its `IsDeleted` is true; tables without one keep every row).
+    pub(crate) fn is_deleted(&self, row: &[V]) -> bool {
+        self.field("IsDeleted")
+            .is_some_and(|f| row.get(f) == Some(&V::Bool(true)))
+    }
+
+    /// Appends a record made through the API: its Id, stamps and `IsDeleted = false`, then
+    /// `values` (field index, value); returns its row and Id.
+    pub(crate) fn insert(&mut self, values: Vec<(usize, V)>, stamp: i64) -> (usize, String) {
+        let k = self.rows.len();
+        let id = record_id(self.object.prefix(), k as u64);
+        let mut row = vec![V::Null; self.fields.len()];
+        row[0] = V::text(id.as_str());
+        for (f, v) in values {
+            row[f] = v;
+        }
+        for name in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+            if let Some(i) = self.field(name) {
+                row[i] = V::DateTime(stamp);
+            }
+        }
+        if let Some(i) = self.field("IsDeleted") {
+            row[i] = V::Bool(false);
+        }
+        self.rows.push(row);
+        (k, id)
+    }
+
     /// Appends one record with the given fields, as the REST API serves it.
     /// `spoil` (from fault injection) replaces one numeric or date field with garbage.
     pub(crate) fn render(
@@ -562,6 +636,8 @@ pub(crate) struct World {
     pub(crate) contracts: Table,
     pub(crate) opportunities: Table,
     pub(crate) opportunity_history: Table,
+    pub(crate) campaigns: Table,
+    pub(crate) campaign_members: Table,
     pub(crate) seeded_until_ms: i64,
 }
 
@@ -598,6 +674,9 @@ fn months_before(days: i64, months: u32) -> i64 {
 }
 
 impl World {
+    /// Accounts from the generator, with their Contracts and Opportunities; no Campaigns. `omit`
+    /// names Account fields the org lacks, and `AccountId` among them also leaves it off
+    /// CampaignMember (the Accounts as Campaign Members setting is off).
     pub(crate) fn seed(opts: GenOptions, accounts: u64, omit: &[String]) -> World {
         let as_of_days = i64::from(opts.as_of.days());
         let as_of_ms = as_of_days * DAY_MS;
@@ -606,6 +685,8 @@ impl World {
             contracts: Table::new(Object::Contract, contract_fields(), &[]),
             opportunities: Table::new(Object::Opportunity, opportunity_fields(), &[]),
             opportunity_history: Table::new(Object::OpportunityHistory, opportunity_history_fields(), &[]),
+            campaigns: Table::new(Object::Campaign, campaign_fields(), &[]),
+            campaign_members: Table::new(Object::CampaignMember, campaign_member_fields(), omit),
             seeded_until_ms: as_of_ms - DAY_MS,
         };
         for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
@@ -747,6 +828,8 @@ impl World {
             Object::Contract => &self.contracts,
             Object::Opportunity => &self.opportunities,
             Object::OpportunityHistory => &self.opportunity_history,
+            Object::Campaign => &self.campaigns,
+            Object::CampaignMember => &self.campaign_members,
         }
     }
 
@@ -756,19 +839,14 @@ impl World {
             Object::Contract => &mut self.contracts,
             Object::Opportunity => &mut self.opportunities,
             Object::OpportunityHistory => &mut self.opportunity_history,
+            Object::Campaign => &mut self.campaigns,
+            Object::CampaignMember => &mut self.campaign_members,
         }
     }
 
     /// Which table an Id belongs to, by its key prefix.
     pub(crate) fn object_of(id: &str) -> Option<Object> {
-        [
-            Object::Account,
-            Object::Contract,
-            Object::Opportunity,
-            Object::OpportunityHistory,
-        ]
-        .into_iter()
-        .find(|o| id.starts_with(o.prefix()))
+        OBJECTS.into_iter().find(|o| id.starts_with(o.prefix()))
     }
 }
 
