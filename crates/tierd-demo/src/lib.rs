@@ -4,8 +4,9 @@
 //! demo configuration (SQLite store, the HubSpot connector, the three built-in plugins in
 //! `isolated` mode, the admin API) and loads it through the normal settings loader, so the demo
 //! runs exactly the code `tierd run` runs. Then: a full reassessment, a week of changes in the
-//! world (websites, renewals, demo requests, one tier a person locks), an incremental run, and the
-//! admin API over the result.
+//! world (websites, renewals, demo requests, one tier a person locks), an incremental run, a
+//! quarter in which deals open and close in the CRM (an incremental run every four weeks), the
+//! funnel per tier over that quarter's deals, and the admin API over the result.
 //!
 //! Must not: reach into the pipeline's internals (it uses `Pipeline::start/run` and the store's
 //! public reads, like the daemon) or fake any figure it prints: every number comes from a run
@@ -66,6 +67,9 @@ const WEEK: i32 = 7;
 /// The website snapshot after the week: two steps, so technologies dropped in the first step are
 /// gone from the pages (not lingering), and `removal_after = 1` reports them removed.
 const NEXT_SNAPSHOT: u32 = 2;
+/// The quarter after the week: this many incremental runs, `STEP_DAYS` apart.
+const QUARTER_STEPS: i32 = 3;
+const STEP_DAYS: i32 = 28;
 /// Accounts shown per listing.
 const SHOWN: usize = 8;
 
@@ -200,18 +204,56 @@ impl Demo {
         self.print_signals(pipeline.store(), &second, &changes).await?;
         self.print_writes(&after_full, &world.hubspot.writes(), &changes)?;
 
-        // The funnel per tier over the emulated deals (each under its account's tier on the day
-        // it was created: deals from before tierd's first run count under none).
-        say!(self, "\n== 4. Funnel per tier (tierd report funnel)");
+        // Step 6: a quarter passes. The CRM's deal history runs on (deals open, open deals close
+        // won or lost, as the emulator's seeded script says) and tierd tiers along the way.
+        let end = later.add_days(QUARTER_STEPS * STEP_DAYS);
+        say!(
+            self,
+            "\n== 4. A quarter passes ({later} to {end}): deals open and close in HubSpot; an incremental run every {STEP_DAYS} days"
+        );
+        let mut pipeline = pipeline;
+        let mut quarter_ok = true;
+        for step in 1..=QUARTER_STEPS {
+            let day = later.add_days(step * STEP_DAYS);
+            let (opened, closed) = world.hubspot.advance_deals_to(day);
+            shut(pipeline).await;
+            self.write_config(&config, &world, day)?;
+            let settings = tierd_config::load(Some(&config))?;
+            pipeline = Arc::new(start_pipeline(settings, &metrics).await?);
+            let r = run_step(&pipeline, RunKind::Incremental, stop.clone()).await?;
+            quarter_ok &= r.status == RunStatus::Succeeded;
+            let deals = r.deals.as_ref().map_or(String::from("no deals pulled"), |d| {
+                format!(
+                    "deals of {} accounts pulled: {} new, {} changed",
+                    d.accounts, d.sync.new, d.sync.changed
+                )
+            });
+            say!(
+                self,
+                "  {day}: {opened} deals opened and {closed} closed in the CRM; {} run over {} accounts, {} tiers pushed; {deals}",
+                r.status,
+                r.accounts,
+                r.pushed
+            );
+        }
+
+        // The funnel per tier over the deals created since tierd's first run, each under the
+        // tier its account held on the day it was created (no hindsight).
+        say!(
+            self,
+            "\n== 5. Funnel per tier since the first run (tierd report funnel --from {today})"
+        );
         let funnel = tierd_outcomes::funnel_from_store(
             pipeline.store(),
             &tierd_outcomes::FunnelQuery {
+                from: Some(today),
                 model: "live".into(),
                 ..tierd_outcomes::FunnelQuery::default()
             },
         )
         .await?;
         tierd_outcomes::write_table(&mut self.out, &funnel)?;
+        self.print_win_rate_lift(&funnel)?;
 
         // Step 6: the admin API over the result.
         let (api_stop, api_stopped) = tokio::sync::watch::channel(false);
@@ -232,15 +274,12 @@ impl Demo {
         if let Ok(Err(e)) = api.await {
             tracing::warn!(error = %e, "admin API stopped with an error");
         }
-        match Arc::try_unwrap(pipeline) {
-            Ok(p) => p.shutdown().await,
-            Err(shared) => shared.store().close().await,
-        }
+        shut(pipeline).await;
         world.hubspot.shutdown().await;
         world.enrichment.shutdown().await;
         world.websites.shutdown().await;
-        Ok(match (first.status, second.status) {
-            (RunStatus::Succeeded, RunStatus::Succeeded) => ExitCode::SUCCESS,
+        Ok(match (first.status, second.status, quarter_ok) {
+            (RunStatus::Succeeded, RunStatus::Succeeded, true) => ExitCode::SUCCESS,
             _ => ExitCode::from(1),
         })
     }
@@ -425,6 +464,32 @@ filter = "warn,sqlx=warn"
             demos,
             locked,
         })
+    }
+
+    /// Tier 1's win rate against the untiered baseline's, from the funnel's own rows.
+    fn print_win_rate_lift(&mut self, f: &tierd_outcomes::Funnel) -> anyhow::Result<()> {
+        let rate = |tier: Tier| f.row(tier).map(|r| r.win_rate);
+        match (rate(Tier::Tier1), rate(Tier::Untiered)) {
+            (Some(t1), Some(base)) => match (t1.value, base.value) {
+                (Some(a), Some(b)) if b > 0.0 => say!(
+                    self,
+                    "Tier 1 won {:.1}% of its {} closed deals, the untiered baseline {:.1}% of {}: {:.2}x the baseline's win rate.",
+                    a * 100.0,
+                    t1.trials,
+                    b * 100.0,
+                    base.trials,
+                    a / b
+                ),
+                _ => say!(
+                    self,
+                    "Tier 1 closed {} deals and the baseline {} since the first run: too few to compare win rates.",
+                    t1.trials,
+                    base.trials
+                ),
+            },
+            _ => say!(self, "No tiered deals since the first run."),
+        }
+        Ok(())
     }
 
     fn print_run_summary(&mut self, r: &RunReport) -> anyhow::Result<()> {
@@ -650,7 +715,7 @@ filter = "warn,sqlx=warn"
         };
         let router = tierd_server::app(state, settings_token);
         let api = tokio::spawn(tierd_server::api::serve(listener, router, stop));
-        say!(self, "\n== 5. Admin API and dashboard on http://{address}");
+        say!(self, "\n== 6. Admin API and dashboard on http://{address}");
         say!(
             self,
             "  Dashboard: open http://{address}/ and sign in with the token {}",
@@ -672,6 +737,14 @@ filter = "warn,sqlx=warn"
 }
 
 /// Starts the pipeline, with a note on what failed when it cannot.
+/// Stops a pipeline the API may still share.
+async fn shut(pipeline: Arc<Pipeline>) {
+    match Arc::try_unwrap(pipeline) {
+        Ok(p) => p.shutdown().await,
+        Err(shared) => shared.store().close().await,
+    }
+}
+
 async fn start_pipeline(settings: Settings, metrics: &Arc<Metrics>) -> anyhow::Result<Pipeline> {
     Pipeline::start(Arc::new(settings), metrics.clone(), tierd_engine::instance_name())
         .await
