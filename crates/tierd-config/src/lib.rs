@@ -45,6 +45,7 @@ const SECTIONS: &[&str] = &[
     "webhooks",
     "exports",
     "crm_lists",
+    "shadow",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +53,14 @@ const SECTIONS: &[&str] = &[
 struct ModelSection {
     /// The model file, relative to the configuration file.
     path: PathBuf,
+}
+
+/// `[shadow]`: a candidate model scored beside the live one on every committing run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShadowSection {
+    /// The candidate model file, relative to the configuration file.
+    model: PathBuf,
 }
 
 /// `[output]`: how scores are written.
@@ -117,6 +126,9 @@ pub struct Settings {
     pub exports: activation::ExportSettings,
     /// `[crm_lists]`: a CRM list per tier kept in step after each committing run.
     pub crm_lists: activation::CrmListSettings,
+    /// `[shadow] model`: a candidate model scored beside the live one on every committing run,
+    /// stored and never pushed (`None` without the section).
+    pub shadow: Option<Model>,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -230,6 +242,18 @@ impl Settings {
             }
         };
         let model = model_text.and_then(|t| Model::from_toml(&t, "model").map_err(|e| errors.extend(e)).ok());
+        let shadow = section::<ShadowSection>(&cfg, &mut errors, "shadow").and_then(|sh| {
+            let path = base_dir.as_deref().unwrap_or(Path::new(".")).join(&sh.model);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Model::from_toml(&text, "shadow.model")
+                    .map_err(|e| errors.extend(e))
+                    .ok(),
+                Err(e) => {
+                    errors.push("shadow.model", format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }
+        });
         // The policy is checked even when the model is not, so every problem shows at once.
         let mut schema = model.as_ref().map(|m| m.schema().clone()).unwrap_or_default();
         let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
@@ -261,6 +285,7 @@ impl Settings {
                 webhooks,
                 exports,
                 crm_lists,
+                shadow,
             }),
             _ => Err(invalid(errors)),
         }

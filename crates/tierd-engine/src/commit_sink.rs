@@ -85,11 +85,26 @@ impl Sink for CommitSink {
                 )
             })
             .collect();
-        let rescored: Vec<_> = scored.into_iter().map(|s| s.rescored).collect();
+        let mut shadows = Vec::new();
+        let rescored: Vec<_> = scored
+            .into_iter()
+            .map(|s| {
+                shadows.extend(s.shadow);
+                s.rescored
+            })
+            .collect();
         store
             .commit_scores(ctx.run, &rescored)
             .await
             .context("commit the batch's scores")?;
+        // The shadow model's scores after the live ones: a crash between the two loses only
+        // shadow rows, which the next run writes again.
+        if let Some(shadow) = &ctx.scorer.shadow {
+            store
+                .record_shadow(ctx.run, &shadow.model.id(), &shadows)
+                .await
+                .context("record the shadow model's scores")?;
+        }
         if !signals.is_empty() {
             let with_events: Vec<(NewSignal, Vec<NewEvent>)> = signals
                 .into_iter()

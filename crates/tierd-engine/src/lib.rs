@@ -282,6 +282,21 @@ pub(crate) struct Scorer {
     pub(crate) policy: TierPolicy,
     pub(crate) as_of: Date,
     pub(crate) reasons: (usize, usize),
+    /// `[shadow]`: the candidate scored beside the live model (with the live policy's overrides
+    /// re-slotted to its schema) in committing runs; never in pilots or dry runs.
+    pub(crate) shadow: Option<Box<Scorer>>,
+}
+
+/// A model's schema with the live policy's engagement overrides re-slotted to it, so the policy
+/// can tier the model's rows.
+fn reslotted(mut schema: FactSchema, policy: &TierPolicy) -> anyhow::Result<(FactSchema, TierPolicy)> {
+    let mut policy = policy.clone();
+    for o in &mut policy.overrides {
+        o.slot = schema
+            .require(&o.fact, tierd_core::fact::FactType::DateList)
+            .map_err(|e| anyhow::anyhow!("tiering override {}: {e}", o.fact))?;
+    }
+    Ok((schema, policy))
 }
 
 /// The daemon's pipeline: store, connector, plugins.
@@ -435,12 +450,28 @@ impl Pipeline {
             None => today(),
         };
         let policy = self.settings.policy.clone();
+        let shadow = match &self.settings.shadow {
+            Some(model) => {
+                let (schema, policy) = reslotted(model.schema().clone(), &policy)
+                    .context("the shadow model ([shadow] model) cannot be tiered by the live policy")?;
+                Some(Box::new(Scorer {
+                    model: model.clone(),
+                    schema,
+                    policy,
+                    as_of,
+                    reasons: (0, 0),
+                    shadow: None,
+                }))
+            }
+            None => None,
+        };
         Ok(Scorer {
             model: self.settings.model.clone(),
             schema: self.settings.schema.clone(),
             policy,
             as_of,
             reasons: (self.settings.output.reasons_up, self.settings.output.reasons_down),
+            shadow,
         })
     }
 
@@ -454,16 +485,11 @@ impl Pipeline {
             .with_context(|| format!("cannot read the candidate model {}", path.display()))?;
         let model = Model::from_toml(&text, "model")
             .map_err(|e| anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display()))?;
-        let mut schema = model.schema().clone();
-        let mut policy = scorer.policy.clone();
-        for o in &mut policy.overrides {
-            o.slot = schema
-                .require(&o.fact, tierd_core::fact::FactType::DateList)
-                .map_err(|e| anyhow::anyhow!("tiering override {}: {e}", o.fact))?;
-        }
+        let (schema, policy) = reslotted(model.schema().clone(), &scorer.policy)?;
         scorer.model = model;
         scorer.schema = schema;
         scorer.policy = policy;
+        scorer.shadow = None;
         Ok(scorer)
     }
 

@@ -21,12 +21,18 @@ pub use funnel::{funnel, DealIssue, Funnel, FunnelQuery, FunnelRow, IssueReason,
 pub use stats::{median, ratio_interval, wilson, Interval, Rate};
 pub use table::write_table;
 
-/// The funnel over what `store` holds: its tier history and live deals.
+/// The funnel over what `store` holds: its tier history (or, with `query.model == "shadow"`, the
+/// shadow model's: the tiers it gave each account on each day since it began scoring) and its live
+/// deals.
 pub async fn funnel_from_store(
     store: &tierd_store::Store,
     query: &FunnelQuery,
 ) -> Result<Funnel, tierd_store::StoreError> {
-    let history = store.tier_timeline().await?;
+    let history = if query.model == "shadow" {
+        store.shadow_timeline().await?
+    } else {
+        store.tier_timeline().await?
+    };
     let deals = store.deals_for_report().await?;
     Ok(funnel(&history, &deals, query))
 }

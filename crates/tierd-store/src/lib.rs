@@ -5,8 +5,9 @@
 //! facts, score, tier, explanation, what was last pushed, lock), `tier_history`, `facts_cache`,
 //! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected), `work_items` (the
 //! PostgreSQL work queue) and the webhook outbox (`webhook_events`, `webhook_deliveries`,
-//! `webhook_attempts`, `webhook_endpoints`), `tier_counts`, and deals with their history
-//! (`deals`, `deal_history`); the reports read from them (`reports.rs`). It must not depend on
+//! `webhook_attempts`, `webhook_endpoints`), `tier_counts`, deals with their history
+//! (`deals`, `deal_history`) and the shadow model's scores and tier history (`shadow_scores`,
+//! `shadow_history`, `shadow.rs`); the reports read from them (`reports.rs`). It must not depend on
 //! connectors or plugins: it stores their results as
 //! JSON and domain types from `tierd-core`, and knows nothing of how they were obtained.
 //!
@@ -59,6 +60,7 @@ mod outbox;
 mod reports;
 mod row;
 mod runs;
+mod shadow;
 mod signals;
 
 use std::path::Path;
@@ -89,6 +91,7 @@ pub use reports::{
     TierCounts, MAX_PAGE,
 };
 pub use runs::{Run, RunId, RunKind, RunStatus};
+pub use shadow::ShadowScore;
 pub use signals::{NewSignal, StoredSignal};
 
 /// Runs the same code against whichever pool the store has. `$pool` is bound to a `&SqlitePool`

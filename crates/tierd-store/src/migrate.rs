@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_deals.sql"),
         postgres: include_str!("../migrations/postgres/0006_deals.sql"),
     },
+    Migration {
+        version: 7,
+        name: "shadow",
+        sqlite: include_str!("../migrations/sqlite/0007_shadow.sql"),
+        postgres: include_str!("../migrations/postgres/0007_shadow.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

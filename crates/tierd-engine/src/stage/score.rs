@@ -7,11 +7,12 @@ use serde_json::json;
 use tierd_connectors::plan::LastPush;
 use tierd_core::codec::{self, StoredFacts};
 use tierd_core::Tier;
-use tierd_store::{AccountState, Rescored, ScoredAccount};
+use tierd_store::{AccountState, Rescored, ScoredAccount, ShadowScore};
 
 use crate::context::RunCtx;
 use crate::stage::tier;
 use crate::work::WorkAccount;
+use crate::Scorer;
 
 /// One account scored by this run, before tiering.
 #[derive(Debug, Clone)]
@@ -22,6 +23,33 @@ pub(crate) struct ScoredItem {
     pub(crate) live: Option<Tier>,
     /// What was last pushed for it.
     pub(crate) last_push: Option<LastPush>,
+    /// The shadow model's score and tier (`[shadow]`), never pushed.
+    pub(crate) shadow: Option<ShadowScore>,
+}
+
+/// The shadow model's score and tier of one account: thresholds and the engagement lift of the
+/// live policy; no caps, hysteresis or locks (those are decisions about the live population and
+/// people's choices, not the model's). `None` when the account's facts do not fit the shadow
+/// model (logged; the live score goes on).
+fn shadow_of(shadow: &Scorer, id: &str, stored: &StoredFacts) -> Option<ShadowScore> {
+    let row = match shadow.schema.row_from(&codec::current(stored)) {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::warn!(account = %id, error = %e, "account left out of the shadow model");
+            return None;
+        }
+    };
+    let card = shadow.model.score(&row, shadow.as_of);
+    let base = shadow.policy.tier_for(card.score);
+    let tier = match shadow.policy.engagement_on(&row, shadow.as_of) {
+        Some(_) => base.lifted(),
+        None => base,
+    };
+    Some(ShadowScore {
+        account: id.to_owned(),
+        score: f64::from(card.score),
+        tier,
+    })
 }
 
 /// What tierd last pushed for an account, as the push planner compares it.
@@ -77,6 +105,10 @@ pub(crate) fn score(
             .or_else(|| prev.map(|p| p.name.clone()))
             .unwrap_or_else(|| account.id.clone());
         let explanation = scorer.model.explain(&row, &card, scorer.as_of);
+        let shadow = scorer
+            .shadow
+            .as_deref()
+            .and_then(|sh| shadow_of(sh, &account.id, &stored));
         let facts = codec::encode(&stored);
         let facts_hash = format!("{:016x}", tierd_core::hash::fnv1a(facts.to_string().as_bytes()));
         out.push(ScoredItem {
@@ -101,6 +133,7 @@ pub(crate) fn score(
             },
             live: prev.map(|p| p.tier),
             last_push: prev.and_then(last_push_of),
+            shadow,
         });
     }
     out

@@ -370,6 +370,8 @@ struct FunnelParams {
     to: Option<String>,
     /// Count amounts in this currency only (ISO 4217); other deals are counted and listed.
     currency: Option<String>,
+    /// Whose tiers: `live` (default) or `shadow` (the `[shadow]` model's, never pushed).
+    model: Option<String>,
 }
 
 /// The funnel per tier against the untiered baseline: a deal counts under the tier its account
@@ -392,7 +394,15 @@ async fn funnel_report(State(s): State<ApiState>, query: Query<FunnelParams>) ->
         from: date("from", &query.from)?,
         to: date("to", &query.to)?,
         currency: query.currency.clone(),
-        model: "live".into(),
+        model: match query.model.as_deref() {
+            None | Some("live") => "live".into(),
+            Some("shadow") => "shadow".into(),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "model: '{other}' (expected live or shadow)"
+                )))
+            }
+        },
     };
     let funnel = tierd_outcomes::funnel_from_store(&s.store, &q).await?;
     Ok(Json(funnel).into_response())

@@ -1,4 +1,4 @@
--- tierd store, schema version 5 (SQLite). Keep in step with ../postgres/0005_deals.sql:
+-- tierd store, schema version 6 (SQLite). Keep in step with ../postgres/0006_deals.sql:
 -- same tables, columns and constraints; only the types of generated ids differ.
 -- Deals (HubSpot deals, Salesforce Opportunities, a deals file) per account, for the funnel per
 -- tier. `deals` holds each deal as last seen; `deal_history` one row per change tierd saw or the

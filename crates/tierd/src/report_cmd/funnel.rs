@@ -23,6 +23,9 @@ pub struct FunnelArgs {
     /// are not, and they are listed.
     #[arg(long, value_name = "CODE")]
     pub currency: Option<String>,
+    /// Whose tiers: `live` (what tierd pushed) or `shadow` (the `[shadow]` model's, never pushed).
+    #[arg(long, value_name = "MODEL", default_value = "live", value_parser = ["live", "shadow"])]
+    pub model: String,
     /// table, csv or json.
     #[arg(long, value_name = "FORMAT", default_value = "table")]
     pub format: String,
@@ -41,7 +44,7 @@ pub fn run(args: &FunnelArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
             from: args.from,
             to: args.to,
             currency: args.currency.clone(),
-            model: "live".into(),
+            model: args.model.clone(),
         };
         let report = tierd_outcomes::funnel_from_store(&store, &query).await;
         store.close().await;
