@@ -880,3 +880,60 @@ fn config_validate_warns_about_a_plugin_whose_facts_nothing_reads() {
         "logged: {stderr}"
     );
 }
+
+#[test]
+fn the_default_model_gives_a_pyramid_by_score_on_generated_data() {
+    // Issue 13 #6: on generated data the default model should give a pyramid by score alone
+    // (before lifts, caps and minimum coverage): 1-5% at or above the Tier 1 threshold, 10-20%
+    // in Tier 2's band, 20-35% in Tier 3's. The old model put 0.1% above 4.5.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = dir.path().join("accounts.csv");
+    let out = tierd(
+        &[
+            "gen",
+            "--accounts",
+            "20000",
+            "--seed",
+            "1",
+            "--as-of",
+            AS_OF,
+            "--output",
+            accounts.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (out, tiers) = score(dir.path(), &accounts, "tiers.csv", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Counts by score against the default thresholds (4.5, 3.75, 3.0), read as printed.
+    let mut by_score = [0usize; 4];
+    for r in csv::Reader::from_path(&tiers).expect("tiers").records() {
+        let r = r.expect("row");
+        let milli: u32 = r[1]
+            .replace('.', "")
+            .parse()
+            .expect("a score with three decimals");
+        let band = match milli {
+            4500.. => 0,
+            3750.. => 1,
+            3000.. => 2,
+            _ => 3,
+        };
+        by_score[band] += 1;
+    }
+    assert_eq!(by_score.iter().sum::<usize>(), 20_000);
+    let [t1, t2, t3, _] = by_score;
+    // 1% .. 5%, 10% .. 20%, 20% .. 35% of 20,000.
+    assert!(
+        (200..=1000).contains(&t1),
+        "Tier 1 by score: {t1} of 20,000 ({by_score:?})"
+    );
+    assert!(
+        (2000..=4000).contains(&t2),
+        "Tier 2 by score: {t2} of 20,000 ({by_score:?})"
+    );
+    assert!(
+        (4000..=7000).contains(&t3),
+        "Tier 3 by score: {t3} of 20,000 ({by_score:?})"
+    );
+}
