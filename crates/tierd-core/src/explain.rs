@@ -39,8 +39,8 @@ pub struct CriterionLine {
     pub fact: String,
     /// The fact's value, as text (`None`: unknown).
     pub value: Option<String>,
-    /// Points earned (`None`: skipped for missing data).
-    pub points: Option<f32>,
+    /// Points earned (an unknown fact earns the criterion's blank points).
+    pub points: f32,
     /// Share of the total weight.
     pub share: f32,
     /// share × points: sums to the score.

@@ -31,15 +31,45 @@ struct RawComponent {
     label: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-/// What a criterion contributes when its fact is unknown.
+/// What a blank (an unknown fact) means for a criterion. Either way the criterion keeps its
+/// weight: dropping it would let the known criteria speak for the unknown ones, and an account
+/// known only by engagement scored 5.0 (issue 13). So a blank never beats a known value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingPolicy {
-    /// Drop the criterion's weight: the score rests on what is known, and coverage falls.
+    /// `lowest` (the default): the fact is unknown. It scores the lowest points any known value
+    /// can earn under the rule ([`Rule::lowest_points`]), and coverage falls.
     #[default]
-    Skip,
-    /// Count the criterion with zero points (e.g. "no demo request" is itself informative).
+    Lowest,
+    /// `zero`: a blank means none (no visits, no demo request, no technology): it scores exactly
+    /// what the value none scores (the number 0, an empty list, `false`) and counts toward
+    /// coverage, as a recorded absence is knowledge. Only for rules whose fact has such a value.
     Zero,
+}
+
+impl MissingPolicy {
+    fn parse(errors: &mut ConfigErrors, path: &str, raw: Option<&str>) -> MissingPolicy {
+        match raw {
+            None | Some("lowest") => MissingPolicy::Lowest,
+            Some("zero") => MissingPolicy::Zero,
+            Some("skip") => {
+                errors.push(
+                    path,
+                    "\"skip\" is no longer a policy: it dropped the criterion, so the known facts spoke \
+                     for the unknown one and little knowledge could score high. Remove the key (an \
+                     unknown fact then scores the rule's lowest points) or write \"zero\" where a blank \
+                     means none",
+                );
+                MissingPolicy::Lowest
+            }
+            Some(other) => {
+                errors.push(
+                    path,
+                    format!("'{other}' is not a policy (expected \"lowest\" or \"zero\")"),
+                );
+                MissingPolicy::Lowest
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,7 +150,7 @@ struct RawCriterion {
     fact: FactName,
     rule: RawRule,
     #[serde(default)]
-    missing: MissingPolicy,
+    missing: Option<String>,
     #[serde(default)]
     label: Option<String>,
 }
@@ -356,6 +386,65 @@ impl Rule {
             Rule::Bool { .. } => FactType::Bool,
         }
     }
+
+    /// The fewest points any known value can earn: `otherwise` counts when some value reaches
+    /// it (a string outside the map, a list without the items, a number outside every band).
+    /// What an unknown fact scores under `missing = "lowest"`.
+    pub fn lowest_points(&self, otherwise: f32) -> f32 {
+        let min = |points: &mut dyn Iterator<Item = f32>| points.fold(f32::INFINITY, f32::min);
+        let lowest = match self {
+            Rule::Bands(bands) | Rule::DaysUntil(bands) => {
+                let banded = min(&mut bands.iter().map(|b| b.points));
+                if covers_every_number(bands) {
+                    banded
+                } else {
+                    banded.min(otherwise)
+                }
+            }
+            // An empty list (or events past every band) earns `otherwise`.
+            Rule::RecencyBands(bands) => min(&mut bands.iter().map(|b| b.points)).min(otherwise),
+            Rule::Map(entries) => min(&mut entries.iter().map(|e| e.1)).min(otherwise),
+            Rule::AnyOf {
+                points, per_match, ..
+            } => per_match.map_or(*points, |each| each.min(*points)).min(otherwise),
+            Rule::AllOf { points, .. } => points.min(otherwise),
+            // No events, or only events past their lifespan.
+            Rule::RecencyFade { .. } => 0.0,
+            Rule::Bool {
+                when_true,
+                when_false,
+            } => when_true.min(*when_false),
+        };
+        if lowest.is_finite() {
+            lowest
+        } else {
+            otherwise
+        }
+    }
+
+    /// The points of the value none (the number 0, an empty list, `false`), what a blank scores
+    /// under `missing = "zero"`; `None` for strings and dates, which have no such value.
+    pub fn none_points(&self, otherwise: f32) -> Option<f32> {
+        match self {
+            Rule::Bands(bands) => Some(
+                bands
+                    .iter()
+                    .find(|b| 0.0 >= b.min && 0.0 < b.max)
+                    .map_or(otherwise, |b| b.points),
+            ),
+            Rule::AnyOf { .. } | Rule::AllOf { .. } | Rule::RecencyBands(_) => Some(otherwise),
+            Rule::RecencyFade { .. } => Some(0.0),
+            Rule::Bool { when_false, .. } => Some(*when_false),
+            Rule::Map(_) | Rule::DaysUntil(_) => None,
+        }
+    }
+}
+
+/// Whether sorted, non-overlapping bands leave no number out.
+fn covers_every_number(bands: &[Band]) -> bool {
+    bands.first().is_some_and(|b| b.min == f64::NEG_INFINITY)
+        && bands.last().is_some_and(|b| b.max == f64::INFINITY)
+        && bands.windows(2).all(|w| w[0].max == w[1].min)
 }
 
 /// Where a criterion's value comes from.
@@ -397,8 +486,11 @@ pub struct Criterion {
     pub rule: Rule,
     /// Points for a known value that matches nothing.
     pub otherwise: f32,
-    /// What an unknown fact counts as.
+    /// What an unknown fact means.
     pub missing: MissingPolicy,
+    /// The points an unknown fact scores, by [`Criterion::missing`]: the rule's lowest, or what
+    /// the value none scores.
+    pub blank_points: f32,
 }
 
 /// One way to estimate potential annual value; the first source with data wins.
@@ -801,6 +893,24 @@ impl Model {
                             }
                         }
                     };
+                    let missing =
+                        MissingPolicy::parse(&mut errors, &format!("{path}.missing"), raw.missing.as_deref());
+                    let blank_points = match missing {
+                        MissingPolicy::Lowest => rule.lowest_points(otherwise),
+                        MissingPolicy::Zero => match rule.none_points(otherwise) {
+                            Some(p) => p,
+                            None => {
+                                errors.push(
+                                    format!("{path}.missing"),
+                                    format!(
+                                        "\"zero\" means a blank is none, and a {} has no such value: remove the key",
+                                        rule.fact_type()
+                                    ),
+                                );
+                                0.0
+                            }
+                        },
+                    };
                     criteria.push(Criterion {
                         label: raw.label.unwrap_or_else(|| raw.fact.label()),
                         name: raw.name,
@@ -810,7 +920,8 @@ impl Model {
                         source,
                         rule,
                         otherwise,
-                        missing: raw.missing,
+                        missing,
+                        blank_points,
                     });
                 }
                 if criteria.is_empty() && errors.is_empty() {

@@ -1,11 +1,13 @@
 //! Scoring: one account's facts in, a score in `0..=5` with coverage and per-criterion points out.
 //!
 //! Score = Σ weight·points / Σ weight, first within each component, then across
-//! components by component weight. A criterion whose fact is unknown and whose
-//! policy is `skip` drops out with its weight; a component with no scored criterion
-//! drops out likewise. This is the hot loop of every run, so it allocates only
-//! the score card (reusable with [`Model::score_into`]) and compares strings
-//! ASCII-case-insensitively in place.
+//! components by component weight. Every criterion counts: one whose fact is unknown scores
+//! its [`Criterion::blank_points`] (the rule's lowest, or what the value none scores), so a
+//! blank never beats a known value and an account known by one component cannot score as if
+//! the others were perfect. Coverage says how much of the weight rested on data.
+//!
+//! This is the hot loop of every run, so it allocates only the score card (reusable with
+//! [`Model::score_into`]) and compares strings ASCII-case-insensitively in place.
 
 use crate::date::Date;
 use crate::fact::FactValue;
@@ -15,23 +17,23 @@ use crate::points::quantise;
 /// What one criterion gave an account.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CriterionOutcome {
-    /// Points earned, `None` when the fact was unknown and the criterion skipped.
-    pub points: Option<f32>,
-    /// Whether the fact was known (a `zero`-policy criterion scores 0 without it).
+    /// Points earned (an unknown fact earns the criterion's [`Criterion::blank_points`]).
+    pub points: f32,
+    /// Whether the fact was known (a blank under `missing = "zero"` is not, yet counts toward coverage).
     pub known: bool,
-    /// This criterion's share of the total score's weight (0 when skipped).
+    /// This criterion's share of the total score's weight.
     pub share: f32,
 }
 
 impl CriterionOutcome {
     /// Points times share: what the criterion added to the score. Contributions sum to the score.
     pub fn contribution(&self) -> f32 {
-        self.points.unwrap_or(0.0) * self.share
+        self.points * self.share
     }
 
     /// How far the criterion pulled the score above (+) or below (-) the model's neutral points.
     pub fn impact(&self, neutral: f32) -> f32 {
-        self.points.map_or(0.0, |p| (p - neutral) * self.share)
+        (self.points - neutral) * self.share
     }
 }
 
@@ -45,7 +47,8 @@ pub struct ScoreCard {
     pub coverage: f32,
     /// Estimated potential annual value, when any source had data.
     pub potential_value: Option<f64>,
-    /// Sub-score of each component (`None`: no criterion of it could be scored).
+    /// Sub-score of each component (`None` only for a component without criteria, which a
+    /// checked model does not have).
     pub components: Vec<Option<f32>>,
     /// One outcome per criterion, in model order.
     pub criteria: Vec<CriterionOutcome>,
@@ -183,18 +186,14 @@ impl Model {
                 FactSource::Slot(slot) => row.get(slot),
                 FactSource::PotentialValue => potential.as_ref(),
             };
-            let points = value.and_then(|v| c.points_for(v, as_of));
-            let known = points.is_some();
-            let points = match (points, c.missing) {
-                (Some(p), _) => Some(p),
-                (None, MissingPolicy::Zero) => Some(0.0),
-                (None, MissingPolicy::Skip) => None,
-            };
+            let known_points = value.and_then(|v| c.points_for(v, as_of));
+            let known = known_points.is_some();
+            let points = known_points.unwrap_or(c.blank_points);
             let s = &mut sums[c.component];
+            s[0] += c.weight * points;
+            s[1] += c.weight;
             s[2] += c.weight;
-            if let Some(p) = points {
-                s[0] += c.weight * p;
-                s[1] += c.weight;
+            if known || c.missing == MissingPolicy::Zero {
                 s[3] += c.weight;
             }
             card.criteria.push(CriterionOutcome {
@@ -232,7 +231,7 @@ impl Model {
         if scored_weight > 0.0 {
             for (c, outcome) in self.criteria.iter().zip(card.criteria.iter_mut()) {
                 let comp_weight = sums[c.component][1];
-                if outcome.points.is_some() && comp_weight > 0.0 {
+                if comp_weight > 0.0 {
                     outcome.share =
                         self.components[c.component].weight / scored_weight * c.weight / comp_weight;
                 }

@@ -6,7 +6,8 @@
 //!    ([`TierPolicy::engagement_on`]): a [`TierBasis`]. It needs nothing of other accounts,
 //!    so it runs where the account is scored and can be stored with it.
 //! 2. **Per population** ([`TierPolicy::decide`]): on the run's date, lift an unlocked
-//!    account one tier while its engagement window holds, then apply the pyramid caps over
+//!    account one tier while its engagement window holds, hold it below any tier whose minimum
+//!    coverage it lacks ([`TierPolicy::coverage_allows`]), then apply the pyramid caps over
 //!    everybody (locked accounts take their seats first, overflow demoted by
 //!    [`rank_order`]): the final tier and its [`Decision`]. [`TierPolicy::reason`] renders
 //!    the decision in words, the one text every view of a tier shows.
@@ -19,6 +20,12 @@
 //! population step neither lifts nor caps it (it counts toward the caps first). A lock whose
 //! tier is unknown (the CRM's lock is set, its tier field empty: [`Lock::Unknown`]) locks the
 //! account as `untiered` in both steps alike, as the CRM shows it.
+//!
+//! **Minimum coverage.** A score resting on little data is not trusted with a high tier: an
+//! unlocked account whose coverage is below a tier's `min_coverage` is placed no higher than the
+//! best tier its coverage allows, lift included, and its reason says `insufficient data`. It is
+//! applied in the population step, from the coverage every [`TierMember`] carries, so a stored
+//! basis needs nothing new and every caller agrees.
 //!
 //! **Engagement.** Of the overrides that fired, the one whose window ends last lifts (the
 //! first override on ties), and the reason names that one. An event dated after the as-of
@@ -33,6 +40,7 @@ use serde::Deserialize;
 use crate::config_error::ConfigErrors;
 use crate::date::has_happened;
 use crate::date::Date;
+use crate::decimal::push_fixed;
 use crate::fact::{FactName, FactType, FactValue};
 use crate::model::{FactRow, FactSchema, FactSlot, MAX_POINTS};
 use crate::points::MilliPoints;
@@ -168,6 +176,8 @@ pub struct TierPolicy {
     pub hysteresis_margin: f32,
     /// Signals that lift one tier.
     pub overrides: Vec<EngagementOverride>,
+    /// The least coverage (`0..=1`) an account needs for Tier 1, 2 and 3; non-increasing.
+    pub min_coverage: [f32; 3],
     /// Caps on Tier 1 and Tier 2 sized from the budget at each run (`tier_1_cap = { budget =
     /// true }`): the caller computes the seats the budget buys for the run's candidates
     /// ([`TierPolicy::candidates`]) and tiers with [`TierPolicy::with_budget_caps`]. Until then
@@ -182,9 +192,25 @@ impl Default for TierPolicy {
             caps: [None, None],
             hysteresis_margin: 0.0,
             overrides: Vec::new(),
+            min_coverage: DEFAULT_MIN_COVERAGE,
             budget_caps: [false, false],
         }
     }
+}
+
+/// `min_coverage` when not configured: Tier 1 needs most of the model's weight backed by data,
+/// Tier 3 at least a fifth (an account known only by engagement has about that).
+pub const DEFAULT_MIN_COVERAGE: [f32; 3] = [0.6, 0.4, 0.2];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMinCoverage {
+    #[serde(default)]
+    tier_1: Option<f64>,
+    #[serde(default)]
+    tier_2: Option<f64>,
+    #[serde(default)]
+    tier_3: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +252,8 @@ pub struct RawTierPolicy {
     hysteresis_margin: Option<f64>,
     #[serde(default)]
     overrides: Vec<RawOverride>,
+    #[serde(default)]
+    min_coverage: Option<RawMinCoverage>,
 }
 
 impl TierPolicy {
@@ -311,6 +339,29 @@ impl TierPolicy {
                 format!("must be within 0..=5, found {hysteresis_margin}"),
             );
         }
+        let mut min_coverage = default.min_coverage;
+        if let Some(m) = &raw.min_coverage {
+            for (i, value) in [m.tier_1, m.tier_2, m.tier_3].into_iter().enumerate() {
+                if let Some(v) = value {
+                    if !(0.0..=1.0).contains(&v) {
+                        errors.push(
+                            format!("{prefix}.min_coverage.tier_{}", i + 1),
+                            format!("must be a share within 0..=1, found {v}"),
+                        );
+                    }
+                    min_coverage[i] = v as f32;
+                }
+            }
+            if !(min_coverage[0] >= min_coverage[1] && min_coverage[1] >= min_coverage[2]) {
+                errors.push(
+                    format!("{prefix}.min_coverage"),
+                    format!(
+                        "must not increase from tier_1 to tier_3 (a better tier needs at least as much data), found {} / {} / {}",
+                        min_coverage[0], min_coverage[1], min_coverage[2]
+                    ),
+                );
+            }
+        }
         let mut overrides = Vec::new();
         for (i, o) in raw.overrides.iter().enumerate() {
             match schema.require(&o.fact, FactType::DateList) {
@@ -328,6 +379,7 @@ impl TierPolicy {
             caps,
             hysteresis_margin: hysteresis_margin as f32,
             overrides,
+            min_coverage,
             budget_caps,
         })
     }
@@ -343,11 +395,7 @@ impl TierPolicy {
     pub fn candidates(&self, members: &[TierMember], as_of: Date) -> [u64; 3] {
         let mut out = [0u64; 3];
         for m in members {
-            let b = &m.basis;
-            let mut tier = b.base;
-            if b.engagement.is_some_and(|e| !b.locked && e.holds_on(as_of)) {
-                tier = tier.lifted();
-            }
+            let tier = self.before_caps(m, as_of).tier;
             if let Some(slot) = out.get_mut(tier.index()) {
                 *slot += 1;
             }
@@ -383,6 +431,47 @@ impl TierPolicy {
         } else {
             Tier::Untiered
         }
+    }
+
+    /// The best tier `coverage` allows: the first whose `min_coverage` it reaches, compared in
+    /// thousandths as coverage is printed; `untiered` below Tier 3's minimum.
+    pub fn coverage_allows(&self, coverage: f32) -> Tier {
+        let have = MilliPoints::of(coverage);
+        self.min_coverage
+            .iter()
+            .position(|&need| have >= MilliPoints::of(need))
+            .map_or(Tier::Untiered, |i| Tier::ALL[i])
+    }
+
+    /// An account's tier before the caps: its base, lifted while its engagement window holds,
+    /// then held to the best tier its coverage allows. Locked accounts keep their lock's tier.
+    fn before_caps(&self, m: &TierMember, as_of: Date) -> Assignment {
+        let b = &m.basis;
+        let mut decision = Decision {
+            held_by_hysteresis: b.held_by_hysteresis,
+            locked: b.locked,
+            ..Decision::default()
+        };
+        let mut tier = b.base;
+        if b.locked {
+            return Assignment { tier, decision };
+        }
+        if let Some(e) = b.engagement.filter(|e| e.holds_on(as_of)) {
+            if tier.lifted() != tier {
+                tier = tier.lifted();
+                decision.lifted_by = Some(e.by);
+            }
+        }
+        let allowed = self.coverage_allows(m.coverage);
+        if tier < allowed {
+            decision.insufficient_data = Some(tier);
+            if b.base >= allowed {
+                // The lift would have passed the ceiling: it lifts nothing.
+                decision.lifted_by = None;
+            }
+            tier = allowed;
+        }
+        Assignment { tier, decision }
     }
 
     /// The engagement window of an account on `as_of`: of every event within its override's
@@ -456,31 +545,13 @@ impl TierPolicy {
     /// The population step: every account's final tier on `as_of` from its basis (same order
     /// as `members`).
     ///
-    /// An unlocked account is lifted one tier while its engagement window holds; then the
-    /// pyramid caps apply over the whole population: locked accounts keep their tier and take
+    /// An unlocked account is lifted one tier while its engagement window holds and held to the
+    /// best tier its coverage allows ([`TierPolicy::coverage_allows`]); then the pyramid caps apply over the whole population: locked accounts keep their tier and take
     /// their seats first, and the overflow is demoted one tier by [`rank_order`] (Tier 1's
     /// overflow may be demoted again by Tier 2's cap). So the capped tiers never hold more
     /// unlocked accounts than the cap leaves after the locks.
     pub fn decide(&self, members: &[TierMember], as_of: Date) -> Vec<Assignment> {
-        let mut out: Vec<Assignment> = members
-            .iter()
-            .map(|m| {
-                let b = &m.basis;
-                let mut decision = Decision {
-                    held_by_hysteresis: b.held_by_hysteresis,
-                    locked: b.locked,
-                    ..Decision::default()
-                };
-                let mut tier = b.base;
-                if let Some(e) = b.engagement.filter(|e| !b.locked && e.holds_on(as_of)) {
-                    if tier.lifted() != tier {
-                        tier = tier.lifted();
-                        decision.lifted_by = Some(e.by);
-                    }
-                }
-                Assignment { tier, decision }
-            })
-            .collect();
+        let mut out: Vec<Assignment> = members.iter().map(|m| self.before_caps(m, as_of)).collect();
 
         let n = members.len();
         for (cap_index, cap) in self.caps.iter().enumerate() {
@@ -527,6 +598,13 @@ impl TierPolicy {
             out.push_str("locked by a person at ");
             out.push_str(assignment.tier.as_str());
             out.push_str("; ");
+        }
+        if let Some(wanted) = d.insufficient_data {
+            out.push_str("insufficient data for ");
+            out.push_str(wanted.as_str());
+            out.push_str(" (coverage under ");
+            push_fixed(&mut out, self.min_coverage[wanted.index()], 2, false);
+            out.push_str("); ");
         }
         if let Some(from) = d.capped_from {
             out.push_str("pyramid cap: ");
@@ -692,6 +770,8 @@ pub struct Decision {
     pub capped_from: Option<Tier>,
     /// Kept a manually locked tier.
     pub locked: bool,
+    /// Held below this tier, which its score (and lift) reached, by too little coverage.
+    pub insufficient_data: Option<Tier>,
 }
 
 /// One account's tier.

@@ -4,6 +4,8 @@
 
 #[path = "core/config_finite.rs"]
 mod config_finite;
+#[path = "core/missing.rs"]
+mod missing;
 #[path = "core/scoring.rs"]
 mod scoring;
 #[path = "core/tiering.rs"]

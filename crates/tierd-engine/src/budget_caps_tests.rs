@@ -17,9 +17,10 @@ async fn the_budget_buys_the_tier_2_seats_a_run_fills() {
     let dir = TempDir::new().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
     let tweak = |s: &mut tierd_config::Settings| {
-        // Tier 3 is free, a Tier 2 seat costs 30: 100 a month buys 3 Tier 2 seats (90).
+        // Tier 3 is free, a Tier 1 seat costs 50, a Tier 2 seat 30: 2,020 a month buys the 5
+        // Tier 1 seats (250) and 59 Tier 2 seats (1,770).
         let raw: tierd_activation::budget::RawBudget = serde_json::from_value(serde_json::json!({
-            "tier_1": 50, "tier_2": 30, "tier_3": 0, "period": "month", "currency": "USD", "total": 100
+            "tier_1": 50, "tier_2": 30, "tier_3": 0, "period": "month", "currency": "USD", "total": 2020
         }))
         .expect("budget");
         s.budget = Some(tierd_activation::budget::Budget::compile(&raw, "budget").expect("budget"));
@@ -37,10 +38,10 @@ async fn the_budget_buys_the_tier_2_seats_a_run_fills() {
     .await;
     let report = run(&p, RunKind::Full).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
-    // This world has no Tier 1 candidate and 5 Tier 2 candidates (see tests.rs): 3 seats, the 2
-    // lowest-ranked fall to Tier 3.
-    assert_eq!(report.pyramid[0], 0, "{:?}", report.pyramid);
-    assert_eq!(report.pyramid[1], 3, "{:?}", report.pyramid);
+    // This world has 5 Tier 1 candidates and 61 Tier 2 candidates (see tests.rs): every Tier 1
+    // candidate gets a seat, 59 Tier 2 ones do, and the 2 lowest-ranked fall to Tier 3.
+    assert_eq!(report.pyramid[0], 5, "{:?}", report.pyramid);
+    assert_eq!(report.pyramid[1], 59, "{:?}", report.pyramid);
     let mut capped = 0;
     for n in 0..ACCOUNTS {
         let id = format!("hubspot:{}", hubspot_id(n));

@@ -51,6 +51,8 @@ struct DecisionJson<'a> {
     lifted_by: Option<&'a str>,
     /// The tier whose pyramid cap demoted the account.
     capped_from: Option<Tier>,
+    /// The tier the account's score reached but its coverage did not allow.
+    insufficient_data: Option<Tier>,
 }
 
 /// Finds `id` in `input`, tiers the whole file and prints the account's breakdown and tier.
@@ -149,6 +151,7 @@ pub fn explain(
                 locked: d.locked,
                 lifted_by: d.lifted_by.map(|by| policy.override_label(by)),
                 capped_from: d.capped_from,
+                insufficient_data: d.insufficient_data,
             },
         };
         serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -214,11 +217,10 @@ fn print_breakdown(
         if value.chars().count() > 32 {
             value = value.chars().take(31).collect::<String>() + "…";
         }
-        let points = l.points.map_or_else(|| "skip".to_string(), |p| format!("{p:.2}"));
         writeln!(
             out,
-            "{:<26} {:<11} {:<32} {points:>6} {:>6.3} {:>7.3} {:>+7.3}",
-            l.criterion, l.component, value, l.share, l.contribution, l.impact
+            "{:<26} {:<11} {:<32} {:>6.2} {:>6.3} {:>7.3} {:>+7.3}",
+            l.criterion, l.component, value, l.points, l.share, l.contribution, l.impact
         )?;
     }
     writeln!(out, "\nReasons up:")?;
@@ -295,6 +297,7 @@ pub fn explain_stored(
                     "locked": a.decision.locked,
                     "lifted_by": a.decision.lifted_by.map(|by| policy.override_label(by)),
                     "capped_from": a.decision.capped_from,
+                    "insufficient_data": a.decision.insufficient_data,
                 })),
                 "pushed": state.pushed,
                 "facts": state.facts,

@@ -66,6 +66,8 @@ pub struct ScoreSummary {
     pub held: usize,
     /// Demoted by caps.
     pub capped: usize,
+    /// Held below the tier their score reached by too little coverage.
+    pub insufficient_data: usize,
     /// Locked by a person.
     pub locked: usize,
     /// What enrichment did, when it ran.
@@ -212,10 +214,12 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
             lifted_by,
             capped_from,
             locked,
+            insufficient_data,
         } = a.decision;
         summary.held += usize::from(held_by_hysteresis);
         summary.lifted += usize::from(lifted_by.is_some());
         summary.capped += usize::from(capped_from.is_some());
+        summary.insufficient_data += usize::from(insufficient_data.is_some());
         summary.locked += usize::from(locked);
         if let Some(m) = &mut movements {
             m.record(c.previous, a.tier);
@@ -338,8 +342,8 @@ pub fn print_summary(
     }
     writeln!(
         out,
-        "Decisions: {} lifted by engagement, {} held by hysteresis, {} demoted by caps, {} locked by hand.",
-        s.lifted, s.held, s.capped, s.locked
+        "Decisions: {} lifted by engagement, {} held by hysteresis, {} held down for insufficient data, {} demoted by caps, {} locked by hand.",
+        s.lifted, s.held, s.insufficient_data, s.capped, s.locked
     )?;
     if !s.ignored_columns.is_empty() {
         writeln!(

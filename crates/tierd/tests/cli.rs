@@ -246,14 +246,15 @@ fn score_and_explain_decide_every_tier_alike() {
             (r[0].to_string(), r[2].to_string(), r[5].to_string())
         })
         .collect();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 9);
     for (id, tier, reason) in &rows {
         let e = explain_json(&config, &input, id);
         assert_eq!(e["tier"].as_str(), Some(tier.as_str()), "tier of {id}");
         assert_eq!(e["reason"].as_str(), Some(reason.as_str()), "reason of {id}");
     }
-    // The decisions, worked out by hand from the scores (n-1 4.812, n-2 3.608, n-3 3.359,
-    // n-4 3.771, n-6 1.372, n-8 3.952; n-5 and n-7 locked).
+    // The decisions, worked out by hand from the scores and coverages (n-1 5.000, n-2 3.700,
+    // n-3 3.106, n-4 4.077, n-6 1.518, n-8 3.839, n-9 3.836 at coverage 0.708; n-5 and n-7
+    // locked) and each account's strongest reason.
     let expected = [
         ("n-1", "tier_2", "pyramid cap: tier_1 is full; potential value"),
         ("n-2", "tier_3", "potential value"),
@@ -269,11 +270,20 @@ fn score_and_explain_decide_every_tier_alike() {
             "tier_3",
             "demo request (lifted one tier); demo request 2 days ago",
         ),
-        ("n-7", "tier_2", "locked by a person at tier_2; no demo request"),
+        (
+            "n-7",
+            "tier_2",
+            "locked by a person at tier_2; potential value (USD/yr) unknown",
+        ),
         (
             "n-8",
             "tier_3",
             "pyramid cap: tier_1 is full; demo request (lifted one tier); potential value",
+        ),
+        (
+            "n-9",
+            "tier_3",
+            "insufficient data for tier_2 (coverage under 0.80); potential value",
         ),
     ];
     for ((id, tier, reason), (want_id, want_tier, want_start)) in rows.iter().zip(expected) {
@@ -327,6 +337,9 @@ fn score_and_explain_decide_every_tier_alike() {
     assert_eq!(n3["decision"]["lifted_by"], "demo request");
     assert_eq!(n3["decision"]["capped_from"], "tier_2");
     assert_eq!(explain_json(&config, &input, "n-7")["decision"]["locked"], true);
+    let n9 = explain_json(&config, &input, "n-9");
+    assert_eq!(n9["base_tier"], "tier_2");
+    assert_eq!(n9["decision"]["insufficient_data"], "tier_2");
 }
 
 /// Scores `csv` (written to a temp file) with the repository's configuration; the output's rows
@@ -355,17 +368,37 @@ fn score_rows(csv_text: &str) -> (Vec<(String, String, String, String)>, String)
 
 #[test]
 fn a_score_printed_as_3_000_is_tiered_as_3() {
-    // Issue 12 #4, the reported row: it printed 3.000 and came out untiered.
-    let (rows, _) = score_rows(
-        "id,firmographic.industry,firmographic.org_type,technographic.technologies,engagement.site_visits_30d,engagement.content_downloads\n\
-         acc-1,Retail,education,Snowflake;dbt;Fivetran,0,2026-11-24\n",
+    // Issue 12 #4: a row that summed to 2.9999998 in f32 printed 3.000 and came out untiered.
+    // Here 3 points at weights 0.1 and 0.7 sum so: (0.1·3 + 0.7·3) / 0.8 in f32.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("model.toml"),
+        "name = \"f32\"\nversion = \"1\"\n[components.fit]\nweight = 1\n\
+         [[criteria]]\nname = \"a\"\ncomponent = \"fit\"\nweight = 0.1\nfact = \"f.a\"\n\
+         [criteria.rule]\nbands = [{ points = 3 }]\n\
+         [[criteria]]\nname = \"b\"\ncomponent = \"fit\"\nweight = 0.7\nfact = \"f.b\"\n\
+         [criteria.rule]\nbands = [{ points = 3 }]\n",
+    )
+    .expect("model");
+    let config = dir.path().join("tierd.toml");
+    std::fs::write(&config, "[model]\npath = \"model.toml\"\n").expect("config");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,f.a,f.b\nacc-1,1,1\n").expect("input");
+    let (out, tiers) = score(
+        dir.path(),
+        &input,
+        "out.csv",
+        &["--config", config.to_str().expect("utf-8")],
     );
-    assert_eq!((rows[0].1.as_str(), rows[0].2.as_str()), ("3.000", "tier_3"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tiers = std::fs::read_to_string(tiers).expect("tiers");
+    assert!(tiers.contains("\nacc-1,3.000,tier_3,"), "{tiers}");
 }
 
 #[test]
 fn one_account_alone_can_be_tier_1_under_percentage_caps() {
-    // Issue 12 #5: at tier_1_cap = 3% (the default config) a lone 4.812 ended in Tier 3.
+    // Issue 12 #5: at tier_1_cap = 3% (the default config) a lone Tier 1 (4.812 under the
+    // model of the time) ended in Tier 3. Every criterion gives acc-1 its 5 points today.
     let accounts = std::fs::read_to_string(fixture("accounts.csv")).expect("fixture");
     let mut lines = accounts.lines();
     let csv_text = format!(
@@ -374,7 +407,7 @@ fn one_account_alone_can_be_tier_1_under_percentage_caps() {
         lines.next().expect("acc-1")
     );
     let (rows, _) = score_rows(&csv_text);
-    assert_eq!((rows[0].1.as_str(), rows[0].2.as_str()), ("4.812", "tier_1"));
+    assert_eq!((rows[0].1.as_str(), rows[0].2.as_str()), ("5.000", "tier_1"));
 }
 
 #[test]
@@ -655,7 +688,8 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
     );
     assert!(rows[1][5].contains("name length 18"), "{}", &rows[1][5]);
 
-    // Without --enrich nothing knows the name length: no score, nobody tiered.
+    // Without --enrich nothing knows the name length: it scores its rule's lowest, 1, and
+    // nobody is tiered.
     let (plain, tiers) = score(
         dir.path(),
         &input,
@@ -664,7 +698,7 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
     );
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     let plain = std::fs::read_to_string(tiers).expect("tiers");
-    assert!(plain.contains("long,0.000,untiered"), "{plain}");
+    assert!(plain.contains("long,1.000,untiered"), "{plain}");
 
     // `explain --enrich` scores the account as `score --enrich` did; without it the plugin's
     // fact is unknown.
@@ -690,7 +724,7 @@ bands = [{ max = 5, points = 1 }, { min = 5, points = 5 }]
     assert!(s.contains("name length 18"), "{s}");
     let bare = text(&explain(&[]).stdout);
     assert!(
-        bare.contains("score 0.00") && bare.contains("(unknown)"),
+        bare.contains("score 1.00") && bare.contains("(unknown)"),
         "{bare}"
     );
 }
@@ -844,5 +878,62 @@ fn config_validate_warns_about_a_plugin_whose_facts_nothing_reads() {
     assert!(
         stderr.contains("plugin started plugin=greeter"),
         "logged: {stderr}"
+    );
+}
+
+#[test]
+fn the_default_model_gives_a_pyramid_by_score_on_generated_data() {
+    // Issue 13 #6: on generated data the default model should give a pyramid by score alone
+    // (before lifts, caps and minimum coverage): 1-5% at or above the Tier 1 threshold, 10-20%
+    // in Tier 2's band, 20-35% in Tier 3's. The old model put 0.1% above 4.5.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = dir.path().join("accounts.csv");
+    let out = tierd(
+        &[
+            "gen",
+            "--accounts",
+            "20000",
+            "--seed",
+            "1",
+            "--as-of",
+            AS_OF,
+            "--output",
+            accounts.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (out, tiers) = score(dir.path(), &accounts, "tiers.csv", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Counts by score against the default thresholds (4.5, 3.75, 3.0), read as printed.
+    let mut by_score = [0usize; 4];
+    for r in csv::Reader::from_path(&tiers).expect("tiers").records() {
+        let r = r.expect("row");
+        let milli: u32 = r[1]
+            .replace('.', "")
+            .parse()
+            .expect("a score with three decimals");
+        let band = match milli {
+            4500.. => 0,
+            3750.. => 1,
+            3000.. => 2,
+            _ => 3,
+        };
+        by_score[band] += 1;
+    }
+    assert_eq!(by_score.iter().sum::<usize>(), 20_000);
+    let [t1, t2, t3, _] = by_score;
+    // 1% .. 5%, 10% .. 20%, 20% .. 35% of 20,000.
+    assert!(
+        (200..=1000).contains(&t1),
+        "Tier 1 by score: {t1} of 20,000 ({by_score:?})"
+    );
+    assert!(
+        (2000..=4000).contains(&t2),
+        "Tier 2 by score: {t2} of 20,000 ({by_score:?})"
+    );
+    assert!(
+        (4000..=7000).contains(&t3),
+        "Tier 3 by score: {t3} of 20,000 ({by_score:?})"
     );
 }

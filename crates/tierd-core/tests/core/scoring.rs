@@ -1,4 +1,5 @@
-//! Scoring behaviour through the public API: every rule kind, missing-fact policies,
+//! Scoring behaviour through the public API: every rule kind, missing-fact policies (more in
+//! `missing.rs`),
 //! components, coverage, potential value and explanations.
 
 use tierd_core::fact::FactType;
@@ -42,7 +43,7 @@ fn bands_map_numbers_to_points_and_otherwise() {
     let m = one_rule(
         "f.n",
         "bands = [{ min = 0, max = 100, points = 1 }, { min = 100, max = 1000, points = 4 }]\notherwise = 0.5",
-        "skip",
+        "lowest",
     );
     assert_eq!(score_of(&m, &[("f.n", "50")]), 1.0);
     assert_eq!(score_of(&m, &[("f.n", "100")]), 4.0);
@@ -51,7 +52,11 @@ fn bands_map_numbers_to_points_and_otherwise() {
 
 #[test]
 fn map_matches_ignoring_case() {
-    let m = one_rule("f.s", "map = { Software = 5, Retail = 2 }\notherwise = 1", "skip");
+    let m = one_rule(
+        "f.s",
+        "map = { Software = 5, Retail = 2 }\notherwise = 1",
+        "lowest",
+    );
     assert_eq!(score_of(&m, &[("f.s", "software")]), 5.0);
     assert_eq!(score_of(&m, &[("f.s", "Retail")]), 2.0);
     assert_eq!(score_of(&m, &[("f.s", "Mining")]), 1.0);
@@ -59,13 +64,13 @@ fn map_matches_ignoring_case() {
 
 #[test]
 fn any_of_scores_a_match_or_per_match_with_a_cap() {
-    let m = one_rule("f.l", "any_of = [\"Snowflake\", \"dbt\"]\npoints = 4", "skip");
+    let m = one_rule("f.l", "any_of = [\"Snowflake\", \"dbt\"]\npoints = 4", "lowest");
     assert_eq!(score_of(&m, &[("f.l", "AWS;snowflake")]), 4.0);
     assert_eq!(score_of(&m, &[("f.l", "AWS")]), 0.0);
     let per = one_rule(
         "f.l",
         "any_of = [\"a\", \"b\", \"c\"]\nper_match = 2\npoints = 5",
-        "skip",
+        "lowest",
     );
     assert_eq!(score_of(&per, &[("f.l", "a")]), 2.0);
     assert_eq!(score_of(&per, &[("f.l", "a;b;c")]), 5.0);
@@ -73,7 +78,7 @@ fn any_of_scores_a_match_or_per_match_with_a_cap() {
 
 #[test]
 fn all_of_needs_every_item() {
-    let m = one_rule("f.l", "all_of = [\"dbt\", \"Fivetran\"]\notherwise = 1", "skip");
+    let m = one_rule("f.l", "all_of = [\"dbt\", \"Fivetran\"]\notherwise = 1", "lowest");
     assert_eq!(score_of(&m, &[("f.l", "dbt;Fivetran;AWS")]), 5.0);
     assert_eq!(score_of(&m, &[("f.l", "dbt")]), 1.0);
 }
@@ -83,7 +88,7 @@ fn days_until_bands_days_from_the_scoring_date() {
     let m = one_rule(
         "f.d",
         "days_until = [{ max = 0, points = 1 }, { min = 0, max = 90, points = 5 }, { min = 90, points = 2 }]",
-        "skip",
+        "lowest",
     );
     assert_eq!(score_of(&m, &[("f.d", "2026-12-24")]), 5.0);
     assert_eq!(score_of(&m, &[("f.d", "2027-06-01")]), 2.0);
@@ -116,7 +121,7 @@ fn engagement_events_fade_linearly_over_their_lifespan() {
 
 #[test]
 fn bool_rule_scores_each_value() {
-    let m = one_rule("f.b", "bool = { true = 5, false = 2 }", "skip");
+    let m = one_rule("f.b", "bool = { true = 5, false = 2 }", "lowest");
     assert_eq!(score_of(&m, &[("f.b", "true")]), 5.0);
     assert_eq!(score_of(&m, &[("f.b", "no")]), 2.0);
 }
@@ -155,13 +160,15 @@ lifespan_days = 90
 "#;
 
 #[test]
-fn skip_drops_weight_and_coverage_zero_counts_as_known_absence() {
+fn an_unknown_fact_scores_its_lowest_and_a_blank_none_counts_as_known() {
     let m = Model::from_toml(TWO_COMPONENTS, "model").expect("model");
-    // size unknown (skip): fit rests on industry alone.
+    // size unknown: the lowest any known size earns, 0 (`otherwise`, for a size below the
+    // first band's min of 0); no demo request (zero): 0.
     let card = m.score(&row(&m, &[("f.industry", "Software")]), date(AS_OF));
-    // Components in name order: engagement, fit.
-    assert_eq!(card.components, vec![Some(0.0), Some(5.0)]);
-    assert!((card.score - 3.75).abs() < 1e-6, "{}", card.score);
+    // Components in name order: engagement, fit. fit = (1·5 + 3·0) / 4 = 1.25.
+    assert_eq!(card.components, vec![Some(0.0), Some(1.25)]);
+    // (3·1.25 + 1·0) / 4 = 0.9375, to the thousandth (half to even) 0.938.
+    assert_eq!(card.score, 0.938);
     // coverage: fit has 1 of 4 weight known (3/4 of total), engagement fully (zero policy).
     assert!(
         (card.coverage - (0.75 * 0.25 + 0.25)).abs() < 1e-6,
@@ -251,28 +258,25 @@ bands = [{ max = 5000, points = 1 }, { min = 5000, points = 5 }]
 
 #[test]
 fn nothing_known_scores_zero_with_zero_coverage() {
-    let m = one_rule("f.n", "bands = [{ min = 0, points = 5 }]", "skip");
+    let m = one_rule("f.n", "bands = [{ min = 0, points = 5 }]", "lowest");
     let card = m.score(&m.schema().empty_row(), date(AS_OF));
     assert_eq!((card.score, card.coverage), (0.0, 0.0));
 }
 
 #[test]
 fn a_score_printed_as_3_000_is_tier_3() {
-    // Issue 12 #4: this row of the default model summed to 2.9999998 in f32, printed as
-    // 3.000 and fell below the 3.0 threshold. Scores are kept to the printed thousandth.
-    let model =
-        Model::from_toml(include_str!("../../../../config/model.toml"), "model").expect("default model");
-    let r = row(
-        &model,
-        &[
-            ("firmographic.industry", "Retail"),
-            ("firmographic.org_type", "education"),
-            ("technographic.technologies", "Snowflake;dbt;Fivetran"),
-            ("engagement.site_visits_30d", "0"),
-            ("engagement.content_downloads", "2026-11-24"),
-        ],
-    );
-    let card = model.score(&r, date(AS_OF));
+    // Issue 12 #4: a row summed to 2.9999998 in f32, printed as 3.000 and fell below the 3.0
+    // threshold. Scores are kept to the printed thousandth. Here 3 points at weights 0.1 and
+    // 0.7: (0.1·3 + 0.7·3) / (0.1 + 0.7) is 2.9999998 in f32.
+    let text = "name = \"t\"\nversion = \"1\"\n[components.fit]\nweight = 1\n\
+        [[criteria]]\nname = \"a\"\ncomponent = \"fit\"\nweight = 0.1\nfact = \"f.a\"\n\
+        [criteria.rule]\nbands = [{ points = 3 }]\n\
+        [[criteria]]\nname = \"b\"\ncomponent = \"fit\"\nweight = 0.7\nfact = \"f.b\"\n\
+        [criteria.rule]\nbands = [{ points = 3 }]\n";
+    let model = Model::from_toml(text, "model").expect("model");
+    let sum = (0.1f32 * 3.0 + 0.7f32 * 3.0) / (0.1f32 + 0.7f32);
+    assert!(sum < 3.0, "the f32 sum this guards against: {sum}");
+    let card = model.score(&row(&model, &[("f.a", "1"), ("f.b", "1")]), date(AS_OF));
     assert_eq!(format!("{:.3}", card.score), "3.000");
     assert_eq!(card.score, 3.0);
     assert_eq!(
@@ -346,7 +350,7 @@ mod invariants {
             text.push_str(&format!(
                 "[[criteria]]\nname = \"c{i}\"\ncomponent = \"{}\"\nweight = {w}\nfact = \"f.c{i}\"\nmissing = \"{}\"\n[criteria.rule]\nbands = [{bands}]\n",
                 if *in_b { "b" } else { "a" },
-                if *zero { "zero" } else { "skip" },
+                if *zero { "zero" } else { "lowest" },
             ));
         }
         // Both components need a criterion.

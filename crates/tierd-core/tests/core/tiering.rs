@@ -65,7 +65,7 @@ fn caps_demote_overflow_by_score_then_value_then_coverage_then_id() {
     };
     let mut c = vec![cand("d", 4.9), cand("c", 4.8), cand("b", 4.8), cand("a", 4.8)];
     c[1].potential_value = 10.0; // c wins the tie on value
-    c[3].coverage = 0.5; // b beats a on coverage
+    c[3].coverage = 0.7; // b beats a on coverage (both enough for Tier 1)
     let a = p.assign(&c, RunKind::Full, AS_OF);
     let got: Vec<(Tier, Option<Tier>)> = a.iter().map(|x| (x.tier, x.decision.capped_from)).collect();
     // d, c stay Tier 1; b falls to Tier 2 (room 1); a falls to Tier 2 then Tier 3.
@@ -287,6 +287,142 @@ fn the_override_whose_window_ends_last_is_the_one_that_lifts() {
     assert_eq!(p.engagement_on(&row, as_of), None);
 }
 
+/// `cand` with this coverage.
+fn covered(id: &str, score: f32, coverage: f32) -> TierCandidate {
+    TierCandidate {
+        coverage,
+        ..cand(id, score)
+    }
+}
+
+#[test]
+fn too_little_coverage_holds_an_account_below_the_tiers_it_lacks_data_for() {
+    // Defaults: Tier 1 needs 0.6, Tier 2 0.4, Tier 3 0.2.
+    let p = TierPolicy::default();
+    let c = [
+        covered("full", 5.0, 1.0),
+        covered("t1-edge", 5.0, 0.6),
+        covered("t2-only", 5.0, 0.599),
+        covered("t3-only", 4.0, 0.25),
+        covered("none", 3.5, 0.19),
+        // A low score is not raised by its coverage.
+        covered("low", 3.2, 0.5),
+    ];
+    let a = p.assign(&c, RunKind::Full, AS_OF);
+    let got: Vec<(Tier, Option<Tier>)> = a.iter().map(|x| (x.tier, x.decision.insufficient_data)).collect();
+    assert_eq!(
+        got,
+        [
+            (Tier::Tier1, None),
+            (Tier::Tier1, None),
+            (Tier::Tier2, Some(Tier::Tier1)),
+            (Tier::Tier3, Some(Tier::Tier2)),
+            (Tier::Untiered, Some(Tier::Tier3)),
+            (Tier::Tier3, None),
+        ]
+    );
+    assert_eq!(
+        p.reason(&a[2], "employees unknown (-0.4)"),
+        "insufficient data for tier_1 (coverage under 0.60); employees unknown (-0.4)"
+    );
+}
+
+#[test]
+fn a_lift_never_carries_an_account_past_its_coverage_and_locks_are_exempt() {
+    let p = TierPolicy::default();
+    let mut c = vec![
+        // Tier 2 by score, lifted to Tier 1, but coverage allows Tier 2 only: no lift.
+        covered("lifted", 4.0, 0.5),
+        // Tier 3 by score, lifted to Tier 2, which coverage 0.45 allows.
+        covered("lift-ok", 3.2, 0.45),
+        // A person's lock stands whatever the coverage.
+        covered("locked", 1.0, 0.0),
+    ];
+    c[0].engagement = engaged(0);
+    c[1].engagement = engaged(0);
+    c[2].lock = Lock::At(Tier::Tier1);
+    let a = p.assign(&c, RunKind::Full, AS_OF);
+    assert_eq!(
+        (
+            a[0].tier,
+            a[0].decision.lifted_by,
+            a[0].decision.insufficient_data
+        ),
+        (Tier::Tier2, None, Some(Tier::Tier1))
+    );
+    assert_eq!(
+        (
+            a[1].tier,
+            a[1].decision.lifted_by,
+            a[1].decision.insufficient_data
+        ),
+        (Tier::Tier2, Some(0), None)
+    );
+    assert_eq!((a[2].tier, a[2].decision.insufficient_data), (Tier::Tier1, None));
+    // Budgets size seats for what will be placed: the held account counts in Tier 2.
+    let members: Vec<TierMember> = c
+        .iter()
+        .map(|x| TierMember::new(x, p.basis(x, RunKind::Full)))
+        .collect();
+    assert_eq!(p.candidates(&members, AS_OF), [1, 2, 0]);
+}
+
+#[test]
+fn held_accounts_take_no_seat_under_a_cap() {
+    let p = TierPolicy {
+        caps: [Some(Cap::Count(1)), None],
+        ..TierPolicy::default()
+    };
+    // The best score lacks data for Tier 1: the one seat goes to the next, known, account.
+    let c = [covered("thin", 5.0, 0.3), covered("known", 4.6, 0.9)];
+    let a = p.assign(&c, RunKind::Full, AS_OF);
+    assert_eq!((a[0].tier, a[1].tier), (Tier::Tier3, Tier::Tier1));
+    assert_eq!(a[1].decision.capped_from, None);
+}
+
+#[test]
+fn min_coverage_is_checked_with_key_paths() {
+    let mut schema = tierd_core::FactSchema::default();
+    let compile = |text: &str, schema: &mut tierd_core::FactSchema| {
+        let raw: tierd_core::tier::RawTierPolicy = toml::from_str(text).expect("policy toml");
+        TierPolicy::compile(&raw, schema, "tiering").map_err(|e| e.to_string())
+    };
+    let p = compile(
+        "min_coverage = { tier_1 = 0.8, tier_3 = 0 }
+",
+        &mut schema,
+    )
+    .expect("policy");
+    // What is not given keeps its default.
+    assert_eq!(p.min_coverage, [0.8, 0.4, 0.0]);
+    assert_eq!(TierPolicy::default().min_coverage, [0.6, 0.4, 0.2]);
+    let err = compile(
+        "min_coverage = { tier_2 = 1.5 }
+",
+        &mut schema,
+    )
+    .expect_err("above 1");
+    assert!(
+        err.contains("tiering.min_coverage.tier_2: must be a share within 0..=1, found 1.5"),
+        "{err}"
+    );
+    let err = compile(
+        "min_coverage = { tier_1 = 0.3, tier_2 = 0.5 }
+",
+        &mut schema,
+    )
+    .expect_err("increasing");
+    assert!(
+        err.contains("tiering.min_coverage: must not increase from tier_1 to tier_3"),
+        "{err}"
+    );
+    assert!(toml::from_str::<tierd_core::tier::RawTierPolicy>(
+        "min_coverage = { tier_4 = 0.1 }
+"
+    )
+    .is_err());
+}
+
 fn tier() -> impl Strategy<Value = Tier> {
     prop::sample::select(Tier::ALL.to_vec())
 }
@@ -381,9 +517,20 @@ fn policy() -> impl Strategy<Value = TierPolicy> {
         (0u64..40).prop_map(Cap::Count),
         (0.0f64..=100.0).prop_map(Cap::Percent)
     ]);
-    (cap.clone(), cap, 0.0f32..0.5).prop_map(|(c1, c2, margin)| TierPolicy {
+    // Minimum coverage: none, the defaults, or any non-increasing three.
+    let min_coverage = prop_oneof![
+        Just([0.0f32; 3]),
+        Just(TierPolicy::default().min_coverage),
+        (0.0f32..=1.0, 0.0f32..=1.0, 0.0f32..=1.0).prop_map(|(a, b, c)| {
+            let mut m = [a, b, c];
+            m.sort_by(|x, y| y.total_cmp(x));
+            m
+        }),
+    ];
+    (cap.clone(), cap, 0.0f32..0.5, min_coverage).prop_map(|(c1, c2, margin, min_coverage)| TierPolicy {
         caps: [c1, c2],
         hysteresis_margin: margin,
+        min_coverage,
         ..TierPolicy::default()
     })
 }
@@ -440,8 +587,30 @@ proptest! {
     }
 
     #[test]
+    fn no_unlocked_account_sits_in_a_tier_its_coverage_lacks(c in candidates(), p in policy(), full in any::<bool>()) {
+        let kind = if full { RunKind::Full } else { RunKind::Incremental };
+        let a = p.assign(&c, kind, AS_OF);
+        for (x, y) in c.iter().zip(&a) {
+            if y.decision.locked {
+                continue;
+            }
+            if let Some(i) = [Tier::Tier1, Tier::Tier2, Tier::Tier3].iter().position(|t| *t == y.tier) {
+                prop_assert!(
+                    tierd_core::points::MilliPoints::of(x.coverage) >= tierd_core::points::MilliPoints::of(p.min_coverage[i]),
+                    "{} with coverage {} in {}", x.id, x.coverage, y.tier
+                );
+            }
+            // Held down only from a better tier than the one it got, and said so.
+            if let Some(wanted) = y.decision.insufficient_data {
+                prop_assert!(wanted < y.tier);
+                prop_assert_eq!(y.tier, p.coverage_allows(x.coverage).max(y.tier));
+            }
+        }
+    }
+
+    #[test]
     fn without_caps_or_overrides_a_higher_score_never_gets_a_worse_tier(c in candidates()) {
-        let p = TierPolicy::default();
+        let p = TierPolicy { min_coverage: [0.0; 3], ..TierPolicy::default() };
         let plain: Vec<TierCandidate> = c.into_iter().map(|mut x| { x.lock = Lock::Unlocked; x.engagement = None; x }).collect();
         let a = p.assign(&plain, RunKind::Full, AS_OF);
         for i in 0..plain.len() {
@@ -496,13 +665,15 @@ proptest! {
             // Never better than one tier above the base.
             prop_assert!(y.tier >= x.basis.base.lifted());
             let holding = x.basis.engagement.filter(|e| e.holds_on(AS_OF) && !x.basis.locked);
+            // A ceiling the base already met (or passed) leaves a lift no room.
+            let no_room = !x.basis.locked && p.coverage_allows(x.coverage) >= x.basis.base;
             match y.decision.lifted_by {
                 Some(by) => {
                     prop_assert_eq!(Some(by), holding.map(|e| e.by));
                     prop_assert!(x.basis.base != Tier::Tier1);
                 }
                 None => {
-                    prop_assert!(holding.is_none() || x.basis.base == Tier::Tier1);
+                    prop_assert!(holding.is_none() || x.basis.base == Tier::Tier1 || no_room);
                     // Without a lift, a tier only ever moves down (by caps).
                     prop_assert!(y.tier >= x.basis.base);
                 }
