@@ -3,7 +3,7 @@
 //! Owns:
 //! - the [`connector::Connector`] trait every source and destination of accounts
 //!   implements (pull pages since a watermark, push tier updates with an outcome per
-//!   record, ensure schema, watermark, deals), and the [`registry`] that builds one from
+//!   record, ensure schema, watermark, deals, contacts), and the [`registry`] that builds one from
 //!   its config section by name;
 //! - the connectors: [`hubspot`] (CRM v3 API, private-app token), [`salesforce`] (REST API,
 //!   OAuth client credentials) and [`file_connector`] (CSV/JSONL in, tiers file out, over
@@ -21,6 +21,7 @@
 //! decide or remember. What tierd last pushed is handed in by the caller.
 
 pub mod connector;
+mod contacts_file;
 pub mod file_connector;
 pub mod files;
 pub mod http;

@@ -563,6 +563,7 @@ impl Crm for FileCrm {
             output: dir.path().join("tiers.csv"),
             facts: Default::default(),
             page_size: 100,
+            contacts: None,
         }
         .build()
         .expect("valid config");

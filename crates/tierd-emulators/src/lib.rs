@@ -23,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 
 mod clock;
+mod people;
 mod server;
 
 pub mod dns;

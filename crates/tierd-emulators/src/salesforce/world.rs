@@ -1,8 +1,9 @@
-//! Salesforce's data: Account, Contract and Opportunity tables seeded from `tierd-gen`,
-//! with typed fields so SOQL compares dates as dates and numbers as numbers.
+//! Salesforce's data: Account, Contract, Opportunity and Contact tables seeded from
+//! `tierd-gen` (Contacts: the shared people of [`crate::people`]), with typed fields so SOQL
+//! compares dates as dates and numbers as numbers.
 //!
 //! Row `k` of a table has an 18-character Id: the object's key prefix (`001`, `800`,
-//! `006`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
+//! `006`, `003`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
 //! case, which is also ASCII order, so Ids sort like rows), and Salesforce's 3-character
 //! case-checksum suffix, which makes the 18-character form safe to compare without case.
 
@@ -12,6 +13,7 @@ use tierd_gen::{GenOptions, Generator, SyntheticAccount};
 
 use crate::clock::{self, DAY_MS};
 use crate::faults::splitmix;
+use crate::people::people_of;
 
 /// Generator industry -> Salesforce's standard Industry picklist value.
 pub(crate) const INDUSTRY_VALUES: [(&str, &str); 13] = [
@@ -253,6 +255,23 @@ fn opportunity_fields() -> Vec<FieldDef> {
     ]
 }
 
+fn contact_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Contact ID", T::Id, false),
+        f("AccountId", "Account ID", T::Reference, true),
+        f("FirstName", "First Name", T::String, true),
+        f("LastName", "Last Name", T::String, true),
+        f("Email", "Email", T::String, true),
+        f("Phone", "Business Phone", T::String, true),
+        f("MobilePhone", "Mobile Phone", T::String, true),
+        f("MailingCountry", "Mailing Country", T::String, true),
+        f("MailingPostalCode", "Mailing Zip/Postal Code", T::String, true),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+    ]
+}
+
 /// A stored field value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum V {
@@ -309,13 +328,21 @@ impl V {
     }
 }
 
-/// The three objects the emulator holds.
+/// The objects the emulator holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Object {
     Account,
     Contract,
     Opportunity,
+    Contact,
 }
+
+const OBJECTS: [Object; 4] = [
+    Object::Account,
+    Object::Contract,
+    Object::Opportunity,
+    Object::Contact,
+];
 
 impl Object {
     pub(crate) fn name(self) -> &'static str {
@@ -323,13 +350,12 @@ impl Object {
             Object::Account => "Account",
             Object::Contract => "Contract",
             Object::Opportunity => "Opportunity",
+            Object::Contact => "Contact",
         }
     }
 
     pub(crate) fn parse(name: &str) -> Option<Object> {
-        [Object::Account, Object::Contract, Object::Opportunity]
-            .into_iter()
-            .find(|o| o.name().eq_ignore_ascii_case(name))
+        OBJECTS.into_iter().find(|o| o.name().eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn prefix(self) -> &'static str {
@@ -337,6 +363,7 @@ impl Object {
             Object::Account => "001",
             Object::Contract => "800",
             Object::Opportunity => "006",
+            Object::Contact => "003",
         }
     }
 }
@@ -541,6 +568,7 @@ pub(crate) struct World {
     pub(crate) accounts: Table,
     pub(crate) contracts: Table,
     pub(crate) opportunities: Table,
+    pub(crate) contacts: Table,
     pub(crate) seeded_until_ms: i64,
 }
 
@@ -584,10 +612,12 @@ impl World {
             accounts: Table::new(Object::Account, account_fields(), omit),
             contracts: Table::new(Object::Contract, contract_fields(), &[]),
             opportunities: Table::new(Object::Opportunity, opportunity_fields(), &[]),
+            contacts: Table::new(Object::Contact, contact_fields(), &[]),
             seeded_until_ms: as_of_ms - DAY_MS,
         };
         for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
             w.seed_account(opts.seed, k as u64, &a, as_of_ms);
+            w.seed_contacts(opts.seed, k as u64, &a, as_of_ms - 365 * DAY_MS);
         }
         w
     }
@@ -672,11 +702,34 @@ impl World {
         }
     }
 
+    fn seed_contacts(&mut self, seed: u64, k: u64, a: &SyntheticAccount, created: i64) {
+        let account_id = record_id(Object::Account.prefix(), k);
+        for (j, p) in people_of(seed, k, a).into_iter().enumerate() {
+            let id = record_id(Object::Contact.prefix(), self.contacts.rows.len() as u64);
+            let stamp = created + (j as i64 + 1) * DAY_MS;
+            self.contacts.push(vec![
+                ("Id", V::text(id)),
+                ("AccountId", V::text(account_id.as_str())),
+                ("FirstName", V::text(p.first_name)),
+                ("LastName", V::text(p.last_name)),
+                ("Email", p.email.map_or(V::Null, V::text)),
+                ("Phone", p.phone.map_or(V::Null, V::text)),
+                ("MobilePhone", p.mobile.map_or(V::Null, V::text)),
+                ("MailingCountry", opt_text(p.country)),
+                ("MailingPostalCode", p.zip.map_or(V::Null, V::text)),
+                ("CreatedDate", V::DateTime(stamp)),
+                ("LastModifiedDate", V::DateTime(stamp)),
+                ("SystemModstamp", V::DateTime(stamp)),
+            ]);
+        }
+    }
+
     pub(crate) fn table(&self, o: Object) -> &Table {
         match o {
             Object::Account => &self.accounts,
             Object::Contract => &self.contracts,
             Object::Opportunity => &self.opportunities,
+            Object::Contact => &self.contacts,
         }
     }
 
@@ -685,14 +738,13 @@ impl World {
             Object::Account => &mut self.accounts,
             Object::Contract => &mut self.contracts,
             Object::Opportunity => &mut self.opportunities,
+            Object::Contact => &mut self.contacts,
         }
     }
 
     /// Which table an Id belongs to, by its key prefix.
     pub(crate) fn object_of(id: &str) -> Option<Object> {
-        [Object::Account, Object::Contract, Object::Opportunity]
-            .into_iter()
-            .find(|o| id.starts_with(o.prefix()))
+        OBJECTS.into_iter().find(|o| id.starts_with(o.prefix()))
     }
 }
 
