@@ -727,9 +727,14 @@ impl HubSpotConnector {
                 "properties": CONTACT_PROPERTIES,
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            let page: Page = self
-                .get_json("read contacts", &self.limiter, |c| c.post(&url).json(&body))
+            let what = "read contacts";
+            let reply = self
+                .http
+                .send(what, &self.limiter, |c| {
+                    c.post(&url).bearer_auth(token).json(&body)
+                })
                 .await?;
+            let page: Page = self.check(what, reply)?.json_personal(what)?;
             let mut seen = HashSet::new();
             for c in page.results {
                 seen.insert(c.id.clone());

@@ -376,6 +376,16 @@ impl SalesforceConnector {
     }
 
     async fn query_page(&self, what: &str, path: &str) -> Result<QueryPage, ConnectorError> {
+        self.query_page_as(what, path, Reply::json).await
+    }
+
+    /// One query page, decoded by `decode` ([`Reply::json_personal`] for contacts).
+    async fn query_page_as(
+        &self,
+        what: &str,
+        path: &str,
+        decode: fn(&Reply, &str) -> Result<QueryPage, crate::http::HttpError>,
+    ) -> Result<QueryPage, ConnectorError> {
         let size = format!("batchSize={}", self.config.page_size);
         let reply = self
             .call(what, path, |c, url| {
@@ -385,7 +395,7 @@ impl SalesforceConnector {
         if !reply.status.is_success() {
             return Err(Self::fail(what, &reply));
         }
-        Ok(reply.json(what)?)
+        Ok(decode(&reply, what)?)
     }
 
     fn query_path(&self, soql: &str) -> String {
@@ -400,12 +410,22 @@ impl SalesforceConnector {
         what: &str,
         soql: &str,
     ) -> Result<Vec<serde_json::Map<String, Json>>, ConnectorError> {
+        self.query_all_as(what, soql, Reply::json).await
+    }
+
+    /// [`Self::query_all`], each page decoded by `decode`.
+    async fn query_all_as(
+        &self,
+        what: &str,
+        soql: &str,
+        decode: fn(&Reply, &str) -> Result<QueryPage, crate::http::HttpError>,
+    ) -> Result<Vec<serde_json::Map<String, Json>>, ConnectorError> {
         let mut out = Vec::new();
-        let mut page = self.query_page(what, &self.query_path(soql)).await?;
+        let mut page = self.query_page_as(what, &self.query_path(soql), decode).await?;
         loop {
             out.append(&mut page.records);
             match page.next_records_url.take() {
-                Some(next) if !page.done => page = self.query_page(what, &next).await?,
+                Some(next) if !page.done => page = self.query_page_as(what, &next, decode).await?,
                 _ => return Ok(out),
             }
         }
@@ -835,7 +855,10 @@ impl SalesforceConnector {
                 list.join(",")
             );
             let wanted: HashSet<&str> = chunk.iter().copied().collect();
-            for r in self.query_all("read contacts", &soql).await? {
+            for r in self
+                .query_all_as("read contacts", &soql, Reply::json_personal)
+                .await?
+            {
                 let text = |k: &str| {
                     r.get(k)
                         .and_then(Json::as_str)
