@@ -46,19 +46,25 @@ const LAST: [(&str, &str); 12] = [
 
 /// One person at a company, as a CRM holds them (raw).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Person {
-    pub(crate) first_name: &'static str,
-    pub(crate) last_name: &'static str,
-    pub(crate) email: Option<String>,
-    pub(crate) phone: Option<String>,
-    pub(crate) mobile: Option<String>,
+pub struct Person {
+    /// First name (`Mary Ann`, `Zoë`).
+    pub first_name: &'static str,
+    /// Last name (`O'Neil`, `García`).
+    pub last_name: &'static str,
+    /// Email, possibly with stray capitals and spaces.
+    pub email: Option<String>,
+    /// Business phone, national or international.
+    pub phone: Option<String>,
+    /// Mobile phone, international.
+    pub mobile: Option<String>,
     /// ISO 3166-1 alpha-2, as the company's.
-    pub(crate) country: Option<&'static str>,
-    pub(crate) zip: Option<String>,
+    pub country: Option<&'static str>,
+    /// Postal code.
+    pub zip: Option<String>,
 }
 
 /// Most people a company has.
-pub(crate) const MAX_PER_COMPANY: u64 = 3;
+pub const MAX_PER_COMPANY: u64 = 3;
 
 /// A phone number of `country` in its national format, `n` varying the subscriber digits:
 /// shapes of each country's numbering plan (the example numbers of libphonenumber's metadata).
@@ -96,8 +102,9 @@ fn zip(country: &str, n: u64) -> String {
     }
 }
 
-/// The people of company `k` (0-based), whose generated account is `account`.
-pub(crate) fn people_of(seed: u64, k: u64, account: &SyntheticAccount) -> Vec<Person> {
+/// The people of company `k` (0-based), whose generated account is `account`: what both
+/// emulators serve for it, and what tests compare a connector's contacts with.
+pub fn people_of(seed: u64, k: u64, account: &SyntheticAccount) -> Vec<Person> {
     let h = splitmix(seed ^ 0x7065_6f70_6c65 ^ k.wrapping_mul(0x9E37_79B9));
     let count = h % (MAX_PER_COMPANY + 1);
     (0..count)
