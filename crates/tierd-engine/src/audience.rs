@@ -39,10 +39,9 @@ pub async fn export_audience(
              the connector; add a [connector] section"
         )
     })?;
-    let accounts = export::accounts_in_tiers(store, tiers)
+    let ids = export::account_ids_in_tiers(store, tiers)
         .await
         .context("cannot read the tier's accounts from the store")?;
-    let ids: Vec<String> = accounts.into_iter().map(|a| a.id).collect();
     let found = connector.contacts_for(&ids).await.with_context(|| {
         format!(
             "cannot read the contacts of {} accounts from the {} connector",
