@@ -66,6 +66,65 @@ pub trait Connector: Send + Sync {
     fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
         None
     }
+
+    // --- Contacts (people formats of audience exports) ---
+
+    /// The people of these accounts (HubSpot contacts associated with the companies,
+    /// Salesforce Contacts of the Accounts, the rows of a contacts file), for the audience
+    /// exports that match people. What cannot be read is in [`Contacts::unreadable`], named by
+    /// contact id or file line, never by its values. The caller holds them in memory only.
+    fn contacts_for<'a>(
+        &'a self,
+        account_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Contacts, ConnectorError>>;
+}
+
+/// A person at an account, as the CRM holds them: raw personal data, to be normalised and
+/// hashed by the export and never stored, logged or put in an error. `Debug` shows ids only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CrmContact {
+    /// The contact's own id in the CRM (`hubspot:501`, `salesforce:003...`, `file line 4`).
+    pub id: String,
+    /// The connector's account id it belongs to.
+    pub account_id: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number as the CRM holds it (the mobile number when there is no other).
+    pub phone: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Country as the CRM holds it (an ISO 3166-1 alpha-2 code where the CRM keeps one).
+    pub country: Option<String>,
+    /// Postal code.
+    pub zip: Option<String>,
+}
+
+impl fmt::Debug for CrmContact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmContact")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Connector::contacts_for`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contacts {
+    /// The contacts, sorted by account id then contact id, so an export repeats byte for byte.
+    pub contacts: Vec<CrmContact>,
+    /// Records that could not be read (a file's bad line), by id or line and reason.
+    pub unreadable: Vec<Quarantined>,
+}
+
+impl Contacts {
+    /// Puts the contacts in their documented order.
+    pub(crate) fn sort(&mut self) {
+        self.contacts
+            .sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
+    }
 }
 
 /// A point in time as milliseconds since 1970-01-01 UTC: how far a pull got.

@@ -4,6 +4,8 @@
 //! Reading and writing are [`crate::files`]'s (the formats of `tierd score`); this module
 //! only pages them. A file has no modification times per record, so an incremental pull
 //! reads the whole file when the file changed after the watermark, and nothing otherwise.
+//! The people of the accounts, for audience exports, come from an optional contacts file
+//! ([`crate::contacts_file`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use tierd_core::fact::{Fact, FactName, FactType, Facts};
 use tierd_core::model::FactSchema;
 
 use crate::connector::{
-    AccountPage, BoxFuture, Connector, ConnectorError, CrmAccount, Deal, PageStream, PushOutcome,
+    AccountPage, BoxFuture, Connector, ConnectorError, Contacts, CrmAccount, Deal, PageStream, PushOutcome,
     Quarantined, SchemaReport, TierUpdate, Watermark,
 };
 use crate::files::{AccountReader, FileError, FileFormat, ReadItem, TierRecord, TierWriter, TIER_COLUMNS};
@@ -37,6 +39,10 @@ pub struct FileConfig {
     /// A deals file (`.csv` or `.jsonl`, see [`crate::deals_file`]), for the funnel per tier.
     #[serde(default)]
     pub deals: Option<PathBuf>,
+    /// The people of the accounts (`.csv` or `.jsonl`: `account_id, email, phone,
+    /// first_name, last_name, country, zip`), for audience exports that match people.
+    #[serde(default)]
+    pub contacts: Option<PathBuf>,
 }
 
 fn default_page_size() -> usize {
@@ -46,9 +52,11 @@ fn default_page_size() -> usize {
 impl FileConfig {
     /// Checks every value, naming the key of the first problem, and returns the facts schema.
     fn checked_schema(&self) -> Result<FactSchema, ConnectorError> {
+        let contacts = self.contacts.iter().map(|c| ("contacts", c));
         for (key, path) in [("path", &self.path), ("output", &self.output)]
             .into_iter()
             .chain(self.deals.as_ref().map(|d| ("deals", d)))
+            .chain(contacts)
         {
             FileFormat::from_path(path).map_err(|e| ConnectorError::config(key, e.to_string()))?;
         }
@@ -292,6 +300,32 @@ impl Connector for FileConnector {
             Ok(deals)
         })
     }
+
+    fn contacts_for<'a>(
+        &'a self,
+        account_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Contacts, ConnectorError>> {
+        Box::pin(async move {
+            let Some(path) = self.config.contacts.clone() else {
+                return Err(ConnectorError::config(
+                    "contacts",
+                    "is not set: name a contacts file (.csv or .jsonl with account_id, email, phone, \
+                     first_name, last_name, country, zip) to export audiences of people",
+                ));
+            };
+            let ids: Vec<String> = account_ids.to_vec();
+            let read = tokio::task::spawn_blocking(move || {
+                let wanted = ids.iter().map(String::as_str).collect();
+                crate::contacts_file::read_contacts(&path, &wanted)
+            })
+            .await
+            .map_err(|e| FileError::Io {
+                path: self.config.contacts.clone().unwrap_or_default(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            Ok(read?)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +351,7 @@ mod tests {
             facts: BTreeMap::new(),
             page_size: 2,
             deals: None,
+            contacts: None,
         }
         .build()
         .expect("builds");

@@ -162,6 +162,22 @@ impl Reply {
         })
     }
 
+    /// As [`Reply::json`], for answers that hold personal data (contacts): a failure names the
+    /// line and column where decoding stopped, never the body or the value found there (serde's
+    /// own message quotes it).
+    pub fn json_personal<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body).map_err(|e| HttpError::Decode {
+            what: what.to_string(),
+            status: self.status.as_u16(),
+            reason: format!(
+                "{:?} error at line {} column {} (the body holds personal data and is not shown)",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        })
+    }
+
     /// The start of the body as text, for error messages.
     pub fn snippet(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
@@ -438,6 +454,36 @@ mod tests {
 
     /// Status, headers and body of one canned answer.
     type Answer = (u16, Vec<(&'static str, String)>, &'static str);
+
+    #[test]
+    fn personal_answers_that_do_not_decode_are_named_without_their_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Person {
+            email: u32,
+        }
+        let reply = Reply {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: br#"{"email": "ada.lovelace@example.com"}"#.to_vec(),
+        };
+        let open = reply
+            .json::<Person>("read people")
+            .expect_err("a string is no number");
+        assert!(
+            open.to_string().contains("ada.lovelace"),
+            "json shows the body: {open}"
+        );
+        let err = reply
+            .json_personal::<Person>("read people")
+            .expect_err("a string is no number");
+        let text = err.to_string();
+        assert!(!text.contains("ada") && !text.contains('@'), "{text}");
+        assert!(
+            text.starts_with("read people: unexpected answer (HTTP 200): Data error at line 1 column"),
+            "{text}"
+        );
+    }
 
     /// Serves `answers` in turn (then 200 "done"), counting requests.
     async fn serve(answers: Vec<Answer>) -> (String, Arc<AtomicU32>) {

@@ -13,6 +13,9 @@
 //!   a reason that may pass are retried with back-off within the run.
 //! - **Deals**: v4 company→deal associations, then a batch read of the deals.
 //! - **Lists**: a MANUAL company list per tier kept in step (`lists.rs`).
+//! - **Contacts**: v4 company→contact associations (1,000 companies per call, each company's
+//!   further pages asked for with its `after`), then `contacts/batch/read` (100 per call) of
+//!   `email, phone, mobilephone, firstname, lastname, country, zip`.
 //!
 //! Everything over the wire goes through [`crate::http`]; this module knows HubSpot's
 //! JSON and nothing about scoring.
@@ -25,8 +28,8 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use crate::connector::{
-    AccountPage, BoxFuture, Connector, ConnectorError, CrmAccount, Deal, PageStream, PushOutcome,
-    SchemaReport, TierUpdate, Watermark,
+    AccountPage, BoxFuture, Connector, ConnectorError, Contacts, CrmAccount, CrmContact, Deal, PageStream,
+    PushOutcome, Quarantined, SchemaReport, TierUpdate, Watermark,
 };
 use crate::http::{HttpClient, HttpStats, RateLimiter, Reply, RetryPolicy, Secret, Vendor};
 use crate::mapping::{self, FieldMapping};
@@ -35,6 +38,21 @@ mod lists;
 
 const ID_PREFIX: &str = "hubspot:";
 const NAME: &str = "hubspot";
+/// Companies per association batch read: HubSpot's limit since February 2025 (developer
+/// changelog, "Batch Read Limit for HubSpot Associations API").
+const ASSOCIATION_BATCH: usize = 1000;
+/// Records per object batch read.
+const READ_BATCH: usize = 100;
+/// The contact properties read for audiences (HubSpot's default contact properties).
+const CONTACT_PROPERTIES: [&str; 7] = [
+    "email",
+    "phone",
+    "mobilephone",
+    "firstname",
+    "lastname",
+    "country",
+    "zip",
+];
 
 /// Config of the `hubspot` connector. Defaults follow HubSpot's documented limits for
 /// private apps and the shared CRM contract's property names.
@@ -703,6 +721,134 @@ impl HubSpotConnector {
         Ok(deals)
     }
 
+    /// Contacts of the given companies: their associations page by page, then the contacts in
+    /// batches. A contact associated with several of them is listed under each.
+    async fn contacts(&self, account_ids: &[String]) -> Result<Contacts, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Assoc {
+            #[serde(default)]
+            results: Vec<AssocResult>,
+        }
+        #[derive(Deserialize)]
+        struct AssocResult {
+            from: AssocFrom,
+            #[serde(default)]
+            to: Vec<AssocTo>,
+            paging: Option<Paging>,
+        }
+        #[derive(Deserialize)]
+        struct AssocFrom {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AssocTo {
+            to_object_id: Json,
+        }
+        let token = self.config.token.expose();
+        // (company id, the `after` of its next page of associations)
+        let mut pending: Vec<(String, Option<String>)> = account_ids
+            .iter()
+            .filter_map(|i| i.strip_prefix(ID_PREFIX))
+            .map(|id| (id.to_string(), None))
+            .collect();
+        let mut companies_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let url = self.url("/crm/v4/associations/companies/contacts/batch/read");
+        let what = "read company-contact associations";
+        while !pending.is_empty() {
+            let mut next = Vec::new();
+            for chunk in pending.chunks(ASSOCIATION_BATCH) {
+                let inputs: Vec<Json> = chunk
+                    .iter()
+                    .map(|(id, after)| match after {
+                        Some(a) => json!({"id": id, "after": a}),
+                        None => json!({"id": id}),
+                    })
+                    .collect();
+                let body = json!({ "inputs": inputs });
+                let reply = self
+                    .http
+                    .send(what, &self.limiter, |c| {
+                        c.post(&url).bearer_auth(token).json(&body)
+                    })
+                    .await?;
+                // 207 lists companies without contacts among the errors; that is not a failure.
+                let assoc: Assoc = self.check(what, reply)?.json(what)?;
+                for r in assoc.results {
+                    for t in r.to {
+                        let contact = match t.to_object_id {
+                            Json::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        companies_of
+                            .entry(contact)
+                            .or_default()
+                            .push(format!("{ID_PREFIX}{}", r.from.id));
+                    }
+                    if let Some(after) = r.paging.and_then(|p| p.next).map(|n| n.after) {
+                        next.push((r.from.id, Some(after)));
+                    }
+                }
+            }
+            pending = next;
+        }
+        let ids: Vec<&String> = companies_of.keys().collect();
+        let url = self.url("/crm/v3/objects/contacts/batch/read");
+        let mut found = Contacts::default();
+        for chunk in ids.chunks(READ_BATCH) {
+            let body = json!({
+                "properties": CONTACT_PROPERTIES,
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            let what = "read contacts";
+            let reply = self
+                .http
+                .send(what, &self.limiter, |c| {
+                    c.post(&url).bearer_auth(token).json(&body)
+                })
+                .await?;
+            let page: Page = self.check(what, reply)?.json_personal(what)?;
+            let mut seen = HashSet::new();
+            for c in page.results {
+                seen.insert(c.id.clone());
+                let prop = |n: &str| {
+                    c.properties
+                        .get(n)
+                        .and_then(|v| v.as_deref())
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                };
+                let contact = CrmContact {
+                    id: format!("{ID_PREFIX}{}", c.id),
+                    account_id: String::new(),
+                    email: prop("email"),
+                    phone: prop("phone").or_else(|| prop("mobilephone")),
+                    first_name: prop("firstname"),
+                    last_name: prop("lastname"),
+                    country: prop("country"),
+                    zip: prop("zip"),
+                };
+                for company in companies_of.get(&c.id).into_iter().flatten() {
+                    found.contacts.push(CrmContact {
+                        account_id: company.clone(),
+                        ..contact.clone()
+                    });
+                }
+            }
+            // Associated a moment ago, gone now (deleted or merged): named, not silently lost.
+            for id in chunk.iter().filter(|id| !seen.contains(id.as_str())) {
+                found.unreadable.push(Quarantined {
+                    id: format!("{ID_PREFIX}{id}"),
+                    field: None,
+                    reason: "associated contact not found (deleted or merged since)".into(),
+                });
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     async fn schema(&self) -> Result<SchemaReport, ConnectorError> {
         #[derive(Deserialize)]
         struct Named {
@@ -929,6 +1075,13 @@ impl Connector for HubSpotConnector {
 
     fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
         Some(self)
+    }
+
+    fn contacts_for<'a>(
+        &'a self,
+        account_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Contacts, ConnectorError>> {
+        Box::pin(self.contacts(account_ids))
     }
 }
 

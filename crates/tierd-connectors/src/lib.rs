@@ -3,7 +3,7 @@
 //! Owns:
 //! - the [`connector::Connector`] trait every source and destination of accounts
 //!   implements (pull pages since a watermark, push tier updates with an outcome per
-//!   record, ensure schema, watermark, deals), and the [`registry`] that builds one from
+//!   record, ensure schema, watermark, deals, contacts), and the [`registry`] that builds one from
 //!   its config section by name;
 //! - the connectors: [`hubspot`] (CRM v3 API, private-app token), [`salesforce`] (REST API,
 //!   OAuth client credentials) and [`file_connector`] (CSV/JSONL in, tiers file out, over
@@ -24,6 +24,7 @@
 
 pub mod connector;
 pub mod deals_file;
+mod contacts_file;
 pub mod file_connector;
 pub mod files;
 pub mod http;

@@ -17,6 +17,9 @@
 //! - **API usage**: `Sforce-Limit-Info` is read on every answer ([`Connector::http_stats`]);
 //!   pushing stops while fewer calls than the configured reserve remain.
 //! - **Lists**: a Campaign of accounts per tier kept in step (`campaigns.rs`).
+//! - **Contacts**: `SELECT .. FROM Contact WHERE AccountId IN (..)`, 300 Account Ids per
+//!   query (the query travels in the URI, which Salesforce caps at 16,384 bytes), following
+//!   `nextRecordsUrl`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,8 +29,8 @@ use serde_json::{json, Value as Json};
 use tierd_core::fact::{Fact, FactName, FactValue};
 
 use crate::connector::{
-    AccountPage, BoxFuture, Connector, ConnectorError, CrmAccount, Deal, PageStream, PushOutcome,
-    SchemaReport, TierUpdate, Watermark,
+    AccountPage, BoxFuture, Connector, ConnectorError, Contacts, CrmAccount, CrmContact, Deal, PageStream,
+    PushOutcome, SchemaReport, TierUpdate, Watermark,
 };
 use crate::http::{HttpClient, HttpStats, RateLimiter, Reply, RetryPolicy, Secret, Vendor};
 use crate::mapping::{self, FieldMapping};
@@ -245,7 +248,9 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Account Ids per Contract/Opportunity query: keeps the query URL far below server limits.
+/// Account Ids per Contract/Opportunity/Contact query: 300 quoted, URL-encoded 18-character
+/// Ids take about 8,100 bytes, half of the 16,384 Salesforce allows a request's URI and
+/// headers (help article 000386264: longer is 414 URI Too Long).
 const IDS_PER_QUERY: usize = 300;
 
 impl SalesforceConnector {
@@ -374,6 +379,16 @@ impl SalesforceConnector {
     }
 
     async fn query_page(&self, what: &str, path: &str) -> Result<QueryPage, ConnectorError> {
+        self.query_page_as(what, path, Reply::json).await
+    }
+
+    /// One query page, decoded by `decode` ([`Reply::json_personal`] for contacts).
+    async fn query_page_as(
+        &self,
+        what: &str,
+        path: &str,
+        decode: fn(&Reply, &str) -> Result<QueryPage, crate::http::HttpError>,
+    ) -> Result<QueryPage, ConnectorError> {
         let size = format!("batchSize={}", self.config.page_size);
         let reply = self
             .call(what, path, |c, url| {
@@ -383,7 +398,7 @@ impl SalesforceConnector {
         if !reply.status.is_success() {
             return Err(Self::fail(what, &reply));
         }
-        Ok(reply.json(what)?)
+        Ok(decode(&reply, what)?)
     }
 
     fn query_path(&self, soql: &str) -> String {
@@ -398,12 +413,22 @@ impl SalesforceConnector {
         what: &str,
         soql: &str,
     ) -> Result<Vec<serde_json::Map<String, Json>>, ConnectorError> {
+        self.query_all_as(what, soql, Reply::json).await
+    }
+
+    /// [`Self::query_all`], each page decoded by `decode`.
+    async fn query_all_as(
+        &self,
+        what: &str,
+        soql: &str,
+        decode: fn(&Reply, &str) -> Result<QueryPage, crate::http::HttpError>,
+    ) -> Result<Vec<serde_json::Map<String, Json>>, ConnectorError> {
         let mut out = Vec::new();
-        let mut page = self.query_page(what, &self.query_path(soql)).await?;
+        let mut page = self.query_page_as(what, &self.query_path(soql), decode).await?;
         loop {
             out.append(&mut page.records);
             match page.next_records_url.take() {
-                Some(next) if !page.done => page = self.query_page(what, &next).await?,
+                Some(next) if !page.done => page = self.query_page_as(what, &next, decode).await?,
                 _ => return Ok(out),
             }
         }
@@ -858,6 +883,52 @@ impl SalesforceConnector {
         self.stage_history(&mut deals).await?;
         Ok(deals)
     }
+
+    /// Contacts of the given Accounts, by chunks of Account Ids.
+    async fn contacts(&self, account_ids: &[String]) -> Result<Contacts, ConnectorError> {
+        let ids: Vec<&str> = account_ids
+            .iter()
+            .filter_map(|i| i.strip_prefix(ID_PREFIX))
+            .collect();
+        let mut found = Contacts::default();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list: Vec<String> = chunk.iter().map(|id| quote(id)).collect();
+            let soql = format!(
+                "SELECT Id, AccountId, Email, Phone, MobilePhone, FirstName, LastName, MailingCountry, \
+                 MailingPostalCode FROM Contact WHERE AccountId IN ({}) ORDER BY AccountId, Id",
+                list.join(",")
+            );
+            let wanted: HashSet<&str> = chunk.iter().copied().collect();
+            for r in self
+                .query_all_as("read contacts", &soql, Reply::json_personal)
+                .await?
+            {
+                let text = |k: &str| {
+                    r.get(k)
+                        .and_then(Json::as_str)
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                };
+                // SOQL compares text without case; Ids are case-sensitive, so check exactly.
+                let Some(account) = text("AccountId").filter(|a| wanted.contains(a.as_str())) else {
+                    continue;
+                };
+                found.contacts.push(CrmContact {
+                    id: format!("{ID_PREFIX}{}", text("Id").unwrap_or_default()),
+                    account_id: format!("{ID_PREFIX}{account}"),
+                    email: text("Email"),
+                    phone: text("Phone").or_else(|| text("MobilePhone")),
+                    first_name: text("FirstName"),
+                    last_name: text("LastName"),
+                    country: text("MailingCountry"),
+                    zip: text("MailingPostalCode"),
+                });
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
 }
 
 /// The company's domain, `acme.com`, from a website such as `https://www.acme.com/about`.
@@ -951,6 +1022,13 @@ impl Connector for SalesforceConnector {
 
     fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
         Some(self)
+    }
+
+    fn contacts_for<'a>(
+        &'a self,
+        account_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Contacts, ConnectorError>> {
+        Box::pin(self.contacts(account_ids))
     }
 }
 

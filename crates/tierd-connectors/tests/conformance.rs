@@ -2,9 +2,10 @@
 //! each one in the same words. HubSpot runs against its emulator, Salesforce against its
 //! emulator, the file connector against temporary files.
 //!
-//! A connector joins by implementing [`Crm`] (start a CRM holding generated accounts, and
-//! act on it as a person would) and adding one line to the `conformance!` invocation at
-//! the bottom; `docs/connectors.md` lists the promises. What only one connector does
+//! A connector joins by implementing [`Crm`] (start a CRM holding generated accounts and
+//! their people, `tierd_emulators::people`, and act on it as a person would) and adding
+//! one line to the `conformance!` invocation at the bottom; `docs/connectors.md` lists the
+//! promises. What only one connector does
 //! (HubSpot's search cap, Salesforce's session renewal, a file's paging) stays in that
 //! connector's own test file.
 
@@ -24,6 +25,7 @@ use tierd_connectors::http::Secret;
 use tierd_connectors::hubspot::{HubSpotConfig, HubSpotConnector};
 use tierd_connectors::salesforce::{SalesforceConfig, SalesforceConnector};
 use tierd_core::Tier;
+use tierd_emulators::people::people_of;
 use tierd_emulators::{HubSpotEmulator, SalesforceEmulator};
 use tierd_gen::{GenOptions, Generator, SyntheticAccount};
 
@@ -277,6 +279,78 @@ async fn a_locked_accounts_lock_and_tier_are_read<C: Crm>() {
     crm.stop().await;
 }
 
+/// One person as a connector must return them: values trimmed, the phone else the mobile.
+fn person_text(
+    email: Option<&str>,
+    phone: Option<&str>,
+    names: (Option<&str>, Option<&str>),
+    country: Option<&str>,
+    zip: Option<&str>,
+) -> String {
+    let t = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    format!(
+        "{:?}",
+        (t(email), t(phone), t(names.0), t(names.1), t(country), t(zip))
+    )
+}
+
+/// The people of the accounts asked for, and only theirs, sorted by account then contact, each
+/// as the CRM holds them (trimmed); `Debug` output names no one.
+async fn contacts_are_the_people_of_the_asked_accounts_only<C: Crm>() {
+    let crm = C::start(60, 8, true).await;
+    let pages = pull(crm.connector(), None).await;
+    let found = by_domain(&pages);
+    let generated = generated(60, 8);
+    let asked: Vec<(usize, String)> = generated
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| k % 2 == 0)
+        .map(|(k, a)| (k, found[a.domain.as_str()].id.clone()))
+        .collect();
+    let ids: Vec<String> = asked.iter().map(|(_, id)| id.clone()).collect();
+    let got = crm.connector().contacts_for(&ids).await.expect("contacts");
+    assert!(got.unreadable.is_empty(), "{:?}", got.unreadable);
+    assert!(got
+        .contacts
+        .windows(2)
+        .all(|w| (&w[0].account_id, &w[0].id) <= (&w[1].account_id, &w[1].id)));
+    assert!(got.contacts.iter().all(|c| ids.contains(&c.account_id)));
+    for (k, id) in &asked {
+        let mut want: Vec<String> = people_of(8, *k as u64, &generated[*k])
+            .iter()
+            .map(|p| {
+                person_text(
+                    p.email.as_deref(),
+                    p.phone.as_deref().or(p.mobile.as_deref()),
+                    (Some(p.first_name), Some(p.last_name)),
+                    p.country,
+                    p.zip.as_deref(),
+                )
+            })
+            .collect();
+        let mut have: Vec<String> = got
+            .contacts
+            .iter()
+            .filter(|c| &c.account_id == id)
+            .map(|c| {
+                person_text(
+                    c.email.as_deref(),
+                    c.phone.as_deref(),
+                    (c.first_name.as_deref(), c.last_name.as_deref()),
+                    c.country.as_deref(),
+                    c.zip.as_deref(),
+                )
+            })
+            .collect();
+        want.sort();
+        have.sort();
+        assert_eq!(have, want, "{id}");
+    }
+    assert!(got.contacts.len() > 10, "{}", got.contacts.len());
+    assert!(!format!("{:?}", got.contacts).contains('@'));
+    crm.stop().await;
+}
+
 macro_rules! conformance {
     ($($name:ident: $crm:ty),* $(,)?) => {$(
         mod $name {
@@ -315,6 +389,11 @@ macro_rules! conformance {
             #[tokio::test]
             async fn a_locked_accounts_lock_and_tier_are_read() {
                 super::a_locked_accounts_lock_and_tier_are_read::<$crm>().await
+            }
+
+            #[tokio::test]
+            async fn contacts_are_the_people_of_the_asked_accounts_only() {
+                super::contacts_are_the_people_of_the_asked_accounts_only::<$crm>().await
             }
         }
     )*};
@@ -558,12 +637,41 @@ impl Crm for FileCrm {
         }
         let input = dir.path().join("accounts.csv");
         write_rows(&input, &rows);
+        // The same people as the emulators hold, one per line, by the file's account ids.
+        let contacts = dir.path().join("contacts.csv");
+        let mut people = vec![[
+            "account_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "country",
+            "zip",
+        ]
+        .map(str::to_string)
+        .to_vec()];
+        for (k, account) in Generator::new(opts).take(n as usize).enumerate() {
+            for p in people_of(seed, k as u64, &account) {
+                let text = |v: Option<&str>| v.unwrap_or_default().to_string();
+                people.push(vec![
+                    account.id.clone(),
+                    text(p.email.as_deref()),
+                    text(p.phone.as_deref().or(p.mobile.as_deref())),
+                    p.first_name.to_string(),
+                    p.last_name.to_string(),
+                    text(p.country),
+                    text(p.zip.as_deref()),
+                ]);
+            }
+        }
+        write_rows(&contacts, &people);
         let connector = FileConfig {
             path: input,
             output: dir.path().join("tiers.csv"),
             facts: Default::default(),
             page_size: 100,
             deals: None,
+            contacts: Some(contacts),
         }
         .build()
         .expect("valid config");

@@ -1,7 +1,8 @@
 //! tierd-emulators: HTTP emulators of the SaaS APIs tierd talks to, and a DNS responder.
 //!
 //! Owns faithful stand-ins for HubSpot, Salesforce, the company-enrichment API and
-//! company websites, seeded from `tierd-gen`, with the vendors' paging, limits, error
+//! company websites, seeded from `tierd-gen` (and the same [`people`] per company for both
+//! CRMs), with the vendors' paging, limits, error
 //! bodies, rate limiting and partial failures, plus fault injection. Tests, benches and
 //! `tierd demo` run against them. [`dns`] answers TXT and MX questions for configured names,
 //! for the plugins' DNS capability.
@@ -29,6 +30,7 @@ pub mod dns;
 pub mod enrichment;
 pub mod faults;
 pub mod hubspot;
+pub mod people;
 pub mod salesforce;
 pub mod websites;
 pub mod writes;

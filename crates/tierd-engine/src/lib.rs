@@ -46,6 +46,7 @@
 //! Must not: speak HTTP itself (connectors do), decide tiers (tierd-core does), or hold the whole
 //! population's facts.
 
+pub mod audience;
 #[cfg(test)]
 mod budget_caps_tests;
 mod cache;
@@ -127,6 +128,16 @@ impl RunRequest {
             RunKind::DryRun => self.job,
         }
     }
+}
+
+/// The connector of `[connector]`, its `*_env` secrets read from the environment.
+pub fn build_connector(settings: &Settings) -> anyhow::Result<Box<dyn Connector>> {
+    let connector_settings = settings.connector.as_ref().context(
+        "no [connector] section in the configuration: add one (type = \"hubspot\", \"salesforce\" or \"file\")",
+    )?;
+    let config = connector_settings.resolved(|var| std::env::var(var).ok())?;
+    tierd_connectors::registry::build(&connector_settings.kind, config)
+        .with_context(|| format!("cannot set up the {} connector", connector_settings.kind))
 }
 
 /// How much a run redoes.
@@ -327,12 +338,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         instance: String,
     ) -> anyhow::Result<Pipeline> {
-        let connector_settings = settings.connector.as_ref().context(
-            "no [connector] section in the configuration: add one (type = \"hubspot\", \"salesforce\" or \"file\")",
-        )?;
-        let config = connector_settings.resolved(|var| std::env::var(var).ok())?;
-        let connector = tierd_connectors::registry::build(&connector_settings.kind, config)
-            .with_context(|| format!("cannot set up the {} connector", connector_settings.kind))?;
+        let connector = build_connector(&settings)?;
         let store = Store::connect(&settings.store.url).await.with_context(|| {
             format!(
                 "cannot open the store at {}",
@@ -622,16 +628,19 @@ impl Pipeline {
     }
 
     /// Writes the configured audiences (`[[exports.audiences]]`) after a successful committing
-    /// run, each with its adds and removes. A failure is logged with its audience and path and
-    /// never fails the run: the next run writes the audience again.
+    /// run, each with its adds and removes; people formats read the contacts of the tier's
+    /// accounts through the connector ([`audience::export_audience`]). A failure (a file, the
+    /// store, the connector) is logged with its audience and never fails the run: the next run
+    /// writes the audience again.
     pub async fn export_audiences(
         &self,
     ) -> Vec<(String, Result<tierd_activation::export::ExportReport, String>)> {
         let exports = &self.settings.exports;
         let mut out = Vec::with_capacity(exports.audiences.len());
         for a in &exports.audiences {
-            let result = tierd_activation::export::export_tiers(
+            let result = audience::export_audience(
                 &self.store,
+                Some(self.connector.as_ref()),
                 &a.directory,
                 a.format,
                 &a.tiers,
@@ -648,10 +657,10 @@ impl Pipeline {
                 }
                 Err(e) => {
                     self.metrics.error("export");
-                    tracing::error!(audience = %a.name, key = "exports.audiences", error = %e, "audience not exported");
+                    tracing::error!(audience = %a.name, key = "exports.audiences", error = format!("{e:#}"), "audience not exported");
                 }
             }
-            out.push((a.name.clone(), result.map_err(|e| e.to_string())));
+            out.push((a.name.clone(), result.map_err(|e| format!("{e:#}"))));
         }
         out
     }

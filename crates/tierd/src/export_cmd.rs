@@ -1,7 +1,9 @@
 //! `tierd export audience --tier tier_1[,tier_2] --format F --output DIR`: the accounts of those
 //! tiers, as the store holds them after the last run, written as an audience directory (full
-//! list, adds and removes since the last export there). The same export runs after each
-//! committing run for every `[[exports.audiences]]`.
+//! list, adds and removes since the last export there); for the people formats, the contacts
+//! of those accounts, read through the configured connector and written hashed. The same
+//! export (`tierd_engine::audience::export_audience`) runs after each committing run for every
+//! `[[exports.audiences]]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +22,8 @@ pub enum ExportAction {
         /// The tiers, comma-separated: tier_1,tier_2.
         #[arg(long, value_name = "TIERS", value_delimiter = ',', required = true)]
         tier: Vec<String>,
-        /// linkedin-companies, csv or jsonl (google-customer-match and meta-custom-audience
-        /// need contacts).
+        /// linkedin-companies, csv, jsonl, or google-customer-match and meta-custom-audience
+        /// (the contacts of the accounts, read through the connector, hashed).
         #[arg(long, value_name = "FORMAT")]
         format: String,
         /// The audience's directory.
@@ -55,8 +57,14 @@ pub fn run(action: ExportAction, settings: Settings) -> anyhow::Result<ExitCode>
                 tierd_store::redact_url(&settings.store.url)
             )
         })?;
-        let r = tierd_activation::export::export_tiers(
+        // Only the people formats need the CRM: company lists work from the store alone.
+        let connector = match format.needs_contacts() {
+            true => Some(tierd_engine::build_connector(&settings)?),
+            false => None,
+        };
+        let r = tierd_engine::audience::export_audience(
             &store,
+            connector.as_deref(),
             &output,
             format,
             &tiers,
@@ -64,7 +72,7 @@ pub fn run(action: ExportAction, settings: Settings) -> anyhow::Result<ExitCode>
         )
         .await;
         store.close().await;
-        anyhow::Ok(r?)
+        r
     })?;
     println!(
         "{}: {} rows ({} added, {} removed) in {}",

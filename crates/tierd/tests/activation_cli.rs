@@ -1,7 +1,9 @@
 //! Acting on tiers from the command line, with the built binary over a file connector: `sync
 //! --once` delivers its run's webhook events (signatures checked by an independent Python
-//! verifier) and writes the configured audiences (an unwritable one is reported by path and the
-//! run still succeeds); `report budget`, `export audience` and `webhooks test`.
+//! verifier) and writes the configured audiences (company lists, and people from the
+//! connector's contacts file; an unwritable one, or one whose contacts cannot be read, is
+//! reported by name and the run still succeeds); `report budget`, `export audience` and
+//! `webhooks test`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
@@ -107,19 +109,23 @@ fn text(b: &[u8]) -> String {
 
 fn config(dir: &Path, url: &str) -> PathBuf {
     std::fs::copy(repo().join("config/model.toml"), dir.join("model.toml")).expect("copy the model");
-    std::fs::copy(
-        repo().join("crates/tierd/tests/fixtures/accounts.csv"),
-        dir.join("accounts.csv"),
-    )
-    .expect("copy the accounts");
+    for file in ["accounts.csv", "contacts.csv"] {
+        std::fs::copy(
+            repo().join("crates/tierd/tests/fixtures").join(file),
+            dir.join(file),
+        )
+        .expect("copy a fixture");
+    }
     let base = std::fs::read_to_string(repo().join("config/tierd.toml")).expect("read the config");
     let extra = format!(
-        "[store]\nurl = \"sqlite://{store}\"\n\n[connector]\ntype = \"file\"\npath = \"{input}\"\noutput = \"{output}\"\n\n\
+        "[store]\nurl = \"sqlite://{store}\"\n\n[connector]\ntype = \"file\"\npath = \"{input}\"\noutput = \"{output}\"\ncontacts = \"{contacts}\"\n\n\
          [pipeline]\nas_of = \"2026-11-24\"\n\n\
          [budget]\ntier_1 = 50\ntier_2 = 30\ntier_3 = 5\nperiod = \"month\"\ncurrency = \"USD\"\ntotal = 1000\n\n\
          [[webhooks]]\nname = \"ops\"\nurl = \"{url}\"\nsecret_env = \"{SECRET_ENV}\"\nevents = [\"run.finished\", \"tier.changed\"]\n\n\
          [[exports.audiences]]\nname = \"top\"\ntiers = [\"tier_1\", \"tier_2\"]\nformat = \"csv\"\ndirectory = \"audiences/top\"\n\n\
-         [[exports.audiences]]\nname = \"nowhere\"\ntiers = [\"tier_1\"]\nformat = \"csv\"\ndirectory = \"accounts.csv/inside-a-file\"\n",
+         [[exports.audiences]]\nname = \"nowhere\"\ntiers = [\"tier_1\"]\nformat = \"csv\"\ndirectory = \"accounts.csv/inside-a-file\"\n\n\
+         [[exports.audiences]]\nname = \"people\"\ntiers = [\"tier_1\", \"tier_2\", \"tier_3\"]\nformat = \"meta-custom-audience\"\ndirectory = \"audiences/people\"\n",
+        contacts = dir.join("contacts.csv").display(),
         store = dir.join("tierd.db").display(),
         input = dir.join("accounts.csv").display(),
         output = dir.join("tiers.csv").display(),
@@ -229,25 +235,54 @@ fn a_sync_delivers_its_events_writes_its_audiences_and_the_reports_read_the_same
         "{}",
         text(&again.stdout)
     );
+    // People, from the connector's contacts file: after the run and on demand, in Meta's
+    // template, one person per tiered account with an account id (the bad line is named by file
+    // and line, never by its values), hashed: no raw email is written or printed.
+    let people_dir = dir.path().join("audiences/people");
+    let after_run = std::fs::read_to_string(people_dir.join("full.csv")).expect("the people audience");
+    assert_eq!(after_run.lines().next(), Some("email,phone,fn,ln,zip,country"));
+    let tiered = p[0] + p[1] + p[2];
+    assert!(tiered > 0, "{p:?}");
+    assert_eq!(after_run.lines().count() as u64 - 1, tiered, "{after_run}");
+    let meta = dir.path().join("meta");
     let people = tierd(
         &config,
         &[
             "export",
             "audience",
             "--tier",
-            "tier_1",
+            "tier_1,tier_2,tier_3",
             "--format",
             "meta-custom-audience",
             "--output",
-            "x",
+            meta.to_str().expect("utf-8"),
         ],
     );
-    assert_ne!(people.status.code(), Some(0));
+    let (out, err) = (text(&people.stdout), text(&people.stderr));
+    assert_eq!(people.status.code(), Some(0), "{out}\n{err}");
     assert!(
-        text(&people.stderr).contains("lists people"),
-        "{}",
-        text(&people.stderr)
+        out.contains(&format!("{tiered} rows ({tiered} added, 0 removed)")),
+        "{out}"
     );
+    assert!(
+        out.contains("contacts.csv line 10: field 'account_id': is empty"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(meta.join("full.csv")).expect("full.csv"),
+        after_run
+    );
+    let state = std::fs::read_to_string(meta.join(".tierd-audience.jsonl")).expect("state");
+    for raw in ["@", "northwind.example", "(201) 555-0123", "Lovelace"] {
+        for (place, t) in [
+            ("stdout", &out),
+            ("stderr", &err),
+            ("state", &state),
+            ("file", &after_run),
+        ] {
+            assert!(!t.contains(raw), "{place} holds {raw}");
+        }
+    }
 
     // A signed test event, at once.
     let test = tierd(&config, &["webhooks", "test", "ops"]);
@@ -350,4 +385,27 @@ fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
         tierd(&config, &["webhooks", "enable", "nope"]).status.code(),
         Some(2)
     );
+}
+
+#[test]
+fn a_people_audience_whose_contacts_cannot_be_read_is_logged_by_name_and_the_run_succeeds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (url, _got) = receiver();
+    let config = config(dir.path(), &url);
+    std::fs::remove_file(dir.path().join("contacts.csv")).expect("remove the contacts file");
+    let run = tierd(&config, &["sync", "--once", "--job", "full"]);
+    let (out, err) = (text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("(full): succeeded"), "{out}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("audience not exported") && l.contains("people"))
+        .unwrap_or_else(|| panic!("the failing audience is named: {err}"));
+    assert!(
+        line.contains("cannot read the contacts") && line.contains("contacts.csv"),
+        "{line}"
+    );
+    // The other audiences were written all the same.
+    assert!(dir.path().join("audiences/top/full.csv").exists());
+    assert!(!dir.path().join("audiences/people/full.csv").exists());
 }

@@ -10,25 +10,31 @@ use super::AudienceAccount;
 /// Accounts read per page.
 const PAGE: u32 = 2_000;
 
-/// Every tiered account whose tier is in `tiers`, by id.
-pub async fn accounts_in_tiers(store: &Store, tiers: &[Tier]) -> Result<Vec<AudienceAccount>, StoreError> {
+/// The ids of every tiered account whose tier is in `tiers`, in id order: what a people
+/// audience asks the connector about (no facts or explanations read).
+pub async fn account_ids_in_tiers(store: &Store, tiers: &[Tier]) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = store.account_summaries(after.as_deref(), PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
-        let ids: Vec<String> = page
-            .into_iter()
-            .filter(|a| a.tiered && tiers.contains(&a.tier))
-            .map(|a| a.id)
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let mut states = store.accounts(&ids).await?;
+        out.extend(
+            page.into_iter()
+                .filter(|a| a.tiered && tiers.contains(&a.tier))
+                .map(|a| a.id),
+        );
+    }
+    Ok(out)
+}
+
+/// Every tiered account whose tier is in `tiers`, by id.
+pub async fn accounts_in_tiers(store: &Store, tiers: &[Tier]) -> Result<Vec<AudienceAccount>, StoreError> {
+    let mut out = Vec::new();
+    for ids in account_ids_in_tiers(store, tiers).await?.chunks(PAGE as usize) {
+        let mut states = store.accounts(ids).await?;
         for id in ids {
-            let Some(s) = states.remove(&id) else { continue };
+            let Some(s) = states.remove(id) else { continue };
             let reasons = s.explanation["reasons"]
                 .as_str()
                 .unwrap_or_default()

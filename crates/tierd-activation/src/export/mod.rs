@@ -23,7 +23,7 @@ mod from_store;
 mod linkedin;
 pub mod people;
 
-pub use from_store::{accounts_in_tiers, export_tiers, AudienceError};
+pub use from_store::{account_ids_in_tiers, accounts_in_tiers, export_tiers, AudienceError};
 
 use std::collections::HashSet;
 use std::fmt;

@@ -1,5 +1,6 @@
 //! The HubSpot CRM emulator: companies (list, get, search, batch read and update,
-//! properties and property groups), deals and company-deal associations, company lists
+//! properties and property groups), deals and company-deal associations, contacts (get,
+//! batch read) and company-contact associations (paged per company with `after`), company lists
 //! (`lists.rs`: create, find by name, memberships, add-and-remove), behind a
 //! private-app bearer token, HubSpot's rate-limit windows and its error bodies.
 //!
@@ -64,6 +65,9 @@ pub struct HubSpotConfig {
     /// Record ids one list add-and-remove call may name. HubSpot documents no limit; the default,
     /// [`LIST_BATCH_MAX`], is the largest membership count it documents for one call.
     pub list_batch_max: usize,
+    /// Associations per company per page of a v4 association batch read, before the answer
+    /// carries `paging.next.after` for that company; smaller values make paging testable.
+    pub association_page_size: usize,
 }
 
 /// HubSpot's documented limits for a private app on the lowest subscription (Free and
@@ -97,6 +101,7 @@ impl HubSpotConfig {
             port: 0,
             search_result_cap: 10_000,
             list_batch_max: LIST_BATCH_MAX,
+            association_page_size: ASSOCIATION_PAGE,
         }
     }
 
@@ -147,6 +152,11 @@ type SearchCache = HashMap<String, (u64, Arc<Vec<u32>>)>;
 const LIST_MAX: usize = 100;
 const SEARCH_MAX: usize = 200;
 const BATCH_MAX: usize = 100;
+/// Inputs per association batch read (HubSpot's limit since February 2025).
+const ASSOCIATION_BATCH_MAX: usize = 1000;
+/// Associations per company per page of a v4 batch read (HubSpot pages associations per
+/// object; this emulator takes 500, the v4 single-object read's `limit` maximum).
+pub const ASSOCIATION_PAGE: usize = 500;
 const DEFAULT_PROPERTIES: [&str; 2] = ["name", "domain"];
 
 impl HubSpotEmulator {
@@ -336,6 +346,12 @@ fn router(hub: Arc<Hub>) -> Router {
             post(company_deal_associations),
         )
         .merge(lists::routes())
+        .route(
+            "/crm/v4/associations/companies/contacts/batch/read",
+            post(company_contact_associations),
+        )
+        .route("/crm/v3/objects/contacts/batch/read", post(batch_read_contacts))
+        .route("/crm/v3/objects/contacts/{id}", get(get_contact))
         .layer(middleware::from_fn_with_state(hub.clone(), guard))
         .layer(middleware::from_fn_with_state(gate, server::fault_gate))
         .with_state(hub.clone());
@@ -1338,6 +1354,139 @@ async fn company_deal_associations(State(hub): Shared, body: Bytes) -> Response 
             })
             .collect();
         results.push(json!({"from": {"id": id}, "to": to}));
+    }
+    let results = serde_json::to_vec(&results).unwrap_or_default();
+    // Strip the array brackets: the envelope writes its own.
+    let inner = results
+        .get(1..results.len().saturating_sub(1))
+        .unwrap_or(&[])
+        .to_vec();
+    batch_envelope(StatusCode::OK, inner, errors, started)
+}
+
+fn contact_props(names: &[String]) -> Vec<&'static str> {
+    if names.is_empty() {
+        return world::CONTACT_DEFAULTS.to_vec();
+    }
+    let mut out: Vec<&'static str> = Vec::new();
+    for n in names {
+        if let Some(p) = world::CONTACT_PROPERTIES.iter().find(|p| **p == n.trim()) {
+            if !out.contains(p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+async fn get_contact(State(hub): Shared, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let q = list_query(raw);
+    let world = hub.world();
+    let Some(i) = world.contact_index(&id) else {
+        return not_found(&hub, "contact", &id);
+    };
+    let mut out = Vec::new();
+    world.contacts[i].render(&contact_props(&q.properties), &mut out);
+    json_bytes(StatusCode::OK, out)
+}
+
+async fn batch_read_contacts(State(hub): Shared, body: Bytes) -> Response {
+    let started = clock::now_ms();
+    let req: BatchReadRequest = match parse_body(&hub, &body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if req.inputs.len() > BATCH_MAX {
+        return hub.invalid(format!(
+            "Batch input limit is {BATCH_MAX}, got {} inputs",
+            req.inputs.len()
+        ));
+    }
+    let world = hub.world();
+    let props = contact_props(&req.properties);
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for input in &req.inputs {
+        let id = input_id(&input.id);
+        match world.contact_index(&id) {
+            Some(i) => {
+                if !out.is_empty() {
+                    out.push(b',');
+                }
+                world.contacts[i].render(&props, &mut out);
+            }
+            None => missing.push(id),
+        }
+    }
+    let errors = if missing.is_empty() {
+        vec![]
+    } else {
+        vec![missing_error(&hub, "CONTACT", missing)]
+    };
+    batch_envelope(StatusCode::OK, out, errors, started)
+}
+
+/// v4 company -> contact associations (type 280), `association_page_size` per company per
+/// answer: a company with more carries `paging.next.after`, which the next request sends
+/// beside its id. A company with no contacts (or unknown) is reported in `errors` with a 207.
+async fn company_contact_associations(State(hub): Shared, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Input {
+        id: Json,
+        #[serde(default)]
+        after: Option<Json>,
+    }
+    #[derive(Deserialize)]
+    struct Request {
+        inputs: Vec<Input>,
+    }
+    let started = clock::now_ms();
+    let req: Request = match parse_body(&hub, &body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if req.inputs.len() > ASSOCIATION_BATCH_MAX {
+        return hub.invalid(format!(
+            "Batch input limit is {ASSOCIATION_BATCH_MAX}, got {} inputs",
+            req.inputs.len()
+        ));
+    }
+    let page = hub.cfg.association_page_size.max(1);
+    let world = hub.world();
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in &req.inputs {
+        let id = input_id(&input.id);
+        let start = match json_after(&input.after) {
+            Ok(a) => a,
+            Err(e) => return hub.invalid(e),
+        };
+        let contacts = world
+            .company_index(&id)
+            .map(|k| world.contacts_of(k))
+            .unwrap_or(&[]);
+        if contacts.is_empty() {
+            errors.push(json!({"status": "error", "category": "OBJECT_NOT_FOUND",
+                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                "context": {"fromObjectId": [id]},
+                "message": format!("No contact is associated with company {id}.")}));
+            continue;
+        }
+        let end = start.saturating_add(page).min(contacts.len());
+        let to: Vec<Json> = contacts
+            .get(start..end)
+            .unwrap_or(&[])
+            .iter()
+            .map(|c| {
+                json!({"toObjectId": c.id, "associationTypes": [
+                {"category": "HUBSPOT_DEFINED", "typeId": 280, "label": null}]})
+            })
+            .collect();
+        let mut result = json!({"from": {"id": id}, "to": to});
+        if end < contacts.len() {
+            result["paging"] = json!({"next": {"after": end.to_string(), "link": null}});
+        }
+        results.push(result);
     }
     let results = serde_json::to_vec(&results).unwrap_or_default();
     // Strip the array brackets: the envelope writes its own.

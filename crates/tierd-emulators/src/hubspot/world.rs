@@ -1,5 +1,5 @@
 //! HubSpot's data: the company property schema, the companies seeded from `tierd-gen`,
-//! their deals, and the search index's view of them (which lags writes).
+//! their deals and contacts, and the search index's view of them (which lags writes).
 //!
 //! Company `k` (0-based) has id `1_000_000_000 + k`, so ids sort like indexes and a list
 //! cursor is an index: every read is O(page). Property values are stored as HubSpot
@@ -13,12 +13,15 @@ use tierd_gen::{GenOptions, Generator, SyntheticAccount};
 
 use crate::clock::{self, DAY_MS};
 use crate::faults::splitmix;
+use crate::people::{people_of, Person};
 use crate::server::push_json_str;
 
 pub(crate) const FIRST_COMPANY_ID: u64 = 1_000_000_000;
 pub(crate) const FIRST_DEAL_ID: u64 = 5_000_000_000;
 /// Days after as-of in which the seeded script opens its later deals.
 pub(crate) const FUTURE_DAYS: i64 = 90;
+/// Contact `j` of company `k` has id `FIRST_CONTACT_ID + k * 4 + j`.
+pub(crate) const FIRST_CONTACT_ID: u64 = 3_000_000_000;
 
 /// Generator industry -> HubSpot's internal `industry` value.
 pub(crate) const INDUSTRY_VALUES: [(&str, &str); 13] = [
@@ -574,6 +577,76 @@ impl Deal {
     }
 }
 
+/// A contact and the company it is associated with.
+#[derive(Debug, Clone)]
+pub(crate) struct Contact {
+    pub(crate) id: u64,
+    pub(crate) person: Person,
+    pub(crate) created_ms: i64,
+}
+
+/// The contact properties the emulator holds (HubSpot's default contact properties by their
+/// internal names).
+pub(crate) const CONTACT_PROPERTIES: [&str; 10] = [
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "mobilephone",
+    "country",
+    "zip",
+    "createdate",
+    "lastmodifieddate",
+    "hs_object_id",
+];
+
+/// What a contact read returns without `properties` (HubSpot's defaults for contacts).
+pub(crate) const CONTACT_DEFAULTS: [&str; 3] = ["email", "firstname", "lastname"];
+
+impl Contact {
+    pub(crate) fn property(&self, name: &str) -> Option<String> {
+        let p = &self.person;
+        match name {
+            "email" => p.email.clone(),
+            "firstname" => Some(p.first_name.to_string()),
+            "lastname" => Some(p.last_name.to_string()),
+            "phone" => p.phone.clone(),
+            "mobilephone" => p.mobile.clone(),
+            "country" => p.country.map(str::to_string),
+            "zip" => p.zip.clone(),
+            "createdate" | "lastmodifieddate" => Some(clock::iso_utc(self.created_ms)),
+            "hs_object_id" => Some(self.id.to_string()),
+            _ => None,
+        }
+    }
+
+    /// `{"id","properties",...}` with the requested properties (and the ones always sent).
+    pub(crate) fn render(&self, props: &[&str], out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(self.id.to_string().as_bytes());
+        out.extend_from_slice(b"\",\"properties\":{");
+        let always = ["createdate", "lastmodifieddate", "hs_object_id"];
+        let extra = always.iter().filter(|a| !props.contains(a));
+        for (i, name) in props.iter().chain(extra).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(out, name);
+            out.push(b':');
+            match self.property(name) {
+                Some(v) => push_json_str(out, &v),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        let stamp = clock::iso_utc(self.created_ms);
+        out.extend_from_slice(b"},\"createdAt\":\"");
+        out.extend_from_slice(stamp.as_bytes());
+        out.extend_from_slice(b"\",\"updatedAt\":\"");
+        out.extend_from_slice(stamp.as_bytes());
+        out.extend_from_slice(b"\",\"archived\":false}");
+    }
+}
+
 /// Old values of a company the search index has not caught up with yet.
 #[derive(Debug)]
 struct Stale {
@@ -630,6 +703,10 @@ pub(crate) struct World {
     pub(crate) deals: Vec<Deal>,
     /// Per company, the range of its deals in `deals`.
     deal_ranges: Vec<(u32, u8)>,
+    /// Contacts by id (so by company).
+    pub(crate) contacts: Vec<Contact>,
+    /// Per company, the range of its contacts in `contacts`.
+    contact_ranges: Vec<(u32, u8)>,
     stale: HashMap<u32, Stale>,
     pending: VecDeque<(Instant, u32)>,
     /// Bumped whenever what search sees changes; keys the search cache.
@@ -691,6 +768,8 @@ impl World {
         let mut companies = Vec::with_capacity(accounts as usize);
         let mut deals = Vec::new();
         let mut deal_ranges = Vec::with_capacity(accounts as usize);
+        let mut contacts = Vec::new();
+        let mut contact_ranges = Vec::with_capacity(accounts as usize);
         let mut techs: Vec<&'static str> = Vec::new();
         let mut seeded_until_ms = as_of_ms - DAY_MS;
         for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
@@ -740,6 +819,15 @@ impl World {
                     created_ms: deal_created,
                 });
             }
+            let people = people_of(opts.seed, k as u64, &a);
+            contact_ranges.push((contacts.len() as u32, people.len() as u8));
+            for (j, person) in people.into_iter().enumerate() {
+                contacts.push(Contact {
+                    id: FIRST_CONTACT_ID + k as u64 * 4 + j as u64,
+                    person,
+                    created_ms: created_ms + (j as i64 + 1) * DAY_MS,
+                });
+            }
             companies.push(Company {
                 values: company_values(&a),
                 created_ms,
@@ -751,6 +839,8 @@ impl World {
             companies,
             deals,
             deal_ranges,
+            contacts,
+            contact_ranges,
             stale: HashMap::new(),
             pending: VecDeque::new(),
             generation: 0,
@@ -808,6 +898,16 @@ impl World {
     pub(crate) fn deals_of(&self, k: u32) -> &[Deal] {
         let (start, n) = self.deal_ranges[k as usize];
         &self.deals[start as usize..start as usize + n as usize]
+    }
+
+    pub(crate) fn contacts_of(&self, k: u32) -> &[Contact] {
+        let (start, n) = self.contact_ranges[k as usize];
+        &self.contacts[start as usize..start as usize + n as usize]
+    }
+
+    pub(crate) fn contact_index(&self, id: &str) -> Option<usize> {
+        let n: u64 = id.parse().ok()?;
+        self.contacts.binary_search_by_key(&n, |c| c.id).ok()
     }
 
     pub(crate) fn deal_index(&self, id: &str) -> Option<usize> {

@@ -1,8 +1,9 @@
 //! The Salesforce REST API emulator: OAuth client-credentials tokens that expire, SOQL
-//! queries (a subset, see `soql`) with server-side cursors and `nextRecordsUrl`,
-//! `describe`, record get/update, sObject Collections updates with per-record results,
-//! Campaigns and their members created and deleted (`campaigns.rs`), `limits`, and the daily
-//! API request limit reported in `Sforce-Limit-Info`.
+//! queries (a subset, see `soql`; Account, Contract, Opportunity, OpportunityHistory, Contact,
+//! Campaign and CampaignMember) with server-side cursors and `nextRecordsUrl`, request URIs of at
+//! most 16,384 bytes (414 beyond), `describe`, record get/update, sObject Collections updates with
+//! per-record results, Campaigns and their members created and deleted (`campaigns.rs`),
+//! `limits`, and the daily API request limit reported in `Sforce-Limit-Info`.
 //!
 //! Departures from the real service, all deliberate: the daily count starts with the
 //! emulator (no rolling 24 hours); `/services/oauth2/token` does not count as an API
@@ -128,6 +129,9 @@ struct Org {
 type Shared = State<Arc<Org>>;
 
 const PAGE_MAX: usize = 2000;
+/// Salesforce: "the maximum length for the combined URI and headers is 16,384 bytes"; a URI
+/// alone beyond it is refused with 414 URI Too Long (help article 000386264).
+const URI_MAX: usize = 16_384;
 const COMPOSITE_MAX: usize = 200;
 /// Open query cursors kept; older ones answer `INVALID_QUERY_LOCATOR`, as expired ones do.
 const CURSORS_KEPT: usize = 64;
@@ -345,8 +349,12 @@ impl Org {
     }
 }
 
-/// Token check, then the daily API limit; `Sforce-Limit-Info` goes on every answer.
+/// URI length, token check, then the daily API limit; `Sforce-Limit-Info` goes on every
+/// answer that reaches the API.
 async fn guard(State(org): Shared, req: Request, next: Next) -> Response {
+    if req.uri().to_string().len() > URI_MAX {
+        return (StatusCode::URI_TOO_LONG, "URI Too Long").into_response();
+    }
     let with_info = |mut r: Response, org: &Org| {
         r.headers_mut().insert("sforce-limit-info", org.limit_info());
         r

@@ -1,6 +1,6 @@
 //! The SOQL subset tierd and simple scripts use:
 //!
-//! `SELECT f1, f2 FROM Account|Contract|Opportunity|Campaign|CampaignMember [WHERE cond [AND cond]*]
+//! `SELECT f1, f2 FROM Account|Contract|Opportunity|Campaign|CampaignMember|Contact [WHERE cond [AND cond]*]
 //!  [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST][, ...]] [LIMIT n]`
 //!
 //! where `cond` is `field op literal` (`=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`) or

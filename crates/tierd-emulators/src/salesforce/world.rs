@@ -1,9 +1,10 @@
-//! Salesforce's data: Account, Contract and Opportunity tables seeded from `tierd-gen`,
-//! Campaign and CampaignMember tables that start empty (`campaigns.rs` fills them), with typed
-//! fields so SOQL compares dates as dates and numbers as numbers.
+//! Salesforce's data: Account, Contract, Opportunity (and OpportunityHistory) and Contact tables
+//! seeded from `tierd-gen` (Contacts: the shared people of [`crate::people`]), Campaign and
+//! CampaignMember tables that start empty (`campaigns.rs` fills them), with typed fields so SOQL
+//! compares dates as dates and numbers as numbers.
 //!
 //! Row `k` of a table has an 18-character Id: the object's key prefix (`001`, `800`,
-//! `006`, `701`, `00v`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
+//! `006`, `008`, `003`, `701`, `00v`), `k` in base 62 zero-padded to 12 characters (digits, then upper, then lower
 //! case, which is also ASCII order, so Ids sort like rows), and Salesforce's 3-character
 //! case-checksum suffix, which makes the 18-character form safe to compare without case.
 
@@ -13,6 +14,7 @@ use tierd_gen::{GenOptions, Generator, SyntheticAccount};
 
 use crate::clock::{self, DAY_MS};
 use crate::faults::splitmix;
+use crate::people::people_of;
 
 /// Generator industry -> Salesforce's standard Industry picklist value.
 pub(crate) const INDUSTRY_VALUES: [(&str, &str); 13] = [
@@ -303,6 +305,24 @@ fn campaign_member_fields() -> Vec<FieldDef> {
     ]
 }
 
+/// Contact fields (a subset of Salesforce's).
+fn contact_fields() -> Vec<FieldDef> {
+    vec![
+        f("Id", "Contact ID", T::Id, false),
+        f("AccountId", "Account ID", T::Reference, true),
+        f("FirstName", "First Name", T::String, true),
+        f("LastName", "Last Name", T::String, true),
+        f("Email", "Email", T::String, true),
+        f("Phone", "Business Phone", T::String, true),
+        f("MobilePhone", "Mobile Phone", T::String, true),
+        f("MailingCountry", "Mailing Country", T::String, true),
+        f("MailingPostalCode", "Mailing Zip/Postal Code", T::String, true),
+        f("CreatedDate", "Created Date", T::DateTime, false),
+        f("LastModifiedDate", "Last Modified Date", T::DateTime, false),
+        f("SystemModstamp", "System Modstamp", T::DateTime, false),
+    ]
+}
+
 /// A stored field value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum V {
@@ -368,15 +388,17 @@ pub(crate) enum Object {
     OpportunityHistory,
     Campaign,
     CampaignMember,
+    Contact,
 }
 
-const OBJECTS: [Object; 6] = [
+const OBJECTS: [Object; 7] = [
     Object::Account,
     Object::Contract,
     Object::Opportunity,
     Object::OpportunityHistory,
     Object::Campaign,
     Object::CampaignMember,
+    Object::Contact,
 ];
 
 impl Object {
@@ -388,6 +410,7 @@ impl Object {
             Object::OpportunityHistory => "OpportunityHistory",
             Object::Campaign => "Campaign",
             Object::CampaignMember => "CampaignMember",
+            Object::Contact => "Contact",
         }
     }
 
@@ -403,6 +426,7 @@ impl Object {
             Object::OpportunityHistory => "008",
             Object::Campaign => "701",
             Object::CampaignMember => "00v",
+            Object::Contact => "003",
         }
     }
 }
@@ -638,6 +662,7 @@ pub(crate) struct World {
     pub(crate) opportunity_history: Table,
     pub(crate) campaigns: Table,
     pub(crate) campaign_members: Table,
+    pub(crate) contacts: Table,
     pub(crate) seeded_until_ms: i64,
 }
 
@@ -687,10 +712,12 @@ impl World {
             opportunity_history: Table::new(Object::OpportunityHistory, opportunity_history_fields(), &[]),
             campaigns: Table::new(Object::Campaign, campaign_fields(), &[]),
             campaign_members: Table::new(Object::CampaignMember, campaign_member_fields(), omit),
+            contacts: Table::new(Object::Contact, contact_fields(), &[]),
             seeded_until_ms: as_of_ms - DAY_MS,
         };
         for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
             w.seed_account(opts.seed, k as u64, &a, as_of_ms);
+            w.seed_contacts(opts.seed, k as u64, &a, as_of_ms - 365 * DAY_MS);
         }
         w
     }
@@ -822,6 +849,28 @@ impl World {
         }
     }
 
+    fn seed_contacts(&mut self, seed: u64, k: u64, a: &SyntheticAccount, created: i64) {
+        let account_id = record_id(Object::Account.prefix(), k);
+        for (j, p) in people_of(seed, k, a).into_iter().enumerate() {
+            let id = record_id(Object::Contact.prefix(), self.contacts.rows.len() as u64);
+            let stamp = created + (j as i64 + 1) * DAY_MS;
+            self.contacts.push(vec![
+                ("Id", V::text(id)),
+                ("AccountId", V::text(account_id.as_str())),
+                ("FirstName", V::text(p.first_name)),
+                ("LastName", V::text(p.last_name)),
+                ("Email", p.email.map_or(V::Null, V::text)),
+                ("Phone", p.phone.map_or(V::Null, V::text)),
+                ("MobilePhone", p.mobile.map_or(V::Null, V::text)),
+                ("MailingCountry", opt_text(p.country)),
+                ("MailingPostalCode", p.zip.map_or(V::Null, V::text)),
+                ("CreatedDate", V::DateTime(stamp)),
+                ("LastModifiedDate", V::DateTime(stamp)),
+                ("SystemModstamp", V::DateTime(stamp)),
+            ]);
+        }
+    }
+
     pub(crate) fn table(&self, o: Object) -> &Table {
         match o {
             Object::Account => &self.accounts,
@@ -830,6 +879,7 @@ impl World {
             Object::OpportunityHistory => &self.opportunity_history,
             Object::Campaign => &self.campaigns,
             Object::CampaignMember => &self.campaign_members,
+            Object::Contact => &self.contacts,
         }
     }
 
@@ -841,6 +891,7 @@ impl World {
             Object::OpportunityHistory => &mut self.opportunity_history,
             Object::Campaign => &mut self.campaigns,
             Object::CampaignMember => &mut self.campaign_members,
+            Object::Contact => &mut self.contacts,
         }
     }
 

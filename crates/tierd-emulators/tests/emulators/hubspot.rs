@@ -514,3 +514,88 @@ async fn unlimited_serves_a_burst_past_the_vendor_window() {
     assert_eq!(emu.stats().rate_limited, 0);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn company_contact_associations_page_per_company_and_contacts_read_in_batches_of_100() {
+    let cfg = HubSpotConfig {
+        association_page_size: 1,
+        ..HubSpotConfig::unlimited(40, 9)
+    };
+    let (emu, c) = start(cfg).await;
+    let base = emu.base_url();
+    let url = format!("{base}/crm/v4/associations/companies/contacts/batch/read");
+    let companies: Vec<String> = (0..40).map(|k| (1_000_000_000u64 + k).to_string()).collect();
+    // Page through every company's contacts one association at a time, as a client must.
+    let mut pending: Vec<Value> = companies.iter().map(|id| json!({"id": id})).collect();
+    let mut contacts: Vec<(String, String)> = Vec::new();
+    let mut rounds = 0;
+    let mut without = 0;
+    while !pending.is_empty() {
+        rounds += 1;
+        let (s, body) = post(&c, url.clone(), json!({"inputs": pending})).await;
+        assert!(
+            s == StatusCode::OK || s == StatusCode::MULTI_STATUS,
+            "{s}: {body}"
+        );
+        if rounds == 1 {
+            without = body["numErrors"].as_u64().unwrap_or(0);
+            if without > 0 {
+                assert_eq!(s, StatusCode::MULTI_STATUS);
+                assert_eq!(
+                    body["errors"][0]["subCategory"],
+                    "crm.associations.NO_ASSOCIATIONS_FOUND"
+                );
+            }
+        }
+        pending = Vec::new();
+        for r in body["results"].as_array().expect("results") {
+            let from = r["from"]["id"].as_str().expect("from id").to_string();
+            let to = r["to"].as_array().expect("to");
+            assert_eq!(to.len(), 1, "one per page: {r}");
+            assert_eq!(to[0]["associationTypes"][0]["typeId"], 280);
+            contacts.push((from.clone(), to[0]["toObjectId"].to_string()));
+            if let Some(after) = r["paging"]["next"]["after"].as_str() {
+                pending.push(json!({"id": from, "after": after}));
+            }
+        }
+    }
+    assert!(
+        (2..=4).contains(&rounds),
+        "up to three contacts a company: {rounds}"
+    );
+    assert!(without > 0, "some companies have no contacts");
+    assert!(contacts.len() > 20, "{}", contacts.len());
+
+    // The contacts, in batches of at most 100, with the properties asked for.
+    let read = format!("{base}/crm/v3/objects/contacts/batch/read");
+    let inputs: Vec<Value> = contacts.iter().map(|(_, id)| json!({"id": id})).collect();
+    let (s, body) = post(
+        &c,
+        read.clone(),
+        json!({"properties": ["email", "phone", "mobilephone", "firstname", "lastname", "country", "zip"],
+               "inputs": inputs}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), contacts.len());
+    for r in results {
+        let p = &r["properties"];
+        assert!(p["firstname"].is_string() && p["lastname"].is_string(), "{r}");
+        assert!(p.get("email").is_some() && p.get("mobilephone").is_some(), "{r}");
+    }
+    let too_many: Vec<Value> = (0..101)
+        .map(|n| json!({"id": (3_000_000_000u64 + n).to_string()}))
+        .collect();
+    let (s, body) = post(&c, read, json!({"inputs": too_many})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["category"], "VALIDATION_ERROR");
+    assert_eq!(body["message"], "Batch input limit is 100, got 101 inputs");
+    let too_many: Vec<Value> = (0..1001)
+        .map(|n| json!({"id": (1_000_000_000u64 + n).to_string()}))
+        .collect();
+    let (s, body) = post(&c, url, json!({"inputs": too_many})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "Batch input limit is 1000, got 1001 inputs");
+    emu.shutdown().await;
+}

@@ -469,3 +469,44 @@ async fn the_default_org_has_an_enterprise_daily_allocation_and_unlimited_has_no
     assert_eq!(h["sforce-limit-info"], format!("api-usage=1/{}", u64::MAX));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn contacts_are_queried_by_account_and_a_uri_over_16384_bytes_is_refused() {
+    let (emu, c, token) = start(SalesforceConfig::new(20, 9)).await;
+    let base = emu.base_url();
+    let (s, _, accounts) = soql(&c, &base, &token, "SELECT Id FROM Account ORDER BY Id").await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<String> = accounts["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("'{}'", r["Id"].as_str().unwrap()))
+        .collect();
+    let q = format!(
+        "SELECT Id, AccountId, Email, Phone, MobilePhone, FirstName, LastName, MailingCountry, \
+         MailingPostalCode FROM Contact WHERE AccountId IN ({}) ORDER BY AccountId, Id",
+        ids.join(",")
+    );
+    let (s, _, body) = soql(&c, &base, &token, &q).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let records = body["records"].as_array().unwrap();
+    assert!(!records.is_empty());
+    for r in records {
+        assert_eq!(r["attributes"]["type"], "Contact");
+        assert!(r["Id"].as_str().unwrap().starts_with("003"));
+        assert!(ids.contains(&format!("'{}'", r["AccountId"].as_str().unwrap())));
+        assert!(r["LastName"].is_string() && r.get("MailingPostalCode").is_some());
+    }
+    // 800 quoted Ids do not fit a request URI: Salesforce answers 414 before anything else.
+    let many: Vec<String> = (0..800).map(|n| format!("'001{n:012}AAA'")).collect();
+    let q = format!("SELECT Id FROM Contact WHERE AccountId IN ({})", many.join(","));
+    let r = c
+        .get(format!("{base}/services/data/v61.0/query"))
+        .query(&[("q", q.as_str())])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::URI_TOO_LONG);
+    emu.shutdown().await;
+}
