@@ -186,7 +186,7 @@ impl Metrics {
             self.funnel_deals
                 .get_or_create(&key)
                 .set(i64::try_from(r.deals).unwrap_or(i64::MAX));
-            let mut float = |family: &Family<Labels, FloatGauge>, v: Option<f64>| {
+            let float = |family: &Family<Labels, FloatGauge>, v: Option<f64>| {
                 if let Some(v) = v.filter(|v| v.is_finite()) {
                     family.get_or_create(&key).set(v);
                 }

@@ -5,7 +5,6 @@ use std::io::Write;
 
 use crate::{Funnel, FunnelRow, Lift, Rate};
 
-
 fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
 }
@@ -112,4 +111,3 @@ pub fn write_table(out: &mut impl Write, f: &Funnel) -> std::io::Result<()> {
     }
     Ok(())
 }
-

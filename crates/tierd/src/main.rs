@@ -112,11 +112,6 @@ enum Command {
     Emulate(emulate::EmulateArgs),
     /// One pull-enrich-score-tier-push run against the configured CRM, in the foreground.
     Sync(sync_cmd::SyncArgs),
-    /// Reports over what the store remembers.
-    Report {
-        #[command(subcommand)]
-        what: report_cmd::ReportCommand,
-    },
     /// Run the daemon: scheduled runs, the admin API, leadership among instances; until SIGTERM.
     Run,
     /// The whole loop locally: emulated HubSpot and providers, a full run, a week of changes, an

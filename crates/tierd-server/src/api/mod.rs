@@ -398,7 +398,7 @@ async fn funnel_report(State(s): State<ApiState>, query: Query<FunnelParams>) ->
     Ok(Json(funnel).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
     /// How many runs, newest first (1..=1000, default 20).
