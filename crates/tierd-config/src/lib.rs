@@ -87,6 +87,9 @@ pub struct Settings {
     pub origin: String,
     /// The scoring model.
     pub model: Model,
+    /// The model file as written, for tools that write a variant of it for a person to review
+    /// (`tierd calibrate --suggest-weights`).
+    pub model_text: String,
     /// The tiering policy.
     pub policy: TierPolicy,
     /// The facts rows must carry: the model's, then the policy's.
@@ -224,7 +227,9 @@ impl Settings {
                 None
             }
         };
-        let model = model_text.and_then(|t| Model::from_toml(&t, "model").map_err(|e| errors.extend(e)).ok());
+        let model = model_text
+            .as_deref()
+            .and_then(|t| Model::from_toml(t, "model").map_err(|e| errors.extend(e)).ok());
         // The policy is checked even when the model is not, so every problem shows at once.
         let mut schema = model.as_ref().map(|m| m.schema().clone()).unwrap_or_default();
         let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
@@ -242,6 +247,7 @@ impl Settings {
             (Some(model), Ok(policy)) if errors.is_empty() => Ok(Settings {
                 origin,
                 model,
+                model_text: model_text.unwrap_or_default(),
                 policy,
                 schema,
                 output,

@@ -1,0 +1,522 @@
+//! `tierd calibrate`: thresholds for a pyramid shape, a backtest of the live (and a candidate)
+//! model on the closed deals, and suggested weights written to a candidate model file.
+//!
+//! Reads the store (stored facts through `tierd_core::codec`, deals) and the configuration, calls
+//! `tierd_outcomes`' calibration functions and formats their structs as a table or JSON. Computes
+//! nothing itself and applies nothing: thresholds stay in `[tiering]`, a candidate model is a file
+//! for a person to review.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tierd_config::Settings;
+use tierd_core::codec;
+use tierd_core::fact::FactType;
+use tierd_core::tier::{Lock, TierCandidate};
+use tierd_core::{Date, FactSchema, Model, Tier, TierPolicy};
+use tierd_outcomes::{
+    BacktestAccount, BacktestIssue, ModelBacktest, PyramidCalibration, PyramidShape, Suggestion,
+};
+use tierd_store::{AccountState, Store, StoredDeal};
+
+/// `tierd calibrate` arguments.
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// Percent of the accounts in Tier 1, 2 and 3 (e.g. 5,15,30): the thresholds giving that
+    /// shape on the stored accounts, and how many accounts they would move.
+    #[arg(long, value_name = "T1,T2,T3")]
+    pub pyramid: Option<PyramidShape>,
+    /// Backtest the live model on the closed deals.
+    #[arg(long)]
+    pub backtest: bool,
+    /// Backtest this model file beside the live one (implies --backtest).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Fit criterion weights on the closed deals and compare them with the live model's.
+    #[arg(long)]
+    pub suggest_weights: bool,
+    /// Write the suggested weights as a candidate model file (never applied by tierd).
+    #[arg(long, value_name = "FILE", requires = "suggest_weights")]
+    pub output: Option<PathBuf>,
+    /// With --suggest-weights: percent of the accounts (by a hash of their id, the same on every
+    /// run) whose deals are held out to compare the fit with the live model.
+    #[arg(long, value_name = "PERCENT", default_value_t = 30.0)]
+    pub holdout: f64,
+    /// Count amounts in this currency only (ISO 4217), as `tierd report funnel` does.
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
+    /// Score the accounts for --pyramid as of this day [default: [pipeline] as_of, else today].
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<Date>,
+    /// table or json.
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    live_model: String,
+    accounts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pyramid: Option<PyramidReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backtest: Option<BacktestReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggest_weights: Option<SuggestReport>,
+}
+
+#[derive(Serialize)]
+struct PyramidReport {
+    as_of: Date,
+    #[serde(flatten)]
+    calibration: PyramidCalibration,
+}
+
+#[derive(Serialize)]
+struct BacktestReport {
+    /// Closed deals with an outcome, a creation date and a stored account.
+    deals: u64,
+    /// Deals not closed, not in the backtest.
+    not_closed: u64,
+    /// Closed deals left out, by id.
+    left_out: Vec<BacktestIssue>,
+    models: Vec<ModelBacktest>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SuggestReport {
+    Fitted {
+        #[serde(flatten)]
+        suggestion: Box<Suggestion>,
+        candidate_written: Option<String>,
+    },
+    NotFitted {
+        error: String,
+    },
+}
+
+/// The stored accounts' facts laid out for `schema`.
+fn accounts_for(states: &[AccountState], schema: &FactSchema) -> anyhow::Result<Vec<BacktestAccount>> {
+    let mut out = Vec::with_capacity(states.len());
+    let mut unreadable = Vec::new();
+    for s in states {
+        let (stored, problems) = codec::decode(schema, &s.facts);
+        unreadable.extend(
+            problems
+                .into_iter()
+                .map(|p| format!("{} {}: {}", s.id, p.fact, p.problem)),
+        );
+        let account = BacktestAccount::new(s.id.clone(), schema, &codec::current(&stored))
+            .map_err(|e| anyhow::anyhow!("account {}: {e}", s.id))?;
+        out.push(account);
+    }
+    if let Some(first) = unreadable.first() {
+        eprintln!(
+            "warning: {} stored facts could not be read and count as unknown (first: {first})",
+            unreadable.len()
+        );
+    }
+    Ok(out)
+}
+
+/// The live policy over `model`'s schema: the overrides' facts are slotted after the model's.
+fn policy_for(model: &Model, live: &TierPolicy) -> anyhow::Result<(TierPolicy, FactSchema)> {
+    let mut schema = model.schema().clone();
+    let mut policy = live.clone();
+    for o in &mut policy.overrides {
+        o.slot = schema
+            .require(&o.fact, FactType::DateList)
+            .map_err(|e| anyhow::anyhow!("[tiering] override on {}: {e}", o.fact))?;
+    }
+    Ok((policy, schema))
+}
+
+fn load_model(path: &PathBuf) -> anyhow::Result<Model> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    Model::from_toml(&text, "model").map_err(|errors| {
+        let list: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!("{} is not a valid model:\n{}", path.display(), list.join("\n"))
+    })
+}
+
+/// Runs `tierd calibrate`.
+pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Result<ExitCode> {
+    if !matches!(args.format.as_str(), "table" | "json") {
+        anyhow::bail!("--format {}: expected table or json", args.format);
+    }
+    if !(args.holdout > 0.0 && args.holdout < 100.0) {
+        anyhow::bail!(
+            "--holdout {}: expected a percentage above 0 and below 100",
+            args.holdout
+        );
+    }
+    let backtest = args.backtest || args.model.is_some();
+    if args.pyramid.is_none() && !backtest && !args.suggest_weights {
+        anyhow::bail!(
+            "nothing to calibrate: give --pyramid T1,T2,T3, --backtest, --model FILE or --suggest-weights"
+        );
+    }
+    let candidate = args
+        .model
+        .as_ref()
+        .map(|p| load_model(p).map(|m| (p, m)))
+        .transpose()?;
+    let url = &settings.store.url;
+    crate::explain::require_existing_store(url, "or set [store] url")?;
+    let (states, deals) = tierd_engine::runtime("calibrate")?.block_on(async {
+        let store = Store::connect(url).await?;
+        let summaries = tierd_engine::all_summaries(&store).await?;
+        let ids: Vec<String> = summaries.into_iter().map(|s| s.id).collect();
+        let mut states: Vec<AccountState> = store.accounts(&ids).await?.into_values().collect();
+        states.sort_by(|a, b| a.id.cmp(&b.id));
+        let deals: Vec<StoredDeal> = store.deals_for_report().await?;
+        store.close().await;
+        anyhow::Ok((states, deals))
+    })?;
+    let model = &settings.model;
+    let live_accounts = accounts_for(&states, &settings.schema)?;
+    let mut report = Report {
+        live_model: model.id(),
+        accounts: states.len() as u64,
+        pyramid: None,
+        backtest: None,
+        suggest_weights: None,
+    };
+
+    if let Some(shape) = args.pyramid {
+        let as_of = match (args.as_of, &settings.pipeline.as_of) {
+            (Some(d), _) => d,
+            (None, Some(d)) => d.parse().with_context(|| format!("[pipeline] as_of '{d}'"))?,
+            (None, None) => today,
+        };
+        let policy = &settings.policy;
+        let population: Vec<TierCandidate> = live_accounts
+            .iter()
+            .zip(&states)
+            .map(|(a, s)| {
+                let card = model.score(&a.row, as_of);
+                TierCandidate {
+                    id: a.id.as_str().into(),
+                    score: card.score,
+                    potential_value: card.potential_value.unwrap_or(0.0),
+                    coverage: card.coverage,
+                    previous: None,
+                    lock: if s.locked {
+                        Lock::At(s.tier)
+                    } else {
+                        Lock::Unlocked
+                    },
+                    engagement: policy.engagement_on(&a.row, as_of),
+                }
+            })
+            .collect();
+        let calibration = tierd_outcomes::calibrate_pyramid(&population, policy, shape, as_of);
+        report.pyramid = Some(PyramidReport { as_of, calibration });
+    }
+
+    // The deals' sections; the pyramid needs none of this.
+    let mut failed = false;
+    if backtest || args.suggest_weights {
+        let labelled = tierd_outcomes::label_deals(&deals, states.iter().map(|s| s.id.as_str()));
+        let (live_backtest, live_scored) = tierd_outcomes::backtest_model(
+            "live",
+            model,
+            &settings.policy,
+            &live_accounts,
+            &labelled.deals,
+            args.currency.clone(),
+        );
+        if backtest {
+            let mut models = vec![live_backtest];
+            if let Some((path, cand)) = &candidate {
+                let (policy, schema) = policy_for(cand, &settings.policy)?;
+                let accounts = accounts_for(&states, &schema)?;
+                let label = path.display().to_string();
+                let (b, _) = tierd_outcomes::backtest_model(
+                    &label,
+                    cand,
+                    &policy,
+                    &accounts,
+                    &labelled.deals,
+                    args.currency.clone(),
+                );
+                models.push(b);
+            }
+            report.backtest = Some(BacktestReport {
+                deals: labelled.deals.len() as u64,
+                not_closed: labelled.not_closed,
+                left_out: labelled.issues.clone(),
+                models,
+            });
+        }
+
+        if args.suggest_weights {
+            let options = tierd_outcomes::SuggestOptions {
+                holdout: args.holdout / 100.0,
+                ..Default::default()
+            };
+            report.suggest_weights = Some(
+                match tierd_outcomes::suggest_weights(model, &live_scored, options) {
+                    Ok(s) => {
+                        let written = match &args.output {
+                            Some(path) => Some(write_candidate(settings, &s, path, labelled.deals.len())?),
+                            None => None,
+                        };
+                        SuggestReport::Fitted {
+                            suggestion: Box::new(s),
+                            candidate_written: written,
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("tierd calibrate --suggest-weights: {e}");
+                        SuggestReport::NotFitted { error: e.to_string() }
+                    }
+                },
+            );
+        }
+    }
+
+    let mut out = std::io::stdout().lock();
+    if args.format == "json" {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write_table(&mut out, &report)?;
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Writes the candidate model, checked by the model loader first.
+fn write_candidate(
+    settings: &Settings,
+    s: &Suggestion,
+    path: &PathBuf,
+    deals: usize,
+) -> anyhow::Result<String> {
+    let auc = |a: Option<f64>| a.map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
+    let header = vec![
+        format!("Candidate model suggested by `tierd calibrate --suggest-weights` from {}.", s.live_model),
+        "A suggestion: tierd never applies it. Review and edit it, backtest it with".to_string(),
+        "`tierd calibrate --model FILE`, and adopt it by pointing [model] path at it.".to_string(),
+        format!(
+            "Fit: L2-regularised logistic regression (lambda {}) of won/lost on each criterion's points",
+            s.l2
+        ),
+        format!(
+            "on the day each deal was created: {} deals fitted, {} held out ({:.0}% of accounts, by id).",
+            s.train_deals,
+            s.holdout_deals,
+            s.holdout_share * 100.0
+        ),
+        format!(
+            "Holdout AUC: fitted {}, this candidate {}, live model {}.",
+            auc(s.holdout_auc),
+            auc(s.candidate_holdout_auc),
+            auc(s.live_holdout_auc)
+        ),
+        format!(
+            "{} of {deals} deals were scored on facts observed after they were created (the store keeps the latest facts only).",
+            s.scored_on_later_facts
+        ),
+        "Only weights changed; each says where it came from. Negative coefficients are clipped to 0,".to_string(),
+        format!("written as the smallest weight, {}.", tierd_outcomes::MIN_WRITTEN_WEIGHT),
+    ];
+    let text = tierd_outcomes::candidate_model(&settings.model_text, s, &header)
+        .map_err(|e| anyhow::anyhow!("cannot write the candidate model: {e}"))?;
+    Model::from_toml(&text, "model").map_err(|e| {
+        anyhow::anyhow!(
+            "the candidate model does not load (a bug; nothing written): {}",
+            e.0[0]
+        )
+    })?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Calibration of {} over {} stored accounts",
+        r.live_model, r.accounts
+    )?;
+    if let Some(p) = &r.pyramid {
+        let c = &p.calibration;
+        writeln!(
+            out,
+            "\nPyramid {}% / {}% / {}% (scores as of {}; accounts tied on a score share a tier)",
+            c.target_percent[0], c.target_percent[1], c.target_percent[2], p.as_of
+        )?;
+        writeln!(
+            out,
+            "  thresholds  tier_1 {:.3}  tier_2 {:.3}  tier_3 {:.3}   (configured {:.3} / {:.3} / {:.3})",
+            c.thresholds[0],
+            c.thresholds[1],
+            c.thresholds[2],
+            c.live_thresholds[0],
+            c.live_thresholds[1],
+            c.live_thresholds[2]
+        )?;
+        let row = |t: &tierd_outcomes::TierCounts| t.as_array().map(|n| format!("{n:>9}")).join("");
+        writeln!(
+            out,
+            "  {:<34}{:>9}{:>9}{:>9}{:>9}",
+            "accounts", "tier_1", "tier_2", "tier_3", "untiered"
+        )?;
+        writeln!(
+            out,
+            "  {:<34}{}",
+            "asked",
+            c.target_counts.map(|n| format!("{n:>9}")).join("")
+        )?;
+        writeln!(out, "  {:<34}{}", "by the new thresholds", row(&c.by_thresholds))?;
+        writeln!(
+            out,
+            "  {:<34}{}",
+            "live tiering (caps, lift, locks)",
+            row(&c.live)
+        )?;
+        writeln!(
+            out,
+            "  {:<34}{}",
+            "new thresholds (caps, lift, locks)",
+            row(&c.calibrated)
+        )?;
+        writeln!(
+            out,
+            "  moves: {} up, {} down, {} unchanged; from (rows) to (columns):",
+            c.moves.up, c.moves.down, c.moves.unchanged
+        )?;
+        for (from, counts) in Tier::ALL.iter().zip(&c.moves.matrix) {
+            writeln!(
+                out,
+                "  {:<34}{}",
+                from.as_str(),
+                counts.map(|n| format!("{n:>9}")).join("")
+            )?;
+        }
+    }
+    if let Some(b) = &r.backtest {
+        writeln!(
+            out,
+            "\nBacktest on {} closed deals ({} not closed); each account scored and tiered on the day its deal was created",
+            b.deals, b.not_closed
+        )?;
+        for m in &b.models {
+            writeln!(
+                out,
+                "  {} ({}): {} won, {} lost; AUC {}; Tier 1 precision {}; {} deals scored on facts observed after they were created",
+                m.label,
+                m.model,
+                m.won,
+                m.lost,
+                opt(m.auc, 3),
+                rate(&m.tier_1_precision),
+                m.scored_on_later_facts
+            )?;
+            writeln!(
+                out,
+                "    {:<9} {:>6} {:>26} {:>14} {:>11} {:>20}",
+                "tier", "closed", "win rate", "win-rate lift", "velocity/d", "vel/acct lift"
+            )?;
+            for row in &m.funnel.rows {
+                let lift = &row.win_rate_lift;
+                let lift = match (lift.value, lift.interval) {
+                    (Some(v), Some(i)) => format!("{v:.2}x [{:.2}-{:.2}]", i.low, i.high),
+                    (Some(v), None) => format!("{v:.2}x"),
+                    _ => "-".into(),
+                };
+                let label = if row.tier == Tier::Untiered {
+                    "baseline"
+                } else {
+                    row.tier.as_str()
+                };
+                writeln!(
+                    out,
+                    "    {label:<9} {:>6} {:>26} {lift:>14} {:>11} {:>20}",
+                    row.win_rate.trials,
+                    rate(&row.win_rate),
+                    opt(row.velocity, 1),
+                    opt(row.velocity_per_account_lift.value, 2)
+                )?;
+            }
+        }
+        if !b.left_out.is_empty() {
+            writeln!(out, "  {} closed deals left out:", b.left_out.len())?;
+            for i in &b.left_out {
+                writeln!(out, "    {}: {}", i.deal, i.reason.describe())?;
+            }
+        }
+    }
+    match &r.suggest_weights {
+        Some(SuggestReport::Fitted {
+            suggestion: s,
+            candidate_written,
+        }) => {
+            writeln!(
+                out,
+                "\nSuggested weights (a suggestion, never applied): {} deals fitted, {} held out; holdout AUC fitted {}, candidate {}, live {} (training {})",
+                s.train_deals, s.holdout_deals, opt(s.holdout_auc, 3), opt(s.candidate_holdout_auc, 3),
+                opt(s.live_holdout_auc, 3), opt(s.train_auc, 3)
+            )?;
+            writeln!(
+                out,
+                "  {:<28} {:<12} {:>12} {:>10} {:>8} {:>10} {:>8}",
+                "criterion", "component", "coefficient", "live share", "share", "live wt", "weight"
+            )?;
+            for c in &s.criteria {
+                writeln!(
+                    out,
+                    "  {:<28} {:<12} {:>+12.3} {:>9.1}% {:>7.1}% {:>10} {:>8}",
+                    c.name,
+                    c.component,
+                    c.coefficient,
+                    c.live_share * 100.0,
+                    c.share * 100.0,
+                    c.live_weight,
+                    c.weight
+                )?;
+            }
+            for c in &s.components {
+                writeln!(
+                    out,
+                    "  component {:<18} live weight {} -> {}",
+                    c.name, c.live_weight, c.weight
+                )?;
+            }
+            match candidate_written {
+                Some(path) => writeln!(out, "  Wrote the candidate model to {path}")?,
+                None => writeln!(out, "  (--output FILE writes these weights as a candidate model)")?,
+            }
+        }
+        Some(SuggestReport::NotFitted { error }) => writeln!(out, "\nSuggested weights: {error}")?,
+        None => {}
+    }
+    Ok(())
+}
+
+fn rate(r: &tierd_outcomes::Rate) -> String {
+    match (r.value, r.interval) {
+        (Some(v), Some(i)) => format!(
+            "{:.1}% [{:.1}-{:.1}] n={}",
+            v * 100.0,
+            i.low * 100.0,
+            i.high * 100.0,
+            r.trials
+        ),
+        _ => format!("- n={}", r.trials),
+    }
+}
