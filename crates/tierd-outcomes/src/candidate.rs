@@ -86,14 +86,22 @@ pub fn candidate_model(live_text: &str, s: &Suggestion, header: &[String]) -> Re
             .iter_mut()
             .find(|t| t.get("name").and_then(Item::as_str) == Some(c.name.as_str()))
             .ok_or_else(|| format!("criteria '{}': not in the live model's text", c.name))?;
-        let clipped = if c.coefficient < 0.0 { ", clipped to 0" } else { "" };
-        let note = format!(
-            "fitted {:+.3} log-odds per point{clipped}: {} of the score (live weight {}, {})",
-            c.coefficient,
-            pct(c.share),
-            c.live_weight,
-            pct(c.live_share)
-        );
+        let note = if c.dropped {
+            format!(
+                "dropped from the fit: its coefficient came out negative (unconstrained {:+.3}); live weight {}, {}",
+                c.unconstrained_coefficient,
+                c.live_weight,
+                pct(c.live_share)
+            )
+        } else {
+            format!(
+                "fitted {:+.3} log-odds per point: {} of the score (live weight {}, {})",
+                c.coefficient,
+                pct(c.share),
+                c.live_weight,
+                pct(c.live_share)
+            )
+        };
         set_weight(&mut **table, c.weight, (!inline).then_some(note.as_str()))
             .map_err(|e| format!("criteria '{}': {e}", c.name))?;
     }

@@ -20,7 +20,8 @@
 //! cause), [`backtest_model`] (each closed deal's account scored and tiered on the day the deal
 //! was created, the funnel's figures per tier, [`auc`] and Tier 1 precision), [`suggest_weights`]
 //! (criterion weights from an L2 logistic regression, [`fit_logistic`], with a holdout) and
-//! [`candidate_model`] (the live model file with those weights, for a person to review).
+//! [`candidate_model`] (the live model file with those weights, for a person to review);
+//! [`CalibrationReport`] and [`write_calibration_table`] are its report, as JSON and for people.
 
 mod auc;
 mod backtest;
@@ -28,6 +29,7 @@ mod calibrate;
 mod candidate;
 mod fit;
 mod funnel;
+mod report;
 mod stats;
 mod suggest;
 mod table;
@@ -44,6 +46,9 @@ pub use calibrate::{
 pub use candidate::candidate_model;
 pub use fit::{fit_logistic, FitError, Logistic};
 pub use funnel::{funnel, DealIssue, Funnel, FunnelQuery, FunnelRow, IssueReason, Lift};
+pub use report::{
+    write_calibration_table, BacktestSection, CalibrationReport, PyramidSection, SuggestSection,
+};
 pub use stats::{median, ratio_interval, wilson, Interval, Rate};
 pub use suggest::{
     held_out, suggest_weights, SuggestError, SuggestOptions, SuggestedComponent, SuggestedCriterion,

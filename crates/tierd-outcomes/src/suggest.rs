@@ -8,11 +8,15 @@
 //! whose id hashes below the holdout share, `tierd_core::hash::unit_interval`: the same split on
 //! every run, an account's deals all on one side) measures it against the live model by AUC.
 //!
-//! Candidate weights: negative coefficients are clipped to 0 (scores only add points), the rest
-//! normalised to shares sᵢ. A component's weight is the sum of its criteria's shares, and a
-//! criterion's weight its share of that; both are rescaled so component weights sum as the live
-//! ones do, and each component's criterion weights as the live ones in it. The candidate then
-//! scores Σ sᵢ × pointsᵢ, ranking accounts as the fitted model does (up to clipped criteria).
+//! **Non-negative.** A model's weights are above 0 (a score is a weighted average of points), so
+//! the suggestion is fitted under that constraint: a criterion whose coefficient comes out
+//! negative is dropped, the most negative first, and the rest refitted, until none is. The
+//! unconstrained fit is reported beside it, so the cost of the constraint is visible.
+//!
+//! Candidate weights: the coefficients normalised to shares sᵢ. A component's weight is the sum
+//! of its criteria's shares, and a criterion's weight its share of that; both are rescaled so
+//! component weights sum as the live ones do, and each component's criterion weights as the live
+//! ones in it. The candidate then scores Σ sᵢ × pointsᵢ, ranking accounts as the fit does.
 //! Weights are written to the thousandth and never below [`MIN_WRITTEN_WEIGHT`] (the model needs
 //! every weight above 0); a component whose criteria all fit at 0 keeps its criteria's live
 //! weights under that smallest component weight. Knows no file and no store.
@@ -23,7 +27,7 @@ use tierd_core::Model;
 
 use crate::auc::auc;
 use crate::backtest::{live_shares, ScoredDeal};
-use crate::fit::{fit_logistic, FitError};
+use crate::fit::{fit_logistic, FitError, Logistic};
 
 /// The smallest weight written to a candidate model: a criterion the fit finds worthless.
 pub const MIN_WRITTEN_WEIGHT: f64 = 0.001;
@@ -101,11 +105,15 @@ pub struct SuggestedCriterion {
     pub name: String,
     /// Its component.
     pub component: String,
-    /// The fitted coefficient: log-odds of winning per point.
+    /// The fitted coefficient: log-odds of winning per point (0 when dropped).
     pub coefficient: f64,
+    /// Dropped from the fit: its coefficient came out negative.
+    pub dropped: bool,
+    /// Its coefficient in the unconstrained fit (all criteria, any sign).
+    pub unconstrained_coefficient: f64,
     /// Its share of the score in the live model.
     pub live_share: f64,
-    /// Its share in the candidate (the clipped coefficient's share).
+    /// Its share in the candidate (its coefficient's share of their sum).
     pub share: f64,
     /// Its weight in the live model.
     pub live_weight: f64,
@@ -145,14 +153,56 @@ pub struct Suggestion {
     pub holdout_auc: Option<f64>,
     /// The live score's AUC on the same holdout.
     pub live_holdout_auc: Option<f64>,
-    /// The candidate's score's AUC on the holdout (the clipped, rescaled weights).
-    pub candidate_holdout_auc: Option<f64>,
+    /// The unconstrained fit's AUC on the holdout (what negative weights would add).
+    pub unconstrained_holdout_auc: Option<f64>,
     /// The fitted intercept (log-odds at zero points).
     pub intercept: f64,
     /// Per criterion, in model order.
     pub criteria: Vec<SuggestedCriterion>,
     /// Per component, in name order.
     pub components: Vec<SuggestedComponent>,
+}
+
+/// A weight as the model file wrote it (`0.22`, not the `f32`'s `0.2199999988`).
+fn as_written(w: f32) -> f64 {
+    w.to_string().parse().unwrap_or(f64::from(w))
+}
+
+/// The fit with every coefficient at 0 or above: the most negative criterion is dropped and the
+/// rest refitted until none is negative. Returns the fit over all features (dropped ones at 0)
+/// and which were dropped.
+fn fit_non_negative(x: &[Vec<f64>], y: &[bool], l2: f64) -> Result<(Logistic, Vec<bool>), SuggestError> {
+    let k = x.first().map_or(0, Vec::len);
+    let mut kept: Vec<usize> = (0..k).collect();
+    loop {
+        if kept.is_empty() {
+            return Err(SuggestError::NothingPredicts);
+        }
+        let rows: Vec<Vec<f64>> = x.iter().map(|r| kept.iter().map(|&i| r[i]).collect()).collect();
+        let fit = fit_logistic(&rows, y, l2).map_err(SuggestError::Fit)?;
+        let most_negative = fit
+            .coefficients
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b < 0.0)
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(j, _)| j);
+        match most_negative {
+            Some(j) => {
+                kept.remove(j);
+            }
+            None => {
+                let mut coefficients = vec![0.0; k];
+                let mut dropped = vec![true; k];
+                for (j, &i) in kept.iter().enumerate() {
+                    coefficients[i] = fit.coefficients[j];
+                    dropped[i] = false;
+                }
+                let full = Logistic { coefficients, ..fit };
+                return Ok((full, dropped));
+            }
+        }
+    }
 }
 
 fn written(w: f64) -> f64 {
@@ -189,14 +239,13 @@ pub fn suggest_weights(
     }
     let x: Vec<Vec<f64>> = train.iter().map(|s| s.points.clone()).collect();
     let y: Vec<bool> = train.iter().map(|s| s.won).collect();
-    let fit = fit_logistic(&x, &y, opts.l2).map_err(SuggestError::Fit)?;
-
-    let clipped: Vec<f64> = fit.coefficients.iter().map(|b| b.max(0.0)).collect();
-    let total: f64 = clipped.iter().sum();
+    let unconstrained = fit_logistic(&x, &y, opts.l2).map_err(SuggestError::Fit)?;
+    let (fit, dropped) = fit_non_negative(&x, &y, opts.l2)?;
+    let total: f64 = fit.coefficients.iter().sum();
     if total <= 0.0 {
         return Err(SuggestError::NothingPredicts);
     }
-    let shares: Vec<f64> = clipped.iter().map(|b| b / total).collect();
+    let shares: Vec<f64> = fit.coefficients.iter().map(|b| b / total).collect();
     let live = live_shares(model);
     let live_component_total: f64 = model.components.iter().map(|c| f64::from(c.weight)).sum();
     let mut components = Vec::new();
@@ -211,12 +260,12 @@ pub fn suggest_weights(
             weights[i] = if share > 0.0 {
                 written(shares[i] / share * live_within)
             } else {
-                written(f64::from(model.criteria[i].weight))
+                written(as_written(model.criteria[i].weight))
             };
         }
         components.push(SuggestedComponent {
             name: comp.name.clone(),
-            live_weight: f64::from(comp.weight),
+            live_weight: as_written(comp.weight),
             weight: written(share * live_component_total),
         });
     }
@@ -228,16 +277,17 @@ pub fn suggest_weights(
             name: c.name.clone(),
             component: model.components[c.component].name.clone(),
             coefficient: fit.coefficients[i],
+            dropped: dropped[i],
+            unconstrained_coefficient: unconstrained.coefficients[i],
             live_share: live[i],
             share: shares[i],
-            live_weight: f64::from(c.weight),
+            live_weight: as_written(c.weight),
             weight: weights[i],
         })
         .collect();
     let ranked = |set: &[&ScoredDeal], by: &dyn Fn(&ScoredDeal) -> f64| {
         auc(&set.iter().map(|s| (by(s), s.won)).collect::<Vec<_>>())
     };
-    let dot = |w: &[f64], s: &ScoredDeal| w.iter().zip(&s.points).map(|(w, p)| w * p).sum::<f64>();
     Ok(Suggestion {
         live_model: model.id(),
         train_deals: train.len() as u64,
@@ -248,7 +298,7 @@ pub fn suggest_weights(
         train_auc: ranked(&train, &|s| fit.log_odds(&s.points)),
         holdout_auc: ranked(&holdout, &|s| fit.log_odds(&s.points)),
         live_holdout_auc: ranked(&holdout, &|s| f64::from(s.score)),
-        candidate_holdout_auc: ranked(&holdout, &|s| dot(&shares, s)),
+        unconstrained_holdout_auc: ranked(&holdout, &|s| unconstrained.log_odds(&s.points)),
         intercept: fit.intercept,
         criteria,
         components,
@@ -260,6 +310,7 @@ mod tests {
     use super::*;
     use crate::backtest::{score_deals, BacktestAccount};
     use crate::candidate::candidate_model;
+    use crate::fit::fit_logistic;
     use tierd_core::fact::{Fact, FactName, FactValue, Facts};
     use tierd_core::{Date, TierPolicy};
     use tierd_store::StoredDeal;
@@ -348,7 +399,7 @@ bands = [{ max = 1, points = 0 }, { min = 1, max = 2, points = 1 }, { min = 2, m
         let live = s.live_holdout_auc.expect("auc");
         assert!(holdout > 0.8, "{s:?}");
         assert!(holdout > live + 0.1, "{s:?}");
-        assert!(s.candidate_holdout_auc.expect("auc") > live, "{s:?}");
+        assert!(s.unconstrained_holdout_auc.expect("auc") > live, "{s:?}");
         // Component weights sum as the live ones (4), criterion weights within each as live (2).
         let a = s.components.iter().find(|c| c.name == "a").expect("a");
         let b = s.components.iter().find(|c| c.name == "b").expect("b");
@@ -368,6 +419,29 @@ bands = [{ max = 1, points = 0 }, { min = 1, max = 2, points = 1 }, { min = 2, m
         assert!((f64::from(weight(&candidate, "a")) - a.weight).abs() < 1e-6);
         assert!((f64::from(weight(&candidate, "b")) - b.weight).abs() < 1e-6);
         assert_eq!(candidate.criteria.len(), 2);
+    }
+
+    #[test]
+    fn a_criterion_that_lowers_the_odds_is_dropped_and_the_rest_refitted() {
+        // Won when a ≥ b (one in seven flipped): a raises the odds, b lowers them.
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..300u32 {
+            let (a, b) = (f64::from(i % 6), f64::from((i * 10) % 11 / 2));
+            x.push(vec![a, b]);
+            y.push((a >= b) != (i % 7 == 0));
+        }
+        let unconstrained = fit_logistic(&x, &y, 1.0).expect("fit");
+        assert!(unconstrained.coefficients[1] < 0.0, "{unconstrained:?}");
+        let (fit, dropped) = fit_non_negative(&x, &y, 1.0).expect("fit");
+        assert_eq!(dropped, vec![false, true]);
+        assert_eq!(fit.coefficients[1], 0.0);
+        assert!(fit.coefficients[0] > 0.0, "{fit:?}");
+        // The same as fitting on a alone.
+        let alone: Vec<Vec<f64>> = x.iter().map(|r| vec![r[0]]).collect();
+        let refit = fit_logistic(&alone, &y, 1.0).expect("fit");
+        assert_eq!(fit.coefficients[0], refit.coefficients[0]);
+        assert_eq!(fit.intercept, refit.intercept);
     }
 
     #[test]

@@ -11,14 +11,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde::Serialize;
 use tierd_config::Settings;
 use tierd_core::codec;
 use tierd_core::fact::FactType;
 use tierd_core::tier::{Lock, TierCandidate};
-use tierd_core::{Date, FactSchema, Model, Tier, TierPolicy};
+use tierd_core::{Date, FactSchema, Model, TierPolicy};
 use tierd_outcomes::{
-    BacktestAccount, BacktestIssue, ModelBacktest, PyramidCalibration, PyramidShape, Suggestion,
+    BacktestAccount, BacktestSection, CalibrationReport, PyramidSection, PyramidShape, SuggestSection,
+    Suggestion,
 };
 use tierd_store::{AccountState, Store, StoredDeal};
 
@@ -54,49 +54,6 @@ pub struct CalibrateArgs {
     /// table or json.
     #[arg(long, value_name = "FORMAT", default_value = "table")]
     pub format: String,
-}
-
-#[derive(Serialize)]
-struct Report {
-    live_model: String,
-    accounts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pyramid: Option<PyramidReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backtest: Option<BacktestReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    suggest_weights: Option<SuggestReport>,
-}
-
-#[derive(Serialize)]
-struct PyramidReport {
-    as_of: Date,
-    #[serde(flatten)]
-    calibration: PyramidCalibration,
-}
-
-#[derive(Serialize)]
-struct BacktestReport {
-    /// Closed deals with an outcome, a creation date and a stored account.
-    deals: u64,
-    /// Deals not closed, not in the backtest.
-    not_closed: u64,
-    /// Closed deals left out, by id.
-    left_out: Vec<BacktestIssue>,
-    models: Vec<ModelBacktest>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum SuggestReport {
-    Fitted {
-        #[serde(flatten)]
-        suggestion: Box<Suggestion>,
-        candidate_written: Option<String>,
-    },
-    NotFitted {
-        error: String,
-    },
 }
 
 /// The stored accounts' facts laid out for `schema`.
@@ -180,7 +137,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
     })?;
     let model = &settings.model;
     let live_accounts = accounts_for(&states, &settings.schema)?;
-    let mut report = Report {
+    let mut report = CalibrationReport {
         live_model: model.id(),
         accounts: states.len() as u64,
         pyramid: None,
@@ -216,7 +173,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
             })
             .collect();
         let calibration = tierd_outcomes::calibrate_pyramid(&population, policy, shape, as_of);
-        report.pyramid = Some(PyramidReport { as_of, calibration });
+        report.pyramid = Some(PyramidSection { as_of, calibration });
     }
 
     // The deals' sections; the pyramid needs none of this.
@@ -247,7 +204,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
                 );
                 models.push(b);
             }
-            report.backtest = Some(BacktestReport {
+            report.backtest = Some(BacktestSection {
                 deals: labelled.deals.len() as u64,
                 not_closed: labelled.not_closed,
                 left_out: labelled.issues.clone(),
@@ -267,7 +224,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
                             Some(path) => Some(write_candidate(settings, &s, path, labelled.deals.len())?),
                             None => None,
                         };
-                        SuggestReport::Fitted {
+                        SuggestSection::Fitted {
                             suggestion: Box::new(s),
                             candidate_written: written,
                         }
@@ -275,7 +232,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
                     Err(e) => {
                         failed = true;
                         eprintln!("tierd calibrate --suggest-weights: {e}");
-                        SuggestReport::NotFitted { error: e.to_string() }
+                        SuggestSection::NotFitted { error: e.to_string() }
                     }
                 },
             );
@@ -287,7 +244,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        write_table(&mut out, &report)?;
+        tierd_outcomes::write_calibration_table(&mut out, &report)?;
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -319,17 +276,21 @@ fn write_candidate(
             s.holdout_share * 100.0
         ),
         format!(
-            "Holdout AUC: fitted {}, this candidate {}, live model {}.",
+            "Holdout AUC: this candidate's fit {}, the live model {} (with negative weights allowed: {}).",
             auc(s.holdout_auc),
-            auc(s.candidate_holdout_auc),
-            auc(s.live_holdout_auc)
+            auc(s.live_holdout_auc),
+            auc(s.unconstrained_holdout_auc)
         ),
         format!(
             "{} of {deals} deals were scored on facts observed after they were created (the store keeps the latest facts only).",
             s.scored_on_later_facts
         ),
-        "Only weights changed; each says where it came from. Negative coefficients are clipped to 0,".to_string(),
-        format!("written as the smallest weight, {}.", tierd_outcomes::MIN_WRITTEN_WEIGHT),
+        "Fitted with no negative weight: a criterion whose worth came out negative was dropped and the".to_string(),
+        format!(
+            "rest refitted; a dropped criterion is written with the smallest weight, {}.",
+            tierd_outcomes::MIN_WRITTEN_WEIGHT
+        ),
+        "Only `version` and the weights changed; each weight says where it came from.".to_string(),
     ];
     let text = tierd_outcomes::candidate_model(&settings.model_text, s, &header)
         .map_err(|e| anyhow::anyhow!("cannot write the candidate model: {e}"))?;
@@ -341,182 +302,4 @@ fn write_candidate(
     })?;
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path.display().to_string())
-}
-
-fn opt(v: Option<f64>, decimals: usize) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
-}
-
-fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "Calibration of {} over {} stored accounts",
-        r.live_model, r.accounts
-    )?;
-    if let Some(p) = &r.pyramid {
-        let c = &p.calibration;
-        writeln!(
-            out,
-            "\nPyramid {}% / {}% / {}% (scores as of {}; accounts tied on a score share a tier)",
-            c.target_percent[0], c.target_percent[1], c.target_percent[2], p.as_of
-        )?;
-        writeln!(
-            out,
-            "  thresholds  tier_1 {:.3}  tier_2 {:.3}  tier_3 {:.3}   (configured {:.3} / {:.3} / {:.3})",
-            c.thresholds[0],
-            c.thresholds[1],
-            c.thresholds[2],
-            c.live_thresholds[0],
-            c.live_thresholds[1],
-            c.live_thresholds[2]
-        )?;
-        let row = |t: &tierd_outcomes::TierCounts| t.as_array().map(|n| format!("{n:>9}")).join("");
-        writeln!(
-            out,
-            "  {:<34}{:>9}{:>9}{:>9}{:>9}",
-            "accounts", "tier_1", "tier_2", "tier_3", "untiered"
-        )?;
-        writeln!(
-            out,
-            "  {:<34}{}",
-            "asked",
-            c.target_counts.map(|n| format!("{n:>9}")).join("")
-        )?;
-        writeln!(out, "  {:<34}{}", "by the new thresholds", row(&c.by_thresholds))?;
-        writeln!(
-            out,
-            "  {:<34}{}",
-            "live tiering (caps, lift, locks)",
-            row(&c.live)
-        )?;
-        writeln!(
-            out,
-            "  {:<34}{}",
-            "new thresholds (caps, lift, locks)",
-            row(&c.calibrated)
-        )?;
-        writeln!(
-            out,
-            "  moves: {} up, {} down, {} unchanged; from (rows) to (columns):",
-            c.moves.up, c.moves.down, c.moves.unchanged
-        )?;
-        for (from, counts) in Tier::ALL.iter().zip(&c.moves.matrix) {
-            writeln!(
-                out,
-                "  {:<34}{}",
-                from.as_str(),
-                counts.map(|n| format!("{n:>9}")).join("")
-            )?;
-        }
-    }
-    if let Some(b) = &r.backtest {
-        writeln!(
-            out,
-            "\nBacktest on {} closed deals ({} not closed); each account scored and tiered on the day its deal was created",
-            b.deals, b.not_closed
-        )?;
-        for m in &b.models {
-            writeln!(
-                out,
-                "  {} ({}): {} won, {} lost; AUC {}; Tier 1 precision {}; {} deals scored on facts observed after they were created",
-                m.label,
-                m.model,
-                m.won,
-                m.lost,
-                opt(m.auc, 3),
-                rate(&m.tier_1_precision),
-                m.scored_on_later_facts
-            )?;
-            writeln!(
-                out,
-                "    {:<9} {:>6} {:>26} {:>14} {:>11} {:>20}",
-                "tier", "closed", "win rate", "win-rate lift", "velocity/d", "vel/acct lift"
-            )?;
-            for row in &m.funnel.rows {
-                let lift = &row.win_rate_lift;
-                let lift = match (lift.value, lift.interval) {
-                    (Some(v), Some(i)) => format!("{v:.2}x [{:.2}-{:.2}]", i.low, i.high),
-                    (Some(v), None) => format!("{v:.2}x"),
-                    _ => "-".into(),
-                };
-                let label = if row.tier == Tier::Untiered {
-                    "baseline"
-                } else {
-                    row.tier.as_str()
-                };
-                writeln!(
-                    out,
-                    "    {label:<9} {:>6} {:>26} {lift:>14} {:>11} {:>20}",
-                    row.win_rate.trials,
-                    rate(&row.win_rate),
-                    opt(row.velocity, 1),
-                    opt(row.velocity_per_account_lift.value, 2)
-                )?;
-            }
-        }
-        if !b.left_out.is_empty() {
-            writeln!(out, "  {} closed deals left out:", b.left_out.len())?;
-            for i in &b.left_out {
-                writeln!(out, "    {}: {}", i.deal, i.reason.describe())?;
-            }
-        }
-    }
-    match &r.suggest_weights {
-        Some(SuggestReport::Fitted {
-            suggestion: s,
-            candidate_written,
-        }) => {
-            writeln!(
-                out,
-                "\nSuggested weights (a suggestion, never applied): {} deals fitted, {} held out; holdout AUC fitted {}, candidate {}, live {} (training {})",
-                s.train_deals, s.holdout_deals, opt(s.holdout_auc, 3), opt(s.candidate_holdout_auc, 3),
-                opt(s.live_holdout_auc, 3), opt(s.train_auc, 3)
-            )?;
-            writeln!(
-                out,
-                "  {:<28} {:<12} {:>12} {:>10} {:>8} {:>10} {:>8}",
-                "criterion", "component", "coefficient", "live share", "share", "live wt", "weight"
-            )?;
-            for c in &s.criteria {
-                writeln!(
-                    out,
-                    "  {:<28} {:<12} {:>+12.3} {:>9.1}% {:>7.1}% {:>10} {:>8}",
-                    c.name,
-                    c.component,
-                    c.coefficient,
-                    c.live_share * 100.0,
-                    c.share * 100.0,
-                    c.live_weight,
-                    c.weight
-                )?;
-            }
-            for c in &s.components {
-                writeln!(
-                    out,
-                    "  component {:<18} live weight {} -> {}",
-                    c.name, c.live_weight, c.weight
-                )?;
-            }
-            match candidate_written {
-                Some(path) => writeln!(out, "  Wrote the candidate model to {path}")?,
-                None => writeln!(out, "  (--output FILE writes these weights as a candidate model)")?,
-            }
-        }
-        Some(SuggestReport::NotFitted { error }) => writeln!(out, "\nSuggested weights: {error}")?,
-        None => {}
-    }
-    Ok(())
-}
-
-fn rate(r: &tierd_outcomes::Rate) -> String {
-    match (r.value, r.interval) {
-        (Some(v), Some(i)) => format!(
-            "{:.1}% [{:.1}-{:.1}] n={}",
-            v * 100.0,
-            i.low * 100.0,
-            i.high * 100.0,
-            r.trials
-        ),
-        _ => format!("- n={}", r.trials),
-    }
 }
