@@ -7,7 +7,7 @@
 //! for a person to review.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -92,7 +92,7 @@ fn policy_for(model: &Model, live: &TierPolicy) -> anyhow::Result<(TierPolicy, F
     Ok((policy, schema))
 }
 
-fn load_model(path: &PathBuf) -> anyhow::Result<Model> {
+fn load_model(path: &Path) -> anyhow::Result<Model> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read model {}", path.display()))?;
     Model::from_toml(&text, "model").map_err(|errors| {
@@ -254,12 +254,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
 }
 
 /// Writes the candidate model, checked by the model loader first.
-fn write_candidate(
-    settings: &Settings,
-    s: &Suggestion,
-    path: &PathBuf,
-    deals: usize,
-) -> anyhow::Result<String> {
+fn write_candidate(settings: &Settings, s: &Suggestion, path: &Path, deals: usize) -> anyhow::Result<String> {
     let auc = |a: Option<f64>| a.map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
     let header = vec![
         format!("Candidate model suggested by `tierd calibrate --suggest-weights` from {}.", s.live_model),
