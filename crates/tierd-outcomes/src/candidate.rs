@@ -125,3 +125,92 @@ fn share_of(s: &Suggestion, component: &str) -> String {
         .sum();
     pct(share)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suggest::{SuggestedComponent, SuggestedCriterion};
+    use tierd_core::Model;
+
+    fn suggestion() -> Suggestion {
+        let criterion = |name: &str, coefficient: f64, weight: f64| SuggestedCriterion {
+            name: name.into(),
+            component: "fit".into(),
+            coefficient,
+            dropped: coefficient == 0.0,
+            unconstrained_coefficient: if coefficient == 0.0 { -0.5 } else { coefficient },
+            live_share: 0.5,
+            share: if coefficient == 0.0 { 0.0 } else { 1.0 },
+            live_weight: 1.0,
+            weight,
+        };
+        Suggestion {
+            live_model: "inline@1".into(),
+            train_deals: 70,
+            holdout_deals: 30,
+            holdout_share: 0.3,
+            l2: 1.0,
+            scored_on_later_facts: 0,
+            train_auc: Some(0.7),
+            holdout_auc: Some(0.65),
+            live_holdout_auc: Some(0.6),
+            unconstrained_holdout_auc: Some(0.66),
+            intercept: -1.0,
+            criteria: vec![criterion("a", 0.8, 1.999), criterion("b", 0.0, 0.001)],
+            components: vec![SuggestedComponent {
+                name: "fit".into(),
+                live_weight: 1.0,
+                weight: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn inline_tables_get_weights_without_comments() {
+        // Comments cannot sit inside inline tables: the weights change, the notes stay out.
+        let live = r#"name = "inline"
+version = "1"
+components = { fit = { weight = 1 } }
+criteria = [
+  { name = "a", component = "fit", weight = 1, fact = "x.a", rule = { bool = { true = 5, false = 0 } } },
+  { name = "b", component = "fit", weight = 1, fact = "x.b", rule = { bool = { true = 5, false = 0 } } },
+]
+"#;
+        let text = candidate_model(live, &suggestion(), &[]).expect("candidate");
+        let model = Model::from_toml(&text, "model").expect("loads");
+        let weights: Vec<f32> = model.criteria.iter().map(|c| c.weight).collect();
+        assert_eq!(weights, vec![1.999, 0.001]);
+        assert_eq!(model.version, "1-suggested");
+        assert!(!text.contains("log-odds"), "{text}");
+    }
+
+    #[test]
+    fn standard_tables_say_where_each_weight_came_from() {
+        let live = "name = \"inline\"\nversion = \"1\"\n[components.fit]\nweight = 1 # was one\n\
+                    [[criteria]]\nname = \"a\"\ncomponent = \"fit\"\nweight = 1\nfact = \"x.a\"\n[criteria.rule]\nbool = { true = 5, false = 0 }\n\
+                    [[criteria]]\nname = \"b\"\ncomponent = \"fit\"\nweight = 1\nfact = \"x.b\"\n[criteria.rule]\nbool = { true = 5, false = 0 }\n";
+        let text = candidate_model(live, &suggestion(), &["line one".into()]).expect("candidate");
+        assert!(text.starts_with("# line one\n\n"), "{text}");
+        assert!(
+            text.contains("weight = 1.999  # fitted +0.800 log-odds per point: 100.0% of the score (live weight 1, 50.0%)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weight = 0.001  # dropped from the fit: its coefficient came out negative (unconstrained -0.500); live weight 1, 50.0%"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("was one"),
+            "the old weight's note is replaced: {text}"
+        );
+        Model::from_toml(&text, "model").expect("loads");
+    }
+
+    #[test]
+    fn a_criterion_missing_from_the_text_is_an_error() {
+        let live = "name = \"x\"\nversion = \"1\"\n[components.fit]\nweight = 1\n\
+                    [[criteria]]\nname = \"a\"\ncomponent = \"fit\"\nweight = 1\nfact = \"x.a\"\n[criteria.rule]\nbool = { true = 5, false = 0 }\n";
+        let e = candidate_model(live, &suggestion(), &[]).expect_err("b is missing");
+        assert_eq!(e, "criteria 'b': not in the live model's text");
+    }
+}
