@@ -97,6 +97,9 @@ pub struct Settings {
     pub origin: String,
     /// The scoring model.
     pub model: Model,
+    /// The model file as written, for tools that write a variant of it for a person to review
+    /// (`tierd calibrate --suggest-weights`).
+    pub model_text: String,
     /// The tiering policy.
     pub policy: TierPolicy,
     /// The facts rows must carry: the model's, then the policy's.
@@ -241,7 +244,9 @@ impl Settings {
                 None
             }
         };
-        let model = model_text.and_then(|t| Model::from_toml(&t, "model").map_err(|e| errors.extend(e)).ok());
+        let model = model_text
+            .as_deref()
+            .and_then(|t| Model::from_toml(t, "model").map_err(|e| errors.extend(e)).ok());
         let shadow = section::<ShadowSection>(&cfg, &mut errors, "shadow").and_then(|sh| {
             let path = base_dir.as_deref().unwrap_or(Path::new(".")).join(&sh.model);
             match std::fs::read_to_string(&path) {
@@ -271,6 +276,7 @@ impl Settings {
             (Some(model), Ok(policy)) if errors.is_empty() => Ok(Settings {
                 origin,
                 model,
+                model_text: model_text.unwrap_or_default(),
                 policy,
                 schema,
                 output,

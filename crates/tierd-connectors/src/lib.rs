@@ -23,8 +23,8 @@
 //! decide or remember. What tierd last pushed is handed in by the caller.
 
 pub mod connector;
-pub mod deals_file;
 mod contacts_file;
+pub mod deals_file;
 pub mod file_connector;
 pub mod files;
 pub mod http;

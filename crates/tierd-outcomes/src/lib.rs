@@ -12,13 +12,48 @@
 //! A deal counts under the tier its account held **on the day the deal was created**, from the
 //! tier history, never under today's tier. A deal created before its account was first tiered
 //! counts under no tier (`deals_before_tiering`): tierd had not tiered it yet.
+//!
+//! # Calibration (`tierd calibrate`)
+//!
+//! Pure as well, over accounts the caller scored with the one scorer and tiers with the one
+//! `TierPolicy`: [`calibrate_pyramid`] (thresholds for a pyramid shape, and the movements they
+//! cause), [`backtest_model`] (each closed deal's account scored and tiered on the day the deal
+//! was created, the funnel's figures per tier, [`auc`] and Tier 1 precision), [`suggest_weights`]
+//! (criterion weights from an L2 logistic regression, [`fit_logistic`], with a holdout) and
+//! [`candidate_model`] (the live model file with those weights, for a person to review);
+//! [`CalibrationReport`] and [`write_calibration_table`] are its report, as JSON and for people.
 
+mod auc;
+mod backtest;
+mod calibrate;
+mod candidate;
+mod fit;
 mod funnel;
+mod report;
 mod stats;
+mod suggest;
 mod table;
 
+pub use auc::auc;
+pub use backtest::{
+    backtest_model, effective_points, label_deals, live_shares, score_deals, BacktestAccount, BacktestIssue,
+    BacktestIssueReason, LabelledDeals, ModelBacktest, ScoredDeal,
+};
+pub use calibrate::{
+    calibrate_pyramid, pyramid_thresholds, PyramidCalibration, PyramidShape, ShapeError, TierCounts,
+    TierMoves,
+};
+pub use candidate::candidate_model;
+pub use fit::{fit_logistic, FitError, Logistic};
 pub use funnel::{funnel, DealIssue, Funnel, FunnelQuery, FunnelRow, IssueReason, Lift};
+pub use report::{
+    write_calibration_table, BacktestSection, CalibrationReport, PyramidSection, SuggestSection,
+};
 pub use stats::{median, ratio_interval, wilson, Interval, Rate};
+pub use suggest::{
+    held_out, suggest_weights, SuggestError, SuggestOptions, SuggestedComponent, SuggestedCriterion,
+    Suggestion, MIN_WRITTEN_WEIGHT,
+};
 pub use table::write_table;
 
 /// The funnel over what `store` holds: its tier history (or, with `query.model == "shadow"`, the

@@ -1,15 +1,16 @@
 //! The funnel as a table for people: the one text rendering, shared by `tierd report funnel` and
-//! `tierd demo`. Formats the [`Funnel`]'s own figures; computes nothing.
+//! `tierd demo`. Formats the [`Funnel`]'s own figures; computes nothing. Its cell formats are
+//! `tierd calibrate`'s too (`report.rs`).
 
 use std::io::Write;
 
 use crate::{Funnel, FunnelRow, Lift, Rate};
 
-fn num(v: Option<f64>, decimals: usize) -> String {
+pub(crate) fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
 }
 
-fn pct(r: &Rate) -> String {
+pub(crate) fn pct(r: &Rate) -> String {
     match (r.value, r.interval) {
         (Some(v), Some(i)) => format!(
             "{:.1}% [{:.1}-{:.1}] n={}",
@@ -22,7 +23,7 @@ fn pct(r: &Rate) -> String {
     }
 }
 
-fn lift(l: &Lift) -> String {
+pub(crate) fn lift(l: &Lift) -> String {
     match (l.value, l.interval) {
         (Some(v), Some(i)) => format!("{v:.2}x [{:.2}-{:.2}]", i.low, i.high),
         (Some(v), None) => format!("{v:.2}x"),

@@ -234,6 +234,24 @@ fn print_breakdown(
     Ok(())
 }
 
+/// Fails when `url` names a SQLite file that does not exist: a store that does not exist is a
+/// mistake for commands that read one, not something to create. `hint` ends the message.
+pub(crate) fn require_existing_store(url: &str, hint: &str) -> anyhow::Result<()> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        if !url.contains(":memory:") && !path.exists() {
+            anyhow::bail!(
+                "no store at {}: run `tierd sync --once` first, {hint}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `tierd explain --store`: the account as the store at `url` holds it, and why its tier.
 pub fn explain_stored(
     settings: &Settings,
@@ -242,19 +260,7 @@ pub fn explain_stored(
     as_of: Option<Date>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    // A store that does not exist is a mistake here, not something to create.
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        let path = Path::new(path.split('?').next().unwrap_or(path));
-        if !url.contains(":memory:") && !path.exists() {
-            anyhow::bail!(
-                "no store at {}: run `tierd sync --once` first, or name one with --store URL",
-                path.display()
-            );
-        }
-    }
+    require_existing_store(url, "or name one with --store URL")?;
     let rt = tierd_engine::runtime("explain")?;
     rt.block_on(async {
         let store = Store::connect(url).await?;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tierd_core::tier::RunKind;
 use tierd_core::Date;
 
+mod calibrate_cmd;
 mod emulate;
 mod explain;
 mod export_cmd;
@@ -133,6 +134,9 @@ enum Command {
         #[command(subcommand)]
         action: report_cmd::ReportAction,
     },
+    /// Tune tiering on the stored accounts and deals: thresholds for a pyramid shape, a backtest
+    /// of the live (or a candidate) model, suggested weights. Reports; never applies anything.
+    Calibrate(calibrate_cmd::CalibrateArgs),
     /// Webhook endpoints: send a signed test event.
     Webhooks {
         #[command(subcommand)]
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins { action } => plugins_cmd::run(action, load(config)?),
         Command::Export { action } => export_cmd::run(action, load(config)?),
         Command::Report { action } => report_cmd::run(action, load(config)?, today()),
+        Command::Calibrate(args) => calibrate_cmd::run(&args, &load(config)?, today()),
         Command::Webhooks { action } => webhooks_cmd::run(action, load(config)?),
         Command::PluginHost { library } => Ok(plugins_cmd::plugin_host(&library)),
     }
