@@ -48,6 +48,27 @@ x1,,50,USD,won,2099-01-01,2099-01-02,true,true
 x2,acc-1,700,EUR,won,2099-01-01,2099-01-02,true,true
 ";
 
+/// A shadow candidate whose tiers are easy to work out: Software scores 5 (Tier 1), anything else
+/// or a blank 0 (untiered), and the live policy's demo-request lift still applies.
+const SHADOW_MODEL: &str = r#"name = "shadow-industry"
+version = "1"
+neutral_points = 2.5
+
+[components.fit]
+weight = 1
+label = "fit"
+
+[[criteria]]
+name = "industry"
+component = "fit"
+weight = 1
+fact = "firmographic.industry"
+label = "industry"
+[criteria.rule]
+map = { "Software" = 5 }
+otherwise = 0
+"#;
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("a number: {v}"))
 }
@@ -67,12 +88,13 @@ fn the_funnel_of_a_deals_file_matches_the_hand_computation() {
     )
     .expect("accounts");
     std::fs::write(d.join("deals.csv"), DEALS).expect("deals");
+    std::fs::write(d.join("shadow.toml"), SHADOW_MODEL).expect("shadow model");
     let base = std::fs::read_to_string(repo().join("config/tierd.toml")).expect("config");
     let config = d.join("tierd.toml");
     std::fs::write(
         &config,
         format!(
-            "{base}\n[store]\nurl = \"sqlite://{}\"\n\n[connector]\ntype = \"file\"\npath = \"{}\"\noutput = \"{}\"\ndeals = \"{}\"\n\n[pipeline]\nas_of = \"2026-11-24\"\n\n[budget]\ntier_1 = 50\ntier_2 = 30\ntier_3 = 5\nperiod = \"month\"\ncurrency = \"USD\"\n",
+            "{base}\n[store]\nurl = \"sqlite://{}\"\n\n[connector]\ntype = \"file\"\npath = \"{}\"\noutput = \"{}\"\ndeals = \"{}\"\n\n[pipeline]\nas_of = \"2026-11-24\"\n\n[budget]\ntier_1 = 50\ntier_2 = 30\ntier_3 = 5\nperiod = \"month\"\ncurrency = \"USD\"\n\n[shadow]\nmodel = \"shadow.toml\"\n",
             d.join("tierd.db").display(),
             d.join("accounts.csv").display(),
             d.join("tiers.csv").display(),
@@ -188,6 +210,70 @@ fn the_funnel_of_a_deals_file_matches_the_hand_computation() {
         &["report", "budget", "--from", "2099-01-01", "--to", "2099-01-30"],
     ));
     assert!(table.contains("cost/deal created"), "{table}");
+
+    // The shadow model, scored beside the live one and never pushed: acc-1 (Software) scores 5,
+    // Tier 1; acc-3 (Retail, 0) is lifted to Tier 3 by its demo request of 2026-11-20; the rest
+    // (acc-2, acc-4, acc-5, acc-6, acc-10) are untiered. Under its tiers: Tier 1 has x2 (won,
+    // in EUR: counted, its amount not), the baseline t1, t2, t3, b1, b2, b3, b4: 7 deals, 6
+    // closed, 3 won.
+    let shadow: Value = serde_json::from_str(&ok(&tierd(
+        &config,
+        &[
+            "report",
+            "funnel",
+            "--model",
+            "shadow",
+            "--currency",
+            "USD",
+            "--format",
+            "json",
+        ],
+    )))
+    .expect("json");
+    assert_eq!(shadow["model"], "shadow");
+    let srow = |tier: &str| {
+        shadow["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["tier"] == tier)
+            .expect("row")
+            .clone()
+    };
+    let (s1, s3, sb) = (srow("tier_1"), srow("tier_3"), srow("untiered"));
+    assert_eq!(
+        (s1["accounts"].as_u64(), s1["deals"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (
+            s1["win_rate"]["successes"].as_u64(),
+            s1["win_rate"]["trials"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (s3["accounts"].as_u64(), s3["deals"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        (sb["accounts"].as_u64(), sb["deals"].as_u64()),
+        (Some(5), Some(7))
+    );
+    assert_eq!(
+        (
+            sb["win_rate"]["successes"].as_u64(),
+            sb["win_rate"]["trials"].as_u64()
+        ),
+        (Some(3), Some(6))
+    );
+    // Never pushed: the tiers file (the file connector's CRM) holds the live tiers.
+    let tiers = std::fs::read_to_string(d.join("tiers.csv")).expect("tiers file");
+    let acc1 = tiers
+        .lines()
+        .find(|l| l.starts_with("acc-1,"))
+        .unwrap_or_else(|| panic!("acc-1 in {tiers}"));
+    assert_eq!(acc1.split(',').nth(2), Some("tier_2"), "{acc1}");
 
     // The CRM side changes: b4 moves to acc-6, b3 is deleted. The deals job sees both.
     std::fs::write(
