@@ -101,7 +101,7 @@ impl Sink for CommitSink {
         // shadow rows, which the next run writes again.
         if let Some(shadow) = &ctx.scorer.shadow {
             store
-                .record_shadow(ctx.run, &shadow.model.id(), &shadows)
+                .record_shadow(ctx.run, &shadow.model.id(), &shadows, history_at(ctx))
                 .await
                 .context("record the shadow model's scores")?;
         }
@@ -225,6 +225,7 @@ impl Sink for CommitSink {
                 cleared: plan.cleared,
                 checkpoint: Some(("push".into(), batch_no.to_string())),
                 events,
+                history_at: history_at(ctx),
             })
             .await
             .inspect_err(|_| p.metrics.error("store"))
@@ -249,6 +250,19 @@ impl Sink for CommitSink {
         }
         Ok(())
     }
+}
+
+/// When this run's tier changes take effect in the history: on its scoring date when that is
+/// pinned (`[pipeline] as_of`: a backfill or a simulation, like the demo's quarter), at the time
+/// of day it runs, so the history says which tier each account held on that day and successive
+/// runs keep their order; `None` (now) otherwise.
+fn history_at(ctx: &RunCtx<'_>) -> Option<tierd_store::Timestamp> {
+    const DAY_MS: i64 = 86_400_000;
+    ctx.p.settings.pipeline.as_of.as_ref()?;
+    let time_of_day = tierd_store::Timestamp::now().millis().rem_euclid(DAY_MS);
+    Some(tierd_store::Timestamp::from_millis(
+        i64::from(ctx.scorer.as_of.days()) * DAY_MS + time_of_day,
+    ))
 }
 
 fn rejection(

@@ -586,12 +586,13 @@ bool = { true = 5, false = 2 }
             let card = model.score(&a.row, date("2026-01-01"));
             (card.score, effective_points(&card))
         };
-        // Industry A (5), size unknown (skipped: counts as the fit sub-score, 5), not with a
-        // competitor (2): score (3 × 5 + 1 × 2) / 4 = 4.25 = 0.1875·5 + 0.5625·5 + 0.25·2.
+        // Industry A (5), size unknown (its lowest points, 1), not with a competitor (2):
+        // score 0.1875·5 + 0.5625·1 + 0.25·2 = 2.0.
         let industry = |v: &str| ("firmographic.industry", FactValue::String(v.into()));
         let (score, points) = of(&[industry("A"), ("contracts.is_competitor", FactValue::Bool(false))]);
-        assert_eq!((score, points), (4.25, vec![5.0, 5.0, 2.0]));
-        // Industry B (2) alone: the timing component is skipped too and counts as the score, 2.
-        assert_eq!(of(&[industry("B")]), (2.0, vec![2.0, 2.0, 2.0]));
+        assert_eq!((score, points), (2.0, vec![5.0, 1.0, 2.0]));
+        // Industry B (2) alone: size and competitor unknown at their lowest (1 and 2):
+        // 0.1875·2 + 0.5625·1 + 0.25·2 = 1.4375, kept in thousandths as scores are: 1.438.
+        assert_eq!(of(&[industry("B")]), (1.438, vec![2.0, 1.0, 2.0]));
     }
 }

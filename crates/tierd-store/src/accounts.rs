@@ -116,6 +116,10 @@ pub struct BatchCommit {
     /// Webhook events this batch causes (`tier.changed`, `push.rejected`, ...): written to the
     /// outbox in the same transaction, so they exist exactly when the batch does.
     pub events: Vec<NewEvent>,
+    /// When the tier changes took effect, for `tier_history.at`: the run's scoring date when it
+    /// is pinned (`[pipeline] as_of`: a backfill, a simulation), so the history says which tier
+    /// each account held on that day; `None`: now.
+    pub history_at: Option<Timestamp>,
 }
 
 /// What was last written to the CRM for an account.
@@ -543,7 +547,9 @@ impl Store {
             let mut tx = pool.begin_write().await.map_err(query_error("begin a batch commit", "accounts"))?;
             for chunk in scored.chunks(ROWS_PER_STATEMENT) {
                 let sql = record_tier_changes_sql(chunk.len());
-                let mut history = sqlx::query(&sql).bind(now).bind(run);
+                let mut history = sqlx::query(&sql)
+                    .bind(batch.history_at.map_or(now, Timestamp::millis))
+                    .bind(run);
                 for a in chunk {
                     history = history
                         .bind(&a.id)

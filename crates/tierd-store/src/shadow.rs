@@ -28,14 +28,16 @@ const PER_STATEMENT: usize = 500;
 impl Store {
     /// Records `scores` from `run`, by the shadow model `model_version`, in one transaction: each
     /// account's latest shadow score and tier, and a history row where its shadow tier changed
-    /// (or is its first under this model version: a new candidate starts its history over).
+    /// (or is its first under this model version: a new candidate starts its history over),
+    /// dated `at` (a pinned scoring date, as [`crate::BatchCommit::history_at`]) or now.
     pub async fn record_shadow(
         &self,
         run: RunId,
         model_version: &str,
         scores: &[ShadowScore],
+        at: Option<Timestamp>,
     ) -> Result<u64, StoreError> {
-        let now = Timestamp::now().millis();
+        let now = at.unwrap_or_else(Timestamp::now).millis();
         let mut changed = 0u64;
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin recording shadow scores", "shadow_scores"))?;

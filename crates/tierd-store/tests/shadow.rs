@@ -27,14 +27,24 @@ async fn shadow_history_keeps_changes_only(db: TestDb) {
         shadow("a2", 3.2, Tier::Tier3),
         shadow("a3", 1.0, Tier::Untiered),
     ];
-    assert_eq!(s.record_shadow(run, "cand@1", &first).await.expect("record"), 3);
+    assert_eq!(
+        s.record_shadow(run, "cand@1", &first, None)
+            .await
+            .expect("record"),
+        3
+    );
     // Again, a2 moves to tier 2 and a1's score moves within its tier: one change.
     let second = [
         shadow("a1", 4.7, Tier::Tier1),
         shadow("a2", 3.9, Tier::Tier2),
         shadow("a3", 1.0, Tier::Untiered),
     ];
-    assert_eq!(s.record_shadow(run, "cand@1", &second).await.expect("record"), 1);
+    assert_eq!(
+        s.record_shadow(run, "cand@1", &second, None)
+            .await
+            .expect("record"),
+        1
+    );
     let timeline = s.shadow_timeline().await.expect("timeline");
     let seen: Vec<(&str, Tier)> = timeline.iter().map(|e| (e.account.as_str(), e.tier)).collect();
     assert_eq!(
@@ -53,7 +63,7 @@ async fn shadow_history_keeps_changes_only(db: TestDb) {
     // A new candidate starts over: its first tiers are changes even where equal, and the
     // timeline is its own.
     assert_eq!(
-        s.record_shadow(run, "cand@2", &[shadow("a1", 4.6, Tier::Tier1)])
+        s.record_shadow(run, "cand@2", &[shadow("a1", 4.6, Tier::Tier1)], None)
             .await
             .expect("record"),
         1

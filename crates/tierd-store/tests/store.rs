@@ -232,6 +232,7 @@ async fn batch_commit_is_all_or_nothing(db: TestDb) {
         cleared: vec![],
         checkpoint: Some(("push".into(), "batch-2".into())),
         events: vec![event("evt-batch-2", "tier.changed", &["crm-team"])],
+        history_at: None,
     };
     let err = db
         .store
@@ -1567,3 +1568,26 @@ async fn rejections_are_summarised_by_reason_and_retried(db: TestDb) {
         .all(due));
 }
 on_both_backends!(rejections_are_summarised_by_reason_and_retried);
+
+async fn a_pinned_scoring_date_dates_the_tier_history(db: TestDb) {
+    // A backfill or a simulation scores as of a pinned day: its tier changes are dated that day,
+    // so the funnel counts a deal under the tier its account held then.
+    let run = started_run(&db).await;
+    let at = Timestamp::from_millis(1_900_000_000_000);
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 4.6, Tier::Tier1)],
+            history_at: Some(at),
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    let timeline = db.store.tier_timeline().await.expect("timeline");
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(
+        (timeline[0].account.as_str(), timeline[0].at, timeline[0].tier),
+        ("a", at.millis(), Tier::Tier1)
+    );
+}
+on_both_backends!(a_pinned_scoring_date_dates_the_tier_history);
