@@ -47,6 +47,7 @@
 //! population's facts.
 
 pub mod audience;
+pub mod backtest;
 #[cfg(test)]
 mod budget_caps_tests;
 mod cache;

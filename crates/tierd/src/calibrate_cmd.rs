@@ -12,10 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tierd_config::Settings;
-use tierd_core::codec;
-use tierd_core::fact::FactType;
 use tierd_core::tier::{Lock, TierCandidate};
-use tierd_core::{Date, FactSchema, Model, TierPolicy};
+use tierd_core::{Date, FactSchema, Model};
 use tierd_outcomes::{
     BacktestAccount, BacktestSection, CalibrationReport, PyramidSection, PyramidShape, SuggestSection,
     Suggestion,
@@ -56,40 +54,17 @@ pub struct CalibrateArgs {
     pub format: String,
 }
 
-/// The stored accounts' facts laid out for `schema`.
+/// The stored accounts laid out for `schema`; unreadable stored facts are counted as unknown and
+/// reported once.
 fn accounts_for(states: &[AccountState], schema: &FactSchema) -> anyhow::Result<Vec<BacktestAccount>> {
-    let mut out = Vec::with_capacity(states.len());
-    let mut unreadable = Vec::new();
-    for s in states {
-        let (stored, problems) = codec::decode(schema, &s.facts);
-        unreadable.extend(
-            problems
-                .into_iter()
-                .map(|p| format!("{} {}: {}", s.id, p.fact, p.problem)),
-        );
-        let account = BacktestAccount::new(s.id.clone(), schema, &codec::current(&stored))
-            .map_err(|e| anyhow::anyhow!("account {}: {e}", s.id))?;
-        out.push(account);
-    }
+    let (accounts, unreadable) = tierd_engine::backtest::accounts_for(states, schema)?;
     if let Some(first) = unreadable.first() {
         eprintln!(
             "warning: {} stored facts could not be read and count as unknown (first: {first})",
             unreadable.len()
         );
     }
-    Ok(out)
-}
-
-/// The live policy over `model`'s schema: the overrides' facts are slotted after the model's.
-fn policy_for(model: &Model, live: &TierPolicy) -> anyhow::Result<(TierPolicy, FactSchema)> {
-    let mut schema = model.schema().clone();
-    let mut policy = live.clone();
-    for o in &mut policy.overrides {
-        o.slot = schema
-            .require(&o.fact, FactType::DateList)
-            .map_err(|e| anyhow::anyhow!("[tiering] override on {}: {e}", o.fact))?;
-    }
-    Ok((policy, schema))
+    Ok(accounts)
 }
 
 fn load_model(path: &Path) -> anyhow::Result<Model> {
@@ -127,10 +102,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
     crate::explain::require_existing_store(url, "or set [store] url")?;
     let (states, deals) = tierd_engine::runtime("calibrate")?.block_on(async {
         let store = Store::connect(url).await?;
-        let summaries = tierd_engine::all_summaries(&store).await?;
-        let ids: Vec<String> = summaries.into_iter().map(|s| s.id).collect();
-        let mut states: Vec<AccountState> = store.accounts(&ids).await?.into_values().collect();
-        states.sort_by(|a, b| a.id.cmp(&b.id));
+        let states = tierd_engine::backtest::stored_states(&store).await?;
         let deals: Vec<StoredDeal> = store.deals_for_report().await?;
         store.close().await;
         anyhow::Ok((states, deals))
@@ -191,7 +163,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
         if backtest {
             let mut models = vec![live_backtest];
             if let Some((path, cand)) = &candidate {
-                let (policy, schema) = policy_for(cand, &settings.policy)?;
+                let (policy, schema) = tierd_engine::backtest::policy_for(cand, &settings.policy)?;
                 let accounts = accounts_for(&states, &schema)?;
                 let label = path.display().to_string();
                 let (b, _) = tierd_outcomes::backtest_model(

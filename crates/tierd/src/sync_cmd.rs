@@ -94,6 +94,8 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
         return deals_only(args, settings);
     }
     let request = args.request()?;
+    let pilot = request.pilot.clone();
+    let live_model = settings.model.id();
     tierd_server::logging::init(&settings.log)?;
     let runtime = tierd_engine::runtime("sync")?;
     runtime.block_on(async move {
@@ -123,11 +125,32 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
             }
             _ => None,
         };
+        // A pilot's backtest: both models on the pilot's accounts and their closed deals.
+        let backtest = match (&report, &pilot) {
+            (Ok(_), Some(spec)) => Some(pipeline.pilot_backtest(spec).await),
+            _ => None,
+        };
         let rejections = pipeline.store().rejection_summary().await;
         pipeline.shutdown().await;
         let report = report?;
         let mut out = std::io::stdout().lock();
         print_report(&mut out, &report)?;
+        if let Some(backtest) = backtest {
+            writeln!(
+                out,
+                "  Backtest on the pilot's accounts (tierd calibrate --model, on this subset):"
+            )?;
+            tierd_outcomes::write_calibration_table(
+                &mut out,
+                &tierd_outcomes::CalibrationReport {
+                    live_model: live_model.clone(),
+                    accounts: report.accounts,
+                    pyramid: None,
+                    backtest: Some(backtest.context("the pilot's backtest")?),
+                    suggest_weights: None,
+                },
+            )?;
+        }
         // The top reasons, not only a count: what to fix in the CRM.
         crate::pending_cmd::print_rejections(&mut out, &rejections?, TOP_REJECTION_REASONS)?;
         if let Some(line) = delivered {

@@ -240,6 +240,43 @@ fn calibrate_reports_pyramid_backtest_and_suggested_weights_from_the_store() {
     assert_eq!(rate(row(cand, "tier_3")), (6, 10));
     close(&cand["auc"], 662.5 / 875.0);
 
+    // A pilot of the candidate on the EMEA accounts (acc-2 and acc-10) prints, beside its
+    // movements, the backtest of both models on that subset: 20 closed deals, 9 won. Live:
+    // acc-2 in Tier 2 wins 6/10, acc-10 in the baseline 3/10; the candidate puts acc-2 in
+    // Tier 3 (3.25), same deals. Deals of other accounts are not in it.
+    let pilot = ok(&tierd(
+        &config,
+        &[
+            "sync",
+            "--once",
+            "--pilot",
+            candidate.to_str().expect("path"),
+            "--filter",
+            "firmographic.region=EMEA",
+        ],
+    ));
+    assert!(
+        pilot.contains("Backtest on 20 closed deals (0 not closed)"),
+        "{pilot}"
+    );
+    let model_lines: Vec<&str> = pilot
+        .lines()
+        .filter(|l| l.contains(": 9 won, 11 lost;"))
+        .collect();
+    assert_eq!(model_lines.len(), 2, "{pilot}");
+    assert!(model_lines[0].trim_start().starts_with("live (e2e@1)"), "{pilot}");
+    // The backtest's rows (indented four), not the movements matrix's (two).
+    let rows = |tier: &str| -> Vec<String> {
+        pilot
+            .lines()
+            .filter(|l| l.starts_with(&format!("    {tier}")))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(rows("tier_2 "), vec!["tier_2 10 60.0%", "tier_2 0 -"], "{pilot}");
+    assert_eq!(rows("tier_3 "), vec!["tier_3 0 -", "tier_3 10 60.0%"], "{pilot}");
+    assert_eq!(rows("baseline "), vec!["baseline 10 30.0%"; 2], "{pilot}");
+
     // --suggest-weights: six accounts are too few for the default 30% holdout (no id hashes
     // below 0.3), which is said, not fitted.
     let o = tierd(&config, &["calibrate", "--suggest-weights"]);
