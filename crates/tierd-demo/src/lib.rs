@@ -254,6 +254,23 @@ impl Demo {
         .await?;
         tierd_outcomes::write_table(&mut self.out, &funnel)?;
         self.print_win_rate_lift(&funnel)?;
+        // The calibration line: the live model backtested on every closed deal the CRM holds,
+        // the history from before tierd included (tierd calibrate --backtest).
+        let backtest = pipeline
+            .pilot_backtest(&tierd_engine::PilotSpec::default())
+            .await?;
+        if let Some(live) = backtest.models.first() {
+            let rate = |tier: Tier| live.funnel.row(tier).and_then(|r| r.win_rate.value);
+            say!(
+                self,
+                "Calibration (tierd calibrate --backtest): over {} closed deals since before tierd, the live model ranks won above lost with AUC {}; tiered on each deal's creation day, Tier 1 would have won {} of its deals and the baseline {} ({} deals scored on today's facts: the CRM dates none).",
+                backtest.deals,
+                live.auc.map_or("-".into(), |a| format!("{a:.3}")),
+                rate(Tier::Tier1).map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+                rate(Tier::Untiered).map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+                live.scored_on_later_facts
+            );
+        }
 
         // Step 6: the admin API over the result.
         let (api_stop, api_stopped) = tokio::sync::watch::channel(false);

@@ -94,6 +94,10 @@ fn the_demo_runs_the_whole_loop_on_a_small_world() {
         stdout.contains("x the baseline's win rate.") || stdout.contains("too few to compare"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("Calibration (tierd calibrate --backtest): over "),
+        "{stdout}"
+    );
     // Each top account shows what HubSpot received, and a Tier 1 below the 4.5 threshold says
     // what lifted it there. The default model gives Tier 1 by score, not only by lifts
     // (issue 13): the best account clears 4.5 on its own.
