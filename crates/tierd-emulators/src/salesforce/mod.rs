@@ -248,6 +248,16 @@ impl SalesforceEmulator {
         table.touch(k, stamp);
     }
 
+    /// Lets the org's opportunity history run on to `day` (midnight UTC): the opportunities its
+    /// seeded script opens by then appear, and open ones past their close date close won or
+    /// lost, each change with its OpportunityHistory row. Accounts are not modified (Salesforce
+    /// does not touch an Account when its Opportunities change). Returns (opened, closed).
+    pub fn advance_deals_to(&self, day: tierd_gen::Date) -> (u64, u64) {
+        self.org
+            .world_mut()
+            .advance_deals(i64::from(day.days()) * clock::DAY_MS)
+    }
+
     /// A field's current value as text (datetimes as Salesforce prints them).
     pub fn field(&self, id: &str, name: &str) -> Option<String> {
         let world = self.org.world();

@@ -664,6 +664,24 @@ pub(crate) struct World {
     pub(crate) campaign_members: Table,
     pub(crate) contacts: Table,
     pub(crate) seeded_until_ms: i64,
+    /// What the seeded script does to Opportunities after as-of, by time: opportunities opened,
+    /// open ones closed won or lost.
+    script: Vec<(i64, Scripted)>,
+}
+
+/// One step of the seeded opportunity script.
+#[derive(Debug, Clone)]
+enum Scripted {
+    /// A new Opportunity for the account, closing at `close_ms`, won or not.
+    Open {
+        account: String,
+        name: String,
+        amount: f64,
+        close_ms: i64,
+        won: bool,
+    },
+    /// Opportunity `oid` closes won or lost.
+    Close { oid: String, won: bool },
 }
 
 fn joined(items: &[impl std::fmt::Display]) -> V {
@@ -714,12 +732,122 @@ impl World {
             campaign_members: Table::new(Object::CampaignMember, campaign_member_fields(), omit),
             contacts: Table::new(Object::Contact, contact_fields(), &[]),
             seeded_until_ms: as_of_ms - DAY_MS,
+            script: Vec::new(),
         };
         for (k, a) in Generator::new(opts).take(accounts as usize).enumerate() {
             w.seed_account(opts.seed, k as u64, &a, as_of_ms);
             w.seed_contacts(opts.seed, k as u64, &a, as_of_ms - 365 * DAY_MS);
         }
+        w.script.sort_by_key(|(at, _)| *at);
         w
+    }
+
+    /// Moves the deal clock to `to_ms` and plays the script up to it (what was played stays): opportunities
+    /// opened (with their first stage in OpportunityHistory) and open ones closed won or lost
+    /// (StageName, IsWon, IsClosed, LastModifiedDate and a history row at the close). As in
+    /// Salesforce, the Account itself is not modified. Returns (opened, closed).
+    pub(crate) fn advance_deals(&mut self, to_ms: i64) -> (u64, u64) {
+        let (mut opened, mut closed) = (0, 0);
+        while let Some((at, _)) = self.script.first() {
+            if *at > to_ms {
+                break;
+            }
+            let (at, step) = self.script.remove(0);
+            match step {
+                Scripted::Open {
+                    account,
+                    name,
+                    amount,
+                    close_ms,
+                    won,
+                } => {
+                    let oid = self.push_opportunity(&account, &name, amount, at, close_ms, STAGES[0], at);
+                    let i = self.script.partition_point(|(t, _)| *t <= close_ms);
+                    self.script.insert(i, (close_ms, Scripted::Close { oid, won }));
+                    opened += 1;
+                }
+                Scripted::Close { oid, won } => {
+                    let stage = if won { "Closed Won" } else { "Closed Lost" };
+                    let Some(r) = self.opportunities.row(&oid) else {
+                        continue;
+                    };
+                    let t = &mut self.opportunities;
+                    for (field, v) in [
+                        ("StageName", V::text(stage)),
+                        ("IsWon", V::Bool(won)),
+                        ("IsClosed", V::Bool(true)),
+                        ("LastModifiedDate", V::DateTime(at)),
+                        ("SystemModstamp", V::DateTime(at)),
+                    ] {
+                        if let Some(f) = t.field(field) {
+                            t.rows[r][f] = v;
+                        }
+                    }
+                    let amount = t.field("Amount").map_or(V::Null, |f| t.rows[r][f].clone());
+                    let close = t.field("CloseDate").map_or(V::Null, |f| t.rows[r][f].clone());
+                    self.push_history(&oid, stage, amount, close, at);
+                    closed += 1;
+                }
+            }
+        }
+        (opened, closed)
+    }
+
+    /// Appends an Opportunity of `account` and its first OpportunityHistory row; its Id.
+    #[allow(clippy::too_many_arguments)]
+    fn push_opportunity(
+        &mut self,
+        account: &str,
+        name: &str,
+        amount: f64,
+        opened: i64,
+        close_ms: i64,
+        stage: &'static str,
+        modified: i64,
+    ) -> String {
+        let oid = record_id(Object::Opportunity.prefix(), self.opportunities.rows.len() as u64);
+        let closed = stage.starts_with("Closed");
+        self.opportunities.push(vec![
+            ("Id", V::text(oid.as_str())),
+            ("AccountId", V::text(account)),
+            ("Name", V::text(name)),
+            ("Amount", V::Num(amount)),
+            ("CloseDate", V::Date(close_ms / DAY_MS)),
+            ("StageName", V::text(stage)),
+            ("IsWon", V::Bool(stage == "Closed Won")),
+            ("IsClosed", V::Bool(closed)),
+            ("CreatedDate", V::DateTime(opened)),
+            ("LastModifiedDate", V::DateTime(modified)),
+            ("SystemModstamp", V::DateTime(modified)),
+        ]);
+        self.push_history(
+            &oid,
+            STAGES[0],
+            V::Num(amount),
+            V::Date(close_ms / DAY_MS),
+            opened,
+        );
+        if stage != STAGES[0] {
+            let at = if closed { close_ms } else { opened + DAY_MS };
+            self.push_history(&oid, stage, V::Num(amount), V::Date(close_ms / DAY_MS), at);
+        }
+        oid
+    }
+
+    fn push_history(&mut self, oid: &str, stage: &str, amount: V, close: V, at: i64) {
+        let hid = record_id(
+            Object::OpportunityHistory.prefix(),
+            self.opportunity_history.rows.len() as u64,
+        );
+        self.opportunity_history.push(vec![
+            ("Id", V::text(hid)),
+            ("OpportunityId", V::text(oid)),
+            ("StageName", V::text(stage)),
+            ("Amount", amount),
+            ("CloseDate", close),
+            ("CreatedDate", V::DateTime(at)),
+            ("SystemModstamp", V::DateTime(at)),
+        ]);
     }
 
     fn seed_account(&mut self, seed: u64, k: u64, a: &SyntheticAccount, as_of_ms: i64) {
@@ -784,67 +912,45 @@ impl World {
         let q = f64::from(a.quality) / 1000.0;
         let jitter = ((h >> 12) % 1000) as f64 / 1000.0;
         let n = (0.2 + 2.4 * q + jitter - 0.5).round().clamp(0.0, 3.0) as u64;
-        for j in 0..n {
+        // The script goes on after as-of, as HubSpot's does: about a third of the accounts (more
+        // of the better ones) open one more opportunity within the next 90 days.
+        let future = splitmix(h ^ 0xF0);
+        let n_future = u64::from(((future % 1000) as f64) < (0.10 + 0.45 * q) * 1000.0);
+        for j in 0..n + n_future {
             let d = splitmix(h ^ (j + 1));
-            let opened = (as_of_ms - ((d % 540) as i64 + 1) * DAY_MS).max(created + DAY_MS);
+            let opened = if j < n {
+                (as_of_ms - ((d % 540) as i64 + 1) * DAY_MS).max(created + DAY_MS)
+            } else {
+                as_of_ms + ((future >> 16) % 90) as i64 * DAY_MS + ((future >> 40) % 36_000_000) as i64 + 1
+            };
             let cycle_days = 15 + ((1.0 - q) * 90.0) as i64 + ((d >> 24) % 30) as i64;
             let close_ms = opened + cycle_days * DAY_MS;
             let p_win = 0.08 + 0.55 * q;
-            let stage = if close_ms <= as_of_ms {
-                if (((d >> 32) % 1000) as f64) < p_win * 1000.0 {
-                    "Closed Won"
-                } else {
-                    "Closed Lost"
-                }
-            } else {
-                STAGES[((d >> 16) % 5) as usize]
-            };
+            let won = (((d >> 32) % 1000) as f64) < p_win * 1000.0;
             let amount = ((a.expected_acv.unwrap_or(20_000) / 1000) * (50 + (d >> 8) % 100) * 10) as f64;
-            let close_day = close_ms / DAY_MS;
-            let modified = if stage.starts_with("Closed") {
-                close_ms
-            } else {
-                opened
-            };
-            let oid = record_id(Object::Opportunity.prefix(), self.opportunities.rows.len() as u64);
-            self.opportunities.push(vec![
-                ("Id", V::text(oid.as_str())),
-                ("AccountId", V::text(id.as_str())),
-                ("Name", V::text(format!("{} - opportunity {}", a.name, j + 1))),
-                ("Amount", V::Num(amount)),
-                ("CloseDate", V::Date(close_day)),
-                ("StageName", V::text(stage)),
-                ("IsWon", V::Bool(stage == "Closed Won")),
-                ("IsClosed", V::Bool(stage.starts_with("Closed"))),
-                ("CreatedDate", V::DateTime(opened)),
-                ("LastModifiedDate", V::DateTime(modified)),
-                ("SystemModstamp", V::DateTime(modified)),
-            ]);
-            let mut history = vec![(STAGES[0], opened)];
-            if stage != STAGES[0] {
-                history.push((
-                    stage,
-                    if stage.starts_with("Closed") {
-                        close_ms
-                    } else {
-                        opened + DAY_MS
+            let name = format!("{} - opportunity {}", a.name, j + 1);
+            if j >= n {
+                self.script.push((
+                    opened,
+                    Scripted::Open {
+                        account: id.clone(),
+                        name,
+                        amount,
+                        close_ms,
+                        won,
                     },
                 ));
+                continue;
             }
-            for (stage, at) in history {
-                let hid = record_id(
-                    Object::OpportunityHistory.prefix(),
-                    self.opportunity_history.rows.len() as u64,
-                );
-                self.opportunity_history.push(vec![
-                    ("Id", V::text(hid)),
-                    ("OpportunityId", V::text(oid.as_str())),
-                    ("StageName", V::text(stage)),
-                    ("Amount", V::Num(amount)),
-                    ("CloseDate", V::Date(close_day)),
-                    ("CreatedDate", V::DateTime(at)),
-                    ("SystemModstamp", V::DateTime(at)),
-                ]);
+            let stage = match (close_ms <= as_of_ms, won) {
+                (true, true) => "Closed Won",
+                (true, false) => "Closed Lost",
+                (false, _) => STAGES[((d >> 16) % 5) as usize],
+            };
+            let modified = if close_ms <= as_of_ms { close_ms } else { opened };
+            let oid = self.push_opportunity(&id, &name, amount, opened, close_ms, stage, modified);
+            if close_ms > as_of_ms {
+                self.script.push((close_ms, Scripted::Close { oid, won }));
             }
         }
     }
@@ -956,5 +1062,52 @@ mod tests {
         assert_eq!(clock::date_string(months_before(end + 1, 12)), "2026-03-01");
         let end = clock::parse_date("2027-03-30").unwrap();
         assert_eq!(clock::date_string(months_before(end + 1, 1)), "2027-02-28");
+    }
+
+    #[test]
+    fn the_opportunity_script_opens_and_closes_opportunities_with_their_history() {
+        let opts = GenOptions {
+            seed: 5,
+            as_of: "2026-11-24".parse().expect("date"),
+        };
+        let as_of_ms = i64::from(opts.as_of.days()) * DAY_MS;
+        let mut w = World::seed(opts, 2000, &[]);
+        let closed_count = |w: &World| {
+            let f = w.opportunities.field("IsClosed").expect("field");
+            w.opportunities
+                .rows
+                .iter()
+                .filter(|r| r[f] == V::Bool(true))
+                .count() as u64
+        };
+        let (opps, history, closed_before) = (
+            w.opportunities.rows.len() as u64,
+            w.opportunity_history.rows.len() as u64,
+            closed_count(&w),
+        );
+        let scripted_opens = w
+            .script
+            .iter()
+            .filter(|(_, s)| matches!(s, Scripted::Open { .. }))
+            .count() as u64;
+        assert!(
+            scripted_opens > 300,
+            "about a third of 2000 accounts: {scripted_opens}"
+        );
+        // 90 days on: every scripted opportunity has opened, some have closed, each change with
+        // its history row; the Accounts are untouched.
+        let accounts_before = w.accounts.rows.clone();
+        let (opened, closed) = w.advance_deals(as_of_ms + 90 * DAY_MS);
+        assert_eq!(opened, scripted_opens);
+        assert!(closed > 0);
+        assert_eq!(w.opportunities.rows.len() as u64, opps + opened);
+        assert_eq!(closed_count(&w), closed_before + closed);
+        assert_eq!(w.opportunity_history.rows.len() as u64, history + opened + closed);
+        assert!(w.accounts.rows == accounts_before);
+        // What was played is not played again; the same seed plays the same script.
+        assert_eq!(w.advance_deals(as_of_ms + 90 * DAY_MS), (0, 0));
+        let mut again = World::seed(opts, 2000, &[]);
+        assert_eq!(again.advance_deals(as_of_ms + 90 * DAY_MS), (opened, closed));
+        assert!(again.opportunities.rows == w.opportunities.rows);
     }
 }
