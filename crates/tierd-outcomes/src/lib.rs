@@ -26,7 +26,13 @@ pub async fn funnel_from_store(
     store: &tierd_store::Store,
     query: &FunnelQuery,
 ) -> Result<Funnel, tierd_store::StoreError> {
-    let history = store.tier_timeline().await?;
-    let deals = store.deals_for_report().await?;
-    Ok(funnel(&history, &deals, query))
+    // Streamed: the history is kept compactly (accounts numbered), each deal counted as its row
+    // arrives and dropped; holding every row as owned strings took gigabytes at 3M deals.
+    let mut timeline = funnel::Timeline::default();
+    store
+        .for_each_tier_event(|account, at, tier| timeline.push(account, at, tier))
+        .await?;
+    let mut counter = funnel::FunnelCounter::new(timeline, query);
+    store.for_each_report_deal(|d| counter.count(d)).await?;
+    Ok(counter.finish())
 }
