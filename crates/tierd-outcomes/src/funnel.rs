@@ -193,8 +193,9 @@ pub(crate) struct Timeline {
 }
 
 impl Timeline {
-    /// Adds that `account` took `tier` at `at` (epoch milliseconds). Rows of one account must come
-    /// in time order (then id order): the store's order.
+    /// Adds that `account` took `tier` at `at` (epoch milliseconds). Several changes of one
+    /// account on one day must come in the order they happened (the store's order): the last
+    /// holds that day.
     pub(crate) fn push(&mut self, account: &str, at: i64, tier: Tier) {
         let n = match self.number.get(account) {
             Some(n) => *n,
