@@ -14,12 +14,12 @@
 //! - **Velocity** = deals × win rate × mean won amount ÷ mean days to close (revenue per day).
 //! - **Lift** = a tier's figure ÷ the baseline's (untiered), with a 95% interval for rates.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tierd_core::tier::Tier;
 use tierd_core::Date;
-use tierd_store::{StoredDeal, TierEvent};
+use tierd_store::{ReportDeal, StoredDeal, TierEvent};
 
 use crate::stats::{median, ratio_interval, Interval, Rate};
 
@@ -183,39 +183,68 @@ fn day_of(ms: i64) -> Date {
     Date::from_days(i32::try_from(ms.div_euclid(DAY_MS)).unwrap_or(i32::MAX))
 }
 
-/// Each account's tiers over time, from the tier history (ordered by account, then time).
-struct Timeline<'a> {
-    by_account: HashMap<&'a str, Vec<(Date, Tier)>>,
+/// Each account's tiers over time, from the tier history. Accounts are numbered as they first
+/// appear, so the per-tier sets below are flags by number rather than sets of strings: at a
+/// million accounts that is what keeps the report in a few hundred MB.
+#[derive(Default)]
+pub(crate) struct Timeline {
+    number: HashMap<Box<str>, u32>,
+    changes: Vec<Vec<(Date, Tier)>>,
 }
 
-impl<'a> Timeline<'a> {
-    fn new(events: &'a [TierEvent]) -> Self {
-        let mut by_account: HashMap<&str, Vec<(Date, Tier)>> = HashMap::new();
-        for e in events {
-            by_account
-                .entry(e.account.as_str())
-                .or_default()
-                .push((day_of(e.at), e.tier));
-        }
-        for v in by_account.values_mut() {
-            // Stable: several changes on one day keep their order; the last one holds that day.
-            v.sort_by_key(|(d, _)| *d);
-        }
-        Timeline { by_account }
+impl Timeline {
+    /// Adds that `account` took `tier` at `at` (epoch milliseconds). Several changes of one
+    /// account on one day must come in the order they happened (the store's order): the last
+    /// holds that day.
+    pub(crate) fn push(&mut self, account: &str, at: i64, tier: Tier) {
+        let n = match self.number.get(account) {
+            Some(n) => *n,
+            None => {
+                let n = u32::try_from(self.changes.len()).unwrap_or(u32::MAX);
+                self.number.insert(account.into(), n);
+                self.changes.push(Vec::new());
+                n
+            }
+        };
+        self.changes[n as usize].push((day_of(at), tier));
     }
 
-    /// The tier `account` held at the end of `day`, `None` before its first tiering.
-    fn tier_on(&self, account: &str, day: Date) -> Option<Tier> {
-        let v = self.by_account.get(account)?;
-        let n = v.partition_point(|(d, _)| *d <= day);
-        n.checked_sub(1).map(|i| v[i].1)
+    /// The tier account `n` held at the end of `day`, `None` before its first tiering.
+    fn tier_on(&self, n: u32, day: Date) -> Option<Tier> {
+        let v = &self.changes[n as usize];
+        let i = v.partition_point(|(d, _)| *d <= day);
+        i.checked_sub(1).map(|i| v[i].1)
+    }
+}
+
+/// Accounts of one tier, by number: a flag each and how many are set.
+#[derive(Default)]
+struct AccountSet {
+    member: Vec<bool>,
+    len: u64,
+}
+
+impl AccountSet {
+    fn with_accounts(n: usize) -> Self {
+        AccountSet {
+            member: vec![false; n],
+            len: 0,
+        }
+    }
+
+    fn insert(&mut self, n: u32) {
+        let slot = &mut self.member[n as usize];
+        if !*slot {
+            *slot = true;
+            self.len += 1;
+        }
     }
 }
 
 #[derive(Default)]
-struct Acc<'a> {
-    accounts: HashSet<&'a str>,
-    converted: HashSet<&'a str>,
+struct Acc {
+    accounts: AccountSet,
+    converted: AccountSet,
     deals: u64,
     closed: u64,
     won: u64,
@@ -230,56 +259,98 @@ fn index(t: Tier) -> usize {
 
 /// The funnel per tier and for the untiered baseline, from the tier history and the live deals.
 pub fn funnel(history: &[TierEvent], deals: &[StoredDeal], q: &FunnelQuery) -> Funnel {
-    let timeline = Timeline::new(history);
-    let mut acc: [Acc<'_>; 4] = Default::default();
-    let mut issues = Vec::new();
-    let in_period = |d: Date| q.from.is_none_or(|f| d >= f) && q.to.is_none_or(|t| d <= t);
+    let mut timeline = Timeline::default();
+    for e in history {
+        timeline.push(&e.account, e.at, e.tier);
+    }
+    let mut counter = FunnelCounter::new(timeline, q);
+    for d in deals {
+        counter.count(d.as_report());
+    }
+    counter.finish()
+}
 
-    // Accounts per tier: the tier held on `from`, and every tier taken within the period.
-    for (account, changes) in &timeline.by_account {
-        for (i, (day, tier)) in changes.iter().enumerate() {
-            let later_before_from = changes
-                .get(i + 1)
-                .is_some_and(|(next, _)| q.from.is_some_and(|f| *next <= f));
-            let held = if q.from.is_some_and(|f| *day <= f) {
-                !later_before_from
-            } else {
-                in_period(*day)
-            };
-            if held {
-                acc[index(*tier)].accounts.insert(account);
+/// The funnel counted one deal at a time, so the store's rows can stream through it: the tier
+/// history is held (compactly), the deals are not. [`funnel`] and `funnel_from_store` both count
+/// through it, so there is one computation.
+pub(crate) struct FunnelCounter<'q> {
+    q: &'q FunnelQuery,
+    timeline: Timeline,
+    acc: [Acc; 4],
+    issues: Vec<DealIssue>,
+    deals_in_period: u64,
+    before_tiering: u64,
+}
+
+impl<'q> FunnelCounter<'q> {
+    /// Ready to count deals over `timeline`, the whole tier history.
+    pub(crate) fn new(mut timeline: Timeline, q: &'q FunnelQuery) -> Self {
+        for v in &mut timeline.changes {
+            // Stable: several changes on one day keep their order; the last one holds that day.
+            v.sort_by_key(|(d, _)| *d);
+        }
+        let n = timeline.changes.len();
+        let mut acc: [Acc; 4] = std::array::from_fn(|_| Acc {
+            accounts: AccountSet::with_accounts(n),
+            converted: AccountSet::with_accounts(n),
+            ..Acc::default()
+        });
+        // Accounts per tier: the tier held on `from`, and every tier taken within the period.
+        for (account, changes) in timeline.changes.iter().enumerate() {
+            let account = u32::try_from(account).unwrap_or(u32::MAX);
+            for (i, (day, tier)) in changes.iter().enumerate() {
+                let later_before_from = changes
+                    .get(i + 1)
+                    .is_some_and(|(next, _)| q.from.is_some_and(|f| *next <= f));
+                let held = if q.from.is_some_and(|f| *day <= f) {
+                    !later_before_from
+                } else {
+                    in_period(q, *day)
+                };
+                if held {
+                    acc[index(*tier)].accounts.insert(account);
+                }
             }
+        }
+        FunnelCounter {
+            q,
+            timeline,
+            acc,
+            issues: Vec::new(),
+            deals_in_period: 0,
+            before_tiering: 0,
         }
     }
 
-    let mut deals_in_period = 0;
-    let mut before_tiering = 0;
-    for d in deals {
+    /// Counts one live deal.
+    pub(crate) fn count(&mut self, d: ReportDeal<'_>) {
+        let q = self.q;
+        let issues = &mut self.issues;
         let Some(created) = d.created_at.map(day_of) else {
             issues.push(DealIssue {
-                deal: d.id.clone(),
+                deal: d.id.to_string(),
                 reason: IssueReason::NoCreationDate,
             });
-            continue;
+            return;
         };
-        if !in_period(created) {
-            continue;
+        if !in_period(q, created) {
+            return;
         }
-        deals_in_period += 1;
-        let Some(account) = d.account.as_deref() else {
+        self.deals_in_period += 1;
+        let Some(account) = d.account else {
             issues.push(DealIssue {
-                deal: d.id.clone(),
+                deal: d.id.to_string(),
                 reason: IssueReason::NoAccount,
             });
-            continue;
+            return;
         };
         let mut report = |reason| {
             issues.push(DealIssue {
-                deal: d.id.clone(),
+                deal: d.id.to_string(),
                 reason,
             })
         };
-        let amount = match (d.amount, &q.currency, &d.currency) {
+        let amount = match (d.amount, &q.currency, d.currency) {
             (None, _, _) => {
                 report(IssueReason::NoAmount);
                 None
@@ -301,13 +372,18 @@ pub fn funnel(history: &[TierEvent], deals: &[StoredDeal], q: &FunnelQuery) -> F
         if d.closed.is_none() {
             report(IssueReason::UnknownStage);
         }
-        let Some(tier) = timeline.tier_on(account, created) else {
-            before_tiering += 1;
-            continue;
+        let Some((n, tier)) = self
+            .timeline
+            .number
+            .get(account)
+            .and_then(|n| Some((*n, self.timeline.tier_on(*n, created)?)))
+        else {
+            self.before_tiering += 1;
+            return;
         };
-        let a = &mut acc[index(tier)];
-        a.accounts.insert(account);
-        a.converted.insert(account);
+        let a = &mut self.acc[index(tier)];
+        a.accounts.insert(n);
+        a.converted.insert(n);
         a.deals += 1;
         a.pipeline += amount.unwrap_or(0.0);
         if d.closed == Some(true) {
@@ -320,66 +396,82 @@ pub fn funnel(history: &[TierEvent], deals: &[StoredDeal], q: &FunnelQuery) -> F
         }
     }
 
-    let mut rows: Vec<FunnelRow> = Tier::ALL
-        .iter()
-        .zip(acc.iter_mut())
-        .map(|(tier, a)| {
-            let win_rate = Rate::new(a.won, a.closed);
-            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-            let mean_won_amount = mean(&a.won_amounts);
-            let mean_days_to_close = mean(&a.cycles);
-            let velocity = match (win_rate.value, mean_won_amount, mean_days_to_close) {
-                (Some(w), Some(m), Some(c)) if c > 0.0 => Some(a.deals as f64 * w * m / c),
-                _ => None,
-            };
-            FunnelRow {
-                tier: *tier,
-                accounts: a.accounts.len() as u64,
-                conversion: Rate::new(a.converted.len() as u64, a.accounts.len() as u64),
-                deals: a.deals,
-                win_rate,
-                mean_won_amount,
-                median_won_amount: median(&mut a.won_amounts),
-                won_with_amount: a.won_amounts.len() as u64,
-                mean_days_to_close,
-                median_days_to_close: median(&mut a.cycles),
-                pipeline: a.pipeline,
-                velocity,
-                conversion_lift: Lift::of(None, None),
-                win_rate_lift: Lift::of(None, None),
-                won_amount_lift: Lift::of(None, None),
-                days_to_close_lift: Lift::of(None, None),
-                velocity_per_account_lift: Lift::of(None, None),
-            }
-        })
-        .collect();
-    let base = rows[3].clone();
-    let per_account = |r: &FunnelRow| {
-        r.velocity
-            .filter(|_| r.accounts > 0)
-            .map(|v| v / r.accounts as f64)
-    };
-    for r in &mut rows {
-        r.conversion_lift = Lift::of_rate(&r.conversion, &base.conversion);
-        r.win_rate_lift = Lift::of_rate(&r.win_rate, &base.win_rate);
-        r.won_amount_lift = Lift::of(r.mean_won_amount, base.mean_won_amount);
-        r.days_to_close_lift = Lift::of(r.mean_days_to_close, base.mean_days_to_close);
-        r.velocity_per_account_lift = Lift::of(per_account(r), per_account(&base));
+    /// The report over the deals counted.
+    pub(crate) fn finish(self) -> Funnel {
+        let FunnelCounter {
+            q,
+            mut acc,
+            mut issues,
+            deals_in_period,
+            before_tiering,
+            ..
+        } = self;
+        let mut rows: Vec<FunnelRow> = Tier::ALL
+            .iter()
+            .zip(acc.iter_mut())
+            .map(|(tier, a)| {
+                let win_rate = Rate::new(a.won, a.closed);
+                let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+                let mean_won_amount = mean(&a.won_amounts);
+                let mean_days_to_close = mean(&a.cycles);
+                let velocity = match (win_rate.value, mean_won_amount, mean_days_to_close) {
+                    (Some(w), Some(m), Some(c)) if c > 0.0 => Some(a.deals as f64 * w * m / c),
+                    _ => None,
+                };
+                FunnelRow {
+                    tier: *tier,
+                    accounts: a.accounts.len,
+                    conversion: Rate::new(a.converted.len, a.accounts.len),
+                    deals: a.deals,
+                    win_rate,
+                    mean_won_amount,
+                    median_won_amount: median(&mut a.won_amounts),
+                    won_with_amount: a.won_amounts.len() as u64,
+                    mean_days_to_close,
+                    median_days_to_close: median(&mut a.cycles),
+                    pipeline: a.pipeline,
+                    velocity,
+                    conversion_lift: Lift::of(None, None),
+                    win_rate_lift: Lift::of(None, None),
+                    won_amount_lift: Lift::of(None, None),
+                    days_to_close_lift: Lift::of(None, None),
+                    velocity_per_account_lift: Lift::of(None, None),
+                }
+            })
+            .collect();
+        let base = rows[3].clone();
+        let per_account = |r: &FunnelRow| {
+            r.velocity
+                .filter(|_| r.accounts > 0)
+                .map(|v| v / r.accounts as f64)
+        };
+        for r in &mut rows {
+            r.conversion_lift = Lift::of_rate(&r.conversion, &base.conversion);
+            r.win_rate_lift = Lift::of_rate(&r.win_rate, &base.win_rate);
+            r.won_amount_lift = Lift::of(r.mean_won_amount, base.mean_won_amount);
+            r.days_to_close_lift = Lift::of(r.mean_days_to_close, base.mean_days_to_close);
+            r.velocity_per_account_lift = Lift::of(per_account(r), per_account(&base));
+        }
+        issues.sort_by(|a, b| (a.reason, &a.deal).cmp(&(b.reason, &b.deal)));
+        let mut issue_counts = BTreeMap::new();
+        for i in &issues {
+            *issue_counts.entry(i.reason).or_insert(0) += 1;
+        }
+        Funnel {
+            model: q.model.clone(),
+            from: q.from,
+            to: q.to,
+            currency: q.currency.clone(),
+            rows,
+            deals_in_period,
+            deals_before_tiering: before_tiering,
+            issue_counts,
+            issues,
+        }
     }
-    issues.sort_by(|a, b| (a.reason, &a.deal).cmp(&(b.reason, &b.deal)));
-    let mut issue_counts = BTreeMap::new();
-    for i in &issues {
-        *issue_counts.entry(i.reason).or_insert(0) += 1;
-    }
-    Funnel {
-        model: q.model.clone(),
-        from: q.from,
-        to: q.to,
-        currency: q.currency.clone(),
-        rows,
-        deals_in_period,
-        deals_before_tiering: before_tiering,
-        issue_counts,
-        issues,
-    }
+}
+
+/// Whether a deal created on `day` is in the period.
+fn in_period(q: &FunnelQuery, day: Date) -> bool {
+    q.from.is_none_or(|f| day >= f) && q.to.is_none_or(|t| day <= t)
 }

@@ -63,11 +63,20 @@ pub async fn funnel_from_store(
     store: &tierd_store::Store,
     query: &FunnelQuery,
 ) -> Result<Funnel, tierd_store::StoreError> {
-    let history = if query.model == "shadow" {
-        store.shadow_timeline().await?
+    // Streamed: the history is kept compactly (accounts numbered), each deal counted as its row
+    // arrives and dropped; holding every row as owned strings took gigabytes at 3M deals. The
+    // shadow model's history (one row per shadow tier change) is read whole.
+    let mut timeline = funnel::Timeline::default();
+    if query.model == "shadow" {
+        for e in store.shadow_timeline().await? {
+            timeline.push(&e.account, e.at, e.tier);
+        }
     } else {
-        store.tier_timeline().await?
-    };
-    let deals = store.deals_for_report().await?;
-    Ok(funnel(&history, &deals, query))
+        store
+            .for_each_tier_event(|account, at, tier| timeline.push(account, at, tier))
+            .await?;
+    }
+    let mut counter = funnel::FunnelCounter::new(timeline, query);
+    store.for_each_report_deal(|d| counter.count(d)).await?;
+    Ok(counter.finish())
 }

@@ -5,8 +5,12 @@
 //! another account, amount changed, reopened, restored after a deletion), dated by the CRM when it
 //! dates the change (stage entry dates) and by the time tierd saw it otherwise.
 //! [`Store::delete_deals`] marks deals the CRM no longer has. Reads for reports
-//! ([`Store::deals_for_report`], [`Store::tier_timeline`]) return plain rows; the arithmetic is the
+//! ([`Store::deals_for_report`], [`Store::tier_timeline`], and their streaming forms
+//! [`Store::for_each_report_deal`], [`Store::for_each_tier_event`]) return plain rows; the arithmetic is the
 //! caller's (`tierd-outcomes`). Knows nothing of connectors: the caller maps their deals here.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
 use tierd_core::tier::Tier;
 use tierd_core::Date;
@@ -97,6 +101,44 @@ pub struct DealEvent {
     pub stage: Option<String>,
 }
 
+/// A live deal as the funnel reads it, borrowed from the row being read
+/// ([`Store::for_each_report_deal`]) or from a [`StoredDeal`] ([`StoredDeal::as_report`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportDeal<'a> {
+    /// The deal's id in its CRM.
+    pub id: &'a str,
+    /// The account, `None` when the CRM gave none.
+    pub account: Option<&'a str>,
+    /// Amount.
+    pub amount: Option<f64>,
+    /// Currency of the amount.
+    pub currency: Option<&'a str>,
+    /// When it was created (epoch milliseconds).
+    pub created_at: Option<i64>,
+    /// Close date.
+    pub close_date: Option<Date>,
+    /// Closed; `None` for an unknown stage.
+    pub closed: Option<bool>,
+    /// Won; `None` for an unknown stage.
+    pub won: Option<bool>,
+}
+
+impl StoredDeal {
+    /// The fields the funnel reads, borrowed.
+    pub fn as_report(&self) -> ReportDeal<'_> {
+        ReportDeal {
+            id: &self.id,
+            account: self.account.as_deref(),
+            amount: self.amount,
+            currency: self.currency.as_deref(),
+            created_at: self.created_at,
+            close_date: self.close_date,
+            closed: self.closed,
+            won: self.won,
+        }
+    }
+}
+
 /// A tier an account took at an instant (a row of `tier_history`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierEvent {
@@ -108,23 +150,26 @@ pub struct TierEvent {
     pub tier: Tier,
 }
 
-const SELECT_ONE: &str =
-    "SELECT account, stage, amount, close_date, closed, deleted FROM deals WHERE id = $1";
+/// Deals read, written and diffed per statement by [`Store::record_deals`]: 13 binds a row keeps
+/// a statement under SQLite's and PostgreSQL's bind limits.
+const DEALS_PER_STATEMENT: usize = 500;
 
-const UPSERT: &str =
-    "INSERT INTO deals (id, account, pipeline, stage, amount, currency, created_at, close_date,
-        closed, won, deleted, first_seen, updated_at, updated_run)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, FALSE, $11, $11, $12)
-    ON CONFLICT (id) DO UPDATE SET account = excluded.account, pipeline = excluded.pipeline,
-        stage = excluded.stage, amount = excluded.amount, currency = excluded.currency,
-        created_at = excluded.created_at, close_date = excluded.close_date, closed = excluded.closed,
-        won = excluded.won, deleted = FALSE, updated_at = excluded.updated_at,
-        updated_run = excluded.updated_run";
+const SELECT_KNOWN: &str =
+    "SELECT id, account, stage, amount, close_date, closed, deleted FROM deals WHERE id IN";
 
-const HISTORY: &str =
-    "INSERT INTO deal_history (deal, account, at, event, stage, amount, run) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const UPSERT_HEAD: &str = "INSERT INTO deals (id, account, pipeline, stage, amount, currency,
+        created_at, close_date, closed, won, first_seen, updated_at, updated_run, deleted) VALUES";
+
+const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET account = excluded.account,
+        pipeline = excluded.pipeline, stage = excluded.stage, amount = excluded.amount,
+        currency = excluded.currency, created_at = excluded.created_at,
+        close_date = excluded.close_date, closed = excluded.closed, won = excluded.won,
+        deleted = FALSE, updated_at = excluded.updated_at, updated_run = excluded.updated_run";
+
+const HISTORY_HEAD: &str = "INSERT INTO deal_history (deal, account, at, event, stage, amount, run) VALUES";
 
 /// The previous state of a deal, for the diff.
+#[derive(Clone)]
 struct Known {
     account: Option<String>,
     stage: Option<String>,
@@ -134,16 +179,34 @@ struct Known {
     deleted: bool,
 }
 
-fn known_from_row(row: &impl StoreRow) -> Result<Known, StoreError> {
+fn known_from_row(row: &impl StoreRow) -> Result<(String, Known), StoreError> {
     let decode = query_error("read a deal", "deals");
-    Ok(Known {
-        account: row.opt_text("account").map_err(decode)?,
-        stage: row.opt_text("stage").map_err(decode)?,
-        amount: row.opt_real("amount").map_err(decode)?,
-        close_date: row.opt_text("close_date").map_err(decode)?,
-        closed: row.opt_flag("closed").map_err(decode)?,
-        deleted: row.flag("deleted").map_err(decode)?,
-    })
+    let id = row.text("id").map_err(decode)?;
+    Ok((
+        id,
+        Known {
+            account: row.opt_text("account").map_err(decode)?,
+            stage: row.opt_text("stage").map_err(decode)?,
+            amount: row.opt_real("amount").map_err(decode)?,
+            close_date: row.opt_text("close_date").map_err(decode)?,
+            closed: row.opt_flag("closed").map_err(decode)?,
+            deleted: row.flag("deleted").map_err(decode)?,
+        },
+    ))
+}
+
+impl Known {
+    /// What the store holds once `deal` is written.
+    fn after(deal: &DealRecord) -> Known {
+        Known {
+            account: deal.account.clone(),
+            stage: deal.stage.clone(),
+            amount: deal.amount,
+            close_date: deal.close_date.map(|c| c.to_string()),
+            closed: deal.closed,
+            deleted: false,
+        }
+    }
 }
 
 /// One history row to write.
@@ -246,58 +309,93 @@ impl Store {
             return Ok(sync);
         }
         let now = Timestamp::now().millis();
+        let run = run.map(|r| r.0);
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin recording deals", "deals"))?;
-            for d in deals {
-                let row = sqlx::query(SELECT_ONE)
-                    .bind(&d.id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(query_error("read a deal", "deals"))?;
-                let known = row.as_ref().map(known_from_row).transpose()?;
-                let changes = changes(known.as_ref(), d, now);
-                // A close date alone moving changes the deal but is no event of its history.
-                let close_moved = known
-                    .as_ref()
-                    .is_some_and(|k| k.close_date != d.close_date.map(|c| c.to_string()));
-                match &known {
-                    None => sync.new += 1,
-                    Some(k) if !changes.is_empty() || close_moved => {
-                        sync.changed += 1;
-                        sync.moved += u64::from(k.account != d.account);
-                        sync.reopened += u64::from(k.closed == Some(true) && d.closed == Some(false));
-                        sync.restored += u64::from(k.deleted);
-                    }
-                    Some(_) => continue,
+            for chunk in deals.chunks(DEALS_PER_STATEMENT) {
+                // One read per chunk, not per deal (a sync of 100k deals was 100k round trips).
+                let mut ids: Vec<&str> = chunk.iter().map(|d| d.id.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let sql = format!("{SELECT_KNOWN} ({})", crate::row::placeholders_for(&self.backend, ids.len()));
+                let mut q = sqlx::query(&sql);
+                for id in &ids {
+                    q = q.bind(*id);
                 }
-                sqlx::query(UPSERT)
-                    .bind(&d.id)
-                    .bind(&d.account)
-                    .bind(&d.pipeline)
-                    .bind(&d.stage)
-                    .bind(d.amount)
-                    .bind(&d.currency)
-                    .bind(d.created_at.map(Timestamp::millis))
-                    .bind(d.close_date.map(|c| c.to_string()))
-                    .bind(d.closed)
-                    .bind(d.won)
-                    .bind(now)
-                    .bind(run.map(|r| r.0))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("record a deal", "deals"))?;
-                for c in &changes {
-                    sqlx::query(HISTORY)
-                        .bind(&d.id)
-                        .bind(&d.account)
-                        .bind(c.at)
-                        .bind(c.event)
-                        .bind(c.stage)
-                        .bind(d.amount)
-                        .bind(run.map(|r| r.0))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_error("record deal history", "deal_history"))?;
+                let rows = q.fetch_all(&mut *tx).await.map_err(query_error("read deals", "deals"))?;
+                let mut known = rows
+                    .iter()
+                    .map(known_from_row)
+                    .collect::<Result<HashMap<String, Known>, _>>()?;
+                // The row a deal ends as (its last write in the chunk), and its history in order.
+                let mut writes: Vec<&DealRecord> = Vec::new();
+                let mut write_of: HashMap<&str, usize> = HashMap::new();
+                let mut history: Vec<(&DealRecord, Change<'_>)> = Vec::new();
+                for d in chunk {
+                    let k = known.get(&d.id);
+                    let changes = changes(k, d, now);
+                    // A close date alone moving changes the deal but is no event of its history.
+                    let close_moved =
+                        k.is_some_and(|k| k.close_date != d.close_date.map(|c| c.to_string()));
+                    match k {
+                        None => sync.new += 1,
+                        Some(k) if !changes.is_empty() || close_moved => {
+                            sync.changed += 1;
+                            sync.moved += u64::from(k.account != d.account);
+                            sync.reopened += u64::from(k.closed == Some(true) && d.closed == Some(false));
+                            sync.restored += u64::from(k.deleted);
+                        }
+                        Some(_) => continue,
+                    }
+                    history.extend(changes.into_iter().map(|c| (d, c)));
+                    match write_of.entry(d.id.as_str()) {
+                        Entry::Occupied(e) => writes[*e.get()] = d,
+                        Entry::Vacant(e) => {
+                            e.insert(writes.len());
+                            writes.push(d);
+                        }
+                    }
+                    // The same id later in the call is diffed against this write, as before.
+                    known.insert(d.id.clone(), Known::after(d));
+                }
+                if !writes.is_empty() {
+                    let sql = format!(
+                        "{UPSERT_HEAD} {}{UPSERT_TAIL}",
+                        crate::row::tuples_for(&self.backend, writes.len(), 13, ", FALSE")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for d in &writes {
+                        q = q
+                            .bind(&d.id)
+                            .bind(&d.account)
+                            .bind(&d.pipeline)
+                            .bind(&d.stage)
+                            .bind(d.amount)
+                            .bind(&d.currency)
+                            .bind(d.created_at.map(Timestamp::millis))
+                            .bind(d.close_date.map(|c| c.to_string()))
+                            .bind(d.closed)
+                            .bind(d.won)
+                            .bind(now)
+                            .bind(now)
+                            .bind(run);
+                    }
+                    q.execute(&mut *tx).await.map_err(query_error("record deals", "deals"))?;
+                }
+                for rows in history.chunks(DEALS_PER_STATEMENT) {
+                    let sql = format!("{HISTORY_HEAD} {}", crate::row::tuples_for(&self.backend, rows.len(), 7, ""));
+                    let mut q = sqlx::query(&sql);
+                    for (d, c) in rows {
+                        q = q
+                            .bind(&d.id)
+                            .bind(&d.account)
+                            .bind(c.at)
+                            .bind(c.event)
+                            .bind(c.stage)
+                            .bind(d.amount)
+                            .bind(run);
+                    }
+                    q.execute(&mut *tx).await.map_err(query_error("record deal history", "deal_history"))?;
                 }
             }
             tx.commit().await.map_err(query_error("commit deals", "deals"))?;
@@ -421,17 +519,66 @@ impl Store {
     /// Every tier change of every account, ordered by account then time: when each account took
     /// each tier (`tier_history`), so a report can say which tier an account held on any day.
     pub async fn tier_timeline(&self) -> Result<Vec<TierEvent>, StoreError> {
-        let sql = "SELECT account, at, to_tier FROM tier_history ORDER BY account, at, id";
-        let rows: Vec<(String, i64, String)> = with_pool!(self, pool => sqlx::query_as(sql)
-            .fetch_all(pool)
-            .await)
-        .map_err(query_error("read tier history", "tier_history"))?;
-        rows.into_iter()
-            .map(|(account, at, tier)| {
-                let tier = parse_col(&tier, "tier_history", "to_tier", &account)?;
-                Ok(TierEvent { account, at, tier })
+        let mut events = Vec::new();
+        self.for_each_tier_event(|account, at, tier| {
+            events.push(TierEvent {
+                account: account.to_string(),
+                at,
+                tier,
             })
-            .collect()
+        })
+        .await?;
+        Ok(events)
+    }
+
+    /// Calls `f` with every tier change `(account, at, tier)`, in [`Store::tier_timeline`]'s
+    /// order, as the rows stream in: a report over millions of rows holds one at a time, and the
+    /// account is borrowed from the row (the caller copies what it keeps).
+    pub async fn for_each_tier_event(&self, mut f: impl FnMut(&str, i64, Tier)) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt as _;
+        let sql = "SELECT account, at, to_tier FROM tier_history ORDER BY account, at, id";
+        let read = query_error("read tier history", "tier_history");
+        with_pool!(self, pool => {
+            let mut rows = sqlx::query(sql).fetch(pool);
+            while let Some(row) = rows.try_next().await.map_err(read)? {
+                let account = row.str_ref("account").map_err(read)?;
+                let tier = parse_col(row.str_ref("to_tier").map_err(read)?, "tier_history", "to_tier", account)?;
+                f(account, row.int("at").map_err(read)?, tier);
+            }
+        });
+        Ok(())
+    }
+
+    /// Calls `f` with every live deal as the funnel reads it, as the rows stream in, borrowed
+    /// from the row: no deal is held after `f` returns and no text is copied. Ordered by id, as
+    /// [`Store::deals_for_report`], so a caller's floating-point sums come out the same.
+    pub async fn for_each_report_deal(&self, mut f: impl FnMut(ReportDeal<'_>)) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt as _;
+        let sql = "SELECT id, account, amount, currency, created_at, close_date, closed, won
+                   FROM deals WHERE deleted = FALSE ORDER BY id";
+        let read = query_error("read deals", "deals");
+        with_pool!(self, pool => {
+            let mut rows = sqlx::query(sql).fetch(pool);
+            while let Some(row) = rows.try_next().await.map_err(read)? {
+                let id = row.str_ref("id").map_err(read)?;
+                let close_date = row
+                    .opt_str_ref("close_date")
+                    .map_err(read)?
+                    .map(|d| parse_col(d, "deals", "close_date", id))
+                    .transpose()?;
+                f(ReportDeal {
+                    id,
+                    account: row.opt_str_ref("account").map_err(read)?,
+                    amount: row.opt_real("amount").map_err(read)?,
+                    currency: row.opt_str_ref("currency").map_err(read)?,
+                    created_at: row.opt_int("created_at").map_err(read)?,
+                    close_date,
+                    closed: row.opt_flag("closed").map_err(read)?,
+                    won: row.opt_flag("won").map_err(read)?,
+                });
+            }
+        });
+        Ok(())
     }
 }
 

@@ -80,7 +80,7 @@ pub use accounts::{
 };
 pub use cache::CachedFacts;
 pub use cluster::{LeaderGuard, WorkItem, WorkItemId, WorkProgress};
-pub use deals::{DealEvent, DealRecord, DealSync, StoredDeal, TierEvent};
+pub use deals::{DealEvent, DealRecord, DealSync, ReportDeal, StoredDeal, TierEvent};
 pub use error::{redact_url, StoreError};
 pub use outbox::{
     AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryCounts, DeliveryId, DeliveryOutcome,

@@ -137,3 +137,54 @@ async fn deal_without_account_or_stage_is_kept(db: TestDb) {
     assert_eq!(live[0].closed, None);
 }
 on_both_backends!(deal_without_account_or_stage_is_kept);
+
+async fn a_large_call_is_recorded_as_deal_after_deal(db: TestDb) {
+    // 1,200 deals: more than one statement's worth, read and written a chunk at a time. Within
+    // the call d0003 comes again unchanged (same chunk) and d0007 again won with a new amount
+    // (a later chunk): each is diffed against what the call wrote before it, as one call per
+    // deal would.
+    let s = &db.store;
+    let mut deals: Vec<DealRecord> = (0..1200)
+        .map(|i| deal(&format!("d{i:04}"), "a1", "appointmentscheduled", false, false))
+        .collect();
+    deals.insert(10, deal("d0003", "a1", "appointmentscheduled", false, false));
+    let mut won = deal("d0007", "a1", "closedwon", true, true);
+    won.amount = Some(2000.0);
+    deals.insert(1100, won);
+    let sync = s.record_deals(None, &deals).await.expect("record");
+    assert_eq!(
+        sync,
+        DealSync {
+            new: 1200,
+            changed: 1,
+            ..DealSync::default()
+        }
+    );
+    assert_eq!(
+        events(&s.deal_history("d0003").await.expect("history")),
+        ["created", "stage"]
+    );
+    assert_eq!(
+        events(&s.deal_history("d0007").await.expect("history")),
+        ["created", "stage", "stage", "amount"]
+    );
+    let live = s.deals_for_report().await.expect("read");
+    assert_eq!(live.len(), 1200);
+    let d7 = live.iter().find(|d| d.id == "d0007").expect("d0007");
+    assert_eq!(
+        (d7.stage.as_deref(), d7.amount, d7.won),
+        (Some("closedwon"), Some(2000.0), Some(true))
+    );
+
+    // The streamed read gives the same deals in the same order.
+    let mut streamed = Vec::new();
+    s.for_each_report_deal(|d| streamed.push((d.id.to_string(), d.amount, d.close_date)))
+        .await
+        .expect("stream");
+    let read: Vec<_> = live
+        .iter()
+        .map(|d| (d.id.clone(), d.amount, d.close_date))
+        .collect();
+    assert_eq!(streamed, read);
+}
+on_both_backends!(a_large_call_is_recorded_as_deal_after_deal);
