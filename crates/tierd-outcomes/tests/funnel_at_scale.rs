@@ -40,7 +40,7 @@ async fn check(store: &Store) {
             from: Date::from_ymd(2026, 3, 1),
             to: Date::from_ymd(2026, 8, 31),
             currency: None,
-            model: "shadow".into(),
+            model: "live".into(),
         },
     ];
     for q in &queries {
