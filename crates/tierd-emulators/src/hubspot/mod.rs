@@ -1275,8 +1275,25 @@ async fn get_deal(State(hub): Shared, Path(id): Path<String>, RawQuery(raw): Raw
 }
 
 async fn batch_read_deals(State(hub): Shared, body: Bytes) -> Response {
+    batch_read(&hub, &body, "DEAL", |world, id, names, out| {
+        let now = world.deals_now_ms;
+        let i = world.deal_index(id).filter(|i| world.deals[*i].visible(now))?;
+        world.deals[i].render(&deal_props(names), now, out);
+        Some(())
+    })
+}
+
+/// A v3 batch read of one object type: at most [`BATCH_MAX`] inputs; each found record rendered
+/// by `render` (which answers `None` for an id it does not hold, with the requested properties),
+/// the rest named in one `errors` entry, as HubSpot answers.
+fn batch_read(
+    hub: &Hub,
+    body: &Bytes,
+    object: &str,
+    render: impl Fn(&World, &str, &[String], &mut Vec<u8>) -> Option<()>,
+) -> Response {
     let started = clock::now_ms();
-    let req: BatchReadRequest = match parse_body(&hub, &body) {
+    let req: BatchReadRequest = match parse_body(hub, body) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -1287,28 +1304,23 @@ async fn batch_read_deals(State(hub): Shared, body: Bytes) -> Response {
         ));
     }
     let world = hub.world();
-    let props = deal_props(&req.properties);
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for input in &req.inputs {
         let id = input_id(&input.id);
-        match world
-            .deal_index(&id)
-            .filter(|i| world.deals[*i].visible(world.deals_now_ms))
-        {
-            Some(i) => {
-                if !out.is_empty() {
-                    out.push(b',');
-                }
-                world.deals[i].render(&props, world.deals_now_ms, &mut out);
-            }
-            None => missing.push(id),
+        let mark = out.len();
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        if render(&world, &id, &req.properties, &mut out).is_none() {
+            out.truncate(mark);
+            missing.push(id);
         }
     }
     let errors = if missing.is_empty() {
         vec![]
     } else {
-        vec![missing_error(&hub, "DEAL", missing)]
+        vec![missing_error(hub, object, missing)]
     };
     batch_envelope(StatusCode::OK, out, errors, started)
 }
@@ -1391,39 +1403,11 @@ async fn get_contact(State(hub): Shared, Path(id): Path<String>, RawQuery(raw): 
 }
 
 async fn batch_read_contacts(State(hub): Shared, body: Bytes) -> Response {
-    let started = clock::now_ms();
-    let req: BatchReadRequest = match parse_body(&hub, &body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if req.inputs.len() > BATCH_MAX {
-        return hub.invalid(format!(
-            "Batch input limit is {BATCH_MAX}, got {} inputs",
-            req.inputs.len()
-        ));
-    }
-    let world = hub.world();
-    let props = contact_props(&req.properties);
-    let mut out = Vec::new();
-    let mut missing = Vec::new();
-    for input in &req.inputs {
-        let id = input_id(&input.id);
-        match world.contact_index(&id) {
-            Some(i) => {
-                if !out.is_empty() {
-                    out.push(b',');
-                }
-                world.contacts[i].render(&props, &mut out);
-            }
-            None => missing.push(id),
-        }
-    }
-    let errors = if missing.is_empty() {
-        vec![]
-    } else {
-        vec![missing_error(&hub, "CONTACT", missing)]
-    };
-    batch_envelope(StatusCode::OK, out, errors, started)
+    batch_read(&hub, &body, "CONTACT", |world, id, names, out| {
+        let i = world.contact_index(id)?;
+        world.contacts[i].render(&contact_props(names), out);
+        Some(())
+    })
 }
 
 /// v4 company -> contact associations (type 280), `association_page_size` per company per
