@@ -209,30 +209,10 @@ fn insert(org: &Org, world: &mut World, object: Object, values: Vec<(usize, V)>)
 
 /// `POST /composite/sobjects`: up to 200 new records, a result per record in request order.
 pub(super) async fn composite_create(State(org): Shared, body: Bytes) -> Response {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Collection {
-        #[serde(default)]
-        all_or_none: bool,
-        records: Vec<serde_json::Map<String, Json>>,
-    }
-    let req: Collection = match serde_json::from_slice(&body) {
+    let req = match super::parse_collection(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return sf_error(
-                StatusCode::BAD_REQUEST,
-                "JSON_PARSER_ERROR",
-                format!("The request body is not valid: {e}"),
-            )
-        }
+        Err(r) => return r,
     };
-    if req.records.len() > COMPOSITE_MAX {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "EXCEEDED_ID_LIMIT",
-            "record limit reached. cannot submit more than 200 records into this call",
-        );
-    }
     let mut world = org.world_mut();
     let mut pending = HashSet::new();
     let mut checked = Vec::with_capacity(req.records.len());

@@ -791,31 +791,40 @@ async fn patch_record(
     }
 }
 
-async fn composite_update(State(org): Shared, body: Bytes) -> Response {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Collection {
-        #[serde(default)]
-        all_or_none: bool,
-        records: Vec<serde_json::Map<String, Json>>,
-    }
-    let req: Collection = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return sf_error(
-                StatusCode::BAD_REQUEST,
-                "JSON_PARSER_ERROR",
-                format!("The request body is not valid: {e}"),
-            )
-        }
-    };
+/// An sObject Collections request body (create or update).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Collection {
+    #[serde(default)]
+    pub(super) all_or_none: bool,
+    pub(super) records: Vec<serde_json::Map<String, Json>>,
+}
+
+/// Parses a collection, refused as Salesforce does when it is not JSON or holds more than
+/// [`COMPOSITE_MAX`] records.
+pub(super) fn parse_collection(body: &Bytes) -> Result<Collection, Response> {
+    let req: Collection = serde_json::from_slice(body).map_err(|e| {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            format!("The request body is not valid: {e}"),
+        )
+    })?;
     if req.records.len() > COMPOSITE_MAX {
-        return sf_error(
+        return Err(sf_error(
             StatusCode::BAD_REQUEST,
             "EXCEEDED_ID_LIMIT",
             "record limit reached. cannot submit more than 200 records into this call",
-        );
+        ));
     }
+    Ok(req)
+}
+
+async fn composite_update(State(org): Shared, body: Bytes) -> Response {
+    let req = match parse_collection(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let mut world = org.world_mut();
     let mut outcomes = Vec::with_capacity(req.records.len());
     for rec in &req.records {
