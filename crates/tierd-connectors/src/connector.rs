@@ -63,7 +63,7 @@ pub trait Connector: Send + Sync {
 
     /// The CRM's lists kept in step with tiers ([`crate::lists`]); `None` for a connector
     /// without lists (account files).
-    fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
+    fn lists(&self) -> Option<&dyn CrmLists> {
         None
     }
 
@@ -125,6 +125,21 @@ impl Contacts {
         self.contacts
             .sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
     }
+}
+
+/// A CRM whose named lists tierd can keep in step (HubSpot lists, Salesforce Campaigns).
+pub trait CrmLists: Send + Sync {
+    /// Brings the list called `name` to exactly `members` (the connector's account ids,
+    /// `hubspot:123`), creating the list when the CRM has none by that name and finding it
+    /// again by name on later calls. Reads the current membership (paged), then adds and removes
+    /// in batches within the vendor's limits. A member the CRM refuses (an id it does not know)
+    /// is reported in [`ListSync::refused`](crate::lists::ListSync::refused) and the rest go on; an error that stops the whole
+    /// sync (credentials, a list tierd may not change) is `Err`.
+    fn sync_list<'a>(
+        &'a self,
+        name: &'a str,
+        members: &'a [String],
+    ) -> BoxFuture<'a, Result<crate::lists::ListSync, ConnectorError>>;
 }
 
 /// A point in time as milliseconds since 1970-01-01 UTC: how far a pull got.

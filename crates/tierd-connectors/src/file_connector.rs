@@ -5,7 +5,7 @@
 //! only pages them. A file has no modification times per record, so an incremental pull
 //! reads the whole file when the file changed after the watermark, and nothing otherwise.
 //! The people of the accounts, for audience exports, come from an optional contacts file
-//! ([`crate::contacts_file`]).
+//! (`contacts_file.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

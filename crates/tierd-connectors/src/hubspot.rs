@@ -1073,7 +1073,7 @@ impl Connector for HubSpotConnector {
         self.http.stats()
     }
 
-    fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
+    fn lists(&self) -> Option<&dyn crate::connector::CrmLists> {
         Some(self)
     }
 

@@ -2,8 +2,8 @@
 //! Salesforce Campaign of accounts) whose membership tierd brings to exactly the accounts the
 //! caller names, adding the missing and removing the extra.
 //!
-//! Owns the contract every connector with lists implements ([`CrmLists`]), what one sync did
-//! ([`ListSync`]) and the pure diff between what a list holds and what it should hold
+//! Owns what one sync did ([`ListSync`]; the contract every connector with lists implements,
+//! `CrmLists`, stands beside `Connector` in `connector.rs`) and the pure diff between what a list holds and what it should hold
 //! ([`ListDiff`]). Each CRM's wire format stays in its own module (`hubspot/lists.rs`,
 //! `salesforce/campaigns.rs`).
 //!
@@ -16,24 +16,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
-use crate::connector::{BoxFuture, ConnectorError};
-
-/// A CRM whose named lists tierd can keep in step (HubSpot lists, Salesforce Campaigns).
-pub trait CrmLists: Send + Sync {
-    /// Brings the list called `name` to exactly `members` (the connector's account ids,
-    /// `hubspot:123`), creating the list when the CRM has none by that name and finding it
-    /// again by name on later calls. Reads the current membership (paged), then adds and removes
-    /// in batches within the vendor's limits. A member the CRM refuses (an id it does not know)
-    /// is reported in [`ListSync::refused`] and the rest go on; an error that stops the whole
-    /// sync (credentials, a list tierd may not change) is `Err`.
-    fn sync_list<'a>(
-        &'a self,
-        name: &'a str,
-        members: &'a [String],
-    ) -> BoxFuture<'a, Result<ListSync, ConnectorError>>;
-}
-
-/// What one [`CrmLists::sync_list`] did.
+/// What one [`CrmLists::sync_list`](crate::connector::CrmLists::sync_list) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListSync {
     /// The list's id in the CRM (HubSpot list id, Salesforce Campaign Id).

@@ -1020,7 +1020,7 @@ impl Connector for SalesforceConnector {
         self.http.stats()
     }
 
-    fn lists(&self) -> Option<&dyn crate::lists::CrmLists> {
+    fn lists(&self) -> Option<&dyn crate::connector::CrmLists> {
         Some(self)
     }
 

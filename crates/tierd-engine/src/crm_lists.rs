@@ -1,6 +1,6 @@
 //! CRM lists kept in step after a committing run (`[crm_lists]`): each configured tier's list
 //! (a HubSpot list, a Salesforce Campaign) brought to exactly the accounts the store holds in
-//! that tier, through the connector's [`CrmLists`](tierd_connectors::lists::CrmLists).
+//! that tier, through the connector's [`CrmLists`](tierd_connectors::connector::CrmLists).
 //!
 //! Runs after the run has ended and been recorded, like audience exports: a list that cannot be
 //! kept in step is logged with its name and key and counted (`tierd_errors{stage="crm_lists"}`),

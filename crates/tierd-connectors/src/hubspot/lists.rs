@@ -19,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{HubSpotConnector, ID_PREFIX};
+use crate::connector::CrmLists;
 use crate::connector::{BoxFuture, ConnectorError};
-use crate::lists::{native_ids, CrmLists, ListDiff, ListRefusal, ListSync};
+use crate::lists::{native_ids, ListDiff, ListRefusal, ListSync};
 
 /// The Lists API path HubSpot's reference documents as current (date-versioned, 2026-03).
 pub(super) const CURRENT_PATH: &str = "/crm/lists/2026-03";

@@ -27,8 +27,9 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::{quote, SalesforceConnector, SfError, ID_PREFIX, NAME};
+use crate::connector::CrmLists;
 use crate::connector::{BoxFuture, ConnectorError};
-use crate::lists::{native_ids, CrmLists, ListDiff, ListRefusal, ListSync};
+use crate::lists::{native_ids, ListDiff, ListRefusal, ListSync};
 
 /// One result of an sObject Collections create or delete.
 #[derive(Deserialize)]
