@@ -19,12 +19,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value as Json};
 
-use super::world::{convert, well_formed_id, Object, World, V};
+use super::world::{well_formed_id, Object, World, V};
 use super::{sf_error, Org, Shared, COMPOSITE_MAX};
 use crate::server::{form_pairs, json_value};
 
-/// One record error: (statusCode, message, fields).
-type RecordError = (&'static str, String, Vec<String>);
+use super::RecordError;
 
 fn text(v: &V) -> Option<&str> {
     match v {
@@ -52,34 +51,7 @@ fn check_new(
         ));
     }
     let table = world.table(object);
-    let mut values = Vec::with_capacity(fields.len());
-    for (name, raw) in fields {
-        if name == "attributes" {
-            continue;
-        }
-        let Some(f) = table.field(name) else {
-            return Err((
-                "INVALID_FIELD",
-                format!("No such column '{name}' on sobject of type {}", object.name()),
-                vec![name.clone()],
-            ));
-        };
-        let def = &table.fields[f];
-        if !def.updateable {
-            return Err((
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!(
-                    "Unable to create/update fields: {}. Please check the security settings of this field.",
-                    def.name
-                ),
-                vec![def.name.to_string()],
-            ));
-        }
-        match convert(def, raw) {
-            Ok(v) => values.push((f, v)),
-            Err(msg) => return Err(("INVALID_TYPE_ON_FIELD_IN_RECORD", msg, vec![def.name.to_string()])),
-        }
-    }
+    let values = super::record_values(table, object, fields, false)?;
     let value = |name: &str| {
         let f = table.field(name)?;
         values.iter().find(|(i, _)| *i == f).and_then(|(_, v)| text(v))

@@ -669,34 +669,21 @@ async fn get_record(
 }
 
 /// One record error: (statusCode, message, fields).
-type RecordError = (&'static str, String, Vec<String>);
+pub(super) type RecordError = (&'static str, String, Vec<String>);
 
-/// Checks and converts one record's fields; the first problem wins, as in Salesforce.
-fn check_record(
-    org: &Org,
-    world: &World,
+/// A record's field values as the table stores them (`attributes` skipped, and `Id` on an update,
+/// where it names the record), or the error Salesforce gives for the first field that does not
+/// exist, may not be written (`Id` on a create among them), or does not convert to its type (a
+/// restricted picklist with its own code). Shared by create and update.
+pub(super) fn record_values(
+    table: &world::Table,
     object: Object,
-    id: &str,
     fields: &serde_json::Map<String, Json>,
-) -> Result<(usize, Vec<(usize, V)>), RecordError> {
-    if !well_formed_id(id) {
-        return Err((
-            "MALFORMED_ID",
-            format!("{} ID: id value of incorrect type: {id}", object.name()),
-            vec!["Id".into()],
-        ));
-    }
-    let table = world.table(object);
-    let Some(k) = table.row(id) else {
-        return Err((
-            "INVALID_CROSS_REFERENCE_KEY",
-            "invalid cross reference id".into(),
-            vec![],
-        ));
-    };
+    update: bool,
+) -> Result<Vec<(usize, V)>, RecordError> {
     let mut values = Vec::with_capacity(fields.len());
     for (name, raw) in fields {
-        if name == "attributes" || name.eq_ignore_ascii_case("id") {
+        if name == "attributes" || (update && name.eq_ignore_ascii_case("id")) {
             continue;
         }
         let Some(f) = table.field(name) else {
@@ -729,6 +716,33 @@ fn check_record(
             Err(msg) => return Err(("INVALID_TYPE_ON_FIELD_IN_RECORD", msg, vec![def.name.to_string()])),
         }
     }
+    Ok(values)
+}
+
+/// Checks and converts one record's fields; the first problem wins, as in Salesforce.
+fn check_record(
+    org: &Org,
+    world: &World,
+    object: Object,
+    id: &str,
+    fields: &serde_json::Map<String, Json>,
+) -> Result<(usize, Vec<(usize, V)>), RecordError> {
+    if !well_formed_id(id) {
+        return Err((
+            "MALFORMED_ID",
+            format!("{} ID: id value of incorrect type: {id}", object.name()),
+            vec!["Id".into()],
+        ));
+    }
+    let table = world.table(object);
+    let Some(k) = table.row(id) else {
+        return Err((
+            "INVALID_CROSS_REFERENCE_KEY",
+            "invalid cross reference id".into(),
+            vec![],
+        ));
+    };
+    let values = record_values(table, object, fields, true)?;
     if org
         .lock_once
         .lock()
