@@ -8,36 +8,11 @@
 //! no overrides. Scores (3 × industry + region) / 4: acc-1 5.0 (Tier 1), acc-2 3.75 (Tier 2),
 //! acc-3 3.65 (Tier 3), acc-10 0.75, acc-6 0.25, acc-4 0 and acc-5 (no facts) 0, untiered.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tierd(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierd"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TIERD_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run tierd")
-}
-
-fn ok(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
+use common::{f, ok, repo, tierd};
 
 const MODEL: &str = r#"# The e2e model: two criteria, two components.
 name = "e2e"
@@ -94,10 +69,6 @@ fn deals() -> String {
     out.push_str("x2,acc-zz,1000,USD,lost,2026-06-01,2026-06-11,true,false\n");
     out.push_str("o1,acc-1,1000,USD,open,2026-06-01,,false,false\n");
     out
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("a number: {v}"))
 }
 
 fn close(v: &Value, want: f64) {

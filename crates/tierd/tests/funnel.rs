@@ -2,36 +2,11 @@
 //! as a user runs them: the built binary, the file connector, a SQLite store in a temporary
 //! directory, and figures checked against values computed by hand.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tierd(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierd"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TIERD_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run tierd")
-}
-
-fn ok(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
+use common::{f, ok, repo, tierd};
 
 /// The fixture tiers acc-6 as Tier 1 (locked), acc-1 Tier 2, acc-2, acc-3 and acc-10 Tier 3,
 /// acc-4 and acc-5 untiered. The deals are dated 2099, after that tiering whatever today is, so
@@ -68,10 +43,6 @@ label = "industry"
 map = { "Software" = 5 }
 otherwise = 0
 "#;
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("a number: {v}"))
-}
 
 fn close(v: &Value, want: f64) {
     assert!((f(v) - want).abs() < 1e-3, "{v} vs {want}");
