@@ -256,9 +256,7 @@ impl Demo {
         self.print_win_rate_lift(&funnel)?;
         // The calibration line: the live model backtested on every closed deal the CRM holds,
         // the history from before tierd included (tierd calibrate --backtest).
-        let backtest = pipeline
-            .pilot_backtest(&tierd_engine::PilotSpec::default())
-            .await?;
+        let backtest = pipeline.backtest(&tierd_engine::PilotSpec::default()).await?;
         if let Some(live) = backtest.models.first() {
             let rate = |tier: Tier| live.funnel.row(tier).and_then(|r| r.win_rate.value);
             say!(

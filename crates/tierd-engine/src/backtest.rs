@@ -50,17 +50,21 @@ pub async fn stored_states(store: &Store) -> anyhow::Result<Vec<AccountState>> {
 }
 
 impl Pipeline {
-    /// A pilot's backtest: the live model and the pilot's candidate (when it has one), each as if
-    /// it had tiered the pilot's accounts (its sample and filter, as the pilot run picks them) on
-    /// each of their closed deals' creation days. Deals of accounts outside the pilot are left
-    /// out, not reported.
-    pub async fn pilot_backtest(&self, spec: &PilotSpec) -> anyhow::Result<BacktestSection> {
+    /// A backtest of the live model and the pilot's candidate (when it has one), each as if it
+    /// had tiered the accounts `spec` picks (its sample and filter, as a pilot run picks them;
+    /// every stored account with the default spec) on each of their closed deals' creation days.
+    /// Deals of accounts outside the pick are left out, not reported.
+    pub async fn backtest(&self, spec: &PilotSpec) -> anyhow::Result<BacktestSection> {
         let states = stored_states(&self.store).await?;
         let live_schema = &self.settings.schema;
         let subset: Vec<AccountState> = states
             .into_iter()
             .filter(|s| {
-                let (stored, _) = codec::decode(live_schema, &s.facts);
+                // Only a filter reads facts: a sample picks by id.
+                let stored = match &spec.filter {
+                    Some(_) => codec::decode(live_schema, &s.facts).0,
+                    None => codec::StoredFacts::new(),
+                };
                 crate::pilot::includes(spec, &s.id, &stored)
             })
             .collect();

@@ -127,7 +127,7 @@ pub fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<ExitCode> {
         };
         // A pilot's backtest: both models on the pilot's accounts and their closed deals.
         let backtest = match (&report, &pilot) {
-            (Ok(_), Some(spec)) => Some(pipeline.pilot_backtest(spec).await),
+            (Ok(_), Some(spec)) => Some(pipeline.backtest(spec).await),
             _ => None,
         };
         let rejections = pipeline.store().rejection_summary().await;

@@ -31,8 +31,8 @@ pub(crate) struct ScoredItem {
 /// live policy; no caps, hysteresis or locks (those are decisions about the live population and
 /// people's choices, not the model's). `None` when the account's facts do not fit the shadow
 /// model (logged; the live score goes on).
-fn shadow_of(shadow: &Scorer, id: &str, stored: &StoredFacts) -> Option<ShadowScore> {
-    let row = match shadow.schema.row_from(&codec::current(stored)) {
+fn shadow_of(shadow: &Scorer, id: &str, current: &tierd_core::fact::Facts) -> Option<ShadowScore> {
+    let row = match shadow.schema.row_from(current) {
         Ok(row) => row,
         Err(e) => {
             tracing::warn!(account = %id, error = %e, "account left out of the shadow model");
@@ -74,7 +74,8 @@ pub(crate) fn score(
     let model_version = scorer.model.id();
     let mut out = Vec::with_capacity(accounts.len());
     for (account, stored) in accounts.iter().zip(facts) {
-        let row = match scorer.schema.row_from(&codec::current(&stored)) {
+        let current = codec::current(&stored);
+        let row = match scorer.schema.row_from(&current) {
             Ok(row) => row,
             Err(e) => {
                 *quarantined += 1;
@@ -108,7 +109,7 @@ pub(crate) fn score(
         let shadow = scorer
             .shadow
             .as_deref()
-            .and_then(|sh| shadow_of(sh, &account.id, &stored));
+            .and_then(|sh| shadow_of(sh, &account.id, &current));
         let facts = codec::encode(&stored);
         let facts_hash = format!("{:016x}", tierd_core::hash::fnv1a(facts.to_string().as_bytes()));
         out.push(ScoredItem {

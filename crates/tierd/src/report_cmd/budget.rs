@@ -79,11 +79,13 @@ async fn budget_funnel(
     from: Option<Date>,
     to: Date,
 ) -> anyhow::Result<Option<FunnelInput>> {
-    let history = store
-        .tier_timeline()
+    // The first day tierd tiered an account, streamed like the funnel's own read.
+    let mut first: Option<i64> = None;
+    store
+        .for_each_tier_event(|_, at, _| first = Some(first.map_or(at, |f| f.min(at))))
         .await
         .context("cannot read the tier history")?;
-    let Some(first) = history.iter().map(|e| e.at).min() else {
+    let Some(first) = first else {
         return Ok(None);
     };
     let from =
@@ -91,14 +93,15 @@ async fn budget_funnel(
     if to < from {
         anyhow::bail!("--to {to} is before the window's first day {from}");
     }
-    let deals = store.deals_for_report().await.context("cannot read the deals")?;
     let query = tierd_outcomes::FunnelQuery {
         from: Some(from),
         to: Some(to),
         currency: Some(budget.currency.clone()),
         model: "live".into(),
     };
-    let funnel = tierd_outcomes::funnel(&history, &deals, &query);
+    let funnel = tierd_outcomes::funnel_from_store(store, &query)
+        .await
+        .context("cannot read the funnel")?;
     let days = f64::from(to.days() - from.days() + 1);
     Ok(Some(funnel_input(&funnel, days, budget.period)))
 }
