@@ -33,11 +33,18 @@ pub fn accounts_for(
     Ok((out, unreadable))
 }
 
-/// The live policy over `model`'s schema: the engagement overrides' facts slotted after the
-/// model's, so the policy can tier the model's rows.
-pub fn policy_for(model: &Model, live: &TierPolicy) -> anyhow::Result<(TierPolicy, FactSchema)> {
-    let (schema, policy) = crate::reslotted(model.schema().clone(), live)?;
-    Ok((policy, schema))
+/// `model`'s schema, and the live policy over it: the engagement overrides' facts slotted after
+/// the model's, so the policy can tier the model's rows (a pilot's candidate, the shadow model, a
+/// backtested model).
+pub fn policy_for(model: &Model, live: &TierPolicy) -> anyhow::Result<(FactSchema, TierPolicy)> {
+    let mut schema = model.schema().clone();
+    let mut policy = live.clone();
+    for o in &mut policy.overrides {
+        o.slot = schema
+            .require(&o.fact, tierd_core::fact::FactType::DateList)
+            .map_err(|e| anyhow::anyhow!("tiering override {}: {e}", o.fact))?;
+    }
+    Ok((schema, policy))
 }
 
 /// Every stored account's state, by id.
@@ -93,7 +100,7 @@ impl Pipeline {
                 .map_err(|e| anyhow::anyhow!("cannot read the candidate model {}: {e}", path.display()))?;
             let candidate = Model::from_toml(&text, "model")
                 .map_err(|e| anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display()))?;
-            let (cand_policy, schema) = policy_for(&candidate, policy)?;
+            let (schema, cand_policy) = policy_for(&candidate, policy)?;
             let (accounts, _) = accounts_for(&subset, &schema)?;
             let (b, _) = tierd_outcomes::backtest_model(
                 &path.display().to_string(),

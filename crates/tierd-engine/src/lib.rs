@@ -91,6 +91,7 @@ use crate::metrics::Metrics;
 use crate::shutdown::ShutdownSignal;
 use tierd_config::Settings;
 
+use self::backtest::policy_for;
 use self::cache::StoreCache;
 use self::commit_sink::CommitSink;
 use self::context::RunCtx;
@@ -299,18 +300,6 @@ pub(crate) struct Scorer {
     pub(crate) shadow: Option<Box<Scorer>>,
 }
 
-/// A model's schema with the live policy's engagement overrides re-slotted to it, so the policy
-/// can tier the model's rows.
-fn reslotted(mut schema: FactSchema, policy: &TierPolicy) -> anyhow::Result<(FactSchema, TierPolicy)> {
-    let mut policy = policy.clone();
-    for o in &mut policy.overrides {
-        o.slot = schema
-            .require(&o.fact, tierd_core::fact::FactType::DateList)
-            .map_err(|e| anyhow::anyhow!("tiering override {}: {e}", o.fact))?;
-    }
-    Ok((schema, policy))
-}
-
 /// The daemon's pipeline: store, connector, plugins.
 pub struct Pipeline {
     settings: Arc<Settings>,
@@ -459,7 +448,7 @@ impl Pipeline {
         let policy = self.settings.policy.clone();
         let shadow = match &self.settings.shadow {
             Some(model) => {
-                let (schema, policy) = reslotted(model.schema().clone(), &policy)
+                let (schema, policy) = policy_for(model, &policy)
                     .context("the shadow model ([shadow] model) cannot be tiered by the live policy")?;
                 Some(Box::new(Scorer {
                     model: model.clone(),
@@ -492,7 +481,7 @@ impl Pipeline {
             .with_context(|| format!("cannot read the candidate model {}", path.display()))?;
         let model = Model::from_toml(&text, "model")
             .map_err(|e| anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display()))?;
-        let (schema, policy) = reslotted(model.schema().clone(), &scorer.policy)?;
+        let (schema, policy) = policy_for(&model, &scorer.policy)?;
         scorer.model = model;
         scorer.schema = schema;
         scorer.policy = policy;

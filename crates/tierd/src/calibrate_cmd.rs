@@ -163,7 +163,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
         if backtest {
             let mut models = vec![live_backtest];
             if let Some((path, cand)) = &candidate {
-                let (policy, schema) = tierd_engine::backtest::policy_for(cand, &settings.policy)?;
+                let (schema, policy) = tierd_engine::backtest::policy_for(cand, &settings.policy)?;
                 let accounts = accounts_for(&states, &schema)?;
                 let label = path.display().to_string();
                 let (b, _) = tierd_outcomes::backtest_model(
