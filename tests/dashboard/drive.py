@@ -16,6 +16,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 TOKEN = os.environ["DASH_API_TOKEN"]
 
@@ -48,6 +49,20 @@ def check(cond, what):
     if not cond:
         sys.exit("FAILED: " + what)
     print("ok:", what)
+
+
+def page_shows(driver, text, within=15):
+    """True once the page (after a click's navigation) contains `text`; False after `within` s.
+
+    A click on a form's button returns before the browser has loaded the answer, so reading
+    page_source straight after it races the navigation."""
+    try:
+        WebDriverWait(driver, within).until(lambda d: text in d.page_source)
+        return True
+    except Exception:
+        print(f"--- {driver.current_url} shows:", driver.find_element(By.TAG_NAME, "body").text[:2000],
+              file=sys.stderr)
+        return False
 
 
 def console_errors(driver):
@@ -137,7 +152,7 @@ def main():
         row = driver.find_element(By.CSS_SELECTOR, f'tr[data-account="{rejected}"]')
         driver.save_screenshot(os.path.join(a.screenshots, "pending.png"))
         row.find_element(By.TAG_NAME, "button").click()
-        check("will be retried" in driver.page_source, "the retry is acknowledged")
+        check(page_shows(driver, "will be retried"), "the retry is acknowledged")
         api(base, "/api/v1/runs", {"kind": "incremental"})
         wait_for_runs(base, 2)
         # The pyramid again, now with a line per tier over the two runs.
@@ -152,6 +167,7 @@ def main():
 
         # Sign-out ends the session.
         driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+        check(page_shows(driver, "Sign in to tierd"), "sign-out answers with the sign-in page")
         driver.get(base + "/runs")
         check("Sign in to tierd" in driver.title, "signed out")
     finally:
