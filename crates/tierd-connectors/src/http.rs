@@ -80,6 +80,7 @@ struct Counters {
     server_errors: AtomicU64,
     transport_errors: AtomicU64,
     waited_micros: AtomicU64,
+    in_flight_micros: AtomicU64,
     api_used: AtomicU64,
     api_max: AtomicU64,
 }
@@ -100,10 +101,21 @@ pub struct HttpStats {
     /// Time spent waiting for the rate limiter and in back-off, as planned (the waits the
     /// limiter, `Retry-After` and back-off asked for).
     pub waited: Duration,
+    /// Time requests were outstanding: from sending each attempt to reading its whole answer
+    /// (or its failure), summed over attempts.
+    pub in_flight: Duration,
     /// API calls used today as the vendor last reported them (Salesforce), 0 when unknown.
     pub api_used: u64,
     /// The vendor's daily API limit as last reported, 0 when unknown.
     pub api_max: u64,
+}
+
+impl HttpStats {
+    /// Time spent on the vendor: waiting for its answers and for its limits (rate limiter,
+    /// `Retry-After`, back-off).
+    pub fn vendor_time(&self) -> Duration {
+        self.waited + self.in_flight
+    }
 }
 
 /// Why a request failed for good.
@@ -231,6 +243,7 @@ impl HttpClient {
             server_errors: get(&c.server_errors),
             transport_errors: get(&c.transport_errors),
             waited: Duration::from_micros(get(&c.waited_micros)),
+            in_flight: Duration::from_micros(get(&c.in_flight_micros)),
             api_used: get(&c.api_used),
             api_max: get(&c.api_max),
         }
@@ -260,6 +273,7 @@ impl HttpClient {
                 c.retries.fetch_add(1, Ordering::Relaxed);
             }
             let request = build(&self.client).timeout(self.policy.timeout);
+            let sent = std::time::Instant::now();
             let outcome = match request.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -272,6 +286,8 @@ impl HttpClient {
                 }
                 Err(e) => Err(e),
             };
+            c.in_flight_micros
+                .fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
             let last_attempt = attempt >= self.policy.max_attempts.max(1);
             let (delay, problem, status) = match outcome {
                 Ok(reply) => {

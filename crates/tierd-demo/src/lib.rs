@@ -531,6 +531,7 @@ filter = "warn,sqlx=warn"
                 r.stale_plugin_results
             );
         }
+        say!(self, "  time: {}", r.stages.summary());
         if let Some(e) = &r.error {
             say!(self, "  error: {e}");
         }

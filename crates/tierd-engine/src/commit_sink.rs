@@ -16,6 +16,7 @@ use crate::sink::Sink;
 use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::{self, Member};
+use crate::timings::Stage;
 use crate::work::{BatchCounts, Payload, Shared, WorkAccount};
 use crate::RunReport;
 
@@ -51,8 +52,10 @@ impl Sink for CommitSink {
         batch: Vec<WorkAccount>,
         shared: &Shared,
     ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
         let payload = serde_json::to_value(Payload { accounts: batch })?;
         ctx.p.store.enqueue_work(ctx.run, &[payload]).await?;
+        ctx.time_since(Stage::Queue, started);
         shared.enqueued.notify_waiters();
         Ok(())
     }
@@ -139,7 +142,7 @@ impl Sink for CommitSink {
         // Queued items counted by whichever instance took them, plus accounts processed here
         // directly (restored for their signals).
         let mut total = queue::recorded_counts(ctx).await?;
-        total.add(*shared.counts.lock().unwrap_or_else(|e| e.into_inner()));
+        total.add(&shared.counts.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(total)
     }
 
@@ -216,6 +219,7 @@ impl Sink for CommitSink {
         report.deferred += deferred_here;
         report.pushed += written;
         report.rejected += refused;
+        let committing = std::time::Instant::now();
         p.store
             .commit_batch(&BatchCommit {
                 run: ctx.run,
@@ -230,6 +234,7 @@ impl Sink for CommitSink {
             .await
             .inspect_err(|_| p.metrics.error("store"))
             .context("commit a pushed batch")?;
+        ctx.time_since(Stage::Commit, committing);
         p.metrics.pushes("written", written);
         p.metrics.pushes("rejected", refused);
         if let Some(e) = stop_error {

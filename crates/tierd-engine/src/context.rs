@@ -1,8 +1,11 @@
 //! The run context: what every stage of one run reads (the pipeline, the scorer, the run's id,
 //! kind and job, a pilot's spec), so stages take one argument instead of six.
 
+use std::time::{Duration, Instant};
+
 use tierd_store::{RunId, RunKind};
 
+use crate::timings::{Stage, StageTimes};
 use crate::{Job, PilotSpec, Pipeline, Scorer};
 
 /// One run, as its stages see it.
@@ -15,9 +18,30 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) job: Job,
     /// For pilots: which accounts take part.
     pub(crate) pilot: Option<&'a PilotSpec>,
+    /// Time of the stages this instance runs once for the run (pull, queueing, tier, push and
+    /// its commits, deals); work items carry their own (`BatchCounts::times`).
+    pub(crate) times: std::sync::Mutex<StageTimes>,
 }
 
 impl RunCtx<'_> {
+    /// Adds `took` (`vendor` of it waiting for the vendor) to `stage` of the run's times.
+    pub(crate) fn time(&self, stage: Stage, took: Duration, vendor: Duration) {
+        self.times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(stage, took, vendor);
+    }
+
+    /// Adds the time since `started` to `stage`.
+    pub(crate) fn time_since(&self, stage: Stage, started: Instant) {
+        self.time(stage, started.elapsed(), Duration::ZERO);
+    }
+
+    /// The connector's time waiting for the vendor so far (answers, limits, back-off).
+    pub(crate) fn connector_vendor_time(&self) -> Duration {
+        self.p.connector.http_stats().vendor_time()
+    }
+
     /// Whether a fact's source is the account's own (the CRM or file it came from), not a plugin.
     pub(crate) fn is_own_source(&self, source: &str) -> bool {
         source == "crm" || source == "file" || source == self.p.connector.kind()

@@ -72,9 +72,11 @@ mod sink;
 mod stage;
 #[cfg(test)]
 mod tests;
+pub mod timings;
 mod work;
 
 pub use stage::deals::DealsReport;
+pub use timings::{StageTime, StageTimes};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -228,6 +230,8 @@ pub struct RunReport {
     pub top_movements: Vec<MovementLine>,
     /// What the deals stage did (committing runs that got that far).
     pub deals: Option<DealsReport>,
+    /// Where the run's time went, stage by stage.
+    pub stages: StageTimes,
     /// Why the run failed or stopped.
     pub error: Option<String>,
 }
@@ -252,6 +256,7 @@ impl RunReport {
             stale_plugin_results: 0,
             top_movements: Vec::new(),
             deals: None,
+            stages: StageTimes::default(),
             error: None,
         }
     }
@@ -276,6 +281,7 @@ impl RunReport {
             })),
             "top_movements": self.top_movements,
             "deals": self.deals,
+            "stages": self.stages,
         })
     }
 }
@@ -530,7 +536,9 @@ impl Pipeline {
             kind: request.kind,
             job: request.effective_job(),
             pilot: request.pilot.as_ref().filter(|_| request.kind == RunKind::Pilot),
+            times: std::sync::Mutex::default(),
         };
+        let plugin_http = self.plugin_http_time();
         let progress = progress.as_deref();
         let outcome = match request.kind {
             RunKind::Full | RunKind::Incremental => {
@@ -541,6 +549,19 @@ impl Pipeline {
             }
             RunKind::Pilot => run::execute(&ctx, &MemorySink::pilot(), &mut report, shutdown, progress).await,
         };
+        report
+            .stages
+            .merge(&ctx.times.lock().unwrap_or_else(|e| e.into_inner()));
+        for (plugin, now) in self.plugin_http_time() {
+            let before = plugin_http
+                .iter()
+                .find(|(p, _)| *p == plugin)
+                .map_or(Duration::ZERO, |(_, d)| *d);
+            report
+                .stages
+                .add_plugin_vendor(&plugin, now.saturating_sub(before));
+        }
+        report.stages.run_seconds = started.elapsed().as_secs_f64();
         let (status, error) = match outcome {
             Ok(Ending::Done) => (RunStatus::Succeeded, None),
             Ok(Ending::Stopped) => (
@@ -586,6 +607,7 @@ impl Pipeline {
             report.status.as_str(),
             started.elapsed().as_secs_f64(),
         );
+        self.metrics.stage_times(request.kind.as_str(), &report.stages);
         match &report.error {
             None => tracing::info!(run = id.0, kind = %request.kind, pushed = report.pushed, "run succeeded"),
             Some(e) => {
@@ -593,6 +615,20 @@ impl Pipeline {
             }
         }
         Ok(report)
+    }
+
+    /// Each plugin's HTTP request time so far in this process.
+    fn plugin_http_time(&self) -> Vec<(String, Duration)> {
+        let Some(set) = &self.plugins else {
+            return Vec::new();
+        };
+        set.plugins()
+            .into_iter()
+            .filter_map(|p| {
+                let c = set.http_counters(&p.name)?;
+                Some((p.name, Duration::from_micros(c.latency_micros)))
+            })
+            .collect()
     }
 
     /// `run.finished` or `run.failed` for a committing run's end (dry runs and pilots change
@@ -676,6 +712,7 @@ impl Pipeline {
                             Job::Incremental
                         },
                         pilot: None,
+                        times: std::sync::Mutex::default(),
                     };
                     queue::consume_one(&ctx, &CommitSink).await?
                 }

@@ -57,7 +57,7 @@ impl Sink for MemorySink {
         shared: &Shared,
     ) -> anyhow::Result<()> {
         let counts = stage::process(ctx, self, batch).await?;
-        shared.merge(counts);
+        shared.merge(&counts);
         Ok(())
     }
 
@@ -79,7 +79,7 @@ impl Sink for MemorySink {
     }
 
     async fn counts(&self, _ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<BatchCounts> {
-        Ok(*shared.counts.lock().unwrap_or_else(|e| e.into_inner()))
+        Ok(shared.counts.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     async fn population(&self, ctx: &RunCtx<'_>) -> anyhow::Result<Vec<Member>> {

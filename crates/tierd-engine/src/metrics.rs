@@ -42,6 +42,8 @@ pub struct Metrics {
     registry: Registry,
     runs: Family<Labels, Counter>,
     run_seconds: Family<Labels, FloatCounter>,
+    stage_seconds: Family<Labels, FloatCounter>,
+    stage_vendor_seconds: Family<Labels, FloatCounter>,
     tiers: Family<Labels, Gauge>,
     pushes: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
@@ -86,6 +88,8 @@ impl Default for Metrics {
         let m = Metrics {
             runs: Family::default(),
             run_seconds: Family::default(),
+            stage_seconds: Family::default(),
+            stage_vendor_seconds: Family::default(),
             tiers: Family::default(),
             pushes: Family::default(),
             errors: Family::default(),
@@ -111,6 +115,16 @@ impl Default for Metrics {
             "tierd_run_duration_seconds",
             "Wall time spent in finished runs, by kind and final status",
             m.run_seconds.clone(),
+        );
+        registry.register(
+            "tierd_run_stage_seconds",
+            "Time spent in each stage of finished runs, by run kind, stage and (for enrich) plugin; processing stages add up every worker's time",
+            m.stage_seconds.clone(),
+        );
+        registry.register(
+            "tierd_run_stage_vendor_wait_seconds",
+            "Of tierd_run_stage_seconds, time spent waiting for the vendor (its answers, rate limits and back-off)",
+            m.stage_vendor_seconds.clone(),
         );
         registry.register(
             "tierd_accounts",
@@ -236,6 +250,18 @@ impl Metrics {
     /// `n` accounts went through scoring.
     pub fn accounts_processed(&self, n: u64) {
         self.accounts_processed.inc_by(n);
+    }
+
+    /// Adds a finished run's time per stage (`RunReport::stages`).
+    pub fn stage_times(&self, kind: &str, times: &crate::timings::StageTimes) {
+        for (stage, t) in times.stages() {
+            let (stage, plugin) = stage.split_once(':').unwrap_or((stage.as_str(), ""));
+            let key = labels(&[("kind", kind), ("stage", stage), ("plugin", plugin)]);
+            self.stage_seconds.get_or_create(&key).inc_by(t.seconds);
+            self.stage_vendor_seconds
+                .get_or_create(&key)
+                .inc_by(t.vendor_seconds);
+        }
     }
 
     /// `n` records were set aside as invalid.
@@ -379,6 +405,16 @@ impl Collector for HttpCollector {
         )?;
         family(
             e,
+            "tierd_connector_http_in_flight_seconds",
+            "Time requests to the CRM were outstanding, from sending to the whole answer",
+            MetricType::Counter,
+            connector
+                .iter()
+                .map(|(l, s)| (l.clone(), ConstCounter::new(s.in_flight.as_secs_f64())))
+                .collect(),
+        )?;
+        family(
+            e,
             "tierd_connector_api_calls_used",
             "API calls used today as the CRM last reported them (0 when unknown)",
             MetricType::Gauge,
@@ -515,6 +551,19 @@ mod tests {
         m.quarantined(2);
         m.plugin_call("firmographic", 0.25, true);
         m.plugin_call("firmographic", 0.25, false);
+        let mut times = crate::timings::StageTimes::default();
+        times.add(
+            crate::timings::Stage::Push,
+            std::time::Duration::from_millis(2500),
+            std::time::Duration::from_millis(2000),
+        );
+        times.add_plugin(
+            "technographic",
+            std::time::Duration::from_millis(750),
+            std::time::Duration::from_millis(500),
+        );
+        m.stage_times("full", &times);
+        m.stage_times("full", &times);
         let extra = ExtraGauges {
             connector: Some((
                 "hubspot".into(),
@@ -522,6 +571,7 @@ mod tests {
                     requests: 9,
                     rate_limited: 4,
                     waited: std::time::Duration::from_millis(1500),
+                    in_flight: std::time::Duration::from_millis(250),
                     ..HttpStats::default()
                 },
             )),
@@ -562,6 +612,11 @@ mod tests {
             "tierd_connector_rate_limit_wait_seconds_total{connector=\"hubspot\"} 1.5",
             "tierd_plugin_http_latency_seconds_total{plugin=\"technographic\"} 2.0",
             "tierd_webhook_deliveries{state=\"pending\"} 3",
+            "tierd_connector_http_in_flight_seconds_total{connector=\"hubspot\"} 0.25",
+            "tierd_run_stage_seconds_total{kind=\"full\",stage=\"push\",plugin=\"\"} 5.0",
+            "tierd_run_stage_vendor_wait_seconds_total{kind=\"full\",stage=\"push\",plugin=\"\"} 4.0",
+            "tierd_run_stage_seconds_total{kind=\"full\",stage=\"enrich\",plugin=\"technographic\"} 1.5",
+            "tierd_run_stage_vendor_wait_seconds_total{kind=\"full\",stage=\"enrich\",plugin=\"technographic\"} 1.0",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }

@@ -3,23 +3,33 @@
 //! processing each counted with it, so the run's report adds up every instance's work.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::context::RunCtx;
 use crate::sink::Sink;
 use crate::stage;
+use crate::timings::Stage;
 use crate::work::{BatchCounts, Payload, Shared};
 
 /// Claims and processes one work item of `run`; false when none was queued. The item's counts
 /// are recorded with it, so the run's report adds up every instance's work.
 pub(crate) async fn consume_one<S: Sink>(ctx: &RunCtx<'_>, sink: &S) -> anyhow::Result<bool> {
     let p = ctx.p;
+    let started = Instant::now();
     let items = p.store.claim_work(ctx.run, &p.instance, 1).await?;
     let Some(item) = items.into_iter().next() else {
         return Ok(false);
     };
     let outcome = match serde_json::from_value::<Payload>(item.payload) {
-        Ok(payload) => stage::process(ctx, sink, payload.accounts).await,
+        Ok(payload) => {
+            let taken = started.elapsed();
+            stage::process(ctx, sink, payload.accounts)
+                .await
+                .map(|mut counts| {
+                    counts.times.add(Stage::Queue, taken, Duration::ZERO);
+                    counts
+                })
+        }
         Err(e) => Err(anyhow::anyhow!(
             "work item {} of run {} is unreadable: {e}",
             item.id,
@@ -73,7 +83,7 @@ pub(crate) async fn recorded_counts(ctx: &RunCtx<'_>) -> anyhow::Result<BatchCou
     let mut total = BatchCounts::default();
     for result in ctx.p.store.work_results(ctx.run).await? {
         if let Ok(counts) = serde_json::from_value::<BatchCounts>(result) {
-            total.add(counts);
+            total.add(&counts);
         }
     }
     Ok(total)

@@ -2,6 +2,7 @@
 //! rules (streaming, work queue, tiers in two steps, crash safety).
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use tierd_connectors::connector::Watermark;
 use tierd_core::diff::Movements;
@@ -13,6 +14,7 @@ use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
 use crate::stage::push;
 use crate::stage::{deals, pull, tier};
+use crate::timings::Stage;
 use crate::work::Shared;
 use crate::{pyramid_of, Job, Progress, RunReport};
 
@@ -38,7 +40,13 @@ pub(crate) async fn execute<S: Sink>(
     }
     let shared = Shared::default();
     let incremental = ctx.job == Job::Incremental;
+    let vendor = ctx.connector_vendor_time();
     let pulled = pull::pull(ctx, sink, since, incremental, &shared, &shutdown, progress).await?;
+    ctx.time(
+        Stage::Pull,
+        Duration::ZERO,
+        ctx.connector_vendor_time().saturating_sub(vendor),
+    );
     report.quarantined += pulled.quarantined;
     p.metrics.quarantined(pulled.quarantined);
     if pulled.stopped {
@@ -60,13 +68,16 @@ pub(crate) async fn execute<S: Sink>(
     report.accounts = counts.accounts;
     report.stale_plugin_results = counts.stale;
     report.quarantined += counts.quarantined;
+    report.stages.merge(&counts.times);
 
     // Tier the whole population.
     if let Some(pr) = progress {
         pr.stage("tier", None);
     }
+    let started = Instant::now();
     let population = sink.population(ctx).await?;
     let decided = tier::decide(ctx, &population);
+    ctx.time_since(Stage::Tier, started);
     report.pyramid = pyramid_of(decided.iter().map(|d| d.tier));
     let mut movements = Movements::default();
     for (m, d) in population.iter().zip(&decided) {
@@ -104,7 +115,18 @@ pub(crate) async fn execute<S: Sink>(
     } else {
         to_finalize.iter().map(|f| f.id.clone()).collect()
     };
-    let ending = push::push(ctx, sink, to_finalize, report, &shutdown, progress).await?;
+    let (started, vendor, committed) = (Instant::now(), ctx.connector_vendor_time(), commit_time(ctx));
+    let ending = push::push(ctx, sink, to_finalize, report, &shutdown, progress).await;
+    // The batch commits inside the push are counted as `commit`.
+    let took = started
+        .elapsed()
+        .saturating_sub(commit_time(ctx).saturating_sub(committed));
+    ctx.time(
+        Stage::Push,
+        took,
+        ctx.connector_vendor_time().saturating_sub(vendor),
+    );
+    let ending = ending?;
     if let Ending::Done = ending {
         // Deals, for the funnel: only committing runs keep them (a dry run or pilot stores nothing).
         if matches!(ctx.kind, RunKind::Full | RunKind::Incremental) {
@@ -117,12 +139,25 @@ pub(crate) async fn execute<S: Sink>(
                 all_ids
             };
             accounts.sort();
-            report.deals = Some(deals::pull(p, Some(ctx.run), &accounts).await?);
+            let (started, vendor) = (Instant::now(), ctx.connector_vendor_time());
+            let deals = deals::pull(p, Some(ctx.run), &accounts).await;
+            ctx.time(
+                Stage::Deals,
+                started.elapsed(),
+                ctx.connector_vendor_time().saturating_sub(vendor),
+            );
+            report.deals = Some(deals?);
         }
         sink.finish(ctx, pulled.watermark.map(|w| w.millis().to_string()))
             .await?;
     }
     Ok(ending)
+}
+
+/// The `commit` time this instance has recorded for the run so far.
+fn commit_time(ctx: &RunCtx<'_>) -> Duration {
+    let times = ctx.times.lock().unwrap_or_else(|e| e.into_inner());
+    Duration::from_secs_f64(times.commit.seconds)
 }
 
 /// The last successful committing run.

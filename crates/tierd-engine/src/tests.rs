@@ -1233,3 +1233,69 @@ async fn committing_runs_keep_the_deals_of_their_accounts_and_a_deals_job_change
         Some(tierd_store::DealSync::default())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_report_says_where_its_time_went_stage_by_stage() {
+    use tierd_plugin_host::{Mode, PluginConfig};
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    let with_plugin = |s: &mut Settings| {
+        let plugin = PluginConfig::library(
+            tierd_test_support::cdylib("tierd-test-misbehaving"),
+            Mode::InProcess,
+        );
+        s.plugins.insert("m".into(), plugin);
+    };
+    let metrics = Arc::new(Metrics::default());
+    let p = pipeline_with(
+        &emulator,
+        &url,
+        "2026-11-24",
+        with_plugin,
+        metrics.clone(),
+        "test:1",
+    )
+    .await;
+    let report = run(&p, RunKind::Full).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert!(report.pushed > 0);
+    let t = &report.stages;
+    // Every stage that ran has time; those that talk to the CRM have vendor time too. (Which
+    // stage takes longest is the machine's business, not this test's.)
+    for (stage, time) in t.stages() {
+        assert!(time.seconds > 0.0, "{stage} has no time: {t:?}");
+    }
+    for (stage, time) in [("pull", t.pull), ("push", t.push), ("deals", t.deals)] {
+        assert!(time.vendor_seconds > 0.0, "{stage} waited for no vendor: {t:?}");
+    }
+    for (stage, time) in [
+        ("queue", t.queue),
+        ("score", t.score),
+        ("commit", t.commit),
+        ("tier", t.tier),
+    ] {
+        assert_eq!(
+            time.vendor_seconds, 0.0,
+            "{stage} does not talk to a vendor: {t:?}"
+        );
+    }
+    assert_eq!(t.enrich.keys().collect::<Vec<_>>(), ["m"], "one entry per plugin");
+    assert!(t.run_seconds > 0.0);
+
+    // Stored with the run, as the API serves it.
+    let stored = p.store().run(report.run).await.expect("read").expect("the run");
+    let stats = stored.stats.expect("stats");
+    let back: crate::StageTimes = serde_json::from_value(stats["stages"].clone()).expect("stage times");
+    assert_eq!(&back, t);
+    // And in /metrics.
+    let text = metrics.render(&crate::metrics::ExtraGauges::default());
+    for stage in ["pull", "queue", "score", "commit", "tier", "push", "deals"] {
+        let line = format!("tierd_run_stage_seconds_total{{kind=\"full\",stage=\"{stage}\",plugin=\"\"}}");
+        assert!(text.contains(&line), "missing {line} in\n{text}");
+    }
+    assert!(text.contains("tierd_run_stage_seconds_total{kind=\"full\",stage=\"enrich\",plugin=\"m\"}"));
+    p.shutdown().await;
+}

@@ -12,6 +12,8 @@ use tierd_core::codec::{self, StoredFacts};
 use tierd_core::FactSchema;
 use tierd_store::AccountState;
 
+use crate::timings::StageTimes;
+
 /// One account in a work item, as the queue carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WorkAccount {
@@ -68,18 +70,22 @@ pub(crate) struct Payload {
 }
 
 /// What processing items found, for the run's report.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BatchCounts {
     pub(crate) accounts: u64,
     pub(crate) stale: u64,
     pub(crate) quarantined: u64,
+    /// Where processing the items took its time (items recorded before timings: zero).
+    #[serde(default)]
+    pub(crate) times: StageTimes,
 }
 
 impl BatchCounts {
-    pub(crate) fn add(&mut self, other: BatchCounts) {
+    pub(crate) fn add(&mut self, other: &BatchCounts) {
         self.accounts += other.accounts;
         self.stale += other.stale;
         self.quarantined += other.quarantined;
+        self.times.merge(&other.times);
     }
 }
 
@@ -92,7 +98,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn merge(&self, counts: BatchCounts) {
+    pub(crate) fn merge(&self, counts: &BatchCounts) {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).add(counts);
     }
 }

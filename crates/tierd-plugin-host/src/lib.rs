@@ -41,5 +41,7 @@ pub use dns::DnsCounters;
 pub use error::HostError;
 pub use http::HttpCounters;
 pub use secret::Secret;
-pub use set::{AccountEnrichment, EnrichOptions, Outcome, PluginInfo, PluginResult, PluginSet, RejectedFact};
+pub use set::{
+    AccountEnrichment, EnrichOptions, Enriched, Outcome, PluginInfo, PluginResult, PluginSet, RejectedFact,
+};
 pub use tierd_plugin_api::{AccountInput, ABI_MAJOR, ABI_MINOR};

@@ -119,6 +119,16 @@ pub struct AccountEnrichment {
     pub results: Vec<PluginResult>,
 }
 
+/// What [`PluginSet::enrich_timed`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enriched {
+    /// Each account's results, in the order accounts were given.
+    pub accounts: Vec<AccountEnrichment>,
+    /// Each plugin's name and the time it took over the batch (cache look-ups included), in
+    /// plugin name order.
+    pub took: Vec<(String, std::time::Duration)>,
+}
+
 /// Options of one enrichment pass.
 #[derive(Debug, Clone, Default)]
 pub struct EnrichOptions {
@@ -246,9 +256,20 @@ impl PluginSet {
     pub async fn enrich_with(
         &self,
         as_of: &str,
-        mut accounts: Vec<AccountInput>,
+        accounts: Vec<AccountInput>,
         options: &EnrichOptions,
     ) -> Vec<AccountEnrichment> {
+        self.enrich_timed(as_of, accounts, options).await.accounts
+    }
+
+    /// [`PluginSet::enrich_with`], also saying how long each plugin took over the batch (the
+    /// plugins run one after another, each over every account), for run reports.
+    pub async fn enrich_timed(
+        &self,
+        as_of: &str,
+        mut accounts: Vec<AccountInput>,
+        options: &EnrichOptions,
+    ) -> Enriched {
         for a in &mut accounts {
             if a.key.is_empty() {
                 a.key = account_key(a);
@@ -256,24 +277,28 @@ impl PluginSet {
         }
         let accounts = Arc::new(accounts);
         let mut per_plugin = Vec::with_capacity(self.plugins.len());
+        let mut took = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
+            let started = std::time::Instant::now();
             per_plugin.push(
                 run_plugin(plugin, &self.cache, as_of, &accounts, options)
                     .await
                     .into_iter(),
             );
+            took.push((plugin.info.name.clone(), started.elapsed()));
         }
         // Every batch task has finished, so the accounts are ours again: their ids and keys move
         // into the answer instead of being copied.
         let accounts = Arc::try_unwrap(accounts).unwrap_or_else(|shared| (*shared).clone());
-        accounts
+        let accounts = accounts
             .into_iter()
             .map(|a| AccountEnrichment {
                 id: a.id,
                 key: a.key,
                 results: per_plugin.iter_mut().filter_map(Iterator::next).collect(),
             })
-            .collect()
+            .collect();
+        Enriched { accounts, took }
     }
 
     /// Stops every plugin (shutdown message, then kill after a grace period).

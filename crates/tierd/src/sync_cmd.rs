@@ -285,6 +285,7 @@ pub fn print_report(out: &mut impl std::io::Write, r: &RunReport) -> std::io::Re
             d.accounts, d.pulled, d.sync.new, d.sync.changed, d.deleted, d.without_account
         )?;
     }
+    writeln!(out, "  time: {}", r.stages.summary())?;
     if let Some(e) = &r.error {
         writeln!(out, "  error: {e}")?;
     }

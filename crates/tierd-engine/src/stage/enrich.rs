@@ -7,6 +7,7 @@
 //! flagged stale; the account's score is never zeroed by a failure.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{Map, Value};
@@ -17,6 +18,7 @@ use tierd_plugin_host::{AccountInput, EnrichOptions, Outcome};
 use tierd_store::{AccountState, NewSignal, RunKind, Timestamp};
 
 use crate::context::RunCtx;
+use crate::timings::{Stage, StageTimes};
 use crate::work::WorkAccount;
 
 /// A work item after enrichment.
@@ -53,6 +55,7 @@ pub(crate) async fn enrich(
     ctx: &RunCtx<'_>,
     accounts: &[WorkAccount],
     previous: &HashMap<String, AccountState>,
+    times: &mut StageTimes,
 ) -> anyhow::Result<Enriched> {
     let (p, scorer) = (ctx.p, ctx.scorer);
     let mut facts: Vec<StoredFacts> = accounts
@@ -79,10 +82,12 @@ pub(crate) async fn enrich(
         .map(|a| account_key(a.domain.as_deref(), &a.id))
         .collect();
     let versions: Vec<(String, String)> = set.plugins().into_iter().map(|i| (i.name, i.version)).collect();
+    let started = Instant::now();
     p.cache
         .prefetch(&p.store, &versions, &keys)
         .await
         .context("read the plugins' cached facts")?;
+    times.since(Stage::Commit, started);
     let inputs = accounts
         .iter()
         .zip(&facts)
@@ -103,11 +108,11 @@ pub(crate) async fn enrich(
     let options = EnrichOptions {
         refresh: ctx.kind == RunKind::Full,
     };
-    let started = std::time::Instant::now();
-    let enriched = set.enrich_with(&scorer.as_of.to_string(), inputs, &options).await;
-    let seconds = started.elapsed().as_secs_f64();
+    let enriched = set
+        .enrich_timed(&scorer.as_of.to_string(), inputs, &options)
+        .await;
     let mut failed_plugins: HashSet<String> = HashSet::new();
-    for ((i, enrichment), key) in enriched.into_iter().enumerate().zip(&keys) {
+    for ((i, enrichment), key) in enriched.accounts.into_iter().enumerate().zip(&keys) {
         let account = &accounts[i];
         for r in enrichment.results {
             // A cached answer was observed when it was cached; never after the scoring date
@@ -180,14 +185,19 @@ pub(crate) async fn enrich(
             }
         }
     }
-    for info in set.plugins() {
+    for (plugin, took) in &enriched.took {
+        // The plugin's HTTP time is added per run (`timings`): requests of items processed side
+        // by side cannot be told apart here.
+        times.add_plugin(plugin, *took, Duration::ZERO);
         p.metrics
-            .plugin_call(&info.name, seconds, !failed_plugins.contains(&info.name));
+            .plugin_call(plugin, took.as_secs_f64(), !failed_plugins.contains(plugin));
     }
+    let started = Instant::now();
     p.cache
         .flush(&p.store, &keys)
         .await
         .context("write the plugins' cached facts")?;
+    times.since(Stage::Commit, started);
     out.facts = facts;
     Ok(out)
 }

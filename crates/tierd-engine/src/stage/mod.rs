@@ -9,7 +9,11 @@ pub(crate) mod push;
 pub(crate) mod score;
 pub(crate) mod tier;
 
+use std::time::Instant;
+
 use anyhow::Context as _;
+
+use crate::timings::Stage;
 
 use crate::context::RunCtx;
 use crate::sink::Sink;
@@ -28,15 +32,21 @@ pub(crate) async fn process<S: Sink>(
         ..BatchCounts::default()
     };
     let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let started = Instant::now();
     let previous = p
         .store
         .accounts(&ids)
         .await
         .context("read the batch's previous state")?;
-    let enriched = enrich::enrich(ctx, &accounts, &previous).await?;
+    counts.times.since(Stage::Commit, started);
+    let enriched = enrich::enrich(ctx, &accounts, &previous, &mut counts.times).await?;
     counts.stale = enriched.stale;
+    let started = Instant::now();
     let scored = score::score(ctx, &accounts, enriched.facts, &previous, &mut counts.quarantined);
+    counts.times.since(Stage::Score, started);
+    let started = Instant::now();
     sink.keep(ctx, scored, enriched.signals).await?;
+    counts.times.since(Stage::Commit, started);
     p.metrics.accounts_processed(counts.accounts);
     Ok(counts)
 }

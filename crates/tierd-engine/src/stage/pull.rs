@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use tierd_connectors::connector::Watermark;
@@ -12,6 +13,7 @@ use tierd_core::codec;
 use crate::context::RunCtx;
 use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
+use crate::timings::Stage;
 use crate::work::{Shared, WorkAccount};
 use crate::{pilot, stage, Progress};
 
@@ -46,7 +48,13 @@ pub(crate) async fn pull<S: Sink>(
         let mut stopped = false;
         // The last page's watermark is the one to store; no page means nothing new.
         let mut watermark = since;
-        while let Some(page) = stream.next().await {
+        let mut reading = Duration::ZERO;
+        loop {
+            let started = Instant::now();
+            let Some(page) = stream.next().await else {
+                reading += started.elapsed();
+                break;
+            };
             if *shutdown.borrow() {
                 stopped = true;
                 break;
@@ -65,11 +73,14 @@ pub(crate) async fn pull<S: Sink>(
                 batch
                     .retain(|a| pilot::includes(spec, &a.id, &codec::decode(&ctx.scorer.schema, &a.facts).0));
             }
+            // Waiting for the workers to take the batch is theirs, not the pull's.
+            reading += started.elapsed();
             if tx.send(batch).await.is_err() {
                 break;
             }
         }
         drop(tx);
+        ctx.time(Stage::Pull, reading, Duration::ZERO);
         anyhow::Ok((quarantined, stopped, watermark))
     };
     let cut = async {
@@ -148,7 +159,7 @@ pub(crate) async fn restore_signalled<S: Sink>(
             .collect();
         batch.sort_by(|a, b| a.id.cmp(&b.id));
         let counts = stage::process(ctx, sink, batch).await?;
-        shared.merge(counts);
+        shared.merge(&counts);
     }
     Ok(())
 }
