@@ -52,6 +52,9 @@ impl Sink for CommitSink {
         batch: Vec<WorkAccount>,
         shared: &Shared,
     ) -> anyhow::Result<()> {
+        if !ctx.p.store.is_shared() {
+            return shared.local.send(batch).await;
+        }
         let started = std::time::Instant::now();
         let payload = serde_json::to_value(Payload { accounts: batch })?;
         ctx.p.store.enqueue_work(ctx.run, &[payload]).await?;
@@ -61,8 +64,14 @@ impl Sink for CommitSink {
     }
 
     async fn consume(&self, ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<()> {
-        let workers =
-            (0..ctx.p.settings.pipeline.workers).map(|_| queue::consume_until_done(ctx, self, shared));
+        let shared_store = ctx.p.store.is_shared();
+        let workers = (0..ctx.p.settings.pipeline.workers).map(|_| async move {
+            if shared_store {
+                queue::consume_until_done(ctx, self, shared).await
+            } else {
+                queue::consume_local(ctx, self, shared).await
+            }
+        });
         for r in futures_util::future::join_all(workers).await {
             r?;
         }

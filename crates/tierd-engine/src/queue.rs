@@ -1,6 +1,8 @@
 //! The store's work queue as a committing run uses it: every instance sharing the database takes
 //! items ([`consume_one`] on followers, [`consume_until_done`] on the leader) and records what
-//! processing each counted with it, so the run's report adds up every instance's work.
+//! processing each counted with it, so the run's report adds up every instance's work. A store no
+//! other instance can share (SQLite) has no use for it: its items go through memory
+//! ([`consume_local`]).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -76,6 +78,26 @@ pub(crate) async fn consume_until_done<S: Sink>(
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
     }
+}
+
+/// A worker of a run on a store no other instance shares: processes the items the pull hands
+/// over in memory ([`crate::work::LocalQueue`]) until the pull is done and none is left.
+pub(crate) async fn consume_local<S: Sink>(
+    ctx: &RunCtx<'_>,
+    sink: &S,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    while let Some(batch) = shared.local.next().await {
+        match stage::process(ctx, sink, batch).await {
+            Ok(counts) => shared.merge(&counts),
+            Err(e) => {
+                ctx.p.metrics.error("score");
+                shared.local.abandon().await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The counts every instance recorded with the items of `run`.

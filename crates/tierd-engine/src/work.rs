@@ -95,6 +95,59 @@ pub(crate) struct Shared {
     pub(crate) pull_done: AtomicBool,
     pub(crate) enqueued: tokio::sync::Notify,
     pub(crate) counts: Mutex<BatchCounts>,
+    /// The items of a run on a store no other instance shares.
+    pub(crate) local: LocalQueue,
+}
+
+/// Items in flight between the pull and the workers of a [`LocalQueue`]: enough to keep every
+/// worker busy while the pull reads on, few enough that memory does not grow with the run.
+const LOCAL_ITEMS: usize = 4;
+
+/// The work items of a run whose store no other instance can share (SQLite): handed from the
+/// pull to this instance's workers in memory, in order, never written to the store's queue and
+/// read back (a JSON round trip per account that only several instances need). The pull waits
+/// when the workers are behind.
+pub(crate) struct LocalQueue {
+    tx: Mutex<Option<tokio::sync::mpsc::Sender<Vec<WorkAccount>>>>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<WorkAccount>>>,
+}
+
+impl Default for LocalQueue {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(LOCAL_ITEMS);
+        LocalQueue {
+            tx: Mutex::new(Some(tx)),
+            rx: tokio::sync::Mutex::new(rx),
+        }
+    }
+}
+
+impl LocalQueue {
+    /// Hands `batch` to the workers, waiting while they are behind.
+    pub(crate) async fn send(&self, batch: Vec<WorkAccount>) -> anyhow::Result<()> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(tx) = tx else {
+            anyhow::bail!("work handed over after the pull ended");
+        };
+        tx.send(batch)
+            .await
+            .map_err(|_| anyhow::anyhow!("the run's workers stopped (see the error that stopped them)"))
+    }
+
+    /// No more items: the workers finish what is queued, then stop.
+    pub(crate) fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// The next item, or `None` once the queue is closed and empty.
+    pub(crate) async fn next(&self) -> Option<Vec<WorkAccount>> {
+        self.rx.lock().await.recv().await
+    }
+
+    /// A worker failed: the pull's next hand-over fails instead of waiting for it.
+    pub(crate) async fn abandon(&self) {
+        self.rx.lock().await.close();
+    }
 }
 
 impl Shared {

@@ -8,7 +8,7 @@ use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
 use crate::outbox::{write_events, NewEvent};
-use crate::row::{json_col, parse_col, placeholders, tuples, StoreRow, WritePool};
+use crate::row::{json_col, parse_col, placeholders_for, tuples_for, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -261,38 +261,45 @@ pub struct Checkpoint {
 
 // The batch statements are multi-row (`VALUES (...), (...)`, read back as `v.column1...`, the
 // column names both backends give a VALUES list) so a batch costs a few round trips, not a few
-// per account. `$1` is the commit time and `$2` the run in each of them.
+// per account. Every value is bound in its row, the commit time and the run included, so the
+// statements' placeholders can be SQLite's anonymous `?` (`row::tuples_for`: numbered ones cost
+// the square of their count to bind there).
 
-/// Columns bound per scored account in [`upsert_accounts_sql`] and [`record_tier_changes_sql`].
-const ACCOUNT_PARAMS: usize = 13;
-const HISTORY_PARAMS: usize = 5;
-const PUSH_PARAMS: usize = 4;
-const REJECTION_PARAMS: usize = 7;
+/// Columns bound per scored account in [`upsert_accounts_sql`]: its 13 fields, the commit time
+/// and the run.
+const ACCOUNT_PARAMS: usize = 15;
+/// Per row of [`record_tier_changes_sql`]: account, tier, score, reason, model, run, time.
+const HISTORY_PARAMS: usize = 7;
+/// Per row of [`record_pushes_sql`]: account, tier, bucket, reason, time.
+const PUSH_PARAMS: usize = 5;
+/// Per row of [`record_rejections_sql`]: 7 fields, the run, the time twice.
+const REJECTION_PARAMS: usize = 10;
 
 /// Rows per statement: about 1,200 bind parameters, well below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// Leaves the tiering basis (`base_tier`, `engaged_*`) as [`Store::commit_scores`] set it.
-fn upsert_accounts_sql(rows: usize) -> String {
+/// Leaves the tiering basis (`base_tier`, `engaged_*`) as [`Store::commit_scores`] set it. An
+/// account already stored takes only its tier and run from here: the rest of its state is what
+/// `commit_scores` (or an earlier run) stored, which the batch was read from, so writing its
+/// facts and explanation again (most of a row's bytes) would only copy them.
+fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
             model_version, crm_tier_seen, locked, scored_at, updated_run, tiered)
         VALUES {}
-        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
-            facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
-            potential_value = excluded.potential_value, tier = excluded.tier, explanation = excluded.explanation, model_version = excluded.model_version,
-            scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
+        ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, scored_at = excluded.scored_at,
             updated_run = excluded.updated_run, tiered = TRUE",
-        tuples(3, rows, ACCOUNT_PARAMS, ", $1, $2, TRUE")
+        tuples_for(backend, rows, ACCOUNT_PARAMS, ", TRUE")
     )
 }
 
-/// Columns bound per account in [`upsert_scores_sql`].
-const SCORES_PARAMS: usize = ACCOUNT_PARAMS + 2;
+/// Columns bound per account in [`upsert_scores_sql`]: the 13 fields, the engagement (2), the
+/// commit time, the run, and the tier again as the base tier.
+const SCORES_PARAMS: usize = 18;
 
 /// A rescored account's state without its tier: an existing account keeps the tier it has until
 /// tiering commits one; a new one is stored with its base tier, not yet `tiered`.
-fn upsert_scores_sql(rows: usize) -> String {
+fn upsert_scores_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
             model_version, crm_tier_seen, locked, engaged_until, engaged_by, scored_at, updated_run, base_tier, tiered)
@@ -303,66 +310,51 @@ fn upsert_scores_sql(rows: usize) -> String {
             scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
             updated_run = excluded.updated_run, base_tier = excluded.base_tier,
             engaged_until = excluded.engaged_until, engaged_by = excluded.engaged_by",
-        scores_tuples(rows)
+        tuples_for(backend, rows, SCORES_PARAMS, ", FALSE")
     )
-}
-
-/// `(fields..., $1, $2, <tier again>, FALSE)`: the base tier is bound once, as `tier`, and copied.
-fn scores_tuples(rows: usize) -> String {
-    let mut out = String::new();
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        let first = 3 + r * SCORES_PARAMS;
-        let tier = first + 8;
-        out.push('(');
-        out.push_str(&placeholders(first, SCORES_PARAMS));
-        out.push_str(&format!(", $1, $2, ${tier}, FALSE)"));
-    }
-    out
 }
 
 /// Runs before the upsert, so it still sees the previous tier; skips accounts whose tier is the
 /// same, unless they were never tiered (then the change is from nothing).
-fn record_tier_changes_sql(rows: usize) -> String {
+fn record_tier_changes_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO tier_history (account, run, at, from_tier, to_tier, score, reason, model_version)
-        SELECT v.column1, $2, $1, CASE WHEN a.tiered THEN a.tier END, v.column2, v.column3, v.column4, v.column5
+        SELECT v.column1, v.column6, v.column7, CASE WHEN a.tiered THEN a.tier END, v.column2, v.column3, v.column4,
+            v.column5
         FROM (VALUES {}) AS v
         LEFT JOIN accounts a ON a.id = v.column1
         WHERE a.tier IS NULL OR a.tier <> v.column2 OR NOT a.tiered",
-        tuples(3, rows, HISTORY_PARAMS, "")
+        tuples_for(backend, rows, HISTORY_PARAMS, "")
     )
 }
 
-fn record_pushes_sql(rows: usize) -> String {
+fn record_pushes_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "UPDATE accounts SET pushed_tier = v.column2, pushed_score_bucket = v.column3,
-            pushed_reason = v.column4, pushed_at = $1
+            pushed_reason = v.column4, pushed_at = v.column5
         FROM (VALUES {}) AS v
         WHERE accounts.id = v.column1",
-        tuples(2, rows, PUSH_PARAMS, "")
+        tuples_for(backend, rows, PUSH_PARAMS, "")
     )
 }
 
-fn record_rejections_sql(rows: usize) -> String {
+fn record_rejections_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO pending_pushes (account, tier, score_bucket, reason, last_error, permanent, next_attempt_at,
-            attempts, first_failed_run, first_failed_at, last_failed_at)
+            first_failed_run, first_failed_at, last_failed_at, attempts)
         VALUES {}
         ON CONFLICT (account) DO UPDATE SET tier = excluded.tier, score_bucket = excluded.score_bucket,
             reason = excluded.reason, attempts = pending_pushes.attempts + 1, last_error = excluded.last_error,
             permanent = excluded.permanent, next_attempt_at = excluded.next_attempt_at,
             last_failed_at = excluded.last_failed_at",
-        tuples(3, rows, REJECTION_PARAMS, ", 1, $2, $1, $1")
+        tuples_for(backend, rows, REJECTION_PARAMS, ", 1")
     )
 }
 
-fn clear_pending_sql(rows: usize) -> String {
+fn clear_pending_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "DELETE FROM pending_pushes WHERE account IN ({})",
-        placeholders(1, rows)
+        placeholders_for(backend, rows)
     )
 }
 
@@ -524,7 +516,8 @@ fn pending_from_row(row: &impl StoreRow) -> Result<PendingPush, StoreError> {
 }
 
 impl Store {
-    /// Commits one batch in a single transaction: account state upserted, a tier-history row for
+    /// Commits one batch in a single transaction: each account's final tier (a new account is
+    /// inserted with its whole state; a stored one keeps the rest of what it has), a tier-history row for
     /// each account whose tier changed (or that is tiered for the first time), pushed state for
     /// every accepted record (and its pending push cleared), a pending push for every rejected one
     /// (attempts counted), the `cleared` pending pushes dropped, the checkpoint, and the webhook
@@ -545,25 +538,26 @@ impl Store {
         cleared.extend(batch.cleared.iter().map(String::as_str));
         let unknown_push = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin a batch commit", "accounts"))?;
+            let history_at = batch.history_at.map_or(now, Timestamp::millis);
             for chunk in scored.chunks(ROWS_PER_STATEMENT) {
-                let sql = record_tier_changes_sql(chunk.len());
-                let mut history = sqlx::query(&sql)
-                    .bind(batch.history_at.map_or(now, Timestamp::millis))
-                    .bind(run);
+                let sql = record_tier_changes_sql(&self.backend, chunk.len());
+                let mut history = sqlx::query(&sql);
                 for a in chunk {
                     history = history
                         .bind(&a.id)
                         .bind(a.tier.as_str())
                         .bind(a.score)
                         .bind(&a.reason)
-                        .bind(&a.model_version);
+                        .bind(&a.model_version)
+                        .bind(run)
+                        .bind(history_at);
                 }
                 history
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error("record tier changes", "tier_history"))?;
-                let sql = upsert_accounts_sql(chunk.len());
-                let mut upsert = sqlx::query(&sql).bind(now).bind(run);
+                let sql = upsert_accounts_sql(&self.backend, chunk.len());
+                let mut upsert = sqlx::query(&sql);
                 for a in chunk {
                     upsert = upsert
                         .bind(&a.id)
@@ -578,16 +572,23 @@ impl Store {
                         .bind(a.explanation.to_string())
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
-                        .bind(a.locked);
+                        .bind(a.locked)
+                        .bind(now)
+                        .bind(run);
                 }
                 upsert.execute(&mut *tx).await.map_err(query_error("upsert account state", "accounts"))?;
             }
             let mut unknown_push = None;
             for chunk in pushed.chunks(ROWS_PER_STATEMENT) {
-                let sql = record_pushes_sql(chunk.len());
-                let mut update = sqlx::query(&sql).bind(now);
+                let sql = record_pushes_sql(&self.backend, chunk.len());
+                let mut update = sqlx::query(&sql);
                 for p in chunk {
-                    update = update.bind(&p.account).bind(p.tier.as_str()).bind(p.score_bucket).bind(&p.reason);
+                    update = update
+                        .bind(&p.account)
+                        .bind(p.tier.as_str())
+                        .bind(p.score_bucket)
+                        .bind(&p.reason)
+                        .bind(now);
                 }
                 let updated = update
                     .execute(&mut *tx)
@@ -596,7 +597,10 @@ impl Store {
                     .rows_affected();
                 if updated < chunk.len() as u64 {
                     // Rare, and fatal to the batch: find which account it was, for the message.
-                    let sql = format!("SELECT id FROM accounts WHERE id IN ({})", placeholders(1, chunk.len()));
+                    let sql = format!(
+                        "SELECT id FROM accounts WHERE id IN ({})",
+                        placeholders_for(&self.backend, chunk.len())
+                    );
                     let mut known = sqlx::query_scalar::<_, String>(&sql);
                     for p in chunk {
                         known = known.bind(&p.account);
@@ -613,7 +617,7 @@ impl Store {
             }
             if unknown_push.is_none() {
                 for chunk in cleared.chunks(ROWS_PER_STATEMENT) {
-                    let sql = clear_pending_sql(chunk.len());
+                    let sql = clear_pending_sql(&self.backend, chunk.len());
                     let mut delete = sqlx::query(&sql);
                     for account in chunk {
                         delete = delete.bind(*account);
@@ -621,8 +625,8 @@ impl Store {
                     delete.execute(&mut *tx).await.map_err(query_error("clear pending pushes", "pending_pushes"))?;
                 }
                 for chunk in rejected.chunks(ROWS_PER_STATEMENT) {
-                    let sql = record_rejections_sql(chunk.len());
-                    let mut upsert = sqlx::query(&sql).bind(now).bind(run);
+                    let sql = record_rejections_sql(&self.backend, chunk.len());
+                    let mut upsert = sqlx::query(&sql);
                     for r in chunk {
                         upsert = upsert
                             .bind(&r.account)
@@ -631,7 +635,10 @@ impl Store {
                             .bind(&r.reason)
                             .bind(&r.error)
                             .bind(r.permanent)
-                            .bind(Timestamp(now).plus(r.retry_after.unwrap_or_default()).millis());
+                            .bind(Timestamp(now).plus(r.retry_after.unwrap_or_default()).millis())
+                            .bind(run)
+                            .bind(now)
+                            .bind(now);
                     }
                     upsert
                         .execute(&mut *tx)
@@ -675,8 +682,8 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin a scores commit", "accounts"))?;
             for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
-                let sql = upsert_scores_sql(chunk.len());
-                let mut upsert = sqlx::query(&sql).bind(now).bind(run.0);
+                let sql = upsert_scores_sql(&self.backend, chunk.len());
+                let mut upsert = sqlx::query(&sql);
                 for r in chunk {
                     let a = &r.account;
                     upsert = upsert
@@ -694,7 +701,10 @@ impl Store {
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
                         .bind(r.engagement.map(|e| e.until.to_string()))
-                        .bind(r.engagement.map(|e| i64::from(e.by)));
+                        .bind(r.engagement.map(|e| i64::from(e.by)))
+                        .bind(now)
+                        .bind(run.0)
+                        .bind(a.tier.as_str());
                 }
                 upsert.execute(&mut *tx).await.map_err(query_error("store rescored accounts", "accounts"))?;
             }
@@ -723,7 +733,7 @@ impl Store {
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders_for(&self.backend, chunk.len())
             );
             with_pool!(self, pool => {
                 let mut query = sqlx::query(&sql);
@@ -785,7 +795,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at FROM accounts
                  WHERE pushed_tier IS NOT NULL AND id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders_for(&self.backend, chunk.len())
             );
             with_pool!(self, pool => {
                 let mut query = sqlx::query(&sql);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::{query_error, StoreError};
-use crate::row::{json_col, placeholders, StoreRow, WritePool};
+use crate::row::{json_col, placeholders, placeholders_for, StoreRow, WritePool};
 use crate::{with_pool, Store, Timestamp};
 
 /// One cached result of a plugin for one account key.
@@ -83,10 +83,19 @@ impl Store {
         // With no cut-off, `expires_at > MIN` keeps everything.
         let cutoff = fresh_at.map_or(i64::MIN, Timestamp::millis);
         for chunk in keys.chunks(KEY_CHUNK) {
+            // On SQLite every placeholder anonymous, bound in order (see `row::tuples_for`).
+            let (head, keys) = match &self.backend {
+                crate::Backend::Sqlite(_) => (
+                    "plugin = ? AND plugin_version = ? AND expires_at > ?",
+                    placeholders_for(&self.backend, chunk.len()),
+                ),
+                crate::Backend::Postgres(_) => (
+                    "plugin = $1 AND plugin_version = $2 AND expires_at > $3",
+                    placeholders(4, chunk.len()),
+                ),
+            };
             let sql = format!(
-                "SELECT key, facts, state, observed_at, expires_at FROM facts_cache
-                 WHERE plugin = $1 AND plugin_version = $2 AND expires_at > $3 AND key IN ({})",
-                placeholders(4, chunk.len())
+                "SELECT key, facts, state, observed_at, expires_at FROM facts_cache WHERE {head} AND key IN ({keys})"
             );
             with_pool!(self, pool => {
                 let mut query = sqlx::query(&sql).bind(plugin).bind(version).bind(cutoff);

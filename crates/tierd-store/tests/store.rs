@@ -341,13 +341,16 @@ async fn pushed_state_survives_a_restart(db: TestDb) {
         .expect("checkpoint")
         .is_none());
 
-    // Rescoring keeps what was pushed: the next diff is still against it.
+    // Rescoring keeps what was pushed: the next diff is still against it. (Scores are committed
+    // by `commit_scores`; a batch commit takes only the final tier of an account it already has.)
     restarted
-        .commit_batch(&BatchCommit {
+        .commit_scores(
             run,
-            scored: vec![scored("a", 4.8, Tier::Tier1)],
-            ..BatchCommit::default()
-        })
+            &[Rescored {
+                account: scored("a", 4.8, Tier::Tier1),
+                engagement: None,
+            }],
+        )
         .await
         .expect("rescore");
     let a = restarted.account("a").await.expect("read").expect("a exists");

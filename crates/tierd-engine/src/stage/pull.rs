@@ -104,6 +104,7 @@ pub(crate) async fn pull<S: Sink>(
     };
     let producer = async {
         let (read, cut) = tokio::join!(read, cut);
+        shared.local.close();
         shared.pull_done.store(true, Ordering::SeqCst);
         shared.enqueued.notify_waiters();
         let read = read?;
