@@ -597,8 +597,16 @@ impl TierPolicy {
     /// tier); industry: Software (+0.3)`. Every view of a tier (the tiers file, `tierd
     /// explain`, the CRM's reason field, history) uses these words.
     pub fn reason(&self, assignment: &Assignment, score_reasons: &str) -> String {
-        let d = &assignment.decision;
         let mut out = String::with_capacity(score_reasons.len() + 48);
+        self.reason_into(assignment, score_reasons, &mut out);
+        out
+    }
+
+    /// [`TierPolicy::reason`] appended to `out` (writers of millions of rows reuse one buffer).
+    /// Returns where in `out` the pyramid cap's words are, or would go
+    /// ([`TierPolicy::cap_words`]): a writer that learns of a cap later inserts them there.
+    pub fn reason_into(&self, assignment: &Assignment, score_reasons: &str, out: &mut String) -> usize {
+        let d = &assignment.decision;
         if d.locked {
             out.push_str("locked by a person at ");
             out.push_str(assignment.tier.as_str());
@@ -608,20 +616,30 @@ impl TierPolicy {
             out.push_str("insufficient data for ");
             out.push_str(wanted.as_str());
             out.push_str(" (coverage under ");
-            push_fixed(&mut out, self.min_coverage[wanted.index()], 2, false);
+            push_fixed(out, self.min_coverage[wanted.index()], 2, false);
             out.push_str("); ");
         }
+        let cap_at = out.len();
         if let Some(from) = d.capped_from {
-            out.push_str("pyramid cap: ");
-            out.push_str(from.as_str());
-            out.push_str(" is full; ");
+            out.push_str(Self::cap_words(from));
         }
         if let Some(by) = d.lifted_by {
             out.push_str(self.override_label(by));
             out.push_str(" (lifted one tier); ");
         }
         out.push_str(score_reasons);
-        out
+        cap_at
+    }
+
+    /// The words a reason starts with (after a lock's or thin coverage's) when `from`'s
+    /// pyramid cap demoted the account.
+    pub fn cap_words(from: Tier) -> &'static str {
+        match from {
+            Tier::Tier1 => "pyramid cap: tier_1 is full; ",
+            Tier::Tier2 => "pyramid cap: tier_2 is full; ",
+            Tier::Tier3 => "pyramid cap: tier_3 is full; ",
+            Tier::Untiered => "pyramid cap: untiered is full; ",
+        }
     }
 
     /// Words for override `by` (`engagement` when this policy has no such override).
@@ -1033,10 +1051,7 @@ mod cap_tally_tests {
                     } else {
                         policy.tier_for(score)
                     };
-                    let engagement = (next(5) == 0).then_some(Engagement {
-                        until: as_of,
-                        by: 0,
-                    });
+                    let engagement = (next(5) == 0).then_some(Engagement { until: as_of, by: 0 });
                     TierMember {
                         id: format!("a{}", next(1_000_000) * 10_000 + i as u64).into(),
                         score,
