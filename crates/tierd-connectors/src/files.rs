@@ -1191,7 +1191,6 @@ impl RecordSplitter {
         let start = i;
         loop {
             // One field from i.
-            let end_byte;
             if chunk[i] == b'"' {
                 let t0 = self.text.len();
                 i += 1;
@@ -1226,8 +1225,7 @@ impl RecordSplitter {
                 self.fields.push((false, i, i + n));
                 i += n;
             }
-            end_byte = chunk.get(i).copied();
-            match end_byte {
+            match chunk.get(i).copied() {
                 Some(b',') => {
                     i += 1;
                     if i == chunk.len() {
