@@ -6,7 +6,7 @@
 # Builds the release binary if missing, installs pandas and numpy into target/pandas-venv when
 # missing, generates the accounts into a temporary directory (deleted on exit), runs tierd and
 # the peer alternately with /usr/bin/time -v, checks both gave every account the same score and
-# tier, and prints wall time and peak RSS of each run, then the medians and their ratio.
+# tier, and prints wall time, peak RSS and CPU time of each run, then the medians and their ratios.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ACCOUNTS=${1:-1000000}
@@ -26,11 +26,12 @@ trap 'rm -rf "$DIR"' EXIT
 "$TIERD" gen --accounts "$ACCOUNTS" --seed 7 --as-of "$AS_OF" --output "$DIR/accounts.csv" >/dev/null
 echo "$ACCOUNTS accounts, $(du -m "$DIR/accounts.csv" | cut -f1) MB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-measure() { # name, command...: prints "name wall_s rss_mb"
+measure() { # name, command...: prints "name wall_s rss_mb cpu_s (user + sys)"
     local name=$1; shift
     /usr/bin/time -v "$@" 2>"$DIR/time.txt" >/dev/null
     awk -v n="$name" -F': ' '/Elapsed \(wall clock\)/ {split($2, t, ":"); w = (length(t) == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2]}
-        /Maximum resident/ {r = $2 / 1024} END {printf "%s %.2f %.0f\n", n, w, r}' "$DIR/time.txt"
+        /User time/ {c += $2} /System time/ {c += $2}
+        /Maximum resident/ {r = $2 / 1024} END {printf "%s %.2f %.0f %.2f\n", n, w, r, c}' "$DIR/time.txt"
 }
 : > "$DIR/results"
 for i in $(seq "$RUNS"); do
@@ -42,10 +43,13 @@ echo "tierd output $(du -m "$DIR/tierd.csv" | cut -f1) MB (with coverage and exp
 "$PY" - "$DIR/results" <<'PYEOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-med = {n: statistics.median(float(r[1]) for r in rows if r[0] == n) for n in ("tierd", "pandas")}
-rss = {n: max(float(r[2]) for r in rows if r[0] == n) for n in ("tierd", "pandas")}
-for n in med:
-    print(f"{n}: median wall {med[n]:.2f} s, peak RSS {rss[n]:.0f} MB")
-print(f"tierd is {med['pandas'] / med['tierd']:.1f}x faster than the pandas peer (median wall)")
+names = ("tierd", "pandas")
+med = {n: statistics.median(float(r[1]) for r in rows if r[0] == n) for n in names}
+cpu = {n: statistics.median(float(r[3]) for r in rows if r[0] == n) for n in names}
+rss = {n: max(float(r[2]) for r in rows if r[0] == n) for n in names}
+for n in names:
+    print(f"{n}: median wall {med[n]:.2f} s, median CPU (user + sys) {cpu[n]:.2f} s, peak RSS {rss[n]:.0f} MB")
+print(f"tierd is {med['pandas'] / med['tierd']:.1f}x faster than the pandas peer in median wall time, "
+      f"{cpu['pandas'] / cpu['tierd']:.1f}x in CPU time")
 PYEOF
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
