@@ -6,6 +6,11 @@
 //! reads ([`FactSchema`]); a row that does not parse, lacks an id or repeats one
 //! is rejected with its line number and reason, and kept whole in a rejects file,
 //! so nothing is lost. Output: `id,score,tier,coverage,model_version,explanation`.
+//!
+//! [`AccountReader`] streams either format record by record. [`CsvChunks`] cuts a CSV file
+//! into chunks of whole records that several threads parse at once ([`RecordSplitter`],
+//! [`CsvLayout`]) with the same fields, lines and reject reasons; the caller checks ids across
+//! chunks in input order ([`IdSet`]).
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -227,6 +227,8 @@ impl<'a> RowWriter<'a> {
         }
         let previous = self.previous.and_then(|p| p.get(&acc.id).copied());
         let candidate = TierCandidate {
+            // The basis reads no id (only the caps' ranking does, from the spilled record):
+            // an empty one costs no allocation.
             id: Box::from(""),
             score: card.score,
             potential_value: card.potential_value.unwrap_or(0.0),
@@ -361,7 +363,7 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     // The output's format is checked again when it is created, after pass 1, as it always was.
     let format = FileFormat::from_path(job.output).unwrap_or(FileFormat::Csv);
     let previous = job.previous.take();
-    let mut pass = Pass1::new(settings, &job, previous.as_ref())?;
+    let mut pass = Pass1::new(&job, previous.as_ref())?;
     if FileFormat::from_path(job.input)? == FileFormat::Csv && job.enrich.is_none() {
         pass1_chunks(settings, &job, previous.as_ref(), format, &mut pass)?;
     } else {
@@ -638,11 +640,7 @@ struct Pass1 {
 }
 
 impl Pass1 {
-    fn new(
-        _settings: &Settings,
-        job: &ScoreJob<'_>,
-        previous: Option<&HashMap<String, Tier>>,
-    ) -> anyhow::Result<Pass1> {
+    fn new(job: &ScoreJob<'_>, previous: Option<&HashMap<String, Tier>>) -> anyhow::Result<Pass1> {
         let spill = tempfile::tempfile().context("cannot create a temporary spill file")?;
         let movable = tempfile::tempfile().context("cannot create a temporary spill file")?;
         Ok(Pass1 {
