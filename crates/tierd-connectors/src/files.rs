@@ -333,7 +333,13 @@ impl AccountReader {
         }
         rec.line = line;
         let mut problems: Vec<String> = Vec::new();
-        let has_id = fill_record(columns, &check.schema, fields.iter(), rec, &mut problems);
+        let has_id = fill_record(
+            columns,
+            &check.schema,
+            fields.iter().map(std::str::from_utf8),
+            rec,
+            &mut problems,
+        );
         Ok(check.finish(rec, has_id, problems, raw))
     }
 
@@ -475,17 +481,17 @@ fn csv_columns(
 fn fill_record<'f>(
     columns: &[Column],
     schema: &FactSchema,
-    fields: impl Iterator<Item = &'f [u8]>,
+    fields: impl Iterator<Item = Result<&'f str, std::str::Utf8Error>>,
     rec: &mut AccountRecord,
     problems: &mut Vec<String>,
 ) -> bool {
     rec.lock = None;
     let mut has_id = false;
-    for (col, bytes) in columns.iter().zip(fields) {
+    for (col, text) in columns.iter().zip(fields) {
         if matches!(col, Column::Ignored) {
             continue;
         }
-        let Ok(text) = std::str::from_utf8(bytes) else {
+        let Ok(text) = text else {
             problems.push(format!("{}: not valid UTF-8", column_name(schema, col)));
             continue;
         };
@@ -1273,6 +1279,23 @@ impl RecordSplitter {
         )
     }
 
+    /// The fields of the record last split as text: the record is checked for UTF-8 once, not
+    /// field by field (fields are cut at ASCII bytes, so a valid record has valid fields).
+    fn texts<'a>(
+        &'a self,
+        chunk: &'a [u8],
+    ) -> impl Iterator<Item = Result<&'a str, std::str::Utf8Error>> + 'a {
+        let (start, end) = self.span;
+        let record = std::str::from_utf8(&chunk[start..end]).ok();
+        self.fields
+            .iter()
+            .map(move |&(in_text, a, b)| match (in_text, record) {
+                (false, Some(record)) => Ok(&record[a - start..b - start]),
+                (false, None) => std::str::from_utf8(&chunk[a..b]),
+                (true, _) => std::str::from_utf8(&self.text[a..b]),
+            })
+    }
+
     /// How many fields the record last split has.
     pub fn len(&self) -> usize {
         self.fields.len()
@@ -1364,7 +1387,7 @@ impl CsvLayout {
         let has_id = fill_record(
             &self.columns,
             &self.schema,
-            split.fields(chunk),
+            split.texts(chunk),
             rec,
             &mut problems,
         );
