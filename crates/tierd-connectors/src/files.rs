@@ -6,6 +6,11 @@
 //! reads ([`FactSchema`]); a row that does not parse, lacks an id or repeats one
 //! is rejected with its line number and reason, and kept whole in a rejects file,
 //! so nothing is lost. Output: `id,score,tier,coverage,model_version,explanation`.
+//!
+//! [`AccountReader`] streams either format record by record. [`CsvChunks`] cuts a CSV file
+//! into chunks of whole records that several threads parse at once ([`RecordSplitter`],
+//! [`CsvLayout`]) with the same fields, lines and reject reasons; the caller checks ids across
+//! chunks in input order ([`IdSet`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -218,36 +223,7 @@ impl AccountReader {
                     .buffer_capacity(1 << 16)
                     .from_reader(input);
                 let head = reader.headers().map_err(csv_err(path))?.clone();
-                let mut columns = Vec::with_capacity(head.len());
-                for name in head.iter() {
-                    let name = name.trim().trim_start_matches('\u{feff}');
-                    header.push(name.to_string());
-                    let col = match name {
-                        "id" => Column::Id,
-                        "name" => Column::Name,
-                        "domain" => Column::Domain,
-                        "locked_tier" => Column::Lock,
-                        n => match schema.slot(n) {
-                            Some(slot) => Column::Fact(slot, schema.fact_type(slot)),
-                            None => {
-                                if !REJECT_COLUMNS.contains(&n) {
-                                    ignored.push(n.to_string());
-                                }
-                                Column::Ignored
-                            }
-                        },
-                    };
-                    columns.push(col);
-                }
-                if !columns.iter().any(|c| matches!(c, Column::Id)) {
-                    return Err(FileError::Header {
-                        path: path.to_path_buf(),
-                        message: format!(
-                            "line 1: no `id` column in the header (found: {})",
-                            header.join(", ")
-                        ),
-                    });
-                }
+                let columns = csv_columns(path, &head, schema, &mut header, &mut ignored)?;
                 Source::Csv {
                     reader,
                     columns,
@@ -356,39 +332,14 @@ impl AccountReader {
             }));
         }
         rec.line = line;
-        rec.lock = None;
-        let mut has_id = false;
         let mut problems: Vec<String> = Vec::new();
-        for (col, bytes) in columns.iter().zip(fields.iter()) {
-            if matches!(col, Column::Ignored) {
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(bytes) else {
-                problems.push(format!("{}: not valid UTF-8", check.column_name(col)));
-                continue;
-            };
-            let text = text.trim();
-            match *col {
-                Column::Id => {
-                    rec.id.clear();
-                    rec.id.push_str(text);
-                    has_id = !text.is_empty();
-                }
-                Column::Name => assign(&mut rec.name, text),
-                Column::Domain => assign(&mut rec.domain, text),
-                Column::Lock if text.is_empty() => {}
-                Column::Lock => match text.parse::<Tier>() {
-                    Ok(t) => rec.lock = Some(t),
-                    Err(e) => problems.push(format!("locked_tier: {e}")),
-                },
-                Column::Fact(slot, ty) => {
-                    if let Err(e) = ty.parse_into(text, &mut rec.facts.0[slot]) {
-                        problems.push(format!("{}: {e}", check.schema.name(slot)));
-                    }
-                }
-                Column::Ignored => {}
-            }
-        }
+        let has_id = fill_record(
+            columns,
+            &check.schema,
+            fields.iter().map(std::str::from_utf8),
+            rec,
+            &mut problems,
+        );
         Ok(check.finish(rec, has_id, problems, raw))
     }
 
@@ -484,6 +435,102 @@ impl AccountReader {
     }
 }
 
+/// The column each header name feeds; fills `header` (the names as read) and `ignored`.
+fn csv_columns(
+    path: &Path,
+    head: &csv::StringRecord,
+    schema: &FactSchema,
+    header: &mut Vec<String>,
+    ignored: &mut Vec<String>,
+) -> Result<Vec<Column>, FileError> {
+    let mut columns = Vec::with_capacity(head.len());
+    for name in head.iter() {
+        let name = name.trim().trim_start_matches('\u{feff}');
+        header.push(name.to_string());
+        let col = match name {
+            "id" => Column::Id,
+            "name" => Column::Name,
+            "domain" => Column::Domain,
+            "locked_tier" => Column::Lock,
+            n => match schema.slot(n) {
+                Some(slot) => Column::Fact(slot, schema.fact_type(slot)),
+                None => {
+                    if !REJECT_COLUMNS.contains(&n) {
+                        ignored.push(n.to_string());
+                    }
+                    Column::Ignored
+                }
+            },
+        };
+        columns.push(col);
+    }
+    if !columns.iter().any(|c| matches!(c, Column::Id)) {
+        return Err(FileError::Header {
+            path: path.to_path_buf(),
+            message: format!(
+                "line 1: no `id` column in the header (found: {})",
+                header.join(", ")
+            ),
+        });
+    }
+    Ok(columns)
+}
+
+/// Fills `rec` from the fields of one CSV record (one per column, as split), trimmed and typed
+/// by `columns`; says whether the record has an id and pushes what does not parse to `problems`.
+fn fill_record<'f>(
+    columns: &[Column],
+    schema: &FactSchema,
+    fields: impl Iterator<Item = Result<&'f str, std::str::Utf8Error>>,
+    rec: &mut AccountRecord,
+    problems: &mut Vec<String>,
+) -> bool {
+    rec.lock = None;
+    let mut has_id = false;
+    for (col, text) in columns.iter().zip(fields) {
+        if matches!(col, Column::Ignored) {
+            continue;
+        }
+        let Ok(text) = text else {
+            problems.push(format!("{}: not valid UTF-8", column_name(schema, col)));
+            continue;
+        };
+        let text = text.trim();
+        match *col {
+            Column::Id => {
+                rec.id.clear();
+                rec.id.push_str(text);
+                has_id = !text.is_empty();
+            }
+            Column::Name => assign(&mut rec.name, text),
+            Column::Domain => assign(&mut rec.domain, text),
+            Column::Lock if text.is_empty() => {}
+            Column::Lock => match text.parse::<Tier>() {
+                Ok(t) => rec.lock = Some(t),
+                Err(e) => problems.push(format!("locked_tier: {e}")),
+            },
+            Column::Fact(slot, ty) => {
+                if let Err(e) = ty.parse_into(text, &mut rec.facts.0[slot]) {
+                    problems.push(format!("{}: {e}", schema.name(slot)));
+                }
+            }
+            Column::Ignored => {}
+        }
+    }
+    has_id
+}
+
+fn column_name(schema: &FactSchema, col: &Column) -> String {
+    match col {
+        Column::Id => "id".into(),
+        Column::Name => "name".into(),
+        Column::Domain => "domain".into(),
+        Column::Lock => "locked_tier".into(),
+        Column::Fact(slot, _) => schema.name(*slot).to_string(),
+        Column::Ignored => String::new(),
+    }
+}
+
 /// Sets an optional text, reusing its allocation; empty text is no value.
 fn assign(slot: &mut Option<String>, text: &str) {
     match slot {
@@ -503,17 +550,6 @@ struct RowCheck {
 }
 
 impl RowCheck {
-    fn column_name(&self, col: &Column) -> String {
-        match col {
-            Column::Id => "id".into(),
-            Column::Name => "name".into(),
-            Column::Domain => "domain".into(),
-            Column::Lock => "locked_tier".into(),
-            Column::Fact(slot, _) => self.schema.name(*slot).to_string(),
-            Column::Ignored => String::new(),
-        }
-    }
-
     fn finish(
         &mut self,
         rec: &AccountRecord,
@@ -882,6 +918,528 @@ pub fn read_tiers(path: &Path) -> Result<PreviousTiers, FileError> {
     Ok((tiers, problems))
 }
 
+/// A CSV accounts file read in chunks of whole records, so that several threads can parse it:
+/// [`CsvChunks::open`] reads the header (with the `csv` crate, as [`AccountReader`] does) and
+/// [`CsvChunks::next_chunk`] cuts what follows after a record's line end. Each chunk is parsed
+/// on its own by a [`CsvLayout`] and a [`RecordSplitter`], with the same fields, line numbers
+/// and reject reasons [`AccountReader`] gives; ids are checked across chunks, in input order,
+/// by the caller ([`IdSet`]).
+pub struct CsvChunks {
+    path: PathBuf,
+    file: File,
+    /// Bytes read and not yet handed out; `buf[0]` starts a record (or blank lines).
+    buf: Vec<u8>,
+    /// How far `buf` has been scanned for cuts, in which state, and the line count there.
+    scan: usize,
+    quoted: bool,
+    lines: u64,
+    /// The line count at `buf[0]`, and the line of the first record there (see [`Chunk`]).
+    start_lines: u64,
+    start_record_line: u64,
+    /// The last cut found: where, the line count after it, and the next record's line.
+    cut: Option<(usize, u64, u64)>,
+    eof: bool,
+}
+
+/// Whole CSV records cut from a file, and where they start.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// The records' bytes.
+    pub bytes: Vec<u8>,
+    /// The `csv` crate's line count at the chunk's first byte.
+    lines: u64,
+    /// The line the first record of the chunk is reported on. The `csv` crate reports a
+    /// record at the line count where the record before it ended (after the `\r` of a
+    /// `\r\n`, before blank lines), which tierd's reject messages have always shown.
+    record_line: u64,
+}
+
+/// How a CSV file's columns map to an account, from its header.
+#[derive(Debug, Clone)]
+pub struct CsvLayout {
+    columns: Vec<Column>,
+    schema: FactSchema,
+    header: Vec<String>,
+    ignored: Vec<String>,
+}
+
+impl CsvChunks {
+    /// Opens a CSV accounts file and reads its header.
+    pub fn open(path: &Path, schema: &FactSchema) -> Result<(CsvLayout, CsvChunks), FileError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(BufReader::new(file));
+        let head = reader.headers().map_err(csv_err(path))?.clone();
+        let (mut header, mut ignored) = (Vec::new(), Vec::new());
+        let columns = csv_columns(path, &head, schema, &mut header, &mut ignored)?;
+        // Records start where the header's reader stopped: re-open there.
+        let pos = reader.position().clone();
+        let mut file = File::open(path).map_err(io_err(path))?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(pos.byte())).map_err(io_err(path))?;
+        let layout = CsvLayout {
+            columns,
+            schema: schema.clone(),
+            header,
+            ignored,
+        };
+        let chunks = CsvChunks {
+            path: path.to_path_buf(),
+            file,
+            buf: Vec::new(),
+            scan: 0,
+            quoted: false,
+            lines: pos.line(),
+            start_lines: pos.line(),
+            start_record_line: pos.line(),
+            cut: None,
+            eof: false,
+        };
+        Ok((layout, chunks))
+    }
+
+    /// The next chunk of whole records, about `target` bytes (more when one record is longer),
+    /// into `bytes` (a buffer for reuse); `None` at the end of the file.
+    pub fn next_chunk(&mut self, target: usize, mut bytes: Vec<u8>) -> Result<Option<Chunk>, FileError> {
+        let target = target.max(1);
+        loop {
+            if !self.eof && self.buf.len() < target {
+                let want = target - self.buf.len();
+                let have = self.buf.len();
+                self.buf.resize(have + want, 0);
+                let n = read_full(&mut self.file, &mut self.buf[have..]).map_err(io_err(&self.path))?;
+                self.buf.truncate(have + n);
+                self.eof = n < want;
+            }
+            self.scan_for_cuts();
+            let cut = match self.cut.take() {
+                Some(c) => Some(c),
+                None if self.eof => None,
+                None => {
+                    // One record longer than the buffer: read on.
+                    let more = self.buf.len() + target;
+                    let have = self.buf.len();
+                    self.buf.resize(more, 0);
+                    let n = read_full(&mut self.file, &mut self.buf[have..]).map_err(io_err(&self.path))?;
+                    self.buf.truncate(have + n);
+                    self.eof = n == 0;
+                    continue;
+                }
+            };
+            bytes.clear();
+            let chunk_lines = self.start_lines;
+            let chunk_record_line = self.start_record_line;
+            match cut {
+                Some((at, lines_after, next_record_line)) => {
+                    bytes.extend_from_slice(&self.buf[..at]);
+                    self.buf.drain(..at);
+                    self.scan -= at;
+                    self.start_lines = lines_after;
+                    self.start_record_line = next_record_line;
+                }
+                None if self.buf.is_empty() => return Ok(None),
+                None => {
+                    std::mem::swap(&mut bytes, &mut self.buf);
+                    self.buf.clear();
+                    self.scan = 0;
+                    self.start_lines = self.lines;
+                }
+            }
+            return Ok(Some(Chunk {
+                bytes,
+                lines: chunk_lines,
+                record_line: chunk_record_line,
+            }));
+        }
+    }
+
+    /// Scans `buf` from `scan` on, in the `csv` crate's grammar (a quote opens a quoted field
+    /// only at a field's start; `""` inside one is a quote; `\r`, `\n` end records), and
+    /// remembers the last place to cut: after a `\n` outside quotes that ends a record, or ends
+    /// the `\r\n` that did.
+    fn scan_for_cuts(&mut self) {
+        let buf = &self.buf;
+        let mut i = self.scan;
+        while i < buf.len() {
+            if self.quoted {
+                let Some(q) = find_byte(&buf[i..], b'"', &mut self.lines) else {
+                    i = buf.len();
+                    break;
+                };
+                let q = i + q;
+                match buf.get(q + 1) {
+                    // Need the next byte to know: scan again when more is read.
+                    None if !self.eof => {
+                        // Count the `\n`s once: `find_byte` counted up to q.
+                        i = q;
+                        self.scan = i;
+                        return;
+                    }
+                    Some(b'"') => i = q + 2,
+                    _ => {
+                        self.quoted = false;
+                        i = q + 1;
+                    }
+                }
+            } else {
+                let Some(k) = find_quote_or_newline(&buf[i..]) else {
+                    i = buf.len();
+                    break;
+                };
+                let k = i + k;
+                if buf[k] == b'"' {
+                    let field_start = k == 0 || matches!(buf[k - 1], b',' | b'\r' | b'\n');
+                    self.quoted = field_start;
+                    i = k + 1;
+                    continue;
+                }
+                self.lines += 1;
+                let before = |n: usize| k.checked_sub(n).map(|j| buf[j]);
+                let ends_record = |b: Option<u8>| b.is_some_and(|b| b != b'\r' && b != b'\n');
+                if ends_record(before(1)) {
+                    self.cut = Some((k + 1, self.lines, self.lines));
+                } else if before(1) == Some(b'\r') && ends_record(before(2)) {
+                    self.cut = Some((k + 1, self.lines, self.lines - 1));
+                }
+                i = k + 1;
+            }
+        }
+        self.scan = i;
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns how many bytes were read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match io::Read::read(file, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Where `b` first is in `hay`, counting the `\n`s before it (or in all of `hay`) into `lines`.
+fn find_byte(hay: &[u8], b: u8, lines: &mut u64) -> Option<usize> {
+    for (i, &c) in hay.iter().enumerate() {
+        if c == b {
+            return Some(i);
+        }
+        *lines += u64::from(c == b'\n');
+    }
+    None
+}
+
+/// Where the first `"` or `\n` of `hay` is, eight bytes at a time.
+fn find_quote_or_newline(hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has = |w: u64, b: u8| {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let m = has(w, b'"') | has(w, b'\n');
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\n')
+        .map(|i| at + i)
+}
+
+/// Splits the records of a [`Chunk`] into fields as the `csv` crate does (lenient: a quote
+/// that does not start a field is text, text after a closing quote is kept, an unterminated
+/// quote runs to the end), reusing its buffers from record to record.
+#[derive(Debug, Default)]
+pub struct RecordSplitter {
+    /// Unquoted text of quoted fields.
+    text: Vec<u8>,
+    /// Per field: in `text` (true) or in the chunk, start, end.
+    fields: Vec<(bool, usize, usize)>,
+    pos: usize,
+    lines: u64,
+    record_line: u64,
+    /// Where the current record starts and ends in the chunk.
+    span: (usize, usize),
+}
+
+impl RecordSplitter {
+    /// Starts on a chunk.
+    pub fn start(&mut self, chunk: &Chunk) {
+        self.pos = 0;
+        self.lines = chunk.lines;
+        self.record_line = chunk.record_line;
+    }
+
+    /// Splits the next record of `chunk` (the one given to [`RecordSplitter::start`]); returns
+    /// its line, or `None` at the chunk's end.
+    pub fn next_record(&mut self, chunk: &[u8]) -> Option<u64> {
+        let mut i = self.pos;
+        // Blank lines between records are skipped, as the csv crate does.
+        while i < chunk.len() && matches!(chunk[i], b'\r' | b'\n') {
+            self.lines += u64::from(chunk[i] == b'\n');
+            i += 1;
+        }
+        if i >= chunk.len() {
+            self.pos = i;
+            return None;
+        }
+        let line = self.record_line;
+        self.text.clear();
+        self.fields.clear();
+        let start = i;
+        loop {
+            // One field from i.
+            if chunk[i] == b'"' {
+                let t0 = self.text.len();
+                i += 1;
+                loop {
+                    match chunk[i..].iter().position(|&c| c == b'"') {
+                        None => {
+                            self.lines += count_newlines(&chunk[i..]);
+                            self.text.extend_from_slice(&chunk[i..]);
+                            i = chunk.len();
+                            break;
+                        }
+                        Some(q) => {
+                            self.lines += count_newlines(&chunk[i..i + q]);
+                            self.text.extend_from_slice(&chunk[i..i + q]);
+                            i += q + 1;
+                            if chunk.get(i) == Some(&b'"') {
+                                self.text.push(b'"');
+                                i += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                }
+                // Text after the closing quote belongs to the field.
+                let rest = field_end(&chunk[i..]);
+                self.text.extend_from_slice(&chunk[i..i + rest]);
+                i += rest;
+                self.fields.push((true, t0, self.text.len()));
+            } else {
+                let n = field_end(&chunk[i..]);
+                self.fields.push((false, i, i + n));
+                i += n;
+            }
+            match chunk.get(i).copied() {
+                Some(b',') => {
+                    i += 1;
+                    if i == chunk.len() {
+                        // A trailing delimiter at the end of the input: one more, empty field.
+                        self.fields.push((false, i, i));
+                        break;
+                    }
+                    if matches!(chunk[i], b'\r' | b'\n') {
+                        self.fields.push((false, i, i));
+                        self.lines += u64::from(chunk[i] == b'\n');
+                        i += 1;
+                        break;
+                    }
+                }
+                Some(b) => {
+                    // `\r` or `\n`: the record ends here.
+                    self.lines += u64::from(b == b'\n');
+                    i += 1;
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.span = (start, i);
+        self.record_line = self.lines;
+        self.pos = i;
+        Some(line)
+    }
+
+    /// The fields of the record last split.
+    pub fn fields<'a>(&'a self, chunk: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields.iter().map(
+            move |&(in_text, a, b)| {
+                if in_text {
+                    &self.text[a..b]
+                } else {
+                    &chunk[a..b]
+                }
+            },
+        )
+    }
+
+    /// The fields of the record last split as text: the record is checked for UTF-8 once, not
+    /// field by field (fields are cut at ASCII bytes, so a valid record has valid fields).
+    fn texts<'a>(
+        &'a self,
+        chunk: &'a [u8],
+    ) -> impl Iterator<Item = Result<&'a str, std::str::Utf8Error>> + 'a {
+        let (start, end) = self.span;
+        let record = std::str::from_utf8(&chunk[start..end]).ok();
+        self.fields
+            .iter()
+            .map(move |&(in_text, a, b)| match (in_text, record) {
+                (false, Some(record)) => Ok(&record[a - start..b - start]),
+                (false, None) => std::str::from_utf8(&chunk[a..b]),
+                (true, _) => std::str::from_utf8(&self.text[a..b]),
+            })
+    }
+
+    /// How many fields the record last split has.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the record last split has no fields (never, for a record).
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Where the record last split lies in its chunk.
+    pub fn span(&self) -> (usize, usize) {
+        self.span
+    }
+
+    /// Splits the one record at `span` of `chunk` again (to write a rejected record as it was).
+    pub fn split_again(&mut self, chunk: &[u8], span: (usize, usize), line: u64) {
+        self.pos = span.0;
+        self.lines = line;
+        self.record_line = line;
+        let _ = self.next_record(&chunk[..span.1]);
+    }
+}
+
+/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`.
+fn field_end(s: &[u8]) -> usize {
+    s.iter()
+        .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
+        .unwrap_or(s.len())
+}
+
+fn count_newlines(s: &[u8]) -> u64 {
+    s.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+impl CsvLayout {
+    /// The header as read.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Columns that are neither tierd's nor read by the model.
+    pub fn ignored_columns(&self) -> &[String] {
+        &self.ignored
+    }
+
+    /// A record sized for this file's schema.
+    pub fn empty_record(&self) -> AccountRecord {
+        AccountRecord::empty(&self.schema)
+    }
+
+    /// Fills `rec` with the record `split` holds (from `chunk`, on `line`): `None` when it is an
+    /// account, else why it is rejected, as [`AccountReader`] would reject it. Ids are not
+    /// checked for repeats here (the caller does, in input order, with an [`IdSet`]).
+    pub fn read(
+        &self,
+        split: &RecordSplitter,
+        chunk: &[u8],
+        line: u64,
+        rec: &mut AccountRecord,
+    ) -> Option<Rejected> {
+        let raw = || {
+            RawRecord::Csv(
+                split
+                    .fields(chunk)
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+            )
+        };
+        if split.len() != self.columns.len() {
+            let id = self
+                .columns
+                .iter()
+                .position(|c| matches!(c, Column::Id))
+                .and_then(|i| split.fields(chunk).nth(i))
+                .and_then(|f| std::str::from_utf8(f).ok())
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            return Some(Rejected {
+                line,
+                id,
+                reason: format!("expected {} fields, found {}", self.columns.len(), split.len()),
+                raw: raw(),
+            });
+        }
+        rec.line = line;
+        let mut problems = Vec::new();
+        let has_id = fill_record(
+            &self.columns,
+            &self.schema,
+            split.texts(chunk),
+            rec,
+            &mut problems,
+        );
+        if !has_id {
+            problems.insert(0, "missing id".to_string());
+        }
+        if problems.is_empty() {
+            return None;
+        }
+        Some(Rejected {
+            line,
+            id: has_id.then(|| rec.id.clone()),
+            reason: problems.join("; "),
+            raw: raw(),
+        })
+    }
+
+    /// The rejection of a record whose id was first seen on line `first` (`split` holds it).
+    pub fn duplicate(
+        &self,
+        split: &RecordSplitter,
+        chunk: &[u8],
+        line: u64,
+        id: &str,
+        first: u64,
+    ) -> Rejected {
+        Rejected {
+            line,
+            id: Some(id.to_string()),
+            reason: format!("duplicate id '{id}' (first seen on line {first})"),
+            raw: RawRecord::Csv(
+                split
+                    .fields(chunk)
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The ids of a file seen so far, with the line each was first seen on (as [`AccountReader`]
+/// checks them: one text buffer and a 64-bit hash per id, no heap string per id).
+#[derive(Default)]
+pub struct IdSet(SeenIds);
+
+impl IdSet {
+    /// Remembers `id` at `line`; when it was seen before, returns the line it was first seen on.
+    pub fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
+        self.0.insert(id, line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -991,5 +1549,135 @@ rule = { map = { software = 5 } }
         assert_eq!(seen.insert("b", 3), None);
         assert_eq!(seen.insert("b", 4), Some(3));
         assert_eq!(seen.insert("a", 5), Some(2));
+    }
+
+    /// Records as the csv crate reads them after the header: (line, fields).
+    fn csv_crate_records(text: &[u8]) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(text);
+        let _ = r.headers().expect("header");
+        let mut rec = csv::ByteRecord::new();
+        let mut out = Vec::new();
+        while r.read_byte_record(&mut rec).expect("csv") {
+            let line = rec.position().map_or(0, |p| p.line());
+            out.push((line, rec.iter().map(<[u8]>::to_vec).collect()));
+        }
+        out
+    }
+
+    /// The same through `CsvChunks` cut at about `target` bytes and `RecordSplitter`.
+    fn chunked_records(text: &[u8], target: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a.csv");
+        std::fs::write(&path, text).expect("write");
+        let model = Model::from_toml(MODEL, "model").expect("model");
+        let (_, mut chunks) = CsvChunks::open(&path, model.schema()).expect("open");
+        let mut split = RecordSplitter::default();
+        let mut out = Vec::new();
+        while let Some(chunk) = chunks.next_chunk(target, Vec::new()).expect("chunk") {
+            split.start(&chunk);
+            while let Some(line) = split.next_record(&chunk.bytes) {
+                out.push((line, split.fields(&chunk.bytes).map(<[u8]>::to_vec).collect()));
+                // Splitting a record again from its span gives the same fields.
+                let fields: Vec<Vec<u8>> = split.fields(&chunk.bytes).map(<[u8]>::to_vec).collect();
+                let mut again = RecordSplitter::default();
+                again.split_again(&chunk.bytes, split.span(), line);
+                assert_eq!(
+                    again.fields(&chunk.bytes).map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                    fields
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chunks_split_records_as_the_csv_crate_does() {
+        let cases: Vec<&[u8]> = vec![
+            b"id,x\na,1\nb,2\n",
+            b"id,x\na,1\nb,2",
+            b"id,x\r\na,1\r\nb,2\r\n\r\nc,3\r\n",
+            b"id,x\n\"a,b\",\"say \"\"hi\"\"\"\n\"multi\nline\",2\nz,\"\"\n",
+            b"id,x\na\"b,c\"d\n\"q\"tail,x\n\"unterminated,1\nmore\n",
+            b"id,x\na,1,\n,\nb\rc,2\n\n\n\nd,4\r\r\ne,\"\r\n\"\r\n",
+            b"id,x\r\n\"a\r\nb\",1\r\n\"\",\"\"\"\"\r\nlast,",
+            b"\xef\xbb\xbfid,x\n\xff\xfe,1\n\"\xc3\xa9\",2\n",
+            b"id,x\n",
+            b"id,x",
+        ];
+        let mut generated = b"id,name,x\n".to_vec();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..400 {
+            for f in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let pieces: [&[u8]; 8] = [
+                    b"abc",
+                    b"\"q,\"\"x\"",
+                    b"",
+                    b"\"a\nb\"",
+                    b"1;2",
+                    b"\"\r\n\"",
+                    b"x\"y",
+                    b" ",
+                ];
+                generated.extend_from_slice(pieces[(state % 8) as usize]);
+                if f < 2 {
+                    generated.push(b',');
+                }
+            }
+            generated.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
+            if i % 31 == 0 {
+                generated.extend_from_slice(b"\n\r\n");
+            }
+        }
+        let mut all: Vec<&[u8]> = cases;
+        all.push(&generated);
+        for text in all {
+            let want = csv_crate_records(text);
+            for target in [1, 2, 3, 5, 8, 13, 64, 1000, 1 << 20] {
+                assert_eq!(
+                    chunked_records(text, target),
+                    want,
+                    "{:?} in chunks of {target}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_reading_rejects_as_the_account_reader_does() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("accounts.csv");
+        let text = format!("{CSV}e,,1,,\n,Nameless,2,,\nf,Short\n");
+        std::fs::write(&path, &text).expect("write");
+        let want: Vec<ReadItem> = reader(&text, FileFormat::Csv).map(|r| r.expect("read")).collect();
+        let model = Model::from_toml(MODEL, "model").expect("model");
+        let (layout, mut chunks) = CsvChunks::open(&path, model.schema()).expect("open");
+        let mut ids = IdSet::default();
+        let mut split = RecordSplitter::default();
+        let mut rec = layout.empty_record();
+        let mut got = Vec::new();
+        while let Some(chunk) = chunks.next_chunk(16, Vec::new()).expect("chunk") {
+            split.start(&chunk);
+            while let Some(line) = split.next_record(&chunk.bytes) {
+                match layout.read(&split, &chunk.bytes, line, &mut rec) {
+                    Some(r) => got.push(ReadItem::Rejected(r)),
+                    None => match ids.insert(&rec.id, line) {
+                        Some(first) => got.push(ReadItem::Rejected(layout.duplicate(
+                            &split,
+                            &chunk.bytes,
+                            line,
+                            &rec.id,
+                            first,
+                        ))),
+                        None => got.push(ReadItem::Account(rec.clone())),
+                    },
+                }
+            }
+        }
+        assert_eq!(got, want);
+        assert!(got.len() >= 8, "{got:?}");
     }
 }

@@ -446,7 +446,12 @@ impl TierPolicy {
     /// An account's tier before the caps: its base, lifted while its engagement window holds,
     /// then held to the best tier its coverage allows. Locked accounts keep their lock's tier.
     fn before_caps(&self, m: &TierMember, as_of: Date) -> Assignment {
-        let b = &m.basis;
+        self.before_caps_of(&m.basis, m.coverage, as_of)
+    }
+
+    /// [`TierPolicy::decide`]'s tier before the caps of an account with this basis and coverage:
+    /// for those who tier a population without keeping it ([`CapTally`]).
+    pub fn before_caps_of(&self, b: &TierBasis, coverage: f32, as_of: Date) -> Assignment {
         let mut decision = Decision {
             held_by_hysteresis: b.held_by_hysteresis,
             locked: b.locked,
@@ -462,7 +467,7 @@ impl TierPolicy {
                 decision.lifted_by = Some(e.by);
             }
         }
-        let allowed = self.coverage_allows(m.coverage);
+        let allowed = self.coverage_allows(coverage);
         if tier < allowed {
             decision.insufficient_data = Some(tier);
             if b.base >= allowed {
@@ -592,8 +597,16 @@ impl TierPolicy {
     /// tier); industry: Software (+0.3)`. Every view of a tier (the tiers file, `tierd
     /// explain`, the CRM's reason field, history) uses these words.
     pub fn reason(&self, assignment: &Assignment, score_reasons: &str) -> String {
-        let d = &assignment.decision;
         let mut out = String::with_capacity(score_reasons.len() + 48);
+        self.reason_into(assignment, score_reasons, &mut out);
+        out
+    }
+
+    /// [`TierPolicy::reason`] appended to `out` (writers of millions of rows reuse one buffer).
+    /// Returns where in `out` the pyramid cap's words are, or would go
+    /// ([`TierPolicy::cap_words`]): a writer that learns of a cap later inserts them there.
+    pub fn reason_into(&self, assignment: &Assignment, score_reasons: &str, out: &mut String) -> usize {
+        let d = &assignment.decision;
         if d.locked {
             out.push_str("locked by a person at ");
             out.push_str(assignment.tier.as_str());
@@ -603,20 +616,30 @@ impl TierPolicy {
             out.push_str("insufficient data for ");
             out.push_str(wanted.as_str());
             out.push_str(" (coverage under ");
-            push_fixed(&mut out, self.min_coverage[wanted.index()], 2, false);
+            push_fixed(out, self.min_coverage[wanted.index()], 2, false);
             out.push_str("); ");
         }
+        let cap_at = out.len();
         if let Some(from) = d.capped_from {
-            out.push_str("pyramid cap: ");
-            out.push_str(from.as_str());
-            out.push_str(" is full; ");
+            out.push_str(Self::cap_words(from));
         }
         if let Some(by) = d.lifted_by {
             out.push_str(self.override_label(by));
             out.push_str(" (lifted one tier); ");
         }
         out.push_str(score_reasons);
-        out
+        cap_at
+    }
+
+    /// The words a reason starts with (after a lock's or thin coverage's) when `from`'s
+    /// pyramid cap demoted the account.
+    pub fn cap_words(from: Tier) -> &'static str {
+        match from {
+            Tier::Tier1 => "pyramid cap: tier_1 is full; ",
+            Tier::Tier2 => "pyramid cap: tier_2 is full; ",
+            Tier::Tier3 => "pyramid cap: tier_3 is full; ",
+            Tier::Untiered => "pyramid cap: untiered is full; ",
+        }
     }
 
     /// Words for override `by` (`engagement` when this policy has no such override).
@@ -624,6 +647,198 @@ impl TierPolicy {
         self.overrides
             .get(usize::from(by))
             .map_or("engagement", |o| o.label.as_str())
+    }
+}
+
+/// The population step for a population read once and not kept ([`TierPolicy::decide`] in
+/// constant memory, for `tierd score` on files of any size).
+///
+/// Only the pyramid caps need other accounts, and only accounts in a capped tier before the
+/// caps (unlocked, Tier 1 or 2) can move. Scores are thousandths, so a tally of those
+/// accounts per thousandth ([`CapTally::add`]) finds each cap's line: the score above which
+/// everybody keeps the tier and below which everybody is demoted ([`CapTally::cut`]). Only the
+/// accounts with exactly the line's score need the rest of [`rank_order`]; the caller gives
+/// them to [`CapCut::settle`] and then places every account with [`CapCut::place`]. The
+/// result is the same as [`TierPolicy::decide`]'s (a test compares them).
+#[derive(Debug, Clone)]
+pub struct CapTally {
+    /// Per capped tier, unlocked accounts per score in thousandths.
+    counts: [Vec<u64>; 2],
+    /// Per capped tier, locked accounts in it.
+    locked: [usize; 2],
+    /// Accounts in the population.
+    n: usize,
+}
+
+impl Default for CapTally {
+    fn default() -> Self {
+        let bins = MilliPoints::MAX.get() as usize + 1;
+        CapTally {
+            counts: [vec![0; bins], vec![0; bins]],
+            locked: [0; 2],
+            n: 0,
+        }
+    }
+}
+
+/// An account whose place under a cap depends on more than its score (see [`CapTally`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnTheLine {
+    /// Its rank key.
+    pub member: TierMember,
+    /// Its tier before the caps.
+    pub tier: Tier,
+    /// The caller's number for it, given again to [`CapCut::place`].
+    pub key: u64,
+}
+
+/// Where each cap's line falls (see [`CapTally`]).
+#[derive(Debug, Clone, Default)]
+pub struct CapCut {
+    /// Per cap: the line's score and how many accounts with that score keep the tier.
+    lines: [Option<(u32, u64)>; 2],
+    /// Per cap: the keys of the accounts on the line that keep the tier, sorted.
+    kept: [Vec<u64>; 2],
+}
+
+impl CapTally {
+    /// Counts one account by its tier before the caps (`before`, from [`TierPolicy::before_caps_of`]);
+    /// says whether the caps may move it, i.e. whether it must be placed with [`CapCut::place`].
+    pub fn add(&mut self, before: &Assignment, score: f32) -> bool {
+        self.n += 1;
+        let i = before.tier.index();
+        if i >= 2 {
+            return false;
+        }
+        if before.decision.locked {
+            self.locked[i] += 1;
+            return false;
+        }
+        self.counts[i][MilliPoints::of(score).get() as usize] += 1;
+        true
+    }
+
+    /// The accounts counted.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether no account was counted.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Where the caps of `policy` draw their lines in this population.
+    pub fn cut(&self, policy: &TierPolicy) -> CapCut {
+        let mut cut = CapCut::default();
+        // Tier 2's pool: its own accounts, then those Tier 1's cap demotes.
+        let mut pool2 = self.counts[1].clone();
+        for (c, cap) in policy.caps.iter().enumerate() {
+            let Some(cap) = cap else { continue };
+            let room = cap.limit(self.n).saturating_sub(self.locked[c]) as u64;
+            let pool = if c == 0 { &self.counts[0] } else { &pool2 };
+            let mut above = 0u64;
+            let mut line = None;
+            for bin in (0..pool.len()).rev() {
+                if above + pool[bin] > room {
+                    line = Some((bin as u32, room - above));
+                    break;
+                }
+                above += pool[bin];
+            }
+            cut.lines[c] = line;
+            if c == 0 {
+                if let Some((bin, keep)) = line {
+                    let bin = bin as usize;
+                    pool2[bin] += self.counts[0][bin] - keep;
+                    for (b, n) in self.counts[0][..bin].iter().enumerate() {
+                        pool2[b] += n;
+                    }
+                }
+            }
+        }
+        cut
+    }
+}
+
+impl CapCut {
+    /// Whether an account with this tier before the caps and this score is on a line: its rank
+    /// key must go to [`CapCut::settle`] before anybody is placed.
+    pub fn on_the_line(&self, tier: Tier, score: f32) -> bool {
+        let m = MilliPoints::of(score).get();
+        let on = |c: usize| matches!(self.lines[c], Some((bin, keep)) if bin == m && keep > 0);
+        match tier {
+            Tier::Tier1 => on(0) || (on(1) && self.demoted_from_1(m, None)),
+            Tier::Tier2 => on(1),
+            _ => false,
+        }
+    }
+
+    /// Whether Tier 1's cap demotes an account with score `m` (`key`: when on its line, and
+    /// already settled; `None` counts it as demoted when it may be).
+    fn demoted_from_1(&self, m: u32, key: Option<u64>) -> bool {
+        match self.lines[0] {
+            None => false,
+            Some((bin, _)) if m > bin => false,
+            Some((bin, _)) if m < bin => true,
+            Some(_) => key.is_none_or(|k| self.kept[0].binary_search(&k).is_err()),
+        }
+    }
+
+    /// Ranks the accounts on the lines (all of them, in any order: those [`CapCut::on_the_line`]
+    /// named) and decides which keep their tier.
+    pub fn settle(&mut self, mut on_line: Vec<OnTheLine>) {
+        on_line.sort_by(|a, b| rank_order(&a.member, &b.member));
+        if let Some((bin, keep)) = self.lines[0] {
+            let mut kept: Vec<u64> = on_line
+                .iter()
+                .filter(|a| a.tier == Tier::Tier1 && MilliPoints::of(a.member.score).get() == bin)
+                .take(keep as usize)
+                .map(|a| a.key)
+                .collect();
+            kept.sort_unstable();
+            self.kept[0] = kept;
+        }
+        if let Some((bin, keep)) = self.lines[1] {
+            let mut kept: Vec<u64> = on_line
+                .iter()
+                .filter(|a| MilliPoints::of(a.member.score).get() == bin)
+                .filter(|a| match a.tier {
+                    Tier::Tier2 => true,
+                    Tier::Tier1 => self.demoted_from_1(bin, Some(a.key)),
+                    _ => false,
+                })
+                .take(keep as usize)
+                .map(|a| a.key)
+                .collect();
+            kept.sort_unstable();
+            self.kept[1] = kept;
+        }
+    }
+
+    /// The final tier of an account the caps may move (its tier before the caps, score and key),
+    /// and the tier whose cap demoted it first.
+    pub fn place(&self, tier: Tier, score: f32, key: u64) -> (Tier, Option<Tier>) {
+        let m = MilliPoints::of(score).get();
+        let mut at = tier;
+        let mut capped_from = None;
+        if at == Tier::Tier1 && self.demoted_from_1(m, Some(key)) {
+            at = Tier::Tier2;
+            capped_from = Some(Tier::Tier1);
+        }
+        if at == Tier::Tier2 {
+            let demoted = match self.lines[1] {
+                None => false,
+                Some((bin, _)) if m > bin => false,
+                Some((bin, _)) if m < bin => true,
+                Some(_) => self.kept[1].binary_search(&key).is_err(),
+            };
+            if demoted {
+                at = Tier::Tier3;
+                capped_from.get_or_insert(Tier::Tier2);
+            }
+        }
+        (at, capped_from)
     }
 }
 
@@ -799,4 +1014,92 @@ pub fn pyramid<'a>(tiers: impl IntoIterator<Item = &'a Tier>) -> [usize; 4] {
         counts[t.index()] += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod cap_tally_tests {
+    use super::*;
+
+    /// Populations with many ties (few scores, values and coverages), locks, lifts and thin
+    /// coverage, under count and percent caps: the tally places everybody as `decide` does.
+    #[test]
+    fn the_tally_places_every_account_as_decide_does() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let as_of = Date::from_days(20_000);
+        for round in 0..300 {
+            let mut policy = TierPolicy::default();
+            let pick_cap = |k: u64| match k {
+                0 => None,
+                1 => Some(Cap::Count(k)),
+                2 => Some(Cap::Percent(10.0)),
+                _ => Some(Cap::Count(k * 3)),
+            };
+            policy.caps = [pick_cap(next(5)), pick_cap(next(5))];
+            let n = 1 + next(if round % 10 == 0 { 2000 } else { 120 }) as usize;
+            let members: Vec<TierMember> = (0..n)
+                .map(|i| {
+                    let score = [4.6f32, 4.5, 4.2, 3.8, 3.75, 3.2, 2.0][next(7) as usize];
+                    let locked = next(12) == 0;
+                    let base = if locked {
+                        Tier::ALL[next(4) as usize]
+                    } else {
+                        policy.tier_for(score)
+                    };
+                    let engagement = (next(5) == 0).then_some(Engagement { until: as_of, by: 0 });
+                    TierMember {
+                        id: format!("a{}", next(1_000_000) * 10_000 + i as u64).into(),
+                        score,
+                        potential_value: [0.0, 6000.0, 45_000.0][next(3) as usize],
+                        coverage: [1.0f32, 0.95, 0.5][next(3) as usize],
+                        basis: TierBasis {
+                            base,
+                            held_by_hysteresis: false,
+                            locked,
+                            engagement,
+                        },
+                    }
+                })
+                .collect();
+            let want = policy.decide(&members, as_of);
+
+            let mut tally = CapTally::default();
+            let before: Vec<Assignment> = members
+                .iter()
+                .map(|m| policy.before_caps_of(&m.basis, m.coverage, as_of))
+                .collect();
+            let movable: Vec<bool> = members
+                .iter()
+                .zip(&before)
+                .map(|(m, b)| tally.add(b, m.score))
+                .collect();
+            let mut cut = tally.cut(&policy);
+            let on_line = members
+                .iter()
+                .zip(&before)
+                .enumerate()
+                .filter(|(i, (m, b))| movable[*i] && cut.on_the_line(b.tier, m.score))
+                .map(|(i, (m, b))| OnTheLine {
+                    member: m.clone(),
+                    tier: b.tier,
+                    key: i as u64,
+                })
+                .collect();
+            cut.settle(on_line);
+            for (i, (m, b)) in members.iter().zip(&before).enumerate() {
+                let mut got = *b;
+                if movable[i] {
+                    let (tier, capped_from) = cut.place(b.tier, m.score, i as u64);
+                    got.tier = tier;
+                    got.decision.capped_from = capped_from;
+                }
+                assert_eq!(got, want[i], "round {round}, account {i} of {n}: {m:?}");
+            }
+        }
+    }
 }

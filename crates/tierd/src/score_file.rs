@@ -1,25 +1,38 @@
-//! `tierd score`: an accounts file in, a tiers file out, in two streaming passes.
+//! `tierd score`: an accounts file in, a tiers file out, in two streaming passes, in memory
+//! that does not grow with the file.
 //!
-//! Pass 1 reads and scores accounts as they stream in (a reader thread parses
-//! while this thread scores, over a bounded channel), writes each scored row to
-//! an anonymous spill file, and keeps only a small [`TierCandidate`] per account.
-//! Tiering needs the whole population (caps rank everybody). Pass 2 reads the
-//! spill back and writes the output with each account's tier. Memory therefore
-//! grows with the number of accounts times a candidate's size, never with the
-//! explanations; that is what keeps 1M accounts well under 300 MB.
+//! Pass 1 scores accounts as they stream in and writes each one's output row, whole, to an
+//! anonymous spill file. A CSV file (without `--enrich`) is cut into chunks of whole records
+//! ([`CsvChunks`]) that one worker per core parses, scores and formats on its own
+//! ([`RowWriter`]); this thread takes the chunks back in input order, checks ids across them,
+//! writes rejects and appends the rows to the spill. JSONL files and enriched runs are read by
+//! one reader thread and scored here, through the same writer.
+//!
+//! Tiering needs the whole population only for the pyramid caps, and only accounts in a capped
+//! tier before the caps can move: their row keeps its tier and the cap's words as something
+//! to fill in, and a small record (rank key and where the row is) goes to a second spill. The
+//! caps' lines come from a tally per score ([`CapTally`]); pass 2 copies the spill to the
+//! output, filling in the rows the caps decide. Memory holds the chunks in flight, the
+//! tally and the ids seen (for repeats), never a record per account.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context as _};
 use tierd_connectors::files::{
-    AccountReader, AccountRecord, FileError, Next, RejectWriter, Rejected, TierRecord, TierWriter,
+    AccountReader, AccountRecord, Chunk, CsvChunks, CsvLayout, FileError, FileFormat, IdSet, Next,
+    RecordSplitter, RejectWriter, Rejected, TIER_COLUMNS,
 };
+use tierd_core::decimal::push_fixed;
 use tierd_core::diff::Movements;
 use tierd_core::model::FutureEvent;
-use tierd_core::tier::{pyramid, Decision, Lock, RunKind, TierCandidate};
+use tierd_core::tier::{
+    Assignment, CapCut, CapTally, Lock, OnTheLine, RunKind, TierBasis, TierCandidate, TierMember, TierPolicy,
+};
 use tierd_core::{Date, ScoreCard, Tier};
 
 use tierd_config::Settings;
@@ -79,6 +92,11 @@ pub struct ScoreSummary {
 }
 
 const BATCH: usize = 1024;
+const KEEP_REJECTS: usize = 20;
+/// Bytes of input per chunk a worker parses.
+const CHUNK: usize = 1 << 20;
+/// Chunks waiting per worker, in each direction.
+const IN_FLIGHT: usize = 2;
 
 /// Up to [`BATCH`] accounts read in a row (the first `filled` of `accounts`; the rest are
 /// records kept for reuse) and the records rejected among them.
@@ -88,20 +106,378 @@ struct Batch {
     filled: usize,
     rejected: Vec<Rejected>,
 }
-const KEEP_REJECTS: usize = 20;
+
+/// One account's row as [`RowWriter`] wrote it, and what tiering and the summary need of it.
+#[derive(Debug, Clone)]
+struct RowMeta {
+    line: u64,
+    /// The id, in [`Rows::ids`].
+    id: (usize, usize),
+    /// The row, in [`Rows::out`].
+    row: (usize, usize),
+    /// The record, in its chunk (to write it to the rejects file should its id be a repeat).
+    record: (usize, usize),
+    /// Where in the row the tier is, and where the cap's words would go.
+    tier_at: u32,
+    cap_at: u32,
+    score: f32,
+    potential_value: f64,
+    coverage: f32,
+    before: Assignment,
+    previous: Option<Tier>,
+    future_events: u32,
+}
+
+#[derive(Debug)]
+enum Item {
+    Row(RowMeta),
+    Rejected(Rejected),
+}
+
+/// What pass 1 made of a chunk (or a batch): its rows and rejects in input order.
+#[derive(Debug, Default)]
+struct Rows {
+    items: Vec<Item>,
+    out: Vec<u8>,
+    ids: String,
+    /// Events after the as-of date: (item, event), the first few.
+    events: Vec<(usize, FutureEvent)>,
+    /// The chunk the rows came from (CSV).
+    chunk: Chunk,
+}
+
+impl Rows {
+    fn clear(&mut self) {
+        self.items.clear();
+        self.out.clear();
+        self.ids.clear();
+        self.events.clear();
+    }
+}
+
+/// Scores accounts and writes each one's output row (CSV or JSONL), its tier being the tier
+/// before the caps; one per worker, its buffers reused from account to account.
+struct RowWriter<'a> {
+    settings: &'a Settings,
+    as_of: Date,
+    kind: RunKind,
+    previous: Option<&'a HashMap<String, Tier>>,
+    format: FileFormat,
+    /// The model's id, as the output writes it.
+    model_field: Vec<u8>,
+    card: ScoreCard,
+    reasons: String,
+    explanation: String,
+    number: String,
+}
+
+impl<'a> RowWriter<'a> {
+    fn new(
+        settings: &'a Settings,
+        job: &ScoreJob<'_>,
+        previous: Option<&'a HashMap<String, Tier>>,
+        format: FileFormat,
+    ) -> RowWriter<'a> {
+        let id = settings.model.id();
+        let mut model_field = Vec::new();
+        match format {
+            FileFormat::Csv => push_csv_field(&mut model_field, id.as_bytes()),
+            FileFormat::Jsonl => push_json_str(&mut model_field, &id),
+        }
+        RowWriter {
+            settings,
+            as_of: job.as_of,
+            kind: job.kind,
+            previous,
+            format,
+            model_field,
+            card: ScoreCard::default(),
+            reasons: String::new(),
+            explanation: String::new(),
+            number: String::new(),
+        }
+    }
+
+    /// Scores `acc` and appends its row to `rows`.
+    fn write(&mut self, acc: &AccountRecord, record: (usize, usize), rows: &mut Rows) {
+        let settings = self.settings;
+        let model = &settings.model;
+        let policy = &settings.policy;
+        let events = settings.schema.future_events(&acc.facts, self.as_of);
+        if !events.is_empty() {
+            let item = rows.items.len();
+            let room = KEEP_REJECTS.saturating_sub(rows.events.len());
+            rows.events
+                .extend(events.iter().take(room).map(|e| (item, e.clone())));
+        }
+        model.score_into(&acc.facts, self.as_of, &mut self.card);
+        let card = &self.card;
+        self.reasons.clear();
+        model.compact_reasons(
+            &acc.facts,
+            card,
+            self.as_of,
+            settings.output.reasons_up,
+            settings.output.reasons_down,
+            &mut self.reasons,
+        );
+        if self.reasons.contains('\n') {
+            // One row per account: a newline inside a value is a space in its reason.
+            self.reasons = self.reasons.replace('\n', " ");
+        }
+        let previous = self.previous.and_then(|p| p.get(&acc.id).copied());
+        let candidate = TierCandidate {
+            // The basis reads no id (only the caps' ranking does, from the spilled record):
+            // an empty one costs no allocation.
+            id: Box::from(""),
+            score: card.score,
+            potential_value: card.potential_value.unwrap_or(0.0),
+            coverage: card.coverage,
+            previous,
+            lock: Lock::from(acc.lock),
+            engagement: policy.engagement_on(&acc.facts, self.as_of),
+        };
+        let basis = policy.basis(&candidate, self.kind);
+        let before = policy.before_caps_of(&basis, card.coverage, self.as_of);
+        self.explanation.clear();
+        let cap_text = policy.reason_into(&before, &self.reasons, &mut self.explanation);
+
+        let id_start = rows.ids.len();
+        rows.ids.push_str(&acc.id);
+        let out = &mut rows.out;
+        let start = out.len();
+        let (tier_at, cap_at) = match self.format {
+            FileFormat::Csv => {
+                push_csv_field(out, acc.id.as_bytes());
+                out.push(b',');
+                self.number.clear();
+                push_fixed(&mut self.number, card.score, 3, false);
+                out.extend_from_slice(self.number.as_bytes());
+                out.push(b',');
+                let tier_at = out.len() - start;
+                out.extend_from_slice(before.tier.as_str().as_bytes());
+                out.push(b',');
+                self.number.clear();
+                push_fixed(&mut self.number, card.coverage, 2, false);
+                out.extend_from_slice(self.number.as_bytes());
+                out.push(b',');
+                out.extend_from_slice(&self.model_field);
+                out.push(b',');
+                let text = self.explanation.as_bytes();
+                let quote = needs_quotes(text);
+                if quote {
+                    out.push(b'"');
+                }
+                push_escaped(out, &text[..cap_text], quote);
+                let cap_at = out.len() - start;
+                push_escaped(out, &text[cap_text..], quote);
+                if quote {
+                    out.push(b'"');
+                }
+                out.push(b'\n');
+                (tier_at, cap_at)
+            }
+            FileFormat::Jsonl => {
+                out.extend_from_slice(b"{\"id\":");
+                push_json_str(out, &acc.id);
+                out.extend_from_slice(b",\"score\":");
+                push_json_f32(out, (card.score * 1000.0).round() / 1000.0);
+                out.extend_from_slice(b",\"tier\":\"");
+                let tier_at = out.len() - start;
+                out.extend_from_slice(before.tier.as_str().as_bytes());
+                out.extend_from_slice(b"\",\"coverage\":");
+                push_json_f32(out, (card.coverage * 100.0).round() / 100.0);
+                out.extend_from_slice(b",\"model_version\":");
+                out.extend_from_slice(&self.model_field);
+                out.extend_from_slice(b",\"explanation\":");
+                // One JSON string in two parts, with the place for the cap's words between.
+                push_json_str(out, &self.explanation[..cap_text]);
+                out.pop();
+                let at = out.len() - start;
+                let mark = out.len();
+                push_json_str(out, &self.explanation[cap_text..]);
+                out.remove(mark);
+                out.extend_from_slice(b"}\n");
+                (tier_at, at)
+            }
+        };
+        rows.items.push(Item::Row(RowMeta {
+            line: acc.line,
+            id: (id_start, rows.ids.len()),
+            row: (start, rows.out.len()),
+            record,
+            tier_at: tier_at as u32,
+            cap_at: cap_at as u32,
+            score: card.score,
+            potential_value: card.potential_value.unwrap_or(0.0),
+            coverage: card.coverage,
+            before,
+            previous,
+            future_events: events.len() as u32,
+        }));
+    }
+}
+
+/// Whether the `csv` crate's writer quotes this field (`QuoteStyle::Necessary`).
+fn needs_quotes(field: &[u8]) -> bool {
+    field.iter().any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+}
+
+/// `field`'s bytes with quotes doubled when `quoted`.
+fn push_escaped(out: &mut Vec<u8>, field: &[u8], quoted: bool) {
+    if !quoted {
+        out.extend_from_slice(field);
+        return;
+    }
+    for part in field.split_inclusive(|&b| b == b'"') {
+        out.extend_from_slice(part);
+        if part.last() == Some(&b'"') {
+            out.push(b'"');
+        }
+    }
+}
+
+/// One CSV field as the `csv` crate writes it.
+fn push_csv_field(out: &mut Vec<u8>, field: &[u8]) {
+    let quote = needs_quotes(field);
+    if quote {
+        out.push(b'"');
+    }
+    push_escaped(out, field, quote);
+    if quote {
+        out.push(b'"');
+    }
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing JSON into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn push_json_f32(out: &mut Vec<u8>, x: f32) {
+    let _ = serde_json::to_writer(&mut *out, &x);
+}
 
 /// Runs one scoring job.
 pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<ScoreSummary> {
+    // The output's format is checked again when it is created, after pass 1, as it always was.
+    let format = FileFormat::from_path(job.output).unwrap_or(FileFormat::Csv);
+    let previous = job.previous.take();
+    let mut pass = Pass1::new(&job, previous.as_ref())?;
+    if FileFormat::from_path(job.input)? == FileFormat::Csv && job.enrich.is_none() {
+        pass1_chunks(settings, &job, previous.as_ref(), format, &mut pass)?;
+    } else {
+        pass1_batches(settings, &mut job, previous.as_ref(), format, &mut pass)?;
+    }
+    pass.finish(settings, &job, format)
+}
+
+/// Pass 1 over a CSV file: chunks parsed, scored and written on every core.
+fn pass1_chunks(
+    settings: &Settings,
+    job: &ScoreJob<'_>,
+    previous: Option<&HashMap<String, Tier>>,
+    format: FileFormat,
+    pass: &mut Pass1,
+) -> anyhow::Result<()> {
+    let (layout, mut chunks) = CsvChunks::open(job.input, &settings.schema)?;
+    pass.header = layout.header().to_vec();
+    pass.summary.ignored_columns = layout.ignored_columns().to_vec();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    // Buffers go round: reader -> worker -> this thread -> back to the pools.
+    let chunk_pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let rows_pool: Mutex<Vec<Rows>> = Mutex::new(Vec::new());
+    let layout = &layout;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut to_workers = Vec::new();
+        let mut from_workers = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+            let (done_tx, done_rx) = mpsc::sync_channel::<Rows>(IN_FLIGHT);
+            to_workers.push(tx);
+            from_workers.push(done_rx);
+            let rows_pool = &rows_pool;
+            scope.spawn(move || {
+                let mut writer = RowWriter::new(settings, job, previous, format);
+                let mut split = RecordSplitter::default();
+                let mut rec = layout.empty_record();
+                for chunk in rx {
+                    let mut rows = rows_pool
+                        .lock()
+                        .ok()
+                        .and_then(|mut p| p.pop())
+                        .unwrap_or_default();
+                    rows.clear();
+                    split.start(&chunk);
+                    while let Some(line) = split.next_record(&chunk.bytes) {
+                        match layout.read(&split, &chunk.bytes, line, &mut rec) {
+                            None => writer.write(&rec, split.span(), &mut rows),
+                            Some(r) => rows.items.push(Item::Rejected(r)),
+                        }
+                    }
+                    rows.chunk = chunk;
+                    if done_tx.send(rows).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let chunk_pool = &chunk_pool;
+        let reader = scope.spawn(move || -> Result<(), FileError> {
+            let mut i = 0;
+            loop {
+                let bytes = chunk_pool
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.pop())
+                    .unwrap_or_default();
+                let Some(chunk) = chunks.next_chunk(CHUNK, bytes)? else {
+                    return Ok(());
+                };
+                if to_workers[i % workers].send(chunk).is_err() {
+                    return Ok(());
+                }
+                i += 1;
+            }
+        });
+        // Results in input order: chunk i went to worker i % workers.
+        let mut i = 0;
+        let mut split = RecordSplitter::default();
+        while let Ok(mut rows) = from_workers[i % workers].recv() {
+            pass.take(&rows, Some((layout, &mut split)))?;
+            let bytes = std::mem::take(&mut rows.chunk.bytes);
+            if let Ok(mut p) = chunk_pool.lock() {
+                p.push(bytes);
+            }
+            if let Ok(mut p) = rows_pool.lock() {
+                p.push(rows);
+            }
+            i += 1;
+        }
+        match reader.join() {
+            Ok(r) => r?,
+            Err(_) => bail!("the reader of {} stopped unexpectedly", job.input.display()),
+        }
+        Ok(())
+    })
+}
+
+/// Pass 1 over a JSONL file, or with enrichment: a reader thread, scoring on this one.
+fn pass1_batches(
+    settings: &Settings,
+    job: &mut ScoreJob<'_>,
+    previous: Option<&HashMap<String, Tier>>,
+    format: FileFormat,
+    pass: &mut Pass1,
+) -> anyhow::Result<()> {
     let reader = AccountReader::open(job.input, &settings.schema)?;
-    let header = reader.header().to_vec();
-    let mut summary = ScoreSummary {
-        ignored_columns: reader.ignored_columns().to_vec(),
-        ..ScoreSummary::default()
-    };
+    pass.header = reader.header().to_vec();
+    pass.summary.ignored_columns = reader.ignored_columns().to_vec();
 
     // Parsing runs on its own thread; the bounded channel keeps at most a few batches in flight.
-    // Used batches go back to the parser, which reads the next rows into the same records:
-    // after the first few batches, parsing allocates almost nothing.
+    // Used batches go back to the parser, which reads the next rows into the same records.
     let (tx, rx) = mpsc::sync_channel::<Result<Batch, FileError>>(4);
     let (used_tx, used_rx) = mpsc::sync_channel::<Batch>(8);
     let parser = std::thread::spawn(move || {
@@ -133,132 +509,407 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
             }
         }
     });
-
-    let model = &settings.model;
-    let model_id = model.id();
-    // The spill holds one explanation per line, in input order.
-    let spill_file = tempfile::tempfile().context("cannot create a temporary spill file")?;
-    let mut spill = BufWriter::with_capacity(1 << 16, spill_file);
-    let mut rejects: Option<RejectWriter> = None;
-    let mut candidates: Vec<TierCandidate> = Vec::new();
-    let mut card = ScoreCard::default();
-    let mut reasons = String::new();
-    let mut movements = job.previous.as_ref().map(|_| Movements::default());
-    let (up, down) = (settings.output.reasons_up, settings.output.reasons_down);
-
+    let mut writer = RowWriter::new(settings, job, previous, format);
+    let mut rows = Rows::default();
     for batch in rx {
         let mut batch = batch?;
         if let Some(enricher) = &mut job.enrich {
             enricher.enrich(&settings.schema, &mut batch.accounts[..batch.filled]);
         }
+        rows.clear();
         for acc in &batch.accounts[..batch.filled] {
-            for event in settings.schema.future_events(&acc.facts, job.as_of) {
-                summary.future_events += 1;
-                if summary.first_future_events.len() < KEEP_REJECTS {
-                    summary
-                        .first_future_events
-                        .push((acc.line, acc.id.clone(), event));
-                }
-            }
-            model.score_into(&acc.facts, job.as_of, &mut card);
-            reasons.clear();
-            model.compact_reasons(&acc.facts, &card, job.as_of, up, down, &mut reasons);
-            if reasons.contains('\n') {
-                reasons = reasons.replace('\n', " ");
-            }
-            reasons.push('\n');
-            spill
-                .write_all(reasons.as_bytes())
-                .context("cannot write the spill file")?;
-            let previous = job.previous.as_mut().and_then(|p| p.remove(&acc.id));
-            candidates.push(TierCandidate {
-                id: acc.id.as_str().into(),
-                score: card.score,
-                potential_value: card.potential_value.unwrap_or(0.0),
-                coverage: card.coverage,
-                previous,
-                lock: Lock::from(acc.lock),
-                engagement: settings.policy.engagement_on(&acc.facts, job.as_of),
-            });
+            writer.write(acc, (0, 0), &mut rows);
         }
-        for r in &batch.rejected {
-            let writer = match &mut rejects {
-                Some(w) => w,
-                None => rejects.insert(RejectWriter::create(&job.rejects, &header)?),
-            };
-            writer.write(r)?;
-            summary.rejected += 1;
-            if summary.first_rejects.len() < KEEP_REJECTS {
-                summary.first_rejects.push(r.clone());
-            }
-        }
+        // A batch's rejects follow its accounts, as they always have.
+        rows.items.extend(batch.rejected.drain(..).map(Item::Rejected));
+        pass.take(&rows, None)?;
         let _ = used_tx.try_send(batch);
     }
     drop(used_tx);
-    summary.enrichment = job.enrich.take().map(Enricher::finish);
+    pass.summary.enrichment = job.enrich.take().map(Enricher::finish);
     if parser.join().is_err() {
         bail!("the reader of {} stopped unexpectedly", job.input.display());
     }
-    if let Some(w) = rejects {
-        w.finish()?;
-        summary.rejects_path = Some(job.rejects.clone());
+    Ok(())
+}
+
+/// A row pass 2 fills in: where it is in the spill, and what the caps need to place it.
+struct Movable {
+    key: u64,
+    at: u64,
+    len: u32,
+    tier_at: u32,
+    cap_at: u32,
+    score: f32,
+    potential_value: f64,
+    coverage: f32,
+    tier: Tier,
+    previous: Option<Tier>,
+    id: String,
+}
+
+impl Movable {
+    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(&self.key.to_le_bytes())?;
+        out.write_all(&self.at.to_le_bytes())?;
+        out.write_all(&self.len.to_le_bytes())?;
+        out.write_all(&self.tier_at.to_le_bytes())?;
+        out.write_all(&self.cap_at.to_le_bytes())?;
+        out.write_all(&self.score.to_le_bytes())?;
+        out.write_all(&self.potential_value.to_le_bytes())?;
+        out.write_all(&self.coverage.to_le_bytes())?;
+        out.write_all(&[tier_code(Some(self.tier)), tier_code(self.previous)])?;
+        out.write_all(&(self.id.len() as u32).to_le_bytes())?;
+        out.write_all(self.id.as_bytes())
     }
 
-    let assignments = settings.policy.assign(&candidates, job.kind, job.as_of);
-    let tiers: Vec<Tier> = assignments.iter().map(|a| a.tier).collect();
-    summary.accounts = candidates.len();
-    summary.pyramid = pyramid(&tiers);
-    for (c, a) in candidates.iter().zip(&assignments) {
-        let Decision {
-            held_by_hysteresis,
-            lifted_by,
-            capped_from,
-            locked,
-            insufficient_data,
-        } = a.decision;
-        summary.held += usize::from(held_by_hysteresis);
-        summary.lifted += usize::from(lifted_by.is_some());
-        summary.capped += usize::from(capped_from.is_some());
-        summary.insufficient_data += usize::from(insufficient_data.is_some());
-        summary.locked += usize::from(locked);
-        if let Some(m) = &mut movements {
-            m.record(c.previous, a.tier);
+    /// Reads the next one into `self`; `false` at the end.
+    fn read_from(&mut self, input: &mut impl Read) -> std::io::Result<bool> {
+        let mut head = [0u8; 46];
+        match input.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&head[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        self.key = u64_at(0);
+        self.at = u64_at(8);
+        self.len = u32_at(16);
+        self.tier_at = u32_at(20);
+        self.cap_at = u32_at(24);
+        self.score = f32::from_bits(u32_at(28));
+        self.potential_value = f64::from_bits(u64_at(32));
+        self.coverage = f32::from_bits(u32_at(40));
+        self.tier = tier_of(head[44]).unwrap_or(Tier::Untiered);
+        self.previous = tier_of(head[45]);
+        let mut len = [0u8; 4];
+        input.read_exact(&mut len)?;
+        let mut id = std::mem::take(&mut self.id).into_bytes();
+        id.resize(u32::from_le_bytes(len) as usize, 0);
+        input.read_exact(&mut id)?;
+        self.id = String::from_utf8(id).map_err(std::io::Error::other)?;
+        Ok(true)
+    }
+
+    fn empty() -> Movable {
+        Movable {
+            key: 0,
+            at: 0,
+            len: 0,
+            tier_at: 0,
+            cap_at: 0,
+            score: 0.0,
+            potential_value: 0.0,
+            coverage: 0.0,
+            tier: Tier::Untiered,
+            previous: None,
+            id: String::new(),
         }
     }
-    if let (Some(m), Some(prev)) = (&mut movements, &job.previous) {
-        m.gone = prev.len();
-    }
-    summary.movements = movements;
+}
 
-    // Pass 2: candidates and the spilled explanations, in input order, with tiers and the
-    // reason (how the tier was decided, then the score's reasons).
-    let mut spill_file = spill
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
-    spill_file.seek(SeekFrom::Start(0))?;
-    let mut spilled = BufReader::with_capacity(1 << 16, spill_file);
-    let mut out = TierWriter::create(job.output)?;
-    let mut line = String::new();
-    for (c, a) in candidates.iter().zip(&assignments) {
-        line.clear();
-        if spilled
-            .read_line(&mut line)
-            .context("cannot read the spill file")?
-            == 0
-        {
+fn tier_code(t: Option<Tier>) -> u8 {
+    t.map_or(u8::MAX, |t| t as u8)
+}
+
+fn tier_of(code: u8) -> Option<Tier> {
+    Tier::ALL.get(usize::from(code)).copied()
+}
+
+/// Pass 1's state on this thread: the spills, the tally and the summary so far.
+struct Pass1 {
+    spill: BufWriter<File>,
+    spilled: u64,
+    movable: BufWriter<File>,
+    movable_count: u64,
+    tally: CapTally,
+    ids: IdSet,
+    rejects: Option<RejectWriter>,
+    header: Vec<String>,
+    summary: ScoreSummary,
+    movements: Option<Movements>,
+    matched_previous: usize,
+    previous_len: Option<usize>,
+    rejects_path: PathBuf,
+    record: Movable,
+}
+
+impl Pass1 {
+    fn new(job: &ScoreJob<'_>, previous: Option<&HashMap<String, Tier>>) -> anyhow::Result<Pass1> {
+        let spill = tempfile::tempfile().context("cannot create a temporary spill file")?;
+        let movable = tempfile::tempfile().context("cannot create a temporary spill file")?;
+        Ok(Pass1 {
+            spill: BufWriter::with_capacity(1 << 20, spill),
+            spilled: 0,
+            movable: BufWriter::with_capacity(1 << 16, movable),
+            movable_count: 0,
+            tally: CapTally::default(),
+            ids: IdSet::default(),
+            rejects: None,
+            header: Vec::new(),
+            summary: ScoreSummary::default(),
+            movements: previous.map(|_| Movements::default()),
+            matched_previous: 0,
+            previous_len: previous.map(HashMap::len),
+            rejects_path: job.rejects.clone(),
+            record: Movable::empty(),
+        })
+    }
+
+    /// Takes a chunk's (or batch's) rows and rejects in input order; `check` holds the file's
+    /// layout when ids are yet to be checked for repeats (they are when read by a chunk worker).
+    fn take(
+        &mut self,
+        rows: &Rows,
+        mut check: Option<(&CsvLayout, &mut RecordSplitter)>,
+    ) -> anyhow::Result<()> {
+        let mut events = rows.events.iter().peekable();
+        for (i, item) in rows.items.iter().enumerate() {
+            let meta = match item {
+                Item::Rejected(r) => {
+                    self.reject(r)?;
+                    continue;
+                }
+                Item::Row(meta) => meta,
+            };
+            let id = &rows.ids[meta.id.0..meta.id.1];
+            if let Some((layout, split)) = &mut check {
+                if let Some(first) = self.ids.insert(id, meta.line) {
+                    let bytes = &rows.chunk.bytes;
+                    split.split_again(bytes, meta.record, meta.line);
+                    let r = layout.duplicate(split, bytes, meta.line, id, first);
+                    self.reject(&r)?;
+                    while events.next_if(|(at, _)| *at == i).is_some() {}
+                    continue;
+                }
+            }
+            self.summary.future_events += u64::from(meta.future_events);
+            while let Some((_, event)) = events.next_if(|(at, _)| *at == i) {
+                if self.summary.first_future_events.len() < KEEP_REJECTS {
+                    self.summary
+                        .first_future_events
+                        .push((meta.line, id.to_string(), event.clone()));
+                }
+            }
+            let key = self.tally.len() as u64;
+            let d = &meta.before.decision;
+            self.summary.held += usize::from(d.held_by_hysteresis);
+            self.summary.lifted += usize::from(d.lifted_by.is_some());
+            self.summary.insufficient_data += usize::from(d.insufficient_data.is_some());
+            self.summary.locked += usize::from(d.locked);
+            self.matched_previous += usize::from(meta.previous.is_some());
+            let row = &rows.out[meta.row.0..meta.row.1];
+            if self.tally.add(&meta.before, meta.score) {
+                let r = &mut self.record;
+                r.key = key;
+                r.at = self.spilled;
+                r.len = row.len() as u32;
+                r.tier_at = meta.tier_at;
+                r.cap_at = meta.cap_at;
+                r.score = meta.score;
+                r.potential_value = meta.potential_value;
+                r.coverage = meta.coverage;
+                r.tier = meta.before.tier;
+                r.previous = meta.previous;
+                r.id.clear();
+                r.id.push_str(id);
+                r.write_to(&mut self.movable)
+                    .context("cannot write the spill file")?;
+                self.movable_count += 1;
+            } else {
+                self.summary.pyramid[meta.before.tier as usize] += 1;
+                if let Some(m) = &mut self.movements {
+                    m.record(meta.previous, meta.before.tier);
+                }
+            }
+            self.spill.write_all(row).context("cannot write the spill file")?;
+            self.spilled += row.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, r: &Rejected) -> anyhow::Result<()> {
+        let writer = match &mut self.rejects {
+            Some(w) => w,
+            None => self
+                .rejects
+                .insert(RejectWriter::create(&self.rejects_path, &self.header)?),
+        };
+        writer.write(r)?;
+        self.summary.rejected += 1;
+        if self.summary.first_rejects.len() < KEEP_REJECTS {
+            self.summary.first_rejects.push(r.clone());
+        }
+        Ok(())
+    }
+
+    /// Places the rows the caps decide and writes the output (pass 2).
+    fn finish(
+        mut self,
+        settings: &Settings,
+        job: &ScoreJob<'_>,
+        format: FileFormat,
+    ) -> anyhow::Result<ScoreSummary> {
+        if let Some(w) = self.rejects.take() {
+            w.finish()?;
+            self.summary.rejects_path = Some(job.rejects.clone());
+        }
+        let policy: &TierPolicy = &settings.policy;
+        let mut cut = self.tally.cut(policy);
+        let mut movable = self
+            .movable
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
+        // The accounts on a cap's line, ranked in full.
+        movable.seek(SeekFrom::Start(0))?;
+        let mut input = BufReader::with_capacity(1 << 16, &mut movable);
+        let mut r = Movable::empty();
+        let mut on_line = Vec::new();
+        while r.read_from(&mut input).context("cannot read the spill file")? {
+            if cut.on_the_line(r.tier, r.score) {
+                on_line.push(OnTheLine {
+                    member: TierMember {
+                        id: r.id.as_str().into(),
+                        score: r.score,
+                        potential_value: r.potential_value,
+                        coverage: r.coverage,
+                        basis: TierBasis {
+                            base: r.tier,
+                            held_by_hysteresis: false,
+                            locked: false,
+                            engagement: None,
+                        },
+                    },
+                    tier: r.tier,
+                    key: r.key,
+                });
+            }
+        }
+        drop(input);
+        cut.settle(on_line);
+        let mut summary = self.summary;
+        summary.accounts = self.tally.len();
+        let mut movements = self.movements;
+        pass2(
+            self.spill,
+            &mut movable,
+            &cut,
+            job.output,
+            format,
+            &mut summary,
+            &mut movements,
+        )?;
+        if let (Some(m), Some(n)) = (&mut movements, self.previous_len) {
+            m.gone = n - self.matched_previous;
+        }
+        summary.movements = movements;
+        Ok(summary)
+    }
+}
+
+/// Copies the next `n` bytes of the spill to the output.
+fn copy_spill(
+    spill: &mut BufReader<File>,
+    out: &mut BufWriter<File>,
+    n: u64,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        let buf = spill.fill_buf().context("cannot read the spill file")?;
+        if buf.is_empty() {
             bail!("the spill file ended early");
         }
-        out.write(&TierRecord {
-            id: &c.id,
-            score: c.score,
-            tier: a.tier,
-            coverage: c.coverage,
-            model_version: &model_id,
-            explanation: &settings.policy.reason(a, line.trim_end_matches('\n')),
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        out.write_all(&buf[..take]).map_err(|source| FileError::Io {
+            path: output.to_path_buf(),
+            source,
         })?;
+        spill.consume(take);
+        left -= take as u64;
     }
-    out.finish()?;
-    Ok(summary)
+    Ok(())
+}
+
+/// Pass 2: the spill copied to the output, with the rows the caps decide filled in.
+fn pass2(
+    spill: BufWriter<File>,
+    movable: &mut File,
+    cut: &CapCut,
+    output: &Path,
+    format: FileFormat,
+    summary: &mut ScoreSummary,
+    movements: &mut Option<Movements>,
+) -> anyhow::Result<()> {
+    let mut spill = spill
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
+    spill.seek(SeekFrom::Start(0))?;
+    let mut spill = BufReader::with_capacity(1 << 20, spill);
+    movable.seek(SeekFrom::Start(0))?;
+    let mut keys = BufReader::with_capacity(1 << 16, movable);
+    FileFormat::from_path(output)?;
+    let io_err = |source| FileError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(output).map_err(io_err)?);
+    if format == FileFormat::Csv {
+        out.write_all(TIER_COLUMNS.join(",").as_bytes()).map_err(io_err)?;
+        out.write_all(b"\n").map_err(io_err)?;
+    }
+    // The spill is read through one buffer and copied out in slices (one `io::copy` per row
+    // would ask the kernel about both files each time).
+    let mut at = 0u64;
+    let mut row = Vec::new();
+    let mut r = Movable::empty();
+    while r.read_from(&mut keys).context("cannot read the spill file")? {
+        copy_spill(&mut spill, &mut out, r.at - at, output)?;
+        row.clear();
+        (&mut spill)
+            .take(u64::from(r.len))
+            .read_to_end(&mut row)
+            .context("cannot read the spill file")?;
+        if row.len() != r.len as usize {
+            bail!("the spill file ended early");
+        }
+        at = r.at + u64::from(r.len);
+        let (tier, capped_from) = cut.place(r.tier, r.score, r.key);
+        summary.pyramid[tier as usize] += 1;
+        if let Some(m) = movements {
+            m.record(r.previous, tier);
+        }
+        // Tier 1, 2 and 3 are written with as many letters.
+        let t = r.tier_at as usize;
+        row[t..t + 6].copy_from_slice(tier.as_str().as_bytes());
+        match capped_from {
+            None => out.write_all(&row).map_err(io_err)?,
+            Some(from) => {
+                summary.capped += 1;
+                let c = r.cap_at as usize;
+                out.write_all(&row[..c]).map_err(io_err)?;
+                out.write_all(TierPolicy::cap_words(from).as_bytes())
+                    .map_err(io_err)?;
+                out.write_all(&row[c..]).map_err(io_err)?;
+            }
+        }
+    }
+    loop {
+        let buf = spill.fill_buf().context("cannot read the spill file")?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        out.write_all(buf).map_err(io_err)?;
+        spill.consume(n);
+    }
+    out.flush().map_err(io_err)?;
+    Ok(())
 }
 
 /// `accounts.csv` -> `accounts.rejects.csv` beside the output.
