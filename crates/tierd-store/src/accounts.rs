@@ -750,6 +750,41 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::accounts`] without what the push stage does not read: `facts` is `null` and
+    /// `explanation` holds only its `reasons`. Those two columns are most of a row's bytes, and
+    /// a batch commit never writes them over a stored account (see [`Store::commit_batch`]).
+    pub async fn accounts_for_push(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, AccountState>, StoreError> {
+        let reasons = match &self.backend {
+            crate::Backend::Sqlite(_) => "json_object('reasons', json_extract(explanation, '$.reasons'))",
+            crate::Backend::Postgres(_) => "json_build_object('reasons', explanation::json->'reasons')::text",
+        };
+        let columns = ACCOUNT_COLUMNS
+            .replacen("facts,", "'null' AS facts,", 1)
+            .replacen("explanation,", &format!("{reasons} AS explanation,"), 1);
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {columns} FROM accounts WHERE id IN ({})",
+                placeholders_for(&self.backend, chunk.len())
+            );
+            with_pool!(self, pool => {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                let rows = query.fetch_all(pool).await.map_err(query_error("read account states", "accounts"))?;
+                for row in &rows {
+                    let account = account_from_row(row)?;
+                    out.insert(account.id.clone(), account);
+                }
+            });
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through
     /// the whole population (for tiering) without holding it all.
     pub async fn account_summaries(

@@ -1594,3 +1594,36 @@ async fn a_pinned_scoring_date_dates_the_tier_history(db: TestDb) {
     );
 }
 on_both_backends!(a_pinned_scoring_date_dates_the_tier_history);
+
+async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db: TestDb) {
+    let run = started_run(&db).await;
+    let mut a = scored("a", 4.6, Tier::Tier1);
+    a.explanation =
+        json!({"reasons": "industry: Software (+0.2); employees 1200 (+0.1)", "detail": {"big": [1, 2, 3]}});
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![a, scored("b", 2.0, Tier::Untiered)],
+            pushed: vec![pushed("a", Tier::Tier1)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    let ids = vec!["a".to_string(), "b".to_string(), "missing".to_string()];
+    let full = db.store.accounts(&ids).await.expect("read");
+    let brief = db.store.accounts_for_push(&ids).await.expect("read brief");
+    assert_eq!(brief.len(), 2);
+    for (id, reasons) in [
+        ("a", json!("industry: Software (+0.2); employees 1200 (+0.1)")),
+        ("b", json!(null)),
+    ] {
+        let (f, b) = (&full[id], &brief[id]);
+        assert_eq!(b.facts, json!(null), "{id}");
+        assert_eq!(b.explanation, json!({ "reasons": reasons }), "{id}");
+        let mut expected = f.clone();
+        expected.facts = json!(null);
+        expected.explanation = json!({ "reasons": reasons });
+        assert_eq!(b, &expected, "every other column as `accounts` reads it");
+    }
+}
+on_both_backends!(the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons);

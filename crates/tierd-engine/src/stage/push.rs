@@ -58,7 +58,7 @@ pub(crate) async fn push<S: Sink>(
         }
         let ids: Vec<String> = chunk.iter().map(|f| f.id.clone()).collect();
         // Runs that keep nothing read them too: accounts they did not rescore may still move.
-        let states = p.store.accounts(&ids).await?;
+        let states = p.store.accounts_for_push(&ids).await?;
         let mut updates = Vec::new();
         let mut crm: HashMap<String, CrmTierState> = HashMap::new();
         let mut last: HashMap<String, LastPush> = HashMap::new();
