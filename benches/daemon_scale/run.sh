@@ -3,16 +3,16 @@
 # N generated accounts, timed with /usr/bin/time, printing the run's report (its `time:` line says
 # where the time went) and the wall time and peak RSS.
 #
-#   benches/daemon_scale/run.sh N SOURCE STORE [plugins]
+#   benches/daemon_scale/run.sh N SOURCE STORE
 #
 #   N       accounts (e.g. 1000000)
 #   SOURCE  file     the file connector over a generated CSV (tiers written to a file)
 #           hubspot  the HubSpot emulator (`tierd emulate hubspot`), limits off unless
 #                    LIMITS=documented is set (HubSpot's documented private-app limits)
 #   STORE   sqlite | postgres (a fresh database `tierd_scale` on 127.0.0.1:5432, dropped after)
-#   plugins the three built-in plugins, isolated, against the bundled enrichment, contracts and
-#           website emulators (`tierd emulate` has no such mode: this uses `tierd demo`'s
-#           emulators through `tierd emulate enrichment`, see below)
+#
+# No plugins: a run with the three built-in plugins against their emulators is the first run of
+# `tierd demo --accounts N`, whose summary prints the same `time:` line.
 #
 # Needs a release build: `cargo build --release -p tierd`. Uses `TIERD_BIN` when set.
 # A second run over the same store (nothing to push) is printed as well when SECOND=1.
