@@ -617,7 +617,8 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Each plugin's HTTP request time so far in this process.
+    /// Each plugin's time waiting for its HTTP requests so far in this process (overlapping
+    /// requests counted once).
     fn plugin_http_time(&self) -> Vec<(String, Duration)> {
         let Some(set) = &self.plugins else {
             return Vec::new();
@@ -626,7 +627,7 @@ impl Pipeline {
             .into_iter()
             .filter_map(|p| {
                 let c = set.http_counters(&p.name)?;
-                Some((p.name, Duration::from_micros(c.latency_micros)))
+                Some((p.name, Duration::from_micros(c.waiting_micros)))
             })
             .collect()
     }

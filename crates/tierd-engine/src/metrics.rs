@@ -582,6 +582,7 @@ mod tests {
                     errors: 1,
                     refused: 0,
                     latency_micros: 2_000_000,
+                    waiting_micros: 1_000_000,
                 },
             )],
             webhook_deliveries: Some(tierd_store::DeliveryCounts {

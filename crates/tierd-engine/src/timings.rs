@@ -46,7 +46,9 @@ pub struct StageTimes {
     #[serde(default)]
     pub queue: StageTime,
     /// Each plugin's time over the run's items (cache hits included), by plugin name; its vendor
-    /// time is the plugin's HTTP requests, as measured in the leading instance.
+    /// time is the wall time its HTTP requests were waiting (overlapping ones counted once), as
+    /// measured in the leading instance. With several workers, two items' plugin calls overlap
+    /// and their times add up while the waits do not.
     #[serde(default)]
     pub enrich: BTreeMap<String, StageTime>,
     /// Scoring and explaining (live and shadow model).

@@ -381,6 +381,11 @@ async fn http_goes_through_the_allowlist_and_the_routes() {
         );
         let counters = set.http_counters("m").unwrap();
         assert_eq!((counters.requests, counters.refused, counters.errors), (1, 1, 0));
+        // One request alone: its wait spans its latency (refused ones never wait).
+        assert!(
+            counters.latency_micros > 0 && counters.waiting_micros >= counters.latency_micros,
+            "{counters:?}"
+        );
         set.shutdown().await;
     }
 }
