@@ -729,10 +729,19 @@ impl Store {
     /// The latest state of each of `ids` the store knows, by id: one round trip per few hundred
     /// ids, for a batch of a run.
     pub async fn accounts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
+        self.accounts_as(ACCOUNT_COLUMNS, ids).await
+    }
+
+    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins).
+    async fn accounts_as(
+        &self,
+        columns: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, AccountState>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({})",
+                "SELECT {columns} FROM accounts WHERE id IN ({})",
                 placeholders_for(&self.backend, chunk.len())
             );
             with_pool!(self, pool => {
@@ -764,25 +773,7 @@ impl Store {
         let columns = ACCOUNT_COLUMNS
             .replacen("facts,", "'null' AS facts,", 1)
             .replacen("explanation,", &format!("{reasons} AS explanation,"), 1);
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT {columns} FROM accounts WHERE id IN ({})",
-                placeholders_for(&self.backend, chunk.len())
-            );
-            with_pool!(self, pool => {
-                let mut query = sqlx::query(&sql);
-                for id in chunk {
-                    query = query.bind(id);
-                }
-                let rows = query.fetch_all(pool).await.map_err(query_error("read account states", "accounts"))?;
-                for row in &rows {
-                    let account = account_from_row(row)?;
-                    out.insert(account.id.clone(), account);
-                }
-            });
-        }
-        Ok(out)
+        self.accounts_as(&columns, ids).await
     }
 
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through
