@@ -23,6 +23,25 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) times: std::sync::Mutex<StageTimes>,
 }
 
+/// A CRM-facing stage being timed (see [`RunCtx::clock`]).
+pub(crate) struct StageClock {
+    started: Instant,
+    vendor: Duration,
+}
+
+impl StageClock {
+    /// Adds to `stage` the time since the start, less `not_ours` (time another stage counted
+    /// meanwhile), and the connector's vendor time since the start.
+    pub(crate) fn stop(self, ctx: &RunCtx<'_>, stage: Stage, not_ours: Duration) {
+        let vendor = ctx.p.connector.http_stats().vendor_time();
+        ctx.time(
+            stage,
+            self.started.elapsed().saturating_sub(not_ours),
+            vendor.saturating_sub(self.vendor),
+        );
+    }
+}
+
 impl RunCtx<'_> {
     /// Adds `took` (`vendor` of it waiting for the vendor) to `stage` of the run's times.
     pub(crate) fn time(&self, stage: Stage, took: Duration, vendor: Duration) {
@@ -37,9 +56,13 @@ impl RunCtx<'_> {
         self.time(stage, started.elapsed(), Duration::ZERO);
     }
 
-    /// The connector's time waiting for the vendor so far (answers, limits, back-off).
-    pub(crate) fn connector_vendor_time(&self) -> Duration {
-        self.p.connector.http_stats().vendor_time()
+    /// Starts timing a stage that talks to the CRM: [`StageClock::stop`] adds its time and the
+    /// connector's time waiting for the vendor (answers, limits, back-off) meanwhile.
+    pub(crate) fn clock(&self) -> StageClock {
+        StageClock {
+            started: Instant::now(),
+            vendor: self.p.connector.http_stats().vendor_time(),
+        }
     }
 
     /// Whether a fact's source is the account's own (the CRM or file it came from), not a plugin.

@@ -40,13 +40,11 @@ pub(crate) async fn execute<S: Sink>(
     }
     let shared = Shared::default();
     let incremental = ctx.job == Job::Incremental;
-    let vendor = ctx.connector_vendor_time();
-    let pulled = pull::pull(ctx, sink, since, incremental, &shared, &shutdown, progress).await?;
-    ctx.time(
-        Stage::Pull,
-        Duration::ZERO,
-        ctx.connector_vendor_time().saturating_sub(vendor),
-    );
+    let clock = ctx.clock();
+    let pulled = pull::pull(ctx, sink, since, incremental, &shared, &shutdown, progress).await;
+    // The pull measures its own time (its wait for the workers is theirs): only the vendor's here.
+    clock.stop(ctx, Stage::Pull, Duration::MAX);
+    let pulled = pulled?;
     report.quarantined += pulled.quarantined;
     p.metrics.quarantined(pulled.quarantined);
     if pulled.stopped {
@@ -115,17 +113,10 @@ pub(crate) async fn execute<S: Sink>(
     } else {
         to_finalize.iter().map(|f| f.id.clone()).collect()
     };
-    let (started, vendor, committed) = (Instant::now(), ctx.connector_vendor_time(), commit_time(ctx));
+    let (clock, committed) = (ctx.clock(), commit_time(ctx));
     let ending = push::push(ctx, sink, to_finalize, report, &shutdown, progress).await;
     // The batch commits inside the push are counted as `commit`.
-    let took = started
-        .elapsed()
-        .saturating_sub(commit_time(ctx).saturating_sub(committed));
-    ctx.time(
-        Stage::Push,
-        took,
-        ctx.connector_vendor_time().saturating_sub(vendor),
-    );
+    clock.stop(ctx, Stage::Push, commit_time(ctx).saturating_sub(committed));
     let ending = ending?;
     if let Ending::Done = ending {
         // Deals, for the funnel: only committing runs keep them (a dry run or pilot stores nothing).
@@ -139,13 +130,9 @@ pub(crate) async fn execute<S: Sink>(
                 all_ids
             };
             accounts.sort();
-            let (started, vendor) = (Instant::now(), ctx.connector_vendor_time());
+            let clock = ctx.clock();
             let deals = deals::pull(p, Some(ctx.run), &accounts).await;
-            ctx.time(
-                Stage::Deals,
-                started.elapsed(),
-                ctx.connector_vendor_time().saturating_sub(vendor),
-            );
+            clock.stop(ctx, Stage::Deals, Duration::ZERO);
             report.deals = Some(deals?);
         }
         sink.finish(ctx, pulled.watermark.map(|w| w.millis().to_string()))
