@@ -46,6 +46,7 @@ const SECTIONS: &[&str] = &[
     "exports",
     "crm_lists",
     "shadow",
+    "outcomes",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +92,16 @@ impl Default for OutputSettings {
     }
 }
 
+/// `[outcomes]`: what the funnel report compares tiers with, beyond the untiered baseline.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomesSettings {
+    /// A flag fact that is `true` for the accounts on the CRM's own target list (HubSpot's
+    /// `hs_is_target_account` is mapped to `crm.target_account` by default): the funnel report
+    /// then has a row for the accounts not on it.
+    pub target_list_fact: Option<tierd_core::fact::FactName>,
+}
+
 /// A checked configuration, ready to score.
 pub struct Settings {
     /// Where it came from, for messages.
@@ -102,7 +113,7 @@ pub struct Settings {
     pub model_text: String,
     /// The tiering policy.
     pub policy: TierPolicy,
-    /// The facts rows must carry: the model's, then the policy's.
+    /// The facts rows must carry: the model's, then the policy's, then `[outcomes]`'s.
     pub schema: FactSchema,
     /// Output options.
     pub output: OutputSettings,
@@ -132,6 +143,8 @@ pub struct Settings {
     /// `[shadow] model`: a candidate model scored beside the live one on every committing run,
     /// stored and never pushed (`None` without the section).
     pub shadow: Option<Model>,
+    /// `[outcomes]`: the funnel report's comparison groups.
+    pub outcomes: OutcomesSettings,
 }
 
 /// Which configuration file to use (`None`: the built-in defaults).
@@ -217,6 +230,7 @@ impl Settings {
         let model_section: Option<ModelSection> = section(&cfg, &mut errors, "model");
         let raw_policy: RawTierPolicy = section(&cfg, &mut errors, "tiering").unwrap_or_default();
         let output: OutputSettings = section(&cfg, &mut errors, "output").unwrap_or_default();
+        let outcomes: OutcomesSettings = section(&cfg, &mut errors, "outcomes").unwrap_or_default();
         let plugins = plugins_section(&cfg, &mut errors, base_dir.as_deref());
         let (store, connector, pipeline) = engine::read_sections(&cfg, &mut errors);
         let schedule: schedule::ScheduleSettings = checked(&cfg, &mut errors, "schedule");
@@ -262,6 +276,12 @@ impl Settings {
         // The policy is checked even when the model is not, so every problem shows at once.
         let mut schema = model.as_ref().map(|m| m.schema().clone()).unwrap_or_default();
         let policy = TierPolicy::compile(&raw_policy, &mut schema, "tiering").map_err(|e| errors.extend(e));
+        // Facts outside the schema are not kept from the CRM: the target list's flag must be in it.
+        if let Some(fact) = &outcomes.target_list_fact {
+            if let Err(e) = schema.require(fact, tierd_core::fact::FactType::Bool) {
+                errors.push("outcomes.target_list_fact", e);
+            }
+        }
         if let Ok(p) = &policy {
             for (i, sized) in p.budget_caps.iter().enumerate() {
                 if *sized && budget.as_ref().and_then(|b| b.total).is_none() {
@@ -292,6 +312,7 @@ impl Settings {
                 exports,
                 crm_lists,
                 shadow,
+                outcomes,
             }),
             _ => Err(invalid(errors)),
         }
@@ -458,6 +479,29 @@ mod tests {
             Err(LoadError::Invalid(_, errors)) => errors.0.iter().map(ToString::to_string).collect(),
             Err(LoadError::Io(e)) => panic!("{e:#}"),
         }
+    }
+
+    #[test]
+    fn the_target_list_fact_must_be_a_fact_name() {
+        let p = problems("[outcomes]\ntarget_list_fact = \"Target Account\"\n");
+        assert!(
+            p.len() == 1 && p[0].starts_with("outcomes.target_list_fact: "),
+            "{p:?}"
+        );
+        let p = problems("[outcomes]\ntarget_list = \"crm.target_account\"\n");
+        assert!(p.len() == 1 && p[0].starts_with("outcomes"), "{p:?}");
+        // The flag joins the schema, so the CRM's value is kept with the account's facts.
+        let Ok(s) = load_text("[outcomes]\ntarget_list_fact = \"crm.target_account\"\n") else {
+            panic!("loads")
+        };
+        let slot = s.schema.slot("crm.target_account").expect("in the schema");
+        assert_eq!(s.schema.fact_type(slot), tierd_core::fact::FactType::Bool);
+        // A fact the model reads as a number cannot be the list's flag.
+        let p = problems("[outcomes]\ntarget_list_fact = \"firmographic.employee_count\"\n");
+        assert!(
+            p.len() == 1 && p[0].starts_with("outcomes.target_list_fact: "),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -175,6 +175,7 @@ pub(crate) fn hubspot_defaults() -> Vec<FieldMapping> {
         FieldMapping::new("engagement.webinars", "webinar_dates", DateList),
         FieldMapping::new("engagement.content_downloads", "content_download_dates", DateList),
         FieldMapping::new("crm.expected_acv", "expected_acv", Number),
+        FieldMapping::new("crm.target_account", "hs_is_target_account", Bool),
     ]
 }
 
@@ -208,13 +209,14 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_translate_industries() {
         let maps = hubspot_defaults();
-        assert_eq!(maps.len(), 15);
+        assert_eq!(maps.len(), 16);
         assert_eq!(salesforce_defaults().len(), 12);
         let facts = read_facts(&maps, "hubspot:1", "hubspot", |f| match f {
             "industry" => Some("COMPUTER_SOFTWARE"),
             "numberofemployees" => Some("1200"),
             "contract_renewal_date" => Some("1767225600000"),
             "web_technologies" => Some("Snowflake;Segment"),
+            "hs_is_target_account" => Some("true"),
             _ => None,
         })
         .expect("reads");
@@ -226,7 +228,8 @@ mod tests {
             get("technographic.technologies").as_deref(),
             Some("Snowflake;Segment")
         );
-        assert_eq!(facts.len(), 4);
+        assert_eq!(get("crm.target_account").as_deref(), Some("true"));
+        assert_eq!(facts.len(), 5);
     }
 
     #[test]

@@ -247,8 +247,7 @@ impl Demo {
             pipeline.store(),
             &tierd_outcomes::FunnelQuery {
                 from: Some(today),
-                model: "live".into(),
-                ..tierd_outcomes::FunnelQuery::default()
+                ..pipeline.funnel_query("live")
             },
         )
         .await?;
@@ -344,6 +343,10 @@ token_env = "{HUBSPOT_TOKEN_ENV}"
 # The emulator runs without HubSpot's rate limits; a real private app keeps the defaults.
 rate_limit = 0
 search_rate_per_sec = 0
+
+[outcomes]
+# The funnel report's second baseline: the companies not on HubSpot's target-account list.
+target_list_fact = "crm.target_account"
 
 [pipeline]
 # The demo moves the clock a week between its two runs.

@@ -365,6 +365,21 @@ impl Pipeline {
         })
     }
 
+    /// The funnel over every deal for `model` (`live`, `shadow`) with the configured comparison
+    /// groups (`[outcomes]`): what `/metrics`, the API and the demo report.
+    pub fn funnel_query(&self, model: &str) -> tierd_outcomes::FunnelQuery {
+        tierd_outcomes::FunnelQuery {
+            model: model.to_string(),
+            target_list_fact: self
+                .settings
+                .outcomes
+                .target_list_fact
+                .as_ref()
+                .map(ToString::to_string),
+            ..tierd_outcomes::FunnelQuery::default()
+        }
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -593,10 +608,7 @@ impl Pipeline {
             if let Ok(counts) = self.store.tier_counts().await {
                 self.metrics.set_tier_counts(counts);
             }
-            let query = tierd_outcomes::FunnelQuery {
-                model: "live".into(),
-                ..tierd_outcomes::FunnelQuery::default()
-            };
+            let query = self.funnel_query("live");
             match tierd_outcomes::funnel_from_store(&self.store, &query).await {
                 Ok(funnel) => self.metrics.set_funnel(&funnel),
                 Err(e) => tracing::warn!(error = %e, "cannot compute the funnel for /metrics"),

@@ -1160,6 +1160,66 @@ async fn a_new_postgres_store_over_a_crm_holding_tierds_tiers_adopts_them_and_ke
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_funnel_sets_the_companies_off_hubspots_target_account_list_beside_the_tiers() {
+    let cfg = HubSpotConfig::unlimited(ACCOUNTS, 7);
+    // The seeded portal's Target Account list: its companies of 1,000 people or more, counted here
+    // from the generator, not from what tierd stored.
+    let on_list = tierd_gen::Generator::new(tierd_gen::GenOptions {
+        seed: 7,
+        as_of: cfg.as_of.parse().expect("date"),
+    })
+    .take(ACCOUNTS as usize)
+    .filter(|a| a.employee_count.is_some_and(|n| n >= 1000))
+    .count() as u64;
+    assert!(on_list > 10 && on_list < ACCOUNTS / 2, "{on_list}");
+    let emulator = HubSpotEmulator::start(cfg).await.expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    // As `[outcomes] target_list_fact` configures it (tierd-config's tests check the loading).
+    let tweak = |s: &mut Settings| {
+        let fact = tierd_core::fact::FactName::new("crm.target_account").expect("name");
+        s.schema
+            .require(&fact, tierd_core::fact::FactType::Bool)
+            .expect("a flag");
+        s.outcomes.target_list_fact = Some(fact);
+    };
+    let metrics = Arc::new(Metrics::default());
+    let p = pipeline_with(&emulator, &url, "2026-11-24", tweak, metrics, "test:1").await;
+    let first = run(&p, RunKind::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+
+    let funnel = tierd_outcomes::funnel_from_store(p.store(), &p.funnel_query("live"))
+        .await
+        .expect("funnel");
+    let off = funnel.not_in_target_list.as_ref().expect("the off-list row");
+    assert_eq!(off.fact, "crm.target_account");
+    assert_eq!(off.accounts_on_list, on_list);
+    assert_eq!(off.accounts, ACCOUNTS - on_list);
+    // HubSpot leaves the checkbox blank off the list: no off-list account has the fact.
+    assert_eq!(off.accounts_without_fact, off.accounts);
+    // Its deals are those of the accounts whose stored facts say nothing of the list.
+    let ids: Vec<String> = (0..ACCOUNTS)
+        .map(|n| format!("hubspot:{}", hubspot_id(n)))
+        .collect();
+    let stored = p.store().accounts(&ids).await.expect("accounts");
+    assert_eq!(stored.len() as u64, ACCOUNTS);
+    let listed: std::collections::HashSet<&str> = stored
+        .values()
+        .filter(|a| a.facts["crm.target_account"]["value"] == json!(true))
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(listed.len() as u64, on_list);
+    let deals = p.store().deals_for_report().await.expect("deals");
+    let off_deals = deals
+        .iter()
+        .filter(|d| d.account.as_deref().is_some_and(|a| !listed.contains(a)))
+        .count() as u64;
+    assert!(off_deals > 0);
+    assert_eq!(off.deals, off_deals);
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committing_runs_keep_the_deals_of_their_accounts_and_a_deals_job_changes_nothing_more() {
     let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
         .await

@@ -342,6 +342,7 @@ pub fn backtest_model(
         to: None,
         currency,
         model: model.id(),
+        target_list_fact: None,
     };
     let f = funnel(&events, labelled, &query);
     let won = scored.iter().filter(|s| s.won).count() as u64;

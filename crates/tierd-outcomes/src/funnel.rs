@@ -37,6 +37,9 @@ pub struct FunnelQuery {
     pub currency: Option<String>,
     /// Which tiering the report follows (`live`, `shadow`), echoed in the report.
     pub model: String,
+    /// The flag fact that marks the CRM's target list (`[outcomes] target_list_fact`): when set,
+    /// the report has a row for the accounts not on it ([`TargetListRow`]).
+    pub target_list_fact: Option<String>,
 }
 
 /// Why a deal is reported.
@@ -109,16 +112,15 @@ impl Lift {
     }
 }
 
-/// One tier's funnel (or the baseline's).
+/// One group's funnel figures: a tier's, the untiered baseline's, or those of the accounts not on
+/// the CRM's target list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FunnelRow {
-    /// The tier; `untiered` is the baseline.
-    pub tier: Tier,
-    /// Accounts that held the tier in the period.
+pub struct Figures {
+    /// Accounts in the group in the period.
     pub accounts: u64,
-    /// Accounts with a deal created under the tier / accounts.
+    /// Accounts with a deal created in the group / accounts.
     pub conversion: Rate,
-    /// Deals created under the tier.
+    /// Deals created in the group.
     pub deals: u64,
     /// Won / closed deals.
     pub win_rate: Rate,
@@ -148,6 +150,49 @@ pub struct FunnelRow {
     pub velocity_per_account_lift: Lift,
 }
 
+/// One tier's funnel (or the baseline's). Its figures are flattened into it in JSON, and read
+/// through it in Rust (`row.win_rate`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelRow {
+    /// The tier; `untiered` is the baseline.
+    pub tier: Tier,
+    /// The tier's figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+impl std::ops::Deref for FunnelRow {
+    type Target = Figures;
+    fn deref(&self) -> &Figures {
+        &self.figures
+    }
+}
+
+/// The accounts **not** on the CRM's target list (`[outcomes] target_list_fact` is not `true`),
+/// whatever their tier: the team's own list as a second baseline, so tierd's tiers can be compared
+/// with it. Membership is the list as last pulled (the CRM keeps no history of it); every deal in
+/// the period of such an account counts here, before its first tiering too.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetListRow {
+    /// The flag fact that says an account is on the list.
+    pub fact: String,
+    /// Stored accounts on the list (the fact is `true`), who are not in this row.
+    pub accounts_on_list: u64,
+    /// Of this row's accounts, those without the fact at all. All of them without it usually means
+    /// the fact is misnamed or not mapped from the CRM.
+    pub accounts_without_fact: u64,
+    /// The figures, lifts against the untiered baseline.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+impl std::ops::Deref for TargetListRow {
+    type Target = Figures;
+    fn deref(&self) -> &Figures {
+        &self.figures
+    }
+}
+
 /// The funnel report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Funnel {
@@ -161,6 +206,8 @@ pub struct Funnel {
     pub currency: Option<String>,
     /// Tier 1, 2, 3, then the untiered baseline.
     pub rows: Vec<FunnelRow>,
+    /// The accounts not on the CRM's target list, when `target_list_fact` is configured.
+    pub not_in_target_list: Option<TargetListRow>,
     /// Deals created in the period.
     pub deals_in_period: u64,
     /// Of those, created before their account was first tiered (counted under no tier).
@@ -259,11 +306,28 @@ fn index(t: Tier) -> usize {
 
 /// The funnel per tier and for the untiered baseline, from the tier history and the live deals.
 pub fn funnel(history: &[TierEvent], deals: &[StoredDeal], q: &FunnelQuery) -> Funnel {
+    funnel_with_target_list(history, deals, std::iter::empty(), q)
+}
+
+/// [`funnel`] with the row of the accounts not on the CRM's target list, from every stored
+/// account's `target_list_fact` read as a flag (as `Store::for_each_account_flag` gives it); without
+/// `q.target_list_fact` the flags are not read and there is no such row.
+pub fn funnel_with_target_list<'a>(
+    history: &[TierEvent],
+    deals: &[StoredDeal],
+    flags: impl IntoIterator<Item = (&'a str, Option<bool>)>,
+    q: &FunnelQuery,
+) -> Funnel {
     let mut timeline = Timeline::default();
     for e in history {
         timeline.push(&e.account, e.at, e.tier);
     }
     let mut counter = FunnelCounter::new(timeline, q);
+    if q.target_list_fact.is_some() {
+        for (account, flag) in flags {
+            counter.list_account(account, flag);
+        }
+    }
     for d in deals {
         counter.count(d.as_report());
     }
@@ -277,6 +341,7 @@ pub(crate) struct FunnelCounter<'q> {
     q: &'q FunnelQuery,
     timeline: Timeline,
     acc: [Acc; 4],
+    off_list: OffList,
     issues: Vec<DealIssue>,
     deals_in_period: u64,
     before_tiering: u64,
@@ -316,9 +381,26 @@ impl<'q> FunnelCounter<'q> {
             q,
             timeline,
             acc,
+            off_list: OffList::default(),
             issues: Vec::new(),
             deals_in_period: 0,
             before_tiering: 0,
+        }
+    }
+
+    /// Adds one stored account and its target-list flag (before any deal is counted).
+    pub(crate) fn list_account(&mut self, account: &str, flag: Option<bool>) {
+        let o = &mut self.off_list;
+        match flag {
+            Some(true) => o.on_list += 1,
+            _ => {
+                let n = u32::try_from(o.number.len()).unwrap_or(u32::MAX);
+                o.number.insert(account.into(), n);
+                o.without_fact += u64::from(flag.is_none());
+                o.acc.accounts.member.push(true);
+                o.acc.accounts.len += 1;
+                o.acc.converted.member.push(false);
+            }
         }
     }
 
@@ -372,6 +454,9 @@ impl<'q> FunnelCounter<'q> {
         if d.closed.is_none() {
             report(IssueReason::UnknownStage);
         }
+        if let Some(n) = self.off_list.number.get(account) {
+            self.off_list.acc.add(*n, amount, cycle, d.closed, d.won);
+        }
         let Some((n, tier)) = self
             .timeline
             .number
@@ -381,19 +466,7 @@ impl<'q> FunnelCounter<'q> {
             self.before_tiering += 1;
             return;
         };
-        let a = &mut self.acc[index(tier)];
-        a.accounts.insert(n);
-        a.converted.insert(n);
-        a.deals += 1;
-        a.pipeline += amount.unwrap_or(0.0);
-        if d.closed == Some(true) {
-            a.closed += 1;
-            if d.won == Some(true) {
-                a.won += 1;
-                a.won_amounts.extend(amount);
-                a.cycles.extend(cycle);
-            }
-        }
+        self.acc[index(tier)].add(n, amount, cycle, d.closed, d.won);
     }
 
     /// The report over the deals counted.
@@ -401,6 +474,7 @@ impl<'q> FunnelCounter<'q> {
         let FunnelCounter {
             q,
             mut acc,
+            mut off_list,
             mut issues,
             deals_in_period,
             before_tiering,
@@ -409,49 +483,25 @@ impl<'q> FunnelCounter<'q> {
         let mut rows: Vec<FunnelRow> = Tier::ALL
             .iter()
             .zip(acc.iter_mut())
-            .map(|(tier, a)| {
-                let win_rate = Rate::new(a.won, a.closed);
-                let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-                let mean_won_amount = mean(&a.won_amounts);
-                let mean_days_to_close = mean(&a.cycles);
-                let velocity = match (win_rate.value, mean_won_amount, mean_days_to_close) {
-                    (Some(w), Some(m), Some(c)) if c > 0.0 => Some(a.deals as f64 * w * m / c),
-                    _ => None,
-                };
-                FunnelRow {
-                    tier: *tier,
-                    accounts: a.accounts.len,
-                    conversion: Rate::new(a.converted.len, a.accounts.len),
-                    deals: a.deals,
-                    win_rate,
-                    mean_won_amount,
-                    median_won_amount: median(&mut a.won_amounts),
-                    won_with_amount: a.won_amounts.len() as u64,
-                    mean_days_to_close,
-                    median_days_to_close: median(&mut a.cycles),
-                    pipeline: a.pipeline,
-                    velocity,
-                    conversion_lift: Lift::of(None, None),
-                    win_rate_lift: Lift::of(None, None),
-                    won_amount_lift: Lift::of(None, None),
-                    days_to_close_lift: Lift::of(None, None),
-                    velocity_per_account_lift: Lift::of(None, None),
-                }
+            .map(|(tier, a)| FunnelRow {
+                tier: *tier,
+                figures: a.figures(),
             })
             .collect();
-        let base = rows[3].clone();
-        let per_account = |r: &FunnelRow| {
-            r.velocity
-                .filter(|_| r.accounts > 0)
-                .map(|v| v / r.accounts as f64)
-        };
+        let base = rows[3].figures.clone();
         for r in &mut rows {
-            r.conversion_lift = Lift::of_rate(&r.conversion, &base.conversion);
-            r.win_rate_lift = Lift::of_rate(&r.win_rate, &base.win_rate);
-            r.won_amount_lift = Lift::of(r.mean_won_amount, base.mean_won_amount);
-            r.days_to_close_lift = Lift::of(r.mean_days_to_close, base.mean_days_to_close);
-            r.velocity_per_account_lift = Lift::of(per_account(r), per_account(&base));
+            r.figures.lift_over(&base);
         }
+        let not_in_target_list = q.target_list_fact.as_ref().map(|fact| {
+            let mut figures = off_list.acc.figures();
+            figures.lift_over(&base);
+            TargetListRow {
+                fact: fact.clone(),
+                accounts_on_list: off_list.on_list,
+                accounts_without_fact: off_list.without_fact,
+                figures,
+            }
+        });
         issues.sort_by(|a, b| (a.reason, &a.deal).cmp(&(b.reason, &b.deal)));
         let mut issue_counts = BTreeMap::new();
         for i in &issues {
@@ -463,11 +513,92 @@ impl<'q> FunnelCounter<'q> {
             to: q.to,
             currency: q.currency.clone(),
             rows,
+            not_in_target_list,
             deals_in_period,
             deals_before_tiering: before_tiering,
             issue_counts,
             issues,
         }
+    }
+}
+
+/// The accounts not on the CRM's target list, numbered as they were listed, and their counts.
+#[derive(Default)]
+struct OffList {
+    number: HashMap<Box<str>, u32>,
+    on_list: u64,
+    without_fact: u64,
+    acc: Acc,
+}
+
+impl Acc {
+    /// Counts a deal of account `n` in this group.
+    fn add(
+        &mut self,
+        n: u32,
+        amount: Option<f64>,
+        cycle: Option<f64>,
+        closed: Option<bool>,
+        won: Option<bool>,
+    ) {
+        self.accounts.insert(n);
+        self.converted.insert(n);
+        self.deals += 1;
+        self.pipeline += amount.unwrap_or(0.0);
+        if closed == Some(true) {
+            self.closed += 1;
+            if won == Some(true) {
+                self.won += 1;
+                self.won_amounts.extend(amount);
+                self.cycles.extend(cycle);
+            }
+        }
+    }
+
+    /// The group's figures, lifts not yet set.
+    fn figures(&mut self) -> Figures {
+        let win_rate = Rate::new(self.won, self.closed);
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let mean_won_amount = mean(&self.won_amounts);
+        let mean_days_to_close = mean(&self.cycles);
+        let velocity = match (win_rate.value, mean_won_amount, mean_days_to_close) {
+            (Some(w), Some(m), Some(c)) if c > 0.0 => Some(self.deals as f64 * w * m / c),
+            _ => None,
+        };
+        Figures {
+            accounts: self.accounts.len,
+            conversion: Rate::new(self.converted.len, self.accounts.len),
+            deals: self.deals,
+            win_rate,
+            mean_won_amount,
+            median_won_amount: median(&mut self.won_amounts),
+            won_with_amount: self.won_amounts.len() as u64,
+            mean_days_to_close,
+            median_days_to_close: median(&mut self.cycles),
+            pipeline: self.pipeline,
+            velocity,
+            conversion_lift: Lift::of(None, None),
+            win_rate_lift: Lift::of(None, None),
+            won_amount_lift: Lift::of(None, None),
+            days_to_close_lift: Lift::of(None, None),
+            velocity_per_account_lift: Lift::of(None, None),
+        }
+    }
+}
+
+impl Figures {
+    /// Sets each lift against `base`, the untiered baseline's figures.
+    fn lift_over(&mut self, base: &Figures) {
+        let per_account = |r: &Figures| {
+            r.velocity
+                .filter(|_| r.accounts > 0)
+                .map(|v| v / r.accounts as f64)
+        };
+        self.conversion_lift = Lift::of_rate(&self.conversion, &base.conversion);
+        self.win_rate_lift = Lift::of_rate(&self.win_rate, &base.win_rate);
+        self.won_amount_lift = Lift::of(self.mean_won_amount, base.mean_won_amount);
+        self.days_to_close_lift = Lift::of(self.mean_days_to_close, base.mean_days_to_close);
+        self.velocity_per_account_lift = Lift::of(per_account(self), per_account(base));
     }
 }
 

@@ -45,7 +45,10 @@ pub use calibrate::{
 };
 pub use candidate::candidate_model;
 pub use fit::{fit_logistic, FitError, Logistic};
-pub use funnel::{funnel, DealIssue, Funnel, FunnelQuery, FunnelRow, IssueReason, Lift};
+pub use funnel::{
+    funnel, funnel_with_target_list, DealIssue, Figures, Funnel, FunnelQuery, FunnelRow, IssueReason, Lift,
+    TargetListRow,
+};
 pub use report::{
     write_calibration_table, BacktestSection, CalibrationReport, PyramidSection, SuggestSection,
 };
@@ -57,8 +60,8 @@ pub use suggest::{
 pub use table::write_table;
 
 /// The funnel over what `store` holds: its tier history (or, with `query.model == "shadow"`, the
-/// shadow model's: the tiers it gave each account on each day since it began scoring) and its live
-/// deals.
+/// shadow model's: the tiers it gave each account on each day since it began scoring), its live
+/// deals and, with `query.target_list_fact`, each account's target-list flag.
 pub async fn funnel_from_store(
     store: &tierd_store::Store,
     query: &FunnelQuery,
@@ -77,6 +80,11 @@ pub async fn funnel_from_store(
             .await?;
     }
     let mut counter = funnel::FunnelCounter::new(timeline, query);
+    if let Some(fact) = &query.target_list_fact {
+        store
+            .for_each_account_flag(fact, |account, flag| counter.list_account(account, flag))
+            .await?;
+    }
     store.for_each_report_deal(|d| counter.count(d)).await?;
     Ok(counter.finish())
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use crate::{Funnel, FunnelRow, Lift, Rate};
+use crate::{Figures, Funnel, FunnelRow, Lift, Rate};
 
 pub(crate) fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
@@ -69,23 +69,10 @@ pub fn write_table(out: &mut impl Write, f: &Funnel) -> std::io::Result<()> {
         "win-rate lift",
         "vel/acct"
     )?;
-    for r in &f.rows {
-        writeln!(
-            out,
-            "{:<9} {:>8} {:>26} {:>7} {:>26} {:>11} {:>11} {:>7} {:>13.0} {:>11} {:>20} {:>8}",
-            label(r),
-            r.accounts,
-            pct(&r.conversion),
-            r.deals,
-            pct(&r.win_rate),
-            num(r.mean_won_amount, 0),
-            num(r.median_won_amount, 0),
-            num(r.median_days_to_close, 0),
-            r.pipeline,
-            num(r.velocity, 1),
-            lift(&r.win_rate_lift),
-            lift(&r.velocity_per_account_lift),
-        )?;
+    let groups = f.rows.iter().map(|r| (label(r), &r.figures));
+    let off_list = f.not_in_target_list.iter().map(|r| ("off-list", &r.figures));
+    for (label, r) in groups.chain(off_list) {
+        write_row(out, label, r)?;
     }
     writeln!(
         out,
@@ -110,5 +97,38 @@ pub fn write_table(out: &mut impl Write, f: &Funnel) -> std::io::Result<()> {
             writeln!(out, "  {n} {}: {}{more}", reason.describe(), ids.join(", "))?;
         }
     }
+    if let Some(r) = &f.not_in_target_list {
+        writeln!(
+            out,
+            "off-list: the {} accounts not on the CRM's target list ({} is not true; {} on it), whatever their tier, as the list was last pulled.",
+            r.accounts, r.fact, r.accounts_on_list
+        )?;
+        if r.accounts > 0 && r.accounts_without_fact == r.accounts {
+            writeln!(
+                out,
+                "  No stored account has the fact {}: check [outcomes] target_list_fact and the connector's field mapping.",
+                r.fact
+            )?;
+        }
+    }
     Ok(())
+}
+
+fn write_row(out: &mut impl Write, label: &str, r: &Figures) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<9} {:>8} {:>26} {:>7} {:>26} {:>11} {:>11} {:>7} {:>13.0} {:>11} {:>20} {:>8}",
+        label,
+        r.accounts,
+        pct(&r.conversion),
+        r.deals,
+        pct(&r.win_rate),
+        num(r.mean_won_amount, 0),
+        num(r.median_won_amount, 0),
+        num(r.median_days_to_close, 0),
+        r.pipeline,
+        num(r.velocity, 1),
+        lift(&r.win_rate_lift),
+        lift(&r.velocity_per_account_lift),
+    )
 }

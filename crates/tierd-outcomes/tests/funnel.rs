@@ -2,8 +2,8 @@
 //! by hand (the arithmetic is in the comments).
 
 use tierd_core::{Date, Tier};
-use tierd_outcomes::{funnel, FunnelQuery, IssueReason};
-use tierd_store::{DealRecord, RunKind, Store, TierEvent, Timestamp};
+use tierd_outcomes::{funnel, funnel_from_store, FunnelQuery, IssueReason};
+use tierd_store::{BatchCommit, DealRecord, RunKind, ScoredAccount, Store, TierEvent, Timestamp};
 use tierd_test_support::postgres::Schema;
 
 const DAY: i64 = 86_400_000;
@@ -91,6 +91,54 @@ async fn load(store: &Store) {
         d15,
     ];
     store.record_deals(Some(run), &deals).await.expect("deals");
+    // The CRM's target list (`crm.target_account`): a1, a2, a5 on it; a3 off it (false); a4 and
+    // a6 without the fact; a7 off it, with no deal. Stored as tierd stores pulled accounts; their
+    // tiers are written on day 1000, after the period, so they change no figure above.
+    let flag = |v: Option<bool>| match v {
+        Some(b) => {
+            serde_json::json!({"crm.target_account": {"value": b, "source": "crm", "observed_at": null}})
+        }
+        None => {
+            serde_json::json!({"firmographic.employee_count": {"value": 10, "source": "crm", "observed_at": null}})
+        }
+    };
+    let members = [
+        ("a1", Some(true)),
+        ("a2", Some(true)),
+        ("a3", Some(false)),
+        ("a4", None),
+        ("a5", Some(true)),
+        ("a6", None),
+        ("a7", Some(false)),
+    ];
+    let scored = members
+        .iter()
+        .map(|(id, on)| ScoredAccount {
+            id: (*id).into(),
+            name: (*id).into(),
+            domain: None,
+            facts: flag(*on),
+            facts_hash: String::new(),
+            score: 1.0,
+            coverage: 1.0,
+            potential_value: 0.0,
+            tier: Tier::Untiered,
+            explanation: serde_json::json!({}),
+            reason: String::new(),
+            model_version: "m@1".into(),
+            crm_tier_seen: None,
+            locked: false,
+        })
+        .collect();
+    store
+        .commit_batch(&BatchCommit {
+            run,
+            scored,
+            history_at: Some(Timestamp::from_millis(at(1000))),
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("accounts");
 }
 
 async fn check(store: &Store) {
@@ -99,6 +147,7 @@ async fn check(store: &Store) {
         to: Some(Date::from_days(D + 99)),
         currency: Some("USD".into()),
         model: "live".into(),
+        target_list_fact: None,
     };
     let f = funnel(
         &store.tier_timeline().await.expect("timeline"),
@@ -186,6 +235,55 @@ async fn check(store: &Store) {
             ("d14", IssueReason::CloseBeforeCreate),
         ]
     );
+    assert!(f.not_in_target_list.is_none());
+
+    // With the target list: the tier rows are the same, read through the store's streaming path,
+    // and one more row counts the accounts not on the list, whatever their tier.
+    let q = FunnelQuery {
+        target_list_fact: Some("crm.target_account".into()),
+        ..q
+    };
+    let g = funnel_from_store(store, &q).await.expect("funnel");
+    assert_eq!(g.rows, f.rows);
+    assert_eq!(g.issues, f.issues);
+    // Off the list: a3 (false), a4 and a6 (no fact), a7 (false) = 4 accounts; on it a1, a2, a5.
+    // Their deals in the period: d5, d6, d13 (a3), d7, d8 (a4), d11 (a6, before its first tiering:
+    // counted here all the same) = 6, from a3, a4, a6: conversion 3/4.
+    // Closed d5 lost, d13, d7, d8, d11 won: 4/5. Won amounts in USD: d7 100, d11 900 (d13 is in
+    // EUR, d8 has none): mean = median = 500. Days to close: d13 1, d7 20, d8 10, d11 1: mean
+    // 32/4 = 8, median of 1, 1, 10, 20 = 5.5. Pipeline 100 + 400 + 100 + 900 = 1500.
+    // Velocity = 6 × 0.8 × 500 / 8 = 300.
+    let o = g.not_in_target_list.as_ref().expect("off-list row");
+    assert_eq!(o.fact, "crm.target_account");
+    assert_eq!(
+        (o.accounts, o.accounts_on_list, o.accounts_without_fact),
+        (4, 3, 2)
+    );
+    assert_eq!((o.deals, o.conversion.successes, o.conversion.trials), (6, 3, 4));
+    assert_eq!(
+        (o.win_rate.successes, o.win_rate.trials, o.won_with_amount),
+        (4, 5, 2)
+    );
+    close(o.mean_won_amount, 500.0);
+    close(o.median_won_amount, 500.0);
+    close(o.mean_days_to_close, 8.0);
+    close(o.median_days_to_close, 5.5);
+    close(Some(o.pipeline), 1500.0);
+    close(o.velocity, 300.0);
+    // Lifts against the untiered baseline: conversion 0.75 / 1 = 0.75; win rate 0.8 / 0.75 =
+    // 1.066667; velocity per account (300/4) / (41.15854/3) = 75 / 13.719512 = 5.466667.
+    close(o.conversion_lift.value, 0.75);
+    close(o.win_rate_lift.value, 1.066_667);
+    close(o.velocity_per_account_lift.value, 5.466_667);
+    // In the JSON the row's figures sit beside its own fields, as a tier row's do.
+    let json = serde_json::to_value(&g).expect("json");
+    let row = &json["not_in_target_list"];
+    assert_eq!(
+        (row["accounts"].as_u64(), row["accounts_on_list"].as_u64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(json["rows"][0]["tier"], "tier_1");
+    assert!(json["rows"][0]["win_rate"].is_object());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

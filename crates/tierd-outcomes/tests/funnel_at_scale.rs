@@ -41,6 +41,7 @@ async fn check(store: &Store) {
             to: Date::from_ymd(2026, 8, 31),
             currency: None,
             model: "live".into(),
+            target_list_fact: None,
         },
     ];
     for q in &queries {

@@ -365,6 +365,10 @@ impl DaemonView for Pipeline {
         Pipeline::plugins(self)
     }
 
+    fn funnel_query(&self, model: &str) -> tierd_outcomes::FunnelQuery {
+        Pipeline::funnel_query(self, model)
+    }
+
     fn http_gauges(&self) -> ExtraGauges {
         let connector = self.connector();
         let plugins = match self.plugin_set() {

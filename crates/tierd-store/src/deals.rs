@@ -6,7 +6,8 @@
 //! dates the change (stage entry dates) and by the time tierd saw it otherwise.
 //! [`Store::delete_deals`] marks deals the CRM no longer has. Reads for reports
 //! ([`Store::deals_for_report`], [`Store::tier_timeline`], and their streaming forms
-//! [`Store::for_each_report_deal`], [`Store::for_each_tier_event`]) return plain rows; the arithmetic is the
+//! [`Store::for_each_report_deal`], [`Store::for_each_tier_event`]) and the accounts' target-list
+//! flag ([`Store::for_each_account_flag`]) return plain rows; the arithmetic is the
 //! caller's (`tierd-outcomes`). Knows nothing of connectors: the caller maps their deals here.
 
 use std::collections::hash_map::Entry;
@@ -544,6 +545,39 @@ impl Store {
                 let account = row.str_ref("account").map_err(read)?;
                 let tier = parse_col(row.str_ref("to_tier").map_err(read)?, "tier_history", "to_tier", account)?;
                 f(account, row.int("at").map_err(read)?, tier);
+            }
+        });
+        Ok(())
+    }
+
+    /// Calls `f` with every stored account's id and its fact `fact` read as a flag: `Some(true)`
+    /// when the value is `true`, `Some(false)` when it is anything else (`false`, or not a flag),
+    /// `None` when the account has no such fact. The funnel's CRM target list
+    /// (`[outcomes] target_list_fact`). The value is picked out of the facts by the database,
+    /// so the facts are neither sent nor parsed here.
+    pub async fn for_each_account_flag(
+        &self,
+        fact: &str,
+        mut f: impl FnMut(&str, Option<bool>),
+    ) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt as _;
+        // Both give the value's JSON text (`true`, `false`, `"x"`, ...) or NULL when absent.
+        let (sql, key) = match &self.backend {
+            crate::Backend::Sqlite(_) => (
+                "SELECT id, json_type(facts, $1) AS kind FROM accounts ORDER BY id",
+                format!("$.\"{fact}\".value"),
+            ),
+            crate::Backend::Postgres(_) => (
+                "SELECT id, (facts::json -> $1 -> 'value')::text AS kind FROM accounts ORDER BY id",
+                fact.to_string(),
+            ),
+        };
+        let read = query_error("read account facts", "accounts");
+        with_pool!(self, pool => {
+            let mut rows = sqlx::query(sql).bind(&key).fetch(pool);
+            while let Some(row) = rows.try_next().await.map_err(read)? {
+                let kind = row.opt_str_ref("kind").map_err(read)?;
+                f(row.str_ref("id").map_err(read)?, kind.map(|k| k == "true"));
             }
         });
         Ok(())

@@ -421,6 +421,7 @@ const S_EMPLOYEES: usize = 3;
 const S_REVENUE: usize = 4;
 const S_COUNTRY: usize = 5;
 const S_TECH: usize = 6;
+const S_TARGET: usize = 8;
 const S_REGION: usize = 9;
 const S_ORG_TYPE: usize = 10;
 const S_VENDOR: usize = 11;
@@ -758,7 +759,15 @@ fn company_values(a: &SyntheticAccount) -> Vec<Value> {
     v[S_WEBINARS] = list(&a.webinars);
     v[S_DOWNLOADS] = list(&a.content_downloads);
     v[S_ACV] = num(a.expected_acv);
+    v[S_TARGET] = is_target_account(a).then(|| Box::from("true"));
     v
+}
+
+/// Whether the seeded portal has the company on its target-account list (`hs_is_target_account`).
+/// A sales team's hand-made list: the large companies by head count as the CRM knows it, whatever
+/// their fit otherwise, so the funnel report can set tierd's tiers beside it.
+fn is_target_account(a: &SyntheticAccount) -> bool {
+    a.employee_count.is_some_and(|n| n >= 1000)
 }
 
 impl World {

@@ -83,6 +83,14 @@ pub trait DaemonView: Send + Sync {
     fn plugins(&self) -> Vec<PluginInfo>;
     /// Snapshots of the connector's and plugins' HTTP counters.
     fn http_gauges(&self) -> ExtraGauges;
+    /// The funnel report's query over every deal for `model`, with the configured comparison
+    /// groups (`[outcomes]`); without a configuration, none.
+    fn funnel_query(&self, model: &str) -> tierd_outcomes::FunnelQuery {
+        tierd_outcomes::FunnelQuery {
+            model: model.to_string(),
+            ..tierd_outcomes::FunnelQuery::default()
+        }
+    }
 }
 
 /// A run asked for through the API, waiting for the leader.
@@ -377,7 +385,7 @@ struct FunnelParams {
 /// The funnel per tier against the untiered baseline: a deal counts under the tier its account
 /// held on the day it was created. The same figures as `tierd report funnel --format json`.
 #[utoipa::path(get, path = "/api/v1/reports/funnel", params(FunnelParams), responses(
-    (status = 200, description = "`rows` (tier_1, tier_2, tier_3, untiered: accounts, conversion, deals, win_rate, won amounts, days to close, pipeline, velocity and each figure's lift with its interval), `deals_in_period`, `deals_before_tiering`, `issue_counts`, `issues`", body = Object),
+    (status = 200, description = "`rows` (tier_1, tier_2, tier_3, untiered: accounts, conversion, deals, win_rate, won amounts, days to close, pipeline, velocity and each figure's lift with its interval), `not_in_target_list` (the same figures for the accounts off the CRM's target list, with `fact`, `accounts_on_list` and `accounts_without_fact`; null unless `[outcomes] target_list_fact` is set), `deals_in_period`, `deals_before_tiering`, `issue_counts`, `issues`", body = Object),
     (status = 400, body = ErrorBody),
     (status = 401, body = ErrorBody),
 ))]
@@ -390,19 +398,20 @@ async fn funnel_report(State(s): State<ApiState>, query: Query<FunnelParams>) ->
             })
             .transpose()
     };
+    let model = match query.model.as_deref() {
+        None | Some("live") => "live",
+        Some("shadow") => "shadow",
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "model: '{other}' (expected live or shadow)"
+            )))
+        }
+    };
     let q = tierd_outcomes::FunnelQuery {
         from: date("from", &query.from)?,
         to: date("to", &query.to)?,
         currency: query.currency.clone(),
-        model: match query.model.as_deref() {
-            None | Some("live") => "live".into(),
-            Some("shadow") => "shadow".into(),
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "model: '{other}' (expected live or shadow)"
-                )))
-            }
-        },
+        ..s.view.funnel_query(model)
     };
     let funnel = tierd_outcomes::funnel_from_store(&s.store, &q).await?;
     Ok(Json(funnel).into_response())

@@ -98,6 +98,7 @@ async fn budget_funnel(
         to: Some(to),
         currency: Some(budget.currency.clone()),
         model: "live".into(),
+        target_list_fact: None,
     };
     let funnel = tierd_outcomes::funnel_from_store(store, &query)
         .await

@@ -45,6 +45,11 @@ pub fn run(args: &FunnelArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
             to: args.to,
             currency: args.currency.clone(),
             model: args.model.clone(),
+            target_list_fact: settings
+                .outcomes
+                .target_list_fact
+                .as_ref()
+                .map(ToString::to_string),
         };
         let report = tierd_outcomes::funnel_from_store(&store, &query).await;
         store.close().await;
@@ -62,7 +67,8 @@ pub fn run(args: &FunnelArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line per tier, figures unformatted, for spreadsheets.
+/// One line per tier (and for the accounts off the CRM's target list, when configured), figures
+/// unformatted, for spreadsheets.
 pub fn write_csv(out: &mut impl Write, f: &Funnel) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
@@ -89,9 +95,15 @@ pub fn write_csv(out: &mut impl Write, f: &Funnel) -> anyhow::Result<()> {
         "velocity_per_account_lift",
     ])?;
     let o = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
-    for r in &f.rows {
+    let groups = f.rows.iter().map(|r| (r.tier.as_str(), &r.figures));
+    // The accounts off the CRM's target list, when configured, as one more group.
+    let off_list = f
+        .not_in_target_list
+        .iter()
+        .map(|r| ("not_in_target_list", &r.figures));
+    for (group, r) in groups.chain(off_list) {
         w.write_record([
-            r.tier.as_str().to_string(),
+            group.to_string(),
             r.accounts.to_string(),
             r.conversion.successes.to_string(),
             o(r.conversion.value),
