@@ -103,7 +103,7 @@ pub fn write_table(out: &mut impl Write, f: &Funnel) -> std::io::Result<()> {
             "off-list: the {} accounts not on the CRM's target list ({} is not true; {} on it), whatever their tier, as the list was last pulled.",
             r.accounts, r.fact, r.accounts_on_list
         )?;
-        if r.accounts > 0 && r.accounts_without_fact == r.accounts {
+        if r.accounts_on_list == 0 && r.accounts > 0 && r.accounts_without_fact == r.accounts {
             writeln!(
                 out,
                 "  No stored account has the fact {}: check [outcomes] target_list_fact and the connector's field mapping.",

@@ -284,6 +284,27 @@ async fn check(store: &Store) {
     );
     assert_eq!(json["rows"][0]["tier"], "tier_1");
     assert!(json["rows"][0]["win_rate"].is_object());
+    // The table shows the row; it warns of a misnamed fact only when no account has it at all
+    // (HubSpot leaves the checkbox blank off the list, so blanks alone say nothing).
+    let table = |f: &tierd_outcomes::Funnel| {
+        let mut out = Vec::new();
+        tierd_outcomes::write_table(&mut out, f).expect("table");
+        String::from_utf8(out).expect("utf-8")
+    };
+    let text = table(&g);
+    assert!(text.lines().any(|l| l.starts_with("off-list ")), "{text}");
+    assert!(!text.contains("No stored account has the fact"), "{text}");
+    let q = FunnelQuery {
+        target_list_fact: Some("crm.no_such_fact".into()),
+        ..q
+    };
+    let h = funnel_from_store(store, &q).await.expect("funnel");
+    let o = h.not_in_target_list.as_ref().expect("off-list row");
+    assert_eq!(
+        (o.accounts, o.accounts_on_list, o.accounts_without_fact),
+        (7, 0, 7)
+    );
+    assert!(table(&h).contains("No stored account has the fact crm.no_such_fact"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
