@@ -12,6 +12,44 @@ use crate::row::{json_col, parse_col, placeholders_for, tuples_for, StoreRow, Wr
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
+/// A JSON document already written as text: what the store keeps in a JSON column. Built once
+/// from whatever the caller holds ([`JsonText::of`] serialises straight to text, with no
+/// `serde_json::Value` tree in between), written as it is: a run stores 100k accounts' facts and
+/// explanations, and building, printing and dropping a tree for each was a quarter of a run's CPU.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `value` as JSON text.
+    pub fn of<T: serde::Serialize + ?Sized>(value: &T) -> JsonText {
+        // Serialising to a String fails only for maps with non-string keys, which tierd's
+        // documents do not have; `null` stands in rather than losing the account.
+        JsonText(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The document parsed back (for tests and the rare reader of a batch before it is stored).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for JsonText {
+    fn from(v: serde_json::Value) -> JsonText {
+        JsonText(v.to_string())
+    }
+}
+
+impl From<&serde_json::Value> for JsonText {
+    fn from(v: &serde_json::Value) -> JsonText {
+        JsonText(v.to_string())
+    }
+}
+
 /// One account as scored and tiered in a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredAccount {
@@ -23,7 +61,7 @@ pub struct ScoredAccount {
     pub domain: Option<String>,
     /// Its facts as JSON, each with its value, source and observed_at (`tierd_core::fact::Facts`
     /// serialises to this shape).
-    pub facts: serde_json::Value,
+    pub facts: JsonText,
     /// A hash of the facts, to tell cheaply whether they changed since the last run.
     pub facts_hash: String,
     /// The score, `0..=5`.
@@ -35,7 +73,7 @@ pub struct ScoredAccount {
     /// The tier it was given.
     pub tier: Tier,
     /// The score's explanation as JSON.
-    pub explanation: serde_json::Value,
+    pub explanation: JsonText,
     /// Why the tier is what it is, in a seller's words; recorded in the history when it changed.
     pub reason: String,
     /// The model's `name@version`.
@@ -563,13 +601,13 @@ impl Store {
                         .bind(&a.id)
                         .bind(&a.name)
                         .bind(a.domain.as_deref())
-                        .bind(a.facts.to_string())
+                        .bind(a.facts.as_str())
                         .bind(&a.facts_hash)
                         .bind(a.score)
                         .bind(a.coverage)
                         .bind(a.potential_value)
                         .bind(a.tier.as_str())
-                        .bind(a.explanation.to_string())
+                        .bind(a.explanation.as_str())
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
@@ -690,13 +728,13 @@ impl Store {
                         .bind(&a.id)
                         .bind(&a.name)
                         .bind(a.domain.as_deref())
-                        .bind(a.facts.to_string())
+                        .bind(a.facts.as_str())
                         .bind(&a.facts_hash)
                         .bind(a.score)
                         .bind(a.coverage)
                         .bind(a.potential_value)
                         .bind(a.tier.as_str())
-                        .bind(a.explanation.to_string())
+                        .bind(a.explanation.as_str())
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)

@@ -75,8 +75,8 @@ use sqlx::sqlite::{
 use sqlx::Connection;
 
 pub use accounts::{
-    AccountState, AccountSummary, BatchCommit, Checkpoint, Engagement, PendingPush, PushRecord, PushedState,
-    RejectedPush, Rescored, ScoredAccount, TierChange,
+    AccountState, AccountSummary, BatchCommit, Checkpoint, Engagement, JsonText, PendingPush, PushRecord,
+    PushedState, RejectedPush, Rescored, ScoredAccount, TierChange,
 };
 pub use cache::CachedFacts;
 pub use cluster::{LeaderGuard, WorkItem, WorkItemId, WorkProgress};

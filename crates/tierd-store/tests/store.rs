@@ -22,13 +22,13 @@ fn scored(id: &str, score: f64, tier: Tier) -> ScoredAccount {
         domain: Some(format!("{id}.example")),
         facts: json!({
             "firmographic.employee_count": {"value": 1200, "source": "firmographic", "observed_at": "2026-01-05"}
-        }),
+        }).into(),
         facts_hash: format!("hash-{id}-{score}"),
         score,
         coverage: 0.8,
         potential_value: 120_000.0,
         tier,
-        explanation: json!({"top": ["employee count 1200"]}),
+        explanation: json!({"top": ["employee count 1200"]}).into(),
         reason: format!("score {score}"),
         model_version: "default@3".to_string(),
         crm_tier_seen: None,
@@ -1321,7 +1321,8 @@ fn explained(id: &str, name: &str, score: f64, tier: Tier) -> ScoredAccount {
         explanation: json!({
             "positive": [{"text": format!("{name} fits"), "impact": 1.0}],
             "negative": [{"text": "no demo request", "impact": -0.5}],
-        }),
+        })
+        .into(),
         ..scored(id, score, tier)
     }
 }
@@ -1599,7 +1600,8 @@ async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db
     let run = started_run(&db).await;
     let mut a = scored("a", 4.6, Tier::Tier1);
     a.explanation =
-        json!({"reasons": "industry: Software (+0.2); employees 1200 (+0.1)", "detail": {"big": [1, 2, 3]}});
+        json!({"reasons": "industry: Software (+0.2); employees 1200 (+0.1)", "detail": {"big": [1, 2, 3]}})
+            .into();
     db.store
         .commit_batch(&BatchCommit {
             run,

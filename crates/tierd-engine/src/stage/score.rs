@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
 use tierd_connectors::plan::LastPush;
 use tierd_core::codec::{self, StoredFacts};
 use tierd_core::Tier;
-use tierd_store::{AccountState, Rescored, ScoredAccount, ShadowScore};
+use tierd_store::{AccountState, JsonText, Rescored, ScoredAccount, ShadowScore};
 
 use crate::context::RunCtx;
 use crate::stage::tier;
@@ -110,8 +109,8 @@ pub(crate) fn score(
             .shadow
             .as_deref()
             .and_then(|sh| shadow_of(sh, &account.id, &current));
-        let facts = codec::encode(&stored);
-        let facts_hash = format!("{:016x}", tierd_core::hash::fnv1a(facts.to_string().as_bytes()));
+        let facts = JsonText::from(codec::encode(&stored));
+        let facts_hash = format!("{:016x}", tierd_core::hash::fnv1a(facts.as_str().as_bytes()));
         out.push(ScoredItem {
             rescored: Rescored {
                 account: ScoredAccount {
@@ -124,7 +123,11 @@ pub(crate) fn score(
                     coverage: f64::from(card.coverage),
                     potential_value: card.potential_value.unwrap_or(0.0),
                     tier: basis.base,
-                    explanation: json!({ "reasons": reason, "as_of": scorer.as_of, "detail": explanation }),
+                    explanation: JsonText::of(&StoredExplanation {
+                        as_of: scorer.as_of,
+                        detail: &explanation,
+                        reasons: &reason,
+                    }),
                     reason,
                     model_version: model_version.clone(),
                     crm_tier_seen: crm_tier,
@@ -138,4 +141,13 @@ pub(crate) fn score(
         });
     }
     out
+}
+
+/// An account's stored explanation: its reasons in a seller's words, the scoring date and the
+/// scorer's detail. Written straight to text (keys in the order `json!` gave them).
+#[derive(serde::Serialize)]
+struct StoredExplanation<'a> {
+    as_of: tierd_core::Date,
+    detail: &'a tierd_core::explain::Explanation,
+    reasons: &'a str,
 }
