@@ -1320,11 +1320,31 @@ impl RecordSplitter {
     }
 }
 
-/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`.
+/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`, eight bytes at a time
+/// (a byte at a time it was a third of splitting).
 fn field_end(s: &[u8]) -> usize {
-    s.iter()
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The lowest bit set is exact (a false hit can only sit above a true one).
+    let has = |w: u64, b: u8| {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let m = has(w, b',') | has(w, b'\r') | has(w, b'\n');
+        if m != 0 {
+            return at + (m.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + words
+        .remainder()
+        .iter()
         .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
-        .unwrap_or(s.len())
+        .unwrap_or(words.remainder().len())
 }
 
 fn count_newlines(s: &[u8]) -> u64 {
@@ -1588,6 +1608,38 @@ rule = { map = { software = 5 } }
             }
         }
         out
+    }
+
+    #[test]
+    fn field_end_finds_what_a_byte_by_byte_scan_finds() {
+        let bytewise = |s: &[u8]| {
+            s.iter()
+                .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
+                .unwrap_or(s.len())
+        };
+        // Delimiters, their neighbours in value, bytes above 0x7f, at every place and length.
+        let alphabet = [
+            b',', b'\r', b'\n', b'a', b'+', b'-', 0x0b, 0x0c, 0x2d, 0x80, 0xac, 0xff, 0,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..40 {
+            for _ in 0..300 {
+                let field: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Mostly plain text, so delimiters also come late.
+                        if state % 5 == 0 {
+                            alphabet[(state >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (state >> 16) as u8 % 26
+                        }
+                    })
+                    .collect();
+                assert_eq!(field_end(&field), bytewise(&field), "{field:?}");
+            }
+        }
     }
 
     #[test]
