@@ -593,7 +593,11 @@ struct SeenIds {
 impl SeenIds {
     /// Remembers `id` at `line`; when it was seen before, returns the line it was first seen on.
     fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
-        let hash = id_hash(id.as_bytes());
+        self.insert_hashed(id, id_hash(id.as_bytes()), line)
+    }
+
+    /// [`SeenIds::insert`] with `id`'s hash ([`id_hash`]) worked out already.
+    fn insert_hashed(&mut self, id: &str, hash: u64, line: u64) -> Option<u64> {
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 let (start, len, first) = self.entries[*e.get() as usize];
@@ -1458,6 +1462,17 @@ impl IdSet {
     pub fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
         self.0.insert(id, line)
     }
+
+    /// The hash [`IdSet::insert_hashed`] takes for `id`: worked out where the id is read, it
+    /// leaves the thread that keeps the set (and checks every id in order) a table look-up.
+    pub fn hash(id: &str) -> u64 {
+        id_hash(id.as_bytes())
+    }
+
+    /// [`IdSet::insert`] with `hash`, which must be [`IdSet::hash`] of `id`.
+    pub fn insert_hashed(&mut self, id: &str, hash: u64, line: u64) -> Option<u64> {
+        self.0.insert_hashed(id, hash, line)
+    }
 }
 
 #[cfg(test)]
@@ -1557,6 +1572,21 @@ rule = { map = { software = 5 } }
         assert_eq!(rec.id, "b");
         assert!(rec.facts.0.iter().all(Option::is_none));
         assert_eq!(r.read_into(&mut rec).expect("read"), Next::End);
+    }
+
+    #[test]
+    fn ids_inserted_with_their_hash_are_checked_as_ids_inserted_plainly() {
+        let ids = ["a", "b", "a", "acc-00000001", "", "acc-00000001", "b", "c"];
+        let mut plain = IdSet::default();
+        let mut hashed = IdSet::default();
+        for (line, id) in ids.iter().enumerate() {
+            let line = line as u64 + 2;
+            assert_eq!(
+                hashed.insert_hashed(id, IdSet::hash(id), line),
+                plain.insert(id, line),
+                "{id} on line {line}"
+            );
+        }
     }
 
     #[test]

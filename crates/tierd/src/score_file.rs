@@ -113,6 +113,8 @@ struct RowMeta {
     line: u64,
     /// The id, in [`Rows::ids`].
     id: (usize, usize),
+    /// [`IdSet::hash`] of the id, worked out by the worker.
+    id_hash: u64,
     /// The row, in [`Rows::out`].
     row: (usize, usize),
     /// The record, in its chunk (to write it to the rejects file should its id be a repeat).
@@ -306,6 +308,7 @@ impl<'a> RowWriter<'a> {
         rows.items.push(Item::Row(RowMeta {
             line: acc.line,
             id: (id_start, rows.ids.len()),
+            id_hash: IdSet::hash(&acc.id),
             row: (start, rows.out.len()),
             record,
             tier_at: tier_at as u32,
@@ -685,7 +688,7 @@ impl Pass1 {
             };
             let id = &rows.ids[meta.id.0..meta.id.1];
             if let Some((layout, split)) = &mut check {
-                if let Some(first) = self.ids.insert(id, meta.line) {
+                if let Some(first) = self.ids.insert_hashed(id, meta.id_hash, meta.line) {
                     let bytes = &rows.chunk.bytes;
                     split.split_again(bytes, meta.record, meta.line);
                     let r = layout.duplicate(split, bytes, meta.line, id, first);
