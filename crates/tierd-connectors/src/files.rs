@@ -593,7 +593,11 @@ struct SeenIds {
 impl SeenIds {
     /// Remembers `id` at `line`; when it was seen before, returns the line it was first seen on.
     fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
-        let hash = id_hash(id.as_bytes());
+        self.insert_hashed(id, id_hash(id.as_bytes()), line)
+    }
+
+    /// [`SeenIds::insert`] with `id`'s hash ([`id_hash`]) worked out already.
+    fn insert_hashed(&mut self, id: &str, hash: u64, line: u64) -> Option<u64> {
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 let (start, len, first) = self.entries[*e.get() as usize];
@@ -1320,11 +1324,31 @@ impl RecordSplitter {
     }
 }
 
-/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`.
+/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`, eight bytes at a time
+/// (a byte at a time it was a third of splitting).
 fn field_end(s: &[u8]) -> usize {
-    s.iter()
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The lowest bit set is exact (a false hit can only sit above a true one).
+    let has = |w: u64, b: u8| {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let m = has(w, b',') | has(w, b'\r') | has(w, b'\n');
+        if m != 0 {
+            return at + (m.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + words
+        .remainder()
+        .iter()
         .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
-        .unwrap_or(s.len())
+        .unwrap_or(words.remainder().len())
 }
 
 fn count_newlines(s: &[u8]) -> u64 {
@@ -1438,6 +1462,17 @@ impl IdSet {
     pub fn insert(&mut self, id: &str, line: u64) -> Option<u64> {
         self.0.insert(id, line)
     }
+
+    /// The hash [`IdSet::insert_hashed`] takes for `id`: worked out where the id is read, it
+    /// leaves the thread that keeps the set (and checks every id in order) a table look-up.
+    pub fn hash(id: &str) -> u64 {
+        id_hash(id.as_bytes())
+    }
+
+    /// [`IdSet::insert`] with `hash`, which must be [`IdSet::hash`] of `id`.
+    pub fn insert_hashed(&mut self, id: &str, hash: u64, line: u64) -> Option<u64> {
+        self.0.insert_hashed(id, hash, line)
+    }
 }
 
 #[cfg(test)]
@@ -1540,6 +1575,21 @@ rule = { map = { software = 5 } }
     }
 
     #[test]
+    fn ids_inserted_with_their_hash_are_checked_as_ids_inserted_plainly() {
+        let ids = ["a", "b", "a", "acc-00000001", "", "acc-00000001", "b", "c"];
+        let mut plain = IdSet::default();
+        let mut hashed = IdSet::default();
+        for (line, id) in ids.iter().enumerate() {
+            let line = line as u64 + 2;
+            assert_eq!(
+                hashed.insert_hashed(id, IdSet::hash(id), line),
+                plain.insert(id, line),
+                "{id} on line {line}"
+            );
+        }
+    }
+
+    #[test]
     fn seen_ids_tell_distinct_ids_apart_even_when_their_hashes_collide() {
         let mut seen = SeenIds::default();
         assert_eq!(seen.insert("a", 2), None);
@@ -1588,6 +1638,38 @@ rule = { map = { software = 5 } }
             }
         }
         out
+    }
+
+    #[test]
+    fn field_end_finds_what_a_byte_by_byte_scan_finds() {
+        let bytewise = |s: &[u8]| {
+            s.iter()
+                .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
+                .unwrap_or(s.len())
+        };
+        // Delimiters, their neighbours in value, bytes above 0x7f, at every place and length.
+        let alphabet = [
+            b',', b'\r', b'\n', b'a', b'+', b'-', 0x0b, 0x0c, 0x2d, 0x80, 0xac, 0xff, 0,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..40 {
+            for _ in 0..300 {
+                let field: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Mostly plain text, so delimiters also come late.
+                        if state % 5 == 0 {
+                            alphabet[(state >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (state >> 16) as u8 % 26
+                        }
+                    })
+                    .collect();
+                assert_eq!(field_end(&field), bytewise(&field), "{field:?}");
+            }
+        }
     }
 
     #[test]

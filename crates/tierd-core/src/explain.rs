@@ -176,7 +176,11 @@ impl Criterion {
         }
     }
 
-    fn value<'a>(&self, row: &'a FactRow, potential: Option<&'a FactValue>) -> Option<&'a FactValue> {
+    pub(crate) fn value<'a>(
+        &self,
+        row: &'a FactRow,
+        potential: Option<&'a FactValue>,
+    ) -> Option<&'a FactValue> {
         match self.source {
             FactSource::Slot(slot) => row.get(slot),
             FactSource::PotentialValue => potential,
@@ -271,6 +275,24 @@ impl Model {
         out: &mut String,
     ) {
         let potential = card.potential_value.map(FactValue::Number);
+        self.compact_reasons_with(card, up, down, out, |i, out| {
+            let c = &self.criteria[i];
+            c.write_reason(c.value(row, potential.as_ref()), as_of, out);
+        });
+    }
+
+    /// [`Model::compact_reasons`] with each chosen criterion's reason text written by
+    /// `write_reason(criterion index, out)`, which must write what [`Criterion::write_reason`]
+    /// writes for the account's value (a memo in front of it, [`crate::memo::ScoreMemo`]). One
+    /// ranking and layout for every writer.
+    pub(crate) fn compact_reasons_with(
+        &self,
+        card: &ScoreCard,
+        up: usize,
+        down: usize,
+        out: &mut String,
+        mut write_reason: impl FnMut(usize, &mut String),
+    ) {
         // Models have a few dozen criteria at most: rank on the stack, not the heap.
         let mut stack = [(0f32, 0usize); 64];
         let mut heap = Vec::new();
@@ -288,8 +310,7 @@ impl Model {
             if n > 0 {
                 out.push_str("; ");
             }
-            let c = &self.criteria[i];
-            c.write_reason(c.value(row, potential.as_ref()), as_of, out);
+            write_reason(i, out);
             out.push_str(" (");
             push_fixed(out, impact, 1, true);
             out.push(')');

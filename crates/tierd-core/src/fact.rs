@@ -144,7 +144,7 @@ impl FactType {
         match self {
             FactType::Number => {
                 // Digit separators (`1_200`) are allowed; copy only when there are some.
-                let parsed: Result<f64, _> = if raw.contains('_') {
+                let parsed: Result<f64, _> = if raw.as_bytes().contains(&b'_') {
                     raw.replace('_', "").parse()
                 } else {
                     raw.parse()

@@ -165,6 +165,18 @@ impl Model {
 
     /// Scores one account into `card`, reusing its buffers.
     pub fn score_into(&self, row: &FactRow, as_of: Date, card: &mut ScoreCard) {
+        self.score_with(row, card, |_, c, value| c.points_for(value, as_of));
+    }
+
+    /// [`Model::score_into`] with the points of each known value from `points_for(criterion
+    /// index, criterion, value)`, which must give what [`Criterion::points_for`] gives (a memo
+    /// in front of it, [`crate::memo::ScoreMemo`]). One aggregation for every scorer.
+    pub(crate) fn score_with(
+        &self,
+        row: &FactRow,
+        card: &mut ScoreCard,
+        mut points_for: impl FnMut(usize, &Criterion, &FactValue) -> Option<f32>,
+    ) {
         card.potential_value = self.potential_value(row);
         let potential = card.potential_value.map(FactValue::Number);
         card.criteria.clear();
@@ -181,12 +193,12 @@ impl Model {
             large = vec![[0f32; 4]; self.components.len()];
             &mut large
         };
-        for c in &self.criteria {
+        for (i, c) in self.criteria.iter().enumerate() {
             let value = match c.source {
                 FactSource::Slot(slot) => row.get(slot),
                 FactSource::PotentialValue => potential.as_ref(),
             };
-            let known_points = value.and_then(|v| c.points_for(v, as_of));
+            let known_points = value.and_then(|v| points_for(i, c, v));
             let known = known_points.is_some();
             let points = known_points.unwrap_or(c.blank_points);
             let s = &mut sums[c.component];

@@ -33,7 +33,7 @@ use tierd_core::model::FutureEvent;
 use tierd_core::tier::{
     Assignment, CapCut, CapTally, Lock, OnTheLine, RunKind, TierBasis, TierCandidate, TierMember, TierPolicy,
 };
-use tierd_core::{Date, ScoreCard, Tier};
+use tierd_core::{Date, ScoreCard, ScoreMemo, Tier};
 
 use tierd_config::Settings;
 use tierd_engine::enrich::{EnrichSummary, Enricher};
@@ -113,6 +113,8 @@ struct RowMeta {
     line: u64,
     /// The id, in [`Rows::ids`].
     id: (usize, usize),
+    /// [`IdSet::hash`] of the id, worked out by the worker.
+    id_hash: u64,
     /// The row, in [`Rows::out`].
     row: (usize, usize),
     /// The record, in its chunk (to write it to the rejects file should its id be a repeat).
@@ -165,6 +167,9 @@ struct RowWriter<'a> {
     format: FileFormat,
     /// The model's id, as the output writes it.
     model_field: Vec<u8>,
+    /// The model's scorer with what it gave each distinct value so far (a file repeats a few
+    /// hundred industries, technologies and dates over millions of rows).
+    memo: ScoreMemo<'a>,
     card: ScoreCard,
     reasons: String,
     explanation: String,
@@ -191,6 +196,7 @@ impl<'a> RowWriter<'a> {
             previous,
             format,
             model_field,
+            memo: ScoreMemo::new(&settings.model, job.as_of),
             card: ScoreCard::default(),
             reasons: String::new(),
             explanation: String::new(),
@@ -201,7 +207,6 @@ impl<'a> RowWriter<'a> {
     /// Scores `acc` and appends its row to `rows`.
     fn write(&mut self, acc: &AccountRecord, record: (usize, usize), rows: &mut Rows) {
         let settings = self.settings;
-        let model = &settings.model;
         let policy = &settings.policy;
         let events = settings.schema.future_events(&acc.facts, self.as_of);
         if !events.is_empty() {
@@ -210,13 +215,12 @@ impl<'a> RowWriter<'a> {
             rows.events
                 .extend(events.iter().take(room).map(|e| (item, e.clone())));
         }
-        model.score_into(&acc.facts, self.as_of, &mut self.card);
+        self.memo.score_into(&acc.facts, &mut self.card);
         let card = &self.card;
         self.reasons.clear();
-        model.compact_reasons(
+        self.memo.compact_reasons(
             &acc.facts,
             card,
-            self.as_of,
             settings.output.reasons_up,
             settings.output.reasons_down,
             &mut self.reasons,
@@ -304,6 +308,7 @@ impl<'a> RowWriter<'a> {
         rows.items.push(Item::Row(RowMeta {
             line: acc.line,
             id: (id_start, rows.ids.len()),
+            id_hash: IdSet::hash(&acc.id),
             row: (start, rows.out.len()),
             record,
             tier_at: tier_at as u32,
@@ -669,6 +674,10 @@ impl Pass1 {
         mut check: Option<(&CsvLayout, &mut RecordSplitter)>,
     ) -> anyhow::Result<()> {
         let mut events = rows.events.iter().peekable();
+        // Rows go to the spill in runs: a chunk's rows lie one after another in `rows.out`,
+        // and one write of a run (past the writer's buffer, straight to the file) saves a copy
+        // of every row. A repeated id ends a run, as its row is left out.
+        let mut run = (0, 0);
         for (i, item) in rows.items.iter().enumerate() {
             let meta = match item {
                 Item::Rejected(r) => {
@@ -679,12 +688,16 @@ impl Pass1 {
             };
             let id = &rows.ids[meta.id.0..meta.id.1];
             if let Some((layout, split)) = &mut check {
-                if let Some(first) = self.ids.insert(id, meta.line) {
+                if let Some(first) = self.ids.insert_hashed(id, meta.id_hash, meta.line) {
                     let bytes = &rows.chunk.bytes;
                     split.split_again(bytes, meta.record, meta.line);
                     let r = layout.duplicate(split, bytes, meta.line, id, first);
                     self.reject(&r)?;
                     while events.next_if(|(at, _)| *at == i).is_some() {}
+                    self.spill
+                        .write_all(&rows.out[run.0..run.1])
+                        .context("cannot write the spill file")?;
+                    run = (meta.row.1, meta.row.1);
                     continue;
                 }
             }
@@ -727,9 +740,18 @@ impl Pass1 {
                     m.record(meta.previous, meta.before.tier);
                 }
             }
-            self.spill.write_all(row).context("cannot write the spill file")?;
+            if run.1 != meta.row.0 {
+                self.spill
+                    .write_all(&rows.out[run.0..run.1])
+                    .context("cannot write the spill file")?;
+                run.0 = meta.row.0;
+            }
+            run.1 = meta.row.1;
             self.spilled += row.len() as u64;
         }
+        self.spill
+            .write_all(&rows.out[run.0..run.1])
+            .context("cannot write the spill file")?;
         Ok(())
     }
 
