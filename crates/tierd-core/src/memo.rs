@@ -20,7 +20,6 @@
 //! bound is scored without the memo.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::date::Date;
 use crate::fact::FactValue;
@@ -35,51 +34,6 @@ const MAX_SET_ITEMS: usize = 12;
 
 /// No outcome stored yet.
 const EMPTY: u32 = u32::MAX;
-
-/// The items' hash: FxHash-style rounds over 8-byte words and a 64-bit finaliser (FNV, a round
-/// per byte, or SipHash cost more than the comparisons saved).
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl WordHasher {
-    fn round(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.round(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut tail = [0u8; 8];
-            tail[..rest.len()].copy_from_slice(rest);
-            self.round(u64::from_le_bytes(tail));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.round(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.round(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.round(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 33)
-    }
-}
 
 /// What a criterion gives one set of rule items held: its points and where its reason is.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +60,7 @@ struct SetFact {
     /// The criteria reading it with a set rule, in model order.
     criteria: Vec<usize>,
     /// Item text -> its first place in `masks` (one mask per rule).
-    items: HashMap<Box<str>, usize, BuildHasherDefault<WordHasher>>,
+    items: HashMap<Box<str>, usize, rustc_hash::FxBuildHasher>,
     /// Per item and rule: which of the rule's items it is (case-insensitively).
     masks: Vec<u16>,
     /// For the account last scored: per rule, the rule items its list holds.
