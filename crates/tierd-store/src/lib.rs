@@ -244,7 +244,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Statement journals (an upsert of many rows keeps one) in memory, not a temp file.
+            .pragma("temp_store", "memory");
         let url = format!("sqlite://{}", path.display());
         // As for PostgreSQL: a plain connection reports why the file cannot be opened.
         let probe = SqliteConnection::connect_with(&options)
