@@ -22,7 +22,7 @@ pub(crate) async fn consume_one<S: Sink>(ctx: &RunCtx<'_>, sink: &S) -> anyhow::
     let Some(item) = items.into_iter().next() else {
         return Ok(false);
     };
-    let outcome = match serde_json::from_value::<Payload>(item.payload) {
+    let outcome = match serde_json::from_str::<Payload>(item.payload.as_str()) {
         Ok(payload) => {
             let taken = started.elapsed();
             stage::process(ctx, sink, payload.accounts)

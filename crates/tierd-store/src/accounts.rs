@@ -27,6 +27,11 @@ impl JsonText {
         JsonText(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
     }
 
+    /// Text read back from a JSON column, as the store wrote it.
+    pub(crate) fn from_stored(text: String) -> JsonText {
+        JsonText(text)
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -19,8 +19,9 @@ use std::time::Duration;
 use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
+use crate::accounts::JsonText;
 use crate::error::{query_error, StoreError};
-use crate::row::{json_col, StoreRow, WritePool};
+use crate::row::{StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Backend, Store, Timestamp};
 
@@ -87,8 +88,8 @@ pub struct WorkItem {
     pub run: RunId,
     /// Its number within the run, from 0.
     pub batch_no: i64,
-    /// What to do (opaque to the store: e.g. the account ids of the batch).
-    pub payload: serde_json::Value,
+    /// What to do, as JSON text (opaque to the store: e.g. the accounts of the batch).
+    pub payload: JsonText,
     /// Claims so far, this one included.
     pub attempts: u32,
 }
@@ -133,12 +134,7 @@ fn work_item_from_row(row: &impl StoreRow) -> Result<WorkItem, StoreError> {
         id: WorkItemId(id),
         run: RunId(row.int("run").map_err(decode)?),
         batch_no: row.int("batch_no").map_err(decode)?,
-        payload: json_col(
-            &row.text("payload").map_err(decode)?,
-            "work_items",
-            "payload",
-            &id.to_string(),
-        )?,
+        payload: JsonText::from_stored(row.text("payload").map_err(decode)?),
         attempts: u32::try_from(row.int("attempts").map_err(decode)?).unwrap_or(u32::MAX),
     })
 }
@@ -184,7 +180,7 @@ impl Store {
     pub async fn enqueue_work(
         &self,
         run: RunId,
-        batches: &[serde_json::Value],
+        batches: &[JsonText],
     ) -> Result<Vec<WorkItemId>, StoreError> {
         let ids = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin queueing work", "work_items"))?;
@@ -201,7 +197,7 @@ impl Store {
                 )
                 .bind(run.0)
                 .bind(next + i64::try_from(i).unwrap_or(i64::MAX))
-                .bind(payload.to_string())
+                .bind(payload.as_str())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(query_error("queue work", "work_items"))?;

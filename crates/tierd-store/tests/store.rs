@@ -720,8 +720,8 @@ on_both_backends!(rescored_accounts_keep_their_tier_until_tiering_commits_one);
 
 async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
     let run = started_run(&db).await;
-    let batches: Vec<serde_json::Value> = (0..120)
-        .map(|i| json!({"accounts": [format!("acct-{i}")]}))
+    let batches: Vec<tierd_store::JsonText> = (0..120)
+        .map(|i| json!({"accounts": [format!("acct-{i}")]}).into())
         .collect();
     let ids = db.store.enqueue_work(run, &batches).await.expect("enqueue");
     assert_eq!(ids.len(), 120);
@@ -770,7 +770,7 @@ async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
     // A claimer that died: its item goes back to the queue, and its late result does not count.
     let more = db
         .store
-        .enqueue_work(run, &[json!({"accounts": ["late"]})])
+        .enqueue_work(run, &[json!({"accounts": ["late"]}).into()])
         .await
         .expect("enqueue");
     let claimed = db.store.claim_work(run, "dead", 5).await.expect("claim");
@@ -778,7 +778,7 @@ async fn work_items_go_to_exactly_one_claimer(db: TestDb) {
         (claimed.len(), claimed[0].id, claimed[0].batch_no),
         (1, more[0], 120)
     );
-    assert_eq!(claimed[0].payload, json!({"accounts": ["late"]}));
+    assert_eq!(claimed[0].payload.to_value(), json!({"accounts": ["late"]}));
     assert_eq!(
         db.store
             .requeue_stale_work(Duration::ZERO)
