@@ -1138,29 +1138,9 @@ fn find_byte(hay: &[u8], b: u8, lines: &mut u64) -> Option<usize> {
     None
 }
 
-/// Where the first `"` or `\n` of `hay` is, eight bytes at a time.
+/// Where the first `"` or `\n` of `hay` is.
 fn find_quote_or_newline(hay: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has = |w: u64, b: u8| {
-        let x = w ^ (ONES * u64::from(b));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
-    let mut words = hay.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        let m = has(w, b'"') | has(w, b'\n');
-        if m != 0 {
-            return Some(at + (m.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&c| c == b'"' || c == b'\n')
-        .map(|i| at + i)
+    memchr::memchr2(b'"', b'\n', hay)
 }
 
 /// Splits the records of a [`Chunk`] into fields as the `csv` crate does (lenient: a quote
@@ -1324,31 +1304,9 @@ impl RecordSplitter {
     }
 }
 
-/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`, eight bytes at a time
-/// (a byte at a time it was a third of splitting).
+/// The length of an unquoted field's text: up to a `,`, `\r` or `\n`.
 fn field_end(s: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // The lowest bit set is exact (a false hit can only sit above a true one).
-    let has = |w: u64, b: u8| {
-        let x = w ^ (ONES * u64::from(b));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
-    let mut words = s.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        let m = has(w, b',') | has(w, b'\r') | has(w, b'\n');
-        if m != 0 {
-            return at + (m.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    at + words
-        .remainder()
-        .iter()
-        .position(|&c| matches!(c, b',' | b'\r' | b'\n'))
-        .unwrap_or(words.remainder().len())
+    memchr::memchr3(b',', b'\r', b'\n', s).unwrap_or(s.len())
 }
 
 fn count_newlines(s: &[u8]) -> u64 {
