@@ -21,12 +21,13 @@ trap cleanup EXIT
 
 EXPLANATION='{"reasons": "uses Snowflake (+0.8); industry: Software (+0.5); no demo request in 90 days (-0.4)", "as_of": "2026-11-24", "detail": {"model": "bench@1", "score": 3.5, "coverage": 0.8, "components": [], "criteria": [], "positive": [], "negative": []}}'
 SEED="WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < $N)
-    INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier, explanation, model_version, scored_at)
+    INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, tier, model_version, scored_at)
     SELECT 'hubspot:' || CAST(1000000000 + i AS TEXT), 'Company ' || CAST(i AS TEXT), 'c' || CAST(i AS TEXT) || '.example',
-        '{}', 'h', (i % 500) / 100.0, 0.8,
+        'h', (i % 500) / 100.0, 0.8,
         CASE WHEN i % 50 = 0 THEN 'tier_1' WHEN i % 50 < 5 THEN 'tier_2' WHEN i % 50 < 15 THEN 'tier_3' ELSE 'untiered' END,
-        '$EXPLANATION', 'bench@1', 0
+        'bench@1', 0
     FROM n"
+SEED_TEXTS="INSERT INTO account_texts (id, facts, explanation) SELECT id, '{}', '$EXPLANATION' FROM accounts"
 
 run() {  # $1: backend name, $2: store url, $3: seed command
   local port=$(( 20000 + RANDOM % 20000 ))
@@ -70,6 +71,6 @@ TOML
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 }
 
-[ "${ONLY:-}" = postgres ] || run sqlite "sqlite://$DIR/tierd.db" 'python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()" "$DIR/tierd.db" "$SEED"'
+[ "${ONLY:-}" = postgres ] || run sqlite "sqlite://$DIR/tierd.db" 'python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.execute(sys.argv[3]); c.commit()" "$DIR/tierd.db" "$SEED" "$SEED_TEXTS"'
 psql -h 127.0.0.1 -d test -qc "CREATE SCHEMA $SCHEMA" >/dev/null
-run postgres "postgres://127.0.0.1/test?options=-csearch_path%3D$SCHEMA" 'psql -h 127.0.0.1 -d test -qc "SET search_path TO $SCHEMA; $SEED; ANALYZE accounts" >/dev/null'
+run postgres "postgres://127.0.0.1/test?options=-csearch_path%3D$SCHEMA" 'psql -h 127.0.0.1 -d test -qc "SET search_path TO $SCHEMA; $SEED; $SEED_TEXTS; ANALYZE accounts; ANALYZE account_texts" >/dev/null'

@@ -20,12 +20,16 @@ const PAGE: u32 = 100;
 /// 1M rows in one statement per backend: ids in order, tiers 2% / 8% / 20% / 70%, an explanation
 /// the size of a real one (about 1 KB).
 const SEED_SQL: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
-    INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier, explanation, model_version, scored_at)
+    INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, tier, model_version, scored_at)
     SELECT 'hubspot:' || CAST(1000000000 + i AS TEXT), 'Company ' || CAST(i AS TEXT), 'c' || CAST(i AS TEXT) || '.example',
-        '{}', 'h', (i % 500) / 100.0, 0.8,
+        'h', (i % 500) / 100.0, 0.8,
         CASE WHEN i % 50 = 0 THEN 'tier_1' WHEN i % 50 < 5 THEN 'tier_2' WHEN i % 50 < 15 THEN 'tier_3' ELSE 'untiered' END,
-        $2, 'bench@1', 0
+        'bench@1', 0
     FROM n";
+
+/// Every seeded account's facts (none) and explanation.
+const SEED_TEXTS_SQL: &str =
+    "INSERT INTO account_texts (id, facts, explanation) SELECT id, '{}', $1 FROM accounts";
 
 fn explanation() -> String {
     let reason = |t: &str, i: f64| format!(r#"{{"text": "{t}", "impact": {i}}}"#);
@@ -98,8 +102,8 @@ async fn main() -> anyhow::Result<()> {
     {
         use sqlx::Connection as _;
         let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
-        sqlx::query(SEED_SQL)
-            .bind(accounts)
+        sqlx::query(SEED_SQL).bind(accounts).execute(&mut conn).await?;
+        sqlx::query(SEED_TEXTS_SQL)
             .bind(&explanation)
             .execute(&mut conn)
             .await?;
@@ -130,6 +134,9 @@ async fn main() -> anyhow::Result<()> {
                 let mut conn = sqlx::PgConnection::connect_with(&schema.options()).await?;
                 sqlx::query(&SEED_SQL.replace("SELECT 1 UNION", "SELECT CAST(1 AS BIGINT) UNION"))
                     .bind(accounts)
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::query(SEED_TEXTS_SQL)
                     .bind(&explanation)
                     .execute(&mut conn)
                     .await?;

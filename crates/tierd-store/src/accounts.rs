@@ -308,9 +308,11 @@ pub struct Checkpoint {
 // statements' placeholders can be SQLite's anonymous `?` (`row::tuples_for`: numbered ones cost
 // the square of their count to bind there).
 
-/// Columns bound per scored account in [`upsert_accounts_sql`]: its 13 fields, the commit time
-/// and the run.
-const ACCOUNT_PARAMS: usize = 15;
+/// Columns bound per scored account in [`upsert_accounts_sql`]: its 11 fields in `accounts`, the
+/// commit time and the run.
+const ACCOUNT_PARAMS: usize = 13;
+/// Per row of [`insert_texts_sql`] and [`upsert_texts_sql`]: id, facts, explanation.
+const TEXT_PARAMS: usize = 3;
 /// Per row of [`record_tier_changes_sql`]: account, tier, score, reason, model, run, time.
 const HISTORY_PARAMS: usize = 7;
 /// Per row of [`record_pushes_sql`]: account, tier, bucket, reason, time.
@@ -323,11 +325,11 @@ const ROWS_PER_STATEMENT: usize = 100;
 
 /// Leaves the tiering basis (`base_tier`, `engaged_*`) as [`Store::commit_scores`] set it. An
 /// account already stored takes only its tier and run from here: the rest of its state is what
-/// `commit_scores` (or an earlier run) stored, which the batch was read from, so writing its
-/// facts and explanation again (most of a row's bytes) would only copy them.
+/// `commit_scores` (or an earlier run) stored, which the batch was read from. Its facts and
+/// explanation are in `account_texts` ([`insert_texts_sql`]), so this update writes a small row.
 fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
-        "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
+        "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
             model_version, crm_tier_seen, locked, scored_at, updated_run, tiered)
         VALUES {}
         ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, scored_at = excluded.scored_at,
@@ -336,20 +338,38 @@ fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
     )
 }
 
-/// Columns bound per account in [`upsert_scores_sql`]: the 13 fields, the engagement (2), the
-/// commit time, the run, and the tier again as the base tier.
-const SCORES_PARAMS: usize = 18;
+/// Columns bound per account in [`upsert_scores_sql`]: the 11 fields in `accounts`, the
+/// engagement (2), the commit time, the run, and the tier again as the base tier.
+const SCORES_PARAMS: usize = 16;
+
+/// A new account's facts and explanation, beside [`upsert_accounts_sql`]; a stored account keeps
+/// those `commit_scores` wrote.
+fn insert_texts_sql(backend: &crate::Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO account_texts (id, facts, explanation) VALUES {} ON CONFLICT (id) DO NOTHING",
+        tuples_for(backend, rows, TEXT_PARAMS, "")
+    )
+}
+
+/// A rescored account's facts and explanation, beside [`upsert_scores_sql`].
+fn upsert_texts_sql(backend: &crate::Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO account_texts (id, facts, explanation) VALUES {}
+        ON CONFLICT (id) DO UPDATE SET facts = excluded.facts, explanation = excluded.explanation",
+        tuples_for(backend, rows, TEXT_PARAMS, "")
+    )
+}
 
 /// A rescored account's state without its tier: an existing account keeps the tier it has until
 /// tiering commits one; a new one is stored with its base tier, not yet `tiered`.
 fn upsert_scores_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
-        "INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation,
+        "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
             model_version, crm_tier_seen, locked, engaged_until, engaged_by, scored_at, updated_run, base_tier, tiered)
         VALUES {}
-        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, facts = excluded.facts,
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain,
             facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
-            potential_value = excluded.potential_value, explanation = excluded.explanation, model_version = excluded.model_version,
+            potential_value = excluded.potential_value, model_version = excluded.model_version,
             scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
             updated_run = excluded.updated_run, base_tier = excluded.base_tier,
             engaged_until = excluded.engaged_until, engaged_by = excluded.engaged_by",
@@ -413,6 +433,9 @@ fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
     out
 }
 
+/// An account's whole state: `accounts` with its facts and explanation from `account_texts`.
+const ACCOUNT_FROM: &str = "accounts JOIN account_texts USING (id)";
+
 const ACCOUNT_COLUMNS: &str =
     "id, name, domain, facts, facts_hash, score, coverage, potential_value, tier, explanation, model_version,
     scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run,
@@ -469,7 +492,7 @@ fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
         tiered,
         name: row.text("name").map_err(decode)?,
         domain: row.opt_text("domain").map_err(decode)?,
-        facts: json_col(&row.text("facts").map_err(decode)?, "accounts", "facts", &id)?,
+        facts: json_col(&row.text("facts").map_err(decode)?, "account_texts", "facts", &id)?,
         facts_hash: row.text("facts_hash").map_err(decode)?,
         score: row.real("score").map_err(decode)?,
         coverage: row.real("coverage").map_err(decode)?,
@@ -477,7 +500,7 @@ fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
         tier: parse_col(&row.text("tier").map_err(decode)?, "accounts", "tier", &id)?,
         explanation: json_col(
             &row.text("explanation").map_err(decode)?,
-            "accounts",
+            "account_texts",
             "explanation",
             &id,
         )?,
@@ -599,6 +622,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error("record tier changes", "tier_history"))?;
+                let sql = insert_texts_sql(&self.backend, chunk.len());
+                let mut texts = sqlx::query(&sql);
+                for a in chunk {
+                    texts = texts.bind(&a.id).bind(a.facts.as_str()).bind(a.explanation.as_str());
+                }
+                texts.execute(&mut *tx).await.map_err(query_error("store new accounts' facts", "account_texts"))?;
                 let sql = upsert_accounts_sql(&self.backend, chunk.len());
                 let mut upsert = sqlx::query(&sql);
                 for a in chunk {
@@ -606,13 +635,11 @@ impl Store {
                         .bind(&a.id)
                         .bind(&a.name)
                         .bind(a.domain.as_deref())
-                        .bind(a.facts.as_str())
                         .bind(&a.facts_hash)
                         .bind(a.score)
                         .bind(a.coverage)
                         .bind(a.potential_value)
                         .bind(a.tier.as_str())
-                        .bind(a.explanation.as_str())
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
@@ -733,13 +760,11 @@ impl Store {
                         .bind(&a.id)
                         .bind(&a.name)
                         .bind(a.domain.as_deref())
-                        .bind(a.facts.as_str())
                         .bind(&a.facts_hash)
                         .bind(a.score)
                         .bind(a.coverage)
                         .bind(a.potential_value)
                         .bind(a.tier.as_str())
-                        .bind(a.explanation.as_str())
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
@@ -750,6 +775,13 @@ impl Store {
                         .bind(a.tier.as_str());
                 }
                 upsert.execute(&mut *tx).await.map_err(query_error("store rescored accounts", "accounts"))?;
+                let sql = upsert_texts_sql(&self.backend, chunk.len());
+                let mut texts = sqlx::query(&sql);
+                for r in chunk {
+                    let a = &r.account;
+                    texts = texts.bind(&a.id).bind(a.facts.as_str()).bind(a.explanation.as_str());
+                }
+                texts.execute(&mut *tx).await.map_err(query_error("store rescored accounts' facts", "account_texts"))?;
             }
             tx.commit().await.map_err(query_error("commit rescored accounts", "accounts"))?;
         });
@@ -758,7 +790,7 @@ impl Store {
 
     /// An account's latest state.
     pub async fn account(&self, id: &str) -> Result<Option<AccountState>, StoreError> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM {ACCOUNT_FROM} WHERE id = $1");
         let account = with_pool!(self, pool => sqlx::query(&sql)
             .bind(id)
             .fetch_optional(pool)
@@ -772,19 +804,21 @@ impl Store {
     /// The latest state of each of `ids` the store knows, by id: one round trip per few hundred
     /// ids, for a batch of a run.
     pub async fn accounts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
-        self.accounts_as(ACCOUNT_COLUMNS, ids).await
+        self.accounts_as(ACCOUNT_COLUMNS, ACCOUNT_FROM, ids).await
     }
 
-    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins).
+    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins) from
+    /// `from`.
     async fn accounts_as(
         &self,
         columns: &str,
+        from: &str,
         ids: &[String],
     ) -> Result<HashMap<String, AccountState>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT {columns} FROM accounts WHERE id IN ({})",
+                "SELECT {columns} FROM {from} WHERE id IN ({})",
                 placeholders_for(&self.backend, chunk.len())
             );
             with_pool!(self, pool => {
@@ -816,7 +850,7 @@ impl Store {
         let columns = ACCOUNT_COLUMNS
             .replacen("facts,", "'null' AS facts,", 1)
             .replacen("explanation,", &format!("{reasons} AS explanation,"), 1);
-        self.accounts_as(&columns, ids).await
+        self.accounts_as(&columns, ACCOUNT_FROM, ids).await
     }
 
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through

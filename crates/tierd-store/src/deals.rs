@@ -564,11 +564,11 @@ impl Store {
         // Both give the value's JSON text (`true`, `false`, `"x"`, ...) or NULL when absent.
         let (sql, key) = match &self.backend {
             crate::Backend::Sqlite(_) => (
-                "SELECT id, json_type(facts, $1) AS kind FROM accounts ORDER BY id",
+                "SELECT id, json_type(facts, $1) AS kind FROM account_texts ORDER BY id",
                 format!("$.\"{fact}\".value"),
             ),
             crate::Backend::Postgres(_) => (
-                "SELECT id, (facts::json -> $1 -> 'value')::text AS kind FROM accounts ORDER BY id",
+                "SELECT id, (facts::json -> $1 -> 'value')::text AS kind FROM account_texts ORDER BY id",
                 fact.to_string(),
             ),
         };

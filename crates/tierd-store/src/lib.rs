@@ -2,7 +2,8 @@
 //! PostgreSQL (several instances sharing one database).
 //!
 //! Owns the schema and its migrations, and the tables behind them: `runs`, `accounts` (latest
-//! facts, score, tier, explanation, what was last pushed, lock), `tier_history`, `facts_cache`,
+//! score, tier, what was last pushed, lock) with `account_texts` (its facts and explanation,
+//! most of its bytes, apart so that a tier or push update writes a small row), `tier_history`, `facts_cache`,
 //! `signals`, `checkpoints`, `pending_pushes` (records the CRM rejected), `work_items` (the
 //! PostgreSQL work queue) and the webhook outbox (`webhook_events`, `webhook_deliveries`,
 //! `webhook_attempts`, `webhook_endpoints`), `tier_counts`, deals with their history

@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_shadow.sql"),
         postgres: include_str!("../migrations/postgres/0007_shadow.sql"),
     },
+    Migration {
+        version: 8,
+        name: "account_texts",
+        sqlite: include_str!("../migrations/sqlite/0008_account_texts.sql"),
+        postgres: include_str!("../migrations/postgres/0008_account_texts.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -159,5 +165,96 @@ mod numbering {
             assert_eq!(m.version, i as i64 + 1, "migration {} ({})", m.version, m.name);
             assert!(!m.sqlite.is_empty() && !m.postgres.is_empty(), "{}", m.name);
         }
+    }
+}
+
+/// A store made before a migration keeps its data through it.
+#[cfg(test)]
+mod upgrade {
+    use sqlx::Connection as _;
+
+    use super::{CREATE_TABLE, MIGRATIONS};
+    use crate::Store;
+
+    /// Version 7's `accounts` row: its facts and explanation were columns of it.
+    const ACCOUNT_AT_7: &str = r#"INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier,
+        explanation, model_version, scored_at, base_tier, tiered)
+        VALUES ('a', 'Acme', 'acme.example', '{"firmographic.industry": {"value": "Software"}}', 'h', 4.5, 0.8,
+            'tier_1', '{"reasons": "industry: Software (+0.2)"}', 'm@1', 7, 'tier_1', TRUE)"#;
+
+    /// Applies migrations 1 to 7 with `conn`, as a build of version 7 left them, and stores one
+    /// account.
+    async fn at_version_7<C>(conn: &mut C, postgres: bool)
+    where
+        for<'c> &'c mut C: sqlx::Executor<'c>,
+    {
+        sqlx::raw_sql(CREATE_TABLE)
+            .execute(&mut *conn)
+            .await
+            .expect("schema_migrations");
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 7) {
+            let sql = if postgres { m.postgres } else { m.sqlite };
+            sqlx::raw_sql(sql).execute(&mut *conn).await.expect(m.name);
+            let record = format!(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ({}, '{}', 0)",
+                m.version, m.name
+            );
+            sqlx::raw_sql(&record).execute(&mut *conn).await.expect(m.name);
+        }
+        sqlx::raw_sql(ACCOUNT_AT_7)
+            .execute(&mut *conn)
+            .await
+            .expect("an account at version 7");
+    }
+
+    async fn kept_its_texts(store: &Store) {
+        assert_eq!(store.schema_version().await.expect("version"), 8);
+        let a = store
+            .account("a")
+            .await
+            .expect("read")
+            .expect("the account is still there");
+        assert_eq!(
+            a.facts,
+            serde_json::json!({"firmographic.industry": {"value": "Software"}})
+        );
+        assert_eq!(
+            a.explanation,
+            serde_json::json!({"reasons": "industry: Software (+0.2)"})
+        );
+        assert_eq!(
+            (a.name.as_str(), a.tier, a.score),
+            ("Acme", tierd_core::Tier::Tier1, 4.5)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_accounts_facts_and_explanation_move_to_account_texts_on_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v7.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+        at_version_7(&mut conn, false).await;
+        conn.close().await.expect("close");
+        let store = Store::connect_sqlite_file(&path).await.expect("open and migrate");
+        kept_its_texts(&store).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_accounts_facts_and_explanation_move_to_account_texts_on_postgres() {
+        let Some(schema) = tierd_test_support::postgres::Schema::create("migrate_texts").await else {
+            return;
+        };
+        let mut conn = sqlx::PgConnection::connect_with(&schema.options())
+            .await
+            .expect("connect");
+        at_version_7(&mut conn, true).await;
+        conn.close().await.expect("close");
+        let store = Store::connect_postgres(schema.options())
+            .await
+            .expect("open and migrate");
+        kept_its_texts(&store).await;
+        store.close().await;
     }
 }

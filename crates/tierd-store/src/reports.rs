@@ -205,7 +205,7 @@ fn listing_from_row(row: &impl StoreRow) -> Result<AccountListing, StoreError> {
     let id = row.text("id").map_err(decode)?;
     let explanation: ListedExplanation = json_col_as(
         &row.text("explanation").map_err(decode)?,
-        "accounts",
+        "account_texts",
         "explanation",
         &id,
     )?;
@@ -263,7 +263,7 @@ fn page_sql(tier: bool, after: bool, search: bool) -> String {
     };
     format!(
         "SELECT id, name, domain, tier, score, coverage, locked, pushed_tier, explanation
-         FROM accounts {filter} ORDER BY id LIMIT $1"
+         FROM accounts JOIN account_texts USING (id) {filter} ORDER BY id LIMIT $1"
     )
 }
 
