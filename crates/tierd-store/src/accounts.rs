@@ -8,7 +8,7 @@ use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
 use crate::outbox::{write_events, NewEvent};
-use crate::row::{json_col, parse_col, placeholders_for, tuples_for, StoreRow, WritePool};
+use crate::row::{json_col, last_per_key, parse_col, placeholders_for, tuples_for, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -423,15 +423,6 @@ fn clear_pending_sql(backend: &crate::Backend, rows: usize) -> String {
 
 const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($2, $3, $4, $1)
     ON CONFLICT (run, stage) DO UPDATE SET position = excluded.position, at = excluded.at";
-
-/// The items with distinct keys, the last of each kept: a multi-row upsert may not touch a row
-/// twice, and the last word on an account is the one that counts.
-fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
-    let mut seen = HashSet::with_capacity(items.len());
-    let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
-    out.reverse();
-    out
-}
 
 /// An account's whole state: `accounts` with its facts and explanation from `account_texts`.
 const ACCOUNT_FROM: &str = "accounts JOIN account_texts USING (id)";

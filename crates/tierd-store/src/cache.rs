@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::{query_error, StoreError};
-use crate::row::{json_col, placeholders, placeholders_for, StoreRow, WritePool};
+use crate::row::{json_col, last_per_key, placeholders, placeholders_for, tuples_for, StoreRow, WritePool};
 use crate::{with_pool, Store, Timestamp};
 
 /// One cached result of a plugin for one account key.
@@ -48,11 +48,19 @@ impl CachedFacts {
     }
 }
 
-const UPSERT: &str =
-    "INSERT INTO facts_cache (plugin, plugin_version, key, facts, state, observed_at, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (plugin, plugin_version, key) DO UPDATE SET facts = excluded.facts, state = excluded.state,
-        observed_at = excluded.observed_at, expires_at = excluded.expires_at";
+/// Entries per multi-row upsert: 7 parameters each, 700 per statement.
+const PUT_ROWS: usize = 100;
+
+/// Stores or replaces `rows` entries of one plugin version in one statement.
+fn upsert_sql(backend: &crate::Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO facts_cache (plugin, plugin_version, key, facts, state, observed_at, expires_at)
+        VALUES {}
+        ON CONFLICT (plugin, plugin_version, key) DO UPDATE SET facts = excluded.facts, state = excluded.state,
+            observed_at = excluded.observed_at, expires_at = excluded.expires_at",
+        tuples_for(backend, rows, 7, "")
+    )
+}
 
 /// Keys per `IN (...)` chunk (two more parameters precede them).
 const KEY_CHUNK: usize = 500;
@@ -122,20 +130,24 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
+        // A statement per hundred entries, not per entry; a key given twice keeps its last entry.
+        let entries = last_per_key(entries, |(key, _)| key);
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin caching facts", "facts_cache"))?;
-            for (key, entry) in entries {
-                sqlx::query(UPSERT)
-                    .bind(plugin)
-                    .bind(version)
-                    .bind(key)
-                    .bind(entry.facts.to_string())
-                    .bind(entry.state.to_string())
-                    .bind(entry.observed_at.millis())
-                    .bind(entry.expires_at.millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("cache facts", "facts_cache"))?;
+            for chunk in entries.chunks(PUT_ROWS) {
+                let sql = upsert_sql(&self.backend, chunk.len());
+                let mut upsert = sqlx::query(&sql);
+                for (key, entry) in chunk {
+                    upsert = upsert
+                        .bind(plugin)
+                        .bind(version)
+                        .bind(key)
+                        .bind(entry.facts.to_string())
+                        .bind(entry.state.to_string())
+                        .bind(entry.observed_at.millis())
+                        .bind(entry.expires_at.millis());
+                }
+                upsert.execute(&mut *tx).await.map_err(query_error("cache facts", "facts_cache"))?;
             }
             tx.commit().await.map_err(query_error("commit cached facts", "facts_cache"))?;
         });

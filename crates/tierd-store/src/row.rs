@@ -135,6 +135,15 @@ pub(crate) fn json_col(
     json_col_as(raw, table, column, key)
 }
 
+/// The items with distinct keys, the last of each kept: a multi-row upsert may not touch a row
+/// twice, and the last word on a key is the one that counts.
+pub(crate) fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
+    out.reverse();
+    out
+}
+
 /// `$first, $first+1, ...` for `n` values: the placeholder list of an `IN (...)`.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     let mut out = String::with_capacity(n * 4);

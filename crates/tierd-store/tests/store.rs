@@ -548,6 +548,41 @@ async fn cached_facts_expire(db: TestDb) {
 }
 on_both_backends!(cached_facts_expire);
 
+async fn cached_facts_are_stored_many_at_a_time_and_a_repeated_key_keeps_its_last_entry(db: TestDb) {
+    let t0 = Timestamp::from_millis(1_760_000_000_000);
+    let hour = Duration::from_secs(3600);
+    // 250 keys (three statements of up to 100), with k7 given again at the end.
+    let mut entries: Vec<(String, CachedFacts)> = (0..250)
+        .map(|i| {
+            let facts = json!({"employee_count": i});
+            (
+                format!("k{i}"),
+                CachedFacts::new(facts, json!({"n": i}), t0, hour),
+            )
+        })
+        .collect();
+    entries.push((
+        "k7".to_string(),
+        CachedFacts::new(json!({"employee_count": 7000}), json!({"n": "last"}), t0, hour),
+    ));
+    db.store
+        .put_cached_facts("firmographic", "1.2.0", &entries)
+        .await
+        .expect("put");
+    let keys: Vec<String> = (0..251).map(|i| format!("k{i}")).collect();
+    let got = db
+        .store
+        .cached_facts("firmographic", "1.2.0", &keys, None)
+        .await
+        .expect("get");
+    assert_eq!(got.len(), 250, "k250 was never stored");
+    assert_eq!(got["k0"].facts, json!({"employee_count": 0}));
+    assert_eq!(got["k249"].state, json!({"n": 249}));
+    assert_eq!(got["k7"].facts, json!({"employee_count": 7000}));
+    assert_eq!(got["k7"].state, json!({"n": "last"}));
+}
+on_both_backends!(cached_facts_are_stored_many_at_a_time_and_a_repeated_key_keeps_its_last_entry);
+
 async fn signals_are_recorded_once(db: TestDb) {
     let run = started_run(&db).await;
     let day = |d| Date::from_ymd(2026, 1, d).expect("a date");
