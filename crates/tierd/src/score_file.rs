@@ -4,19 +4,32 @@
 //! Pass 1 scores accounts as they stream in and writes each one's output row, whole, to an
 //! anonymous spill file. A CSV file (without `--enrich`) is cut into chunks of whole records
 //! ([`CsvChunks`]) that one worker per core parses, scores and formats on its own
-//! ([`RowWriter`]); this thread takes the chunks back in input order, checks ids across them,
-//! writes rejects and appends the rows to the spill. JSONL files and enriched runs are read by
-//! one reader thread and scored here, through the same writer.
+//! ([`RowWriter`]); this thread takes the chunks back in input order, writes rejects and
+//! appends the rows to the spill. JSONL files and enriched runs are read by one reader thread
+//! and scored here, through the same writer.
+//!
+//! A repeated id is rejected, with the line it was first seen on. For a CSV file the check is
+//! optimistic: pass 1 keeps no id, only each id's 64-bit hash, on disk, in partitions by the
+//! hash's top bits ([`IdHashes`]). After the pass each partition is sorted in turn; when no
+//! hash occurs twice (a file without repeats) pass 1's result stands. Otherwise pass 1 is run
+//! again from the start of the file, and only ids whose hash occurred twice are kept, in an
+//! exact set ([`Suspects`]): the repeats are rejected as if every id had been kept, and
+//! distinct ids whose hashes collide are both scored. A file with repeats costs a second read
+//! (the chunk reader needs a file it can seek in already, never a pipe). JSONL files and
+//! enriched runs have their ids checked by [`AccountReader`], which keeps every id: only the
+//! CSV path's memory is flat in the number of accounts.
 //!
 //! Tiering needs the whole population only for the pyramid caps, and only accounts in a capped
 //! tier before the caps can move: their row keeps its tier and the cap's words as something
 //! to fill in, and a small record (rank key and where the row is) goes to a second spill. The
 //! caps' lines come from a tally per score ([`CapTally`]); pass 2 copies the spill to the
-//! output, filling in the rows the caps decide. Memory holds the chunks in flight, the
-//! tally and the ids seen (for repeats), never a record per account.
+//! output, filling in the rows the caps decide. Memory holds the chunks in flight, the tally,
+//! a partition of id hashes at a time and the ids whose hash repeats (for a CSV file), never a
+//! record per account.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::Hasher as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -113,7 +126,7 @@ struct RowMeta {
     line: u64,
     /// The id, in [`Rows::ids`].
     id: (usize, usize),
-    /// [`IdSet::hash`] of the id, worked out by the worker.
+    /// [`IdHashes::hash`] of the id, worked out by the worker.
     id_hash: u64,
     /// The row, in [`Rows::out`].
     row: (usize, usize),
@@ -308,7 +321,7 @@ impl<'a> RowWriter<'a> {
         rows.items.push(Item::Row(RowMeta {
             line: acc.line,
             id: (id_start, rows.ids.len()),
-            id_hash: IdSet::hash(&acc.id),
+            id_hash: IdHashes::hash(&acc.id),
             row: (start, rows.out.len()),
             record,
             tier_at: tier_at as u32,
@@ -368,23 +381,47 @@ pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<
     // The output's format is checked again when it is created, after pass 1, as it always was.
     let format = FileFormat::from_path(job.output).unwrap_or(FileFormat::Csv);
     let previous = job.previous.take();
-    let mut pass = Pass1::new(&job, previous.as_ref())?;
-    if FileFormat::from_path(job.input)? == FileFormat::Csv && job.enrich.is_none() {
-        pass1_chunks(settings, &job, previous.as_ref(), format, &mut pass)?;
+    let pass = if FileFormat::from_path(job.input)? == FileFormat::Csv && job.enrich.is_none() {
+        pass1_csv(settings, &job, previous.as_ref(), format)?
     } else {
+        let mut pass = Pass1::new(&job, previous.as_ref())?;
         pass1_batches(settings, &mut job, previous.as_ref(), format, &mut pass)?;
-    }
+        pass
+    };
     pass.finish(settings, &job, format)
 }
 
-/// Pass 1 over a CSV file: chunks parsed, scored and written on every core.
+/// Pass 1 over a CSV file, its ids checked optimistically: a first run keeps only their hashes
+/// ([`IdHashes`]); only when a hash occurs twice is the file read again, the ids with such a
+/// hash checked exactly ([`Suspects`]).
+fn pass1_csv(
+    settings: &Settings,
+    job: &ScoreJob<'_>,
+    previous: Option<&HashMap<String, Tier>>,
+    format: FileFormat,
+) -> anyhow::Result<Pass1> {
+    let mut hashes = IdHashes::new();
+    let pass = pass1_chunks(settings, job, previous, format, &mut hashes)?;
+    let repeated = hashes.repeated()?;
+    if repeated.is_empty() {
+        return Ok(pass);
+    }
+    // The first run's spills, tally and summary are dropped, and its rejects file (if it began
+    // one) is flushed before the second run creates it again.
+    drop(pass);
+    pass1_chunks(settings, job, previous, format, &mut Suspects::new(repeated))
+}
+
+/// Pass 1 over a CSV file: chunks parsed, scored and written on every core, their ids checked
+/// by `ids` in input order.
 fn pass1_chunks(
     settings: &Settings,
     job: &ScoreJob<'_>,
     previous: Option<&HashMap<String, Tier>>,
     format: FileFormat,
-    pass: &mut Pass1,
-) -> anyhow::Result<()> {
+    ids: &mut dyn IdCheck,
+) -> anyhow::Result<Pass1> {
+    let mut pass = Pass1::new(job, previous)?;
     let (layout, mut chunks) = CsvChunks::open(job.input, &settings.schema)?;
     pass.header = layout.header().to_vec();
     pass.summary.ignored_columns = layout.ignored_columns().to_vec();
@@ -451,7 +488,7 @@ fn pass1_chunks(
         let mut i = 0;
         let mut split = RecordSplitter::default();
         while let Ok(mut rows) = from_workers[i % workers].recv() {
-            pass.take(&rows, Some((layout, &mut split)))?;
+            pass.take(&rows, Some((layout, &mut split, &mut *ids)))?;
             let bytes = std::mem::take(&mut rows.chunk.bytes);
             if let Ok(mut p) = chunk_pool.lock() {
                 p.push(bytes);
@@ -466,7 +503,8 @@ fn pass1_chunks(
             Err(_) => bail!("the reader of {} stopped unexpectedly", job.input.display()),
         }
         Ok(())
-    })
+    })?;
+    Ok(pass)
 }
 
 /// Pass 1 over a JSONL file, or with enrichment: a reader thread, scoring on this one.
@@ -626,6 +664,125 @@ fn tier_of(code: u8) -> Option<Tier> {
     Tier::ALL.get(usize::from(code)).copied()
 }
 
+/// How pass 1 checks a CSV file's ids for repeats, in input order.
+trait IdCheck {
+    /// Takes the id of the account on `line` (`hash` is its [`IdHashes::hash`]): the line the
+    /// id was first seen on when the account is to be rejected as a repeat.
+    fn check(&mut self, id: &str, hash: u64, line: u64) -> anyhow::Result<Option<u64>>;
+}
+
+/// Bits of an id's hash that choose its partition in [`IdHashes`].
+const HASH_PART_BITS: u32 = 6;
+/// Bytes of hashes a partition of [`IdHashes`] holds before writing them to its file (32 KiB,
+/// 2 MiB for all of them).
+const HASH_BUFFER: usize = 32 << 10;
+
+/// The first run's check: it rejects nothing and keeps the hash of every id, on disk (8 bytes
+/// an account), in `2^HASH_PART_BITS` partitions by the hash's top bits, so that the hashes
+/// that occur more than once can be found a partition at a time ([`IdHashes::repeated`]).
+struct IdHashes {
+    /// Per partition: the hashes not yet written (little-endian), and its file once it has one.
+    parts: Vec<(Vec<u8>, Option<File>)>,
+}
+
+impl IdHashes {
+    fn new() -> IdHashes {
+        IdHashes {
+            parts: (0..1 << HASH_PART_BITS).map(|_| (Vec::new(), None)).collect(),
+        }
+    }
+
+    /// The hash kept for `id`, worked out where the id is read.
+    ///
+    /// Not [`IdSet::hash`]: its rounds carry a difference only towards the high bits, so ids
+    /// that differ in two words can cancel out (`tierd gen`'s ids, `acc-00000001` and on, have
+    /// 28,000 fewer distinct hashes than ids in the first million, 264,000 fewer in ten), and
+    /// any collision here costs a second read of the file. `rustc-hash`'s byte hash (a folded
+    /// multiply) gave none on those ids or on other numbered ids (Salesforce-like, zero-padded,
+    /// plain numbers) at 10M.
+    fn hash(id: &str) -> u64 {
+        let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write(id.as_bytes());
+        hasher.finish()
+    }
+
+    /// The hashes taken more than once, each once, in order.
+    fn repeated(self) -> anyhow::Result<Vec<u64>> {
+        let mut repeated = Vec::new();
+        let mut bytes = Vec::new();
+        let mut hashes = Vec::new();
+        // A partition holds the hashes of one range, the next partition the next one's: the
+        // repeats come out in order.
+        for (buffer, file) in self.parts {
+            bytes.clear();
+            if let Some(mut file) = file {
+                file.seek(SeekFrom::Start(0))?;
+                file.read_to_end(&mut bytes)
+                    .context("cannot read the spill file")?;
+            }
+            bytes.extend_from_slice(&buffer);
+            hashes.clear();
+            hashes.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())),
+            );
+            hashes.sort_unstable();
+            for pair in hashes.windows(2) {
+                if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
+                    repeated.push(pair[0]);
+                }
+            }
+        }
+        Ok(repeated)
+    }
+}
+
+impl IdCheck for IdHashes {
+    fn check(&mut self, _id: &str, hash: u64, _line: u64) -> anyhow::Result<Option<u64>> {
+        let (buffer, file) = &mut self.parts[(hash >> (64 - HASH_PART_BITS)) as usize];
+        buffer.extend_from_slice(&hash.to_le_bytes());
+        if buffer.len() >= HASH_BUFFER {
+            let file = match file {
+                Some(f) => f,
+                None => file.insert(tempfile::tempfile().context("cannot create a temporary spill file")?),
+            };
+            file.write_all(buffer).context("cannot write the spill file")?;
+            buffer.clear();
+        }
+        Ok(None)
+    }
+}
+
+/// The second run's check, when the first found hashes that occur more than once: the ids with
+/// such a hash are kept, exactly (an [`IdSet`] compares their texts, so distinct ids whose
+/// hashes collide are both let through), the others let through unchecked.
+struct Suspects {
+    /// The repeated hashes, in order.
+    hashes: Vec<u64>,
+    /// The ids with one of them seen so far, with the line each was first seen on.
+    seen: IdSet,
+}
+
+impl Suspects {
+    /// `hashes` in order ([`IdHashes::repeated`]).
+    fn new(hashes: Vec<u64>) -> Suspects {
+        Suspects {
+            hashes,
+            seen: IdSet::default(),
+        }
+    }
+}
+
+impl IdCheck for Suspects {
+    fn check(&mut self, id: &str, hash: u64, line: u64) -> anyhow::Result<Option<u64>> {
+        if self.hashes.binary_search(&hash).is_err() {
+            return Ok(None);
+        }
+        Ok(self.seen.insert(id, line))
+    }
+}
+
 /// Pass 1's state on this thread: the spills, the tally and the summary so far.
 struct Pass1 {
     spill: BufWriter<File>,
@@ -633,7 +790,6 @@ struct Pass1 {
     movable: BufWriter<File>,
     movable_count: u64,
     tally: CapTally,
-    ids: IdSet,
     rejects: Option<RejectWriter>,
     header: Vec<String>,
     summary: ScoreSummary,
@@ -654,7 +810,6 @@ impl Pass1 {
             movable: BufWriter::with_capacity(1 << 16, movable),
             movable_count: 0,
             tally: CapTally::default(),
-            ids: IdSet::default(),
             rejects: None,
             header: Vec::new(),
             summary: ScoreSummary::default(),
@@ -667,11 +822,12 @@ impl Pass1 {
     }
 
     /// Takes a chunk's (or batch's) rows and rejects in input order; `check` holds the file's
-    /// layout when ids are yet to be checked for repeats (they are when read by a chunk worker).
+    /// layout and the check of its ids when they are yet to be checked for repeats (they are
+    /// when read by a chunk worker).
     fn take(
         &mut self,
         rows: &Rows,
-        mut check: Option<(&CsvLayout, &mut RecordSplitter)>,
+        mut check: Option<(&CsvLayout, &mut RecordSplitter, &mut dyn IdCheck)>,
     ) -> anyhow::Result<()> {
         let mut events = rows.events.iter().peekable();
         // Rows go to the spill in runs: a chunk's rows lie one after another in `rows.out`,
@@ -687,8 +843,8 @@ impl Pass1 {
                 Item::Row(meta) => meta,
             };
             let id = &rows.ids[meta.id.0..meta.id.1];
-            if let Some((layout, split)) = &mut check {
-                if let Some(first) = self.ids.insert_hashed(id, meta.id_hash, meta.line) {
+            if let Some((layout, split, ids)) = &mut check {
+                if let Some(first) = ids.check(id, meta.id_hash, meta.line)? {
                     let bytes = &rows.chunk.bytes;
                     split.split_again(bytes, meta.record, meta.line);
                     let r = layout.duplicate(split, bytes, meta.line, id, first);
@@ -1058,4 +1214,71 @@ pub fn print_rejects(out: &mut impl Write, s: &ScoreSummary, input: &Path) -> st
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_hashes_finds_the_hashes_taken_more_than_once_across_partitions_and_their_files() {
+        // Enough hashes that every partition writes to its file, the last few still buffered.
+        let n: u64 = 300_000;
+        let spread = |i: u64| IdHashes::hash(&format!("acc-{i}"));
+        let mut hashes = IdHashes::new();
+        let mut want = Vec::new();
+        for i in 0..n {
+            assert_eq!(hashes.check("", spread(i), i).expect("spilled"), None);
+        }
+        // Taken again: once, twice, and one at the very end (still in its buffer).
+        for i in [7, 150_000, 150_000, n - 1] {
+            hashes.check("", spread(i), 0).expect("spilled");
+            want.push(spread(i));
+        }
+        assert!(hashes.parts.iter().all(|(_, file)| file.is_some()));
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(hashes.repeated().expect("read back"), want);
+    }
+
+    #[test]
+    fn numbered_ids_do_not_collide() {
+        // `tierd gen`'s ids, whose first million have 28,000 fewer distinct `IdSet::hash`es than
+        // ids: a collision here would read every such file twice.
+        let mut hashes: Vec<u64> = (1..=1_000_000)
+            .map(|i| IdHashes::hash(&format!("acc-{i:08}")))
+            .collect();
+        hashes.sort_unstable();
+        assert!(hashes.windows(2).all(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn id_hashes_without_repeats_finds_none() {
+        let mut hashes = IdHashes::new();
+        for i in 0..1000 {
+            hashes
+                .check("", IdHashes::hash(&format!("acc-{i}")), i)
+                .expect("kept");
+        }
+        assert_eq!(hashes.repeated().expect("read back"), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn suspects_are_checked_by_their_text_the_others_let_through() {
+        // "x" and "y" share a hash (as two distinct ids whose hashes collide would).
+        let shared = IdHashes::hash("x");
+        let mut suspects = Suspects::new(vec![shared]);
+        let mut check = |id: &str, hash: u64, line: u64| suspects.check(id, hash, line).expect("checked");
+        assert_eq!(check("x", shared, 2), None);
+        assert_eq!(check("y", shared, 3), None, "a collision is not a repeat");
+        assert_eq!(check("z", IdHashes::hash("z"), 4), None);
+        assert_eq!(
+            check("z", IdHashes::hash("z"), 5),
+            None,
+            "not a suspect: not kept"
+        );
+        assert_eq!(check("y", shared, 6), Some(3));
+        assert_eq!(check("x", shared, 7), Some(2));
+        assert_eq!(check("x", shared, 8), Some(2));
+    }
 }

@@ -937,3 +937,178 @@ fn the_default_model_gives_a_pyramid_by_score_on_generated_data() {
         "Tier 3 by score: {t3} of 20,000 ({by_score:?})"
     );
 }
+
+/// Generates `n` accounts (seed 7) into `path`; the file's text.
+fn gen_accounts(path: &Path, n: usize) -> String {
+    let n = n.to_string();
+    let out = tierd(
+        &[
+            "gen",
+            "--accounts",
+            &n,
+            "--seed",
+            "7",
+            "--as-of",
+            AS_OF,
+            "--output",
+            path.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read_to_string(path).expect("generated")
+}
+
+/// What a run printed on stdout but the line naming its output.
+fn summary(out: &Output) -> String {
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("Wrote "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Scores `input` into `output` and its rejects into `OUTPUT.rejects.csv`, both in `dir`: the
+/// run, the output's bytes and the rejects file's rows (`None` when it was not created).
+fn score_with_rejects(
+    dir: &Path,
+    input: &Path,
+    output: &str,
+) -> (Output, Vec<u8>, Option<Vec<csv::StringRecord>>) {
+    let rejects = dir.join(format!("{output}.rejects.csv"));
+    let (out, tiers) = score(
+        dir,
+        input,
+        output,
+        &["--rejects", rejects.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tiers = std::fs::read(tiers).expect("output written");
+    let rows = rejects.exists().then(|| {
+        csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&rejects)
+            .expect("rejects file")
+            .records()
+            .map(|r| r.expect("row"))
+            .collect()
+    });
+    (out, tiers, rows)
+}
+
+#[test]
+fn a_repeat_in_another_chunk_is_rejected_with_its_first_line_and_changes_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("plain.csv");
+    let text_in = gen_accounts(&plain, 30_000);
+    // Generated rows are one line each: line k of the file is lines[k - 1].
+    let lines: Vec<&str> = text_in.lines().collect();
+    assert_eq!(lines.len(), 30_001);
+    let (first_line, copy_line) = (1_001, 25_001);
+    // `tierd score` cuts a CSV file into chunks of at most 1 MiB: the first occurrence lies in
+    // the first chunk, the copy (inserted before line 25,001) two chunks further at least.
+    let before = |line: usize| lines[..line - 1].iter().map(|l| l.len() + 1).sum::<usize>();
+    assert!(
+        before(first_line + 1) < 1 << 20,
+        "the first occurrence is in the first chunk"
+    );
+    assert!(before(copy_line) > 2 << 20, "the copy is two chunks further");
+    let repeated_row = lines[first_line - 1];
+    let id = repeated_row.split(',').next().expect("an id");
+    let mut with_copy = lines[..copy_line - 1].to_vec();
+    with_copy.push(repeated_row);
+    with_copy.extend_from_slice(&lines[copy_line - 1..]);
+    let repeat = dir.path().join("repeat.csv");
+    std::fs::write(&repeat, with_copy.join("\n") + "\n").expect("write input");
+
+    let (plain_run, plain_tiers, plain_rejects) = score_with_rejects(dir.path(), &plain, "plain-tiers.csv");
+    assert!(plain_rejects.is_none(), "no rejects, no rejects file");
+    let (run, tiers, rejects) = score_with_rejects(dir.path(), &repeat, "repeat-tiers.csv");
+    assert!(
+        tiers == plain_tiers,
+        "the output is the output of the file without the copy"
+    );
+    assert_eq!(summary(&run), summary(&plain_run), "the same summary");
+    let err = text(&run.stderr);
+    let expected =
+        format!("repeat.csv:{copy_line} (id {id}): duplicate id '{id}' (first seen on line {first_line})");
+    assert!(err.contains(&expected), "stderr lacks {expected:?}:\n{err}");
+    assert!(err.contains("1 records rejected"), "{err}");
+    let rejects = rejects.expect("a rejects file");
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    let fields: Vec<&str> = rejects[0].iter().collect();
+    let original: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(repeated_row.as_bytes())
+        .records()
+        .next()
+        .expect("a record")
+        .expect("parses")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let n = original.len();
+    assert_eq!(fields[..n], original, "the record is kept as it was");
+    assert_eq!(fields[n], copy_line.to_string());
+    assert_eq!(
+        fields[n + 1],
+        format!("duplicate id '{id}' (first seen on line {first_line})")
+    );
+}
+
+#[test]
+fn an_id_three_times_is_rejected_twice_in_input_order_among_other_rejects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let header = "id,firmographic.employee_count,engagement.site_visits_30d\n";
+    let input = dir.path().join("in.csv");
+    std::fs::write(
+        &input,
+        format!("{header}a,10,1\nb,2000,50\na,30,3\nc,7\nd,400,4\na,40,4\nc,5,0\n"),
+    )
+    .expect("write input");
+    let without = dir.path().join("without.csv");
+    std::fs::write(&without, format!("{header}a,10,1\nb,2000,50\nd,400,4\nc,5,0\n")).expect("write input");
+
+    let (run, tiers, rejects) = score_with_rejects(dir.path(), &input, "tiers.csv");
+    let (plain_run, plain_tiers, _) = score_with_rejects(dir.path(), &without, "plain.csv");
+    assert_eq!(
+        text(&tiers),
+        text(&plain_tiers),
+        "the first 'a' is kept, the others left out"
+    );
+    assert_eq!(summary(&run), summary(&plain_run));
+    let err = text(&run.stderr);
+    for expected in [
+        "in.csv:4 (id a): duplicate id 'a' (first seen on line 2)",
+        "in.csv:5 (id c): expected 3 fields, found 2",
+        "in.csv:7 (id a): duplicate id 'a' (first seen on line 2)",
+        "3 records rejected",
+    ] {
+        assert!(err.contains(expected), "stderr lacks {expected:?}:\n{err}");
+    }
+    // Each reject once, in input order; the rejected 'c' does not make the later one a repeat.
+    let rejects: Vec<(String, String)> = rejects
+        .expect("a rejects file")
+        .iter()
+        .map(|r| (r[0].to_string(), r[r.len() - 2].to_string()))
+        .collect();
+    assert_eq!(
+        rejects,
+        [("a", "4"), ("c", "5"), ("a", "7")].map(|(id, line)| (id.to_string(), line.to_string()))
+    );
+}
+
+#[test]
+fn a_file_without_repeats_or_bad_rows_creates_no_rejects_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("accounts.csv");
+    std::fs::write(&input, "id,firmographic.employee_count\na,10\nb,2000\nc,300\n").expect("write input");
+    let (run, tiers, rejects) = score_with_rejects(dir.path(), &input, "tiers.csv");
+    assert!(rejects.is_none(), "no rejects file");
+    assert!(!text(&run.stderr).contains("rejected"), "{}", text(&run.stderr));
+    assert_eq!(text(&tiers).lines().count(), 4, "{}", text(&tiers));
+    // Nor at the default path, beside the output.
+    let (run, _) = score(dir.path(), &input, "default.csv", &[]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(!dir.path().join("accounts.rejects.csv").exists());
+}
