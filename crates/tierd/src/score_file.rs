@@ -29,7 +29,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::Hasher as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -692,18 +691,11 @@ impl IdHashes {
         }
     }
 
-    /// The hash kept for `id`, worked out where the id is read.
-    ///
-    /// Not [`IdSet::hash`]: its rounds carry a difference only towards the high bits, so ids
-    /// that differ in two words can cancel out (`tierd gen`'s ids, `acc-00000001` and on, have
-    /// 28,000 fewer distinct hashes than ids in the first million, 264,000 fewer in ten), and
-    /// any collision here costs a second read of the file. `rustc-hash`'s byte hash (a folded
-    /// multiply) gave none on those ids or on other numbered ids (Salesforce-like, zero-padded,
-    /// plain numbers) at 10M.
+    /// The hash kept for `id`, worked out where the id is read: [`IdSet::hash`], whose quality
+    /// matters here, as a collision costs a second read of the file (a test checks numbered ids
+    /// do not collide).
     fn hash(id: &str) -> u64 {
-        let mut hasher = rustc_hash::FxHasher::default();
-        hasher.write(id.as_bytes());
-        hasher.finish()
+        IdSet::hash(id)
     }
 
     /// The hashes taken more than once, each once, in order.
