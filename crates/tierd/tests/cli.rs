@@ -569,25 +569,7 @@ fn explain_into_a_closed_pipe_exits_quietly() {
 #[test]
 fn gen_is_deterministic_and_its_output_scores_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let gen = |name: &str| {
-        let path = dir.path().join(name);
-        let out = tierd(
-            &[
-                "gen",
-                "--accounts",
-                "2000",
-                "--seed",
-                "7",
-                "--as-of",
-                AS_OF,
-                "--output",
-                path.to_str().expect("utf-8"),
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        std::fs::read(&path).expect("generated")
-    };
+    let gen = |name: &str| gen_accounts(&dir.path().join(name), 2000);
     assert_eq!(gen("a.csv"), gen("b.csv"));
     let (out, tiers) = score(dir.path(), &dir.path().join("a.csv"), "tiers.csv", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
