@@ -613,12 +613,33 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error("record tier changes", "tier_history"))?;
-                let sql = insert_texts_sql(&self.backend, chunk.len());
-                let mut texts = sqlx::query(&sql);
+                // Only accounts not stored yet take their facts and explanation from here: the
+                // daemon's have them from `commit_scores`, and sending every account's texts
+                // again (most of its bytes) only for `DO NOTHING` to drop them would cost a
+                // PostgreSQL run its whole facts and explanations over the wire a second time.
+                let sql = format!(
+                    "SELECT id FROM accounts WHERE id IN ({})",
+                    placeholders_for(&self.backend, chunk.len())
+                );
+                let mut known = sqlx::query_scalar::<_, String>(&sql);
                 for a in chunk {
-                    texts = texts.bind(&a.id).bind(a.facts.as_str()).bind(a.explanation.as_str());
+                    known = known.bind(&a.id);
                 }
-                texts.execute(&mut *tx).await.map_err(query_error("store new accounts' facts", "account_texts"))?;
+                let known: HashSet<String> = known
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(query_error("find new accounts", "accounts"))?
+                    .into_iter()
+                    .collect();
+                let new: Vec<&&ScoredAccount> = chunk.iter().filter(|a| !known.contains(&a.id)).collect();
+                if !new.is_empty() {
+                    let sql = insert_texts_sql(&self.backend, new.len());
+                    let mut texts = sqlx::query(&sql);
+                    for a in new {
+                        texts = texts.bind(&a.id).bind(a.facts.as_str()).bind(a.explanation.as_str());
+                    }
+                    texts.execute(&mut *tx).await.map_err(query_error("store new accounts' facts", "account_texts"))?;
+                }
                 let sql = upsert_accounts_sql(&self.backend, chunk.len());
                 let mut upsert = sqlx::query(&sql);
                 for a in chunk {
