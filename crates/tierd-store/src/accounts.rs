@@ -424,6 +424,29 @@ fn clear_pending_sql(backend: &crate::Backend, rows: usize) -> String {
 const WRITE_CHECKPOINT: &str = "INSERT INTO checkpoints (run, stage, position, at) VALUES ($2, $3, $4, $1)
     ON CONFLICT (run, stage) DO UPDATE SET position = excluded.position, at = excluded.at";
 
+/// Which of `$ids` (an iterator of `&str`, at most a few hundred) `accounts` holds, read in the
+/// open transaction `$tx`, as a `HashSet<String>`; a failure returns `$op`'s error. A macro, not
+/// a function, because each backend's transaction is its own type (see `with_pool!`).
+macro_rules! stored_ids {
+    ($tx:expr, $backend:expr, $ids:expr, $op:expr) => {{
+        let ids: Vec<&str> = $ids.collect();
+        let sql = format!(
+            "SELECT id FROM accounts WHERE id IN ({})",
+            placeholders_for($backend, ids.len())
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query
+            .fetch_all(&mut *$tx)
+            .await
+            .map_err(query_error($op, "accounts"))?
+            .into_iter()
+            .collect::<HashSet<String>>()
+    }};
+}
+
 /// An account's whole state: `accounts` with its facts and explanation from `account_texts`.
 const ACCOUNT_FROM: &str = "accounts JOIN account_texts USING (id)";
 
@@ -617,20 +640,7 @@ impl Store {
                 // daemon's have them from `commit_scores`, and sending every account's texts
                 // again (most of its bytes) only for `DO NOTHING` to drop them would cost a
                 // PostgreSQL run its whole facts and explanations over the wire a second time.
-                let sql = format!(
-                    "SELECT id FROM accounts WHERE id IN ({})",
-                    placeholders_for(&self.backend, chunk.len())
-                );
-                let mut known = sqlx::query_scalar::<_, String>(&sql);
-                for a in chunk {
-                    known = known.bind(&a.id);
-                }
-                let known: HashSet<String> = known
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(query_error("find new accounts", "accounts"))?
-                    .into_iter()
-                    .collect();
+                let known = stored_ids!(tx, &self.backend, chunk.iter().map(|a| a.id.as_str()), "find new accounts");
                 let new: Vec<&&ScoredAccount> = chunk.iter().filter(|a| !known.contains(&a.id)).collect();
                 if !new.is_empty() {
                     let sql = insert_texts_sql(&self.backend, new.len());
@@ -679,20 +689,7 @@ impl Store {
                     .rows_affected();
                 if updated < chunk.len() as u64 {
                     // Rare, and fatal to the batch: find which account it was, for the message.
-                    let sql = format!(
-                        "SELECT id FROM accounts WHERE id IN ({})",
-                        placeholders_for(&self.backend, chunk.len())
-                    );
-                    let mut known = sqlx::query_scalar::<_, String>(&sql);
-                    for p in chunk {
-                        known = known.bind(&p.account);
-                    }
-                    let known: HashSet<String> = known
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(query_error("record pushed tiers", "accounts"))?
-                        .into_iter()
-                        .collect();
+                    let known = stored_ids!(tx, &self.backend, chunk.iter().map(|p| p.account.as_str()), "record pushed tiers");
                     unknown_push = chunk.iter().find(|p| !known.contains(&p.account)).map(|p| p.account.clone());
                     break;
                 }

@@ -569,7 +569,7 @@ fn explain_into_a_closed_pipe_exits_quietly() {
 #[test]
 fn gen_is_deterministic_and_its_output_scores_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let gen = |name: &str| gen_accounts(&dir.path().join(name), 2000);
+    let gen = |name: &str| gen_accounts(&dir.path().join(name), 2000, 7);
     assert_eq!(gen("a.csv"), gen("b.csv"));
     let (out, tiers) = score(dir.path(), &dir.path().join("a.csv"), "tiers.csv", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -870,21 +870,7 @@ fn the_default_model_gives_a_pyramid_by_score_on_generated_data() {
     // in Tier 2's band, 20-35% in Tier 3's. The old model put 0.1% above 4.5.
     let dir = tempfile::tempdir().expect("tempdir");
     let accounts = dir.path().join("accounts.csv");
-    let out = tierd(
-        &[
-            "gen",
-            "--accounts",
-            "20000",
-            "--seed",
-            "1",
-            "--as-of",
-            AS_OF,
-            "--output",
-            accounts.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    gen_accounts(&accounts, 20_000, 1);
     let (out, tiers) = score(dir.path(), &accounts, "tiers.csv", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Counts by score against the default thresholds (4.5, 3.75, 3.0), read as printed.
@@ -920,16 +906,17 @@ fn the_default_model_gives_a_pyramid_by_score_on_generated_data() {
     );
 }
 
-/// Generates `n` accounts (seed 7) into `path`; the file's text.
-fn gen_accounts(path: &Path, n: usize) -> String {
+/// Generates `n` accounts with `seed` into `path`; the file's text.
+fn gen_accounts(path: &Path, n: usize, seed: u64) -> String {
     let n = n.to_string();
+    let seed = seed.to_string();
     let out = tierd(
         &[
             "gen",
             "--accounts",
             &n,
             "--seed",
-            "7",
+            &seed,
             "--as-of",
             AS_OF,
             "--output",
@@ -982,7 +969,7 @@ fn score_with_rejects(
 fn a_repeat_in_another_chunk_is_rejected_with_its_first_line_and_changes_nothing_else() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plain = dir.path().join("plain.csv");
-    let text_in = gen_accounts(&plain, 30_000);
+    let text_in = gen_accounts(&plain, 30_000, 7);
     // Generated rows are one line each: line k of the file is lines[k - 1].
     let lines: Vec<&str> = text_in.lines().collect();
     assert_eq!(lines.len(), 30_001);
