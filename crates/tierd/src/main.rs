@@ -24,6 +24,12 @@ mod webhooks_cmd;
 use tierd_config::{load, LoadError, Settings};
 use tierd_engine::{enrich, today};
 
+/// mimalloc rather than the system's malloc: the daemon allocates and frees many small values
+/// per account on several threads (JSON bodies, facts, rows), where glibc's allocator took a
+/// fifth of a run's CPU time (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// B2B account tiering: score accounts over firmographic, technographic, contract and
 /// engagement facts, and sort them into a Tier 1 / 2 / 3 pyramid.
 #[derive(Parser)]
