@@ -638,6 +638,11 @@ impl Movable {
         Ok(true)
     }
 
+    /// The bytes [`Movable::write_to`] writes.
+    fn encoded_len(&self) -> u64 {
+        50 + self.id.len() as u64
+    }
+
     fn empty() -> Movable {
         Movable {
             key: 0,
@@ -967,6 +972,7 @@ impl Pass1 {
         let mut movements = self.movements;
         pass2(
             self.spill,
+            self.spilled,
             &mut movable,
             &cut,
             job.output,
@@ -983,12 +989,7 @@ impl Pass1 {
 }
 
 /// Copies the next `n` bytes of the spill to the output.
-fn copy_spill(
-    spill: &mut BufReader<File>,
-    out: &mut BufWriter<File>,
-    n: u64,
-    output: &Path,
-) -> anyhow::Result<()> {
+fn copy_spill(spill: &mut impl BufRead, out: &mut impl Write, n: u64, output: &Path) -> anyhow::Result<()> {
     let mut left = n;
     while left > 0 {
         let buf = spill.fill_buf().context("cannot read the spill file")?;
@@ -1006,9 +1007,56 @@ fn copy_spill(
     Ok(())
 }
 
-/// Pass 2: the spill copied to the output, with the rows the caps decide filled in.
+/// A file read or written at a position of its own, so that threads can share one open file.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for At<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::write_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_write(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a part of pass 2 starts: its first record in the movable spill, its first byte in the
+/// row spill and where that byte goes in the output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PartStart {
+    movable_at: u64,
+    spill_at: u64,
+    out_at: u64,
+}
+
+/// Pass 2: the spill copied to the output, with the rows the caps decide filled in. The rows the
+/// caps move are placed first, in one read of their (small) spill, which gives the summary's
+/// counts and where each of `parts` threads starts: each then copies its share of the spill to
+/// its own place in the output (copying is most of pass 2, and one thread copies at the speed
+/// of one core).
+#[allow(clippy::too_many_arguments)]
 fn pass2(
     spill: BufWriter<File>,
+    spilled: u64,
     movable: &mut File,
     cut: &CapCut,
     output: &Path,
@@ -1016,32 +1064,155 @@ fn pass2(
     summary: &mut ScoreSummary,
     movements: &mut Option<Movements>,
 ) -> anyhow::Result<()> {
-    let mut spill = spill
+    let spill = spill
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
-    spill.seek(SeekFrom::Start(0))?;
-    let mut spill = BufReader::with_capacity(1 << 20, spill);
+    let movable_len = movable.seek(SeekFrom::End(0))?;
     movable.seek(SeekFrom::Start(0))?;
-    let mut keys = BufReader::with_capacity(1 << 16, movable);
     FileFormat::from_path(output)?;
     let io_err = |source| FileError::Io {
         path: output.to_path_buf(),
         source,
     };
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(output).map_err(io_err)?);
+    let mut header = Vec::new();
     if format == FileFormat::Csv {
-        out.write_all(TIER_COLUMNS.join(",").as_bytes()).map_err(io_err)?;
-        out.write_all(b"\n").map_err(io_err)?;
+        header.extend_from_slice(TIER_COLUMNS.join(",").as_bytes());
+        header.push(b'\n');
     }
+    let parts = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8) as u64;
+    let head = header.len() as u64;
+    let starts = place_movable(
+        &mut BufReader::with_capacity(1 << 16, &mut *movable),
+        spilled,
+        parts,
+        head,
+        cut,
+        summary,
+        movements,
+    )?;
+    let out = File::create(output).map_err(io_err)?;
+    At { file: &out, pos: 0 }.write_all(&header).map_err(io_err)?;
+    let (spill, movable, out) = (&spill, &*movable, &out);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let copies: Vec<_> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let end = starts
+                    .get(i + 1)
+                    .map_or((movable_len, spilled), |e| (e.movable_at, e.spill_at));
+                scope.spawn(move || copy_part(spill, movable, out, start, end, cut, output))
+            })
+            .collect();
+        for copy in copies {
+            match copy.join() {
+                Ok(r) => r?,
+                Err(_) => bail!("a writer of {} stopped unexpectedly", output.display()),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Reads the movable spill once: places each row the caps may move (counting it in the summary)
+/// and returns where each of `parts` parts of pass 2 starts. A part begins at a movable row's
+/// start (its row goes whole to one part), or anywhere after the last of them.
+fn place_movable(
+    keys: &mut impl Read,
+    spilled: u64,
+    parts: u64,
+    head: u64,
+    cut: &CapCut,
+    summary: &mut ScoreSummary,
+    movements: &mut Option<Movements>,
+) -> anyhow::Result<Vec<PartStart>> {
+    let mut starts = vec![PartStart {
+        movable_at: 0,
+        spill_at: 0,
+        out_at: head,
+    }];
+    let threshold = |k: usize| spilled * k as u64 / parts;
+    let (mut movable_at, mut inserted, mut rows_end) = (0u64, 0u64, 0u64);
+    let mut r = Movable::empty();
+    while r.read_from(keys).context("cannot read the spill file")? {
+        rows_end = r.at + u64::from(r.len);
+        while (starts.len() as u64) < parts && r.at >= threshold(starts.len()) {
+            starts.push(PartStart {
+                movable_at,
+                spill_at: r.at,
+                out_at: head + r.at + inserted,
+            });
+        }
+        let (tier, capped_from) = cut.place(r.tier, r.score, r.key);
+        summary.pyramid[tier as usize] += 1;
+        if let Some(m) = movements {
+            m.record(r.previous, tier);
+        }
+        if let Some(from) = capped_from {
+            summary.capped += 1;
+            inserted += TierPolicy::cap_words(from).len() as u64;
+        }
+        movable_at += r.encoded_len();
+    }
+    while (starts.len() as u64) < parts {
+        let at = threshold(starts.len()).max(rows_end);
+        starts.push(PartStart {
+            movable_at,
+            spill_at: at,
+            out_at: head + at + inserted,
+        });
+    }
+    Ok(starts)
+}
+
+/// One part of pass 2: the spill from `start` to `end` (movable spill position, row spill
+/// position) copied to the output from `start.out_at`, the movable rows in it placed.
+fn copy_part(
+    spill: &File,
+    movable: &File,
+    out: &File,
+    start: PartStart,
+    end: (u64, u64),
+    cut: &CapCut,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let io_err = |source| FileError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let mut keys = BufReader::with_capacity(
+        1 << 16,
+        At {
+            file: movable,
+            pos: start.movable_at,
+        },
+    );
+    let mut rows = BufReader::with_capacity(
+        1 << 20,
+        At {
+            file: spill,
+            pos: start.spill_at,
+        },
+    );
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        At {
+            file: out,
+            pos: start.out_at,
+        },
+    );
     // The spill is read through one buffer and copied out in slices (one `io::copy` per row
     // would ask the kernel about both files each time).
-    let mut at = 0u64;
+    let (mut movable_at, mut at) = (start.movable_at, start.spill_at);
     let mut row = Vec::new();
     let mut r = Movable::empty();
-    while r.read_from(&mut keys).context("cannot read the spill file")? {
-        copy_spill(&mut spill, &mut out, r.at - at, output)?;
+    while movable_at < end.0 && r.read_from(&mut keys).context("cannot read the spill file")? {
+        movable_at += r.encoded_len();
+        copy_spill(&mut rows, &mut out, r.at - at, output)?;
         row.clear();
-        (&mut spill)
+        (&mut rows)
             .take(u64::from(r.len))
             .read_to_end(&mut row)
             .context("cannot read the spill file")?;
@@ -1050,17 +1221,12 @@ fn pass2(
         }
         at = r.at + u64::from(r.len);
         let (tier, capped_from) = cut.place(r.tier, r.score, r.key);
-        summary.pyramid[tier as usize] += 1;
-        if let Some(m) = movements {
-            m.record(r.previous, tier);
-        }
         // Tier 1, 2 and 3 are written with as many letters.
         let t = r.tier_at as usize;
         row[t..t + 6].copy_from_slice(tier.as_str().as_bytes());
         match capped_from {
             None => out.write_all(&row).map_err(io_err)?,
             Some(from) => {
-                summary.capped += 1;
                 let c = r.cap_at as usize;
                 out.write_all(&row[..c]).map_err(io_err)?;
                 out.write_all(TierPolicy::cap_words(from).as_bytes())
@@ -1069,15 +1235,7 @@ fn pass2(
             }
         }
     }
-    loop {
-        let buf = spill.fill_buf().context("cannot read the spill file")?;
-        if buf.is_empty() {
-            break;
-        }
-        let n = buf.len();
-        out.write_all(buf).map_err(io_err)?;
-        spill.consume(n);
-    }
+    copy_spill(&mut rows, &mut out, end.1 - at, output)?;
     out.flush().map_err(io_err)?;
     Ok(())
 }
@@ -1231,6 +1389,70 @@ mod tests {
         want.sort_unstable();
         want.dedup();
         assert_eq!(hashes.repeated().expect("read back"), want);
+    }
+
+    /// The movable spill of rows at these (start, length) in the row spill.
+    fn movable_spill(rows: &[(u64, u32)]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (i, &(at, len)) in rows.iter().enumerate() {
+            let mut r = Movable::empty();
+            r.key = i as u64;
+            r.at = at;
+            r.len = len;
+            r.tier = Tier::Tier1;
+            r.id = format!("id-{i}");
+            r.write_to(&mut bytes).expect("written");
+        }
+        bytes
+    }
+
+    fn starts(rows: &[(u64, u32)], spilled: u64, parts: u64) -> Vec<(u64, u64, u64)> {
+        let bytes = movable_spill(rows);
+        let mut summary = ScoreSummary::default();
+        let found = place_movable(
+            &mut &bytes[..],
+            spilled,
+            parts,
+            10,
+            &CapCut::default(),
+            &mut summary,
+            &mut None,
+        )
+        .expect("placed");
+        assert_eq!(
+            summary.pyramid[0],
+            rows.len(),
+            "every movable row is counted once"
+        );
+        found
+            .iter()
+            .map(|p| (p.movable_at, p.spill_at, p.out_at))
+            .collect()
+    }
+
+    #[test]
+    fn pass_two_parts_start_at_a_movable_row_or_after_the_last() {
+        // A movable record is 50 bytes and its id ("id-0": 4).
+        assert_eq!(
+            starts(&[(0, 100), (300, 100), (600, 100)], 1000, 2),
+            vec![(0, 0, 10), (108, 600, 610)],
+            "the first row at or past half the spill starts the second part"
+        );
+        // Past the last movable row any byte will do, but not one inside that row: the row
+        // from 450 to 550 crosses the half at 500 and stays whole in the first part.
+        assert_eq!(
+            starts(&[(0, 100), (450, 100)], 1000, 2),
+            vec![(0, 0, 10), (108, 550, 560)]
+        );
+        assert_eq!(
+            starts(&[], 1000, 4),
+            vec![(0, 0, 10), (0, 250, 260), (0, 500, 510), (0, 750, 760)]
+        );
+        // The one row past three quarters starts the last three parts; two of them are empty.
+        assert_eq!(
+            starts(&[(0, 10), (800, 100)], 1000, 4),
+            vec![(0, 0, 10), (54, 800, 810), (54, 800, 810), (54, 800, 810)]
+        );
     }
 
     #[test]
