@@ -23,7 +23,8 @@
 //! tier before the caps can move: their row keeps its tier and the cap's words as something
 //! to fill in, and a small record (rank key and where the row is) goes to a second spill. The
 //! caps' lines come from a tally per score ([`CapTally`]); pass 2 copies the spill to the
-//! output, filling in the rows the caps decide. Memory holds the chunks in flight, the tally,
+//! output, filling in the rows the caps decide, one share of the spill per core, each written
+//! at its own place in the output. Memory holds the chunks in flight, the tally,
 //! a partition of id hashes at a time and the ids whose hash repeats (for a CSV file), never a
 //! record per account.
 
