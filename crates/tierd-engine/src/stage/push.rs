@@ -49,16 +49,28 @@ pub(crate) async fn push<S: Sink>(
     }
     let top = p.settings.pipeline.top_movements;
     let now = Timestamp::now();
-    for (batch_no, chunk) in to_finalize
+    let batches: Vec<&[Final]> = to_finalize
         .chunks(p.settings.pipeline.push_batch_size.max(1))
-        .enumerate()
-    {
+        .collect();
+    // Runs that keep nothing read the accounts too: those they did not rescore may still move.
+    // The next batch's are read while this one is delivered (a batch's delivery writes only its
+    // own accounts, and an account is in one batch), so the store's reads and writes overlap.
+    let read_states = |batch: Option<&&[Final]>| {
+        let ids: Vec<String> = batch.map_or_else(Vec::new, |b| b.iter().map(|f| f.id.clone()).collect());
+        async move {
+            if ids.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                p.store.accounts_for_push(&ids).await
+            }
+        }
+    };
+    let mut next_states = Some(read_states(batches.first()).await?);
+    for (batch_no, &chunk) in batches.iter().enumerate() {
         if *shutdown.borrow() {
             return Ok(Ending::Stopped);
         }
-        let ids: Vec<String> = chunk.iter().map(|f| f.id.clone()).collect();
-        // Runs that keep nothing read them too: accounts they did not rescore may still move.
-        let states = p.store.accounts_for_push(&ids).await?;
+        let states = next_states.take().unwrap_or_default();
         let mut updates = Vec::new();
         let mut crm: HashMap<String, CrmTierState> = HashMap::new();
         let mut last: HashMap<String, LastPush> = HashMap::new();
@@ -160,7 +172,12 @@ pub(crate) async fn push<S: Sink>(
         }
         plan.send = planned.send;
         plan.repaired = planned.repaired.into_iter().collect();
-        sink.deliver(ctx, batch_no, plan, report).await?;
+        let (delivered, read) = tokio::join!(
+            sink.deliver(ctx, batch_no, plan, report),
+            read_states(batches.get(batch_no + 1))
+        );
+        delivered?;
+        next_states = Some(read?);
         if let Some(pr) = progress {
             pr.advance(chunk.len() as u64);
         }
