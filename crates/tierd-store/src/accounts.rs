@@ -813,21 +813,19 @@ impl Store {
     /// The latest state of each of `ids` the store knows, by id: one round trip per few hundred
     /// ids, for a batch of a run.
     pub async fn accounts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
-        self.accounts_as(ACCOUNT_COLUMNS, ACCOUNT_FROM, ids).await
+        self.accounts_as(ACCOUNT_COLUMNS, ids).await
     }
 
-    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins) from
-    /// `from`.
+    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins).
     async fn accounts_as(
         &self,
         columns: &str,
-        from: &str,
         ids: &[String],
     ) -> Result<HashMap<String, AccountState>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT {columns} FROM {from} WHERE id IN ({})",
+                "SELECT {columns} FROM {ACCOUNT_FROM} WHERE id IN ({})",
                 placeholders_for(&self.backend, chunk.len())
             );
             with_pool!(self, pool => {
@@ -859,7 +857,7 @@ impl Store {
         let columns = ACCOUNT_COLUMNS
             .replacen("facts,", "'null' AS facts,", 1)
             .replacen("explanation,", &format!("{reasons} AS explanation,"), 1);
-        self.accounts_as(&columns, ACCOUNT_FROM, ids).await
+        self.accounts_as(&columns, ids).await
     }
 
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through

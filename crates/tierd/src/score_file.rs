@@ -376,6 +376,13 @@ fn push_json_f32(out: &mut Vec<u8>, x: f32) {
     let _ = serde_json::to_writer(&mut *out, &x);
 }
 
+/// Threads pass 1's chunk workers and pass 2's copies each use: one per core, up to 8.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// Runs one scoring job.
 pub fn score_file(settings: &Settings, mut job: ScoreJob<'_>) -> anyhow::Result<ScoreSummary> {
     // The output's format is checked again when it is created, after pass 1, as it always was.
@@ -425,9 +432,7 @@ fn pass1_chunks(
     let (layout, mut chunks) = CsvChunks::open(job.input, &settings.schema)?;
     pass.header = layout.header().to_vec();
     pass.summary.ignored_columns = layout.ignored_columns().to_vec();
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8);
+    let workers = cores();
     // Buffers go round: reader -> worker -> this thread -> back to the pools.
     let chunk_pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let rows_pool: Mutex<Vec<Rows>> = Mutex::new(Vec::new());
@@ -786,7 +791,6 @@ struct Pass1 {
     spill: BufWriter<File>,
     spilled: u64,
     movable: BufWriter<File>,
-    movable_count: u64,
     tally: CapTally,
     rejects: Option<RejectWriter>,
     header: Vec<String>,
@@ -806,7 +810,6 @@ impl Pass1 {
             spill: BufWriter::with_capacity(1 << 20, spill),
             spilled: 0,
             movable: BufWriter::with_capacity(1 << 16, movable),
-            movable_count: 0,
             tally: CapTally::default(),
             rejects: None,
             header: Vec::new(),
@@ -887,7 +890,6 @@ impl Pass1 {
                 r.id.push_str(id);
                 r.write_to(&mut self.movable)
                     .context("cannot write the spill file")?;
-                self.movable_count += 1;
             } else {
                 self.summary.pyramid[meta.before.tier as usize] += 1;
                 if let Some(m) = &mut self.movements {
@@ -973,7 +975,6 @@ impl Pass1 {
         let mut movements = self.movements;
         pass2(
             self.spill,
-            self.spilled,
             &mut movable,
             &cut,
             job.output,
@@ -1054,10 +1055,8 @@ struct PartStart {
 /// counts and where each of `parts` threads starts: each then copies its share of the spill to
 /// its own place in the output (copying is most of pass 2, and one thread copies at the speed
 /// of one core).
-#[allow(clippy::too_many_arguments)]
 fn pass2(
     spill: BufWriter<File>,
-    spilled: u64,
     movable: &mut File,
     cut: &CapCut,
     output: &Path,
@@ -1068,6 +1067,7 @@ fn pass2(
     let spill = spill
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the spill file: {}", e.error()))?;
+    let spilled = spill.metadata().context("cannot read the spill file")?.len();
     let movable_len = movable.seek(SeekFrom::End(0))?;
     movable.seek(SeekFrom::Start(0))?;
     FileFormat::from_path(output)?;
@@ -1080,9 +1080,7 @@ fn pass2(
         header.extend_from_slice(TIER_COLUMNS.join(",").as_bytes());
         header.push(b'\n');
     }
-    let parts = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8) as u64;
+    let parts = cores() as u64;
     let head = header.len() as u64;
     let starts = place_movable(
         &mut BufReader::with_capacity(1 << 16, &mut *movable),

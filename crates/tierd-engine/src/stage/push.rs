@@ -65,12 +65,11 @@ pub(crate) async fn push<S: Sink>(
             }
         }
     };
-    let mut next_states = Some(read_states(batches.first()).await?);
+    let mut states = read_states(batches.first()).await?;
     for (batch_no, &chunk) in batches.iter().enumerate() {
         if *shutdown.borrow() {
             return Ok(Ending::Stopped);
         }
-        let states = next_states.take().unwrap_or_default();
         let mut updates = Vec::new();
         let mut crm: HashMap<String, CrmTierState> = HashMap::new();
         let mut last: HashMap<String, LastPush> = HashMap::new();
@@ -177,7 +176,7 @@ pub(crate) async fn push<S: Sink>(
             read_states(batches.get(batch_no + 1))
         );
         delivered?;
-        next_states = Some(read?);
+        states = read?;
         if let Some(pr) = progress {
             pr.advance(chunk.len() as u64);
         }
