@@ -309,8 +309,8 @@ pub struct Checkpoint {
 // the square of their count to bind there).
 
 /// Columns bound per scored account in [`upsert_accounts_sql`]: its 11 fields in `accounts`, the
-/// commit time and the run.
-const ACCOUNT_PARAMS: usize = 13;
+/// commit time, the run, and what this batch pushed for it (4, all `NULL` when nothing).
+const ACCOUNT_PARAMS: usize = 17;
 /// Per row of [`insert_texts_sql`] and [`upsert_texts_sql`]: id, facts, explanation.
 const TEXT_PARAMS: usize = 3;
 /// Per row of [`record_tier_changes_sql`]: account, tier, score, reason, model, run, time.
@@ -327,13 +327,24 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// account already stored takes only its tier and run from here: the rest of its state is what
 /// `commit_scores` (or an earlier run) stored, which the batch was read from. Its facts and
 /// explanation are in `account_texts` ([`insert_texts_sql`]), so this update writes a small row.
+///
+/// The account's pushed state comes with it when the batch pushed it (`pushed_at` not `NULL`;
+/// a stored push keeps its value otherwise), so a pushed batch updates each row once, not once
+/// for its tier and again for its push ([`record_pushes_sql`] takes only the pushed accounts
+/// the batch does not tier).
 fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
-            model_version, crm_tier_seen, locked, scored_at, updated_run, tiered)
+            model_version, crm_tier_seen, locked, scored_at, updated_run,
+            pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, tiered)
         VALUES {}
         ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, scored_at = excluded.scored_at,
-            updated_run = excluded.updated_run, tiered = TRUE",
+            updated_run = excluded.updated_run, tiered = TRUE,
+            pushed_tier = CASE WHEN excluded.pushed_at IS NULL THEN accounts.pushed_tier ELSE excluded.pushed_tier END,
+            pushed_score_bucket = CASE WHEN excluded.pushed_at IS NULL THEN accounts.pushed_score_bucket
+                ELSE excluded.pushed_score_bucket END,
+            pushed_reason = CASE WHEN excluded.pushed_at IS NULL THEN accounts.pushed_reason ELSE excluded.pushed_reason END,
+            pushed_at = COALESCE(excluded.pushed_at, accounts.pushed_at)",
         tuples_for(backend, rows, ACCOUNT_PARAMS, ", TRUE")
     )
 }
@@ -391,6 +402,7 @@ fn record_tier_changes_sql(backend: &crate::Backend, rows: usize) -> String {
     )
 }
 
+/// The pushed state of accounts the batch pushed without tiering them.
 fn record_pushes_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "UPDATE accounts SET pushed_tier = v.column2, pushed_score_bucket = v.column3,
@@ -612,6 +624,20 @@ impl Store {
         let run = batch.run.0;
         let scored = last_per_key(&batch.scored, |a| &a.id);
         let pushed = last_per_key(&batch.pushed, |p| &p.account);
+        // A tiered account's push is written with its tier (`upsert_accounts_sql`); the rest here.
+        let pushed_with_tier: HashMap<&str, &PushRecord> = {
+            let tiered: HashSet<&str> = scored.iter().map(|a| a.id.as_str()).collect();
+            pushed
+                .iter()
+                .filter(|p| tiered.contains(p.account.as_str()))
+                .map(|p| (p.account.as_str(), *p))
+                .collect()
+        };
+        let pushed_alone: Vec<&PushRecord> = pushed
+            .iter()
+            .filter(|p| !pushed_with_tier.contains_key(p.account.as_str()))
+            .copied()
+            .collect();
         let rejected = last_per_key(&batch.rejected, |r| &r.account);
         // A pushed record settles its pending push; so does an explicit clear.
         let mut cleared: Vec<&str> = pushed.iter().map(|p| p.account.as_str()).collect();
@@ -653,6 +679,7 @@ impl Store {
                 let sql = upsert_accounts_sql(&self.backend, chunk.len());
                 let mut upsert = sqlx::query(&sql);
                 for a in chunk {
+                    let p = pushed_with_tier.get(a.id.as_str());
                     upsert = upsert
                         .bind(&a.id)
                         .bind(&a.name)
@@ -666,12 +693,16 @@ impl Store {
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
                         .bind(now)
-                        .bind(run);
+                        .bind(run)
+                        .bind(p.map(|p| p.tier.as_str()))
+                        .bind(p.map(|p| p.score_bucket))
+                        .bind(p.map(|p| p.reason.as_str()))
+                        .bind(p.map(|_| now));
                 }
                 upsert.execute(&mut *tx).await.map_err(query_error("upsert account state", "accounts"))?;
             }
             let mut unknown_push = None;
-            for chunk in pushed.chunks(ROWS_PER_STATEMENT) {
+            for chunk in pushed_alone.chunks(ROWS_PER_STATEMENT) {
                 let sql = record_pushes_sql(&self.backend, chunk.len());
                 let mut update = sqlx::query(&sql);
                 for p in chunk {

@@ -383,6 +383,63 @@ async fn pushed_state_survives_a_restart(db: TestDb) {
 }
 on_both_backends!(pushed_state_survives_a_restart);
 
+/// A batch writes a pushed account's push with its tier, in one update of its row; an account it
+/// tiers without pushing keeps the push it had, and one it pushes without tiering gets its push.
+async fn a_batch_keeps_earlier_pushes_of_the_accounts_it_tiers_without_pushing(db: TestDb) {
+    let run = started_run(&db).await;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 4.7, Tier::Tier1), scored("b", 3.9, Tier::Tier2)],
+            pushed: vec![pushed("a", Tier::Tier1)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("first batch");
+    let pushed_of = |id: &'static str| {
+        let store = &db.store;
+        async move {
+            store
+                .account(id)
+                .await
+                .expect("read")
+                .expect("stored")
+                .pushed
+                .map(|p| (p.tier, p.score_bucket))
+        }
+    };
+    assert_eq!(pushed_of("a").await, Some((Tier::Tier1, 4.5)));
+    assert_eq!(pushed_of("b").await, None);
+
+    // a moves to tier 2 and its push is refused; b is pushed without being tiered again.
+    let mut b_push = pushed("b", Tier::Tier2);
+    b_push.score_bucket = 3.5;
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![scored("a", 3.9, Tier::Tier2)],
+            pushed: vec![b_push],
+            rejected: vec![rejected("a", Tier::Tier2, "busy", false)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("second batch");
+    let a = db.store.account("a").await.expect("read").expect("a");
+    assert_eq!(a.tier, Tier::Tier2);
+    assert_eq!(
+        pushed_of("a").await,
+        Some((Tier::Tier1, 4.5)),
+        "a keeps what was pushed before"
+    );
+    assert_eq!(pushed_of("b").await, Some((Tier::Tier2, 3.5)));
+    let history = db.store.tier_history("a", 10).await.expect("history");
+    assert_eq!(
+        history.iter().map(|c| c.to).collect::<Vec<_>>(),
+        vec![Tier::Tier2, Tier::Tier1]
+    );
+}
+on_both_backends!(a_batch_keeps_earlier_pushes_of_the_accounts_it_tiers_without_pushing);
+
 async fn rejected_pushes_are_kept_until_pushed_or_permanent(db: TestDb) {
     let run = started_run(&db).await;
     db.store
