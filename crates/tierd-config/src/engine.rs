@@ -127,6 +127,10 @@ pub struct PipelineSettings {
     pub workers: usize,
     /// Tier updates per push call and per pushed-batch commit.
     pub push_batch_size: usize,
+    /// Push batches in flight at once: one is sent while another's outcome commits. Each batch
+    /// still commits its own outcome before it counts as pushed, so a crash re-sends at most
+    /// this many batches (closed by the adoption rule, see tierd-engine).
+    pub push_concurrency: usize,
     /// Scores are compared rounded to this step when deciding whether to push.
     pub score_step: f32,
     /// A work item claimed longer than this by an instance is given to another.
@@ -149,6 +153,7 @@ impl Default for PipelineSettings {
             channel_pages: 4,
             workers: 2,
             push_batch_size: 100,
+            push_concurrency: 2,
             score_step: 0.1,
             stale_work_secs: 300,
             as_of: None,
@@ -168,6 +173,7 @@ impl PipelineSettings {
             ("channel_pages", self.channel_pages),
             ("workers", self.workers),
             ("push_batch_size", self.push_batch_size),
+            ("push_concurrency", self.push_concurrency),
             ("idle_poll_ms", self.idle_poll_ms as usize),
         ] {
             if v == 0 {
@@ -271,5 +277,10 @@ mod tests {
             ..PipelineSettings::default()
         };
         assert_eq!(bad.problems()[0].0, "pipeline.workers");
+        let bad = PipelineSettings {
+            push_concurrency: 0,
+            ..PipelineSettings::default()
+        };
+        assert_eq!(bad.problems()[0].0, "pipeline.push_concurrency");
     }
 }

@@ -39,6 +39,8 @@ pub struct EmulatorStats {
     /// ten-second window or the search second), 0 while no limit is on: what a client
     /// pacing itself to the limit is judged by, without timing it.
     pub busiest_window: u64,
+    /// The most vendor requests being answered at once: how many a client had in flight.
+    pub most_in_flight: u64,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +51,8 @@ pub(crate) struct Stats {
     dropped: AtomicU64,
     correlation: AtomicU64,
     busiest_window: AtomicU64,
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
 }
 
 impl Stats {
@@ -60,6 +64,7 @@ impl Stats {
             dropped: self.dropped.load(Ordering::Relaxed),
             writes: writes.total(),
             busiest_window: self.busiest_window.load(Ordering::Relaxed),
+            most_in_flight: self.most_in_flight.load(Ordering::Relaxed),
         }
     }
 
@@ -100,6 +105,7 @@ pub(crate) struct Gate {
 /// request never writes anything).
 pub(crate) async fn fault_gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
     gate.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight::enter(&gate.stats);
     let (latency, action) = gate.faults.next_action();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -118,6 +124,23 @@ pub(crate) async fn fault_gate(State(gate): State<Arc<Gate>>, req: Request, next
             gate.stats.dropped.fetch_add(1, Ordering::Relaxed);
             dropped_connection()
         }
+    }
+}
+
+/// One request being answered, counted in [`Stats`] until it is dropped (answered or abandoned).
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a Stats) -> Self {
+        let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.most_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -12,13 +12,12 @@ use crate::context::RunCtx;
 use crate::events;
 use crate::plan::{PushPlan, View};
 use crate::queue;
-use crate::sink::Sink;
+use crate::sink::{Delivered, PushStop, Sink};
 use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::{self, Member};
 use crate::timings::Stage;
 use crate::work::{BatchCounts, Payload, Shared, WorkAccount};
-use crate::RunReport;
 
 /// Full and incremental runs: work through the store's queue, scores committed, tiers pushed.
 pub(crate) struct CommitSink;
@@ -164,13 +163,7 @@ impl Sink for CommitSink {
         state.map(|s| View::from_state(s, ctx.run))
     }
 
-    async fn deliver(
-        &self,
-        ctx: &RunCtx<'_>,
-        batch_no: usize,
-        plan: PushPlan,
-        report: &mut RunReport,
-    ) -> anyhow::Result<()> {
+    async fn deliver(&self, ctx: &RunCtx<'_>, batch_no: usize, plan: PushPlan) -> Delivered {
         let p = ctx.p;
         let step = tierd_core::ScoreStep::new(f64::from(p.settings.pipeline.score_step)).unwrap_or_default();
         let adopted_here = plan.adopted.len() as u64;
@@ -180,6 +173,8 @@ impl Sink for CommitSink {
         let mut deferred_reason = None;
         let mut deferred_here = 0u64;
         let mut stop_error = None;
+        let mut repaired = 0u64;
+        let sending = std::time::Instant::now();
         for batch in plan.send.chunks(p.settings.pipeline.push_batch_size.max(1)) {
             match p.connector.push(batch).await {
                 Ok(outcomes) => {
@@ -187,7 +182,7 @@ impl Sink for CommitSink {
                         match o {
                             PushOutcome::Written => {
                                 if plan.repaired.contains(&u.id) {
-                                    report.repaired += 1;
+                                    repaired += 1;
                                 }
                                 pushed.push(PushRecord {
                                     account: u.id.clone(),
@@ -224,13 +219,17 @@ impl Sink for CommitSink {
                 }
             }
         }
-        let written = pushed.len() as u64 - adopted_here;
-        let refused = rejected.len() as u64 - deferred_here;
-        report.deferred += deferred_here;
-        report.pushed += written;
-        report.rejected += refused;
+        ctx.time_since(Stage::Push, sending);
+        let mut delivered = Delivered {
+            pushed: pushed.len() as u64 - adopted_here,
+            repaired,
+            rejected: rejected.len() as u64 - deferred_here,
+            deferred: deferred_here,
+            stop: None,
+        };
         let committing = std::time::Instant::now();
-        p.store
+        let committed = p
+            .store
             .commit_batch(&BatchCommit {
                 run: ctx.run,
                 scored: plan.scored,
@@ -243,20 +242,22 @@ impl Sink for CommitSink {
             })
             .await
             .inspect_err(|_| p.metrics.error("store"))
-            .context("commit a pushed batch")?;
+            .context("commit a pushed batch");
         ctx.time_since(Stage::Commit, committing);
-        p.metrics.pushes("written", written);
-        p.metrics.pushes("rejected", refused);
-        if let Some(e) = stop_error {
-            anyhow::bail!("the push stopped: {e}; what was pushed is recorded, the next run resumes");
+        if let Err(e) = committed {
+            delivered.stop = Some(PushStop::Failed(e));
+            return delivered;
         }
-        if let Some(reason) = deferred_reason {
-            anyhow::bail!(
-                "the CRM did not take more updates ({reason}); {} deferred to the next run",
-                report.deferred
-            );
-        }
-        Ok(())
+        p.metrics.pushes("written", delivered.pushed);
+        p.metrics.pushes("rejected", delivered.rejected);
+        delivered.stop = match (stop_error, deferred_reason) {
+            (Some(e), _) => Some(PushStop::Failed(anyhow::anyhow!(
+                "the push stopped: {e}; what was pushed is recorded, the next run resumes"
+            ))),
+            (None, Some(reason)) => Some(PushStop::Deferred(reason)),
+            (None, None) => None,
+        };
+        delivered
     }
 
     async fn finish(&self, ctx: &RunCtx<'_>, watermark: Option<String>) -> anyhow::Result<()> {

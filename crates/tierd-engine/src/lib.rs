@@ -28,8 +28,10 @@
 //!
 //! # Crash safety
 //! Each push batch commits its state and outcome in one store transaction (see `tierd-store`),
-//! so a committed push is never sent again. The one window left is a crash after the CRM accepted
-//! a batch and before the commit. It is closed on the next run by the **adoption rule**: when the
+//! so a committed push is never sent again. Up to `[pipeline] push_concurrency` batches are in
+//! flight at once (one is sent while another commits; each holds only its own accounts). The one
+//! window left is a crash after the CRM accepted a batch and before its commit, for each batch
+//! in flight. It is closed on the next run by the **adoption rule**: when the
 //! account was pulled in this run, is not locked, and the CRM already holds exactly the tier tierd
 //! is about to push while tierd's record says it pushed something else (or nothing), the value is
 //! recorded as pushed without writing it again. A person's edit is still detected: a person's value

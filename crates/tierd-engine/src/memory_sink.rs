@@ -8,13 +8,12 @@ use tierd_store::AccountState;
 
 use crate::context::RunCtx;
 use crate::plan::{PushPlan, View};
-use crate::sink::Sink;
+use crate::sink::{Delivered, Sink};
 use crate::stage;
 use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::{self, Member};
 use crate::work::{BatchCounts, Shared, WorkAccount};
-use crate::RunReport;
 
 /// Dry runs and pilots: items processed where they are pulled, scores kept in memory, nothing
 /// stored or pushed; the push plan is only counted.
@@ -117,16 +116,12 @@ impl Sink for MemorySink {
         }
     }
 
-    async fn deliver(
-        &self,
-        _ctx: &RunCtx<'_>,
-        _batch_no: usize,
-        plan: PushPlan,
-        report: &mut RunReport,
-    ) -> anyhow::Result<()> {
-        report.pushed += plan.send.len() as u64;
-        report.repaired += plan.repaired.len() as u64;
-        Ok(())
+    async fn deliver(&self, _ctx: &RunCtx<'_>, _batch_no: usize, plan: PushPlan) -> Delivered {
+        Delivered {
+            pushed: plan.send.len() as u64,
+            repaired: plan.repaired.len() as u64,
+            ..Delivered::default()
+        }
     }
 
     async fn finish(&self, _ctx: &RunCtx<'_>, _watermark: Option<String>) -> anyhow::Result<()> {

@@ -113,10 +113,11 @@ pub(crate) async fn execute<S: Sink>(
     } else {
         to_finalize.iter().map(|f| f.id.clone()).collect()
     };
-    let (clock, committed) = (ctx.clock(), commit_time(ctx));
+    let clock = ctx.clock();
     let ending = push::push(ctx, sink, to_finalize, report, &shutdown, progress).await;
-    // The batch commits inside the push are counted as `commit`.
-    clock.stop(ctx, Stage::Push, commit_time(ctx).saturating_sub(committed));
+    // The push measures its own time (planning, and each batch's sending: batches in flight side
+    // by side add up; their commits are `commit`'s): only the vendor's here.
+    clock.stop(ctx, Stage::Push, Duration::MAX);
     let ending = ending?;
     if let Ending::Done = ending {
         // Deals, for the funnel: only committing runs keep them (a dry run or pilot stores nothing).
@@ -139,12 +140,6 @@ pub(crate) async fn execute<S: Sink>(
             .await?;
     }
     Ok(ending)
-}
-
-/// The `commit` time this instance has recorded for the run so far.
-fn commit_time(ctx: &RunCtx<'_>) -> Duration {
-    let times = ctx.times.lock().unwrap_or_else(|e| e.into_inner());
-    Duration::from_secs_f64(times.commit.seconds)
 }
 
 /// The last successful committing run.

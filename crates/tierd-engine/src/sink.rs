@@ -15,7 +15,31 @@ use crate::stage::enrich::SeenSignal;
 use crate::stage::score::ScoredItem;
 use crate::stage::tier::Member;
 use crate::work::{BatchCounts, Shared, WorkAccount};
-use crate::RunReport;
+
+/// What delivering one push batch counted, and whether the push goes on after it. The push stage
+/// adds the counts to the run's report.
+#[derive(Debug, Default)]
+pub(crate) struct Delivered {
+    /// Updates the CRM took.
+    pub pushed: u64,
+    /// Of those, tiers written again because the CRM had lost them.
+    pub repaired: u64,
+    /// Updates the CRM refused.
+    pub rejected: u64,
+    /// Updates the CRM did not take for now (its limit): retried on the next run.
+    pub deferred: u64,
+    /// Why no further batch is sent, when one must not be.
+    pub stop: Option<PushStop>,
+}
+
+/// Why the push stops after a batch.
+#[derive(Debug)]
+pub(crate) enum PushStop {
+    /// The CRM did not take more updates (its reason); the rest wait for the next run.
+    Deferred(String),
+    /// The batch could not be sent or its outcome not committed: the run fails with this.
+    Failed(anyhow::Error),
+}
 
 /// What a run does with its results.
 pub(crate) trait Sink: Sync {
@@ -43,14 +67,9 @@ pub(crate) trait Sink: Sync {
     async fn population(&self, ctx: &RunCtx<'_>) -> anyhow::Result<Vec<Member>>;
     /// What the push stage knows of an account: this run's scores, else its stored state.
     fn view(&self, ctx: &RunCtx<'_>, id: &str, state: Option<&AccountState>) -> Option<View>;
-    /// Sends (or only counts) one push batch's plan, and keeps its outcome.
-    async fn deliver(
-        &self,
-        ctx: &RunCtx<'_>,
-        batch_no: usize,
-        plan: PushPlan,
-        report: &mut RunReport,
-    ) -> anyhow::Result<()>;
+    /// Sends (or only counts) one push batch's plan, and keeps its outcome. Several batches may
+    /// be in flight at once (`[pipeline] push_concurrency`); each touches only its own accounts.
+    async fn deliver(&self, ctx: &RunCtx<'_>, batch_no: usize, plan: PushPlan) -> Delivered;
     /// The run's last step: records where the next incremental run starts.
     async fn finish(&self, ctx: &RunCtx<'_>, watermark: Option<String>) -> anyhow::Result<()>;
 }

@@ -316,6 +316,84 @@ async fn a_push_deferred_by_an_outage_is_pending_and_retried() {
     assert!(second.pushed > 0);
 }
 
+/// Push batches go out `[pipeline] push_concurrency` at a time, each committing its own outcome:
+/// with 2 the CRM answers two batch updates at once, with 1 never, and either way every account
+/// is written once and recorded as pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_batches_are_sent_side_by_side_and_each_account_is_written_once() {
+    for concurrency in [1u64, 2] {
+        let emulator = Arc::new(
+            HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
+                .await
+                .expect("emulator"),
+        );
+        let dir = TempDir::new().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+        let tweak = |s: &mut Settings| {
+            s.pipeline.push_batch_size = 20;
+            s.pipeline.push_concurrency = concurrency as usize;
+        };
+        let p = pipeline_with(
+            &emulator,
+            &url,
+            "2026-11-24",
+            tweak,
+            Arc::new(Metrics::default()),
+            "test:1",
+        )
+        .await;
+        // Each batch update takes 100 ms to answer, so the next batch is read and planned while
+        // one is in flight; the most in flight is read when the deals stage (after the push) starts.
+        let watch = Arc::new(PushWatch {
+            emulator: emulator.clone(),
+            most_in_flight: std::sync::Mutex::new(None),
+        });
+        let (_tx, rx) = crate::shutdown::never();
+        let report = p
+            .run(RunRequest::new(RunKind::Full), rx, Some(watch.clone()))
+            .await
+            .expect("run starts");
+        assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+        let most = watch
+            .most_in_flight
+            .lock()
+            .expect("lock")
+            .expect("the deals stage started");
+        assert_eq!(
+            most, concurrency,
+            "requests in flight at once with push_concurrency {concurrency}"
+        );
+        let writes = emulator.writes();
+        assert_eq!(writes.max_per_record(), 1);
+        assert!(report.pushed > 40, "more than two batches: {}", report.pushed);
+        assert_eq!(writes.total, report.pushed);
+        assert_eq!(pushed_states(&p).await.len() as u64, report.pushed);
+        p.shutdown().await;
+    }
+}
+
+/// Slows the CRM's answers from the push stage on, and notes the most requests it answered at
+/// once when the push is over.
+struct PushWatch {
+    emulator: Arc<HubSpotEmulator>,
+    most_in_flight: std::sync::Mutex<Option<u64>>,
+}
+
+impl super::Progress for PushWatch {
+    fn stage(&self, name: &str, _total: Option<u64>) {
+        let faults = self.emulator.faults();
+        match name {
+            "push" => faults.set_latency(std::time::Duration::from_millis(100)),
+            "deals" => {
+                faults.set_latency(std::time::Duration::ZERO);
+                *self.most_in_flight.lock().expect("lock") = Some(self.emulator.stats().most_in_flight);
+            }
+            _ => {}
+        }
+    }
+    fn advance(&self, _n: u64) {}
+}
+
 /// Turns the CRM's errors on when the push stage starts.
 struct FailAtPush {
     emulator_faults: tierd_emulators::Faults,

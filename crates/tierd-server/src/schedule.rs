@@ -15,7 +15,7 @@
 //! - With `catch_up = false`, fire times before the daemon started are ignored.
 //! - Full beats incremental when both are due.
 //! - A scheduled run left `interrupted` (the daemon stopped mid-run, or its leader died) is
-//!   resumed at once with `catch_up`: the pipeline continues from its checkpoint.
+//!   resumed at once with `catch_up`: the pipeline continues from what its batches committed.
 //! - No run at all yet: a full run is due at once (with `catch_up`), because incremental runs
 //!   need the baseline and the watermark a full run leaves.
 //! - No overlap: the daemon asks only when no run is in flight, and the store refuses a second

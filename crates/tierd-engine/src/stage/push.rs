@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::stream::{FuturesOrdered, StreamExt as _};
 use tierd_connectors::connector::{PushOutcome, TierUpdate, Watermark};
 use tierd_connectors::plan::{plan_push, CrmTierState, LastPush, PlanOptions};
 use tierd_core::tier::Assignment;
@@ -18,8 +19,9 @@ use crate::context::RunCtx;
 use crate::events;
 use crate::plan::{bucket, final_state, Ending, Final, PushPlan, View};
 use crate::shutdown::ShutdownSignal;
-use crate::sink::Sink;
+use crate::sink::{Delivered, PushStop, Sink};
 use crate::stage::tier::final_reason;
+use crate::timings::Stage;
 use crate::{MovementLine, Progress, RunReport};
 
 /// Plans and delivers the final tiers, batch by batch.
@@ -65,11 +67,22 @@ pub(crate) async fn push<S: Sink>(
             }
         }
     };
+    let concurrency = p.settings.pipeline.push_concurrency.max(1);
+    // Batches in flight, settled in batch order so the report and the error do not depend on
+    // which commit the store finished first.
+    let mut in_flight = FuturesOrdered::new();
+    let mut stop: Option<PushStop> = None;
+    let mut ending = Ending::Done;
     let mut states = read_states(batches.first()).await?;
     for (batch_no, &chunk) in batches.iter().enumerate() {
-        if *shutdown.borrow() {
-            return Ok(Ending::Stopped);
+        if stop.is_some() {
+            break;
         }
+        if *shutdown.borrow() {
+            ending = Ending::Stopped;
+            break;
+        }
+        let planning = std::time::Instant::now();
         let mut updates = Vec::new();
         let mut crm: HashMap<String, CrmTierState> = HashMap::new();
         let mut last: HashMap<String, LastPush> = HashMap::new();
@@ -171,15 +184,30 @@ pub(crate) async fn push<S: Sink>(
         }
         plan.send = planned.send;
         plan.repaired = planned.repaired.into_iter().collect();
-        let (delivered, read) = tokio::join!(
-            sink.deliver(ctx, batch_no, plan, report),
-            read_states(batches.get(batch_no + 1))
-        );
-        delivered?;
-        states = read?;
-        if let Some(pr) = progress {
-            pr.advance(chunk.len() as u64);
+        ctx.time_since(Stage::Push, planning);
+        in_flight.push_back(async move { (sink.deliver(ctx, batch_no, plan).await, chunk.len()) });
+        // The next batch's accounts are read while batches are delivered; it is planned once a
+        // batch in flight has settled, if `concurrency` are.
+        let read = read_states(batches.get(batch_no + 1));
+        tokio::pin!(read);
+        let mut next = None;
+        while next.is_none() || in_flight.len() >= concurrency {
+            tokio::select! {
+                r = &mut read, if next.is_none() => next = Some(r),
+                Some((delivered, n)) = in_flight.next() => settle(report, delivered, n, &mut stop, progress),
+            }
         }
+        match next {
+            Some(Ok(read)) => states = read,
+            Some(Err(e)) => {
+                stop.get_or_insert(PushStop::Failed(e.into()));
+            }
+            None => {}
+        }
+    }
+    // What is in flight is sent and committed before the stage ends, whatever stopped it.
+    while let Some((delivered, n)) = in_flight.next().await {
+        settle(report, delivered, n, &mut stop, progress);
     }
     for (outcome, n) in [
         ("unchanged", report.unchanged),
@@ -189,7 +217,34 @@ pub(crate) async fn push<S: Sink>(
     ] {
         p.metrics.pushes(outcome, n);
     }
-    Ok(Ending::Done)
+    match stop {
+        Some(PushStop::Failed(e)) => Err(e),
+        Some(PushStop::Deferred(reason)) => Err(anyhow::anyhow!(
+            "the CRM did not take more updates ({reason}); {} deferred to the next run",
+            report.deferred
+        )),
+        None => Ok(ending),
+    }
+}
+
+/// Adds a settled batch of `n` accounts to the report; the first reason to stop is kept.
+fn settle(
+    report: &mut RunReport,
+    delivered: Delivered,
+    n: usize,
+    stop: &mut Option<PushStop>,
+    progress: Option<&dyn Progress>,
+) {
+    report.pushed += delivered.pushed;
+    report.repaired += delivered.repaired;
+    report.rejected += delivered.rejected;
+    report.deferred += delivered.deferred;
+    if let Some(s) = delivered.stop {
+        stop.get_or_insert(s);
+    }
+    if let Some(pr) = progress {
+        pr.advance(n as u64);
+    }
 }
 /// The events of committing an account's final `decided` tier over its stored `state`:
 /// `tier.changed` for a real move (not a first tiering), `account.locked` when a person's lock
