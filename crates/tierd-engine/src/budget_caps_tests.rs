@@ -1,13 +1,10 @@
 //! Caps sized from the budget (`tier_N_cap = { budget = true }`) in a real run.
 
-use std::sync::Arc;
-
 use tempfile::TempDir;
 use tierd_emulators::{HubSpotConfig, HubSpotEmulator};
 use tierd_store::{RunKind, RunStatus};
 
-use crate::metrics::Metrics;
-use crate::tests::{hubspot_id, pipeline_with, run, ACCOUNTS};
+use crate::tests::{hubspot_id, run, sqlite_pipeline, ACCOUNTS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_buys_the_tier_2_seats_a_run_fills() {
@@ -15,7 +12,6 @@ async fn the_budget_buys_the_tier_2_seats_a_run_fills() {
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
     let tweak = |s: &mut tierd_config::Settings| {
         // Tier 3 is free, a Tier 1 seat costs 50, a Tier 2 seat 30: 2,020 a month buys the 5
         // Tier 1 seats (250) and 59 Tier 2 seats (1,770).
@@ -27,15 +23,7 @@ async fn the_budget_buys_the_tier_2_seats_a_run_fills() {
         s.policy.caps = [None, None];
         s.policy.budget_caps = [true, true];
     };
-    let p = pipeline_with(
-        &emulator,
-        &url,
-        "2026-11-24",
-        tweak,
-        Arc::new(Metrics::default()),
-        "test:1",
-    )
-    .await;
+    let p = sqlite_pipeline(&emulator, &dir, tweak).await;
     let report = run(&p, RunKind::Full).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     // This world has 5 Tier 1 candidates and 61 Tier 2 candidates (see tests.rs): every Tier 1

@@ -69,6 +69,25 @@ async fn pipeline_on(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> 
     .await
 }
 
+/// A pipeline on a SQLite store in `dir` that scores as of 2026-11-24, its settings adjusted by
+/// `tweak`.
+pub(crate) async fn sqlite_pipeline(
+    emulator: &HubSpotEmulator,
+    dir: &TempDir,
+    tweak: impl FnOnce(&mut Settings),
+) -> Pipeline {
+    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
+    pipeline_with(
+        emulator,
+        &url,
+        "2026-11-24",
+        tweak,
+        Arc::new(Metrics::default()),
+        "test:1",
+    )
+    .await
+}
+
 /// A pipeline on the store at `url`, its settings adjusted by `tweak`.
 pub(crate) async fn pipeline_with(
     emulator: &HubSpotEmulator,
@@ -328,20 +347,11 @@ async fn push_batches_are_sent_side_by_side_and_each_account_is_written_once() {
                 .expect("emulator"),
         );
         let dir = TempDir::new().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
         let tweak = |s: &mut Settings| {
             s.pipeline.push_batch_size = 20;
             s.pipeline.push_concurrency = concurrency as usize;
         };
-        let p = pipeline_with(
-            &emulator,
-            &url,
-            "2026-11-24",
-            tweak,
-            Arc::new(Metrics::default()),
-            "test:1",
-        )
-        .await;
+        let p = sqlite_pipeline(&emulator, &dir, tweak).await;
         // Each batch update takes 100 ms to answer, so the next batch is read and planned while
         // one is in flight; the most in flight is read when the deals stage (after the push) starts.
         let watch = Arc::new(PushWatch {
@@ -837,22 +847,13 @@ async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice()
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
     let overlap = |s: &mut Settings| {
         if let Some(c) = s.connector.as_mut() {
             c.table.remove("search_overlap_ms");
         }
         s.policy.caps = [None, None];
     };
-    let p = pipeline_with(
-        &emulator,
-        &url,
-        "2026-11-24",
-        overlap,
-        Arc::new(Metrics::default()),
-        "test:1",
-    )
-    .await;
+    let p = sqlite_pipeline(&emulator, &dir, overlap).await;
     assert_eq!(run(&p, RunKind::Full).await.status, RunStatus::Succeeded);
     let lifted = p
         .store()
@@ -1141,22 +1142,13 @@ async fn a_score_on_a_half_step_is_not_rewritten_by_every_full_run() {
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
     let tweak = |s: &mut Settings| {
         s.policy = tierd_core::TierPolicy {
             caps: [None, None],
             ..s.policy.clone()
         };
     };
-    let p = pipeline_with(
-        &emulator,
-        &url,
-        "2026-11-24",
-        tweak,
-        Arc::new(Metrics::default()),
-        "test:1",
-    )
-    .await;
+    let p = sqlite_pipeline(&emulator, &dir, tweak).await;
     let first = run(&p, RunKind::Full).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
     let id = format!("hubspot:{}", hubspot_id(3_190));
