@@ -172,7 +172,7 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_push() {
     drop(standby);
 }
 
-/// SIGTERM to `tierd run` in the middle of a push: the batch in flight is committed, the run is
+/// SIGTERM to `tierd run` in the middle of a push: the batches in flight are committed, the run is
 /// recorded interrupted, the daemon exits 0 (docs/operations.md), and after a restart a new run
 /// completes without writing anything twice.
 async fn sigterm_stops_the_daemon_after_the_batch_in_flight(db: Database) {
@@ -193,7 +193,7 @@ async fn sigterm_stops_the_daemon_after_the_batch_in_flight(db: Database) {
     let status = daemon.exit_within(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(0), "{}", daemon.output());
     let err = daemon.stderr();
-    assert!(err.contains("stopping: finishing the batch in flight"), "{err}");
+    assert!(err.contains("stopping: finishing the batches in flight"), "{err}");
     assert!(err.contains("tierd stopped"), "{err}");
     let at_stop = crm.writes().total;
     assert!(

@@ -187,7 +187,7 @@ async fn kill_9_mid_push_then_resume_writes_each_account_once(db: Database) {
 }
 on_both_backends!(kill_9_mid_push_then_resume_writes_each_account_once);
 
-/// SIGTERM: the batch in flight is pushed and committed, the run is recorded interrupted, the
+/// SIGTERM: the batches in flight are pushed and committed, the run is recorded interrupted, the
 /// process exits 1 (sync's code for a run that did not succeed), and the next run finishes the
 /// job without writing anything twice.
 async fn sigterm_mid_push_stops_after_the_batch_and_resumes(db: Database) {
@@ -206,7 +206,7 @@ async fn sigterm_mid_push_stops_after_the_batch_and_resumes(db: Database) {
     let out = stopped.stdout();
     assert!(out.contains("Run 1 (full): interrupted"), "{out}");
     assert!(
-        out.contains("stopped on request after the batch in flight"),
+        out.contains("stopped on request after the batches in flight"),
         "{out}"
     );
     let at_stop = crm.writes();

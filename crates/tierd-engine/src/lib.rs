@@ -583,7 +583,7 @@ impl Pipeline {
             Ok(Ending::Done) => (RunStatus::Succeeded, None),
             Ok(Ending::Stopped) => (
                 RunStatus::Interrupted,
-                Some("stopped on request after the batch in flight; the next run resumes".to_string()),
+                Some("stopped on request after the batches in flight; the next run resumes".to_string()),
             ),
             Err(e) => (RunStatus::Failed, Some(format!("{e:#}"))),
         };

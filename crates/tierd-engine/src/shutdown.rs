@@ -1,8 +1,8 @@
 //! The stop signal every long-running task takes explicitly: a `watch` channel whose value turns
 //! `true` once when the process is asked to stop (SIGTERM from systemd, SIGINT from Ctrl-C).
 //!
-//! `true` means "finish the batch in flight, commit it, then return": a batch's push outcome and its
-//! state commit together (see tierd-store), so stopping between batches loses nothing. A second
+//! `true` means "finish the batches in flight, commit them, then return": a batch's push outcome and
+//! its state commit together (see tierd-store), so stopping between batches loses nothing. A second
 //! signal while stopping exits at once, for the operator who really means it; the store's crash
 //! safety makes that safe too, only slower to resume.
 
@@ -26,7 +26,7 @@ pub fn install() -> std::io::Result<(watch::Sender<bool>, ShutdownSignal)> {
     tokio::spawn(async move {
         let mut signals = signals;
         let name = signals.next().await;
-        tracing::info!(signal = name, "stopping: finishing the batch in flight");
+        tracing::info!(signal = name, "stopping: finishing the batches in flight");
         let _ = sender.send(true);
         let name = signals.next().await;
         tracing::warn!(signal = name, "second stop signal: exiting now");
