@@ -19,6 +19,7 @@ use reqwest::StatusCode;
 pub use tierd_core::Secret;
 /// Requests are paced by tierd's one rate limiter (re-exported here for connectors).
 pub use tierd_rate_limit::RateLimiter;
+use tierd_rate_limit::WaitClock;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -81,6 +82,7 @@ struct Counters {
     transport_errors: AtomicU64,
     waited_micros: AtomicU64,
     in_flight_micros: AtomicU64,
+    waiting: WaitClock,
     api_used: AtomicU64,
     api_max: AtomicU64,
 }
@@ -104,6 +106,10 @@ pub struct HttpStats {
     /// Time requests were outstanding: from sending each attempt to reading its whole answer
     /// (or its failure), summed over attempts.
     pub in_flight: Duration,
+    /// Wall time during which at least one request was with the vendor: waiting for the rate
+    /// limiter, for an answer, or in back-off. Unlike `waited` and `in_flight`, requests sent
+    /// side by side count once, so a stage's share of it never exceeds the stage's own time.
+    pub waiting: Duration,
     /// API calls used today as the vendor last reported them (Salesforce), 0 when unknown.
     pub api_used: u64,
     /// The vendor's daily API limit as last reported, 0 when unknown.
@@ -112,9 +118,9 @@ pub struct HttpStats {
 
 impl HttpStats {
     /// Time spent on the vendor: waiting for its answers and for its limits (rate limiter,
-    /// `Retry-After`, back-off).
+    /// `Retry-After`, back-off), requests side by side counted once.
     pub fn vendor_time(&self) -> Duration {
-        self.waited + self.in_flight
+        self.waiting
     }
 }
 
@@ -244,6 +250,7 @@ impl HttpClient {
             transport_errors: get(&c.transport_errors),
             waited: Duration::from_micros(get(&c.waited_micros)),
             in_flight: Duration::from_micros(get(&c.in_flight_micros)),
+            waiting: c.waiting.total(),
             api_used: get(&c.api_used),
             api_max: get(&c.api_max),
         }
@@ -263,6 +270,7 @@ impl HttpClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Reply, HttpError> {
         let c = &self.counters;
+        let _waiting = c.waiting.enter();
         let mut attempt = 0u32;
         loop {
             attempt += 1;

@@ -174,7 +174,6 @@ impl Sink for CommitSink {
         let mut deferred_here = 0u64;
         let mut stop_error = None;
         let mut repaired = 0u64;
-        let sending = std::time::Instant::now();
         for batch in plan.send.chunks(p.settings.pipeline.push_batch_size.max(1)) {
             match p.connector.push(batch).await {
                 Ok(outcomes) => {
@@ -219,7 +218,6 @@ impl Sink for CommitSink {
                 }
             }
         }
-        ctx.time_since(Stage::Push, sending);
         let mut delivered = Delivered {
             pushed: pushed.len() as u64 - adopted_here,
             repaired,

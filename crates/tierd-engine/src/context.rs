@@ -42,6 +42,21 @@ impl StageClock {
     }
 }
 
+impl StageClock {
+    /// Adds to `stage` the connector's vendor time since the start, as time spent in the stage
+    /// and waiting for the vendor: for a stage whose requests go out side by side and which
+    /// times the rest of its work as it goes (the push: its planning).
+    pub(crate) fn stop_waiting(self, ctx: &RunCtx<'_>, stage: Stage) {
+        let vendor = ctx
+            .p
+            .connector
+            .http_stats()
+            .vendor_time()
+            .saturating_sub(self.vendor);
+        ctx.time(stage, vendor, vendor);
+    }
+}
+
 impl RunCtx<'_> {
     /// Adds `took` (`vendor` of it waiting for the vendor) to `stage` of the run's times.
     pub(crate) fn time(&self, stage: Stage, took: Duration, vendor: Duration) {

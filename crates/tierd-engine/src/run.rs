@@ -115,9 +115,9 @@ pub(crate) async fn execute<S: Sink>(
     };
     let clock = ctx.clock();
     let ending = push::push(ctx, sink, to_finalize, report, &shutdown, progress).await;
-    // The push measures its own time (planning, and each batch's sending: batches in flight side
-    // by side add up; their commits are `commit`'s): only the vendor's here.
-    clock.stop(ctx, Stage::Push, Duration::MAX);
+    // The push times its planning as it goes; its sending is the time some batch was with the
+    // CRM (batches in flight side by side count once); their commits are `commit`'s.
+    clock.stop_waiting(ctx, Stage::Push);
     let ending = ending?;
     if let Ending::Done = ending {
         // Deals, for the funnel: only committing runs keep them (a dry run or pilot stores nothing).

@@ -7,7 +7,7 @@
 //! each item) are measured per item and carried with the item's counts (`BatchCounts::times`),
 //! so a run's report adds up every instance's share; with several workers those times run side
 //! by side and their sum can exceed the run's wall time. The other stages (pull, tier, push,
-//! deals) run once, in the leading instance; the push adds up its batches in flight side by side. This module owns the figures and their words; the
+//! deals) run once, in the leading instance; their vendor time counts requests side by side once. This module owns the figures and their words; the
 //! stages measure.
 
 use std::collections::BTreeMap;

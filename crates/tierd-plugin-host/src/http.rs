@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tierd_plugin_api::{HttpRequest, HttpResponse};
-use tierd_rate_limit::RateLimiter;
+use tierd_rate_limit::{RateLimiter, WaitClock};
 use tokio::task::JoinSet;
 
 use crate::error::HostError;
@@ -42,37 +42,8 @@ struct Stats {
     errors: AtomicU64,
     refused: AtomicU64,
     latency_micros: AtomicU64,
-    waiting_micros: AtomicU64,
-    /// Requests waiting now, and since when at least one has been.
-    waiting: std::sync::Mutex<(u32, Option<Instant>)>,
-}
-
-/// One request waiting, from its rate-limit slot to its answer (see [`HttpCounters::waiting_micros`]).
-struct Waiting<'a>(&'a Stats);
-
-impl<'a> Waiting<'a> {
-    fn start(stats: &'a Stats) -> Self {
-        let mut w = stats.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        if w.0 == 0 {
-            w.1 = Some(Instant::now());
-        }
-        w.0 += 1;
-        Waiting(stats)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        let mut w = self.0.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        w.0 = w.0.saturating_sub(1);
-        if w.0 == 0 {
-            if let Some(since) = w.1.take() {
-                self.0
-                    .waiting_micros
-                    .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
-            }
-        }
-    }
+    /// Wall time during which at least one request was waiting (see [`HttpCounters::waiting_micros`]).
+    waiting: WaitClock,
 }
 
 /// Sends chosen hosts to fixed addresses (`"*"`: every other host), for tests and the demo.
@@ -207,7 +178,7 @@ impl HttpCapability {
             errors: self.stats.errors.load(Ordering::Relaxed),
             refused: self.stats.refused.load(Ordering::Relaxed),
             latency_micros: self.stats.latency_micros.load(Ordering::Relaxed),
-            waiting_micros: self.stats.waiting_micros.load(Ordering::Relaxed),
+            waiting_micros: self.stats.waiting.total().as_micros() as u64,
         }
     }
 
@@ -257,7 +228,8 @@ impl HttpCapability {
             .timeout_ms
             .map(Duration::from_millis)
             .map_or(self.timeout, |t| t.min(self.timeout));
-        let _waiting = Waiting::start(&self.stats);
+        // From its rate-limit slot to its answer.
+        let _waiting = self.stats.waiting.enter();
         if let Some((per_minute, limiter)) = &policy.limiter {
             if !limiter.acquire_within(timeout).await {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);

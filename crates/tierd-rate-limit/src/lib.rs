@@ -1,10 +1,12 @@
-//! tierd-rate-limit: the one rate limiter of tierd, a token bucket that reserves ahead.
+//! tierd-rate-limit: the one rate limiter of tierd, a token bucket that reserves ahead, and the
+//! clock of how long requests waited.
 //!
 //! Owns [`RateLimiter`], which paces the CRM connectors (sized from a vendor's documented
 //! window, paused by a 429, shrunk by a lower limit the vendor reports) and the plugin host's
-//! HTTP capability (a plugin's requests per minute, refused past a patience). It is its own
-//! crate because both need it and neither may depend on the other; it knows nothing of HTTP,
-//! vendors or plugins.
+//! HTTP capability (a plugin's requests per minute, refused past a patience), and [`WaitClock`],
+//! the wall time during which at least one of their requests was waiting (requests in flight
+//! together count once). It is its own crate because both need them and neither may depend on
+//! the other; it knows nothing of HTTP, vendors or plugins.
 //!
 //! # Why not `governor`
 //! `governor` (GCRA) was evaluated and does not fit, for three reasons:
@@ -201,6 +203,81 @@ impl RateLimiter {
     /// Requests per second, `None` when unlimited.
     pub fn rate(&self) -> Option<f64> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).rate
+    }
+}
+
+/// The wall time during which at least one waiter was in ([`WaitClock::enter`] until its guard
+/// drops): waits that overlap count once, so the total never exceeds the time that passed.
+#[derive(Debug, Default)]
+pub struct WaitClock {
+    /// Waiters in now, and since when at least one has been.
+    inner: Mutex<(u32, Option<Instant>)>,
+    /// Closed spans, in nanoseconds.
+    total_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl WaitClock {
+    /// A waiter comes in; it is counted until the guard drops.
+    pub fn enter(&self) -> Waiting<'_> {
+        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if w.0 == 0 {
+            w.1 = Some(Instant::now());
+        }
+        w.0 += 1;
+        Waiting(self)
+    }
+
+    /// The time some waiter was in, up to now.
+    pub fn total(&self) -> Duration {
+        // Read under the lock a closing waiter adds its span under, so no span is missed.
+        let w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let closed = Duration::from_nanos(self.total_nanos.load(std::sync::atomic::Ordering::Relaxed));
+        closed + w.1.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+/// One waiter of a [`WaitClock`], counted until dropped.
+#[derive(Debug)]
+pub struct Waiting<'a>(&'a WaitClock);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let clock = self.0;
+        let mut w = clock.inner.lock().unwrap_or_else(|p| p.into_inner());
+        w.0 = w.0.saturating_sub(1);
+        if w.0 == 0 {
+            if let Some(since) = w.1.take() {
+                clock.total_nanos.fetch_add(
+                    since.elapsed().as_nanos() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod wait_clock_tests {
+    use super::*;
+
+    /// Three waiters in together for at least a millisecond count once: the clock's total is
+    /// at most the span around them (a sum would be about three times it).
+    #[test]
+    fn waiters_in_together_count_once() {
+        let clock = WaitClock::default();
+        let start = Instant::now();
+        let waiters = [clock.enter(), clock.enter(), clock.enter()];
+        while start.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        let open = clock.total();
+        assert!(open > Duration::ZERO, "a span still open counts up to now");
+        drop(waiters);
+        let span = start.elapsed();
+        let total = clock.total();
+        assert!(total >= open && total <= span, "total {total:?}, span {span:?}");
+        // Closed: nobody waits, so the total no longer grows.
+        assert_eq!(clock.total(), total);
     }
 }
 
