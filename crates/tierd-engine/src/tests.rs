@@ -1289,6 +1289,47 @@ async fn the_funnel_sets_the_companies_off_hubspots_target_account_list_beside_t
     p.shutdown().await;
 }
 
+/// The deals stage pulls one chunk while it stores the one before: over three chunks of accounts
+/// (2,500, a thousand per call) every deal is stored once, as new, and a second pull changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deals_of_many_accounts_are_pulled_and_stored_chunk_by_chunk() {
+    const MANY: u64 = 2_500;
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(MANY, 11))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let p = sqlite_pipeline(&emulator, &dir, |_| {}).await;
+    let ids: Vec<String> = (0..MANY).map(|n| format!("hubspot:{}", hubspot_id(n))).collect();
+    let first = crate::stage::deals::pull(&p, None, &ids).await.expect("deals");
+    assert_eq!(first.accounts, MANY);
+    assert!(first.pulled > MANY / 2, "{first:?}");
+    assert_eq!(
+        (first.sync.new, first.deleted, first.without_account),
+        (first.pulled, 0, 0)
+    );
+    let stored = p.store().deals_for_report().await.expect("stored deals");
+    assert_eq!(stored.len() as u64, first.pulled);
+    let distinct: std::collections::HashSet<&str> = stored.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(distinct.len(), stored.len());
+    // Each chunk's accounts have their deals stored, the last one's included.
+    let accounts: std::collections::HashSet<&str> =
+        stored.iter().filter_map(|d| d.account.as_deref()).collect();
+    for chunk in ids.chunks(1000) {
+        assert!(
+            chunk.iter().any(|id| accounts.contains(id.as_str())),
+            "no deal stored for {}..",
+            chunk[0]
+        );
+    }
+    let again = crate::stage::deals::pull(&p, None, &ids)
+        .await
+        .expect("deals again");
+    assert_eq!(again.pulled, first.pulled);
+    assert_eq!(again.sync, tierd_store::DealSync::default());
+    p.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committing_runs_keep_the_deals_of_their_accounts_and_a_deals_job_changes_nothing_more() {
     let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
