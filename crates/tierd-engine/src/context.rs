@@ -33,27 +33,24 @@ impl StageClock {
     /// Adds to `stage` the time since the start, less `not_ours` (time another stage counted
     /// meanwhile), and the connector's vendor time since the start.
     pub(crate) fn stop(self, ctx: &RunCtx<'_>, stage: Stage, not_ours: Duration) {
-        let vendor = ctx.p.connector.http_stats().vendor_time();
-        ctx.time(
-            stage,
-            self.started.elapsed().saturating_sub(not_ours),
-            vendor.saturating_sub(self.vendor),
-        );
+        let vendor = self.vendor_since(ctx);
+        ctx.time(stage, self.started.elapsed().saturating_sub(not_ours), vendor);
     }
-}
 
-impl StageClock {
     /// Adds to `stage` the connector's vendor time since the start, as time spent in the stage
     /// and waiting for the vendor: for a stage whose requests go out side by side and which
     /// times the rest of its work as it goes (the push: its planning).
     pub(crate) fn stop_waiting(self, ctx: &RunCtx<'_>, stage: Stage) {
-        let vendor = ctx
-            .p
+        let vendor = self.vendor_since(ctx);
+        ctx.time(stage, vendor, vendor);
+    }
+
+    fn vendor_since(&self, ctx: &RunCtx<'_>) -> Duration {
+        ctx.p
             .connector
             .http_stats()
             .vendor_time()
-            .saturating_sub(self.vendor);
-        ctx.time(stage, vendor, vendor);
+            .saturating_sub(self.vendor)
     }
 }
 

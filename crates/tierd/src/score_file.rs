@@ -596,6 +596,9 @@ struct Movable {
     id: String,
 }
 
+/// The fixed-size head of a [`Movable`] record, up to its id's length.
+const MOVABLE_HEAD: usize = 46;
+
 impl Movable {
     fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
         out.write_all(&self.key.to_le_bytes())?;
@@ -613,7 +616,7 @@ impl Movable {
 
     /// Reads the next one into `self`; `false` at the end.
     fn read_from(&mut self, input: &mut impl Read) -> std::io::Result<bool> {
-        let mut head = [0u8; 46];
+        let mut head = [0u8; MOVABLE_HEAD];
         match input.read_exact(&mut head) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
@@ -644,9 +647,9 @@ impl Movable {
         Ok(true)
     }
 
-    /// The bytes [`Movable::write_to`] writes.
+    /// The bytes [`Movable::write_to`] writes: the head, the id's length (4) and the id.
     fn encoded_len(&self) -> u64 {
-        50 + self.id.len() as u64
+        (MOVABLE_HEAD + 4 + self.id.len()) as u64
     }
 
     fn empty() -> Movable {

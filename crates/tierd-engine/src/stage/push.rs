@@ -246,6 +246,7 @@ fn settle(
         pr.advance(n as u64);
     }
 }
+
 /// The events of committing an account's final `decided` tier over its stored `state`:
 /// `tier.changed` for a real move (not a first tiering), `account.locked` when a person's lock
 /// decided the tier.
