@@ -41,6 +41,20 @@ impl JsonText {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
     }
+
+    /// An explanation's top-level `reasons` text, `None` when it has none (or it is no text):
+    /// what `accounts.reasons` keeps beside the explanation, for the push to read without the
+    /// rest ([`Store::accounts_for_push`]).
+    fn reasons(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Reasons {
+            reasons: Option<serde_json::Value>,
+        }
+        match serde_json::from_str::<Reasons>(&self.0).ok()?.reasons? {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 impl From<serde_json::Value> for JsonText {
@@ -308,9 +322,10 @@ pub struct Checkpoint {
 // statements' placeholders can be SQLite's anonymous `?` (`row::tuples_for`: numbered ones cost
 // the square of their count to bind there).
 
-/// Columns bound per scored account in [`upsert_accounts_sql`]: its 11 fields in `accounts`, the
-/// commit time, the run, and what this batch pushed for it (4, all `NULL` when nothing).
-const ACCOUNT_PARAMS: usize = 17;
+/// Columns bound per scored account in [`upsert_accounts_sql`]: its 11 fields in `accounts`, its
+/// explanation's reasons (`NULL` for an account already stored), the commit time, the run, and
+/// what this batch pushed for it (4, all `NULL` when nothing).
+const ACCOUNT_PARAMS: usize = 18;
 /// Per row of [`insert_texts_sql`] and [`upsert_texts_sql`]: id, facts, explanation.
 const TEXT_PARAMS: usize = 3;
 /// Per row of [`record_tier_changes_sql`]: account, tier, score, reason, model, run, time.
@@ -335,7 +350,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
-            model_version, crm_tier_seen, locked, scored_at, updated_run,
+            model_version, crm_tier_seen, locked, reasons, scored_at, updated_run,
             pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, tiered)
         VALUES {}
         ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, scored_at = excluded.scored_at,
@@ -350,8 +365,9 @@ fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
 }
 
 /// Columns bound per account in [`upsert_scores_sql`]: the 11 fields in `accounts`, the
-/// engagement (2), the commit time, the run, and the tier again as the base tier.
-const SCORES_PARAMS: usize = 16;
+/// explanation's reasons, the engagement (2), the commit time, the run, and the tier again as
+/// the base tier.
+const SCORES_PARAMS: usize = 17;
 
 /// A new account's facts and explanation, beside [`upsert_accounts_sql`]; a stored account keeps
 /// those `commit_scores` wrote.
@@ -376,9 +392,10 @@ fn upsert_texts_sql(backend: &crate::Backend, rows: usize) -> String {
 fn upsert_scores_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
         "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
-            model_version, crm_tier_seen, locked, engaged_until, engaged_by, scored_at, updated_run, base_tier, tiered)
+            model_version, crm_tier_seen, locked, reasons, engaged_until, engaged_by, scored_at, updated_run, base_tier,
+            tiered)
         VALUES {}
-        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain,
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, reasons = excluded.reasons,
             facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
             potential_value = excluded.potential_value, model_version = excluded.model_version,
             scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
@@ -692,6 +709,7 @@ impl Store {
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
+                        .bind(if known.contains(&a.id) { None } else { a.explanation.reasons() })
                         .bind(now)
                         .bind(run)
                         .bind(p.map(|p| p.tier.as_str()))
@@ -808,6 +826,7 @@ impl Store {
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
+                        .bind(a.explanation.reasons())
                         .bind(r.engagement.map(|e| e.until.to_string()))
                         .bind(r.engagement.map(|e| i64::from(e.by)))
                         .bind(now)
@@ -844,19 +863,20 @@ impl Store {
     /// The latest state of each of `ids` the store knows, by id: one round trip per few hundred
     /// ids, for a batch of a run.
     pub async fn accounts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
-        self.accounts_as(ACCOUNT_COLUMNS, ids).await
+        self.accounts_as(ACCOUNT_COLUMNS, ACCOUNT_FROM, ids).await
     }
 
-    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins).
+    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins) from `from`.
     async fn accounts_as(
         &self,
         columns: &str,
+        from: &str,
         ids: &[String],
     ) -> Result<HashMap<String, AccountState>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT {columns} FROM {ACCOUNT_FROM} WHERE id IN ({})",
+                "SELECT {columns} FROM {from} WHERE id IN ({})",
                 placeholders_for(&self.backend, chunk.len())
             );
             with_pool!(self, pool => {
@@ -875,20 +895,22 @@ impl Store {
     }
 
     /// [`Store::accounts`] without what the push stage does not read: `facts` is `null` and
-    /// `explanation` holds only its `reasons`. Those two columns are most of a row's bytes, and
-    /// a batch commit never writes them over a stored account (see [`Store::commit_batch`]).
+    /// `explanation` holds only its `reasons`, read from `accounts.reasons` (the explanation's
+    /// reasons, kept beside it when it is written). Only `accounts` is read: the facts and
+    /// explanation in `account_texts` are most of an account's bytes, and taking the reasons out
+    /// of the explanation in SQL parsed every account's explanation on every push.
     pub async fn accounts_for_push(
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, AccountState>, StoreError> {
         let reasons = match &self.backend {
-            crate::Backend::Sqlite(_) => "json_object('reasons', json_extract(explanation, '$.reasons'))",
-            crate::Backend::Postgres(_) => "json_build_object('reasons', explanation::json->'reasons')::text",
+            crate::Backend::Sqlite(_) => "json_object('reasons', reasons)",
+            crate::Backend::Postgres(_) => "json_build_object('reasons', reasons)::text",
         };
         let columns = ACCOUNT_COLUMNS
             .replacen("facts,", "'null' AS facts,", 1)
             .replacen("explanation,", &format!("{reasons} AS explanation,"), 1);
-        self.accounts_as(&columns, ids).await
+        self.accounts_as(&columns, "accounts", ids).await
     }
 
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through

@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_account_texts.sql"),
         postgres: include_str!("../migrations/postgres/0008_account_texts.sql"),
     },
+    Migration {
+        version: 9,
+        name: "account_reasons",
+        sqlite: include_str!("../migrations/sqlite/0009_account_reasons.sql"),
+        postgres: include_str!("../migrations/postgres/0009_account_reasons.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -180,7 +186,9 @@ mod upgrade {
     const ACCOUNT_AT_7: &str = r#"INSERT INTO accounts (id, name, domain, facts, facts_hash, score, coverage, tier,
         explanation, model_version, scored_at, base_tier, tiered)
         VALUES ('a', 'Acme', 'acme.example', '{"firmographic.industry": {"value": "Software"}}', 'h', 4.5, 0.8,
-            'tier_1', '{"reasons": "industry: Software (+0.2)"}', 'm@1', 7, 'tier_1', TRUE)"#;
+            'tier_1', '{"reasons": "industry: Software (+0.2)"}', 'm@1', 7, 'tier_1', TRUE),
+        ('b', 'Bolt', NULL, '{}', 'h', 2.0, 0.5, 'untiered', '{"detail": {"reasons": "not these"}}', 'm@1', 7,
+            'untiered', TRUE)"#;
 
     /// Applies migrations 1 to 7 with `conn`, as a build of version 7 left them, and stores one
     /// account.
@@ -208,7 +216,10 @@ mod upgrade {
     }
 
     async fn kept_its_texts(store: &Store) {
-        assert_eq!(store.schema_version().await.expect("version"), 8);
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            super::latest_version()
+        );
         let a = store
             .account("a")
             .await
@@ -226,6 +237,14 @@ mod upgrade {
             (a.name.as_str(), a.tier, a.score),
             ("Acme", tierd_core::Tier::Tier1, 4.5)
         );
+        // Version 9 keeps each explanation's own reasons where the push reads them.
+        let ids = ["a".to_string(), "b".to_string()];
+        let brief = store.accounts_for_push(&ids).await.expect("read for the push");
+        assert_eq!(
+            brief["a"].explanation,
+            serde_json::json!({"reasons": "industry: Software (+0.2)"})
+        );
+        assert_eq!(brief["b"].explanation, serde_json::json!({"reasons": null}));
     }
 
     #[tokio::test]

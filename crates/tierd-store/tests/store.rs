@@ -75,11 +75,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 8);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 9);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 8);
+        assert_eq!(again.schema_version().await.expect("schema version"), 9);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -87,7 +87,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 8 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 9 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
@@ -1719,5 +1719,38 @@ async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db
         expected.explanation = json!({ "reasons": reasons });
         assert_eq!(b, &expected, "every other column as `accounts` reads it");
     }
+    // Rescored, "a" keeps its new explanation's reasons; a batch commit over it (the push's, its
+    // explanation only the reasons it read) leaves them, and "b" is given some.
+    let mut a = scored("a", 4.7, Tier::Tier1);
+    a.explanation =
+        json!({"detail": {"reasons": "not these"}, "reasons": "site visits in 30 days 20 (+0.3)"}).into();
+    let mut b = scored("b", 2.1, Tier::Untiered);
+    b.explanation = json!({"reasons": "industry: Retail (+0.2)"}).into();
+    let rescored: Vec<Rescored> = [a, b]
+        .into_iter()
+        .map(|account| Rescored {
+            account,
+            engagement: None,
+        })
+        .collect();
+    db.store.commit_scores(run, &rescored).await.expect("rescore");
+    let mut again = scored("a", 4.7, Tier::Tier2);
+    again.explanation = json!({"reasons": "what the push read"}).into();
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![again],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit the final tier");
+    let brief = db.store.accounts_for_push(&ids).await.expect("read brief");
+    for (id, reasons) in [
+        ("a", "site visits in 30 days 20 (+0.3)"),
+        ("b", "industry: Retail (+0.2)"),
+    ] {
+        assert_eq!(brief[id].explanation, json!({ "reasons": reasons }), "{id}");
+    }
+    assert_eq!(brief["a"].tier, Tier::Tier2);
 }
 on_both_backends!(the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons);
