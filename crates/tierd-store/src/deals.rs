@@ -17,7 +17,7 @@ use tierd_core::tier::Tier;
 use tierd_core::Date;
 
 use crate::error::{query_error, StoreError};
-use crate::row::{parse_col, StoreRow, WritePool};
+use crate::row::{anonymous_placeholders, anonymous_tuples, parse_col, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -151,15 +151,15 @@ pub struct TierEvent {
     pub tier: Tier,
 }
 
-/// Deals read, written and diffed per statement by [`Store::record_deals`]: 13 binds a row keeps
-/// a statement under SQLite's and PostgreSQL's bind limits.
+/// Deals read, written and diffed per statement by [`Store::record_deals`]: on SQLite, 13 binds a
+/// row keeps a statement under its bind limit (PostgreSQL binds one array per column).
 const DEALS_PER_STATEMENT: usize = 500;
 
 const SELECT_KNOWN: &str =
-    "SELECT id, account, stage, amount, close_date, closed, deleted FROM deals WHERE id IN";
+    "SELECT id, account, stage, amount, close_date, closed, deleted FROM deals WHERE id";
 
-const UPSERT_HEAD: &str = "INSERT INTO deals (id, account, pipeline, stage, amount, currency,
-        created_at, close_date, closed, won, first_seen, updated_at, updated_run, deleted) VALUES";
+const UPSERT_COLUMNS: &str = "INSERT INTO deals (id, account, pipeline, stage, amount, currency,
+        created_at, close_date, closed, won, first_seen, updated_at, updated_run, deleted)";
 
 const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET account = excluded.account,
         pipeline = excluded.pipeline, stage = excluded.stage, amount = excluded.amount,
@@ -167,7 +167,184 @@ const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET account = excluded.ac
         close_date = excluded.close_date, closed = excluded.closed, won = excluded.won,
         deleted = FALSE, updated_at = excluded.updated_at, updated_run = excluded.updated_run";
 
-const HISTORY_HEAD: &str = "INSERT INTO deal_history (deal, account, at, event, stage, amount, run) VALUES";
+const HISTORY_COLUMNS: &str = "INSERT INTO deal_history (deal, account, at, event, stage, amount, run)";
+
+/// [`Store::record_deals`]'s three statements, as each backend runs them best, in its open
+/// transaction. SQLite takes multi-row `VALUES` lists of anonymous placeholders; PostgreSQL takes
+/// one array per column (`UNNEST`): the same rows cost its server about a third less that way
+/// than as `VALUES` lists of thousands of parameters (250,000 history rows: 2.5 s against 3.6 s
+/// of its CPU), and a run from HubSpot stores a deal and about three history rows per account.
+trait DealStatements {
+    /// The stored state of `ids` (sorted, distinct) that are stored.
+    async fn known_deals(&mut self, ids: &[&str]) -> Result<HashMap<String, Known>, StoreError>;
+    /// Writes `deals` (distinct ids) as seen `now` by `run`.
+    async fn upsert_deals(
+        &mut self,
+        deals: &[&DealRecord],
+        now: i64,
+        run: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// Appends `rows` to the history, in order.
+    async fn append_deal_history(
+        &mut self,
+        rows: &[(&DealRecord, Change<'_>)],
+        run: Option<i64>,
+    ) -> Result<(), StoreError>;
+}
+
+impl DealStatements for sqlx::Transaction<'static, sqlx::Sqlite> {
+    async fn known_deals(&mut self, ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
+        let sql = format!("{SELECT_KNOWN} IN ({})", anonymous_placeholders(ids.len()));
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q
+            .fetch_all(&mut **self)
+            .await
+            .map_err(query_error("read deals", "deals"))?;
+        rows.iter().map(known_from_row).collect()
+    }
+
+    async fn upsert_deals(
+        &mut self,
+        deals: &[&DealRecord],
+        now: i64,
+        run: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "{UPSERT_COLUMNS} VALUES {}{UPSERT_TAIL}",
+            anonymous_tuples(deals.len(), 13, ", FALSE")
+        );
+        let mut q = sqlx::query(&sql);
+        for d in deals {
+            q = q
+                .bind(&d.id)
+                .bind(&d.account)
+                .bind(&d.pipeline)
+                .bind(&d.stage)
+                .bind(d.amount)
+                .bind(&d.currency)
+                .bind(d.created_at.map(Timestamp::millis))
+                .bind(d.close_date.map(|c| c.to_string()))
+                .bind(d.closed)
+                .bind(d.won)
+                .bind(now)
+                .bind(now)
+                .bind(run);
+        }
+        q.execute(&mut **self)
+            .await
+            .map_err(query_error("record deals", "deals"))?;
+        Ok(())
+    }
+
+    async fn append_deal_history(
+        &mut self,
+        rows: &[(&DealRecord, Change<'_>)],
+        run: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for rows in rows.chunks(DEALS_PER_STATEMENT) {
+            let sql = format!("{HISTORY_COLUMNS} VALUES {}", anonymous_tuples(rows.len(), 7, ""));
+            let mut q = sqlx::query(&sql);
+            for (d, c) in rows {
+                q = q
+                    .bind(&d.id)
+                    .bind(&d.account)
+                    .bind(c.at)
+                    .bind(c.event)
+                    .bind(c.stage)
+                    .bind(d.amount)
+                    .bind(run);
+            }
+            q.execute(&mut **self)
+                .await
+                .map_err(query_error("record deal history", "deal_history"))?;
+        }
+        Ok(())
+    }
+}
+
+impl DealStatements for sqlx::Transaction<'static, sqlx::Postgres> {
+    async fn known_deals(&mut self, ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_KNOWN} = ANY($1)"))
+            .bind(ids)
+            .fetch_all(&mut **self)
+            .await
+            .map_err(query_error("read deals", "deals"))?;
+        rows.iter().map(known_from_row).collect()
+    }
+
+    async fn upsert_deals(
+        &mut self,
+        deals: &[&DealRecord],
+        now: i64,
+        run: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "{UPSERT_COLUMNS}
+            SELECT v.id, v.account, v.pipeline, v.stage, v.amount, v.currency, v.created_at, v.close_date,
+                v.closed, v.won, $11, $11, $12, FALSE
+            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int8[],
+                $8::text[], $9::bool[], $10::bool[])
+                AS v (id, account, pipeline, stage, amount, currency, created_at, close_date, closed, won)
+            {UPSERT_TAIL}"
+        );
+        sqlx::query(&sql)
+            .bind(deals.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
+            .bind(deals.iter().map(|d| d.account.as_deref()).collect::<Vec<_>>())
+            .bind(deals.iter().map(|d| d.pipeline.as_deref()).collect::<Vec<_>>())
+            .bind(deals.iter().map(|d| d.stage.as_deref()).collect::<Vec<_>>())
+            .bind(deals.iter().map(|d| d.amount).collect::<Vec<_>>())
+            .bind(deals.iter().map(|d| d.currency.as_deref()).collect::<Vec<_>>())
+            .bind(
+                deals
+                    .iter()
+                    .map(|d| d.created_at.map(Timestamp::millis))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                deals
+                    .iter()
+                    .map(|d| d.close_date.map(|c| c.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(deals.iter().map(|d| d.closed).collect::<Vec<_>>())
+            .bind(deals.iter().map(|d| d.won).collect::<Vec<_>>())
+            .bind(now)
+            .bind(run)
+            .execute(&mut **self)
+            .await
+            .map_err(query_error("record deals", "deals"))?;
+        Ok(())
+    }
+
+    async fn append_deal_history(
+        &mut self,
+        rows: &[(&DealRecord, Change<'_>)],
+        run: Option<i64>,
+    ) -> Result<(), StoreError> {
+        // `UNNEST` gives the rows in array order, and the history's ids follow it.
+        let sql = format!(
+            "{HISTORY_COLUMNS}
+            SELECT v.deal, v.account, v.at, v.event, v.stage, v.amount, $7
+            FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::float8[])
+                AS v (deal, account, at, event, stage, amount)"
+        );
+        sqlx::query(&sql)
+            .bind(rows.iter().map(|(d, _)| d.id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(d, _)| d.account.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, c)| c.at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, c)| c.event).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, c)| c.stage).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(d, _)| d.amount).collect::<Vec<_>>())
+            .bind(run)
+            .execute(&mut **self)
+            .await
+            .map_err(query_error("record deal history", "deal_history"))?;
+        Ok(())
+    }
+}
 
 /// The previous state of a deal, for the diff.
 #[derive(Clone)]
@@ -318,16 +495,7 @@ impl Store {
                 let mut ids: Vec<&str> = chunk.iter().map(|d| d.id.as_str()).collect();
                 ids.sort_unstable();
                 ids.dedup();
-                let sql = format!("{SELECT_KNOWN} ({})", crate::row::placeholders_for(&self.backend, ids.len()));
-                let mut q = sqlx::query(&sql);
-                for id in &ids {
-                    q = q.bind(*id);
-                }
-                let rows = q.fetch_all(&mut *tx).await.map_err(query_error("read deals", "deals"))?;
-                let mut known = rows
-                    .iter()
-                    .map(known_from_row)
-                    .collect::<Result<HashMap<String, Known>, _>>()?;
+                let mut known = tx.known_deals(&ids).await?;
                 // The row a deal ends as (its last write in the chunk), and its history in order.
                 let mut writes: Vec<&DealRecord> = Vec::new();
                 let mut write_of: HashMap<&str, usize> = HashMap::new();
@@ -360,43 +528,10 @@ impl Store {
                     known.insert(d.id.clone(), Known::after(d));
                 }
                 if !writes.is_empty() {
-                    let sql = format!(
-                        "{UPSERT_HEAD} {}{UPSERT_TAIL}",
-                        crate::row::tuples_for(&self.backend, writes.len(), 13, ", FALSE")
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for d in &writes {
-                        q = q
-                            .bind(&d.id)
-                            .bind(&d.account)
-                            .bind(&d.pipeline)
-                            .bind(&d.stage)
-                            .bind(d.amount)
-                            .bind(&d.currency)
-                            .bind(d.created_at.map(Timestamp::millis))
-                            .bind(d.close_date.map(|c| c.to_string()))
-                            .bind(d.closed)
-                            .bind(d.won)
-                            .bind(now)
-                            .bind(now)
-                            .bind(run);
-                    }
-                    q.execute(&mut *tx).await.map_err(query_error("record deals", "deals"))?;
+                    tx.upsert_deals(&writes, now, run).await?;
                 }
-                for rows in history.chunks(DEALS_PER_STATEMENT) {
-                    let sql = format!("{HISTORY_HEAD} {}", crate::row::tuples_for(&self.backend, rows.len(), 7, ""));
-                    let mut q = sqlx::query(&sql);
-                    for (d, c) in rows {
-                        q = q
-                            .bind(&d.id)
-                            .bind(&d.account)
-                            .bind(c.at)
-                            .bind(c.event)
-                            .bind(c.stage)
-                            .bind(d.amount)
-                            .bind(run);
-                    }
-                    q.execute(&mut *tx).await.map_err(query_error("record deal history", "deal_history"))?;
+                if !history.is_empty() {
+                    tx.append_deal_history(&history, run).await?;
                 }
             }
             tx.commit().await.map_err(query_error("commit deals", "deals"))?;

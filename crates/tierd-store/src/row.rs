@@ -180,11 +180,19 @@ pub(crate) fn tuples(first: usize, rows: usize, per_row: usize, tail: &str) -> S
 pub(crate) fn tuples_for(backend: &crate::Backend, rows: usize, per_row: usize, tail: &str) -> String {
     match backend {
         crate::Backend::Postgres(_) => tuples(1, rows, per_row, tail),
-        crate::Backend::Sqlite(_) => {
-            let row = format!("({}{tail})", vec!["?"; per_row].join(", "));
-            vec![row.as_str(); rows].join(", ")
-        }
+        crate::Backend::Sqlite(_) => anonymous_tuples(rows, per_row, tail),
     }
+}
+
+/// [`tuples`] of anonymous `?`s, SQLite's (see [`tuples_for`]).
+pub(crate) fn anonymous_tuples(rows: usize, per_row: usize, tail: &str) -> String {
+    let row = format!("({}{tail})", anonymous_placeholders(per_row));
+    vec![row.as_str(); rows].join(", ")
+}
+
+/// `n` anonymous `?`s, SQLite's (see [`tuples_for`]).
+pub(crate) fn anonymous_placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 /// [`placeholders`] from `$1` for `backend`, for a statement whose every placeholder these are
@@ -192,6 +200,6 @@ pub(crate) fn tuples_for(backend: &crate::Backend, rows: usize, per_row: usize, 
 pub(crate) fn placeholders_for(backend: &crate::Backend, n: usize) -> String {
     match backend {
         crate::Backend::Postgres(_) => placeholders(1, n),
-        crate::Backend::Sqlite(_) => vec!["?"; n].join(", "),
+        crate::Backend::Sqlite(_) => anonymous_placeholders(n),
     }
 }
