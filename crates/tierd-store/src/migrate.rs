@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_account_reasons.sql"),
         postgres: include_str!("../migrations/postgres/0009_account_reasons.sql"),
     },
+    Migration {
+        version: 10,
+        name: "texts_lz4",
+        sqlite: include_str!("../migrations/sqlite/0010_texts_lz4.sql"),
+        postgres: include_str!("../migrations/postgres/0010_texts_lz4.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -258,6 +264,44 @@ mod upgrade {
         let store = Store::connect_sqlite_file(&path).await.expect("open and migrate");
         kept_its_texts(&store).await;
         store.close().await;
+    }
+
+    /// Migration 10: on a server that has lz4 (PostgreSQL 14+ built with it, as this one is when
+    /// `default_toast_compression` offers it), the facts and explanation are compressed with it.
+    #[tokio::test]
+    async fn account_texts_are_compressed_with_lz4_where_the_server_has_it() {
+        let Some(schema) = tierd_test_support::postgres::Schema::create("migrate_lz4").await else {
+            return;
+        };
+        let store = Store::connect_postgres(schema.options())
+            .await
+            .expect("open and migrate");
+        store.close().await;
+        let mut conn = sqlx::PgConnection::connect_with(&schema.options())
+            .await
+            .expect("connect");
+        let offered: Option<Vec<String>> =
+            sqlx::query_scalar("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+                .fetch_optional(&mut conn)
+                .await
+                .expect("read the server's compression methods");
+        let want = if offered.unwrap_or_default().iter().any(|m| m == "lz4") {
+            "l"
+        } else {
+            ""
+        };
+        for column in ["facts", "explanation"] {
+            let method: String = sqlx::query_scalar(
+                "SELECT attcompression::text FROM pg_attribute
+                 WHERE attrelid = 'account_texts'::regclass AND attname = $1",
+            )
+            .bind(column)
+            .fetch_one(&mut conn)
+            .await
+            .expect("read the column's compression");
+            assert_eq!(method.trim_matches('\0'), want, "{column}");
+        }
+        conn.close().await.expect("close");
     }
 
     #[tokio::test]

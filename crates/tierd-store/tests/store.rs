@@ -75,11 +75,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 9);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 10);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 9);
+        assert_eq!(again.schema_version().await.expect("schema version"), 10);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -87,7 +87,7 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 9 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 10 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
