@@ -898,7 +898,9 @@ impl Store {
     /// `explanation` holds only its `reasons`, read from `accounts.reasons` (the explanation's
     /// reasons, kept beside it when it is written). Only `accounts` is read: the facts and
     /// explanation in `account_texts` are most of an account's bytes, and taking the reasons out
-    /// of the explanation in SQL parsed every account's explanation on every push.
+    /// of the explanation in SQL parsed every account's explanation on every push. The stand-ins
+    /// never reach the store: a batch commit writes neither the texts nor the reasons of an
+    /// account it already has (see [`Store::commit_batch`]).
     pub async fn accounts_for_push(
         &self,
         ids: &[String],

@@ -324,12 +324,13 @@ impl DealStatements for sqlx::Transaction<'static, sqlx::Postgres> {
         rows: &[(&DealRecord, Change<'_>)],
         run: Option<i64>,
     ) -> Result<(), StoreError> {
-        // `UNNEST` gives the rows in array order, and the history's ids follow it.
+        // The history's ids follow the rows' order, so the rows are inserted in array order.
         let sql = format!(
             "{HISTORY_COLUMNS}
             SELECT v.deal, v.account, v.at, v.event, v.stage, v.amount, $7
             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::float8[])
-                AS v (deal, account, at, event, stage, amount)"
+                WITH ORDINALITY AS v (deal, account, at, event, stage, amount, n)
+            ORDER BY v.n"
         );
         sqlx::query(&sql)
             .bind(rows.iter().map(|(d, _)| d.id.as_str()).collect::<Vec<_>>())
