@@ -23,7 +23,7 @@ async fn the_budget_buys_the_tier_2_seats_a_run_fills() {
         s.policy.caps = [None, None];
         s.policy.budget_caps = [true, true];
     };
-    let p = sqlite_pipeline(&emulator, &dir, tweak).await;
+    let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", tweak).await;
     let report = run(&p, RunKind::Full).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     // This world has 5 Tier 1 candidates and 61 Tier 2 candidates (see tests.rs): every Tier 1

@@ -13,8 +13,7 @@ use tempfile::TempDir;
 use tierd_emulators::{HubSpotConfig, HubSpotEmulator};
 use tierd_store::{RunKind, RunStatus, Timestamp};
 
-use crate::metrics::Metrics;
-use crate::tests::{emulator_post, hubspot_id, pipeline_with, run, ACCOUNTS};
+use crate::tests::{emulator_post, hubspot_id, run, sqlite_pipeline, ACCOUNTS};
 use crate::Pipeline;
 
 const SECRET_ENV: &str = "TIERD_TEST_EVENTS_SECRET";
@@ -68,7 +67,6 @@ impl Receiver {
 /// A pipeline whose one endpoint hears every event, plus whatever `tweak` adds.
 async fn pipeline(emulator: &HubSpotEmulator, dir: &TempDir, url: &str, contracts: bool) -> Pipeline {
     std::env::set_var(SECRET_ENV, SECRET);
-    let store = format!("sqlite://{}", dir.path().join("tierd.db").display());
     let hooks = json!([{
         "name": "all",
         "url": url,
@@ -82,15 +80,7 @@ async fn pipeline(emulator: &HubSpotEmulator, dir: &TempDir, url: &str, contract
             crate::tests::add_contract_renewals(s);
         }
     };
-    pipeline_with(
-        emulator,
-        &store,
-        "2026-11-24",
-        tweak,
-        Arc::new(Metrics::default()),
-        "test:1",
-    )
-    .await
+    sqlite_pipeline(emulator, dir, "2026-11-24", tweak).await
 }
 
 /// Delivers everything due, as `sync --once` does.

@@ -52,35 +52,22 @@ async fn world() -> World {
 }
 
 async fn pipeline_for(emulator: &HubSpotEmulator, dir: &TempDir) -> Pipeline {
-    pipeline_on(emulator, dir, "2026-11-24").await
+    sqlite_pipeline(emulator, dir, "2026-11-24", |_| {}).await
 }
 
-/// A pipeline on the store in `dir` that scores as of `as_of`.
-async fn pipeline_on(emulator: &HubSpotEmulator, dir: &TempDir, as_of: &str) -> Pipeline {
-    let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
-    pipeline_with(
-        emulator,
-        &url,
-        as_of,
-        |_| {},
-        Arc::new(Metrics::default()),
-        "test:1",
-    )
-    .await
-}
-
-/// A pipeline on a SQLite store in `dir` that scores as of 2026-11-24, its settings adjusted by
+/// A pipeline on a SQLite store in `dir` that scores as of `as_of`, its settings adjusted by
 /// `tweak`.
 pub(crate) async fn sqlite_pipeline(
     emulator: &HubSpotEmulator,
     dir: &TempDir,
+    as_of: &str,
     tweak: impl FnOnce(&mut Settings),
 ) -> Pipeline {
     let url = format!("sqlite://{}", dir.path().join("tierd.db").display());
     pipeline_with(
         emulator,
         &url,
-        "2026-11-24",
+        as_of,
         tweak,
         Arc::new(Metrics::default()),
         "test:1",
@@ -351,7 +338,7 @@ async fn push_batches_are_sent_side_by_side_and_each_account_is_written_once() {
             s.pipeline.push_batch_size = 20;
             s.pipeline.push_concurrency = concurrency as usize;
         };
-        let p = sqlite_pipeline(&emulator, &dir, tweak).await;
+        let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", tweak).await;
         // Each batch update takes 100 ms to answer, so the next batch is read and planned while
         // one is in flight; the most in flight is read when the deals stage (after the push) starts.
         let watch = Arc::new(PushWatch {
@@ -537,7 +524,7 @@ async fn an_engagement_lift_ends_when_it_expires_even_if_the_account_is_not_resc
 
     // Two months later nothing changed in the CRM: the account is not pulled, yet its lift
     // (30 days) has expired.
-    let later = pipeline_on(&w.emulator, &w._dir, "2027-01-24").await;
+    let later = sqlite_pipeline(&w.emulator, &w._dir, "2027-01-24", |_| {}).await;
     let expired = run(&later, RunKind::Incremental).await;
     assert_eq!(expired.status, RunStatus::Succeeded, "{:?}", expired.error);
     let (tier, crm) = tier_of(&w, &later, n).await;
@@ -853,7 +840,7 @@ async fn rescoring_unchanged_accounts_with_hysteresis_does_not_lift_them_twice()
         }
         s.policy.caps = [None, None];
     };
-    let p = sqlite_pipeline(&emulator, &dir, overlap).await;
+    let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", overlap).await;
     assert_eq!(run(&p, RunKind::Full).await.status, RunStatus::Succeeded);
     let lifted = p
         .store()
@@ -1148,7 +1135,7 @@ async fn a_score_on_a_half_step_is_not_rewritten_by_every_full_run() {
             ..s.policy.clone()
         };
     };
-    let p = sqlite_pipeline(&emulator, &dir, tweak).await;
+    let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", tweak).await;
     let first = run(&p, RunKind::Full).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
     let id = format!("hubspot:{}", hubspot_id(3_190));
@@ -1299,7 +1286,7 @@ async fn deals_of_many_accounts_are_pulled_and_stored_chunk_by_chunk() {
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
-    let p = sqlite_pipeline(&emulator, &dir, |_| {}).await;
+    let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", |_| {}).await;
     let ids: Vec<String> = (0..MANY).map(|n| format!("hubspot:{}", hubspot_id(n))).collect();
     let first = crate::stage::deals::pull(&p, None, &ids).await.expect("deals");
     assert_eq!(first.accounts, MANY);
