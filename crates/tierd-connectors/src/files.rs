@@ -495,7 +495,7 @@ fn fill_record<'f>(
             problems.push(format!("{}: not valid UTF-8", column_name(schema, col)));
             continue;
         };
-        let text = text.trim();
+        let text = tierd_core::fact::trim(text);
         match *col {
             Column::Id => {
                 rec.id.clear();

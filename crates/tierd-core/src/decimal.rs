@@ -7,10 +7,11 @@
 
 /// Appends `x` with `decimals` digits after the point (at most 6), `+` before positive values
 /// when `plus` is set. Non-finite values fall back to the standard formatter.
+#[inline]
 pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
     assert!(decimals <= 6, "push_fixed supports up to 6 decimals");
     let scale = 10u64.pow(decimals);
-    let scaled = (f64::from(x).abs() * scale as f64).round_ties_even();
+    let scaled = round_half_even(f64::from(x).abs() * scale as f64);
     if !x.is_finite() || scaled >= 1e15 {
         use std::fmt::Write as _;
         let _ = match plus {
@@ -19,37 +20,69 @@ pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
         };
         return;
     }
-    let mut n = scaled as u64;
-    // Sign, up to 16 digits and the point, written from the end and appended at once (one
-    // `String::push` per character cost a tenth of writing a row).
-    let mut buf = [0u8; 24];
-    let mut at = buf.len();
-    let mut written = 0;
-    // At least one digit before the point.
-    while n > 0 || written <= decimals {
-        if written == decimals && decimals > 0 {
-            at -= 1;
-            buf[at] = b'.';
-        }
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        written += 1;
-    }
+    let n = scaled as u64;
     if x.is_sign_negative() {
-        at -= 1;
-        buf[at] = b'-';
+        out.push('-');
     } else if plus {
-        at -= 1;
-        buf[at] = b'+';
+        out.push('+');
     }
-    // Only ASCII digits, signs and points were written.
-    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+    // The whole part, then the decimals zero-padded (one division each, not one per digit).
+    out.push_str(itoa::Buffer::new().format(n / scale));
+    if decimals > 0 {
+        let mut frac = n % scale;
+        let mut digits = *b".000000";
+        for d in digits[1..=decimals as usize].iter_mut().rev() {
+            *d = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        // Only a point and ASCII digits were written.
+        out.push_str(std::str::from_utf8(&digits[..=decimals as usize]).unwrap_or_default());
+    }
+}
+
+/// `x.round_ties_even()` without a call into libm (the baseline x86-64 target has no rounding
+/// instruction): below 2^52, adding and subtracting 2^52 rounds to an integer in the default
+/// rounding mode, which is half to even.
+pub(crate) fn round_half_even(x: f64) -> f64 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let a = x.abs();
+    if a < TWO_52 {
+        ((a + TWO_52) - TWO_52).copysign(x)
+    } else {
+        x.round_ties_even()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::push_fixed;
+    use super::{push_fixed, round_half_even};
+
+    #[test]
+    fn rounding_half_to_even_matches_the_standard_library() {
+        let mut x = -10_000.0f64;
+        while x <= 10_000.0 {
+            for y in [x, x + 0.5, x + 0.25, x + 0.499_999, x + 0.500_001] {
+                assert_eq!(round_half_even(y).to_bits(), y.round_ties_even().to_bits(), "{y}");
+            }
+            x += 0.125;
+        }
+        for y in [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            4.5e15,
+            -4.5e15,
+            1e300,
+            f64::INFINITY,
+        ] {
+            assert_eq!(round_half_even(y).to_bits(), y.round_ties_even().to_bits(), "{y}");
+        }
+        assert!(round_half_even(f64::NAN).is_nan());
+    }
 
     fn fixed(x: f32, d: u32, plus: bool) -> String {
         let mut s = String::new();

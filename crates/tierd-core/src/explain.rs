@@ -5,6 +5,7 @@
 //! ranks the reasons. Reason texts are built from the criterion's label and the
 //! value that earned the points: `uses Snowflake (+0.6)`, `no demo request in 90 days (-0.3)`.
 
+use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
 
 use crate::date::Date;
@@ -117,8 +118,16 @@ impl Criterion {
                 (Rule::RecencyFade { lifespan_days, .. }, _) => {
                     write!(out, "no {label} in {lifespan_days} days")
                 }
-                (_, crate::model::MissingPolicy::Zero) => write!(out, "no {label}"),
-                _ => write!(out, "{label} unknown"),
+                (_, crate::model::MissingPolicy::Zero) => {
+                    out.push_str("no ");
+                    out.push_str(label);
+                    Ok(())
+                }
+                _ => {
+                    out.push_str(label);
+                    out.push_str(" unknown");
+                    Ok(())
+                }
             };
         };
         let has = |list: &[String], v: &str| list.iter().any(|x| x.eq_ignore_ascii_case(v));
@@ -126,7 +135,9 @@ impl Criterion {
             (Rule::AnyOf { values, .. }, FactValue::StringList(list)) => {
                 let mut hits = values.iter().filter(|v| has(list, v)).peekable();
                 if hits.peek().is_none() {
-                    return write!(out, "no {label}");
+                    out.push_str("no ");
+                    out.push_str(label);
+                    return Ok(());
                 }
                 out.push_str("uses ");
                 join(out, hits, ", ");
@@ -145,23 +156,47 @@ impl Criterion {
             }
             (Rule::DaysUntil(_), FactValue::Date(d)) => {
                 let days = as_of.days_until(*d);
+                out.push_str(label);
                 if days >= 0 {
-                    write!(out, "{label} in {days} days")
+                    out.push_str(" in ");
+                    push_int(out, days);
+                    out.push_str(" days");
                 } else {
-                    write!(out, "{label} passed {} days ago", -days)
+                    out.push_str(" passed ");
+                    push_int(out, -i64::from(days));
+                    out.push_str(" days ago");
                 }
+                Ok(())
             }
             (Rule::RecencyBands(_), FactValue::DateList(dates))
             | (Rule::RecencyFade { .. }, FactValue::DateList(dates)) => match happened(dates, as_of).max() {
-                None => write!(out, "no {label}"),
+                None => {
+                    out.push_str("no ");
+                    out.push_str(label);
+                    Ok(())
+                }
                 Some(latest) => {
                     let age = latest.days_until(as_of);
                     match (&self.rule, happened(dates, as_of).count()) {
                         (Rule::RecencyFade { lifespan_days, .. }, _) if age as f32 >= *lifespan_days => {
                             write!(out, "no {label} in {lifespan_days} days")
                         }
-                        (_, 1) => write!(out, "{label} {age} days ago"),
-                        (_, n) => write!(out, "{n} {label}s, latest {age} days ago"),
+                        (_, 1) => {
+                            out.push_str(label);
+                            out.push(' ');
+                            push_int(out, age);
+                            out.push_str(" days ago");
+                            Ok(())
+                        }
+                        (_, n) => {
+                            push_int(out, n);
+                            out.push(' ');
+                            out.push_str(label);
+                            out.push_str("s, latest ");
+                            push_int(out, age);
+                            out.push_str(" days ago");
+                            Ok(())
+                        }
                     }
                 }
             },
@@ -169,9 +204,18 @@ impl Criterion {
                 write!(out, "{label}: {}", if *b { "yes" } else { "no" })
             }
             (Rule::Bands(_), FactValue::Number(x)) if x.fract() == 0.0 && x.abs() < 1e15 => {
-                write!(out, "{label} {}", *x as i64)
+                out.push_str(label);
+                out.push(' ');
+                push_int(out, *x as i64);
+                Ok(())
             }
             (Rule::Bands(_), FactValue::Number(x)) => write!(out, "{label} {x:.2}"),
+            (_, FactValue::String(v)) => {
+                out.push_str(label);
+                out.push_str(": ");
+                out.push_str(v);
+                Ok(())
+            }
             (_, v) => write!(out, "{label}: {v}"),
         }
     }
@@ -186,6 +230,17 @@ impl Criterion {
             FactSource::PotentialValue => potential,
         }
     }
+}
+
+/// The order of reasons: strongest up first, strongest down last, ties in criterion order.
+fn ranking(a: &(f32, usize), b: &(f32, usize)) -> Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// A whole number as `Display` writes it, without `core::fmt` (reasons are written for
+/// every account of a file).
+fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 impl Model {
@@ -250,6 +305,14 @@ impl Model {
 
     /// [`Model::rank_reasons`] into `buf` (as long as the card's criteria); returns how many.
     fn rank_reasons_into(&self, card: &ScoreCard, buf: &mut [(f32, usize)]) -> usize {
+        let n = self.notable_into(card, buf);
+        buf[..n].sort_unstable_by(ranking);
+        n
+    }
+
+    /// (impact, criterion index) of every criterion that moved the score noticeably, in
+    /// criterion order, into `buf` (as long as the card's criteria); returns how many.
+    fn notable_into(&self, card: &ScoreCard, buf: &mut [(f32, usize)]) -> usize {
         let mut n = 0;
         for (i, o) in card.criteria.iter().enumerate() {
             let impact = o.impact(self.neutral_points);
@@ -258,7 +321,6 @@ impl Model {
                 n += 1;
             }
         }
-        buf[..n].sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         n
     }
 
@@ -302,18 +364,35 @@ impl Model {
             heap.resize(card.criteria.len(), (0f32, 0usize));
             &mut heap
         };
-        let n = self.rank_reasons_into(card, buf);
-        let ranked = &buf[..n];
-        let pos = ranked.iter().filter(|r| r.0 > 0.0).take(up);
-        let neg = ranked.iter().rev().filter(|r| r.0 < 0.0).take(down);
-        for (n, &(impact, i)) in pos.chain(neg).enumerate() {
-            if n > 0 {
-                out.push_str("; ");
+        // The first `up` reasons up and the last `down` down of the ranking, picked one at a
+        // time (a handful of passes over a dozen entries cost less than ranking them all).
+        let mut len = self.notable_into(card, buf);
+        let mut written = 0;
+        for (side, take) in [(Ordering::Less, up), (Ordering::Greater, down)] {
+            for _ in 0..take {
+                let mut best: Option<usize> = None;
+                for (j, r) in buf[..len].iter().enumerate() {
+                    let on_side = match side {
+                        Ordering::Less => r.0 > 0.0,
+                        _ => r.0 < 0.0,
+                    };
+                    if on_side && best.is_none_or(|b| ranking(r, &buf[b]) == side) {
+                        best = Some(j);
+                    }
+                }
+                let Some(j) = best else { break };
+                let (impact, i) = buf[j];
+                buf.swap(j, len - 1);
+                len -= 1;
+                if written > 0 {
+                    out.push_str("; ");
+                }
+                written += 1;
+                write_reason(i, out);
+                out.push_str(" (");
+                push_fixed(out, impact, 1, true);
+                out.push(')');
             }
-            write_reason(i, out);
-            out.push_str(" (");
-            push_fixed(out, impact, 1, true);
-            out.push(')');
         }
     }
 }
@@ -376,5 +455,57 @@ mod substance_tests {
             "uses dbt (+0.4)"
         ));
         assert_eq!(reason_skeleton("v2.5 in 3 days"), "v# in # days");
+    }
+}
+
+#[cfg(test)]
+mod ranking_tests {
+    use super::*;
+    use crate::score::CriterionOutcome;
+
+    /// The compact line picks its reasons one at a time; it must name exactly the ends of the
+    /// full ranking (ties included), which is worked out here by sorting.
+    #[test]
+    fn the_compact_line_names_the_ends_of_the_full_ranking() {
+        let text = include_str!("../../../config/model.toml");
+        let model = Model::from_toml(text, "model").expect("the default model");
+        let points = [0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0];
+        let shares = [0.05, 0.1, 0.2];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            let n = 1 + next(14);
+            let card = ScoreCard {
+                criteria: (0..n)
+                    .map(|_| CriterionOutcome {
+                        points: points[next(points.len())],
+                        known: true,
+                        share: shares[next(shares.len())],
+                    })
+                    .collect(),
+                ..ScoreCard::default()
+            };
+            let ranked = model.rank_reasons(&card);
+            for up in 0..4 {
+                for down in 0..4 {
+                    let pos = ranked.iter().filter(|r| r.0 > 0.0).take(up);
+                    let neg = ranked.iter().rev().filter(|r| r.0 < 0.0).take(down);
+                    let want: Vec<String> = pos
+                        .chain(neg)
+                        .map(|&(impact, i)| format!("{i} ({impact:+.1})"))
+                        .collect();
+                    let mut got = String::new();
+                    model.compact_reasons_with(&card, up, down, &mut got, |i, out| {
+                        out.push_str(&i.to_string())
+                    });
+                    assert_eq!(got, want.join("; "), "{card:?} up {up} down {down}");
+                }
+            }
+        }
     }
 }

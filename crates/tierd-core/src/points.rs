@@ -20,7 +20,7 @@ impl MilliPoints {
     /// `points` to the nearest thousandth (ties to even, as `{:.3}` prints it), within
     /// `0..=5000`. Not-a-number counts as 0.
     pub fn of(points: f32) -> MilliPoints {
-        let scaled = (f64::from(points) * 1000.0).round_ties_even();
+        let scaled = crate::decimal::round_half_even(f64::from(points) * 1000.0);
         if scaled.is_nan() || scaled <= 0.0 {
             MilliPoints(0)
         } else {

@@ -338,7 +338,7 @@ impl<'a> RowWriter<'a> {
 
 /// Whether the `csv` crate's writer quotes this field (`QuoteStyle::Necessary`).
 fn needs_quotes(field: &[u8]) -> bool {
-    field.iter().any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    memchr::memchr3(b',', b'"', b'\n', field).is_some() || memchr::memchr(b'\r', field).is_some()
 }
 
 /// `field`'s bytes with quotes doubled when `quoted`.
