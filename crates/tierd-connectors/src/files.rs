@@ -952,6 +952,14 @@ pub struct Chunk {
     record_line: u64,
 }
 
+impl Chunk {
+    /// The chunk as text, when it is valid UTF-8 (for [`CsvLayout::read`]; one check of the
+    /// whole chunk).
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes).ok()
+    }
+}
+
 /// How a CSV file's columns map to an account, from its header.
 #[derive(Debug, Clone)]
 pub struct CsvLayout {
@@ -1258,13 +1266,19 @@ impl RecordSplitter {
     }
 
     /// The fields of the record last split as text: the record is checked for UTF-8 once, not
-    /// field by field (fields are cut at ASCII bytes, so a valid record has valid fields).
+    /// field by field (fields are cut at ASCII bytes, so a valid record has valid fields), and
+    /// not at all when the whole chunk was (`text`: the chunk as text, when it is valid).
     fn texts<'a>(
         &'a self,
         chunk: &'a [u8],
+        text: Option<&'a str>,
     ) -> impl Iterator<Item = Result<&'a str, std::str::Utf8Error>> + 'a {
         let (start, end) = self.span;
-        let record = std::str::from_utf8(&chunk[start..end]).ok();
+        // A record starts and ends at ASCII bytes (or the chunk's ends): character boundaries.
+        let record = match text.and_then(|t| t.get(start..end)) {
+            Some(record) => Some(record),
+            None => std::str::from_utf8(&chunk[start..end]).ok(),
+        };
         self.fields
             .iter()
             .map(move |&(in_text, a, b)| match (in_text, record) {
@@ -1326,10 +1340,14 @@ impl CsvLayout {
     /// Fills `rec` with the record `split` holds (from `chunk`, on `line`): `None` when it is an
     /// account, else why it is rejected, as [`AccountReader`] would reject it. Ids are not
     /// checked for repeats here (the caller does, in input order, with an [`IdSet`]).
+    ///
+    /// `text` is the whole chunk as text when it is valid UTF-8 ([`Chunk::text`], checked once
+    /// per chunk, which costs a fraction of checking each record); `None` checks the record.
     pub fn read(
         &self,
         split: &RecordSplitter,
         chunk: &[u8],
+        text: Option<&str>,
         line: u64,
         rec: &mut AccountRecord,
     ) -> Option<Rejected> {
@@ -1363,7 +1381,7 @@ impl CsvLayout {
         let has_id = fill_record(
             &self.columns,
             &self.schema,
-            split.texts(chunk),
+            split.texts(chunk, text),
             rec,
             &mut problems,
         );
@@ -1695,8 +1713,9 @@ rule = { map = { software = 5 } }
         let mut got = Vec::new();
         while let Some(chunk) = chunks.next_chunk(16, Vec::new()).expect("chunk") {
             split.start(&chunk);
+            let text = chunk.text();
             while let Some(line) = split.next_record(&chunk.bytes) {
-                match layout.read(&split, &chunk.bytes, line, &mut rec) {
+                match layout.read(&split, &chunk.bytes, text, line, &mut rec) {
                     Some(r) => got.push(ReadItem::Rejected(r)),
                     None => match ids.insert(&rec.id, line) {
                         Some(first) => got.push(ReadItem::Rejected(layout.duplicate(
@@ -1713,5 +1732,55 @@ rule = { map = { software = 5 } }
         }
         assert_eq!(got, want);
         assert!(got.len() >= 8, "{got:?}");
+    }
+
+    /// A chunk checked for UTF-8 as a whole hands out its records unchecked; a chunk with an
+    /// invalid byte falls back to checking each record, so only that record is rejected.
+    #[test]
+    fn chunks_with_and_without_valid_text_read_as_the_account_reader_does() {
+        let mut bytes = format!("{CSV}é,Café Noir,3,Snowflake,Médias\n").into_bytes();
+        bytes.extend_from_slice(b"g,Bad\xff,4,,\nh,Fine,5,,\n");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("accounts.csv");
+        std::fs::write(&path, &bytes).expect("write");
+        let model = Model::from_toml(MODEL, "model").expect("model");
+        let input: Box<dyn io::Read + Send> = Box::new(io::Cursor::new(bytes.clone()));
+        let want: Vec<ReadItem> =
+            AccountReader::from_reader(Path::new("accounts.csv"), input, FileFormat::Csv, model.schema())
+                .expect("reader")
+                .map(|r| r.expect("read"))
+                .collect();
+        assert!(
+            want.iter()
+                .any(|r| matches!(r, ReadItem::Rejected(r) if r.reason.contains("not valid UTF-8"))),
+            "{want:?}"
+        );
+        for target in [16, 1 << 20] {
+            let (layout, mut chunks) = CsvChunks::open(&path, model.schema()).expect("open");
+            let mut ids = IdSet::default();
+            let mut split = RecordSplitter::default();
+            let mut rec = layout.empty_record();
+            let mut got = Vec::new();
+            while let Some(chunk) = chunks.next_chunk(target, Vec::new()).expect("chunk") {
+                split.start(&chunk);
+                let text = chunk.text();
+                while let Some(line) = split.next_record(&chunk.bytes) {
+                    match layout.read(&split, &chunk.bytes, text, line, &mut rec) {
+                        Some(r) => got.push(ReadItem::Rejected(r)),
+                        None => match ids.insert(&rec.id, line) {
+                            Some(first) => got.push(ReadItem::Rejected(layout.duplicate(
+                                &split,
+                                &chunk.bytes,
+                                line,
+                                &rec.id,
+                                first,
+                            ))),
+                            None => got.push(ReadItem::Account(rec.clone())),
+                        },
+                    }
+                }
+            }
+            assert_eq!(got, want, "chunks of {target} bytes");
+        }
     }
 }

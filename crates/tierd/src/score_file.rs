@@ -458,8 +458,9 @@ fn pass1_chunks(
                         .unwrap_or_default();
                     rows.clear();
                     split.start(&chunk);
+                    let text = chunk.text();
                     while let Some(line) = split.next_record(&chunk.bytes) {
-                        match layout.read(&split, &chunk.bytes, line, &mut rec) {
+                        match layout.read(&split, &chunk.bytes, text, line, &mut rec) {
                             None => writer.write(&rec, split.span(), &mut rows),
                             Some(r) => rows.items.push(Item::Rejected(r)),
                         }
