@@ -1698,20 +1698,16 @@ rule = { map = { software = 5 } }
         }
     }
 
-    #[test]
-    fn chunked_reading_rejects_as_the_account_reader_does() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("accounts.csv");
-        let text = format!("{CSV}e,,1,,\n,Nameless,2,,\nf,Short\n");
-        std::fs::write(&path, &text).expect("write");
-        let want: Vec<ReadItem> = reader(&text, FileFormat::Csv).map(|r| r.expect("read")).collect();
+    /// What the chunk reader makes of the CSV file at `path`, read in chunks of about
+    /// `target` bytes, its ids checked in order as `tierd score` checks them.
+    fn read_in_chunks(path: &Path, target: usize) -> Vec<ReadItem> {
         let model = Model::from_toml(MODEL, "model").expect("model");
-        let (layout, mut chunks) = CsvChunks::open(&path, model.schema()).expect("open");
+        let (layout, mut chunks) = CsvChunks::open(path, model.schema()).expect("open");
         let mut ids = IdSet::default();
         let mut split = RecordSplitter::default();
         let mut rec = layout.empty_record();
         let mut got = Vec::new();
-        while let Some(chunk) = chunks.next_chunk(16, Vec::new()).expect("chunk") {
+        while let Some(chunk) = chunks.next_chunk(target, Vec::new()).expect("chunk") {
             split.start(&chunk);
             let text = chunk.text();
             while let Some(line) = split.next_record(&chunk.bytes) {
@@ -1730,6 +1726,17 @@ rule = { map = { software = 5 } }
                 }
             }
         }
+        got
+    }
+
+    #[test]
+    fn chunked_reading_rejects_as_the_account_reader_does() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("accounts.csv");
+        let text = format!("{CSV}e,,1,,\n,Nameless,2,,\nf,Short\n");
+        std::fs::write(&path, &text).expect("write");
+        let want: Vec<ReadItem> = reader(&text, FileFormat::Csv).map(|r| r.expect("read")).collect();
+        let got = read_in_chunks(&path, 16);
         assert_eq!(got, want);
         assert!(got.len() >= 8, "{got:?}");
     }
@@ -1744,7 +1751,7 @@ rule = { map = { software = 5 } }
         let path = dir.path().join("accounts.csv");
         std::fs::write(&path, &bytes).expect("write");
         let model = Model::from_toml(MODEL, "model").expect("model");
-        let input: Box<dyn io::Read + Send> = Box::new(io::Cursor::new(bytes.clone()));
+        let input: Box<dyn io::Read + Send> = Box::new(io::Cursor::new(bytes));
         let want: Vec<ReadItem> =
             AccountReader::from_reader(Path::new("accounts.csv"), input, FileFormat::Csv, model.schema())
                 .expect("reader")
@@ -1756,31 +1763,7 @@ rule = { map = { software = 5 } }
             "{want:?}"
         );
         for target in [16, 1 << 20] {
-            let (layout, mut chunks) = CsvChunks::open(&path, model.schema()).expect("open");
-            let mut ids = IdSet::default();
-            let mut split = RecordSplitter::default();
-            let mut rec = layout.empty_record();
-            let mut got = Vec::new();
-            while let Some(chunk) = chunks.next_chunk(target, Vec::new()).expect("chunk") {
-                split.start(&chunk);
-                let text = chunk.text();
-                while let Some(line) = split.next_record(&chunk.bytes) {
-                    match layout.read(&split, &chunk.bytes, text, line, &mut rec) {
-                        Some(r) => got.push(ReadItem::Rejected(r)),
-                        None => match ids.insert(&rec.id, line) {
-                            Some(first) => got.push(ReadItem::Rejected(layout.duplicate(
-                                &split,
-                                &chunk.bytes,
-                                line,
-                                &rec.id,
-                                first,
-                            ))),
-                            None => got.push(ReadItem::Account(rec.clone())),
-                        },
-                    }
-                }
-            }
-            assert_eq!(got, want, "chunks of {target} bytes");
+            assert_eq!(read_in_chunks(&path, target), want, "chunks of {target} bytes");
         }
     }
 }
