@@ -1012,10 +1012,7 @@ impl CsvChunks {
         loop {
             if !self.eof && self.buf.len() < target {
                 let want = target - self.buf.len();
-                let have = self.buf.len();
-                self.buf.resize(have + want, 0);
-                let n = read_full(&mut self.file, &mut self.buf[have..]).map_err(io_err(&self.path))?;
-                self.buf.truncate(have + n);
+                let n = self.read_more(want)?;
                 self.eof = n < want;
             }
             self.scan_for_cuts();
@@ -1024,12 +1021,7 @@ impl CsvChunks {
                 None if self.eof => None,
                 None => {
                     // One record longer than the buffer: read on.
-                    let more = self.buf.len() + target;
-                    let have = self.buf.len();
-                    self.buf.resize(more, 0);
-                    let n = read_full(&mut self.file, &mut self.buf[have..]).map_err(io_err(&self.path))?;
-                    self.buf.truncate(have + n);
-                    self.eof = n == 0;
+                    self.eof = self.read_more(target)? == 0;
                     continue;
                 }
             };
@@ -1038,8 +1030,11 @@ impl CsvChunks {
             let chunk_record_line = self.start_record_line;
             match cut {
                 Some((at, lines_after, next_record_line)) => {
-                    bytes.extend_from_slice(&self.buf[..at]);
-                    self.buf.drain(..at);
+                    // The chunk takes the buffer as read; the part record after the cut goes on
+                    // in the recycled one (a megabyte not copied per chunk).
+                    bytes.extend_from_slice(&self.buf[at..]);
+                    std::mem::swap(&mut bytes, &mut self.buf);
+                    bytes.truncate(at);
                     self.scan -= at;
                     self.start_lines = lines_after;
                     self.start_record_line = next_record_line;
@@ -1058,6 +1053,16 @@ impl CsvChunks {
                 record_line: chunk_record_line,
             }));
         }
+    }
+
+    /// Appends up to `want` bytes of the file to `buf` (fewer only at its end), read straight
+    /// into the buffer's spare room (no zero-filling first); returns how many.
+    fn read_more(&mut self, want: usize) -> Result<usize, FileError> {
+        let have = self.buf.len();
+        self.buf.reserve(want);
+        io::Read::read_to_end(&mut io::Read::take(&mut self.file, want as u64), &mut self.buf)
+            .map_err(io_err(&self.path))?;
+        Ok(self.buf.len() - have)
     }
 
     /// Scans `buf` from `scan` on, in the `csv` crate's grammar (a quote opens a quoted field
@@ -1113,20 +1118,6 @@ impl CsvChunks {
         }
         self.scan = i;
     }
-}
-
-/// Reads until `buf` is full or the file ends; returns how many bytes were read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match io::Read::read(file, &mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Where `b` first is in `hay`, counting the `\n`s before it (or in all of `hay`) into `lines`.
