@@ -35,8 +35,8 @@ pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
             *d = b'0' + (frac % 10) as u8;
             frac /= 10;
         }
-        // Only a point and ASCII digits were written.
-        out.push_str(std::str::from_utf8(&digits[..=decimals as usize]).unwrap_or_default());
+        // ASCII only: pushed as chars, without a UTF-8 check of the slice.
+        out.extend(digits[..=decimals as usize].iter().map(|&d| char::from(d)));
     }
 }
 
