@@ -1276,19 +1276,41 @@ async fn the_funnel_sets_the_companies_off_hubspots_target_account_list_beside_t
     p.shutdown().await;
 }
 
-/// The deals stage pulls one chunk while it stores the one before: over three chunks of accounts
-/// (2,500, a thousand per call) every deal is stored once, as new, and a second pull changes
-/// nothing.
+/// Accounts in [`deals_of_many_accounts`]: three chunks of a thousand per call, two lanes.
+const MANY: u64 = 2_500;
+
+/// The deals stage pulls and stores chunks in two lanes, each pulling its next chunk while it
+/// stores the one before: over three chunks of accounts (2,500, a thousand per call; one lane
+/// stores two) every deal is stored once, as new, and a second pull changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deals_of_many_accounts_are_pulled_and_stored_chunk_by_chunk() {
-    const MANY: u64 = 2_500;
     let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(MANY, 11))
         .await
         .expect("emulator");
     let dir = TempDir::new().expect("temp dir");
     let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", |_| {}).await;
+    deals_of_many_accounts(&p).await;
+    p.shutdown().await;
+}
+
+/// The same on PostgreSQL, where the two lanes' transactions run side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deals_of_many_accounts_are_stored_in_two_lanes_on_postgres() {
+    let Some(pg) = tierd_test_support::postgres::Schema::create("deal_lanes").await else {
+        return;
+    };
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(MANY, 11))
+        .await
+        .expect("emulator");
+    let metrics = Arc::new(Metrics::default());
+    let p = pipeline_with(&emulator, &pg.url(), "2026-11-24", |_| {}, metrics, "test:1").await;
+    deals_of_many_accounts(&p).await;
+    p.shutdown().await;
+}
+
+async fn deals_of_many_accounts(p: &Pipeline) {
     let ids: Vec<String> = (0..MANY).map(|n| format!("hubspot:{}", hubspot_id(n))).collect();
-    let first = crate::stage::deals::pull(&p, None, &ids).await.expect("deals");
+    let first = crate::stage::deals::pull(p, None, &ids).await.expect("deals");
     assert_eq!(first.accounts, MANY);
     assert!(first.pulled > MANY / 2, "{first:?}");
     assert_eq!(
@@ -1309,12 +1331,11 @@ async fn deals_of_many_accounts_are_pulled_and_stored_chunk_by_chunk() {
             chunk[0]
         );
     }
-    let again = crate::stage::deals::pull(&p, None, &ids)
+    let again = crate::stage::deals::pull(p, None, &ids)
         .await
         .expect("deals again");
     assert_eq!(again.pulled, first.pulled);
     assert_eq!(again.sync, tierd_store::DealSync::default());
-    p.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
