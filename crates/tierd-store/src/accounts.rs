@@ -484,6 +484,18 @@ const ACCOUNT_COLUMNS: &str =
     scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run,
     COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered";
 
+/// The first page of [`Store::account_summaries`] (`$1`: the limit).
+const SUMMARIES_FIRST: &str = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
+    COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
+    ORDER BY id LIMIT $1";
+
+/// A page of [`Store::account_summaries`] after a cursor (`$2`). A statement of its own, not
+/// `($2 IS NULL OR id > $2)`: SQLite does not fold that away and walked the key's index from its
+/// start for every page, so paging a million accounts read some 50 million rows.
+const SUMMARIES_AFTER: &str = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
+    COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
+    WHERE id > $2 ORDER BY id LIMIT $1";
+
 /// The tiering basis columns of a row (selected as in [`ACCOUNT_COLUMNS`]).
 fn basis_from_row(row: &impl StoreRow, id: &str) -> Result<(Tier, Option<Engagement>, bool), StoreError> {
     let decode = query_error("read an account's tiering basis", "accounts");
@@ -922,12 +934,13 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AccountSummary>, StoreError> {
-        let sql = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
-                       COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
-                   WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2";
+        let sql = match after {
+            Some(_) => SUMMARIES_AFTER,
+            None => SUMMARIES_FIRST,
+        };
         let page = with_pool!(self, pool => sqlx::query(sql)
-            .bind(after)
             .bind(i64::from(limit))
+            .bind(after)
             .fetch_all(pool)
             .await
             .map_err(query_error("read account scores", "accounts"))?
@@ -1010,5 +1023,34 @@ impl Store {
             .map(pending_from_row)
             .collect::<Result<Vec<_>, _>>()?);
         Ok(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paging after a cursor seeks to it in the key's index (a `SEARCH` of `id>?` in SQLite's
+    /// plan), rather than scanning the index from its start on every page.
+    #[tokio::test]
+    async fn a_page_of_summaries_after_a_cursor_seeks_to_the_cursor() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        let crate::Backend::Sqlite(pool) = &store.backend else {
+            panic!("a SQLite store");
+        };
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SUMMARIES_AFTER}"))
+                .bind(10_000i64)
+                .bind("acc-00500000")
+                .fetch_all(pool)
+                .await
+                .expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with("SEARCH accounts") && s.contains("(id>?)")),
+            "{steps:?}"
+        );
     }
 }
