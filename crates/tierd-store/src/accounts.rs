@@ -484,17 +484,18 @@ const ACCOUNT_COLUMNS: &str =
     scored_at, pushed_tier, pushed_score_bucket, pushed_reason, pushed_at, crm_tier_seen, locked, updated_run,
     COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered";
 
-/// The first page of [`Store::account_summaries`] (`$1`: the limit).
-const SUMMARIES_FIRST: &str = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
-    COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
-    ORDER BY id LIMIT $1";
-
-/// A page of [`Store::account_summaries`] after a cursor (`$2`). A statement of its own, not
-/// `($2 IS NULL OR id > $2)`: SQLite does not fold that away and walked the key's index from its
-/// start for every page, so paging a million accounts read some 50 million rows.
-const SUMMARIES_AFTER: &str = "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
-    COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
-    WHERE id > $2 ORDER BY id LIMIT $1";
+/// A page of [`Store::account_summaries`]: the first (`$1`: the limit), or the one after a
+/// cursor (`$2`). The cursor gets a statement of its own, not `($2 IS NULL OR id > $2)`: SQLite
+/// does not fold that away and walked the key's index from its start for every page, so paging
+/// a million accounts read some 50 million rows.
+fn summaries_sql(after_cursor: bool) -> String {
+    format!(
+        "SELECT id, score, coverage, potential_value, tier, pushed_tier, locked,
+            COALESCE(base_tier, tier) AS base_tier, engaged_until, engaged_by, tiered FROM accounts
+        {} ORDER BY id LIMIT $1",
+        if after_cursor { "WHERE id > $2" } else { "" }
+    )
+}
 
 /// The tiering basis columns of a row (selected as in [`ACCOUNT_COLUMNS`]).
 fn basis_from_row(row: &impl StoreRow, id: &str) -> Result<(Tier, Option<Engagement>, bool), StoreError> {
@@ -934,11 +935,8 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AccountSummary>, StoreError> {
-        let sql = match after {
-            Some(_) => SUMMARIES_AFTER,
-            None => SUMMARIES_FIRST,
-        };
-        let page = with_pool!(self, pool => sqlx::query(sql)
+        let sql = summaries_sql(after.is_some());
+        let page = with_pool!(self, pool => sqlx::query(&sql)
             .bind(i64::from(limit))
             .bind(after)
             .fetch_all(pool)
@@ -1039,7 +1037,7 @@ mod tests {
             panic!("a SQLite store");
         };
         let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SUMMARIES_AFTER}"))
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", summaries_sql(true)))
                 .bind(10_000i64)
                 .bind("acc-00500000")
                 .fetch_all(pool)
