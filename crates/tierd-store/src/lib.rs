@@ -63,6 +63,7 @@ mod row;
 mod runs;
 mod shadow;
 mod signals;
+mod wal;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -247,7 +248,9 @@ impl Store {
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true)
             // Statement journals (an upsert of many rows keeps one) in memory, not a temp file.
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // The log is started over by `wal::keep`, and cut back to this size when it is.
+            .pragma("journal_size_limit", wal::LOG_SIZE_LIMIT.to_string());
         let url = format!("sqlite://{}", path.display());
         // As for PostgreSQL: a plain connection reports why the file cannot be opened.
         let probe = SqliteConnection::connect_with(&options)
@@ -262,6 +265,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Connect { url, source })?;
+        wal::keep(pool.clone());
         Store::migrated(Backend::Sqlite(pool)).await
     }
 

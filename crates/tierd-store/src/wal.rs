@@ -1,0 +1,166 @@
+//! Keeping SQLite's write-ahead log short.
+//!
+//! SQLite's own checkpoint (every 1,000 pages, after a commit) copies the log into the database
+//! but starts the log over only when no reader is still reading from it. A daemon's store nearly
+//! always has a reader in some snapshot (a commit worker's next read, the admin API), so in a long
+//! run the log was never started over: it grew by every page every commit wrote, to 13 GB beside
+//! a 5 GB database by the middle of a 1M-account full run. Each new page of it was zeroed by the
+//! kernel as the file grew, and every reader searched an index of it that grew as well.
+//!
+//! [`keep`] starts a task beside the pool that, every [`EVERY`], runs
+//! `PRAGMA wal_checkpoint(RESTART)`: it copies the log into the database, waits (up to the busy
+//! timeout) for the readers of the old log to finish and starts it over; `journal_size_limit`
+//! ([`LOG_SIZE_LIMIT`]) then cuts the file back. Readers are short statements, so the wait is
+//! short; a reader that holds the old log past the busy timeout only puts the restart off.
+//!
+//! Run after the commits themselves, every few of them, the restart did not keep the log short:
+//! the committing worker waited for the writer lock the other worker nearly always held, gave up
+//! after the busy timeout, and the log still grew to 6 GB in a 1M-account run.
+//!
+//! Owns nothing of the schema; knows only a SQLite pool.
+
+use std::time::Duration;
+
+use sqlx::sqlite::SqlitePool;
+use sqlx::SqliteConnection;
+
+/// How often the log is started over.
+pub(crate) const EVERY: Duration = Duration::from_secs(1);
+
+/// The size the log file is cut back to when it is started over (`journal_size_limit`).
+pub(crate) const LOG_SIZE_LIMIT: u64 = 64 << 20;
+
+/// What one checkpoint did: `PRAGMA wal_checkpoint`'s row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    /// Readers or a writer kept it from finishing.
+    pub busy: bool,
+    /// Pages in the log when it ran.
+    pub log_pages: i64,
+    /// Pages it copied into the database.
+    pub copied_pages: i64,
+}
+
+/// Copies the log into the database and starts it over, once the readers of the old log are
+/// done (waiting up to the connection's busy timeout).
+pub(crate) async fn restart(conn: &mut SqliteConnection) -> Result<Checkpoint, sqlx::Error> {
+    let (busy, log_pages, copied_pages): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(conn)
+        .await?;
+    Ok(Checkpoint {
+        busy: busy != 0,
+        log_pages,
+        copied_pages,
+    })
+}
+
+/// Starts the checkpointer of `pool`: every [`EVERY`], the log started over ([`restart`]) on one
+/// of the pool's connections, which waits for the writer lock as any writer does (the busy
+/// timeout) beside the commits, not in their way. It stops when the pool is closed.
+pub(crate) fn keep(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            let done = match pool.acquire().await {
+                Ok(mut conn) => restart(&mut conn).await,
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(c) if c.busy => {
+                    tracing::debug!("the SQLite log is still being read; restarting it next time")
+                }
+                Ok(_) => {}
+                Err(_) if pool.is_closed() => return,
+                Err(e) => tracing::warn!(error = %e, "cannot checkpoint the SQLite log"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+
+    /// Ten writes of a few pages each, every one of them while a reader is in an older snapshot
+    /// of the log (two readers taking turns, as a daemon's readers do), then the readers done.
+    async fn writes_under_readers(writer: &mut SqliteConnection, readers: &mut [SqliteConnection; 2]) {
+        for round in 0..10 {
+            let (a, b) = readers.split_at_mut(1);
+            let (now, before) = if round % 2 == 0 {
+                (&mut a[0], &mut b[0])
+            } else {
+                (&mut b[0], &mut a[0])
+            };
+            now.execute("BEGIN").await.expect("begin");
+            now.fetch_one("SELECT count(*) FROM t").await.expect("read");
+            if round > 0 {
+                before.execute("COMMIT").await.expect("end a read");
+            }
+            writer
+                .execute("INSERT INTO t VALUES (randomblob(3000)), (randomblob(3000)), (randomblob(3000))")
+                .await
+                .expect("write");
+        }
+        for r in readers.iter_mut() {
+            let _ = r.execute("COMMIT").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_starts_over_a_log_that_sqlite_alone_keeps_growing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // SQLite's own checkpoint after every commit: the most it does alone.
+            .pragma("wal_autocheckpoint", "1");
+        let mut writer = options.connect().await.expect("writer");
+        writer.execute("CREATE TABLE t (b BLOB)").await.expect("table");
+        let mut readers = [
+            options.connect().await.expect("reader"),
+            options.connect().await.expect("reader"),
+        ];
+        let mut keeper = options.connect().await.expect("keeper");
+
+        writes_under_readers(&mut writer, &mut readers).await;
+        let first = restart(&mut keeper).await.expect("checkpoint");
+        assert!(!first.busy, "{first:?}");
+        assert_eq!(first.copied_pages, first.log_pages);
+        assert!(
+            first.log_pages >= 40,
+            "every write's pages are still in the log: {first:?}"
+        );
+
+        // Started over: the next writes fill the log from its start.
+        writes_under_readers(&mut writer, &mut readers).await;
+        let second = restart(&mut keeper).await.expect("checkpoint");
+        assert!(!second.busy, "{second:?}");
+        assert!(
+            second.log_pages <= first.log_pages + 4,
+            "{first:?} then {second:?}"
+        );
+
+        // Without a restart in between, SQLite's own checkpoints leave both rounds in the log.
+        writes_under_readers(&mut writer, &mut readers).await;
+        writes_under_readers(&mut writer, &mut readers).await;
+        let third = restart(&mut keeper).await.expect("checkpoint");
+        assert!(!third.busy, "{third:?}");
+        assert!(
+            third.log_pages >= second.log_pages + 40,
+            "{second:?} then {third:?}"
+        );
+
+        for c in readers {
+            c.close().await.expect("close");
+        }
+        writer.close().await.expect("close");
+    }
+}
