@@ -80,6 +80,8 @@ pub struct ScoreMemo<'m> {
     sets: Vec<SetFact>,
     /// Reason texts.
     text: String,
+    /// Room for ranking an account's reasons.
+    ranking: Vec<(f32, usize)>,
     stamp: u64,
     max_entries: usize,
 }
@@ -141,6 +143,7 @@ impl<'m> ScoreMemo<'m> {
             criteria,
             sets: sets.into_iter().map(|(_, s)| s).collect(),
             text: String::new(),
+            ranking: Vec::new(),
             stamp: 0,
             max_entries,
         }
@@ -168,7 +171,7 @@ impl<'m> ScoreMemo<'m> {
     ) {
         let potential = card.potential_value.map(FactValue::Number);
         let model = self.model;
-        model.compact_reasons_with(card, up, down, out, |i, out| {
+        model.compact_reasons_with(card, up, down, out, &mut self.ranking, |i, out| {
             let c = &model.criteria[i];
             match self.criteria[i].current {
                 Some(idx) => {
