@@ -497,28 +497,30 @@ impl Store {
     }
 
     /// Deliveries, newest first, up to `limit`, before `before` when paging; only `endpoint`'s
-    /// when given.
+    /// when given ([`deliveries_sql`]).
     pub async fn webhook_deliveries(
         &self,
         endpoint: Option<&str>,
         before: Option<DeliveryId>,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event
-             WHERE ($1 IS NULL OR d.endpoint = $1) AND ($2 IS NULL OR d.id < $2)
-             ORDER BY d.id DESC LIMIT $3"
-        );
-        let records = with_pool!(self, pool => sqlx::query(&sql)
-            .bind(endpoint)
-            .bind(before.map(|d| d.0))
-            .bind(i64::from(limit))
+        let sql = deliveries_sql(endpoint.is_some(), before.is_some());
+        let records = with_pool!(self, pool => {
+            let mut query = sqlx::query(&sql).bind(i64::from(limit));
+            if let Some(endpoint) = endpoint {
+                query = query.bind(endpoint);
+            }
+            if let Some(before) = before {
+                query = query.bind(before.0);
+            }
+            query
             .fetch_all(pool)
             .await
             .map_err(query_error("read webhook deliveries", "webhook_deliveries"))?
             .iter()
             .map(record_from_row)
-            .collect::<Result<Vec<_>, _>>()?);
+            .collect::<Result<Vec<_>, _>>()?
+        });
         Ok(records)
     }
 
@@ -638,5 +640,61 @@ impl Store {
             }
         }
         Ok(counts)
+    }
+}
+
+/// The deliveries listing's statement: newest first, `$1` the limit, then the endpoint and the
+/// cursor, each only when given. A filter that is not given is left out, not written as
+/// `($2 IS NULL OR d.id < $2)`: SQLite does not fold that away, and every page after a cursor
+/// walked the log from its newest delivery down to the cursor.
+fn deliveries_sql(endpoint: bool, before: bool) -> String {
+    let mut filters = Vec::new();
+    if endpoint {
+        filters.push(format!("d.endpoint = ${}", filters.len() + 2));
+    }
+    if before {
+        filters.push(format!("d.id < ${}", filters.len() + 2));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event
+         {filter} ORDER BY d.id DESC LIMIT $1"
+    )
+}
+
+#[cfg(test)]
+mod deliveries_tests {
+    use super::*;
+
+    /// A page of the deliveries after a cursor seeks to it in the key (a `SEARCH` of
+    /// `rowid<?` in SQLite's plan), rather than walking the log from its newest delivery.
+    #[tokio::test]
+    async fn a_page_of_deliveries_after_a_cursor_seeks_to_the_cursor() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        let crate::Backend::Sqlite(pool) = &store.backend else {
+            panic!("a SQLite store");
+        };
+        for (endpoint, sql) in [
+            (false, deliveries_sql(false, true)),
+            (true, deliveries_sql(true, true)),
+        ] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain).bind(50i64);
+            if endpoint {
+                query = query.bind("crm");
+            }
+            let plan = query.bind(500_000i64).fetch_all(pool).await.expect("plan");
+            let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.starts_with("SEARCH d") && s.contains("rowid<?")),
+                "endpoint {endpoint}: {steps:?}"
+            );
+        }
     }
 }
