@@ -337,8 +337,17 @@ impl Model {
         out: &mut String,
     ) {
         let potential = card.potential_value.map(FactValue::Number);
-        let mut buf = Vec::new();
-        self.compact_reasons_with(card, up, down, out, &mut buf, |i, out| {
+        // Models have a few dozen criteria at most: rank on the stack, not the heap (a writer
+        // of many accounts keeps its own room instead, [`crate::memo::ScoreMemo`]).
+        let mut stack = [(0f32, 0usize); 64];
+        let mut heap = Vec::new();
+        let buf: &mut [(f32, usize)] = if card.criteria.len() <= stack.len() {
+            &mut stack
+        } else {
+            heap.resize(card.criteria.len(), (0f32, 0usize));
+            &mut heap
+        };
+        self.compact_reasons_with(card, up, down, out, buf, |i, out| {
             let c = &self.criteria[i];
             c.write_reason(c.value(row, potential.as_ref()), as_of, out);
         });
@@ -347,21 +356,18 @@ impl Model {
     /// [`Model::compact_reasons`] with each chosen criterion's reason text written by
     /// `write_reason(criterion index, out)`, which must write what [`Criterion::write_reason`]
     /// writes for the account's value (a memo in front of it, [`crate::memo::ScoreMemo`]). One
-    /// ranking and layout for every writer. `buf` is room for the ranking, kept by a writer of
-    /// many accounts from one to the next (zeroing room on the stack for every account cost
-    /// more than the ranking).
+    /// ranking and layout for every writer. `buf` is room for the ranking, at least one entry
+    /// per criterion; a writer of many accounts keeps it from one to the next (zeroing room on
+    /// the stack for every account cost more than the ranking).
     pub(crate) fn compact_reasons_with(
         &self,
         card: &ScoreCard,
         up: usize,
         down: usize,
         out: &mut String,
-        buf: &mut Vec<(f32, usize)>,
+        buf: &mut [(f32, usize)],
         mut write_reason: impl FnMut(usize, &mut String),
     ) {
-        if buf.len() < card.criteria.len() {
-            buf.resize(card.criteria.len(), (0f32, 0usize));
-        }
         // The first `up` reasons up and the last `down` down of the ranking, picked one at a
         // time (a handful of passes over a dozen entries cost less than ranking them all).
         let mut len = self.notable_into(card, buf);
@@ -498,9 +504,14 @@ mod ranking_tests {
                         .map(|&(impact, i)| format!("{i} ({impact:+.1})"))
                         .collect();
                     let mut got = String::new();
-                    model.compact_reasons_with(&card, up, down, &mut got, &mut Vec::new(), |i, out| {
-                        out.push_str(&i.to_string())
-                    });
+                    model.compact_reasons_with(
+                        &card,
+                        up,
+                        down,
+                        &mut got,
+                        &mut vec![(0f32, 0usize); card.criteria.len()],
+                        |i, out| out.push_str(&i.to_string()),
+                    );
                     assert_eq!(got, want.join("; "), "{card:?} up {up} down {down}");
                 }
             }

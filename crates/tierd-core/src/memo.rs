@@ -80,7 +80,7 @@ pub struct ScoreMemo<'m> {
     sets: Vec<SetFact>,
     /// Reason texts.
     text: String,
-    /// Room for ranking an account's reasons.
+    /// Room for ranking an account's reasons: one entry per criterion.
     ranking: Vec<(f32, usize)>,
     stamp: u64,
     max_entries: usize,
@@ -143,7 +143,7 @@ impl<'m> ScoreMemo<'m> {
             criteria,
             sets: sets.into_iter().map(|(_, s)| s).collect(),
             text: String::new(),
-            ranking: Vec::new(),
+            ranking: vec![(0f32, 0usize); model.criteria.len()],
             stamp: 0,
             max_entries,
         }

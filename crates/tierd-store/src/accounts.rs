@@ -936,15 +936,19 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AccountSummary>, StoreError> {
         let sql = summaries_sql(after.is_some());
-        let page = with_pool!(self, pool => sqlx::query(&sql)
-            .bind(i64::from(limit))
-            .bind(after)
-            .fetch_all(pool)
-            .await
-            .map_err(query_error("read account scores", "accounts"))?
-            .iter()
-            .map(summary_from_row)
-            .collect::<Result<Vec<_>, _>>()?);
+        let page = with_pool!(self, pool => {
+            let mut query = sqlx::query(&sql).bind(i64::from(limit));
+            if let Some(after) = after {
+                query = query.bind(after);
+            }
+            query
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("read account scores", "accounts"))?
+                .iter()
+                .map(summary_from_row)
+                .collect::<Result<Vec<_>, _>>()?
+        });
         Ok(page)
     }
 
@@ -1032,18 +1036,8 @@ mod tests {
     /// plan), rather than scanning the index from its start on every page.
     #[tokio::test]
     async fn a_page_of_summaries_after_a_cursor_seeks_to_the_cursor() {
-        let store = Store::connect("sqlite::memory:").await.expect("store");
-        let crate::Backend::Sqlite(pool) = &store.backend else {
-            panic!("a SQLite store");
-        };
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", summaries_sql(true)))
-                .bind(10_000i64)
-                .bind("acc-00500000")
-                .fetch_all(pool)
-                .await
-                .expect("plan");
-        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        let steps =
+            crate::sqlite_plan(&summaries_sql(true), |q| q.bind(10_000i64).bind("acc-00500000")).await;
         assert!(
             steps
                 .iter()

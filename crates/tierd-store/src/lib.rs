@@ -109,6 +109,34 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// The steps of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`) on a new in-memory store, its
+/// parameters bound by `bind`: for tests that a statement seeks where it should.
+#[cfg(test)]
+pub(crate) async fn sqlite_plan(
+    sql: &str,
+    bind: impl for<'q> FnOnce(
+        sqlx::query::QueryAs<'q, sqlx::Sqlite, (i64, i64, i64, String), sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::QueryAs<
+        'q,
+        sqlx::Sqlite,
+        (i64, i64, i64, String),
+        sqlx::sqlite::SqliteArguments<'q>,
+    >,
+) -> Vec<String> {
+    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let Backend::Sqlite(pool) = &store.backend else {
+        panic!("a SQLite store");
+    };
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    bind(sqlx::query_as(&explain))
+        .fetch_all(pool)
+        .await
+        .expect("plan")
+        .into_iter()
+        .map(|(_, _, _, step)| step)
+        .collect()
+}
+
 /// The pool behind a [`Store`].
 #[derive(Clone)]
 pub(crate) enum Backend {

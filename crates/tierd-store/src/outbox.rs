@@ -674,21 +674,13 @@ mod deliveries_tests {
     /// `rowid<?` in SQLite's plan), rather than walking the log from its newest delivery.
     #[tokio::test]
     async fn a_page_of_deliveries_after_a_cursor_seeks_to_the_cursor() {
-        let store = Store::connect("sqlite::memory:").await.expect("store");
-        let crate::Backend::Sqlite(pool) = &store.backend else {
-            panic!("a SQLite store");
-        };
-        for (endpoint, sql) in [
-            (false, deliveries_sql(false, true)),
-            (true, deliveries_sql(true, true)),
-        ] {
-            let explain = format!("EXPLAIN QUERY PLAN {sql}");
-            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain).bind(50i64);
-            if endpoint {
-                query = query.bind("crm");
-            }
-            let plan = query.bind(500_000i64).fetch_all(pool).await.expect("plan");
-            let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        for endpoint in [false, true] {
+            let steps = crate::sqlite_plan(&deliveries_sql(endpoint, true), |q| {
+                let q = q.bind(50i64);
+                let q = if endpoint { q.bind("crm") } else { q };
+                q.bind(500_000i64)
+            })
+            .await;
             assert!(
                 steps
                     .iter()
