@@ -278,7 +278,9 @@ impl Store {
             // Statement journals (an upsert of many rows keeps one) in memory, not a temp file.
             .pragma("temp_store", "memory")
             // The log is started over by `wal::keep`, and cut back to this size when it is.
-            .pragma("journal_size_limit", wal::LOG_SIZE_LIMIT.to_string());
+            .pragma("journal_size_limit", wal::LOG_SIZE_LIMIT.to_string())
+            // `wal::keep` does every checkpoint: a commit does not wait for one.
+            .pragma("wal_autocheckpoint", "0");
         let url = format!("sqlite://{}", path.display());
         // As for PostgreSQL: a plain connection reports why the file cannot be opened.
         let probe = SqliteConnection::connect_with(&options)
