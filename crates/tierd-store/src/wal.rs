@@ -132,22 +132,36 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_restart_starts_over_a_log_that_sqlite_alone_keeps_growing() {
+    /// A new database in WAL mode with SQLite's own checkpoint every `autocheckpoint` pages (`0`:
+    /// none): its directory, a writer with table `t`, two readers and the keeper's connection.
+    async fn log_under_readers(
+        autocheckpoint: &str,
+    ) -> (
+        tempfile::TempDir,
+        SqliteConnection,
+        [SqliteConnection; 2],
+        SqliteConnection,
+    ) {
         let dir = tempfile::tempdir().expect("dir");
         let options = SqliteConnectOptions::new()
             .filename(dir.path().join("t.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // SQLite's own checkpoint after every commit: the most it does alone.
-            .pragma("wal_autocheckpoint", "1");
+            .pragma("wal_autocheckpoint", autocheckpoint.to_owned());
         let mut writer = options.connect().await.expect("writer");
         writer.execute("CREATE TABLE t (b BLOB)").await.expect("table");
-        let mut readers = [
+        let readers = [
             options.connect().await.expect("reader"),
             options.connect().await.expect("reader"),
         ];
-        let mut keeper = options.connect().await.expect("keeper");
+        let keeper = options.connect().await.expect("keeper");
+        (dir, writer, readers, keeper)
+    }
+
+    #[tokio::test]
+    async fn a_restart_starts_over_a_log_that_sqlite_alone_keeps_growing() {
+        // SQLite's own checkpoint after every commit: the most it does alone.
+        let (_dir, mut writer, mut readers, mut keeper) = log_under_readers("1").await;
 
         writes_under_readers(&mut writer, &mut readers).await;
         let first = restart(&mut keeper).await.expect("checkpoint");
@@ -185,19 +199,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_tick_copies_the_log_and_starts_it_over() {
-        let dir = tempfile::tempdir().expect("dir");
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("t.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", "0");
-        let mut writer = options.connect().await.expect("writer");
-        writer.execute("CREATE TABLE t (b BLOB)").await.expect("table");
-        let mut readers = [
-            options.connect().await.expect("reader"),
-            options.connect().await.expect("reader"),
-        ];
-        let mut keeper = options.connect().await.expect("keeper");
+        // As the store's connections are: no checkpoint but the keeper's.
+        let (_dir, mut writer, mut readers, mut keeper) = log_under_readers("0").await;
 
         writes_under_readers(&mut writer, &mut readers).await;
         let first = tick(&mut keeper).await.expect("tick");
