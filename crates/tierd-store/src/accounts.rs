@@ -820,12 +820,15 @@ impl Store {
     pub async fn commit_scores(&self, run: RunId, accounts: &[Rescored]) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let accounts = last_per_key(accounts, |r| &r.account.id);
+        // Taken out of the explanations before the write lock is: parsing one is microseconds,
+        // and SQLite's other writers wait for as long as this one holds the lock.
+        let reasons: Vec<Option<String>> = accounts.iter().map(|r| r.account.explanation.reasons()).collect();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin a scores commit", "accounts"))?;
-            for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
+            for (chunk, reasons) in accounts.chunks(ROWS_PER_STATEMENT).zip(reasons.chunks(ROWS_PER_STATEMENT)) {
                 let sql = upsert_scores_sql(&self.backend, chunk.len());
                 let mut upsert = sqlx::query(&sql);
-                for r in chunk {
+                for (r, reason) in chunk.iter().zip(reasons) {
                     let a = &r.account;
                     upsert = upsert
                         .bind(&a.id)
@@ -839,7 +842,7 @@ impl Store {
                         .bind(&a.model_version)
                         .bind(a.crm_tier_seen.map(Tier::as_str))
                         .bind(a.locked)
-                        .bind(a.explanation.reasons())
+                        .bind(reason.as_deref())
                         .bind(r.engagement.map(|e| e.until.to_string()))
                         .bind(r.engagement.map(|e| i64::from(e.by)))
                         .bind(now)
