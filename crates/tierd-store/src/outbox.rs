@@ -514,12 +514,12 @@ impl Store {
                 query = query.bind(before.0);
             }
             query
-            .fetch_all(pool)
-            .await
-            .map_err(query_error("read webhook deliveries", "webhook_deliveries"))?
-            .iter()
-            .map(record_from_row)
-            .collect::<Result<Vec<_>, _>>()?
+                .fetch_all(pool)
+                .await
+                .map_err(query_error("read webhook deliveries", "webhook_deliveries"))?
+                .iter()
+                .map(record_from_row)
+                .collect::<Result<Vec<_>, _>>()?
         });
         Ok(records)
     }
