@@ -123,11 +123,13 @@ pub(crate) fn score(
                     coverage: f64::from(card.coverage),
                     potential_value: card.potential_value.unwrap_or(0.0),
                     tier: basis.base,
-                    explanation: JsonText::of(&StoredExplanation {
-                        as_of: scorer.as_of,
-                        detail: &explanation,
-                        reasons: &reason,
-                    }),
+                    explanation: JsonText::explanation(
+                        &StoredExplanation {
+                            as_of: scorer.as_of,
+                            detail: &explanation,
+                        },
+                        &reason,
+                    ),
                     reason,
                     model_version: model_version.clone(),
                     crm_tier_seen: crm_tier,
@@ -143,11 +145,11 @@ pub(crate) fn score(
     out
 }
 
-/// An account's stored explanation: its reasons in a seller's words, the scoring date and the
-/// scorer's detail. Written straight to text (keys in the order `json!` gave them).
+/// An account's stored explanation but its reasons: the scoring date and the scorer's detail.
+/// [`JsonText::explanation`] writes it straight to text and adds the reasons, in a seller's
+/// words, last (keys in the order `json!` gave them).
 #[derive(serde::Serialize)]
 struct StoredExplanation<'a> {
     as_of: tierd_core::Date,
     detail: &'a tierd_core::explain::Explanation,
-    reasons: &'a str,
 }
