@@ -109,7 +109,7 @@ pub(crate) fn score(
             .shadow
             .as_deref()
             .and_then(|sh| shadow_of(sh, &account.id, &current));
-        let facts = JsonText::from(codec::encode(&stored));
+        let facts = JsonText::of(&codec::Encoded(&stored));
         let facts_hash = format!("{:016x}", tierd_core::hash::fnv1a(facts.as_str().as_bytes()));
         out.push(ScoredItem {
             rescored: Rescored {
