@@ -580,9 +580,34 @@ fn pushed_from_row(row: &impl StoreRow, key: &str) -> Result<Option<PushedState>
     }))
 }
 
-fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
+/// Which of an account's texts a read of its state takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Texts {
+    /// Its facts and explanation, from `account_texts` ([`ACCOUNT_COLUMNS`]).
+    Whole,
+    /// No facts, and an explanation of only its `reasons`, selected from `accounts.reasons` as
+    /// `explanation` ([`Store::accounts_for_push`]).
+    Reasons,
+}
+
+fn account_from_row(row: &impl StoreRow, texts: Texts) -> Result<AccountState, StoreError> {
     let decode = query_error("read account state", "accounts");
     let id = row.text("id").map_err(decode)?;
+    let (facts, explanation) = match texts {
+        Texts::Whole => (
+            json_col(&row.text("facts").map_err(decode)?, "account_texts", "facts", &id)?,
+            json_col(
+                &row.text("explanation").map_err(decode)?,
+                "account_texts",
+                "explanation",
+                &id,
+            )?,
+        ),
+        Texts::Reasons => (
+            serde_json::Value::Null,
+            serde_json::json!({ "reasons": row.opt_text("explanation").map_err(decode)? }),
+        ),
+    };
     let crm_tier_seen = row.opt_text("crm_tier_seen").map_err(decode)?;
     let (base_tier, engagement, tiered) = basis_from_row(row, &id)?;
     Ok(AccountState {
@@ -591,18 +616,13 @@ fn account_from_row(row: &impl StoreRow) -> Result<AccountState, StoreError> {
         tiered,
         name: row.text("name").map_err(decode)?,
         domain: row.opt_text("domain").map_err(decode)?,
-        facts: json_col(&row.text("facts").map_err(decode)?, "account_texts", "facts", &id)?,
+        facts,
         facts_hash: row.text("facts_hash").map_err(decode)?,
         score: row.real("score").map_err(decode)?,
         coverage: row.real("coverage").map_err(decode)?,
         potential_value: row.real("potential_value").map_err(decode)?,
         tier: parse_col(&row.text("tier").map_err(decode)?, "accounts", "tier", &id)?,
-        explanation: json_col(
-            &row.text("explanation").map_err(decode)?,
-            "account_texts",
-            "explanation",
-            &id,
-        )?,
+        explanation,
         model_version: row.text("model_version").map_err(decode)?,
         scored_at: Timestamp(row.int("scored_at").map_err(decode)?),
         pushed: pushed_from_row(row, &id)?,
@@ -914,7 +934,7 @@ impl Store {
             .fetch_optional(pool)
             .await
             .map_err(query_error("read account state", "accounts"))?
-            .map(|r| account_from_row(&r))
+            .map(|r| account_from_row(&r, Texts::Whole))
             .transpose()?);
         Ok(account)
     }
@@ -922,14 +942,17 @@ impl Store {
     /// The latest state of each of `ids` the store knows, by id: one round trip per few hundred
     /// ids, for a batch of a run.
     pub async fn accounts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
-        self.accounts_as(ACCOUNT_COLUMNS, ACCOUNT_FROM, ids).await
+        self.accounts_as(ACCOUNT_COLUMNS, ACCOUNT_FROM, Texts::Whole, ids)
+            .await
     }
 
-    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins) from `from`.
+    /// [`Store::accounts`] reading `columns` (the account columns, some as stand-ins) from `from`,
+    /// with the `texts` they hold.
     async fn accounts_as(
         &self,
         columns: &str,
         from: &str,
+        texts: Texts,
         ids: &[String],
     ) -> Result<HashMap<String, AccountState>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
@@ -945,7 +968,7 @@ impl Store {
                 }
                 let rows = query.fetch_all(pool).await.map_err(query_error("read account states", "accounts"))?;
                 for row in &rows {
-                    let account = account_from_row(row)?;
+                    let account = account_from_row(row, texts)?;
                     out.insert(account.id.clone(), account);
                 }
             });
@@ -957,21 +980,19 @@ impl Store {
     /// `explanation` holds only its `reasons`, read from `accounts.reasons` (the explanation's
     /// reasons, kept beside it when it is written). Only `accounts` is read: the facts and
     /// explanation in `account_texts` are most of an account's bytes, and taking the reasons out
-    /// of the explanation in SQL parsed every account's explanation on every push. The stand-ins
-    /// never reach the store: a batch commit writes neither the texts nor the reasons of an
-    /// account it already has (see [`Store::commit_batch`]).
+    /// of the explanation in SQL parsed every account's explanation on every push. The reasons
+    /// come as their text, not as a JSON object to parse (20k instructions an account). The
+    /// stand-ins never reach the store: a batch commit writes neither the texts nor the reasons
+    /// of an account it already has (see [`Store::commit_batch`]).
     pub async fn accounts_for_push(
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, AccountState>, StoreError> {
-        let reasons = match &self.backend {
-            crate::Backend::Sqlite(_) => "json_object('reasons', reasons)",
-            crate::Backend::Postgres(_) => "json_build_object('reasons', reasons)::text",
-        };
-        let columns = ACCOUNT_COLUMNS
-            .replacen("facts,", "'null' AS facts,", 1)
-            .replacen("explanation,", &format!("{reasons} AS explanation,"), 1);
-        self.accounts_as(&columns, "accounts", ids).await
+        let columns =
+            ACCOUNT_COLUMNS
+                .replacen("facts, ", "", 1)
+                .replacen("explanation,", "reasons AS explanation,", 1);
+        self.accounts_as(&columns, "accounts", Texts::Reasons, ids).await
     }
 
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through
