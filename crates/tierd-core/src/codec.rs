@@ -22,18 +22,9 @@ use crate::fact::{Fact, FactName, FactType, FactValue, FactValueError, Facts};
 use crate::model::FactSchema;
 
 /// A value as JSON: numbers, strings and booleans as themselves, dates as `YYYY-MM-DD`, lists
-/// as arrays.
+/// as arrays ([`EncodedValue`] as a tree).
 pub fn value_to_json(value: &FactValue) -> Value {
-    match value {
-        FactValue::Number(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
-        FactValue::String(s) => Value::String(s.clone()),
-        FactValue::Bool(b) => Value::Bool(*b),
-        FactValue::Date(d) => Value::String(d.to_string()),
-        FactValue::StringList(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
-        FactValue::DateList(items) => {
-            Value::Array(items.iter().map(|d| Value::String(d.to_string())).collect())
-        }
-    }
+    serde_json::to_value(EncodedValue(value)).unwrap_or(Value::Null)
 }
 
 /// Reads a JSON value as a fact of type `ty`; `null` (and an empty text or list) is no value.
@@ -159,13 +150,14 @@ impl serde::Serialize for EncodedFact<'_> {
     }
 }
 
-/// A value as [`value_to_json`] gives it.
+/// A value in the stored form: numbers, strings and booleans as themselves (a number that is
+/// not finite as `null`), dates as `YYYY-MM-DD`, lists as arrays.
 struct EncodedValue<'a>(&'a FactValue);
 
 impl serde::Serialize for EncodedValue<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            // serde_json writes a number that is not finite as `null`, as `value_to_json` does.
+            // JSON has no such number.
             FactValue::Number(n) if n.is_finite() => serializer.serialize_f64(*n),
             FactValue::Number(_) => serializer.serialize_unit(),
             FactValue::String(s) => serializer.serialize_str(s),

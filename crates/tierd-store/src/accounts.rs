@@ -1,6 +1,7 @@
 //! Account state, tier history, pending pushes and checkpoints, and the batch commit that writes
 //! them together (the crash-safety contract in the crate doc).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -85,16 +86,16 @@ impl JsonText {
     /// what `accounts.reasons` keeps beside the explanation, for the push to read without the
     /// rest ([`Store::accounts_for_push`]). Parsed out of the text unless it was built with them
     /// ([`JsonText::explanation`]).
-    fn reasons(&self) -> Option<String> {
+    fn reasons(&self) -> Option<Cow<'_, str>> {
         #[derive(serde::Deserialize)]
         struct Reasons {
             reasons: Option<serde_json::Value>,
         }
         if let Some(reasons) = &self.reasons {
-            return Some(reasons.clone());
+            return Some(Cow::Borrowed(reasons));
         }
         match serde_json::from_str::<Reasons>(&self.text).ok()?.reasons? {
-            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::String(s) => Some(Cow::Owned(s)),
             _ => None,
         }
     }
@@ -883,9 +884,10 @@ impl Store {
     pub async fn commit_scores(&self, run: RunId, accounts: &[Rescored]) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let accounts = last_per_key(accounts, |r| &r.account.id);
-        // Taken out of the explanations before the write lock is: parsing one is microseconds,
-        // and SQLite's other writers wait for as long as this one holds the lock.
-        let reasons: Vec<Option<String>> = accounts.iter().map(|r| r.account.explanation.reasons()).collect();
+        // Taken out of the explanations before the write lock is: one not built with its
+        // reasons is parsed for them, microseconds SQLite's other writers would wait for.
+        let reasons: Vec<Option<Cow<'_, str>>> =
+            accounts.iter().map(|r| r.account.explanation.reasons()).collect();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query_error("begin a scores commit", "accounts"))?;
             for (chunk, reasons) in accounts.chunks(ROWS_PER_STATEMENT).zip(reasons.chunks(ROWS_PER_STATEMENT)) {
