@@ -737,7 +737,7 @@ impl Store {
         let mut cleared: Vec<&str> = pushed.iter().map(|p| p.account.as_str()).collect();
         cleared.extend(batch.cleared.iter().map(String::as_str));
         let unknown_push = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin a batch commit", "accounts"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin a batch commit", "accounts"))?;
             let history_at = batch.history_at.map_or(now, Timestamp::millis);
             for chunk in scored.chunks(ROWS_PER_STATEMENT) {
                 let sql = record_tier_changes_sql(&self.backend, chunk.len());
@@ -889,7 +889,7 @@ impl Store {
         let reasons: Vec<Option<Cow<'_, str>>> =
             accounts.iter().map(|r| r.account.explanation.reasons()).collect();
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin a scores commit", "accounts"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin a scores commit", "accounts"))?;
             for (chunk, reasons) in accounts.chunks(ROWS_PER_STATEMENT).zip(reasons.chunks(ROWS_PER_STATEMENT)) {
                 let sql = upsert_scores_sql(&self.backend, chunk.len());
                 let mut upsert = sqlx::query(&sql);

@@ -133,7 +133,7 @@ impl Store {
         // A statement per hundred entries, not per entry; a key given twice keeps its last entry.
         let entries = last_per_key(entries, |(key, _)| key);
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin caching facts", "facts_cache"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin caching facts", "facts_cache"))?;
             for chunk in entries.chunks(PUT_ROWS) {
                 let sql = upsert_sql(&self.backend, chunk.len());
                 let mut upsert = sqlx::query(&sql);

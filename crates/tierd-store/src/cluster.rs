@@ -183,7 +183,7 @@ impl Store {
         batches: &[JsonText],
     ) -> Result<Vec<WorkItemId>, StoreError> {
         let ids = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin queueing work", "work_items"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin queueing work", "work_items"))?;
             let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(batch_no) + 1, 0) FROM work_items WHERE run = $1")
                 .bind(run.0)
                 .fetch_one(&mut *tx)

@@ -192,7 +192,7 @@ trait DealStatements {
     ) -> Result<(), StoreError>;
 }
 
-impl DealStatements for sqlx::Transaction<'static, sqlx::Sqlite> {
+impl DealStatements for crate::row::WriteTx<sqlx::Sqlite> {
     async fn known_deals(&mut self, ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
         let sql = format!("{SELECT_KNOWN} IN ({})", anonymous_placeholders(ids.len()));
         let mut q = sqlx::query(&sql);
@@ -265,7 +265,7 @@ impl DealStatements for sqlx::Transaction<'static, sqlx::Sqlite> {
     }
 }
 
-impl DealStatements for sqlx::Transaction<'static, sqlx::Postgres> {
+impl DealStatements for crate::row::WriteTx<sqlx::Postgres> {
     async fn known_deals(&mut self, ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
         let rows = sqlx::query(&format!("{SELECT_KNOWN} = ANY($1)"))
             .bind(ids)
@@ -490,7 +490,7 @@ impl Store {
         let now = Timestamp::now().millis();
         let run = run.map(|r| r.0);
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin recording deals", "deals"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin recording deals", "deals"))?;
             for chunk in deals.chunks(DEALS_PER_STATEMENT) {
                 // One read per chunk, not per deal (a sync of 100k deals was 100k round trips).
                 let mut ids: Vec<&str> = chunk.iter().map(|d| d.id.as_str()).collect();
@@ -546,7 +546,7 @@ impl Store {
         let now = Timestamp::now().millis();
         let mut deleted = 0;
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin deleting deals", "deals"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin deleting deals", "deals"))?;
             for id in ids {
                 let n = sqlx::query("UPDATE deals SET deleted = TRUE, updated_at = $2, updated_run = $3
                                      WHERE id = $1 AND deleted = FALSE")
@@ -636,7 +636,7 @@ impl Store {
     pub async fn import_tier_history(&self, run: RunId, events: &[TierEvent]) -> Result<(), StoreError> {
         const PER_STATEMENT: usize = 500;
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin importing tier history", "tier_history"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin importing tier history", "tier_history"))?;
             for chunk in events.chunks(PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO tier_history (account, at, to_tier, run, from_tier, score, reason, model_version) VALUES {}",

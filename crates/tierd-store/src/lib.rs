@@ -40,7 +40,9 @@
 //!
 //! On SQLite the database runs in WAL mode with `synchronous = NORMAL`: a committed batch survives
 //! the process being killed (`kill -9`); only a power cut may lose the last commits, which the
-//! rule above then repairs.
+//! rule above then repairs. A store's own write transactions take turns in the process, first
+//! come first served (`row::WriteTurn`), so the lock passes from one to the next as it is
+//! released; SQLite's busy handler is left to settle with other processes.
 //!
 //! # Multi-instance
 //!
@@ -148,6 +150,8 @@ pub(crate) enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// Its writers' turns ([`row::WriteTurn`]).
+    pub(crate) turn: row::WriteTurn,
 }
 
 /// Only the backend's name: the pools' own `Debug` would print their connect options, password
@@ -331,7 +335,10 @@ impl Store {
     }
 
     async fn migrated(backend: Backend) -> Result<Store, StoreError> {
-        let store = Store { backend };
+        let store = Store {
+            backend,
+            turn: row::WriteTurn::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -102,7 +102,7 @@ impl Store {
         let is_postgres = self.is_shared();
         let known = latest_version();
         let applied: Vec<(i64, &'static str)> = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(|source| StoreError::Migrate {
+            let mut tx = pool.begin_write(&self.turn).await.map_err(|source| StoreError::Migrate {
                 version: known,
                 name: "begin",
                 source,

@@ -359,7 +359,7 @@ impl Store {
         }
         let now = Timestamp::now().millis();
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin writing webhook events", "webhook_events"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin writing webhook events", "webhook_events"))?;
             write_events!(tx, now, events)?;
             tx.commit().await.map_err(query_error("commit webhook events", "webhook_events"))?;
         });
@@ -385,7 +385,7 @@ impl Store {
         let claim = claim_sql(endpoints.len(), matches!(self.backend, Backend::Postgres(_)));
         let failed = query_error("claim webhook deliveries", "webhook_deliveries");
         let mut claimed = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(failed)?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             let mut query = sqlx::query_scalar::<_, i64>(&claim)
                 .bind(owner)
                 .bind(now.millis())
@@ -438,7 +438,7 @@ impl Store {
         };
         let failed = query_error("record a webhook delivery attempt", "webhook_deliveries");
         let recorded = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(failed)?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             let updated: Option<(String, i64)> = sqlx::query_as(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, state = $3, next_attempt_at = $4,
                     claimed_by = NULL, claimed_until = NULL, last_status = $5, last_error = $6,
@@ -592,7 +592,7 @@ impl Store {
                             WHERE p.event = e.id AND p.state IN ('pending', 'delivering'))";
         let failed = query_error("purge finished webhook events", "webhook_events");
         let purged = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(failed)?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             sqlx::query(&format!(
                 "DELETE FROM webhook_attempts WHERE delivery IN
                     (SELECT id FROM webhook_deliveries WHERE event IN ({FINISHED}))"

@@ -352,7 +352,7 @@ impl Store {
     pub async fn compact_tier_counts(&self) -> Result<(), StoreError> {
         let sqlite = !self.is_shared();
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("compact tier counts", "tier_counts"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("compact tier counts", "tier_counts"))?;
             if sqlite {
                 // One writer at a time: sum, delete, insert in this transaction.
                 sqlx::query(

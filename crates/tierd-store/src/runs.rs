@@ -257,7 +257,7 @@ impl Store {
         let now = Timestamp::now().millis();
         let failed = query_error("finish a run", "runs");
         let done = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(failed)?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             let done = sqlx::query(
                 "UPDATE runs SET status = $2, finished_at = $3, stats = $4, error = $5
                  WHERE id = $1 AND status = 'running'",

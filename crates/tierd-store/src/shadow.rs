@@ -40,7 +40,7 @@ impl Store {
         let now = at.unwrap_or_else(Timestamp::now).millis();
         let mut changed = 0u64;
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin recording shadow scores", "shadow_scores"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin recording shadow scores", "shadow_scores"))?;
             for chunk in scores.chunks(PER_STATEMENT) {
                 let sql = format!(
                     "SELECT account, tier, model_version FROM shadow_scores WHERE account IN ({})",

@@ -67,7 +67,7 @@ impl Store {
         }
         let now = Timestamp::now().millis();
         let inserted = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin recording signals", "signals"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin recording signals", "signals"))?;
             let mut inserted = 0;
             for s in signals {
                 inserted += sqlx::query(INSERT)
@@ -103,7 +103,7 @@ impl Store {
         }
         let now = Timestamp::now().millis();
         let inserted = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(query_error("begin recording signals", "signals"))?;
+            let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin recording signals", "signals"))?;
             let mut inserted = 0;
             for (s, events) in signals {
                 let new = sqlx::query(INSERT)
