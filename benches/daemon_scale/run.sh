@@ -97,3 +97,8 @@ for pass in first second; do
     /usr/bin/time -f "wall %e s, user %U s, sys %S s, peak RSS %M KB" \
         "$tierd" sync --once --job full --config "$work/tierd.toml" 2>&1 | grep -v '^\s*$'
 done
+# The emulator shares the machine's cores with tierd: say how much of them it took.
+if [ "$source" = hubspot ] && [ -r "/proc/${pids[0]}/stat" ]; then
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "emulator CPU: user %.1f s, sys %.1f s\n", $14 / hz, $15 / hz }' \
+        "/proc/${pids[0]}/stat"
+fi

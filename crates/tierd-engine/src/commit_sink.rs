@@ -105,9 +105,9 @@ impl Sink for CommitSink {
                 s.rescored
             })
             .collect();
-        store
-            .commit_scores(ctx.run, &rescored)
-            .await
+        let (writer, run) = (store.clone(), ctx.run);
+        own_task(async move { writer.commit_scores(run, &rescored).await })
+            .await?
             .context("commit the batch's scores")?;
         // The shadow model's scores after the live ones: a crash between the two loses only
         // shadow rows, which the next run writes again.
@@ -226,20 +226,23 @@ impl Sink for CommitSink {
             stop: None,
         };
         let committing = std::time::Instant::now();
-        let committed = p
-            .store
-            .commit_batch(&BatchCommit {
-                run: ctx.run,
-                scored: plan.scored,
-                pushed,
-                rejected,
-                cleared: plan.cleared,
-                checkpoint: Some(("push".into(), batch_no.to_string())),
-                events,
-                history_at: history_at(ctx),
-            })
+        let commit = BatchCommit {
+            run: ctx.run,
+            scored: plan.scored,
+            pushed,
+            rejected,
+            cleared: plan.cleared,
+            checkpoint: Some(("push".into(), batch_no.to_string())),
+            events,
+            history_at: history_at(ctx),
+        };
+        let store = p.store.clone();
+        let committed = own_task(async move { store.commit_batch(&commit).await })
             .await
-            .inspect_err(|_| p.metrics.error("store"))
+            .and_then(|r| {
+                r.inspect_err(|_| p.metrics.error("store"))
+                    .map_err(anyhow::Error::from)
+            })
             .context("commit a pushed batch");
         ctx.time_since(Stage::Commit, committing);
         if let Err(e) = committed {
@@ -264,6 +267,20 @@ impl Sink for CommitSink {
         }
         Ok(())
     }
+}
+
+/// Runs a store write to its end on a task of its own. The run's workers are futures of one
+/// task: while one scores a batch, on that task's thread, a write the other awaits could not
+/// send its next statement, and SQLite's write lock stayed held, idle, until the scoring was
+/// done. On its own task the write goes on (on another of the runtime's threads). A run that
+/// stops waiting (a shutdown) leaves the write to finish: it is one transaction, whole or not at
+/// all, as before.
+async fn own_task<T: Send + 'static>(
+    write: impl std::future::Future<Output = T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::spawn(write)
+        .await
+        .map_err(|e| anyhow::anyhow!("a store write stopped before it ended: {e}"))
 }
 
 /// When this run's tier changes take effect in the history: on its scoring date when that is
