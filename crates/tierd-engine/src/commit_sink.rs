@@ -84,7 +84,6 @@ impl Sink for CommitSink {
         scored: Vec<ScoredItem>,
         signals: Vec<SeenSignal>,
     ) -> anyhow::Result<()> {
-        let store = &ctx.p.store;
         // Signal events show the account with the tier it holds now (the run has not tiered yet).
         let refs: HashMap<String, AccountRef> = scored
             .iter()
@@ -105,46 +104,55 @@ impl Sink for CommitSink {
                 s.rescored
             })
             .collect();
-        let (writer, run) = (store.clone(), ctx.run);
-        own_task(async move { writer.commit_scores(run, &rescored).await })
-            .await?
-            .context("commit the batch's scores")?;
-        // The shadow model's scores after the live ones: a crash between the two loses only
-        // shadow rows, which the next run writes again.
-        if let Some(shadow) = &ctx.scorer.shadow {
+        let shadow = ctx
+            .scorer
+            .shadow
+            .as_ref()
+            .map(|sh| (sh.model.id(), history_at(ctx)));
+        let with_events: Vec<(NewSignal, Vec<NewEvent>)> = signals
+            .into_iter()
+            .map(|seen| {
+                let s = seen.signal;
+                let event = refs.get(&s.account).and_then(|account| {
+                    Event::from_signal(
+                        account.clone(),
+                        &s.kind,
+                        &s.subject,
+                        s.date,
+                        &s.source,
+                        &seen.detail,
+                    )
+                });
+                let events = event
+                    .and_then(|e| events::outbox(&ctx.p.webhooks, &e))
+                    .into_iter()
+                    .collect();
+                (s, events)
+            })
+            .collect();
+        let (store, run) = (ctx.p.store.clone(), ctx.run);
+        own_task(async move {
             store
-                .record_shadow(ctx.run, &shadow.model.id(), &shadows, history_at(ctx))
+                .commit_scores(run, &rescored)
                 .await
-                .context("record the shadow model's scores")?;
-        }
-        if !signals.is_empty() {
-            let with_events: Vec<(NewSignal, Vec<NewEvent>)> = signals
-                .into_iter()
-                .map(|seen| {
-                    let s = seen.signal;
-                    let event = refs.get(&s.account).and_then(|account| {
-                        Event::from_signal(
-                            account.clone(),
-                            &s.kind,
-                            &s.subject,
-                            s.date,
-                            &s.source,
-                            &seen.detail,
-                        )
-                    });
-                    let events = event
-                        .and_then(|e| events::outbox(&ctx.p.webhooks, &e))
-                        .into_iter()
-                        .collect();
-                    (s, events)
-                })
-                .collect();
-            store
-                .insert_signals_with_events(Some(ctx.run), &with_events)
-                .await
-                .context("record signals")?;
-        }
-        Ok(())
+                .context("commit the batch's scores")?;
+            // The shadow model's scores after the live ones: a crash between the two loses only
+            // shadow rows, which the next run writes again.
+            if let Some((model, at)) = shadow {
+                store
+                    .record_shadow(run, &model, &shadows, at)
+                    .await
+                    .context("record the shadow model's scores")?;
+            }
+            if !with_events.is_empty() {
+                store
+                    .insert_signals_with_events(Some(run), &with_events)
+                    .await
+                    .context("record signals")?;
+            }
+            anyhow::Ok(())
+        })
+        .await?
     }
 
     async fn counts(&self, ctx: &RunCtx<'_>, shared: &Shared) -> anyhow::Result<BatchCounts> {
@@ -269,12 +277,12 @@ impl Sink for CommitSink {
     }
 }
 
-/// Runs a store write to its end on a task of its own. The run's workers are futures of one
-/// task: while one scores a batch, on that task's thread, a write the other awaits could not
-/// send its next statement, and SQLite's write lock stayed held, idle, until the scoring was
-/// done. On its own task the write goes on (on another of the runtime's threads). A run that
-/// stops waiting (a shutdown) leaves the write to finish: it is one transaction, whole or not at
-/// all, as before.
+/// Runs a batch's store writes to their end on a task of their own. The run's workers are
+/// futures of one task: while one scores a batch, on that task's thread, a write the other
+/// awaits could not send its next statement, and SQLite's write lock stayed held, idle, until
+/// the scoring was done. On their own task the writes go on (on another of the runtime's
+/// threads). A run that stops waiting (a shutdown) leaves them to finish: each is one
+/// transaction, whole or not at all, as before.
 async fn own_task<T: Send + 'static>(
     write: impl std::future::Future<Output = T> + Send + 'static,
 ) -> anyhow::Result<T> {

@@ -73,8 +73,10 @@ impl_store_row!(PgRow);
 /// SQLite's busy handler, which sleeps 1 ms, 2 ms, ... up to 100 ms between tries, so the write
 /// lock sat idle for part of each sleep after every commit: in a 1M-account run from the file
 /// it was held 65% of the time its two commit workers wanted it (`commit_scores`: 98.9 s held,
-/// 151 s waited for, in a 151 s scoring phase). Other processes, and the log keeper's
-/// checkpoints, still meet the busy handler. Shared by the clones of one [`crate::Store`].
+/// 151 s waited for, in a 151 s scoring phase). Writes of a single statement outside a
+/// transaction (a run's start and end, a watermark, purges), other processes and the log
+/// keeper's checkpoints still meet the busy handler. Shared by the clones of one
+/// [`crate::Store`].
 #[derive(Clone, Default)]
 pub(crate) struct WriteTurn(std::sync::Arc<tokio::sync::Mutex<()>>);
 
