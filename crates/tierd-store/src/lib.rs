@@ -296,10 +296,10 @@ impl Store {
         let _ = probe.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Connect { url, source })?;
-        wal::keep(pool.clone());
+        wal::keep(pool.clone(), options);
         Store::migrated(Backend::Sqlite(pool)).await
     }
 

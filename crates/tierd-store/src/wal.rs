@@ -7,10 +7,11 @@
 //! a 5 GB database by the middle of a 1M-account full run. Each new page of it was zeroed by the
 //! kernel as the file grew, and every reader searched an index of it that grew as well.
 //!
-//! [`keep`] starts a task beside the pool that, every [`EVERY`], runs
-//! `PRAGMA wal_checkpoint(RESTART)`: it copies the log into the database, waits (up to the busy
-//! timeout) for the readers of the old log to finish and starts it over; `journal_size_limit`
-//! ([`LOG_SIZE_LIMIT`]) then cuts the file back. Readers are short statements, so the wait is
+//! [`keep`] starts a task beside the pool that, every [`EVERY`], on a connection of its own whose
+//! statements are not logged ([`keeper_options`]), runs `PRAGMA wal_checkpoint(RESTART)`: it
+//! copies the log into the database, waits (up to the busy timeout) for the readers of the old
+//! log to finish and starts it over; `journal_size_limit` ([`LOG_SIZE_LIMIT`]) then cuts the
+//! file back. Readers are short statements, so the wait is
 //! short; a reader that holds the old log past the busy timeout only puts the restart off.
 //!
 //! Run after the commits themselves, every few of them, the restart did not keep the log short:
@@ -27,8 +28,8 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqlitePool;
-use sqlx::SqliteConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 
 /// How often the log is started over.
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
@@ -73,22 +74,43 @@ pub(crate) async fn tick(conn: &mut SqliteConnection) -> Result<Checkpoint, sqlx
     restart(conn).await
 }
 
+/// The options of the keeper's own connection: the store's (`options`), without statement
+/// logging. A checkpoint waits for the writer lock and for the readers as it must, for seconds in
+/// a large run, and sqlx logged each one over a second as a "slow statement" warning (34 of them
+/// in a 1M-account run) that an operator can do nothing about.
+pub(crate) fn keeper_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options.disable_statement_logging()
+}
+
 /// Starts the checkpointer of `pool`, the only one its connections have: every [`EVERY`], a
-/// [`tick`] on one of them, whose restart waits for the writer lock as any writer does (the busy
-/// timeout) beside the commits, not in their way. It stops when the pool is closed.
-pub(crate) fn keep(pool: SqlitePool) {
+/// [`tick`] on a connection of its own ([`keeper_options`] over the pool's `options`), whose
+/// restart waits for the writer lock as any writer does (the busy timeout) beside the commits,
+/// not in their way. It stops when the pool is closed.
+pub(crate) fn keep(pool: SqlitePool, options: SqliteConnectOptions) {
+    let options = keeper_options(options);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut conn: Option<SqliteConnection> = None;
         loop {
             every.tick().await;
             if pool.is_closed() {
+                if let Some(c) = conn.take() {
+                    let _ = c.close().await;
+                }
                 return;
             }
-            let done = match pool.acquire().await {
-                Ok(mut conn) => tick(&mut conn).await,
-                Err(e) => Err(e),
+            let done = match &mut conn {
+                Some(c) => tick(c).await,
+                None => match options.connect().await {
+                    Ok(c) => tick(conn.insert(c)).await,
+                    Err(e) => Err(e),
+                },
             };
+            if done.is_err() {
+                // Opened again at the next tick.
+                conn = None;
+            }
             match done {
                 Ok(c) if c.busy => {
                     tracing::debug!("the SQLite log is still being read; restarting it next time")
@@ -105,7 +127,7 @@ pub(crate) fn keep(pool: SqlitePool) {
 mod tests {
     use super::*;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-    use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+    use sqlx::Executor as _;
 
     /// Ten writes of a few pages each, every one of them while a reader is in an older snapshot
     /// of the log (two readers taking turns, as a daemon's readers do), then the readers done.
@@ -219,6 +241,67 @@ mod tests {
             c.close().await.expect("close");
         }
         writer.close().await.expect("close");
+    }
+
+    /// What is logged at WARN or above, from every thread: sqlx logs a statement on the SQLite
+    /// worker thread that ran it, so only a global subscriber sees it.
+    fn warnings() -> &'static std::sync::Mutex<Vec<u8>> {
+        static LOGGED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        struct Capture;
+        impl std::io::Write for Capture {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                LOGGED
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Capture)
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
+        &LOGGED
+    }
+
+    /// The keeper's checkpoints wait as long as they must, and are not logged as slow statements
+    /// for it. Here every statement counts as slow: the store's options log it, the keeper's
+    /// options over them do not.
+    #[tokio::test]
+    async fn the_keepers_statements_are_not_logged_as_slow() {
+        let logged = warnings();
+        let dir = tempfile::tempdir().expect("dir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::ZERO);
+        let mut store = options.connect().await.expect("store connection");
+        let mut keeper = keeper_options(options)
+            .connect()
+            .await
+            .expect("keeper connection");
+        store.execute("SELECT 'by the store 5e1f'").await.expect("select");
+        keeper
+            .execute("SELECT 'by the keeper 5e1f'")
+            .await
+            .expect("select");
+        store.close().await.expect("close");
+        keeper.close().await.expect("close");
+        let text = String::from_utf8_lossy(&logged.lock().expect("log")).into_owned();
+        assert!(
+            text.contains("by the store 5e1f"),
+            "the store's statement is logged: {text}"
+        );
+        assert!(!text.contains("by the keeper 5e1f"), "{text}");
     }
 
     /// Commits leave the log to the keeper: none of them stops to checkpoint.
