@@ -28,6 +28,12 @@ pub(crate) async fn execute<S: Sink>(
 ) -> anyhow::Result<Ending> {
     let p = ctx.p;
     sink.prepare(ctx).await?;
+    // A committing run into a store with no account yet is its first load: the search indexes
+    // are built once its accounts are in, from sorted keys, not account by account.
+    let committing = matches!(ctx.kind, RunKind::Full | RunKind::Incremental);
+    if committing && p.store.defer_search_indexes().await? {
+        tracing::info!(run = %ctx.run, "first load: the search indexes are built once the accounts are in");
+    }
     let last_success = last_successful(ctx).await?;
     let since = match (ctx.job, &last_success) {
         (Job::Incremental, Some(r)) => r.watermark.as_deref().and_then(Watermark::parse),
@@ -44,7 +50,18 @@ pub(crate) async fn execute<S: Sink>(
     let pulled = pull::pull(ctx, sink, since, incremental, &shared, &shutdown, progress).await;
     // The pull measures its own time (its wait for the workers is theirs): only the vendor's here.
     clock.stop(ctx, Stage::Pull, Duration::MAX);
+    // The accounts are in (or the pull failed): the search indexes a first load put off are
+    // built, as are those an earlier one that failed left missing. A store write: `commit` time.
+    let built = if committing {
+        let started = Instant::now();
+        let built = p.store.build_search_indexes().await;
+        ctx.time_since(Stage::Commit, started);
+        built
+    } else {
+        Ok(())
+    };
     let pulled = pulled?;
+    built?;
     report.quarantined += pulled.quarantined;
     p.metrics.quarantined(pulled.quarantined);
     if pulled.stopped {
@@ -121,7 +138,7 @@ pub(crate) async fn execute<S: Sink>(
     let ending = ending?;
     if let Ending::Done = ending {
         // Deals, for the funnel: only committing runs keep them (a dry run or pilot stores nothing).
-        if matches!(ctx.kind, RunKind::Full | RunKind::Incremental) {
+        if committing {
             if let Some(pr) = progress {
                 pr.stage("deals", None);
             }

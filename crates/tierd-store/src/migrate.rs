@@ -139,6 +139,14 @@ impl Store {
                     .map_err(failed)?;
                 applied.push((m.version, m.name));
             }
+            // A first load puts the search indexes off until its accounts are in
+            // (`Store::defer_search_indexes`); one that stopped half-way left them missing.
+            for sql in crate::reports::build_search_indexes_sql(is_postgres) {
+                sqlx::query(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migrate { version: known, name: "search indexes", source })?;
+            }
             tx.commit().await.map_err(|source| StoreError::Migrate { version: known, name: "commit", source })?;
             applied
         });

@@ -1598,6 +1598,50 @@ async fn reports_page_count_search_and_compare_runs(db: TestDb) {
 }
 on_both_backends!(reports_page_count_search_and_compare_runs);
 
+/// A first load puts the search indexes off (searches still answer, reading the table) and has
+/// them built as the migration made them; a store that holds accounts keeps them; a store opened
+/// with one missing (a first load stopped half-way) builds it.
+async fn search_indexes_are_put_off_for_a_first_load_only(db: TestDb) {
+    let made = db.search_indexes().await;
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(db.store.defer_search_indexes().await.expect("defer"));
+    assert!(db.search_indexes().await.is_empty());
+
+    let run = started_run(&db).await;
+    commit(
+        &db,
+        run,
+        vec![
+            explained("a1", "Acme Corp", 4.8, Tier::Tier1),
+            explained("a2", "Beta Labs", 3.5, Tier::Tier2),
+        ],
+    )
+    .await;
+    let search = AccountQuery {
+        search: Some("acme".into()),
+        limit: 10,
+        ..AccountQuery::default()
+    };
+    let ids = |page: Vec<tierd_store::AccountListing>| page.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    let page = db.store.account_page(&search).await.expect("search");
+    assert_eq!(ids(page.accounts), ["a1"]);
+
+    db.store.build_search_indexes().await.expect("build");
+    assert_eq!(db.search_indexes().await, made);
+    let page = db.store.account_page(&search).await.expect("search");
+    assert_eq!(ids(page.accounts), ["a1"]);
+
+    // With accounts in, nothing is put off.
+    assert!(!db.store.defer_search_indexes().await.expect("defer"));
+    assert_eq!(db.search_indexes().await, made);
+
+    db.execute_raw("DROP INDEX accounts_by_lower_domain").await;
+    let _reopened = db.reopen().await.expect("reopen");
+    assert_eq!(db.search_indexes().await, made);
+}
+
+on_both_backends!(search_indexes_are_put_off_for_a_first_load_only);
+
 async fn rejections_are_summarised_by_reason_and_retried(db: TestDb) {
     let run = started_run(&db).await;
     let accounts = ["r1", "r2", "r3", "r4"]

@@ -104,6 +104,42 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The search indexes of `accounts` (`accounts_by_lower_*`, by name) as the database keeps
+    /// their definitions.
+    pub async fn search_indexes(&self) -> Vec<String> {
+        match &self.target {
+            Target::Sqlite { path, .. } => {
+                let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+                    .await
+                    .expect("open the SQLite file");
+                let defs = sqlx::query_scalar(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'accounts_by_lower_%' ORDER BY name",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("read the indexes");
+                let _ = conn.close().await;
+                defs
+            }
+            Target::Postgres(schema) => {
+                let mut conn = PgConnection::connect_with(&schema.options())
+                    .await
+                    .expect("connect to PostgreSQL");
+                let defs = sqlx::query_scalar(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()
+                     AND indexname LIKE 'accounts\\_by\\_lower\\_%' ORDER BY indexname",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("read the indexes");
+                let _ = conn.close().await;
+                defs
+            }
+        }
+    }
+}
+
 async fn open(target: &Target) -> Result<Store, tierd_store::StoreError> {
     match target {
         Target::Sqlite { path, .. } => Store::connect(&format!("sqlite://{}", path.display())).await,
