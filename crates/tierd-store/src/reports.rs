@@ -6,8 +6,9 @@
 //! Every query reads through an index (migration 6): a tier's accounts through `(tier, id)`, a
 //! search through `lower(name)` / `lower(domain)` / the primary key, the counts from
 //! `tier_counts` (kept by triggers), movements from `tier_history` by run. None scans
-//! `accounts`, so a page costs the same at 1M accounts as at 1k. Knows nothing of how the rows
-//! were produced.
+//! `accounts`, so a page costs the same at 1M accounts as at 1k; the one exception is a search
+//! during a store's first load, whose search indexes are built once its accounts are in
+//! ([`Store::defer_search_indexes`]). Knows nothing of how the rows were produced.
 
 use tierd_core::Tier;
 
@@ -19,20 +20,33 @@ use crate::{with_pool, Store, Timestamp};
 /// Largest page any report returns.
 pub const MAX_PAGE: u32 = 1000;
 
-/// The indexes a search of accounts reads, as migration 6 creates them (its SQL files), for
-/// [`Store::build_search_indexes`]: SQLite's, then PostgreSQL's.
+/// The indexes a search of accounts reads, as migration 6 creates them (its SQL files), built
+/// where missing by [`Store::build_search_indexes`]: SQLite's statements, then PostgreSQL's. On
+/// PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT EXISTS` would lock the table
+/// against writers and send a notice (logged) each time the index is there.
 const SEARCH_INDEXES: [(&str, &str); 2] = [
     (
         "CREATE INDEX IF NOT EXISTS accounts_by_lower_name ON accounts (lower(name))",
-        "CREATE INDEX IF NOT EXISTS accounts_by_lower_name ON accounts (lower(name) text_pattern_ops)",
+        "DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_indexes
+                           WHERE schemaname = current_schema() AND indexname = 'accounts_by_lower_name') THEN
+                CREATE INDEX accounts_by_lower_name ON accounts (lower(name) text_pattern_ops);
+            END IF;
+        END $$",
     ),
     (
         "CREATE INDEX IF NOT EXISTS accounts_by_lower_domain ON accounts (lower(domain))",
-        "CREATE INDEX IF NOT EXISTS accounts_by_lower_domain ON accounts (lower(domain) text_pattern_ops)",
+        "DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_indexes
+                           WHERE schemaname = current_schema() AND indexname = 'accounts_by_lower_domain') THEN
+                CREATE INDEX accounts_by_lower_domain ON accounts (lower(domain) text_pattern_ops);
+            END IF;
+        END $$",
     ),
 ];
 
-/// The statements that build the search indexes where they are missing, for this backend.
+/// The statements that build the search indexes where they are missing, for this backend (to
+/// run with `sqlx::raw_sql`).
 pub(crate) fn build_search_indexes_sql(postgres: bool) -> impl Iterator<Item = &'static str> {
     SEARCH_INDEXES
         .iter()
@@ -76,7 +90,7 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             for sql in build_search_indexes_sql(postgres) {
-                sqlx::query(sql).execute(&mut *tx).await.map_err(failed)?;
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(failed)?;
             }
             tx.commit().await.map_err(failed)
         })
