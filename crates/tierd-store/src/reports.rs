@@ -20,37 +20,33 @@ use crate::{with_pool, Store, Timestamp};
 /// Largest page any report returns.
 pub const MAX_PAGE: u32 = 1000;
 
-/// The indexes a search of accounts reads, as migration 6 creates them (its SQL files), built
-/// where missing by [`Store::build_search_indexes`]: SQLite's statements, then PostgreSQL's. On
-/// PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT EXISTS` would lock the table
-/// against writers and send a notice (logged) each time the index is there.
+/// The indexes a search of accounts reads (name, indexed expression), as migration 6 creates
+/// them (its SQL files; PostgreSQL's with `text_pattern_ops`), for
+/// [`Store::build_search_indexes`].
 const SEARCH_INDEXES: [(&str, &str); 2] = [
-    (
-        "CREATE INDEX IF NOT EXISTS accounts_by_lower_name ON accounts (lower(name))",
-        "DO $$ BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_indexes
-                           WHERE schemaname = current_schema() AND indexname = 'accounts_by_lower_name') THEN
-                CREATE INDEX accounts_by_lower_name ON accounts (lower(name) text_pattern_ops);
-            END IF;
-        END $$",
-    ),
-    (
-        "CREATE INDEX IF NOT EXISTS accounts_by_lower_domain ON accounts (lower(domain))",
-        "DO $$ BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_indexes
-                           WHERE schemaname = current_schema() AND indexname = 'accounts_by_lower_domain') THEN
-                CREATE INDEX accounts_by_lower_domain ON accounts (lower(domain) text_pattern_ops);
-            END IF;
-        END $$",
-    ),
+    ("accounts_by_lower_name", "lower(name)"),
+    ("accounts_by_lower_domain", "lower(domain)"),
 ];
 
 /// The statements that build the search indexes where they are missing, for this backend (to
-/// run with `sqlx::raw_sql`).
-pub(crate) fn build_search_indexes_sql(postgres: bool) -> impl Iterator<Item = &'static str> {
-    SEARCH_INDEXES
-        .iter()
-        .map(move |(sqlite, pg)| if postgres { *pg } else { *sqlite })
+/// run with `sqlx::raw_sql`). On PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT
+/// EXISTS` would lock the table against writers and send a notice (logged) each time the index
+/// is there.
+pub(crate) fn build_search_indexes_sql(postgres: bool) -> impl Iterator<Item = String> {
+    SEARCH_INDEXES.iter().map(move |(name, expr)| {
+        if postgres {
+            format!(
+                "DO $$ BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM pg_indexes
+                                   WHERE schemaname = current_schema() AND indexname = '{name}') THEN
+                        CREATE INDEX {name} ON accounts ({expr} text_pattern_ops);
+                    END IF;
+                END $$"
+            )
+        } else {
+            format!("CREATE INDEX IF NOT EXISTS {name} ON accounts ({expr})")
+        }
+    })
 }
 
 impl Store {
@@ -70,7 +66,7 @@ impl Store {
                 .await
                 .map_err(failed)?;
             if empty {
-                for index in ["accounts_by_lower_name", "accounts_by_lower_domain"] {
+                for (index, _) in SEARCH_INDEXES {
                     sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
                         .execute(&mut *tx)
                         .await
@@ -90,7 +86,7 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             for sql in build_search_indexes_sql(postgres) {
-                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(failed)?;
+                sqlx::raw_sql(&sql).execute(&mut *tx).await.map_err(failed)?;
             }
             tx.commit().await.map_err(failed)
         })
