@@ -28,25 +28,29 @@ const SEARCH_INDEXES: [(&str, &str); 2] = [
     ("accounts_by_lower_domain", "lower(domain)"),
 ];
 
-/// The statements that build the search indexes where they are missing, for this backend (to
-/// run with `sqlx::raw_sql`). On PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT
+/// The statements that build the search indexes where they are missing, for this backend, one
+/// each. On PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT
 /// EXISTS` would lock the table against writers and send a notice (logged) each time the index
-/// is there.
-pub(crate) fn build_search_indexes_sql(postgres: bool) -> impl Iterator<Item = String> {
-    SEARCH_INDEXES.iter().map(move |(name, expr)| {
-        if postgres {
-            format!(
-                "DO $$ BEGIN
+/// is there. (They run through `sqlx::query`: a future awaiting `sqlx::raw_sql` is not `Send`
+/// for every lifetime, and the server spawns the runs.)
+pub(crate) fn build_search_indexes_sql(postgres: bool) -> Vec<String> {
+    SEARCH_INDEXES
+        .iter()
+        .map(|(name, expr)| {
+            if postgres {
+                format!(
+                    "DO $$ BEGIN
                     IF NOT EXISTS (SELECT 1 FROM pg_indexes
                                    WHERE schemaname = current_schema() AND indexname = '{name}') THEN
                         CREATE INDEX {name} ON accounts ({expr} text_pattern_ops);
                     END IF;
                 END $$"
-            )
-        } else {
-            format!("CREATE INDEX IF NOT EXISTS {name} ON accounts ({expr})")
-        }
-    })
+                )
+            } else {
+                format!("CREATE INDEX IF NOT EXISTS {name} ON accounts ({expr})")
+            }
+        })
+        .collect()
 }
 
 impl Store {
@@ -86,7 +90,7 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write(&self.turn).await.map_err(failed)?;
             for sql in build_search_indexes_sql(postgres) {
-                sqlx::raw_sql(&sql).execute(&mut *tx).await.map_err(failed)?;
+                sqlx::query(&sql).execute(&mut *tx).await.map_err(failed)?;
             }
             tx.commit().await.map_err(failed)
         })
