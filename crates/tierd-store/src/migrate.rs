@@ -142,7 +142,7 @@ impl Store {
             // A first load puts the search indexes off until its accounts are in
             // (`Store::defer_search_indexes`); one that stopped half-way left them missing.
             for sql in crate::reports::build_search_indexes_sql(is_postgres) {
-                sqlx::raw_sql(&sql)
+                sqlx::query(&sql)
                     .execute(&mut *tx)
                     .await
                     .map_err(|source| StoreError::Migrate { version: known, name: "search indexes", source })?;

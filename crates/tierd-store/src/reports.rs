@@ -29,10 +29,10 @@ const SEARCH_INDEXES: [(&str, &str); 2] = [
 ];
 
 /// The statements that build the search indexes where they are missing, for this backend, one
-/// each. On PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT
-/// EXISTS` would lock the table against writers and send a notice (logged) each time the index
-/// is there. (They run through `sqlx::query`: a future awaiting `sqlx::raw_sql` is not `Send`
-/// for every lifetime, and the server spawns the runs.)
+/// each. On PostgreSQL the catalog is asked first: `CREATE INDEX IF NOT EXISTS` would lock the
+/// table against writers and send a notice (logged) each time the index is there. They run
+/// through `sqlx::query`: a future awaiting `sqlx::raw_sql` is not `Send` for every lifetime,
+/// and the server spawns the runs.
 pub(crate) fn build_search_indexes_sql(postgres: bool) -> Vec<String> {
     SEARCH_INDEXES
         .iter()

@@ -11,8 +11,8 @@
 //! statements are not logged ([`keeper_options`]), runs `PRAGMA wal_checkpoint(RESTART)`: it
 //! copies the log into the database, waits (up to the busy timeout) for the readers of the old
 //! log to finish and starts it over; `journal_size_limit` ([`LOG_SIZE_LIMIT`]) then cuts the
-//! file back. Readers are short statements, so the wait is
-//! short; a reader that holds the old log past the busy timeout only puts the restart off.
+//! file back. Readers are short statements, so the wait is short; a reader that holds the old
+//! log past the busy timeout only puts the restart off.
 //!
 //! Run after the commits themselves, every few of them, the restart did not keep the log short:
 //! the committing worker waited for the writer lock the other worker nearly always held, gave up

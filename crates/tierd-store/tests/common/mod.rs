@@ -102,9 +102,7 @@ impl TestDb {
             }
         }
     }
-}
 
-impl TestDb {
     /// The search indexes of `accounts` (`accounts_by_lower_*`, by name) as the database keeps
     /// their definitions.
     pub async fn search_indexes(&self) -> Vec<String> {
