@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_texts_lz4.sql"),
         postgres: include_str!("../migrations/postgres/0010_texts_lz4.sql"),
     },
+    Migration {
+        version: 11,
+        name: "hot_checks",
+        sqlite: include_str!("../migrations/sqlite/0011_hot_checks.sql"),
+        postgres: include_str!("../migrations/postgres/0011_hot_checks.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

@@ -75,11 +75,11 @@ async fn started_run(db: &TestDb) -> RunId {
 }
 
 async fn migrations_are_idempotent(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.expect("schema version"), 10);
+    assert_eq!(db.store.schema_version().await.expect("schema version"), 11);
     let run = started_run(&db).await;
     for _ in 0..2 {
         let again = db.reopen().await.expect("reopen an already migrated store");
-        assert_eq!(again.schema_version().await.expect("schema version"), 10);
+        assert_eq!(again.schema_version().await.expect("schema version"), 11);
         assert_eq!(again.run(run).await.expect("read run").map(|r| r.id), Some(run));
     }
 
@@ -87,11 +87,35 @@ async fn migrations_are_idempotent(db: TestDb) {
     db.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
         .await;
     match db.reopen().await {
-        Err(StoreError::NewerSchema { found: 99, known: 10 }) => {}
+        Err(StoreError::NewerSchema { found: 99, known: 11 }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
 on_both_backends!(migrations_are_idempotent);
+
+/// PostgreSQL checks a foreign key with a query per row written: the tables written once or
+/// twice per account in every run (`accounts`, `tier_history`, `signals`, `deals`,
+/// `deal_history`, `shadow_history`) keep none; the low-volume ones keep theirs.
+#[tokio::test]
+async fn postgres_checks_no_foreign_key_on_the_tables_written_per_account() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let tables = db
+        .postgres_tables_with_foreign_keys()
+        .await
+        .expect("a PostgreSQL store");
+    assert_eq!(
+        tables,
+        [
+            "checkpoints",
+            "pending_pushes",
+            "webhook_attempts",
+            "webhook_deliveries",
+            "work_items"
+        ]
+    );
+}
 
 async fn runs_never_overlap(db: TestDb) {
     let first = started_run(&db).await;

@@ -103,6 +103,27 @@ impl TestDb {
         }
     }
 
+    /// On PostgreSQL, the tables of this test's schema that have a foreign key, sorted; `None` on
+    /// SQLite.
+    pub async fn postgres_tables_with_foreign_keys(&self) -> Option<Vec<String>> {
+        let Target::Postgres(schema) = &self.target else {
+            return None;
+        };
+        let mut conn = PgConnection::connect_with(&schema.options())
+            .await
+            .expect("connect to PostgreSQL");
+        let tables = sqlx::query_scalar(
+            "SELECT DISTINCT c.relname::text FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE k.contype = 'f' AND n.nspname = current_schema() ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("read the foreign keys");
+        let _ = conn.close().await;
+        Some(tables)
+    }
+
     /// The search indexes of `accounts` (`accounts_by_lower_*`, by name) as the database keeps
     /// their definitions.
     pub async fn search_indexes(&self) -> Vec<String> {
