@@ -9,7 +9,9 @@ use tierd_core::{Date, Tier};
 
 use crate::error::{query_error, StoreError};
 use crate::outbox::{write_events, NewEvent};
-use crate::row::{json_col, last_per_key, parse_col, placeholders_for, tuples_for, StoreRow, WritePool};
+use crate::row::{
+    anonymous_tuples, json_col, last_per_key, parse_col, placeholders_for, tuples_for, StoreRow, WritePool,
+};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -408,7 +410,7 @@ fn upsert_accounts_sql(backend: &crate::Backend, rows: usize) -> String {
     )
 }
 
-/// Columns bound per account in [`upsert_scores_sql`]: the 11 fields in `accounts`, the
+/// Columns bound per account in SQLite's [`SCORES_COLUMNS`] upsert: the 11 fields in `accounts`, the
 /// explanation's reasons, the engagement (2), the commit time, the run, and the tier again as
 /// the base tier.
 const SCORES_PARAMS: usize = 17;
@@ -422,31 +424,201 @@ fn insert_texts_sql(backend: &crate::Backend, rows: usize) -> String {
     )
 }
 
-/// A rescored account's facts and explanation, beside [`upsert_scores_sql`].
-fn upsert_texts_sql(backend: &crate::Backend, rows: usize) -> String {
-    format!(
-        "INSERT INTO account_texts (id, facts, explanation) VALUES {}
-        ON CONFLICT (id) DO UPDATE SET facts = excluded.facts, explanation = excluded.explanation",
-        tuples_for(backend, rows, TEXT_PARAMS, "")
-    )
-}
+/// A rescored account's facts and explanation, beside [`SCORES_COLUMNS`]'s upsert.
+const TEXTS_COLUMNS: &str = "INSERT INTO account_texts (id, facts, explanation)";
+
+const TEXTS_TAIL: &str =
+    " ON CONFLICT (id) DO UPDATE SET facts = excluded.facts, explanation = excluded.explanation";
 
 /// A rescored account's state without its tier: an existing account keeps the tier it has until
 /// tiering commits one; a new one is stored with its base tier, not yet `tiered`.
-fn upsert_scores_sql(backend: &crate::Backend, rows: usize) -> String {
-    format!(
-        "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
-            model_version, crm_tier_seen, locked, reasons, engaged_until, engaged_by, scored_at, updated_run, base_tier,
-            tiered)
-        VALUES {}
-        ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain, reasons = excluded.reasons,
-            facts_hash = excluded.facts_hash, score = excluded.score, coverage = excluded.coverage,
-            potential_value = excluded.potential_value, model_version = excluded.model_version,
-            scored_at = excluded.scored_at, crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked,
-            updated_run = excluded.updated_run, base_tier = excluded.base_tier,
-            engaged_until = excluded.engaged_until, engaged_by = excluded.engaged_by",
-        tuples_for(backend, rows, SCORES_PARAMS, ", FALSE")
-    )
+const SCORES_COLUMNS: &str = "INSERT INTO accounts (id, name, domain, facts_hash, score, coverage, potential_value, tier,
+    model_version, crm_tier_seen, locked, reasons, engaged_until, engaged_by, scored_at, updated_run, base_tier,
+    tiered)";
+
+const SCORES_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET name = excluded.name, domain = excluded.domain,
+    reasons = excluded.reasons, facts_hash = excluded.facts_hash, score = excluded.score,
+    coverage = excluded.coverage, potential_value = excluded.potential_value,
+    model_version = excluded.model_version, scored_at = excluded.scored_at,
+    crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked, updated_run = excluded.updated_run,
+    base_tier = excluded.base_tier, engaged_until = excluded.engaged_until, engaged_by = excluded.engaged_by";
+
+/// [`Store::commit_scores`]'s writes, as each backend runs them best, in its open transaction.
+/// SQLite takes multi-row `VALUES` lists of anonymous placeholders, a hundred rows a statement.
+/// PostgreSQL takes the whole batch as one array per column (`UNNEST`), as the deals do: with
+/// `VALUES` lists of 1,700 parameters the server planned each statement again with its values
+/// as constants, a large part of its CPU in a run (docs/benchmarks.md).
+trait ScoreStatements {
+    /// Upserts `accounts` (distinct ids) and their texts, with their `reasons` (in order).
+    async fn store_rescored(
+        &mut self,
+        accounts: &[&Rescored],
+        reasons: &[Option<Cow<'_, str>>],
+        now: i64,
+        run: i64,
+    ) -> Result<(), StoreError>;
+}
+
+impl ScoreStatements for crate::row::WriteTx<sqlx::Sqlite> {
+    async fn store_rescored(
+        &mut self,
+        accounts: &[&Rescored],
+        reasons: &[Option<Cow<'_, str>>],
+        now: i64,
+        run: i64,
+    ) -> Result<(), StoreError> {
+        for (chunk, reasons) in accounts
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(reasons.chunks(ROWS_PER_STATEMENT))
+        {
+            let sql = format!(
+                "{SCORES_COLUMNS} VALUES {}{SCORES_TAIL}",
+                anonymous_tuples(chunk.len(), SCORES_PARAMS, ", FALSE")
+            );
+            let mut upsert = sqlx::query(&sql);
+            for (r, reason) in chunk.iter().zip(reasons) {
+                let a = &r.account;
+                upsert = upsert
+                    .bind(&a.id)
+                    .bind(&a.name)
+                    .bind(a.domain.as_deref())
+                    .bind(&a.facts_hash)
+                    .bind(a.score)
+                    .bind(a.coverage)
+                    .bind(a.potential_value)
+                    .bind(a.tier.as_str())
+                    .bind(&a.model_version)
+                    .bind(a.crm_tier_seen.map(Tier::as_str))
+                    .bind(a.locked)
+                    .bind(reason.as_deref())
+                    .bind(r.engagement.map(|e| e.until.to_string()))
+                    .bind(r.engagement.map(|e| i64::from(e.by)))
+                    .bind(now)
+                    .bind(run)
+                    .bind(a.tier.as_str());
+            }
+            upsert
+                .execute(&mut **self)
+                .await
+                .map_err(query_error("store rescored accounts", "accounts"))?;
+            let sql = format!(
+                "{TEXTS_COLUMNS} VALUES {}{TEXTS_TAIL}",
+                anonymous_tuples(chunk.len(), TEXT_PARAMS, "")
+            );
+            let mut texts = sqlx::query(&sql);
+            for r in chunk {
+                let a = &r.account;
+                texts = texts
+                    .bind(&a.id)
+                    .bind(a.facts.as_str())
+                    .bind(a.explanation.as_str());
+            }
+            texts
+                .execute(&mut **self)
+                .await
+                .map_err(query_error("store rescored accounts' facts", "account_texts"))?;
+        }
+        Ok(())
+    }
+}
+
+impl ScoreStatements for crate::row::WriteTx<sqlx::Postgres> {
+    async fn store_rescored(
+        &mut self,
+        accounts: &[&Rescored],
+        reasons: &[Option<Cow<'_, str>>],
+        now: i64,
+        run: i64,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "{SCORES_COLUMNS}
+            SELECT v.id, v.name, v.domain, v.facts_hash, v.score, v.coverage, v.potential_value, v.tier,
+                v.model_version, v.crm_tier_seen, v.locked, v.reasons, v.engaged_until, v.engaged_by, $15, $16,
+                v.tier, FALSE
+            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[],
+                $7::float8[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::text[], $13::text[],
+                $14::int8[])
+                AS v (id, name, domain, facts_hash, score, coverage, potential_value, tier, model_version,
+                    crm_tier_seen, locked, reasons, engaged_until, engaged_by)
+            {SCORES_TAIL}"
+        );
+        let each = |f: fn(&Rescored) -> Option<&str>| accounts.iter().map(|r| f(r)).collect::<Vec<_>>();
+        sqlx::query(&sql)
+            .bind(accounts.iter().map(|r| r.account.id.as_str()).collect::<Vec<_>>())
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.account.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(each(|r| r.account.domain.as_deref()))
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.account.facts_hash.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(accounts.iter().map(|r| r.account.score).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|r| r.account.coverage).collect::<Vec<_>>())
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.account.potential_value)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.account.tier.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.account.model_version.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(each(|r| r.account.crm_tier_seen.map(Tier::as_str)))
+            .bind(accounts.iter().map(|r| r.account.locked).collect::<Vec<_>>())
+            .bind(reasons.iter().map(|r| r.as_deref()).collect::<Vec<_>>())
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.engagement.map(|e| e.until.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                accounts
+                    .iter()
+                    .map(|r| r.engagement.map(|e| i64::from(e.by)))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(now)
+            .bind(run)
+            .execute(&mut **self)
+            .await
+            .map_err(query_error("store rescored accounts", "accounts"))?;
+        sqlx::query(&format!(
+            "{TEXTS_COLUMNS} SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]){TEXTS_TAIL}"
+        ))
+        .bind(accounts.iter().map(|r| r.account.id.as_str()).collect::<Vec<_>>())
+        .bind(
+            accounts
+                .iter()
+                .map(|r| r.account.facts.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            accounts
+                .iter()
+                .map(|r| r.account.explanation.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut **self)
+        .await
+        .map_err(query_error("store rescored accounts' facts", "account_texts"))?;
+        Ok(())
+    }
 }
 
 /// Runs before the upsert, so it still sees the previous tier; skips accounts whose tier is the
@@ -890,39 +1062,7 @@ impl Store {
             accounts.iter().map(|r| r.account.explanation.reasons()).collect();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write(&self.turn).await.map_err(query_error("begin a scores commit", "accounts"))?;
-            for (chunk, reasons) in accounts.chunks(ROWS_PER_STATEMENT).zip(reasons.chunks(ROWS_PER_STATEMENT)) {
-                let sql = upsert_scores_sql(&self.backend, chunk.len());
-                let mut upsert = sqlx::query(&sql);
-                for (r, reason) in chunk.iter().zip(reasons) {
-                    let a = &r.account;
-                    upsert = upsert
-                        .bind(&a.id)
-                        .bind(&a.name)
-                        .bind(a.domain.as_deref())
-                        .bind(&a.facts_hash)
-                        .bind(a.score)
-                        .bind(a.coverage)
-                        .bind(a.potential_value)
-                        .bind(a.tier.as_str())
-                        .bind(&a.model_version)
-                        .bind(a.crm_tier_seen.map(Tier::as_str))
-                        .bind(a.locked)
-                        .bind(reason.as_deref())
-                        .bind(r.engagement.map(|e| e.until.to_string()))
-                        .bind(r.engagement.map(|e| i64::from(e.by)))
-                        .bind(now)
-                        .bind(run.0)
-                        .bind(a.tier.as_str());
-                }
-                upsert.execute(&mut *tx).await.map_err(query_error("store rescored accounts", "accounts"))?;
-                let sql = upsert_texts_sql(&self.backend, chunk.len());
-                let mut texts = sqlx::query(&sql);
-                for r in chunk {
-                    let a = &r.account;
-                    texts = texts.bind(&a.id).bind(a.facts.as_str()).bind(a.explanation.as_str());
-                }
-                texts.execute(&mut *tx).await.map_err(query_error("store rescored accounts' facts", "account_texts"))?;
-            }
+            tx.store_rescored(&accounts, &reasons, now, run.0).await?;
             tx.commit().await.map_err(query_error("commit rescored accounts", "accounts"))?;
         });
         Ok(())

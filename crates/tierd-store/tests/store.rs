@@ -754,6 +754,92 @@ async fn tier_history_records_each_change(db: TestDb) {
 }
 on_both_backends!(tier_history_records_each_change);
 
+/// Every column `commit_scores` writes reads back as written, set and unset alike (SQLite
+/// binds rows of values, PostgreSQL one array per column), and a second commit of the same
+/// accounts replaces them.
+async fn rescored_accounts_read_back_as_written(db: TestDb) {
+    let run = started_run(&db).await;
+    let mut b = scored("b", 3.9, Tier::Tier2);
+    b.domain = None;
+    b.crm_tier_seen = Some(Tier::Tier3);
+    b.locked = true;
+    let engaged = Engagement {
+        until: Date::from_ymd(2026, 12, 24).expect("date"),
+        by: 2,
+    };
+    let batch = |a: ScoredAccount, b: ScoredAccount| {
+        vec![
+            Rescored {
+                account: a,
+                engagement: Some(engaged),
+            },
+            Rescored {
+                account: b,
+                engagement: None,
+            },
+        ]
+    };
+    db.store
+        .commit_scores(run, &batch(scored("a", 4.6, Tier::Tier1), b.clone()))
+        .await
+        .expect("scores");
+    let mut a = scored("a", 2.1, Tier::Tier3);
+    a.name = "Acme, renamed".into();
+    a.facts_hash = "hash-a-2".into();
+    a.coverage = 0.5;
+    a.potential_value = 7_000.0;
+    a.model_version = "default@4".into();
+    db.store.commit_scores(run, &batch(a.clone(), b.clone())).await.expect("rescored");
+    for (want, engagement) in [(a, Some(engaged)), (b, None)] {
+        let got = db.store.account(&want.id).await.expect("read").expect("stored");
+        assert_eq!(
+            (
+                got.name.as_str(),
+                got.domain.as_deref(),
+                &got.facts,
+                got.facts_hash.as_str(),
+                got.score,
+                got.coverage,
+                got.potential_value,
+            ),
+            (
+                want.name.as_str(),
+                want.domain.as_deref(),
+                &want.facts.to_value(),
+                want.facts_hash.as_str(),
+                want.score,
+                want.coverage,
+                want.potential_value,
+            ),
+            "{}",
+            want.id
+        );
+        assert_eq!(
+            (
+                &got.explanation,
+                got.model_version.as_str(),
+                got.crm_tier_seen,
+                got.locked,
+                got.base_tier,
+                got.engagement,
+                got.updated_run,
+            ),
+            (
+                &want.explanation.to_value(),
+                want.model_version.as_str(),
+                want.crm_tier_seen,
+                want.locked,
+                want.tier,
+                engagement,
+                Some(run),
+            ),
+            "{}",
+            want.id
+        );
+    }
+}
+on_both_backends!(rescored_accounts_read_back_as_written);
+
 async fn rescored_accounts_keep_their_tier_until_tiering_commits_one(db: TestDb) {
     let run = started_run(&db).await;
     let engaged = Engagement {
