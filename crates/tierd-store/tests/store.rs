@@ -789,7 +789,10 @@ async fn rescored_accounts_read_back_as_written(db: TestDb) {
     a.coverage = 0.5;
     a.potential_value = 7_000.0;
     a.model_version = "default@4".into();
-    db.store.commit_scores(run, &batch(a.clone(), b.clone())).await.expect("rescored");
+    db.store
+        .commit_scores(run, &batch(a.clone(), b.clone()))
+        .await
+        .expect("rescored");
     for (want, engagement) in [(a, Some(engaged)), (b, None)] {
         let got = db.store.account(&want.id).await.expect("read").expect("stored");
         assert_eq!(
