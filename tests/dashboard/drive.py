@@ -16,6 +16,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 TOKEN = os.environ["DASH_API_TOKEN"]
@@ -49,6 +50,17 @@ def check(cond, what):
     if not cond:
         sys.exit("FAILED: " + what)
     print("ok:", what)
+
+
+def replaced(driver, old, within=15):
+    """Waits until the page holding `old` (an element found before a submit or a click) has been
+    replaced by the next one, and that one has loaded.
+
+    `submit()` and `click()` return before the browser has the answer: elements found straight
+    after them can be the old page's, and go stale while they are read."""
+    WebDriverWait(driver, within).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, within).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def page_shows(driver, text, within=15):
@@ -140,10 +152,14 @@ def main():
         driver.get(base + "/accounts")
         box = driver.find_element(By.ID, "q")
         box.send_keys(name[:6].lower())
+        unsearched = driver.find_element(By.ID, "accounts")
         box.submit()
+        replaced(driver, unsearched)
         links = [l.text for l in driver.find_elements(By.CSS_SELECTOR, "#accounts tbody th a")]
         check(name in links, f"searching '{name[:6].lower()}' finds {name}")
-        driver.find_element(By.LINK_TEXT, name).click()
+        link = driver.find_element(By.LINK_TEXT, name)
+        link.click()
+        replaced(driver, link)
         check(driver.find_element(By.TAG_NAME, "h1").text == name, "the account page opens")
         check("INVALID_OPTION" in driver.page_source, "the account page shows its pending push")
         driver.save_screenshot(os.path.join(a.screenshots, "account.png"))
