@@ -10,7 +10,8 @@ use tierd_core::{Date, Tier};
 use crate::error::{query_error, StoreError};
 use crate::outbox::{write_events, NewEvent};
 use crate::row::{
-    anonymous_tuples, json_col, last_per_key, parse_col, placeholders_for, tuples_for, StoreRow, WritePool,
+    anonymous_tuples, column, json_col, last_per_key, parse_col, placeholders_for, tuples_for, StoreRow,
+    WritePool,
 };
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
@@ -419,7 +420,7 @@ const SCORES_PARAMS: usize = 17;
 /// those `commit_scores` wrote.
 fn insert_texts_sql(backend: &crate::Backend, rows: usize) -> String {
     format!(
-        "INSERT INTO account_texts (id, facts, explanation) VALUES {} ON CONFLICT (id) DO NOTHING",
+        "{TEXTS_COLUMNS} VALUES {} ON CONFLICT (id) DO NOTHING",
         tuples_for(backend, rows, TEXT_PARAMS, "")
     )
 }
@@ -542,57 +543,21 @@ impl ScoreStatements for crate::row::WriteTx<sqlx::Postgres> {
                     crm_tier_seen, locked, reasons, engaged_until, engaged_by)
             {SCORES_TAIL}"
         );
-        let each = |f: fn(&Rescored) -> Option<&str>| accounts.iter().map(|r| f(r)).collect::<Vec<_>>();
         sqlx::query(&sql)
-            .bind(accounts.iter().map(|r| r.account.id.as_str()).collect::<Vec<_>>())
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.account.name.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(each(|r| r.account.domain.as_deref()))
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.account.facts_hash.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(accounts.iter().map(|r| r.account.score).collect::<Vec<_>>())
-            .bind(accounts.iter().map(|r| r.account.coverage).collect::<Vec<_>>())
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.account.potential_value)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.account.tier.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.account.model_version.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(each(|r| r.account.crm_tier_seen.map(Tier::as_str)))
-            .bind(accounts.iter().map(|r| r.account.locked).collect::<Vec<_>>())
-            .bind(reasons.iter().map(|r| r.as_deref()).collect::<Vec<_>>())
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.engagement.map(|e| e.until.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                accounts
-                    .iter()
-                    .map(|r| r.engagement.map(|e| i64::from(e.by)))
-                    .collect::<Vec<_>>(),
-            )
+            .bind(column(accounts, |r| r.account.id.as_str()))
+            .bind(column(accounts, |r| r.account.name.as_str()))
+            .bind(column(accounts, |r| r.account.domain.as_deref()))
+            .bind(column(accounts, |r| r.account.facts_hash.as_str()))
+            .bind(column(accounts, |r| r.account.score))
+            .bind(column(accounts, |r| r.account.coverage))
+            .bind(column(accounts, |r| r.account.potential_value))
+            .bind(column(accounts, |r| r.account.tier.as_str()))
+            .bind(column(accounts, |r| r.account.model_version.as_str()))
+            .bind(column(accounts, |r| r.account.crm_tier_seen.map(Tier::as_str)))
+            .bind(column(accounts, |r| r.account.locked))
+            .bind(column(reasons, |r| r.as_deref()))
+            .bind(column(accounts, |r| r.engagement.map(|e| e.until.to_string())))
+            .bind(column(accounts, |r| r.engagement.map(|e| i64::from(e.by))))
             .bind(now)
             .bind(run)
             .execute(&mut **self)
@@ -601,19 +566,9 @@ impl ScoreStatements for crate::row::WriteTx<sqlx::Postgres> {
         sqlx::query(&format!(
             "{TEXTS_COLUMNS} SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]){TEXTS_TAIL}"
         ))
-        .bind(accounts.iter().map(|r| r.account.id.as_str()).collect::<Vec<_>>())
-        .bind(
-            accounts
-                .iter()
-                .map(|r| r.account.facts.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            accounts
-                .iter()
-                .map(|r| r.account.explanation.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(accounts, |r| r.account.id.as_str()))
+        .bind(column(accounts, |r| r.account.facts.as_str()))
+        .bind(column(accounts, |r| r.account.explanation.as_str()))
         .execute(&mut **self)
         .await
         .map_err(query_error("store rescored accounts' facts", "account_texts"))?;

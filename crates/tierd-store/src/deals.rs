@@ -17,7 +17,7 @@ use tierd_core::tier::Tier;
 use tierd_core::Date;
 
 use crate::error::{query_error, StoreError};
-use crate::row::{anonymous_placeholders, anonymous_tuples, parse_col, StoreRow, WritePool};
+use crate::row::{anonymous_placeholders, anonymous_tuples, column, parse_col, StoreRow, WritePool};
 use crate::runs::RunId;
 use crate::{with_pool, Store, Timestamp};
 
@@ -291,26 +291,16 @@ impl DealStatements for crate::row::WriteTx<sqlx::Postgres> {
             {UPSERT_TAIL}"
         );
         sqlx::query(&sql)
-            .bind(deals.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
-            .bind(deals.iter().map(|d| d.account.as_deref()).collect::<Vec<_>>())
-            .bind(deals.iter().map(|d| d.pipeline.as_deref()).collect::<Vec<_>>())
-            .bind(deals.iter().map(|d| d.stage.as_deref()).collect::<Vec<_>>())
-            .bind(deals.iter().map(|d| d.amount).collect::<Vec<_>>())
-            .bind(deals.iter().map(|d| d.currency.as_deref()).collect::<Vec<_>>())
-            .bind(
-                deals
-                    .iter()
-                    .map(|d| d.created_at.map(Timestamp::millis))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deals
-                    .iter()
-                    .map(|d| d.close_date.map(|c| c.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(deals.iter().map(|d| d.closed).collect::<Vec<_>>())
-            .bind(deals.iter().map(|d| d.won).collect::<Vec<_>>())
+            .bind(column(deals, |d| d.id.as_str()))
+            .bind(column(deals, |d| d.account.as_deref()))
+            .bind(column(deals, |d| d.pipeline.as_deref()))
+            .bind(column(deals, |d| d.stage.as_deref()))
+            .bind(column(deals, |d| d.amount))
+            .bind(column(deals, |d| d.currency.as_deref()))
+            .bind(column(deals, |d| d.created_at.map(Timestamp::millis)))
+            .bind(column(deals, |d| d.close_date.map(|c| c.to_string())))
+            .bind(column(deals, |d| d.closed))
+            .bind(column(deals, |d| d.won))
             .bind(now)
             .bind(run)
             .execute(&mut **self)
@@ -333,12 +323,12 @@ impl DealStatements for crate::row::WriteTx<sqlx::Postgres> {
             ORDER BY v.n"
         );
         sqlx::query(&sql)
-            .bind(rows.iter().map(|(d, _)| d.id.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(d, _)| d.account.as_deref()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, c)| c.at).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, c)| c.event).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, c)| c.stage).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(d, _)| d.amount).collect::<Vec<_>>())
+            .bind(column(rows, |(d, _)| d.id.as_str()))
+            .bind(column(rows, |(d, _)| d.account.as_deref()))
+            .bind(column(rows, |(_, c)| c.at))
+            .bind(column(rows, |(_, c)| c.event))
+            .bind(column(rows, |(_, c)| c.stage))
+            .bind(column(rows, |(d, _)| d.amount))
             .bind(run)
             .execute(&mut **self)
             .await

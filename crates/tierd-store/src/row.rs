@@ -138,6 +138,12 @@ impl WritePool for PgPool {
     }
 }
 
+/// One column of `rows`, for PostgreSQL's array binds (`UNNEST`): a batch's rows go in as one
+/// array per column.
+pub(crate) fn column<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
 /// Parses a stored text column into a domain type, naming the row when it does not parse.
 pub(crate) fn parse_col<T>(
     raw: &str,
