@@ -125,8 +125,13 @@ pub struct PipelineSettings {
     pub channel_pages: usize,
     /// Work items this instance processes at once.
     pub workers: usize,
-    /// Tier updates per push call and per pushed-batch commit.
+    /// Tier updates per push call (the CRM's batch limit: HubSpot and Salesforce take 100 and 200).
     pub push_batch_size: usize,
+    /// Push calls per push batch: a batch's calls go out one after another, then their outcomes
+    /// commit in one store transaction. Fewer, larger transactions (and reads of the accounts'
+    /// state) are most of what a full run's push costs the store; a crash between a call and its
+    /// batch's commit is closed by the adoption rule (see tierd-engine).
+    pub push_calls_per_commit: usize,
     /// Push batches in flight at once: one is sent while another's outcome commits. Each batch
     /// still commits its own outcome before it counts as pushed, so a crash re-sends at most
     /// this many batches (closed by the adoption rule, see tierd-engine).
@@ -153,6 +158,7 @@ impl Default for PipelineSettings {
             channel_pages: 4,
             workers: 2,
             push_batch_size: 100,
+            push_calls_per_commit: 10,
             push_concurrency: 2,
             score_step: 0.1,
             stale_work_secs: 300,
@@ -173,6 +179,7 @@ impl PipelineSettings {
             ("channel_pages", self.channel_pages),
             ("workers", self.workers),
             ("push_batch_size", self.push_batch_size),
+            ("push_calls_per_commit", self.push_calls_per_commit),
             ("push_concurrency", self.push_concurrency),
             ("idle_poll_ms", self.idle_poll_ms as usize),
         ] {

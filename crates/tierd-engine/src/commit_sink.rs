@@ -225,6 +225,11 @@ impl Sink for CommitSink {
                     break;
                 }
             }
+            // The CRM takes no more for now: the batch's later calls stay unsent (and unrecorded,
+            // so the next run's diff sends them), as the later batches do.
+            if deferred_reason.is_some() {
+                break;
+            }
         }
         let mut delivered = Delivered {
             pushed: pushed.len() as u64 - adopted_here,

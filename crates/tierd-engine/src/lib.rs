@@ -27,8 +27,9 @@
 //! reason names the lift and the cap when they decided it.
 //!
 //! # Crash safety
-//! Each push batch commits its state and outcome in one store transaction (see `tierd-store`),
-//! so a committed push is never sent again. Up to `[pipeline] push_concurrency` batches are in
+//! Each push batch (`[pipeline] push_calls_per_commit` calls to the CRM, sent in turn) commits its
+//! state and outcome in one store transaction (see `tierd-store`), so a committed push is never
+//! sent again. Up to `[pipeline] push_concurrency` batches are in
 //! flight at once (one is sent while another commits; each holds only its own accounts). The one
 //! window left is a crash after the CRM accepted a batch and before its commit, for each batch
 //! in flight. It is closed on the next run by the **adoption rule**: when the

@@ -67,8 +67,9 @@ pub(crate) trait Sink: Sync {
     async fn population(&self, ctx: &RunCtx<'_>) -> anyhow::Result<Vec<Member>>;
     /// What the push stage knows of an account: this run's scores, else its stored state.
     fn view(&self, ctx: &RunCtx<'_>, id: &str, state: Option<&AccountState>) -> Option<View>;
-    /// Sends (or only counts) one push batch's plan, and keeps its outcome. Several batches may
-    /// be in flight at once (`[pipeline] push_concurrency`); each touches only its own accounts.
+    /// Sends (or only counts) one push batch's plan, in calls of `[pipeline] push_batch_size`
+    /// updates, and keeps its outcome. Several batches may be in flight at once (`[pipeline]
+    /// push_concurrency`); each touches only its own accounts.
     async fn deliver(&self, ctx: &RunCtx<'_>, batch_no: usize, plan: PushPlan) -> Delivered;
     /// The run's last step: records where the next incremental run starts.
     async fn finish(&self, ctx: &RunCtx<'_>, watermark: Option<String>) -> anyhow::Result<()>;

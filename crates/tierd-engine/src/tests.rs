@@ -322,6 +322,54 @@ async fn a_push_deferred_by_an_outage_is_pending_and_retried() {
     assert!(second.pushed > 0);
 }
 
+/// A push batch is `[pipeline] push_calls_per_commit` calls committed together: 300 accounts in
+/// calls of 20, five calls a batch, commit as three batches. When the CRM defers a call, the
+/// batch's later calls are not sent: only the first call's 20 updates are deferred (before, each
+/// of the batch's five calls met the outage and 100 were deferred).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_batch_commits_its_calls_together_and_stops_at_a_deferral() {
+    let emulator = HubSpotEmulator::start(HubSpotConfig::unlimited(ACCOUNTS, 7))
+        .await
+        .expect("emulator");
+    let dir = TempDir::new().expect("temp dir");
+    let p = sqlite_pipeline(&emulator, &dir, "2026-11-24", |s| {
+        s.pipeline.push_batch_size = 20;
+        s.pipeline.push_calls_per_commit = 5;
+        s.pipeline.push_concurrency = 1;
+    })
+    .await;
+    let (_tx, rx) = crate::shutdown::never();
+    let progress = Arc::new(FailAtPush {
+        emulator_faults: emulator.faults().clone(),
+    });
+    let first = p
+        .run(RunRequest::new(RunKind::Full), rx, Some(progress))
+        .await
+        .expect("run starts");
+    assert_eq!(first.status, RunStatus::Failed, "{first:?}");
+    assert_eq!(first.deferred, 20, "one call's updates deferred: {first:?}");
+    let pending = p.store().pending_pushes(false).await.expect("pending");
+    assert_eq!(pending.len(), 20);
+    assert_eq!(emulator.writes().total, 0);
+
+    emulator.faults().reset();
+    let second = run(&p, RunKind::Full).await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{:?}", second.error);
+    assert_eq!(second.pushed, ACCOUNTS);
+    let checkpoint = p
+        .store()
+        .checkpoint(second.run, "push")
+        .await
+        .expect("checkpoint")
+        .expect("the push stage's checkpoint");
+    assert_eq!(
+        checkpoint.position, "2",
+        "three batches of 100: the last is batch 2"
+    );
+    assert_eq!(emulator.writes().max_per_record(), 1);
+    p.shutdown().await;
+}
+
 /// Push batches go out `[pipeline] push_concurrency` at a time, each committing its own outcome:
 /// with 2 the CRM answers two batch updates at once, with 1 never, and either way every account
 /// is written once and recorded as pushed.

@@ -51,9 +51,10 @@ pub(crate) async fn push<S: Sink>(
     }
     let top = p.settings.pipeline.top_movements;
     let now = Timestamp::now();
-    let batches: Vec<&[Final]> = to_finalize
-        .chunks(p.settings.pipeline.push_batch_size.max(1))
-        .collect();
+    // A batch is several push calls whose outcomes commit together (`Sink::deliver`).
+    let batch_size =
+        p.settings.pipeline.push_batch_size.max(1) * p.settings.pipeline.push_calls_per_commit.max(1);
+    let batches: Vec<&[Final]> = to_finalize.chunks(batch_size).collect();
     // Runs that keep nothing read the accounts too: those they did not rescore may still move.
     // The next batch's are read while this one is delivered (a batch's delivery writes only its
     // own accounts, and an account is in one batch), so the store's reads and writes overlap.
