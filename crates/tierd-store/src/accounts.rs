@@ -444,6 +444,27 @@ const SCORES_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET name = excluded.name,
     crm_tier_seen = excluded.crm_tier_seen, locked = excluded.locked, updated_run = excluded.updated_run,
     base_tier = excluded.base_tier, engaged_until = excluded.engaged_until, engaged_by = excluded.engaged_by";
 
+/// Binds an account's state columns, `id` to `locked` in `accounts`' order, as both upserts of
+/// `accounts` (the scores commit's and the batch commit's) list them first. A macro, not a
+/// function: the query's type differs per backend.
+macro_rules! bind_account_state {
+    ($query:expr, $account:expr) => {{
+        let a: &ScoredAccount = $account;
+        $query
+            .bind(&a.id)
+            .bind(&a.name)
+            .bind(a.domain.as_deref())
+            .bind(&a.facts_hash)
+            .bind(a.score)
+            .bind(a.coverage)
+            .bind(a.potential_value)
+            .bind(a.tier.as_str())
+            .bind(&a.model_version)
+            .bind(a.crm_tier_seen.map(Tier::as_str))
+            .bind(a.locked)
+    }};
+}
+
 /// [`Store::commit_scores`]'s writes, as each backend runs them best, in its open transaction.
 /// SQLite takes multi-row `VALUES` lists of anonymous placeholders, a hundred rows a statement.
 /// PostgreSQL takes the whole batch as one array per column (`UNNEST`), as the deals do: with
@@ -478,25 +499,13 @@ impl ScoreStatements for crate::row::WriteTx<sqlx::Sqlite> {
             );
             let mut upsert = sqlx::query(&sql);
             for (r, reason) in chunk.iter().zip(reasons) {
-                let a = &r.account;
-                upsert = upsert
-                    .bind(&a.id)
-                    .bind(&a.name)
-                    .bind(a.domain.as_deref())
-                    .bind(&a.facts_hash)
-                    .bind(a.score)
-                    .bind(a.coverage)
-                    .bind(a.potential_value)
-                    .bind(a.tier.as_str())
-                    .bind(&a.model_version)
-                    .bind(a.crm_tier_seen.map(Tier::as_str))
-                    .bind(a.locked)
+                upsert = bind_account_state!(upsert, &r.account)
                     .bind(reason.as_deref())
                     .bind(r.engagement.map(|e| e.until.to_string()))
                     .bind(r.engagement.map(|e| i64::from(e.by)))
                     .bind(now)
                     .bind(run)
-                    .bind(a.tier.as_str());
+                    .bind(r.account.tier.as_str());
             }
             upsert
                 .execute(&mut **self)
@@ -901,18 +910,7 @@ impl Store {
                 let mut upsert = sqlx::query(&sql);
                 for a in chunk {
                     let p = pushed_with_tier.get(a.id.as_str());
-                    upsert = upsert
-                        .bind(&a.id)
-                        .bind(&a.name)
-                        .bind(a.domain.as_deref())
-                        .bind(&a.facts_hash)
-                        .bind(a.score)
-                        .bind(a.coverage)
-                        .bind(a.potential_value)
-                        .bind(a.tier.as_str())
-                        .bind(&a.model_version)
-                        .bind(a.crm_tier_seen.map(Tier::as_str))
-                        .bind(a.locked)
+                    upsert = bind_account_state!(upsert, a)
                         .bind(if known.contains(&a.id) { None } else { a.explanation.reasons() })
                         .bind(now)
                         .bind(run)
