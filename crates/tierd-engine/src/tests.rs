@@ -1538,3 +1538,85 @@ async fn a_run_report_says_where_its_time_went_stage_by_stage() {
     assert!(text.contains("tierd_run_stage_seconds_total{kind=\"full\",stage=\"enrich\",plugin=\"m\"}"));
     p.shutdown().await;
 }
+
+/// `tierd calibrate` and a pilot's backtest read the store a page at a time (a million stored
+/// states do not fit in memory): any page size gives every account `keep` takes once, in id
+/// order, laid out as a read of every account at once lays it out, with its lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_accounts_read_a_page_at_a_time_as_all_at_once() {
+    use tierd_core::tier::Lock;
+    let w = world().await;
+    assert_eq!(run(&w.pipeline, RunKind::Full).await.status, RunStatus::Succeeded);
+    // The lock's property exists once the first run has set the CRM up.
+    w.emulator
+        .set_properties(&hubspot_id(1), &[("tierd_tier_locked", "true")]);
+    let locked = format!("hubspot:{}", hubspot_id(1));
+    assert_eq!(
+        run(&w.pipeline, RunKind::Incremental).await.status,
+        RunStatus::Succeeded
+    );
+    let store = w.pipeline.store();
+    let schema = &w.pipeline.settings.schema;
+
+    // Every account at once, laid out one by one, in id order.
+    let mut ids: Vec<String> = crate::all_summaries(store)
+        .await
+        .expect("summaries")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), ACCOUNTS as usize);
+    let states = store.accounts(&ids).await.expect("states");
+    let expected: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let facts = tierd_core::codec::decode(schema, &states[id].facts).0;
+            tierd_outcomes::BacktestAccount::new(id.clone(), schema, &tierd_core::codec::current(&facts))
+                .expect("laid out")
+        })
+        .collect();
+    let locked_tier = states[&locked].tier;
+
+    for page in [1, 7, 299, 300, 1000] {
+        let read = crate::backtest::stored_accounts(store, &[schema, schema], page, |_| true)
+            .await
+            .expect("read");
+        assert_eq!(read.len(), ACCOUNTS as usize, "page {page}");
+        assert_eq!(read.laid_out.len(), 2, "one list per schema");
+        for laid_out in &read.laid_out {
+            assert!(
+                *laid_out == expected,
+                "page {page}: laid out as all at once, in id order"
+            );
+        }
+        assert_eq!(read.unreadable, [Vec::<String>::new(), Vec::new()]);
+        for (id, lock) in ids.iter().zip(&read.locks) {
+            let want = if *id == locked {
+                Lock::At(locked_tier)
+            } else {
+                Lock::Unlocked
+            };
+            assert_eq!(*lock, want, "page {page}: {id}");
+        }
+    }
+
+    // `keep` sees each account once and picks: the ids ending in 7 (30 of 300).
+    let mut seen = 0;
+    let read = crate::backtest::stored_accounts(store, &[schema], 7, |s| {
+        seen += 1;
+        s.id.ends_with('7')
+    })
+    .await
+    .expect("read");
+    assert_eq!(seen, ACCOUNTS as usize);
+    let picked: Vec<&str> = read.laid_out[0].iter().map(|a| a.id.as_str()).collect();
+    let want: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| id.ends_with('7'))
+        .collect();
+    assert_eq!(want.len(), 30);
+    assert_eq!(picked, want);
+    assert_eq!(read.locks.len(), 30);
+}

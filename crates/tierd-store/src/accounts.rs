@@ -725,6 +725,8 @@ enum Texts {
     /// No facts, and an explanation of only its `reasons`, selected from `accounts.reasons` as
     /// `explanation` ([`Store::accounts_for_push`]).
     Reasons,
+    /// Its facts, and no explanation ([`Store::accounts_facts`]).
+    Facts,
 }
 
 fn account_from_row(row: &impl StoreRow, texts: Texts) -> Result<AccountState, StoreError> {
@@ -743,6 +745,10 @@ fn account_from_row(row: &impl StoreRow, texts: Texts) -> Result<AccountState, S
         Texts::Reasons => (
             serde_json::Value::Null,
             serde_json::json!({ "reasons": row.opt_text("explanation").map_err(decode)? }),
+        ),
+        Texts::Facts => (
+            json_col(&row.text("facts").map_err(decode)?, "account_texts", "facts", &id)?,
+            serde_json::Value::Null,
         ),
     };
     let crm_tier_seen = row.opt_text("crm_tier_seen").map_err(decode)?;
@@ -1088,6 +1094,14 @@ impl Store {
                 .replacen("facts, ", "", 1)
                 .replacen("explanation,", "reasons AS explanation,", 1);
         self.accounts_as(&columns, "accounts", Texts::Reasons, ids).await
+    }
+
+    /// [`Store::accounts`] without the explanation (`null`): for reading the stored facts of
+    /// many accounts (a backtest), where the explanation would be most of the bytes read and
+    /// parsed.
+    pub async fn accounts_facts(&self, ids: &[String]) -> Result<HashMap<String, AccountState>, StoreError> {
+        let columns = ACCOUNT_COLUMNS.replacen(" explanation,", "", 1);
+        self.accounts_as(&columns, ACCOUNT_FROM, Texts::Facts, ids).await
     }
 
     /// Up to `limit` accounts' scores and tiers in id order, starting after `after`: page through

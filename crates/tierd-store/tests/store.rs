@@ -1911,3 +1911,34 @@ async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db
     assert_eq!(brief["a"].tier, Tier::Tier2);
 }
 on_both_backends!(the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons);
+
+async fn a_read_of_the_facts_reads_every_column_but_the_explanation(db: TestDb) {
+    let run = started_run(&db).await;
+    let mut a = scored("a", 4.6, Tier::Tier1);
+    a.facts = json!({"firmographic.industry": {"value": "Software"}}).into();
+    a.explanation = json!({"reasons": "industry: Software (+0.2)", "detail": {"big": [1, 2, 3]}}).into();
+    db.store
+        .commit_batch(&BatchCommit {
+            run,
+            scored: vec![a, scored("b", 2.0, Tier::Untiered)],
+            pushed: vec![pushed("a", Tier::Tier1)],
+            ..BatchCommit::default()
+        })
+        .await
+        .expect("commit");
+    let ids = vec!["a".to_string(), "b".to_string(), "missing".to_string()];
+    let full = db.store.accounts(&ids).await.expect("read");
+    let facts = db.store.accounts_facts(&ids).await.expect("read the facts");
+    assert_eq!(facts.len(), 2);
+    assert_eq!(
+        facts["a"].facts,
+        json!({"firmographic.industry": {"value": "Software"}})
+    );
+    for id in ["a", "b"] {
+        assert_eq!(facts[id].explanation, json!(null), "{id}");
+        let mut expected = full[id].clone();
+        expected.explanation = json!(null);
+        assert_eq!(facts[id], expected, "every other column as `accounts` reads it");
+    }
+}
+on_both_backends!(a_read_of_the_facts_reads_every_column_but_the_explanation);

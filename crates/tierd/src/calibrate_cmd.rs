@@ -12,13 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tierd_config::Settings;
-use tierd_core::tier::{Lock, TierCandidate};
-use tierd_core::{Date, FactSchema, Model};
+use tierd_core::tier::TierCandidate;
+use tierd_core::{Date, Model};
 use tierd_outcomes::{
-    BacktestAccount, BacktestSection, CalibrationReport, PyramidSection, PyramidShape, SuggestSection,
-    Suggestion,
+    BacktestSection, CalibrationReport, PyramidSection, PyramidShape, SuggestSection, Suggestion,
 };
-use tierd_store::{AccountState, Store, StoredDeal};
+use tierd_store::{Store, StoredDeal};
 
 /// `tierd calibrate` arguments.
 #[derive(clap::Args, Debug)]
@@ -54,17 +53,15 @@ pub struct CalibrateArgs {
     pub format: String,
 }
 
-/// The stored accounts laid out for `schema`; unreadable stored facts are counted as unknown and
-/// reported once.
-fn accounts_for(states: &[AccountState], schema: &FactSchema) -> anyhow::Result<Vec<BacktestAccount>> {
-    let (accounts, unreadable) = tierd_engine::backtest::accounts_for(states, schema)?;
+/// Warns once, on standard error, of the stored facts that could not be read for a schema (they
+/// count as unknown).
+fn warn_unreadable(unreadable: &[String]) {
     if let Some(first) = unreadable.first() {
         eprintln!(
             "warning: {} stored facts could not be read and count as unknown (first: {first})",
             unreadable.len()
         );
     }
-    Ok(accounts)
 }
 
 fn load_model(path: &Path) -> anyhow::Result<Model> {
@@ -96,22 +93,35 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
     let candidate = args
         .model
         .as_ref()
-        .map(|p| load_model(p).map(|m| (p, m)))
+        .map(|p| {
+            let model = load_model(p)?;
+            let (schema, policy) = tierd_engine::backtest::policy_for(&model, &settings.policy)?;
+            anyhow::Ok((p, model, schema, policy))
+        })
         .transpose()?;
     let url = &settings.store.url;
     crate::explain::require_existing_store(url, "or set [store] url")?;
-    let (states, deals) = tierd_engine::runtime("calibrate")?.block_on(async {
+    let mut schemas = vec![&settings.schema];
+    schemas.extend(candidate.as_ref().map(|(_, _, schema, _)| schema));
+    let (stored, deals) = tierd_engine::runtime("calibrate")?.block_on(async {
         let store = Store::connect(url).await?;
-        let states = tierd_engine::backtest::stored_states(&store).await?;
+        let stored = tierd_engine::backtest::stored_accounts(&store, &schemas, 1000, |_| true).await?;
         let deals: Vec<StoredDeal> = store.deals_for_report().await?;
         store.close().await;
-        anyhow::Ok((states, deals))
+        anyhow::Ok((stored, deals))
     })?;
+    let accounts = stored.len() as u64;
+    let locks = stored.locks;
+    for unreadable in &stored.unreadable {
+        warn_unreadable(unreadable);
+    }
+    let mut laid_out = stored.laid_out.into_iter();
+    let live_accounts = laid_out.next().unwrap_or_default();
+    let candidate_accounts = laid_out.next();
     let model = &settings.model;
-    let live_accounts = accounts_for(&states, &settings.schema)?;
     let mut report = CalibrationReport {
         live_model: model.id(),
-        accounts: states.len() as u64,
+        accounts,
         pyramid: None,
         backtest: None,
         suggest_weights: None,
@@ -126,8 +136,8 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
         let policy = &settings.policy;
         let population: Vec<TierCandidate> = live_accounts
             .iter()
-            .zip(&states)
-            .map(|(a, s)| {
+            .zip(&locks)
+            .map(|(a, lock)| {
                 let card = model.score(&a.row, as_of);
                 TierCandidate {
                     id: a.id.as_str().into(),
@@ -135,11 +145,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
                     potential_value: card.potential_value.unwrap_or(0.0),
                     coverage: card.coverage,
                     previous: None,
-                    lock: if s.locked {
-                        Lock::At(s.tier)
-                    } else {
-                        Lock::Unlocked
-                    },
+                    lock: *lock,
                     engagement: policy.engagement_on(&a.row, as_of),
                 }
             })
@@ -151,7 +157,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
     // The deals' sections; the pyramid needs none of this.
     let mut failed = false;
     if backtest || args.suggest_weights {
-        let labelled = tierd_outcomes::label_deals(&deals, states.iter().map(|s| s.id.as_str()));
+        let labelled = tierd_outcomes::label_deals(&deals, live_accounts.iter().map(|a| a.id.as_str()));
         let (live_backtest, live_scored) = tierd_outcomes::backtest_model(
             "live",
             model,
@@ -162,15 +168,13 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
         );
         if backtest {
             let mut models = vec![live_backtest];
-            if let Some((path, cand)) = &candidate {
-                let (schema, policy) = tierd_engine::backtest::policy_for(cand, &settings.policy)?;
-                let accounts = accounts_for(&states, &schema)?;
+            if let (Some((path, cand, _, policy)), Some(accounts)) = (&candidate, &candidate_accounts) {
                 let label = path.display().to_string();
                 let (b, _) = tierd_outcomes::backtest_model(
                     &label,
                     cand,
-                    &policy,
-                    &accounts,
+                    policy,
+                    accounts,
                     &labelled.deals,
                     args.currency.clone(),
                 );
