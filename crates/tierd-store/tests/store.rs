@@ -1845,12 +1845,10 @@ async fn a_pinned_scoring_date_dates_the_tier_history(db: TestDb) {
 }
 on_both_backends!(a_pinned_scoring_date_dates_the_tier_history);
 
-async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db: TestDb) {
-    let run = started_run(&db).await;
-    let mut a = scored("a", 4.6, Tier::Tier1);
-    a.explanation =
-        json!({"reasons": "industry: Software (+0.2); employees 1200 (+0.1)", "detail": {"big": [1, 2, 3]}})
-            .into();
+/// Commits `a` (pushed at Tier 1) and an untiered "b" in a new run; returns the run and the ids
+/// to read: "a", "b" and one the store does not hold.
+async fn commit_a_pushed_and_b(db: &TestDb, a: ScoredAccount) -> (RunId, Vec<String>) {
+    let run = started_run(db).await;
     db.store
         .commit_batch(&BatchCommit {
             run,
@@ -1860,7 +1858,15 @@ async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db
         })
         .await
         .expect("commit");
-    let ids = vec!["a".to_string(), "b".to_string(), "missing".to_string()];
+    (run, vec!["a".to_string(), "b".to_string(), "missing".to_string()])
+}
+
+async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db: TestDb) {
+    let mut a = scored("a", 4.6, Tier::Tier1);
+    a.explanation =
+        json!({"reasons": "industry: Software (+0.2); employees 1200 (+0.1)", "detail": {"big": [1, 2, 3]}})
+            .into();
+    let (run, ids) = commit_a_pushed_and_b(&db, a).await;
     let full = db.store.accounts(&ids).await.expect("read");
     let brief = db.store.accounts_for_push(&ids).await.expect("read brief");
     assert_eq!(brief.len(), 2);
@@ -1913,20 +1919,10 @@ async fn the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons(db
 on_both_backends!(the_push_reads_every_column_but_the_facts_and_keeps_only_the_reasons);
 
 async fn a_read_of_the_facts_reads_every_column_but_the_explanation(db: TestDb) {
-    let run = started_run(&db).await;
     let mut a = scored("a", 4.6, Tier::Tier1);
     a.facts = json!({"firmographic.industry": {"value": "Software"}}).into();
     a.explanation = json!({"reasons": "industry: Software (+0.2)", "detail": {"big": [1, 2, 3]}}).into();
-    db.store
-        .commit_batch(&BatchCommit {
-            run,
-            scored: vec![a, scored("b", 2.0, Tier::Untiered)],
-            pushed: vec![pushed("a", Tier::Tier1)],
-            ..BatchCommit::default()
-        })
-        .await
-        .expect("commit");
-    let ids = vec!["a".to_string(), "b".to_string(), "missing".to_string()];
+    let (_, ids) = commit_a_pushed_and_b(&db, a).await;
     let full = db.store.accounts(&ids).await.expect("read");
     let facts = db.store.accounts_facts(&ids).await.expect("read the facts");
     assert_eq!(facts.len(), 2);
