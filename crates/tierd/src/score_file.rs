@@ -1095,10 +1095,12 @@ fn pass2(
         summary,
         movements,
     )?;
-    let out = File::create(output).map_err(io_err)?;
+    let (out, previous) = create_output(output).map_err(io_err)?;
     At { file: &out, pos: 0 }.write_all(&header).map_err(io_err)?;
     let (spill, movable, out) = (&spill, &*movable, &out);
     std::thread::scope(|scope| -> anyhow::Result<()> {
+        // The previous file's blocks are freed (its last handle closed) beside the copies.
+        scope.spawn(move || drop(previous));
         let copies: Vec<_> = starts
             .iter()
             .enumerate()
@@ -1117,6 +1119,34 @@ fn pass2(
         }
         Ok(())
     })
+}
+
+/// Creates the output for pass 2, as [`File::create`] does, but a previous file there is not
+/// truncated in place: its name is removed while a handle keeps it open, and a new file (with
+/// its permissions) takes the name. The handle is returned, for its last close, which frees the
+/// old file's blocks, to happen while pass 2 copies. On ext4 a truncated file that is written
+/// again is flushed to disk when closed (`auto_da_alloc`): at 193 MB, the truncation took 35 ms
+/// and that close 28 ms, one after the other on pass 2's path. A symlink, a file with other
+/// hard links, or a name that cannot be removed is truncated in place, as before: what the name
+/// points to or shares is written, not replaced.
+fn create_output(output: &Path) -> std::io::Result<(File, Option<File>)> {
+    #[cfg(unix)]
+    let sole_name = |m: &std::fs::Metadata| std::os::unix::fs::MetadataExt::nlink(m) == 1;
+    #[cfg(not(unix))]
+    let sole_name = |_: &std::fs::Metadata| false;
+    let replaceable = std::fs::symlink_metadata(output)
+        .ok()
+        .filter(|m| m.file_type().is_file() && sole_name(m));
+    if let Some(meta) = replaceable {
+        if let Ok(previous) = File::open(output) {
+            if std::fs::remove_file(output).is_ok() {
+                let out = File::create(output)?;
+                out.set_permissions(meta.permissions())?;
+                return Ok((out, Some(previous)));
+            }
+        }
+    }
+    Ok((File::create(output)?, None))
 }
 
 /// Reads the movable spill once: places each row the caps may move (counting it in the summary)
@@ -1372,6 +1402,61 @@ pub fn print_rejects(out: &mut impl Write, s: &ScoreSummary, input: &Path) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A previous output is replaced, not truncated: the new file has its name and permissions,
+    /// and the old one stays whole for the handle that closes it. A symlink is written through
+    /// and a file with another hard link is written in place, as `File::create` does.
+    #[cfg(unix)]
+    #[test]
+    fn the_output_replaces_a_previous_file_and_writes_through_links() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read");
+
+        let out = dir.path().join("tiers.csv");
+        std::fs::write(&out, "old rows\n").expect("write");
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let (mut file, previous) = create_output(&out).expect("create");
+        file.write_all(b"new\n").expect("write");
+        drop(file);
+        let mut old = String::new();
+        previous
+            .expect("the previous file's handle")
+            .read_to_string(&mut old)
+            .expect("read the previous file");
+        assert_eq!(old, "old rows\n", "the previous file is not truncated");
+        assert_eq!(read(&out), "new\n");
+        let mode = std::fs::metadata(&out).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o640, "the previous file's permissions");
+
+        let fresh = dir.path().join("fresh.csv");
+        let (_, previous) = create_output(&fresh).expect("create");
+        assert!(previous.is_none() && fresh.exists());
+
+        let target = dir.path().join("target.csv");
+        let link = dir.path().join("link.csv");
+        std::fs::write(&target, "old rows\n").expect("write");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let (mut file, previous) = create_output(&link).expect("create");
+        file.write_all(b"new\n").expect("write");
+        assert!(previous.is_none());
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink());
+        assert_eq!(read(&target), "new\n", "written through the symlink");
+
+        let other = dir.path().join("other-name.csv");
+        std::fs::hard_link(&out, &other).expect("hard link");
+        let (mut file, previous) = create_output(&out).expect("create");
+        file.write_all(b"third\n").expect("write");
+        assert!(previous.is_none());
+        assert_eq!(
+            read(&other),
+            "third\n",
+            "both names share the file written in place"
+        );
+    }
 
     #[test]
     fn id_hashes_finds_the_hashes_taken_more_than_once_across_partitions_and_their_files() {
