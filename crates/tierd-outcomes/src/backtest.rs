@@ -17,6 +17,10 @@
 //! lists aside: their events carry their own dates, and later ones are ignored) was observed on or
 //! before that day; otherwise on today's facts, and it is counted (`scored_on_later_facts`).
 //!
+//! **Cost.** With caps, each deal creation day scores and ranks the whole population, so the
+//! days (independent of one another) are shared out among the cores in runs of about equal work;
+//! the deals come back in the order one thread gives them.
+//!
 //! Owns no I/O and knows nothing of the store's JSON: the caller decodes each account's facts for
 //! each model (`BacktestAccount::new`) and passes the deals the store returned.
 
@@ -225,6 +229,18 @@ pub fn score_deals(
     accounts: &[BacktestAccount],
     labelled: &[StoredDeal],
 ) -> Vec<ScoredDeal> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    score_deals_on(model, policy, accounts, labelled, threads.clamp(1, 8))
+}
+
+/// [`score_deals`] on up to `threads` threads.
+fn score_deals_on(
+    model: &Model,
+    policy: &TierPolicy,
+    accounts: &[BacktestAccount],
+    labelled: &[StoredDeal],
+    threads: usize,
+) -> Vec<ScoredDeal> {
     let index: HashMap<&str, usize> = accounts
         .iter()
         .enumerate()
@@ -241,9 +257,78 @@ pub fn score_deals(
         };
         by_day.entry(day_of(created)).or_default().push((d, i));
     }
-    let mut out = Vec::with_capacity(labelled.len());
-    let mut card = ScoreCard::default();
-    for (day, deals) in by_day {
+    // Days are independent: they are shared out among the cores in runs of consecutive days of
+    // about equal work (a day with caps scores the whole population, one without only its deals'
+    // accounts), and the deals come back in day order, as one thread would give them.
+    let days: Vec<DayDeals> = by_day.into_iter().collect();
+    let work = |deals: &[(&StoredDeal, usize)]| if capped { accounts.len() } else { deals.len() };
+    let total: usize = days.iter().map(|(_, d)| work(d)).sum();
+    let threads = threads.max(1);
+    let mut shares: Vec<&[DayDeals]> = Vec::with_capacity(threads);
+    let (mut from, mut done) = (0, 0);
+    for (i, (_, deals)) in days.iter().enumerate() {
+        done += work(deals);
+        if done * threads >= total * (shares.len() + 1) || i + 1 == days.len() {
+            shares.push(&days[from..=i]);
+            from = i + 1;
+        }
+    }
+    let scorer = DayScorer {
+        model,
+        policy,
+        accounts,
+        capped,
+    };
+    let score_days = |share: &[DayDeals]| {
+        let mut out = Vec::new();
+        let mut card = ScoreCard::default();
+        for (day, deals) in share {
+            scorer.score_day(*day, deals, &mut card, &mut out);
+        }
+        out
+    };
+    let mut out: Vec<ScoredDeal> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|&share| scope.spawn(move || score_days(share)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    out.sort_by(|a, b| a.deal.cmp(&b.deal));
+    out
+}
+
+/// A day's deals, each with its account's place in the accounts.
+type DayDeals<'a> = (Date, Vec<(&'a StoredDeal, usize)>);
+
+/// What [`score_deals`] scores and tiers with, shared by its threads.
+struct DayScorer<'a> {
+    model: &'a Model,
+    policy: &'a TierPolicy,
+    accounts: &'a [BacktestAccount],
+    /// The policy has caps: a day ranks the whole population.
+    capped: bool,
+}
+
+impl DayScorer<'_> {
+    /// Scores and tiers the accounts of one day's deals (the whole population when capped) as
+    /// of `day`, appending a [`ScoredDeal`] per deal to `out`.
+    fn score_day(
+        &self,
+        day: Date,
+        deals: &[(&StoredDeal, usize)],
+        card: &mut ScoreCard,
+        out: &mut Vec<ScoredDeal>,
+    ) {
+        let DayScorer {
+            model,
+            policy,
+            accounts,
+            capped,
+        } = *self;
         // Caps rank the whole population; without them a tier needs only its own account.
         let tiered: Vec<usize> = if capped {
             (0..accounts.len()).collect()
@@ -258,7 +343,7 @@ pub fn score_deals(
             .iter()
             .map(|&i| {
                 let a = &accounts[i];
-                model.score_into(&a.row, day, &mut card);
+                model.score_into(&a.row, day, card);
                 cards.push(card.clone());
                 TierCandidate {
                     id: a.id.as_str().into(),
@@ -273,7 +358,7 @@ pub fn score_deals(
             .collect();
         let assigned = policy.assign(&candidates, RunKind::Full, day);
         let position: HashMap<usize, usize> = tiered.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-        for (d, i) in deals {
+        for &(d, i) in deals {
             let p = position[&i];
             out.push(ScoredDeal {
                 deal: d.id.clone(),
@@ -287,8 +372,6 @@ pub fn score_deals(
             });
         }
     }
-    out.sort_by(|a, b| a.deal.cmp(&b.deal));
-    out
 }
 
 /// One model's backtest.
@@ -532,6 +615,28 @@ map = { A = 5, B = 4, C = 3.2, D = 1 }
         assert_eq!(tier_of("d3"), Tier::Tier2);
         let r = b.funnel.row(Tier::Tier1).expect("row").win_rate;
         assert_eq!((r.successes, r.trials), (2, 2));
+    }
+
+    /// Days are scored on several threads: any number of them gives what one gives, with caps
+    /// (each day ranks every account) and without.
+    #[test]
+    fn scoring_the_days_on_several_threads_gives_what_one_thread_gives() {
+        let (model, accounts, deals) = fixture();
+        let labelled = label_deals(&deals, accounts.iter().map(|a| a.id.as_str())).deals;
+        let capped = TierPolicy {
+            caps: [Some(Cap::Count(1)), Some(Cap::Count(2))],
+            ..TierPolicy::default()
+        };
+        for policy in [TierPolicy::default(), capped] {
+            let one = score_deals_on(&model, &policy, &accounts, &labelled, 1);
+            assert_eq!(one.len(), 10, "every labelled deal once");
+            for threads in [2, 3, 5, 6, 64] {
+                assert!(
+                    score_deals_on(&model, &policy, &accounts, &labelled, threads) == one,
+                    "{threads} threads"
+                );
+            }
+        }
     }
 
     #[test]
