@@ -17,8 +17,8 @@ use tierd_store::{AccountState, Store};
 
 use crate::{PilotSpec, Pipeline};
 
-/// Accounts read from the store per page.
-const PAGE: u32 = 1000;
+/// Accounts read from the store per page by [`stored_accounts`]'s callers.
+pub const PAGE: u32 = 1000;
 
 /// The stored accounts a backtest or a calibration reads, in id order.
 #[derive(Debug, Default)]

@@ -105,7 +105,9 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
     schemas.extend(candidate.as_ref().map(|(_, _, schema, _)| schema));
     let (stored, deals) = tierd_engine::runtime("calibrate")?.block_on(async {
         let store = Store::connect(url).await?;
-        let stored = tierd_engine::backtest::stored_accounts(&store, &schemas, 1000, |_| true).await?;
+        let stored =
+            tierd_engine::backtest::stored_accounts(&store, &schemas, tierd_engine::backtest::PAGE, |_| true)
+                .await?;
         let deals: Vec<StoredDeal> = store.deals_for_report().await?;
         store.close().await;
         anyhow::Ok((stored, deals))

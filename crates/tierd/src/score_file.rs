@@ -1100,7 +1100,9 @@ fn pass2(
     let (spill, movable, out) = (&spill, &*movable, &out);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // The previous file's blocks are freed (its last handle closed) beside the copies.
-        scope.spawn(move || drop(previous));
+        if let Some(previous) = previous {
+            scope.spawn(move || drop(previous));
+        }
         let copies: Vec<_> = starts
             .iter()
             .enumerate()
