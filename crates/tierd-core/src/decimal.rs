@@ -5,6 +5,8 @@
 //! rounding that product half-to-even gives the same digits `{:.d}` prints: outputs stay
 //! byte-identical to the standard formatter (a test checks this over many values).
 
+use std::sync::OnceLock;
+
 /// Appends `x` with `decimals` digits after the point (at most 6), `+` before positive values
 /// when `plus` is set. Non-finite values fall back to the standard formatter.
 #[inline]
@@ -26,6 +28,17 @@ pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
     } else if plus {
         out.push('+');
     }
+    if let Some(table) = small_values(decimals) {
+        // Below 10: the text from the table, one push (a push per character cost more).
+        let width = decimals as usize + 1 + usize::from(decimals > 0);
+        if let Some(text) = usize::try_from(n)
+            .ok()
+            .and_then(|n| table.get(n * width..(n + 1) * width))
+        {
+            out.push_str(text);
+            return;
+        }
+    }
     // The whole part, then the decimals zero-padded (one division each, not one per digit).
     out.push_str(itoa::Buffer::new().format(n / scale));
     if decimals > 0 {
@@ -38,6 +51,33 @@ pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
         // ASCII only: pushed as chars, without a UTF-8 check of the slice.
         out.extend(digits[..=decimals as usize].iter().map(|&d| char::from(d)));
     }
+}
+
+/// Decimals up to which [`small_values`] keeps a table.
+const TABLED_DECIMALS: u32 = 3;
+
+/// For `decimals` up to [`TABLED_DECIMALS`]: the text of every value from 0 to just under 10
+/// in steps of 10^-decimals (`0.000`, `0.001`, ... `9.999`), one after another, each as wide as
+/// the others: scores, coverage and impacts are all such values. Built once per process.
+fn small_values(decimals: u32) -> Option<&'static str> {
+    static TABLES: [OnceLock<String>; TABLED_DECIMALS as usize + 1] = [const { OnceLock::new() }; 4];
+    let table = TABLES.get(decimals as usize)?;
+    Some(table.get_or_init(|| {
+        let scale = 10u64.pow(decimals);
+        let mut text = String::new();
+        for n in 0..10 * scale {
+            text.push_str(itoa::Buffer::new().format(n / scale));
+            if decimals > 0 {
+                text.push('.');
+                let frac = itoa::Buffer::new().format(n % scale).to_string();
+                for _ in frac.len()..decimals as usize {
+                    text.push('0');
+                }
+                text.push_str(&frac);
+            }
+        }
+        text
+    }))
 }
 
 /// `x.round_ties_even()` without a call into libm (the baseline x86-64 target has no rounding
@@ -94,6 +134,8 @@ mod tests {
     fn matches_the_standard_formatter() {
         let mut values: Vec<f32> = vec![
             0.0, -0.0, 0.05, -0.05, 0.25, 0.75, 1.25, 2.5, 0.0625, 0.0005, 4.9995, 5.0, 1e-7, 123456.79,
+            // Either side of where the table of small values ends.
+            9.9994, 9.9996, -9.9996, 9.95, 10.0, 10.04, 99.95,
         ];
         // A deterministic spread over the ranges tierd writes (scores, coverage, impacts).
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
