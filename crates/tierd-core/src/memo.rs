@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use crate::date::Date;
 use crate::fact::FactValue;
 use crate::model::{Criterion, FactRow, FactSource, Model, Rule};
-use crate::score::ScoreCard;
+use crate::score::{ScoreCard, Weights};
 
 /// Distinct items kept per list fact.
 pub const MAX_ENTRIES: usize = 1 << 16;
@@ -78,6 +78,8 @@ pub struct ScoreMemo<'m> {
     as_of: Date,
     criteria: Vec<CriterionMemo>,
     sets: Vec<SetFact>,
+    /// The model's weights, worked out once.
+    weights: Weights,
     /// Reason texts.
     text: String,
     /// Room for ranking an account's reasons: one entry per criterion.
@@ -142,6 +144,7 @@ impl<'m> ScoreMemo<'m> {
             as_of,
             criteria,
             sets: sets.into_iter().map(|(_, s)| s).collect(),
+            weights: Weights::of(model),
             text: String::new(),
             ranking: vec![(0f32, 0usize); model.criteria.len()],
             stamp: 0,
@@ -156,7 +159,10 @@ impl<'m> ScoreMemo<'m> {
             m.current = None;
         }
         let model = self.model;
-        model.score_with(row, card, |i, c, value| self.points(i, c, value));
+        // Out of `self` while the points borrow it (moves of two vectors, no copy).
+        let weights = std::mem::take(&mut self.weights);
+        model.score_with(row, card, &weights, |i, c, value| self.points(i, c, value));
+        self.weights = weights;
     }
 
     /// The compact explanation ([`Model::compact_reasons`]) of `card`, which must be this

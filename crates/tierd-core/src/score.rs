@@ -6,8 +6,10 @@
 //! blank never beats a known value and an account known by one component cannot score as if
 //! the others were perfect. Coverage says how much of the weight rested on data.
 //!
-//! This is the hot loop of every run, so it allocates only the score card (reusable with
-//! [`Model::score_into`]) and compares strings ASCII-case-insensitively in place.
+//! This is the hot loop of every run, so it compares strings ASCII-case-insensitively in
+//! place, and a scorer of many accounts allocates only the score card (reusable with
+//! [`Model::score_into`]) and the model's [`Weights`], worked out once
+//! ([`Model::score_weighed`]; [`Model::score_into`] works them out per account).
 
 use crate::date::Date;
 use crate::fact::FactValue;
@@ -165,16 +167,24 @@ impl Model {
 
     /// Scores one account into `card`, reusing its buffers.
     pub fn score_into(&self, row: &FactRow, as_of: Date, card: &mut ScoreCard) {
-        self.score_with(row, card, |_, c, value| c.points_for(value, as_of));
+        self.score_weighed(row, as_of, &Weights::of(self), card);
+    }
+
+    /// [`Model::score_into`] with `weights`, which must be [`Weights::of`] this model: a
+    /// scorer of many accounts works them out once.
+    pub fn score_weighed(&self, row: &FactRow, as_of: Date, weights: &Weights, card: &mut ScoreCard) {
+        self.score_with(row, card, weights, |_, c, value| c.points_for(value, as_of));
     }
 
     /// [`Model::score_into`] with the points of each known value from `points_for(criterion
     /// index, criterion, value)`, which must give what [`Criterion::points_for`] gives (a memo
-    /// in front of it, [`crate::memo::ScoreMemo`]). One aggregation for every scorer.
+    /// in front of it, [`crate::memo::ScoreMemo`]), and `weights`, which must be
+    /// [`Weights::of`] this model. One aggregation for every scorer.
     pub(crate) fn score_with(
         &self,
         row: &FactRow,
         card: &mut ScoreCard,
+        weights: &Weights,
         mut points_for: impl FnMut(usize, &Criterion, &FactValue) -> Option<f32>,
     ) {
         card.potential_value = self.potential_value(row);
@@ -183,17 +193,17 @@ impl Model {
         card.components.clear();
         card.components.resize(self.components.len(), None);
 
-        // Per component: Σw·p, Σw scored, Σw total, Σw covered.
+        // Per component: Σw·p, Σw covered.
         const N: usize = 8;
-        let mut small = [[0f32; 4]; N];
+        let mut small = [[0f32; 2]; N];
         let mut large;
-        let sums: &mut [[f32; 4]] = if self.components.len() <= N {
+        let sums: &mut [[f32; 2]] = if self.components.len() <= N {
             &mut small[..self.components.len()]
         } else {
-            large = vec![[0f32; 4]; self.components.len()];
+            large = vec![[0f32; 2]; self.components.len()];
             &mut large
         };
-        for (i, c) in self.criteria.iter().enumerate() {
+        for ((i, c), &share) in self.criteria.iter().enumerate().zip(&weights.shares) {
             let value = match c.source {
                 FactSource::Slot(slot) => row.get(slot),
                 FactSource::PotentialValue => potential.as_ref(),
@@ -203,51 +213,84 @@ impl Model {
             let points = known_points.unwrap_or(c.blank_points);
             let s = &mut sums[c.component];
             s[0] += c.weight * points;
-            s[1] += c.weight;
-            s[2] += c.weight;
             if known || c.missing == MissingPolicy::Zero {
-                s[3] += c.weight;
+                s[1] += c.weight;
             }
-            card.criteria.push(CriterionOutcome {
-                points,
-                known,
-                share: 0.0,
-            });
+            card.criteria.push(CriterionOutcome { points, known, share });
         }
 
-        let (mut total, mut scored_weight, mut all_weight, mut covered) = (0f32, 0f32, 0f32, 0f32);
-        for (i, comp) in self.components.iter().enumerate() {
-            let [wp, w, w_all, w_cov] = sums[i];
-            all_weight += comp.weight;
-            if w_all > 0.0 {
-                covered += comp.weight * w_cov / w_all;
-            }
+        let (mut total, mut covered) = (0f32, 0f32);
+        for (i, (comp, &w)) in self.components.iter().zip(&weights.components).enumerate() {
+            let [wp, w_cov] = sums[i];
+            // Every criterion counts, so a component's weight scored is all of its weight.
             if w > 0.0 {
+                covered += comp.weight * w_cov / w;
                 let sub = wp / w;
                 card.components[i] = Some(sub);
                 total += comp.weight * sub;
-                scored_weight += comp.weight;
             }
         }
         // Kept at the printed precision, so what is printed is what is tiered and bucketed.
-        card.score = if scored_weight > 0.0 {
-            quantise(total / scored_weight)
+        card.score = if weights.scored > 0.0 {
+            quantise(total / weights.scored)
         } else {
             0.0
         };
-        card.coverage = if all_weight > 0.0 {
-            (covered / all_weight).clamp(0.0, 1.0)
+        card.coverage = if weights.all > 0.0 {
+            (covered / weights.all).clamp(0.0, 1.0)
         } else {
             0.0
         };
-        if scored_weight > 0.0 {
-            for (c, outcome) in self.criteria.iter().zip(card.criteria.iter_mut()) {
-                let comp_weight = sums[c.component][1];
-                if comp_weight > 0.0 {
-                    outcome.share =
-                        self.components[c.component].weight / scored_weight * c.weight / comp_weight;
-                }
+    }
+}
+
+/// What scoring needs of a model's weights that no account changes: each component's weight
+/// within it, the components' weights in the total, and each criterion's share of the score.
+/// Worked out once by a scorer of many accounts ([`crate::memo::ScoreMemo`]), per account by
+/// [`Model::score_into`]; sums are taken in model order, as the aggregation took them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Weights {
+    /// Per component: the sum of its criteria's weights.
+    components: Vec<f32>,
+    /// The sum of the weights of the components with criteria.
+    scored: f32,
+    /// The sum of every component's weight.
+    all: f32,
+    /// Per criterion: its share of the score.
+    shares: Vec<f32>,
+}
+
+impl Weights {
+    /// `model`'s weights.
+    pub fn of(model: &Model) -> Weights {
+        let mut components = vec![0f32; model.components.len()];
+        for c in &model.criteria {
+            components[c.component] += c.weight;
+        }
+        let (mut scored, mut all) = (0f32, 0f32);
+        for (comp, &w) in model.components.iter().zip(&components) {
+            all += comp.weight;
+            if w > 0.0 {
+                scored += comp.weight;
             }
+        }
+        let shares = model
+            .criteria
+            .iter()
+            .map(|c| {
+                let comp_weight = components[c.component];
+                if scored > 0.0 && comp_weight > 0.0 {
+                    model.components[c.component].weight / scored * c.weight / comp_weight
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Weights {
+            components,
+            scored,
+            all,
+            shares,
         }
     }
 }

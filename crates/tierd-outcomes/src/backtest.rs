@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use tierd_core::fact::{FactType, Facts};
 use tierd_core::model::FactRow;
+use tierd_core::score::Weights;
 use tierd_core::tier::{Lock, RunKind, TierCandidate};
 use tierd_core::{Date, Model, ScoreCard, Tier, TierPolicy};
 use tierd_store::{StoredDeal, TierEvent};
@@ -273,8 +274,10 @@ fn score_deals_on(
             from = i + 1;
         }
     }
+    let weights = Weights::of(model);
     let scorer = DayScorer {
         model,
+        weights: &weights,
         policy,
         accounts,
         capped,
@@ -307,6 +310,8 @@ type DayDeals<'a> = (Date, Vec<(&'a StoredDeal, usize)>);
 /// What [`score_deals`] scores and tiers with, shared by its threads.
 struct DayScorer<'a> {
     model: &'a Model,
+    /// The model's weights, worked out once.
+    weights: &'a Weights,
     policy: &'a TierPolicy,
     accounts: &'a [BacktestAccount],
     /// The policy has caps: a day ranks the whole population.
@@ -325,6 +330,7 @@ impl DayScorer<'_> {
     ) {
         let DayScorer {
             model,
+            weights,
             policy,
             accounts,
             capped,
@@ -343,7 +349,7 @@ impl DayScorer<'_> {
             .iter()
             .map(|&i| {
                 let a = &accounts[i];
-                model.score_into(&a.row, day, card);
+                model.score_weighed(&a.row, day, weights, card);
                 cards.push(card.clone());
                 TierCandidate {
                     id: a.id.as_str().into(),

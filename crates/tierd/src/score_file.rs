@@ -238,7 +238,7 @@ impl<'a> RowWriter<'a> {
             settings.output.reasons_down,
             &mut self.reasons,
         );
-        if self.reasons.contains('\n') {
+        if memchr::memchr(b'\n', self.reasons.as_bytes()).is_some() {
             // One row per account: a newline inside a value is a space in its reason.
             self.reasons = self.reasons.replace('\n', " ");
         }

@@ -412,3 +412,57 @@ mod invariants {
         }
     }
 }
+
+#[test]
+fn shares_are_each_criterion_s_part_of_the_score_worked_out_once_or_per_account() {
+    let m = Model::from_toml(
+        r#"
+name = "t"
+version = "1"
+[components.a]
+weight = 3
+[components.b]
+weight = 1
+[[criteria]]
+name = "a1"
+component = "a"
+weight = 1
+fact = "firmographic.employee_count"
+rule = { bands = [{ max = 100, points = 5 }], otherwise = 1 }
+[[criteria]]
+name = "a2"
+component = "a"
+weight = 3
+fact = "firmographic.annual_revenue"
+rule = { bands = [{ max = 100, points = 5 }], otherwise = 1 }
+[[criteria]]
+name = "b1"
+component = "b"
+weight = 2
+fact = "firmographic.industry"
+rule = { map = { "software" = 2 } }
+"#,
+        "model",
+    )
+    .expect("model");
+    let r = row(
+        &m,
+        &[
+            ("firmographic.employee_count", "10"),
+            ("firmographic.annual_revenue", "1000"),
+            ("firmographic.industry", "Software"),
+        ],
+    );
+    let weights = tierd_core::score::Weights::of(&m);
+    let mut weighed = tierd_core::ScoreCard::default();
+    m.score_weighed(&r, date("2026-01-01"), &weights, &mut weighed);
+    let card = m.score(&r, date("2026-01-01"));
+    assert_eq!(weighed, card);
+    // By hand: a is 3/4 of the score, a1 1/4 of a, a2 3/4 of a; b 1/4, b1 all of it.
+    let shares: Vec<f32> = card.criteria.iter().map(|o| o.share).collect();
+    assert_eq!(shares, vec![0.1875, 0.5625, 0.25]);
+    // a = (1·5 + 3·1) / 4 = 2, b = 2: the score is 2.
+    assert_eq!(card.components, vec![Some(2.0), Some(2.0)]);
+    assert_eq!(card.score, 2.0);
+    assert_eq!(card.coverage, 1.0);
+}
