@@ -719,34 +719,54 @@ impl IdHashes {
 
     /// The hashes taken more than once, each once, in order.
     fn repeated(self) -> anyhow::Result<Vec<u64>> {
-        let mut repeated = Vec::new();
-        let mut bytes = Vec::new();
-        let mut hashes = Vec::new();
         // A partition holds the hashes of one range, the next partition the next one's: the
-        // repeats come out in order.
-        for (buffer, file) in self.parts {
-            bytes.clear();
-            if let Some(mut file) = file {
-                file.seek(SeekFrom::Start(0))?;
-                file.read_to_end(&mut bytes)
-                    .context("cannot read the spill file")?;
-            }
-            bytes.extend_from_slice(&buffer);
-            hashes.clear();
-            hashes.extend(
-                bytes
-                    .chunks_exact(8)
-                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())),
-            );
-            hashes.sort_unstable();
-            for pair in hashes.windows(2) {
-                if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
-                    repeated.push(pair[0]);
+        // repeats come out in order. The partitions are shared out in runs, one per core.
+        let per_core = self.parts.len().div_ceil(cores());
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = self
+                .parts
+                .chunks(per_core)
+                .map(|run| scope.spawn(move || repeated_in(run)))
+                .collect();
+            let mut repeated = Vec::new();
+            for run in runs {
+                match run.join() {
+                    Ok(r) => repeated.extend(r?),
+                    Err(_) => bail!("a check of the ids stopped unexpectedly"),
                 }
             }
-        }
-        Ok(repeated)
+            Ok(repeated)
+        })
     }
+}
+
+/// The hashes that occur more than once in the partitions `parts` ([`IdHashes`]), in order.
+fn repeated_in(parts: &[(Vec<u8>, Option<File>)]) -> anyhow::Result<Vec<u64>> {
+    let mut repeated = Vec::new();
+    let mut bytes = Vec::new();
+    let mut hashes = Vec::new();
+    for (buffer, file) in parts {
+        bytes.clear();
+        if let Some(file) = file {
+            At { file, pos: 0 }
+                .read_to_end(&mut bytes)
+                .context("cannot read the spill file")?;
+        }
+        bytes.extend_from_slice(buffer);
+        hashes.clear();
+        hashes.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())),
+        );
+        hashes.sort_unstable();
+        for pair in hashes.windows(2) {
+            if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
+                repeated.push(pair[0]);
+            }
+        }
+    }
+    Ok(repeated)
 }
 
 impl IdCheck for IdHashes {
@@ -1601,6 +1621,32 @@ mod tests {
                 .expect("kept");
         }
         assert_eq!(hashes.repeated().expect("read back"), Vec::<u64>::new());
+    }
+
+    /// Repeats are found in every partition, whether it stayed in memory or went to its file
+    /// (300k hashes: each partition spills), and come out once each, in order, however the
+    /// partitions are shared among the cores.
+    #[test]
+    fn id_hashes_finds_each_repeat_once_in_order() {
+        let mut hashes = IdHashes::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut taken = Vec::new();
+        for i in 0..300_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            taken.push(state);
+            hashes.check("", state, i).expect("kept");
+        }
+        // Every 997th hash again, and the first one twice more.
+        let again: Vec<u64> = taken.iter().step_by(997).copied().collect();
+        for (i, &h) in again.iter().chain([taken[0], taken[0]].iter()).enumerate() {
+            hashes.check("", h, 300_000 + i as u64).expect("kept");
+        }
+        let mut want = again.clone();
+        want.sort_unstable();
+        assert_eq!(want.len(), 301);
+        assert_eq!(hashes.repeated().expect("read back"), want);
     }
 
     #[test]
