@@ -495,6 +495,13 @@ fn fill_record<'f>(
             problems.push(format!("{}: not valid UTF-8", column_name(schema, col)));
             continue;
         };
+        if let Column::Fact(slot, ty) = *col {
+            // `parse_into` trims the cell itself: trimmed once, not twice.
+            if let Err(e) = ty.parse_into(text, &mut rec.facts.0[slot]) {
+                problems.push(format!("{}: {e}", schema.name(slot)));
+            }
+            continue;
+        }
         let text = tierd_core::fact::trim(text);
         match *col {
             Column::Id => {
@@ -509,12 +516,7 @@ fn fill_record<'f>(
                 Ok(t) => rec.lock = Some(t),
                 Err(e) => problems.push(format!("locked_tier: {e}")),
             },
-            Column::Fact(slot, ty) => {
-                if let Err(e) = ty.parse_into(text, &mut rec.facts.0[slot]) {
-                    problems.push(format!("{}: {e}", schema.name(slot)));
-                }
-            }
-            Column::Ignored => {}
+            Column::Fact(..) | Column::Ignored => {}
         }
     }
     has_id
@@ -1858,6 +1860,50 @@ rule = { map = { software = 5 } }
             }
         }
         got
+    }
+
+    /// Spaces and tabs around a cell, and around a list's items, are not part of the value,
+    /// read whole or in chunks; a padded bad number is rejected by its trimmed text.
+    #[test]
+    fn cells_are_read_trimmed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let padded = "id,name,firmographic.employee_count,technographic.technologies,firmographic.industry\n\
+            \ta , Acme , 120 , Snowflake ; dbt ;\tSegment , Software\t\n\
+            b,, 12k ,,Retail\n";
+        let plain = "id,name,firmographic.employee_count,technographic.technologies,firmographic.industry\n\
+            a,Acme,120,Snowflake;dbt;Segment,Software\n\
+            b,,12k,,Retail\n";
+        let want: Vec<ReadItem> = reader(plain, FileFormat::Csv).map(|r| r.expect("read")).collect();
+        let whole: Vec<ReadItem> = reader(padded, FileFormat::Csv)
+            .map(|r| r.expect("read"))
+            .collect();
+        let path = dir.path().join("padded.csv");
+        std::fs::write(&path, padded).expect("write");
+        let chunked = read_in_chunks(&path, 16);
+        let accounts = |items: &[ReadItem]| -> Vec<AccountRecord> {
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    ReadItem::Account(a) => Some(a.clone()),
+                    ReadItem::Rejected(_) => None,
+                })
+                .collect()
+        };
+        let reasons = |items: &[ReadItem]| -> Vec<String> {
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    ReadItem::Rejected(r) => Some(r.reason.clone()),
+                    ReadItem::Account(_) => None,
+                })
+                .collect()
+        };
+        assert_eq!(accounts(&whole), accounts(&want));
+        assert_eq!(accounts(&chunked), accounts(&want));
+        assert_eq!(accounts(&want).len(), 1);
+        assert_eq!(reasons(&whole), reasons(&want));
+        assert_eq!(reasons(&chunked), reasons(&want));
+        assert_eq!(reasons(&want).len(), 1, "{:?}", reasons(&want));
     }
 
     #[test]
