@@ -1261,59 +1261,36 @@ impl RecordSplitter {
 
     /// Cuts the line from `start` at its commas into `fields` when it holds no `"` and no
     /// `\r` (the case of most records), returning where it ends (its `\n` or the chunk's end);
-    /// `None`, with `fields` left empty, otherwise.
+    /// `None`, with `fields` left empty, otherwise. The line's end and the check are two vector
+    /// searches; the commas are found eight bytes at a time.
     fn split_plain_line(&mut self, chunk: &[u8], start: usize) -> Option<usize> {
+        let end = start + memchr::memchr(b'\n', &chunk[start..]).unwrap_or(chunk.len() - start);
+        let line = &chunk[start..end];
+        if memchr::memchr2(b'"', b'\r', line).is_some() {
+            return None;
+        }
         let mut a = start;
+        let mut words = line.chunks_exact(8);
         let mut pos = start;
-        while let Some(word) = chunk.get(pos..pos + 8) {
-            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            let stop =
-                zero_bytes(w ^ splat(b'\n')) | zero_bytes(w ^ splat(b'"')) | zero_bytes(w ^ splat(b'\r'));
-            let mut commas = zero_bytes(w ^ splat(b','));
-            let end = if stop != 0 {
-                let at = stop.trailing_zeros() / 8;
-                if word[at as usize] != b'\n' {
-                    self.fields.clear();
-                    return None;
-                }
-                // Only the commas before the line's end.
-                commas &= (1u64 << (at * 8)) - 1;
-                Some(pos + at as usize)
-            } else {
-                None
-            };
+        for word in &mut words {
+            let mut commas =
+                zero_bytes(u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ splat(b','));
             while commas != 0 {
                 let c = pos + (commas.trailing_zeros() / 8) as usize;
                 self.fields.push((false, a, c));
                 a = c + 1;
                 commas &= commas - 1;
             }
-            if let Some(end) = end {
-                self.fields.push((false, a, end));
-                return Some(end);
-            }
             pos += 8;
         }
-        // The last few bytes of the chunk, one at a time.
-        for (j, &b) in chunk[pos..].iter().enumerate() {
-            match b {
-                b',' => {
-                    self.fields.push((false, a, pos + j));
-                    a = pos + j + 1;
-                }
-                b'\n' => {
-                    self.fields.push((false, a, pos + j));
-                    return Some(pos + j);
-                }
-                b'"' | b'\r' => {
-                    self.fields.clear();
-                    return None;
-                }
-                _ => {}
+        for (j, &b) in words.remainder().iter().enumerate() {
+            if b == b',' {
+                self.fields.push((false, a, pos + j));
+                a = pos + j + 1;
             }
         }
-        self.fields.push((false, a, chunk.len()));
-        Some(chunk.len())
+        self.fields.push((false, a, end));
+        Some(end)
     }
 
     /// The fields of the record last split.
