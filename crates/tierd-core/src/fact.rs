@@ -183,7 +183,10 @@ impl FactType {
     pub fn parse_into(self, raw: &str, slot: &mut Option<FactValue>) -> Result<(), FactValueError> {
         let raw = trim(raw);
         if raw.is_empty() {
-            *slot = None;
+            // A slot already empty (a column blank row after row) is left as it is: no drop.
+            if slot.is_some() {
+                *slot = None;
+            }
             return Ok(());
         }
         let err = |slot: &mut Option<FactValue>| {
@@ -198,7 +201,11 @@ impl FactType {
                 // Plain whole numbers (most cells) are read digit by digit: below 10^15 they
                 // are exact in an f64, the value the float parser gives them.
                 if let Some(n) = plain_whole_number(raw.as_bytes()) {
-                    *slot = Some(FactValue::Number(n));
+                    // Written over the last row's number where there is one: no drop.
+                    match slot {
+                        Some(FactValue::Number(x)) => *x = n,
+                        _ => *slot = Some(FactValue::Number(n)),
+                    }
                     return Ok(());
                 }
                 // Digit separators (`1_200`) are allowed; copy only when there are some.
