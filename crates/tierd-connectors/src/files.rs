@@ -1180,7 +1180,7 @@ impl RecordSplitter {
         self.fields.clear();
         let start = i;
         // Most records are one line without a quote or a carriage return: their fields are the
-        // line cut at its commas, found eight bytes at a time in one scan.
+        // line cut at its commas ([`RecordSplitter::split_plain_line`]).
         if let Some(end) = self.split_plain_line(chunk, start) {
             i = end;
             if i < chunk.len() {
