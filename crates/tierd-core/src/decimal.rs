@@ -60,7 +60,8 @@ const TABLED_DECIMALS: u32 = 3;
 /// in steps of 10^-decimals (`0.000`, `0.001`, ... `9.999`), one after another, each as wide as
 /// the others: scores, coverage and impacts are all such values. Built once per process.
 fn small_values(decimals: u32) -> Option<&'static str> {
-    static TABLES: [OnceLock<String>; TABLED_DECIMALS as usize + 1] = [const { OnceLock::new() }; 4];
+    const TABLES_LEN: usize = TABLED_DECIMALS as usize + 1;
+    static TABLES: [OnceLock<String>; TABLES_LEN] = [const { OnceLock::new() }; TABLES_LEN];
     let table = TABLES.get(decimals as usize)?;
     Some(table.get_or_init(|| {
         let scale = 10u64.pow(decimals);
