@@ -8,6 +8,8 @@
 //! with their sources and observation times, the explanation) is tens of kilobytes in memory,
 //! and only the facts laid out for the models are kept.
 
+use std::path::Path;
+
 use anyhow::Context as _;
 use tierd_core::codec;
 use tierd_core::tier::Lock;
@@ -80,6 +82,17 @@ pub fn policy_for(model: &Model, live: &TierPolicy) -> anyhow::Result<(FactSchem
     Ok((schema, policy))
 }
 
+/// The candidate model at `path` (a pilot's, or one `tierd calibrate --model` backtests), its
+/// schema and the live policy over it ([`policy_for`]). Fails naming the file.
+pub fn load_candidate(path: &Path, live: &TierPolicy) -> anyhow::Result<(Model, FactSchema, TierPolicy)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the candidate model {}", path.display()))?;
+    let model = Model::from_toml(&text, "model")
+        .map_err(|e| anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display()))?;
+    let (schema, policy) = policy_for(&model, live)?;
+    Ok((model, schema, policy))
+}
+
 /// Every stored account `keep` takes, in id order, laid out for each of `schemas`. The store is
 /// read `page` accounts at a time and each page's states are dropped once laid out, so memory
 /// holds the laid-out facts, never every account's stored state. Fails, naming the account and
@@ -129,13 +142,7 @@ impl Pipeline {
     pub async fn backtest(&self, spec: &PilotSpec) -> anyhow::Result<BacktestSection> {
         let candidate = match &spec.model {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!("cannot read the candidate model {}: {e}", path.display())
-                })?;
-                let model = Model::from_toml(&text, "model").map_err(|e| {
-                    anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display())
-                })?;
-                let (schema, policy) = policy_for(&model, &self.settings.policy)?;
+                let (model, schema, policy) = load_candidate(path, &self.settings.policy)?;
                 Some((path.display().to_string(), model, schema, policy))
             }
             None => None,

@@ -501,11 +501,7 @@ impl Pipeline {
         let Some(path) = &spec.model else {
             return Ok(scorer);
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the candidate model {}", path.display()))?;
-        let model = Model::from_toml(&text, "model")
-            .map_err(|e| anyhow::anyhow!("the candidate model {} is not valid:\n{e}", path.display()))?;
-        let (schema, policy) = policy_for(&model, &scorer.policy)?;
+        let (model, schema, policy) = backtest::load_candidate(path, &scorer.policy)?;
         scorer.model = model;
         scorer.schema = schema;
         scorer.policy = policy;

@@ -1620,3 +1620,29 @@ async fn stored_accounts_read_a_page_at_a_time_as_all_at_once() {
     assert_eq!(picked, want);
     assert_eq!(read.locks.len(), 30);
 }
+
+/// A pilot's or a calibration's candidate model is read by one function, whose errors name the
+/// file: missing, or not a valid model.
+#[test]
+fn a_candidate_model_that_cannot_be_loaded_is_named() {
+    let dir = TempDir::new().expect("dir");
+    let live = tierd_core::TierPolicy::default();
+    let missing = dir.path().join("missing.toml");
+    let err = crate::backtest::load_candidate(&missing, &live).expect_err("missing");
+    assert!(
+        format!("{err:#}").contains(&format!("cannot read the candidate model {}", missing.display())),
+        "{err:#}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\n").expect("write");
+    let err = crate::backtest::load_candidate(&bad, &live).expect_err("invalid");
+    assert!(
+        format!("{err:#}").contains(&format!("the candidate model {} is not valid", bad.display())),
+        "{err:#}"
+    );
+    let good = dir.path().join("model.toml");
+    std::fs::write(&good, include_str!("../../../config/model.toml")).expect("write");
+    let (model, schema, _) = crate::backtest::load_candidate(&good, &live).expect("loads");
+    assert_eq!(model.name, "default-b2b");
+    assert!(schema.len() >= model.schema().len());
+}

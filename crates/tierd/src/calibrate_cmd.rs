@@ -64,15 +64,6 @@ fn warn_unreadable(unreadable: &[String]) {
     }
 }
 
-fn load_model(path: &Path) -> anyhow::Result<Model> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read model {}", path.display()))?;
-    Model::from_toml(&text, "model").map_err(|errors| {
-        let list: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
-        anyhow::anyhow!("{} is not a valid model:\n{}", path.display(), list.join("\n"))
-    })
-}
-
 /// Runs `tierd calibrate`.
 pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Result<ExitCode> {
     if !matches!(args.format.as_str(), "table" | "json") {
@@ -94,8 +85,7 @@ pub fn run(args: &CalibrateArgs, settings: &Settings, today: Date) -> anyhow::Re
         .model
         .as_ref()
         .map(|p| {
-            let model = load_model(p)?;
-            let (schema, policy) = tierd_engine::backtest::policy_for(&model, &settings.policy)?;
+            let (model, schema, policy) = tierd_engine::backtest::load_candidate(p, &settings.policy)?;
             anyhow::Ok((p, model, schema, policy))
         })
         .transpose()?;
