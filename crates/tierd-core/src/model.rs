@@ -184,6 +184,8 @@ pub struct FactSchema {
     names: Vec<FactName>,
     types: Vec<FactType>,
     index: HashMap<FactName, FactSlot>,
+    /// The slots of type [`FactType::DateList`], in slot order: the only ones that hold events.
+    date_lists: Vec<FactSlot>,
 }
 
 impl FactSchema {
@@ -201,8 +203,12 @@ impl FactSchema {
         }
         self.names.push(name.clone());
         self.types.push(ty);
-        self.index.insert(name.clone(), self.names.len() - 1);
-        Ok(self.names.len() - 1)
+        let slot = self.names.len() - 1;
+        self.index.insert(name.clone(), slot);
+        if ty == FactType::DateList {
+            self.date_lists.push(slot);
+        }
+        Ok(slot)
     }
 
     /// The slot of a fact, if the schema reads it.
@@ -259,12 +265,16 @@ impl FactSchema {
     /// The event facts (date lists) of `row` holding events dated after `as_of`. Such events
     /// have not happened: scoring and engagement overrides ignore them
     /// ([`crate::date::has_happened`]); callers log these so a person can fix the source.
+    ///
+    /// Only the schema's date-list slots are read (a row laid out by this schema holds a list
+    /// of dates nowhere else): every account of a file passes here, and most slots hold none.
     pub fn future_events(&self, row: &FactRow, as_of: Date) -> Vec<FutureEvent> {
         let mut out = Vec::new();
-        for (slot, name) in self.names.iter().enumerate() {
+        for &slot in &self.date_lists {
             let Some(FactValue::DateList(dates)) = row.get(slot) else {
                 continue;
             };
+            let name = &self.names[slot];
             let mut future = dates.iter().filter(|d| !crate::date::has_happened(**d, as_of));
             if let Some(&first) = future.next() {
                 let (count, latest) = future.fold((1, first), |(n, l), &d| (n + 1, l.max(d)));
@@ -977,6 +987,47 @@ mod tests {
     }
 
     const HEADER: &str = "name = \"t\"\nversion = \"1\"\n[components.fit]\nweight = 1\n";
+
+    #[test]
+    fn future_events_are_read_from_every_date_list_and_nothing_else() {
+        let mut schema = FactSchema::default();
+        let fact = |n: &str| FactName::new(n).expect("a fact name");
+        let slots = [
+            ("a.name", FactType::String),
+            ("a.visits", FactType::DateList),
+            ("a.renewal", FactType::Date),
+            ("a.size", FactType::Number),
+            ("a.demos", FactType::DateList),
+            ("a.calls", FactType::DateList),
+        ]
+        .map(|(n, t)| schema.require(&fact(n), t).expect("a new fact"));
+        let d = |s: &str| s.parse::<Date>().expect("a date");
+        let as_of = d("2026-11-24");
+        let mut row = schema.empty_row();
+        row.0[slots[0]] = Some(FactValue::String("2027-01-01".into()));
+        row.0[slots[1]] = Some(FactValue::DateList(vec![
+            d("2026-12-01"),
+            d("2026-11-01"),
+            d("2027-02-03"),
+            d("2026-11-25"),
+        ]));
+        // A single date after the as-of date is a renewal to come, not an event.
+        row.0[slots[2]] = Some(FactValue::Date(d("2027-03-01")));
+        row.0[slots[3]] = Some(FactValue::Number(20270101.0));
+        row.0[slots[4]] = Some(FactValue::DateList(vec![d("2026-11-24"), d("2026-01-01")]));
+        row.0[slots[5]] = Some(FactValue::DateList(vec![d("2026-11-30")]));
+        let events = schema.future_events(&row, as_of);
+        let expected =
+            [("a.visits", 3, "2027-02-03"), ("a.calls", 1, "2026-11-30")].map(|(f, count, latest)| {
+                FutureEvent {
+                    fact: fact(f),
+                    count,
+                    latest: d(latest),
+                    as_of,
+                }
+            });
+        assert_eq!(events, expected);
+    }
 
     #[test]
     fn reports_overlapping_bands_with_their_path() {
