@@ -185,6 +185,38 @@ pub struct TierPolicy {
     pub budget_caps: [bool; 2],
 }
 
+/// A [`TierPolicy`]'s thresholds, hysteresis margin and coverage minimums in thousandths
+/// ([`MilliPoints`]), as scores and coverage are compared with them ([`TierPolicy::lines`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lines {
+    thresholds: [i64; 3],
+    margin: i64,
+    min_coverage: [MilliPoints; 3],
+}
+
+impl Lines {
+    fn tier_for_milli(&self, milli: i64) -> Tier {
+        let [t1, t2, t3] = self.thresholds;
+        if milli >= t1 {
+            Tier::Tier1
+        } else if milli >= t2 {
+            Tier::Tier2
+        } else if milli >= t3 {
+            Tier::Tier3
+        } else {
+            Tier::Untiered
+        }
+    }
+
+    fn coverage_allows(&self, coverage: f32) -> Tier {
+        let have = MilliPoints::of(coverage);
+        self.min_coverage
+            .iter()
+            .position(|&need| have >= need)
+            .map_or(Tier::Untiered, |i| Tier::ALL[i])
+    }
+}
+
 impl Default for TierPolicy {
     fn default() -> Self {
         TierPolicy {
@@ -417,30 +449,25 @@ impl TierPolicy {
     /// The tier a score earns by thresholds alone. Scores and thresholds compare in
     /// thousandths ([`MilliPoints`]), as they are printed: a score shown as `3.000` clears 3.0.
     pub fn tier_for(&self, score: f32) -> Tier {
-        self.tier_for_milli(i64::from(MilliPoints::of(score).get()))
-    }
-
-    fn tier_for_milli(&self, milli: i64) -> Tier {
-        let [t1, t2, t3] = self.thresholds.map(|t| i64::from(MilliPoints::of(t).get()));
-        if milli >= t1 {
-            Tier::Tier1
-        } else if milli >= t2 {
-            Tier::Tier2
-        } else if milli >= t3 {
-            Tier::Tier3
-        } else {
-            Tier::Untiered
-        }
+        self.lines()
+            .tier_for_milli(i64::from(MilliPoints::of(score).get()))
     }
 
     /// The best tier `coverage` allows: the first whose `min_coverage` it reaches, compared in
     /// thousandths as coverage is printed; `untiered` below Tier 3's minimum.
     pub fn coverage_allows(&self, coverage: f32) -> Tier {
-        let have = MilliPoints::of(coverage);
-        self.min_coverage
-            .iter()
-            .position(|&need| have >= MilliPoints::of(need))
-            .map_or(Tier::Untiered, |i| Tier::ALL[i])
+        self.lines().coverage_allows(coverage)
+    }
+
+    /// The thresholds, margin and coverage minimums in thousandths, as accounts are compared
+    /// with them: a tierer of many accounts works them out once ([`TierPolicy::basis_on`],
+    /// [`TierPolicy::before_caps_on`]); the other methods work them out per call.
+    pub fn lines(&self) -> Lines {
+        Lines {
+            thresholds: self.thresholds.map(|t| i64::from(MilliPoints::of(t).get())),
+            margin: i64::from(MilliPoints::of(self.hysteresis_margin).get()),
+            min_coverage: self.min_coverage.map(MilliPoints::of),
+        }
     }
 
     /// An account's tier before the caps: its base, lifted while its engagement window holds,
@@ -452,6 +479,12 @@ impl TierPolicy {
     /// [`TierPolicy::decide`]'s tier before the caps of an account with this basis and coverage:
     /// for those who tier a population without keeping it ([`CapTally`]).
     pub fn before_caps_of(&self, b: &TierBasis, coverage: f32, as_of: Date) -> Assignment {
+        self.before_caps_on(&self.lines(), b, coverage, as_of)
+    }
+
+    /// [`TierPolicy::before_caps_of`] with `lines`, which must be this policy's
+    /// [`TierPolicy::lines`].
+    pub fn before_caps_on(&self, lines: &Lines, b: &TierBasis, coverage: f32, as_of: Date) -> Assignment {
         let mut decision = Decision {
             held_by_hysteresis: b.held_by_hysteresis,
             locked: b.locked,
@@ -467,7 +500,7 @@ impl TierPolicy {
                 decision.lifted_by = Some(e.by);
             }
         }
-        let allowed = self.coverage_allows(coverage);
+        let allowed = lines.coverage_allows(coverage);
         if tier < allowed {
             decision.insufficient_data = Some(tier);
             if b.base >= allowed {
@@ -511,6 +544,11 @@ impl TierPolicy {
     /// Hysteresis (incremental runs, a margin above 0) compares with `previous`, the tier
     /// this step gave the account last time: the lift and the caps are decided anew each run.
     pub fn basis(&self, candidate: &TierCandidate, kind: RunKind) -> TierBasis {
+        self.basis_on(&self.lines(), candidate, kind)
+    }
+
+    /// [`TierPolicy::basis`] with `lines`, which must be this policy's [`TierPolicy::lines`].
+    pub fn basis_on(&self, lines: &Lines, candidate: &TierCandidate, kind: RunKind) -> TierBasis {
         let engagement = candidate.engagement;
         if let Some(tier) = candidate.lock.tier() {
             return TierBasis {
@@ -521,15 +559,15 @@ impl TierPolicy {
             };
         }
         let score = i64::from(MilliPoints::of(candidate.score).get());
-        let margin = i64::from(MilliPoints::of(self.hysteresis_margin).get());
-        let by_thresholds = self.tier_for_milli(score);
+        let margin = lines.margin;
+        let by_thresholds = lines.tier_for_milli(score);
         let mut base = by_thresholds;
         if let (RunKind::Incremental, Some(prev)) = (kind, candidate.previous) {
             if margin > 0 && by_thresholds != prev {
                 // Move up only as far as the score clears thresholds by the margin,
                 // down only as far as it misses them by the margin.
-                let up = self.tier_for_milli(score - margin);
-                let down = self.tier_for_milli(score + margin);
+                let up = lines.tier_for_milli(score - margin);
+                let down = lines.tier_for_milli(score + margin);
                 base = if up < prev {
                     up
                 } else if down > prev {

@@ -45,7 +45,8 @@ use tierd_core::decimal::push_fixed;
 use tierd_core::diff::Movements;
 use tierd_core::model::FutureEvent;
 use tierd_core::tier::{
-    Assignment, CapCut, CapTally, Lock, OnTheLine, RunKind, TierBasis, TierCandidate, TierMember, TierPolicy,
+    Assignment, CapCut, CapTally, Lines, Lock, OnTheLine, RunKind, TierBasis, TierCandidate, TierMember,
+    TierPolicy,
 };
 use tierd_core::{Date, ScoreCard, ScoreMemo, Tier};
 
@@ -184,6 +185,8 @@ struct RowWriter<'a> {
     /// The model's scorer with what it gave each distinct value so far (a file repeats a few
     /// hundred industries, technologies and dates over millions of rows).
     memo: ScoreMemo<'a>,
+    /// The policy's lines in thousandths, worked out once.
+    lines: Lines,
     card: ScoreCard,
     reasons: String,
     explanation: String,
@@ -211,6 +214,7 @@ impl<'a> RowWriter<'a> {
             format,
             model_field,
             memo: ScoreMemo::new(&settings.model, job.as_of),
+            lines: settings.policy.lines(),
             card: ScoreCard::default(),
             reasons: String::new(),
             explanation: String::new(),
@@ -255,8 +259,8 @@ impl<'a> RowWriter<'a> {
             lock: Lock::from(acc.lock),
             engagement: policy.engagement_on(&acc.facts, self.as_of),
         };
-        let basis = policy.basis(&candidate, self.kind);
-        let before = policy.before_caps_of(&basis, card.coverage, self.as_of);
+        let basis = policy.basis_on(&self.lines, &candidate, self.kind);
+        let before = policy.before_caps_on(&self.lines, &basis, card.coverage, self.as_of);
         self.explanation.clear();
         let cap_text = policy.reason_into(&before, &self.reasons, &mut self.explanation);
 

@@ -155,6 +155,43 @@ fn hysteresis_holds_small_moves_on_incremental_runs_only() {
 }
 
 #[test]
+fn lines_worked_out_once_tier_as_the_policy_does() {
+    // A file scorer works the policy's lines out once (`lines`, `basis_on`, `before_caps_on`);
+    // each account must get the tier the per-call methods give, worked out here by hand.
+    let p = TierPolicy {
+        hysteresis_margin: 0.2,
+        min_coverage: [0.6, 0.4, 0.2],
+        ..TierPolicy::default()
+    };
+    let lines = p.lines();
+    // score, previous tier, coverage -> base tier, held, tier before the caps
+    let cases = [
+        (4.6, Some(Tier::Tier2), 1.0, Tier::Tier2, true, Tier::Tier2),
+        (4.7, Some(Tier::Tier2), 1.0, Tier::Tier1, false, Tier::Tier1),
+        (3.65, Some(Tier::Tier2), 1.0, Tier::Tier2, true, Tier::Tier2),
+        (3.549, Some(Tier::Tier2), 1.0, Tier::Tier3, false, Tier::Tier3),
+        (4.5, None, 0.5995, Tier::Tier1, false, Tier::Tier1),
+        (4.5, None, 0.5994, Tier::Tier1, false, Tier::Tier2),
+        (4.9, None, 0.1, Tier::Tier1, false, Tier::Untiered),
+        (2.999, None, 1.0, Tier::Untiered, false, Tier::Untiered),
+        (3.0, None, 1.0, Tier::Tier3, false, Tier::Tier3),
+    ];
+    for (score, previous, coverage, base, held, before) in cases {
+        let c = TierCandidate {
+            previous,
+            coverage,
+            ..cand("a", score)
+        };
+        let b = p.basis_on(&lines, &c, RunKind::Incremental);
+        assert_eq!(b, p.basis(&c, RunKind::Incremental), "{score}");
+        assert_eq!((b.base, b.held_by_hysteresis), (base, held), "{score}");
+        let a = p.before_caps_on(&lines, &b, coverage, AS_OF);
+        assert_eq!(a, p.before_caps_of(&b, coverage, AS_OF), "{score}");
+        assert_eq!(a.tier, before, "{score} at coverage {coverage}");
+    }
+}
+
+#[test]
 fn locked_accounts_keep_their_tier_and_take_cap_seats_first() {
     let p = TierPolicy {
         caps: [Some(Cap::Count(2)), None],
