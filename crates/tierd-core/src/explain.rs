@@ -7,9 +7,10 @@
 
 use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
 
 use crate::date::Date;
-use crate::decimal::push_fixed;
+use crate::decimal::{push_fixed, round_half_even};
 use crate::fact::FactValue;
 use crate::model::{Criterion, FactRow, FactSource, Model, Rule};
 use crate::score::{happened, ScoreCard};
@@ -339,12 +340,12 @@ impl Model {
         let potential = card.potential_value.map(FactValue::Number);
         // Models have a few dozen criteria at most: rank on the stack, not the heap (a writer
         // of many accounts keeps its own room instead, [`crate::memo::ScoreMemo`]).
-        let mut stack = [(0f32, 0usize); 64];
+        let mut stack = [0u64; 64];
         let mut heap = Vec::new();
-        let buf: &mut [(f32, usize)] = if card.criteria.len() <= stack.len() {
-            &mut stack
+        let buf: &mut [u64] = if card.criteria.len() <= stack.len() {
+            &mut stack[..card.criteria.len()]
         } else {
-            heap.resize(card.criteria.len(), (0f32, 0usize));
+            heap.resize(card.criteria.len(), 0u64);
             &mut heap
         };
         self.compact_reasons_with(card, up, down, out, buf, |i, out| {
@@ -365,40 +366,111 @@ impl Model {
         up: usize,
         down: usize,
         out: &mut String,
-        buf: &mut [(f32, usize)],
+        buf: &mut [u64],
         mut write_reason: impl FnMut(usize, &mut String),
     ) {
-        // The first `up` reasons up and the last `down` down of the ranking, picked one at a
-        // time (a handful of passes over a dozen entries cost less than ranking them all).
-        let mut len = self.notable_into(card, buf);
+        // The notable reasons as rank keys ([`rank_key`]), those up from the front of `buf`,
+        // those down from its back. The first `up` of the ranking are the largest keys up, the
+        // last `down` the smallest keys down, picked one at a time (a handful of passes over a
+        // few numbers cost less than ranking them all).
+        let (mut ups, mut downs) = (0, buf.len());
+        for (i, o) in card.criteria.iter().enumerate() {
+            let impact = o.impact(self.neutral_points);
+            if impact.abs() >= MIN_IMPACT {
+                if impact > 0.0 {
+                    buf[ups] = rank_key(impact, i);
+                    ups += 1;
+                } else {
+                    downs -= 1;
+                    buf[downs] = rank_key(impact, i);
+                }
+            }
+        }
+        let (front, back) = buf.split_at_mut(downs);
         let mut written = 0;
-        for (side, take) in [(Ordering::Less, up), (Ordering::Greater, down)] {
-            for _ in 0..take {
-                let mut best: Option<usize> = None;
-                for (j, r) in buf[..len].iter().enumerate() {
-                    let on_side = match side {
-                        Ordering::Less => r.0 > 0.0,
-                        _ => r.0 < 0.0,
-                    };
-                    if on_side && best.is_none_or(|b| ranking(r, &buf[b]) == side) {
-                        best = Some(j);
+        for (keys, take, largest) in [(&mut front[..ups], up, true), (back, down, false)] {
+            let mut len = keys.len();
+            for _ in 0..take.min(len) {
+                let mut best = 0;
+                for j in 1..len {
+                    if (keys[j] > keys[best]) == largest {
+                        best = j;
                     }
                 }
-                let Some(j) = best else { break };
-                let (impact, i) = buf[j];
-                buf.swap(j, len - 1);
+                let key = keys[best];
+                keys.swap(best, len - 1);
                 len -= 1;
+                let (impact, i) = from_rank_key(key);
                 if written > 0 {
                     out.push_str("; ");
                 }
                 written += 1;
                 write_reason(i, out);
-                out.push_str(" (");
-                push_fixed(out, impact, 1, true);
-                out.push(')');
+                push_impact(out, impact);
             }
         }
     }
+}
+
+/// ` (+0.6)`: a reason's impact as the compact line writes it after the reason, to a tenth.
+fn push_impact(out: &mut String, impact: f32) {
+    /// Tenths below this many come from the table.
+    const TABLED: usize = 100;
+    /// Each text of the table, ` (+0.6)`, padded to this width.
+    const WIDTH: usize = 8;
+    // Built by the writer of the other impacts, one text per tenth and sign: one push per
+    // reason instead of four.
+    static TABLE: OnceLock<(String, Vec<u8>)> = OnceLock::new();
+    let (table, lens) = TABLE.get_or_init(|| {
+        let (mut table, mut lens) = (String::new(), Vec::new());
+        for sign in [1f32, -1.0] {
+            for n in 0..TABLED {
+                let start = table.len();
+                push_impact_text(&mut table, sign * n as f32 / 10.0);
+                lens.push((table.len() - start) as u8);
+                table.extend(std::iter::repeat_n(' ', WIDTH - (table.len() - start)));
+            }
+        }
+        (table, lens)
+    });
+    let tenths = round_half_even(f64::from(impact).abs() * 10.0);
+    if impact.is_finite() && tenths < TABLED as f64 {
+        let at = tenths as usize + TABLED * usize::from(impact.is_sign_negative());
+        let start = at * WIDTH;
+        if let Some(text) = table.get(start..start + usize::from(lens[at])) {
+            out.push_str(text);
+            return;
+        }
+    }
+    push_impact_text(out, impact);
+}
+
+/// [`push_impact`] written piece by piece.
+fn push_impact_text(out: &mut String, impact: f32) {
+    out.push_str(" (");
+    push_fixed(out, impact, 1, true);
+    out.push(')');
+}
+
+/// An impact and its criterion's index as one number that orders as [`ranking`] ranks them
+/// (the larger, the earlier): the impact's bits in `f32::total_cmp` order above the index
+/// counted down. Keys are distinct (indexes are), so the largest and the smallest are the
+/// ends of the ranking exactly.
+fn rank_key(impact: f32, i: usize) -> u64 {
+    let bits = impact.to_bits();
+    let ordered = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    (u64::from(ordered) << 32) | u64::from(u32::MAX - i as u32)
+}
+
+/// The impact and criterion index of a [`rank_key`].
+fn from_rank_key(key: u64) -> (f32, usize) {
+    let ordered = (key >> 32) as u32;
+    let bits = if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    };
+    (f32::from_bits(bits), (u32::MAX - key as u32) as usize)
 }
 
 /// The words of a reason text with every number in it (`70`, `0.6`, `1,200`) replaced by `#`:
@@ -467,6 +539,61 @@ mod ranking_tests {
     use super::*;
     use crate::score::CriterionOutcome;
 
+    #[test]
+    fn impacts_from_the_table_read_as_written_piece_by_piece() {
+        let mut x = -12.0f32;
+        let mut values = vec![0.0, -0.0, 0.05, -0.05, 0.15, 0.25, -0.25, 9.94, 9.95, -9.95, 9.96];
+        values.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e-30]);
+        while x <= 12.0 {
+            values.push(x);
+            x += 0.0125;
+        }
+        for x in values {
+            let (mut table, mut pieces) = (String::new(), String::new());
+            push_impact(&mut table, x);
+            push_impact_text(&mut pieces, x);
+            assert_eq!(table, pieces, "{x}");
+        }
+        let mut one = String::new();
+        push_impact(&mut one, -0.25);
+        assert_eq!(one, " (-0.2)");
+    }
+
+    #[test]
+    fn rank_keys_order_as_the_ranking_and_give_back_impact_and_index() {
+        let impacts = [
+            -5.0f32,
+            -1.25,
+            -0.3,
+            -0.05,
+            -f32::MIN_POSITIVE,
+            0.05,
+            0.1,
+            0.3,
+            0.3f32.next_up(),
+            2.0,
+            5.0,
+        ];
+        let mut entries = Vec::new();
+        for (k, &impact) in impacts.iter().enumerate() {
+            for i in [0usize, 1, 7, k, 63, 1000] {
+                entries.push((impact, i));
+            }
+        }
+        for a in &entries {
+            let (impact, i) = from_rank_key(rank_key(a.0, a.1));
+            assert_eq!((impact.to_bits(), i), (a.0.to_bits(), a.1));
+            for b in &entries {
+                // The larger key ranks earlier.
+                assert_eq!(
+                    rank_key(b.0, b.1).cmp(&rank_key(a.0, a.1)),
+                    ranking(a, b),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+
     /// The compact line picks its reasons one at a time; it must name exactly the ends of the
     /// full ranking (ties included), which is worked out here by sorting.
     #[test]
@@ -509,7 +636,7 @@ mod ranking_tests {
                         up,
                         down,
                         &mut got,
-                        &mut vec![(0f32, 0usize); card.criteria.len()],
+                        &mut vec![0u64; card.criteria.len()],
                         |i, out| out.push_str(&i.to_string()),
                     );
                     assert_eq!(got, want.join("; "), "{card:?} up {up} down {down}");

@@ -83,7 +83,7 @@ pub struct ScoreMemo<'m> {
     /// Reason texts.
     text: String,
     /// Room for ranking an account's reasons: one entry per criterion.
-    ranking: Vec<(f32, usize)>,
+    ranking: Vec<u64>,
     stamp: u64,
     max_entries: usize,
 }
@@ -146,7 +146,7 @@ impl<'m> ScoreMemo<'m> {
             sets: sets.into_iter().map(|(_, s)| s).collect(),
             weights: Weights::of(model),
             text: String::new(),
-            ranking: vec![(0f32, 0usize); model.criteria.len()],
+            ranking: vec![0u64; model.criteria.len()],
             stamp: 0,
             max_entries,
         }
