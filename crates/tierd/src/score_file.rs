@@ -749,7 +749,7 @@ impl IdHashes {
 fn repeated_in(parts: &[(Vec<u8>, Option<File>)]) -> anyhow::Result<Vec<u64>> {
     let mut repeated = Vec::new();
     let mut bytes = Vec::new();
-    let mut hashes = Vec::new();
+    let mut table = Vec::new();
     for (buffer, file) in parts {
         bytes.clear();
         if let Some(file) = file {
@@ -758,20 +758,56 @@ fn repeated_in(parts: &[(Vec<u8>, Option<File>)]) -> anyhow::Result<Vec<u64>> {
                 .context("cannot read the spill file")?;
         }
         bytes.extend_from_slice(buffer);
-        hashes.clear();
-        hashes.extend(
+        let start = repeated.len();
+        repeats_into(
             bytes
                 .chunks_exact(8)
                 .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())),
+            bytes.len() / 8,
+            &mut table,
+            &mut repeated,
         );
-        hashes.sort_unstable();
-        for pair in hashes.windows(2) {
-            if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
-                repeated.push(pair[0]);
+        // A partition's repeats are few: sorted here, they follow the last partition's.
+        repeated[start..].sort_unstable();
+    }
+    repeated.dedup();
+    Ok(repeated)
+}
+
+/// Appends to `out` every one of the `n` `hashes` already seen among them (a hash taken three
+/// times twice), through `table`, an open-addressing set with room for twice as many: one probe
+/// or two a hash, where sorting them took a dozen comparisons each.
+fn repeats_into(hashes: impl Iterator<Item = u64>, n: usize, table: &mut Vec<u64>, out: &mut Vec<u64>) {
+    let slots = (2 * n).next_power_of_two().max(2);
+    let bits = slots.trailing_zeros();
+    table.clear();
+    table.resize(slots, 0);
+    // 0 marks an empty slot: the hash 0 is counted apart.
+    let mut zeros = 0;
+    for h in hashes {
+        if h == 0 {
+            if zeros > 0 {
+                out.push(0);
+            }
+            zeros += 1;
+            continue;
+        }
+        // Mixed again before it picks a slot: the partition's hashes share their top bits.
+        let mut i = (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize;
+        loop {
+            match table[i] {
+                0 => {
+                    table[i] = h;
+                    break;
+                }
+                seen if seen == h => {
+                    out.push(h);
+                    break;
+                }
+                _ => i = (i + 1) & (slots - 1),
             }
         }
     }
-    Ok(repeated)
 }
 
 impl IdCheck for IdHashes {
@@ -1652,6 +1688,34 @@ mod tests {
         want.sort_unstable();
         assert_eq!(want.len(), 301);
         assert_eq!(hashes.repeated().expect("read back"), want);
+    }
+
+    /// The set that finds a partition's repeats: hashes that all pick one slot, the hash 0
+    /// (which marks an empty slot), a hash taken three times, and a table probed to its end.
+    #[test]
+    fn repeats_are_found_among_hashes_that_pick_one_slot_and_the_hash_zero() {
+        // The slot is chosen by the top bits of the hash times an odd constant: hashes that are
+        // small numbers times its inverse all pick slot 0.
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut inverse = K;
+        for _ in 0..6 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(K.wrapping_mul(inverse)));
+        }
+        assert_eq!(K.wrapping_mul(inverse), 1);
+        let slot0 = |j: u64| j.wrapping_mul(inverse);
+        let mut hashes: Vec<u64> = (1..=7).map(slot0).collect();
+        hashes.extend([0, slot0(5), 0, 0, slot0(1), 42, slot0(5), slot0(7), 42]);
+        let mut table = Vec::new();
+        let mut out = Vec::new();
+        repeats_into(hashes.iter().copied(), hashes.len(), &mut table, &mut out);
+        // In the order their repeat was met.
+        assert_eq!(out, [slot0(5), 0, 0, slot0(1), slot0(5), slot0(7), 42]);
+        // The last slots taken first: probing wraps round to the start.
+        let mut out = Vec::new();
+        let last = |j: u64| (u64::MAX - j).wrapping_mul(inverse);
+        let full: Vec<u64> = [last(0), last(1), last(2), 9].repeat(2);
+        repeats_into(full.iter().copied(), 4, &mut table, &mut out);
+        assert_eq!(out, [last(0), last(1), last(2), 9]);
     }
 
     #[test]
