@@ -53,6 +53,32 @@ pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
     }
 }
 
+/// [`push_fixed`] without `plus`, appended to bytes: a score or a coverage as the row writer
+/// writes it. A value from 0 to just under 10 has its digits written straight into the row
+/// (one short copy, no table, no second buffer); any other goes through [`push_fixed`].
+#[inline]
+pub fn push_fixed_bytes(out: &mut Vec<u8>, x: f32, decimals: u32) {
+    if decimals <= 6 && x.is_finite() && !x.is_sign_negative() && x < 10.0 {
+        let scale = 10u64.pow(decimals);
+        let n = round_half_even(f64::from(x) * scale as f64) as u64;
+        if n < 10 * scale {
+            let mut digits = [b'.'; 8];
+            digits[0] = b'0' + (n / scale) as u8;
+            let mut frac = n % scale;
+            for d in digits[2..2 + decimals as usize].iter_mut().rev() {
+                *d = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            let len = if decimals == 0 { 1 } else { 2 + decimals as usize };
+            out.extend_from_slice(&digits[..len]);
+            return;
+        }
+    }
+    let mut text = String::new();
+    push_fixed(&mut text, x, decimals, false);
+    out.extend_from_slice(text.as_bytes());
+}
+
 /// Decimals up to which [`small_values`] keeps a table.
 const TABLED_DECIMALS: u32 = 3;
 
@@ -96,7 +122,7 @@ pub(crate) fn round_half_even(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_fixed, round_half_even};
+    use super::{push_fixed, push_fixed_bytes, round_half_even};
 
     #[test]
     fn rounding_half_to_even_matches_the_standard_library() {
@@ -134,9 +160,32 @@ mod tests {
     #[test]
     fn matches_the_standard_formatter() {
         let mut values: Vec<f32> = vec![
-            0.0, -0.0, 0.05, -0.05, 0.25, 0.75, 1.25, 2.5, 0.0625, 0.0005, 4.9995, 5.0, 1e-7, 123456.79,
+            0.0,
+            -0.0,
+            0.05,
+            -0.05,
+            0.25,
+            0.75,
+            1.25,
+            2.5,
+            0.0625,
+            0.0005,
+            4.9995,
+            5.0,
+            1e-7,
+            123456.79,
             // Either side of where the table of small values ends.
-            9.9994, 9.9996, -9.9996, 9.95, 10.0, 10.04, 99.95,
+            9.9994,
+            9.9996,
+            -9.9996,
+            9.95,
+            10.0,
+            10.04,
+            99.95,
+            9.99995,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
         ];
         // A deterministic spread over the ranges tierd writes (scores, coverage, impacts).
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -157,6 +206,13 @@ mod tests {
                     fixed(x, d, true),
                     format!("{x:+.*}", d as usize),
                     "{x:+} with {d} decimals"
+                );
+                let mut bytes = b"row,".to_vec();
+                push_fixed_bytes(&mut bytes, x, d);
+                assert_eq!(
+                    bytes,
+                    format!("row,{x:.*}", d as usize).as_bytes(),
+                    "{x} with {d} decimals"
                 );
             }
         }

@@ -41,7 +41,7 @@ use tierd_connectors::files::{
     AccountReader, AccountRecord, Chunk, CsvChunks, CsvLayout, FileError, FileFormat, IdSet, Next,
     RecordSplitter, RejectWriter, Rejected, TIER_COLUMNS,
 };
-use tierd_core::decimal::push_fixed;
+use tierd_core::decimal::push_fixed_bytes;
 use tierd_core::diff::Movements;
 use tierd_core::model::FutureEvent;
 use tierd_core::tier::{
@@ -190,7 +190,6 @@ struct RowWriter<'a> {
     card: ScoreCard,
     reasons: String,
     explanation: String,
-    number: String,
 }
 
 impl<'a> RowWriter<'a> {
@@ -218,7 +217,6 @@ impl<'a> RowWriter<'a> {
             card: ScoreCard::default(),
             reasons: String::new(),
             explanation: String::new(),
-            number: String::new(),
         }
     }
 
@@ -272,16 +270,12 @@ impl<'a> RowWriter<'a> {
             FileFormat::Csv => {
                 push_csv_field(out, acc.id.as_bytes());
                 out.push(b',');
-                self.number.clear();
-                push_fixed(&mut self.number, card.score, 3, false);
-                out.extend_from_slice(self.number.as_bytes());
+                push_fixed_bytes(out, card.score, 3);
                 out.push(b',');
                 let tier_at = out.len() - start;
                 out.extend_from_slice(before.tier.as_str().as_bytes());
                 out.push(b',');
-                self.number.clear();
-                push_fixed(&mut self.number, card.coverage, 2, false);
-                out.extend_from_slice(self.number.as_bytes());
+                push_fixed_bytes(out, card.coverage, 2);
                 out.push(b',');
                 out.extend_from_slice(&self.model_field);
                 out.push(b',');
