@@ -18,7 +18,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use tierd_core::decimal::push_fixed;
-use tierd_core::fact::{FactType, FactValue};
+use tierd_core::fact::{FactType, FactValue, Spares};
 use tierd_core::model::{FactRow, FactSchema, FactSlot};
 use tierd_core::tier::Tier;
 
@@ -105,6 +105,8 @@ pub struct AccountRecord {
     pub lock: Option<Tier>,
     /// Facts laid out by the schema the reader was opened with.
     pub facts: FactRow,
+    /// Room the facts' cells no longer need, kept for the next record read into this one.
+    spares: Spares,
 }
 
 /// The original text of a rejected record, to be written to the rejects file as it was.
@@ -151,6 +153,7 @@ impl AccountRecord {
             domain: None,
             lock: None,
             facts: schema.empty_row(),
+            spares: Spares::default(),
         }
     }
 }
@@ -497,7 +500,7 @@ fn fill_record<'f>(
         };
         if let Column::Fact(slot, ty) = *col {
             // `parse_into` trims the cell itself: trimmed once, not twice.
-            if let Err(e) = ty.parse_into(text, &mut rec.facts.0[slot]) {
+            if let Err(e) = ty.parse_reusing(text, &mut rec.facts.0[slot], &mut rec.spares) {
                 problems.push(format!("{}: {e}", schema.name(slot)));
             }
             continue;

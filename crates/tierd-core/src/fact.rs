@@ -177,20 +177,34 @@ impl FactType {
         Ok(value)
     }
 
-    /// [`FactType::parse`] into `slot`, reusing the strings and lists already there: readers
-    /// that stream millions of rows through one buffer of rows allocate almost nothing.
+    /// [`FactType::parse`] into `slot`, reusing the strings and lists already there.
     /// On error `slot` is left empty.
     pub fn parse_into(self, raw: &str, slot: &mut Option<FactValue>) -> Result<(), FactValueError> {
+        self.parse_reusing(raw, slot, &mut Spares::default())
+    }
+
+    /// [`FactType::parse_into`] keeping what a cell no longer needs in `spares` (the list of a
+    /// cell gone blank, the strings a shorter list leaves over) and taking what it needs from
+    /// there: a reader that streams millions of rows through one row and one `Spares`
+    /// allocates only when a row needs more room than every row before it.
+    pub fn parse_reusing(
+        self,
+        raw: &str,
+        slot: &mut Option<FactValue>,
+        spares: &mut Spares,
+    ) -> Result<(), FactValueError> {
         let raw = trim(raw);
         if raw.is_empty() {
-            // A slot already empty (a column blank row after row) is left as it is: no drop.
-            if slot.is_some() {
-                *slot = None;
+            // A slot already empty (a column blank row after row) is left as it is.
+            if let Some(old) = slot.take() {
+                spares.keep(old);
             }
             return Ok(());
         }
-        let err = |slot: &mut Option<FactValue>| {
-            *slot = None;
+        let err = |slot: &mut Option<FactValue>, spares: &mut Spares| {
+            if let Some(old) = slot.take() {
+                spares.keep(old);
+            }
             FactValueError {
                 value: raw.to_string(),
                 expected: self,
@@ -216,7 +230,7 @@ impl FactType {
                 };
                 match parsed {
                     Ok(n) if n.is_finite() => *slot = Some(FactValue::Number(n)),
-                    _ => return Err(err(slot)),
+                    _ => return Err(err(slot, spares)),
                 }
             }
             FactType::String => match slot {
@@ -224,7 +238,7 @@ impl FactType {
                     s.clear();
                     s.push_str(raw);
                 }
-                _ => *slot = Some(FactValue::String(raw.to_string())),
+                _ => *slot = Some(FactValue::String(spares.string(raw))),
             },
             FactType::Bool => {
                 let b = if ["true", "yes", "1", "y"]
@@ -238,17 +252,19 @@ impl FactType {
                 {
                     false
                 } else {
-                    return Err(err(slot));
+                    return Err(err(slot, spares));
                 };
                 *slot = Some(FactValue::Bool(b));
             }
-            FactType::Date => match raw.parse() {
+            FactType::Date => match spares.dates.parse(raw) {
                 Ok(d) => *slot = Some(FactValue::Date(d)),
-                Err(_) => return Err(err(slot)),
+                Err(_) => return Err(err(slot, spares)),
             },
             FactType::StringList => {
                 if !matches!(slot, Some(FactValue::StringList(_))) {
-                    *slot = Some(FactValue::StringList(Vec::new()));
+                    *slot = Some(FactValue::StringList(
+                        spares.string_lists.pop().unwrap_or_default(),
+                    ));
                 }
                 let Some(FactValue::StringList(list)) = slot else {
                     unreachable!("just set to a string list")
@@ -261,30 +277,118 @@ impl FactType {
                             s.clear();
                             s.push_str(item);
                         }
-                        None => list.push(item.to_string()),
+                        None => list.push(spares.string(item)),
                     }
                     n += 1;
                 }
-                list.truncate(n);
+                spares.strings.extend(list.drain(n..));
             }
             FactType::DateList => {
                 if !matches!(slot, Some(FactValue::DateList(_))) {
-                    *slot = Some(FactValue::DateList(Vec::new()));
+                    *slot = Some(FactValue::DateList(spares.date_lists.pop().unwrap_or_default()));
                 }
                 let Some(FactValue::DateList(dates)) = slot else {
                     unreachable!("just set to a date list")
                 };
                 dates.clear();
                 for item in list_items(raw).map(trim).filter(|s| !s.is_empty()) {
-                    match item.parse::<Date>() {
+                    match spares.dates.parse(item) {
                         Ok(d) => dates.push(d),
-                        Err(_) => return Err(err(slot)),
+                        Err(_) => return Err(err(slot, spares)),
                     }
                 }
                 dates.sort_unstable_by(|a, b| b.cmp(a));
             }
         }
         Ok(())
+    }
+}
+
+/// What a reader keeps from one row to the next for [`FactType::parse_reusing`]: strings,
+/// lists of strings (empty) and lists of dates that cells no longer hold, and the dates read
+/// so far. Not part of any value: a clone starts with none, and any two compare equal.
+#[derive(Debug, Default)]
+pub struct Spares {
+    strings: Vec<String>,
+    string_lists: Vec<Vec<String>>,
+    date_lists: Vec<Vec<Date>>,
+    dates: DateMemo,
+}
+
+/// Dates already read, by their text (`YYYY-MM-DD` only), in a table of [`DATE_MEMO_SLOTS`]
+/// where a date's text picks one slot: a file's cells repeat a few thousand days millions of
+/// times, and a look-up costs a tenth of reading the date.
+#[derive(Debug, Default)]
+struct DateMemo {
+    /// Per slot: the text's first eight bytes, its last two, and the date; empty until used.
+    slots: Vec<(u64, u16, Date)>,
+}
+
+/// Slots of a [`DateMemo`].
+const DATE_MEMO_SLOTS: usize = 1 << 12;
+
+impl DateMemo {
+    /// [`Date::from_str`] of `text`.
+    fn parse(&mut self, text: &str) -> Result<Date, crate::date::DateParseError> {
+        let b = text.as_bytes();
+        let (Some(head), Some(&[t0, t1]), 10) = (b.first_chunk::<8>(), b.get(8..10), b.len()) else {
+            return text.parse();
+        };
+        let (head, tail) = (u64::from_le_bytes(*head), u16::from_le_bytes([t0, t1]));
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0, Date::from_days(0)); DATE_MEMO_SLOTS];
+        }
+        let mixed = (head ^ u64::from(tail).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.slots[(mixed >> (64 - DATE_MEMO_SLOTS.trailing_zeros())) as usize];
+        // No date's text is eight zero bytes: an empty slot matches nothing.
+        if slot.0 == head && slot.1 == tail && head != 0 {
+            return Ok(slot.2);
+        }
+        let date = text.parse()?;
+        *slot = (head, tail, date);
+        Ok(date)
+    }
+}
+
+impl Spares {
+    /// Keeps the room of `value`, which a cell no longer holds.
+    fn keep(&mut self, value: FactValue) {
+        match value {
+            FactValue::String(s) => self.strings.push(s),
+            FactValue::StringList(mut list) => {
+                self.strings.append(&mut list);
+                self.string_lists.push(list);
+            }
+            FactValue::DateList(mut dates) => {
+                dates.clear();
+                self.date_lists.push(dates);
+            }
+            FactValue::Number(_) | FactValue::Bool(_) | FactValue::Date(_) => {}
+        }
+    }
+
+    /// `text` in a kept string when there is one.
+    fn string(&mut self, text: &str) -> String {
+        match self.strings.pop() {
+            Some(mut s) => {
+                s.clear();
+                s.push_str(text);
+                s
+            }
+            None => text.to_string(),
+        }
+    }
+}
+
+impl Clone for Spares {
+    fn clone(&self) -> Spares {
+        Spares::default()
+    }
+}
+
+impl PartialEq for Spares {
+    fn eq(&self, _: &Spares) -> bool {
+        true
     }
 }
 
@@ -430,6 +534,104 @@ mod tests {
             .parse_into("2026-01-02;soon", &mut slot)
             .is_err());
         assert_eq!(slot, None, "a value that does not parse leaves nothing behind");
+    }
+
+    /// A row of cells typed again and again through one `Spares`, as a reader does: every slot
+    /// holds what `parse` makes of its cell, whatever the slots held before (longer or shorter
+    /// lists, blanks, bad values), and the spares stay within what one row can hold.
+    #[test]
+    fn cells_typed_through_spares_match_parse_and_the_spares_stay_bounded() {
+        let types = [
+            FactType::StringList,
+            FactType::DateList,
+            FactType::String,
+            FactType::StringList,
+            FactType::DateList,
+        ];
+        let items = [
+            "dbt",
+            "Snowflake",
+            " Segment ",
+            "a-longer-technology-name",
+            "",
+            "x",
+        ];
+        let dates = ["2026-01-02", "2025-12-31", " 2026-11-24 ", "soon", ""];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut row: Vec<Option<FactValue>> = vec![None; types.len()];
+        let mut spares = Spares::default();
+        for _ in 0..5000 {
+            for (slot, ty) in row.iter_mut().zip(types) {
+                let cell = match ty {
+                    FactType::String => items[next(items.len())].to_string(),
+                    FactType::DateList => (0..next(4))
+                        .map(|_| dates[next(dates.len())])
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                    _ => (0..next(7))
+                        .map(|_| items[next(items.len())])
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                };
+                let got = ty.parse_reusing(&cell, slot, &mut spares);
+                assert_eq!(got, ty.parse(&cell).map(|_| ()), "{ty} {cell:?}");
+                assert_eq!(*slot, ty.parse(&cell).ok().flatten(), "{ty} from {cell:?}");
+            }
+            // Room for one row at most: six items in each list of strings, one string.
+            assert!(
+                spares.strings.len() <= 13,
+                "{} strings kept",
+                spares.strings.len()
+            );
+            assert!(spares.string_lists.len() <= 2 && spares.date_lists.len() <= 2);
+        }
+        assert_eq!(
+            spares.clone(),
+            Spares::default(),
+            "spares are not part of a value"
+        );
+        assert!(spares.clone().strings.is_empty());
+    }
+
+    /// Dates read through the memo are what `Date::from_str` reads, when a date is new, seen
+    /// again, or has lost its slot to another (18k days in 4,096 slots), and errors too.
+    #[test]
+    fn dates_read_through_the_memo_are_the_parser_s() {
+        let mut texts: Vec<String> = (Date::from_days(7_300).days()..Date::from_days(25_567).days())
+            .map(|d| Date::from_days(d).to_string())
+            .collect();
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "2026-01-1x",
+            "20260101xx",
+            "soon",
+        ] {
+            texts.push(bad.to_string());
+        }
+        texts.extend(["2026-11-24T10:00:00Z", "2024-02-29", "0000-01-01"].map(String::from));
+        let mut memo = DateMemo::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3 {
+            for i in 0..texts.len() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let text = &texts[if i % 2 == 0 {
+                    i
+                } else {
+                    (state % texts.len() as u64) as usize
+                }];
+                assert_eq!(memo.parse(text), text.parse::<Date>(), "{text}");
+            }
+        }
     }
 
     #[test]
