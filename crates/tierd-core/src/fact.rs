@@ -306,8 +306,9 @@ impl FactType {
 
 /// What a reader keeps from one row to the next for [`FactType::parse_reusing`]: strings,
 /// lists of strings (empty) and lists of dates that cells no longer hold, and the dates read
-/// so far. Not part of any value: a clone starts with none, and any two compare equal.
-#[derive(Debug, Default)]
+/// so far. Not part of any value: a clone starts with none, any two compare equal, and its
+/// debug form gives only how much it holds.
+#[derive(Default)]
 pub struct Spares {
     strings: Vec<String>,
     string_lists: Vec<Vec<String>>,
@@ -377,6 +378,16 @@ impl Spares {
             }
             None => text.to_string(),
         }
+    }
+}
+
+impl fmt::Debug for Spares {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spares")
+            .field("strings", &self.strings.len())
+            .field("string_lists", &self.string_lists.len())
+            .field("date_lists", &self.date_lists.len())
+            .finish_non_exhaustive()
     }
 }
 
