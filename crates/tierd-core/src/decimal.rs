@@ -188,12 +188,9 @@ mod tests {
             f32::NEG_INFINITY,
         ];
         // A deterministic spread over the ranges tierd writes (scores, coverage, impacts).
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::test_rng::Xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            values.push(((state >> 40) as f32 / (1u64 << 24) as f32) * 10.0 - 5.0);
+            values.push(((rng.next() >> 40) as f32 / (1u64 << 24) as f32) * 10.0 - 5.0);
         }
         for x in values {
             for d in 0..=4 {

@@ -602,13 +602,8 @@ mod ranking_tests {
         let model = Model::from_toml(text, "model").expect("the default model");
         let points = [0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0];
         let shares = [0.05, 0.1, 0.2];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::Xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n);
         for _ in 0..2000 {
             let n = 1 + next(14);
             let card = ScoreCard {

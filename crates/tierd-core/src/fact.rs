@@ -479,18 +479,12 @@ mod tests {
     #[test]
     fn list_items_are_cut_as_str_split_cuts_them() {
         let alphabet = ["a", ";", " ", "é", "日", "dbt", ";;", ""];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = crate::test_rng::Xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let mut cell = String::new();
-            for _ in 0..(state % 9) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                cell.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            for _ in 0..rng.below(9) {
+                cell.push_str(rng.pick(&alphabet));
             }
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
             let got: Vec<&str> = list_items(&cell).collect();
             let want: Vec<&str> = cell.split(LIST_SEPARATOR).collect();
             assert_eq!(got, want, "{cell:?}");
@@ -499,16 +493,14 @@ mod tests {
 
     #[test]
     fn whole_numbers_read_digit_by_digit_are_what_the_float_parser_reads() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::test_rng::Xorshift(0x9e37_79b9_7f4a_7c15);
         let mut texts: Vec<String> = ["0", "7", "00012", "999999999999999", "1000000000000000"]
             .iter()
             .map(ToString::to_string)
             .collect();
         for _ in 0..100_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            texts.push((state >> (state % 60)).to_string());
+            let x = rng.next();
+            texts.push((x >> (x % 60)).to_string());
         }
         for text in texts {
             let mut slot = None;
@@ -568,13 +560,8 @@ mod tests {
             "x",
         ];
         let dates = ["2026-01-02", "2025-12-31", " 2026-11-24 ", "soon", ""];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::Xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n);
         let mut row: Vec<Option<FactValue>> = vec![None; types.len()];
         let mut spares = Spares::default();
         for _ in 0..5000 {
@@ -629,17 +616,10 @@ mod tests {
         }
         texts.extend(["2026-11-24T10:00:00Z", "2024-02-29", "0000-01-01"].map(String::from));
         let mut memo = DateMemo::default();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::test_rng::Xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..3 {
             for i in 0..texts.len() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let text = &texts[if i % 2 == 0 {
-                    i
-                } else {
-                    (state % texts.len() as u64) as usize
-                }];
+                let text = &texts[if i % 2 == 0 { i } else { rng.below(texts.len()) }];
                 assert_eq!(memo.parse(text), text.parse::<Date>(), "{text}");
             }
         }

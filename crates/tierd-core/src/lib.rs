@@ -26,6 +26,8 @@ pub mod model;
 pub mod points;
 pub mod score;
 pub mod secret;
+#[cfg(test)]
+mod test_rng;
 pub mod tier;
 
 pub use config_error::{ConfigError, ConfigErrors};

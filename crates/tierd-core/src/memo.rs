@@ -348,20 +348,7 @@ fact = "firmographic.employee_count"
 rule = { bands = [{ min = 10, max = 100, points = 3 }] }
 "#;
 
-    /// A small deterministic generator (xorshift).
-    struct Gen(u64);
-
-    impl Gen {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[(self.next() % from.len() as u64) as usize]
-        }
-    }
+    use crate::test_rng::Xorshift as Gen;
 
     /// The text of a cell for a fact of type `ty`: blanks, mixed case, unknown values, lists
     /// with repeats and blank items, past and future dates, odd numbers.
