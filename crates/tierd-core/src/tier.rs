@@ -426,8 +426,9 @@ impl TierPolicy {
     /// sizes its seats for.
     pub fn candidates(&self, members: &[TierMember], as_of: Date) -> [u64; 3] {
         let mut out = [0u64; 3];
+        let lines = self.lines();
         for m in members {
-            let tier = self.before_caps(m, as_of).tier;
+            let tier = self.before_caps(&lines, m, as_of).tier;
             if let Some(slot) = out.get_mut(tier.index()) {
                 *slot += 1;
             }
@@ -472,8 +473,8 @@ impl TierPolicy {
 
     /// An account's tier before the caps: its base, lifted while its engagement window holds,
     /// then held to the best tier its coverage allows. Locked accounts keep their lock's tier.
-    fn before_caps(&self, m: &TierMember, as_of: Date) -> Assignment {
-        self.before_caps_of(&m.basis, m.coverage, as_of)
+    fn before_caps(&self, lines: &Lines, m: &TierMember, as_of: Date) -> Assignment {
+        self.before_caps_on(lines, &m.basis, m.coverage, as_of)
     }
 
     /// [`TierPolicy::decide`]'s tier before the caps of an account with this basis and coverage:
@@ -594,7 +595,11 @@ impl TierPolicy {
     /// overflow may be demoted again by Tier 2's cap). So the capped tiers never hold more
     /// unlocked accounts than the cap leaves after the locks.
     pub fn decide(&self, members: &[TierMember], as_of: Date) -> Vec<Assignment> {
-        let mut out: Vec<Assignment> = members.iter().map(|m| self.before_caps(m, as_of)).collect();
+        let lines = self.lines();
+        let mut out: Vec<Assignment> = members
+            .iter()
+            .map(|m| self.before_caps(&lines, m, as_of))
+            .collect();
 
         let n = members.len();
         for (cap_index, cap) in self.caps.iter().enumerate() {
@@ -623,9 +628,10 @@ impl TierPolicy {
     /// Both steps at once, for a population known in full (`tierd score`, tests, benches):
     /// [`TierPolicy::basis`] per candidate, then [`TierPolicy::decide`].
     pub fn assign(&self, candidates: &[TierCandidate], kind: RunKind, as_of: Date) -> Vec<Assignment> {
+        let lines = self.lines();
         let members: Vec<TierMember> = candidates
             .iter()
-            .map(|c| TierMember::new(c, self.basis(c, kind)))
+            .map(|c| TierMember::new(c, self.basis_on(&lines, c, kind)))
             .collect();
         self.decide(&members, as_of)
     }
