@@ -499,7 +499,7 @@ fn fill_record<'f>(
             continue;
         };
         if let Column::Fact(slot, ty) = *col {
-            // `parse_into` trims the cell itself: trimmed once, not twice.
+            // `parse_reusing` trims the cell itself: trimmed once, not twice.
             if let Err(e) = ty.parse_reusing(text, &mut rec.facts.0[slot], &mut rec.spares) {
                 problems.push(format!("{}: {e}", schema.name(slot)));
             }

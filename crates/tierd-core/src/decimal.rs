@@ -42,15 +42,21 @@ pub fn push_fixed(out: &mut String, x: f32, decimals: u32, plus: bool) {
     // The whole part, then the decimals zero-padded (one division each, not one per digit).
     out.push_str(itoa::Buffer::new().format(n / scale));
     if decimals > 0 {
-        let mut frac = n % scale;
-        let mut digits = *b".000000";
-        for d in digits[1..=decimals as usize].iter_mut().rev() {
-            *d = b'0' + (frac % 10) as u8;
-            frac /= 10;
-        }
+        let digits = point_and_decimals(n % scale, decimals);
         // ASCII only: pushed as chars, without a UTF-8 check of the slice.
         out.extend(digits[..=decimals as usize].iter().map(|&d| char::from(d)));
     }
+}
+
+/// `.` and the `decimals` digits of `frac` (below 10^decimals), zero-padded, in the first
+/// `decimals + 1` bytes: one division each, not one per digit.
+fn point_and_decimals(mut frac: u64, decimals: u32) -> [u8; 7] {
+    let mut digits = *b".000000";
+    for d in digits[1..=decimals as usize].iter_mut().rev() {
+        *d = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    digits
 }
 
 /// [`push_fixed`] without `plus`, appended to bytes: a score or a coverage as the row writer
@@ -62,15 +68,10 @@ pub fn push_fixed_bytes(out: &mut Vec<u8>, x: f32, decimals: u32) {
         let scale = 10u64.pow(decimals);
         let n = round_half_even(f64::from(x) * scale as f64) as u64;
         if n < 10 * scale {
-            let mut digits = [b'.'; 8];
-            digits[0] = b'0' + (n / scale) as u8;
-            let mut frac = n % scale;
-            for d in digits[2..2 + decimals as usize].iter_mut().rev() {
-                *d = b'0' + (frac % 10) as u8;
-                frac /= 10;
+            out.push(b'0' + (n / scale) as u8);
+            if decimals > 0 {
+                out.extend_from_slice(&point_and_decimals(n % scale, decimals)[..=decimals as usize]);
             }
-            let len = if decimals == 0 { 1 } else { 2 + decimals as usize };
-            out.extend_from_slice(&digits[..len]);
             return;
         }
     }

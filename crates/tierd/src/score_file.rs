@@ -11,11 +11,11 @@
 //! A repeated id is rejected, with the line it was first seen on. For a CSV file the check is
 //! optimistic: pass 1 keeps no id, only each id's 64-bit hash, on disk, in partitions by the
 //! hash's top bits ([`IdHashes`]). After the pass each partition's hashes go into a set (the
-//! partitions shared out among the cores); when no hash occurs twice (a file without repeats) pass 1's
-//! result stands. Otherwise pass 1 is run
-//! again from the start of the file, and only ids whose hash occurred twice are kept, in an
-//! exact set ([`Suspects`]): the repeats are rejected as if every id had been kept, and
-//! distinct ids whose hashes collide are both scored. A file with repeats costs a second read
+//! partitions shared out among the cores); when no hash occurs twice (a file without
+//! repeats) pass 1's result stands. Otherwise pass 1 is run again from the start of the
+//! file, and only ids whose hash occurred twice are kept, in an exact set ([`Suspects`]):
+//! the repeats are rejected as if every id had been kept, and distinct ids whose hashes
+//! collide are both scored. A file with repeats costs a second read
 //! (the chunk reader needs a file it can seek in already, never a pipe). JSONL files and
 //! enriched runs have their ids checked by [`AccountReader`], which keeps every id: only the
 //! CSV path's memory is flat in the number of accounts.
